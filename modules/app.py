@@ -1,0 +1,23 @@
+"""Build one CDKTF app holding every layer stack of the given environments."""
+
+from __future__ import annotations
+
+from cdktf import App
+
+from modules.config import Environment
+from modules.foundation import Foundation
+from modules.network import Network
+from modules.stacks import LayerStack
+
+
+def build_app(environments: list[Environment], outdir: str | None = None) -> App:
+    """Stacks `<env>-<layer>`, wired through each layer's typed outputs."""
+    app = App(outdir=outdir) if outdir else App()
+    for env in environments:
+        build_environment(app, env)
+    return app
+
+
+def build_environment(app: App, env: Environment) -> None:
+    foundation = Foundation(LayerStack(app, env, "foundation"), "foundation", env=env)
+    Network(LayerStack(app, env, "network"), "network", env=env, kms_key_arn=foundation.outputs.kms_key_arn)

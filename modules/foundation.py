@@ -1,0 +1,149 @@
+"""Foundation layer: the environment's KMS key, its log buckets and the CloudTrail trail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from constructs import Construct
+from cdktf_cdktf_provider_aws.cloudtrail import Cloudtrail
+from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+
+from modules import iam
+from modules.compliance import skip
+from modules.config import Environment
+from modules.context import Account, current_account
+from modules.storage import SecureBucket, encrypted_log_group, protect
+
+
+@dataclass(frozen=True)
+class FoundationOutputs:
+    kms_key_arn: str
+    access_log_bucket: str
+    audit_bucket: str
+    audit_bucket_arn: str
+    waf_log_bucket_arn: str
+    alb_log_bucket: str
+
+
+class Foundation(Construct):
+    """One customer-managed KMS key and the S3 buckets every other layer logs into."""
+
+    def __init__(self, scope: Construct, id: str, *, env: Environment) -> None:
+        super().__init__(scope, id)
+        cfg = env.foundation
+        account = current_account(self, env.region)
+        trail_name = env.resource_name("trail")
+
+        self.key = KmsKey(
+            self, "key", description=f"{env.resource_name('key')}: encrypts data and logs of {env.name}",
+            enable_key_rotation=True, deletion_window_in_days=30,
+            policy=iam.document(*_key_policy(account, trail_name if cfg.cloudtrail else None)))
+        protect(self.key, env.protect_stateful)
+        KmsAlias(self, "key_alias", name=f"alias/{env.resource_name('key')}", target_key_id=self.key.key_id)
+
+        def bucket(id: str, name: str, **kwargs: object) -> SecureBucket:
+            return SecureBucket(self, id, name=name, protect_data=env.protect_stateful,
+                                archive_after_days=cfg.archive_after_days,
+                                expire_after_days=cfg.audit_retention_days, **kwargs)  # type: ignore[arg-type]
+
+        # Bucket names are global: suffix the account id.
+        access_log_name = f"{env.resource_name('access-logs')}-{account.id}"
+        waf_name = f"aws-waf-logs-{env.resource_name('waf')}-{account.id}"  # WAF requires this prefix
+        alb_name = f"{env.resource_name('alb-logs')}-{account.id}"
+
+        access_logs = bucket(
+            "access_logs", access_log_name, kms_key_arn=None,
+            sse_s3_reason="S3 server access log delivery writes only to SSE-S3 target buckets.",
+            policy_statements=(iam.allow(
+                ["s3:PutObject"], [f"arn:{account.partition}:s3:::{access_log_name}/*"],
+                sid="S3ServerAccessLogDelivery", principals={"Service": "logging.s3.amazonaws.com"},
+                conditions={"StringEquals": {"aws:SourceAccount": account.id}}),))
+        audit = bucket("audit", f"{env.resource_name('audit')}-{account.id}", kms_key_arn=self.key.arn,
+                       access_log_bucket=access_logs.name,
+                       object_lock_days=cfg.audit_retention_days if cfg.audit_object_lock else None)
+        waf = bucket(
+            "waf_logs", waf_name, kms_key_arn=self.key.arn, access_log_bucket=access_logs.name,
+            policy_statements=_log_delivery_statements(account, f"arn:{account.partition}:s3:::{waf_name}"))
+        elb = DataAwsElbServiceAccount(self, "elb_account")
+        alb_logs = bucket(
+            "alb_logs", alb_name, kms_key_arn=None, access_log_bucket=access_logs.name,
+            sse_s3_reason="Elastic Load Balancing access log delivery supports only SSE-S3 buckets.",
+            policy_statements=(iam.allow(
+                ["s3:PutObject"], [f"arn:{account.partition}:s3:::{alb_name}/*"], sid="ElbAccessLogDelivery",
+                principals={"AWS": elb.arn}),))
+
+        if cfg.cloudtrail:
+            self._trail(env, account, trail_name, bucket, access_logs.name)
+
+        self.outputs = FoundationOutputs(
+            kms_key_arn=self.key.arn, access_log_bucket=access_logs.name, audit_bucket=audit.name,
+            audit_bucket_arn=audit.arn, waf_log_bucket_arn=waf.arn, alb_log_bucket=alb_logs.name)
+
+    def _trail(self, env: Environment, account: Account, trail_name: str,
+               bucket: Callable[..., SecureBucket], access_log_bucket: str) -> None:
+        trail_bucket_name = f"{env.resource_name('trail')}-{account.id}"
+        trail_bucket_arn = f"arn:{account.partition}:s3:::{trail_bucket_name}"
+        trail_arn = account.arn("cloudtrail", f"trail/{trail_name}")
+        source = {"StringEquals": {"aws:SourceArn": trail_arn}}
+        trail_bucket = bucket(
+            "trail_bucket", trail_bucket_name, kms_key_arn=self.key.arn, access_log_bucket=access_log_bucket,
+            policy_statements=(
+                iam.allow(["s3:GetBucketAcl"], [trail_bucket_arn], sid="CloudTrailAclCheck",
+                          principals={"Service": "cloudtrail.amazonaws.com"}, conditions=source),
+                iam.allow(["s3:PutObject"], [f"{trail_bucket_arn}/AWSLogs/{account.id}/*"], sid="CloudTrailWrite",
+                          principals={"Service": "cloudtrail.amazonaws.com"}, conditions=source),
+            ))
+        group = encrypted_log_group(self, "trail_log_group", name=f"/aws/cloudtrail/{trail_name}",
+                                    kms_key_arn=self.key.arn, retention_days=env.foundation.log_retention_days,
+                                    protect_data=env.protect_stateful)
+        role = iam.service_role(
+            self, "trail_role", name=env.resource_name("trail-logs"), service="cloudtrail.amazonaws.com",
+            source_account=account.id,
+            statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{group.arn}:*"])])
+        trail = Cloudtrail(self, "trail", name=trail_name, s3_bucket_name=trail_bucket.name, is_multi_region_trail=True,
+                   include_global_service_events=True, enable_log_file_validation=True, kms_key_id=self.key.arn,
+                   cloud_watch_logs_group_arn=f"{group.arn}:*", cloud_watch_logs_role_arn=role.arn,
+                   depends_on=[trail_bucket])
+        skip(trail, "CKV_AWS_252", "Trail delivery is watched through its CloudWatch Logs integration; "
+             "per-file SNS notifications would have no subscriber.")
+
+
+def _log_delivery_statements(account: Account, bucket_arn: str) -> tuple[iam.Statement, ...]:
+    """Bucket policy for CloudWatch Logs vended delivery (WAF logs) into `bucket_arn`."""
+    source = {"aws:SourceAccount": account.id}
+    principal = {"Service": "delivery.logs.amazonaws.com"}
+    return (
+        iam.allow(["s3:GetBucketAcl"], [bucket_arn], sid="LogDeliveryAclCheck", principals=principal,
+                  conditions={"StringEquals": source}),
+        iam.allow(["s3:PutObject"], [f"{bucket_arn}/AWSLogs/{account.id}/*"], sid="LogDeliveryWrite",
+                  principals=principal, conditions={"StringEquals": source}),
+    )
+
+
+def _key_policy(account: Account, trail_name: str | None) -> list[iam.Statement]:
+    """Key policy: account administration (IAM policies then grant per role), plus exactly the
+    services that encrypt on their own behalf. Services that act for a caller (RDS, S3,
+    DynamoDB, SQS, SNS, Secrets Manager, ElastiCache) use the caller's IAM grant."""
+    region = account.region
+    use = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    statements = [
+        iam.allow(["kms:*"], ["*"], sid="AccountAdministration",
+                  principals={"AWS": f"arn:{account.partition}:iam::{account.id}:root"}),
+        iam.allow(use, ["*"], sid="CloudWatchLogs", principals={"Service": f"logs.{region}.amazonaws.com"},
+                  conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                          f"arn:{account.partition}:logs:{region}:{account.id}:*"}}),
+        iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="LogDelivery",
+                  principals={"Service": "delivery.logs.amazonaws.com"},
+                  conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
+    ]
+    if trail_name:
+        statements.append(iam.allow(
+            ["kms:GenerateDataKey*", "kms:DescribeKey"], ["*"], sid="CloudTrail",
+            principals={"Service": "cloudtrail.amazonaws.com"},
+            conditions={"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn":
+                                       f"arn:{account.partition}:cloudtrail:*:{account.id}:trail/*"},
+                        "StringEquals": {"aws:SourceArn": account.arn("cloudtrail", f"trail/{trail_name}")}}))
+    return statements

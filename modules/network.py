@@ -1,0 +1,248 @@
+"""Network layer: VPC with public, private and isolated database tiers, NACLs, endpoints,
+flow logs, and the security groups every later layer attaches to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from constructs import Construct
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
+from cdktf_cdktf_provider_aws.eip import Eip
+from cdktf_cdktf_provider_aws.flow_log import FlowLog
+from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
+from cdktf_cdktf_provider_aws.nat_gateway import NatGateway
+from cdktf_cdktf_provider_aws.network_acl import NetworkAcl
+from cdktf_cdktf_provider_aws.network_acl_rule import NetworkAclRule
+from cdktf_cdktf_provider_aws.route import Route
+from cdktf_cdktf_provider_aws.route_table import RouteTable
+from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.subnet import Subnet
+from cdktf_cdktf_provider_aws.vpc import Vpc
+from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+
+from modules import iam
+from modules.compliance import skip
+from modules.config import Environment
+from modules.context import current_account
+from modules.storage import encrypted_log_group
+
+
+class Port:
+    """Every port the platform opens, in one place."""
+
+    HTTP = 80
+    HTTPS = 443
+    GATEWAY = 4000  # LiteLLM proxy
+    POSTGRES = 5432
+    REDIS = 6379
+    GPU_SERVICE = 50051  # self-hosted model (gRPC / HTTP2)
+    GPU_HEALTH = 443  # the GPU hosts' HTTPS health proxy
+
+
+INTERFACE_ENDPOINTS = ("bedrock-runtime", "ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms",
+                       "sqs", "sns", "ssm", "sts")
+ANYWHERE = "0.0.0.0/0"
+
+# Security groups created here and attached by the layer that owns the workload.
+SECURITY_GROUPS = {
+    "alb": "public ALB (edge layer)",
+    "gateway": "LiteLLM tasks (gateway layer)",
+    "database": "RDS PostgreSQL (data layer)",
+    "redis": "ElastiCache Redis (data layer)",
+    "lambda": "functions of the realtime layer",
+    "llm_alb": "internal ALB of the GPU tier (llm layer)",
+    "gpu": "GPU model instances (llm layer)",
+}
+
+
+@dataclass(frozen=True)
+class NetworkOutputs:
+    vpc_id: str
+    vpc_cidr: str
+    public_subnet_ids: list[str]
+    private_subnet_ids: list[str]
+    database_subnet_ids: list[str]
+    security_group_ids: dict[str, str]
+
+
+class Network(Construct):
+    """VPC across the configured AZs: public (ALB, NAT), private (workloads) and database
+    (no route to the internet) tiers, each behind its own NACL."""
+
+    def __init__(self, scope: Construct, id: str, *, env: Environment, kms_key_arn: str) -> None:
+        super().__init__(scope, id)
+        net = env.network
+        account = current_account(self, env.region)
+        self.vpc = Vpc(self, "vpc", cidr_block=str(net.vpc_cidr), enable_dns_support=True,
+                       enable_dns_hostnames=True, tags={"Name": env.resource_name("vpc")})
+        vpc_id = self.vpc.id
+        # No rules: the default security group admits and emits nothing.
+        DefaultSecurityGroup(self, "default_security_group", vpc_id=vpc_id, ingress=[], egress=[])
+
+        public = self._subnets(env, "public", net.public_subnets)
+        private = self._subnets(env, "private", net.private_subnets)
+        database = self._subnets(env, "database", net.database_subnets)
+
+        igw = InternetGateway(self, "igw", vpc_id=vpc_id, tags={"Name": env.resource_name("igw")})
+        public_rt = self._route_table(env, "public", public)
+        Route(self, "public_default_route", route_table_id=public_rt.id, destination_cidr_block=ANYWHERE,
+              gateway_id=igw.id)
+
+        nat_count = len(public) if net.nat_gateways == "per_az" else 1
+        nats = []
+        for i in range(nat_count):
+            eip = Eip(self, f"nat_eip_{i}", domain="vpc", tags={"Name": env.resource_name(f"nat-{i}")})
+            nats.append(NatGateway(self, f"nat_{i}", allocation_id=eip.id, subnet_id=public[i].id,
+                                   tags={"Name": env.resource_name(f"nat-{i}")}, depends_on=[igw]))
+        private_rts = []
+        for i, subnet in enumerate(private):
+            rt = self._route_table(env, f"private_{i}", [subnet])
+            Route(self, f"private_{i}_default_route", route_table_id=rt.id, destination_cidr_block=ANYWHERE,
+                  nat_gateway_id=nats[i % nat_count].id)
+            private_rts.append(rt)
+        database_rt = self._route_table(env, "database", database)  # local routes only
+
+        for service in ("s3", "dynamodb"):
+            VpcEndpoint(self, f"endpoint_{service}", vpc_id=vpc_id, vpc_endpoint_type="Gateway",
+                        service_name=f"com.amazonaws.{env.region}.{service}",
+                        route_table_ids=[rt.id for rt in private_rts],
+                        tags={"Name": env.resource_name(f"{service}-endpoint")})
+        endpoint_sg = self._security_group(env, "endpoints", "interface VPC endpoints")
+        VpcSecurityGroupIngressRule(self, "endpoints_https_from_vpc", security_group_id=endpoint_sg.id,
+                                    ip_protocol="tcp", from_port=Port.HTTPS, to_port=Port.HTTPS,
+                                    cidr_ipv4=str(net.vpc_cidr), description="HTTPS from inside the VPC")
+        for service in INTERFACE_ENDPOINTS:
+            VpcEndpoint(self, f"endpoint_{service.replace('.', '_').replace('-', '_')}", vpc_id=vpc_id,
+                        vpc_endpoint_type="Interface", service_name=f"com.amazonaws.{env.region}.{service}",
+                        private_dns_enabled=True, subnet_ids=[s.id for s in private],
+                        security_group_ids=[endpoint_sg.id],
+                        tags={"Name": env.resource_name(f"{service}-endpoint")})
+
+        self._acls(env, public, private, database)
+        self._flow_logs(env, account.id, kms_key_arn)
+        groups = {name: self._security_group(env, name, purpose) for name, purpose in SECURITY_GROUPS.items()}
+        self._connect(groups)
+
+        self.outputs = NetworkOutputs(
+            vpc_id=vpc_id, vpc_cidr=str(net.vpc_cidr),
+            public_subnet_ids=[s.id for s in public], private_subnet_ids=[s.id for s in private],
+            database_subnet_ids=[s.id for s in database],
+            security_group_ids={name: sg.id for name, sg in groups.items()})
+
+    # --- subnets and routes -------------------------------------------------------------------
+
+    def _subnets(self, env: Environment, tier: str, cidrs: list[IPv4Network]) -> list[Subnet]:
+        return [Subnet(self, f"{tier}_subnet_{i}", vpc_id=self.vpc.id, cidr_block=str(cidr),
+                       availability_zone=az, map_public_ip_on_launch=False,
+                       tags={"Name": env.resource_name(f"{tier}-{az}"), "Tier": tier})
+                for i, (cidr, az) in enumerate(zip(cidrs, env.network.availability_zones))]
+
+    def _route_table(self, env: Environment, name: str, subnets: list[Subnet]) -> RouteTable:
+        rt = RouteTable(self, f"{name}_route_table", vpc_id=self.vpc.id,
+                        tags={"Name": env.resource_name(f"{name.replace('_', '-')}-rt")})
+        for i, subnet in enumerate(subnets):
+            RouteTableAssociation(self, f"{name}_route_table_association_{i}", route_table_id=rt.id,
+                                  subnet_id=subnet.id)
+        return rt
+
+    # --- network ACLs (stateless: return traffic needs explicit ephemeral-port rules) ---------
+
+    def _acls(self, env: Environment, public: list[Subnet], private: list[Subnet],
+              database: list[Subnet]) -> None:
+        net = env.network
+        vpc = str(net.vpc_cidr)
+        private_cidrs = [str(c) for c in net.private_subnets]
+        database_cidrs = [str(c) for c in net.database_subnets]
+
+        self._acl(env, "public", public, ingress=[
+            ("tcp", Port.HTTPS, Port.HTTPS, ANYWHERE),
+            ("tcp", Port.HTTP, Port.HTTP, ANYWHERE),
+            # Replies to NAT and ALB connections arrive on ports 1024-65535; 3389 stays
+            # closed so no RDP can enter although the ACL is stateless.
+            ("tcp", 1024, 3388, ANYWHERE),
+            ("tcp", 3390, 65535, ANYWHERE),
+        ], egress=[("-1", 0, 0, ANYWHERE)])
+        self._acl(env, "private", private, ingress=[
+            ("tcp", Port.HTTPS, Port.HTTPS, vpc),
+            ("tcp", Port.GATEWAY, Port.GATEWAY, vpc),
+            ("tcp", Port.GPU_SERVICE, Port.GPU_SERVICE, vpc),
+            # Replies to the workloads' own connections (Linux ephemeral range).
+            ("tcp", 32768, 65535, ANYWHERE),
+        ], egress=[("-1", 0, 0, ANYWHERE)])
+        self._acl(
+            env, "database", database,
+            ingress=[("tcp", port, port, cidr) for cidr in private_cidrs for port in (Port.POSTGRES, Port.REDIS)]
+            # Replication between data nodes, and its replies.
+            + [("tcp", 1024, 65535, cidr) for cidr in database_cidrs],
+            egress=[("tcp", 1024, 65535, cidr) for cidr in private_cidrs + database_cidrs])
+
+    def _acl(self, env: Environment, tier: str, subnets: list[Subnet], *,
+             ingress: list[tuple[str, int, int, str]], egress: list[tuple[str, int, int, str]]) -> NetworkAcl:
+        acl = NetworkAcl(self, f"{tier}_acl", vpc_id=self.vpc.id, subnet_ids=[s.id for s in subnets],
+                         tags={"Name": env.resource_name(f"{tier}-acl")})
+        for direction, rules in (("ingress", ingress), ("egress", egress)):
+            for i, (protocol, low, high, cidr) in enumerate(rules):
+                NetworkAclRule(self, f"{tier}_acl_{direction}_{i}", network_acl_id=acl.id,
+                               egress=direction == "egress", rule_number=100 + 10 * i, rule_action="allow",
+                               protocol=protocol, from_port=low, to_port=high, cidr_block=cidr)
+        return acl
+
+    # --- flow logs ----------------------------------------------------------------------------
+
+    def _flow_logs(self, env: Environment, account_id: str, kms_key_arn: str) -> None:
+        group = encrypted_log_group(self, "flow_log_group", name=f"/vpc/{env.resource_name('flow-logs')}",
+                                    kms_key_arn=kms_key_arn, retention_days=env.foundation.log_retention_days,
+                                    protect_data=env.protect_stateful)
+        role = iam.service_role(
+            self, "flow_log_role", name=env.resource_name("flow-logs"), service="vpc-flow-logs.amazonaws.com",
+            source_account=account_id,
+            statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                                  [group.arn, f"{group.arn}:*"])])
+        FlowLog(self, "flow_log", vpc_id=self.vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
+                log_destination=group.arn, iam_role_arn=role.arn, max_aggregation_interval=60)
+
+    # --- security groups ----------------------------------------------------------------------
+
+    def _security_group(self, env: Environment, name: str, purpose: str) -> SecurityGroup:
+        sg = SecurityGroup(self, f"{name}_security_group", vpc_id=self.vpc.id,
+                           name=env.resource_name(f"{name.replace('_', '-')}-sg"), description=f"{purpose}",
+                           tags={"Name": env.resource_name(f"{name.replace('_', '-')}-sg")})
+        if name in SECURITY_GROUPS:
+            skip(sg, "CKV2_AWS_5", "Created here so every layer can reference it; the owning layer "
+                 "attaches it in its own stack, which Checkov scans separately.")
+        return sg
+
+    def _connect(self, sg: dict[str, SecurityGroup]) -> None:
+        """NET-6: who may talk to whom. Each edge opens egress on the source and ingress on the target."""
+
+        def allow(source: str, target: str, port: int, why: str) -> None:
+            key = f"{source}_to_{target}_{port}"
+            VpcSecurityGroupEgressRule(self, f"egress_{key}", security_group_id=sg[source].id, ip_protocol="tcp",
+                                       from_port=port, to_port=port, referenced_security_group_id=sg[target].id,
+                                       description=why)
+            VpcSecurityGroupIngressRule(self, f"ingress_{key}", security_group_id=sg[target].id, ip_protocol="tcp",
+                                        from_port=port, to_port=port, referenced_security_group_id=sg[source].id,
+                                        description=why)
+
+        internet = {port: VpcSecurityGroupIngressRule(
+            self, f"alb_ingress_{port}_internet", security_group_id=sg["alb"].id, ip_protocol="tcp",
+            from_port=port, to_port=port, cidr_ipv4=ANYWHERE, description=f"clients on {port}")
+            for port in (Port.HTTPS, Port.HTTP)}
+        skip(internet[Port.HTTP], "CKV_AWS_260", "Port 80 only answers with a 301 redirect to HTTPS (edge "
+             "listener), so clients that type a bare host name are upgraded instead of refused.")
+        allow("alb", "gateway", Port.GATEWAY, "ALB to LiteLLM")
+        for client in ("gateway", "lambda"):
+            allow(client, "database", Port.POSTGRES, f"{client} to PostgreSQL")
+            allow(client, "redis", Port.REDIS, f"{client} to Redis")
+            allow(client, "llm_alb", Port.HTTPS, f"{client} to the internal model ALB")
+        allow("llm_alb", "gpu", Port.GPU_SERVICE, "internal ALB to the model service")
+        allow("llm_alb", "gpu", Port.GPU_HEALTH, "internal ALB health checks")
+        # AWS APIs, Bedrock and image registries over HTTPS only.
+        for name in ("gateway", "lambda", "gpu"):
+            VpcSecurityGroupEgressRule(self, f"{name}_egress_https", security_group_id=sg[name].id,
+                                       ip_protocol="tcp", from_port=Port.HTTPS, to_port=Port.HTTPS,
+                                       cidr_ipv4=ANYWHERE, description="HTTPS to AWS APIs and registries")

@@ -1,0 +1,43 @@
+"""Fast, on-demand loading of the AWS provider bindings.
+
+`cdktf_cdktf_provider_aws/__init__.py` imports all ~2,200 resource submodules (and
+their jsii types) although a stack uses a few dozen: 11-18 s and ~570 MB per process.
+Each submodule is self-contained (it imports only the package's `_jsii`, jsii, typeguard
+and cdktf), so we register a bare package object carrying the real `__path__` before the
+first import; Python then loads `cdktf_cdktf_provider_aws.<resource>` on demand and never
+runs the root `__init__`. The synthesized JSON is byte-identical (a test proves it).
+
+`modules/__init__.py` calls `install()`, so anything imported from `modules` gets the
+fast path. If the real package was already imported, nothing changes.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import sys
+import types
+
+PACKAGE = "cdktf_cdktf_provider_aws"
+
+
+def install() -> None:
+    """Register the bare provider package in `sys.modules` (idempotent)."""
+    if PACKAGE in sys.modules:
+        return
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{PACKAGE} is not installed; run `pipenv sync --dev`")
+    package = types.ModuleType(PACKAGE, "AWS provider bindings, loaded per submodule.")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__file__ = spec.origin
+    # A spec without a loader keeps importlib from ever executing the root __init__.
+    package.__spec__ = importlib.machinery.ModuleSpec(PACKAGE, None, is_package=True)
+    package.__spec__.submodule_search_locations = package.__path__
+    sys.modules[PACKAGE] = package
+
+
+def is_lazy() -> bool:
+    """True when the provider package is the bare on-demand one."""
+    module = sys.modules.get(PACKAGE)
+    return module is not None and getattr(module.__spec__, "loader", None) is None

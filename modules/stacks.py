@@ -1,0 +1,37 @@
+"""Stacks: the only place that knows about providers and backends.
+
+Every stack is `<env>-<layer>`: one AWS provider (region, default tags), one backend
+(local by default, so synthesis needs no AWS credentials; or S3 with encryption and a
+native lock file), and one layer construct.
+"""
+
+from __future__ import annotations
+
+from cdktf import LocalBackend, S3Backend, TerraformStack
+from constructs import Construct
+from cdktf_cdktf_provider_aws.provider import AwsProvider
+
+from modules.config import Environment
+
+LAYERS = ("foundation", "network", "edge", "data", "gateway")
+
+
+class LayerStack(TerraformStack):
+    def __init__(self, scope: Construct, env: Environment, layer: str) -> None:
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}; known: {', '.join(LAYERS)}")
+        self.stack_name = f"{env.name}-{layer}"
+        super().__init__(scope, self.stack_name)
+        tags = {**env.tags, "Project": env.project, "Environment": env.name, "Layer": layer,
+                "ManagedBy": "cdktf"}
+        AwsProvider(self, "aws", region=env.region, default_tags=[{"tags": tags}])
+        if env.backend.type == "s3":
+            backend = S3Backend(self, bucket=env.backend.bucket or "",
+                                key=f"{env.backend.key_prefix}/{env.name}/{layer}.tfstate",
+                                region=env.backend.region or env.region, encrypt=True,
+                                kms_key_id=env.backend.kms_key_id)
+            backend.add_override("use_lockfile", True)
+        else:
+            # Relative to the stack's working directory (cdktf.out/stacks/<stack>), so state
+            # lands in the project root and synthesized output holds no absolute paths.
+            LocalBackend(self, path=f"../../../terraform.{self.stack_name}.tfstate")

@@ -1,0 +1,1 @@
+"""Custom Checkov policies loaded by the compliance gate."""
