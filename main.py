@@ -1,28 +1,38 @@
-"""Synthesize the LLM platform's Terraform: `python main.py [ENV ...]` (default: every environment).
+"""Synthesize the LLM platform's Terraform.
 
-Every selected environment is loaded and validated before any construct is built; on a
-configuration error nothing is synthesized and the problems are printed with their fixes.
+    python main.py [ENV ...] [--environments-dir DIR] [--outdir DIR]
+
+Default: every folder under environments/. Every selected environment is loaded and
+validated before any construct is built; on a configuration error nothing is written and
+each problem is printed with its environment, field and fix (exit code 2).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from modules.app import build_app  # noqa: E402  (the fast provider path installs on import)
-from modules.config import ConfigError, available_environments, load_environments  # noqa: E402
+from modules.app import build_app  # noqa: E402  (importing modules installs the fast provider path)
+from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    names = argv or available_environments()
+    parser = argparse.ArgumentParser(description="Synthesize Terraform for the selected environments.")
+    parser.add_argument("environments", nargs="*", help="environment folders (default: all)")
+    parser.add_argument("--environments-dir", type=Path, default=ENVIRONMENTS_DIR)
+    parser.add_argument("--outdir", help="output directory (default: cdktf.out, or $CDKTF_OUTDIR)")
+    args = parser.parse_args(argv)
+    names = args.environments or available_environments(args.environments_dir)
     try:
-        environments = load_environments(names)
+        environments = load_environments(names, args.environments_dir)
     except ConfigError as err:
         print(f"configuration error, nothing synthesized:\n{err}", file=sys.stderr)
         return 2
-    build_app(environments).synth()
+    build_app(environments, outdir=args.outdir).synth()
     return 0
 
 

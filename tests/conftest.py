@@ -1,0 +1,62 @@
+"""Shared fixtures: synthesize every environment once per session; tests read the JSON.
+
+Synthesis happens in-process through the fast provider path (a few seconds); the
+compliance gate runs once over the same output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from modules.app import build_app  # noqa: E402
+from modules.config import available_environments, load_environments  # noqa: E402
+
+ENVIRONMENTS = available_environments()
+
+
+class Stack:
+    """One synthesized `cdk.tf.json`, with small query helpers."""
+
+    def __init__(self, name: str, doc: dict[str, Any]) -> None:
+        self.name, self.doc = name, doc
+
+    def resources(self, type_: str) -> dict[str, dict[str, Any]]:
+        return self.doc.get("resource", {}).get(type_, {})
+
+    def one(self, type_: str) -> dict[str, Any]:
+        found = self.resources(type_)
+        assert len(found) == 1, f"{self.name}: expected one {type_}, found {sorted(found)}"
+        return next(iter(found.values()))
+
+    def ref(self, type_: str, logical_id: str, attr: str = "id") -> str:
+        return f"${{{type_}.{logical_id}.{attr}}}"
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdktf.out")
+    build_app(load_environments(ENVIRONMENTS), outdir=str(outdir)).synth()
+    return outdir / "stacks"
+
+
+@pytest.fixture(scope="session")
+def stacks(synth_dir: Path) -> dict[str, Stack]:
+    return {p.parent.name: Stack(p.parent.name, json.loads(p.read_text()))
+            for p in sorted(synth_dir.glob("*/cdk.tf.json"))}
+
+
+@pytest.fixture(scope="session")
+def gate(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    from policies.gate import run_gate
+    report_dir = tmp_path_factory.mktemp("compliance-report")
+    return run_gate(synth_dir, report_dir), report_dir

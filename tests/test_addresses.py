@@ -1,0 +1,51 @@
+"""SEC-4: Terraform addresses of stateful resources never change by accident.
+
+A renamed construct id renames the address, and Terraform then destroys the old resource
+and creates a new one: for a database, bucket or key that is data loss. The addresses
+are pinned in `stateful_addresses.json`. If a change here is intended, move the state
+(`moved` block / `terraform state mv`, or keep the old id with `override_logical_id`), then
+re-pin with:  python tests/test_addresses.py --write
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+PINNED = Path(__file__).with_name("stateful_addresses.json")
+STATEFUL_TYPES = ("aws_kms_key", "aws_s3_bucket", "aws_cloudwatch_log_group", "aws_db_instance",
+                  "aws_dynamodb_table", "aws_elasticache_replication_group", "aws_secretsmanager_secret",
+                  "aws_rds_cluster")
+
+
+def stateful_addresses(stacks_dir: Path) -> dict[str, list[str]]:
+    out = {}
+    for path in sorted(stacks_dir.glob("*/cdk.tf.json")):
+        resources = json.loads(path.read_text()).get("resource", {})
+        out[path.parent.name] = sorted(f"{t}.{lid}" for t in STATEFUL_TYPES for lid in resources.get(t, {}))
+    return out
+
+
+def test_stateful_addresses_are_stable(synth_dir: Path) -> None:
+    pinned = json.loads(PINNED.read_text())
+    current = stateful_addresses(synth_dir)
+    problems = []
+    for stack in sorted(set(pinned) | set(current)):
+        gone = sorted(set(pinned.get(stack, [])) - set(current.get(stack, [])))
+        new = sorted(set(current.get(stack, [])) - set(pinned.get(stack, [])))
+        problems += [f"{stack}: {a} would be destroyed (renamed or removed)" for a in gone]
+        problems += [f"{stack}: {a} is not pinned yet" for a in new]
+    assert not problems, "\n".join(problems) + "\n\n" + __doc__
+
+
+if __name__ == "__main__" and "--write" in sys.argv:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from modules.app import build_app
+    from modules.config import available_environments, load_environments
+
+    with tempfile.TemporaryDirectory() as out:
+        build_app(load_environments(available_environments()), outdir=out).synth()
+        PINNED.write_text(json.dumps(stateful_addresses(Path(out) / "stacks"), indent=2) + "\n")
+    print(f"pinned {PINNED}")

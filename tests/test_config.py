@@ -1,0 +1,117 @@
+"""ENV-2: bad input is rejected before any construct is built, naming environment, field and fix."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modules.config import ENVIRONMENTS_DIR, ConfigError, load_environment, load_environments
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_env(root: Path, name: str, base: str = "prod", replace: dict[str, str] | None = None,
+              append: str = "") -> Path:
+    text = (ENVIRONMENTS_DIR / base / "environment.toml").read_text()
+    for old, new in (replace or {}).items():
+        assert old in text, f"fixture edit {old!r} does not match {base}/environment.toml"
+        text = text.replace(old, new)
+    (root / name).mkdir(parents=True, exist_ok=True)
+    (root / name / "environment.toml").write_text(text + append)
+    return root
+
+
+def rejection(tmp_path: Path, **edit) -> str:
+    write_env(tmp_path, "broken", **edit)
+    with pytest.raises(ConfigError) as err:
+        load_environment("broken", tmp_path)
+    return str(err.value)
+
+
+def test_committed_environments_are_valid() -> None:
+    envs = load_environments(["dev", "prod", "prod-us"])
+    assert {e.region for e in envs} == {"eu-west-2", "us-west-2"}
+
+
+CASES = {
+    # the gateway design's own /20 VPC does not contain its database subnets
+    "subnet outside VPC": (
+        {"replace": {'vpc_cidr = "10.1.0.0/16"': 'vpc_cidr = "10.1.0.0/20"'}},
+        "network.database_subnets[0]: 10.1.21.0/24 is outside the VPC CIDR 10.1.0.0/20", "widen network.vpc_cidr"),
+    "overlapping subnets": (
+        {"replace": {'private_subnets = ["10.1.11.0/24"': 'private_subnets = ["10.1.1.0/25"'}},
+        "network.private_subnets[0]: 10.1.1.0/25 overlaps network.public_subnets[0]", "its own range"),
+    "one AZ with HA": (
+        {"replace": {'availability_zones = ["eu-west-2a", "eu-west-2b"]': 'availability_zones = ["eu-west-2a"]'}},
+        "network.availability_zones: has fewer than 2 zones but high_availability = true", "at least two zones"),
+    "AZ outside region": (
+        {"replace": {'"eu-west-2b"]': '"us-west-2b"]'}},
+        "network.availability_zones[1]: 'us-west-2b' is not in region eu-west-2", "eu-west-2a"),
+    "invalid Fargate size": (
+        {"replace": {"memory = 2048": "memory = 1024"}},
+        "gateway.memory: cpu 1024 / memory 1024 is not a valid Fargate size", "2048..8192"),
+    "non-GPU instance": (
+        {"replace": {'instance_type = "g5.xlarge"': 'instance_type = "c5.2xlarge"'}},
+        "llm.instance_type: 'c5.2xlarge' is not a GPU instance type", "g5.xlarge"),
+    "capacity out of order": (
+        {"replace": {"capacity = { min = 2, desired = 2, max = 5 }": "capacity = { min = 6, desired = 3, max = 2 }"}},
+        "gateway.capacity: min 6, desired 3, max 2 are out of order", "min <= desired <= max"),
+    "missing certificate": (
+        {"replace": {"certificate_arn = ": "# certificate_arn = "}},
+        "edge.certificate_arn: is missing", "ACM certificate ARN in eu-west-2"),
+    "certificate from another region": (
+        {"replace": {"arn:aws:acm:eu-west-2:": "arn:aws:acm:us-east-1:"}},
+        "edge.certificate_arn: is in us-east-1, not eu-west-2", "its own region"),
+    "unknown key (typo)": (
+        {"replace": {'nat_gateways = "per_az"': 'nat_gatways = "per_az"'}},
+        "network.nat_gatways: is not a known key", "did you mean 'nat_gateways'?"),
+    "single NAT with HA": (
+        {"replace": {'nat_gateways = "per_az"': 'nat_gateways = "single"'}},
+        "network.nat_gateways: is 'single' but high_availability = true", 'nat_gateways = "per_az"'),
+    "unpinned image in prod": (
+        {"replace": {"litellm:v1.55.8-stable": "litellm:main-latest"}},
+        "gateway.image: 'ghcr.io/berriai/litellm:main-latest' is not pinned", "digest"),
+    "wrong type": (
+        {"replace": {"idle_timeout_seconds = 300": 'idle_timeout_seconds = "five minutes"'}},
+        "edge.idle_timeout_seconds:", "correct the value"),
+    "bad enum": (
+        {"replace": {'managed_rules_action = "block"': 'managed_rules_action = "drop"'}},
+        "edge.managed_rules_action: 'drop' is not allowed", "'block' or 'count'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_rejected_with_field_and_fix(tmp_path: Path, case: str) -> None:
+    edit, problem, fix = CASES[case]
+    message = rejection(tmp_path, **edit)
+    assert message.startswith("environment 'broken': ")
+    assert problem in message
+    assert f"Fix: " in message and fix in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    message = rejection(tmp_path, replace={"memory = 2048": "memory = 1024",
+                                           'instance_type = "g5.xlarge"': 'instance_type = "m5.large"'})
+    assert "gateway.memory" in message and "llm.instance_type" in message
+
+
+def test_folder_name_is_the_environment_name(tmp_path: Path) -> None:
+    assert "name: is set in the file" in rejection(tmp_path, replace={'region = "eu-west-2"': 'name = "other"\nregion = "eu-west-2"'})
+
+
+def test_bad_environment_writes_nothing(tmp_path: Path) -> None:
+    """A valid and an invalid environment together: exit 2, the error on stderr, no output at all."""
+    envs = tmp_path / "environments"
+    shutil.copytree(ENVIRONMENTS_DIR / "dev", envs / "dev")
+    write_env(envs, "broken", replace={'vpc_cidr = "10.1.0.0/16"': 'vpc_cidr = "10.1.0.0/20"'})
+    outdir = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "dev", "broken", "--environments-dir", str(envs),
+                           "--outdir", str(outdir)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert "environment 'broken': network.database_subnets[0]" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not outdir.exists()

@@ -1,0 +1,113 @@
+"""OBS-1, OBS-2, OBS-6 and SEC-4 protections, read from the synthesized foundation stacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ENVIRONMENTS, Stack
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def foundation(request, stacks) -> Stack:
+    return stacks[f"{request.param}-foundation"]
+
+
+def _bucket_parts(stack: Stack, type_: str) -> dict[str, dict]:
+    """Bucket-attached resources keyed by the bucket they configure."""
+    return {r["bucket"]: r for r in stack.resources(type_).values()}
+
+
+def test_one_rotating_customer_key_per_environment(foundation: Stack) -> None:
+    key = foundation.one("aws_kms_key")
+    assert key["enable_key_rotation"] is True
+    assert key["deletion_window_in_days"] == 30
+
+
+def test_key_policy_admits_exactly_the_services_that_encrypt_on_their_own(stacks) -> None:
+    policy = json.loads(stacks["prod-foundation"].one("aws_kms_key")["policy"])
+    services = {s["Principal"].get("Service") for s in policy["Statement"] if "Service" in s["Principal"]}
+    assert services == {"logs.eu-west-2.amazonaws.com", "delivery.logs.amazonaws.com", "cloudtrail.amazonaws.com"}
+    logs = next(s for s in policy["Statement"] if s["Sid"] == "CloudWatchLogs")
+    assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
+    # dev has no trail, so CloudTrail is not admitted there
+    dev = json.loads(stacks["dev-foundation"].one("aws_kms_key")["policy"])
+    assert "cloudtrail.amazonaws.com" not in json.dumps(dev)
+
+
+def test_every_bucket_is_private_versioned_encrypted_tls_only_and_archived(foundation: Stack) -> None:
+    buckets = {foundation.ref("aws_s3_bucket", lid) for lid in foundation.resources("aws_s3_bucket")}
+    assert len(buckets) == (5 if foundation.name != "dev-foundation" else 4)
+    public = _bucket_parts(foundation, "aws_s3_bucket_public_access_block")
+    ownership = _bucket_parts(foundation, "aws_s3_bucket_ownership_controls")
+    versioning = _bucket_parts(foundation, "aws_s3_bucket_versioning")
+    encryption = _bucket_parts(foundation, "aws_s3_bucket_server_side_encryption_configuration")
+    lifecycle = _bucket_parts(foundation, "aws_s3_bucket_lifecycle_configuration")
+    policies = _bucket_parts(foundation, "aws_s3_bucket_policy")
+    for bucket in buckets:
+        assert all(public[bucket][k] for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                                "restrict_public_buckets"))
+        assert ownership[bucket]["rule"]["object_ownership"] == "BucketOwnerEnforced"
+        assert versioning[bucket]["versioning_configuration"]["status"] == "Enabled"
+        assert encryption[bucket]["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"] in (
+            "aws:kms", "AES256")
+        (rule,) = lifecycle[bucket]["rule"]
+        assert rule["transition"] == [{"days": 90, "storage_class": "GLACIER"}]
+        assert rule["expiration"] == [{"days": 2555}]  # seven years
+        statements = json.loads(policies[bucket]["policy"])["Statement"]
+        deny = next(s for s in statements if s["Sid"] == "DenyInsecureTransport")
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_only_log_delivery_targets_that_require_it_use_sse_s3(foundation: Stack) -> None:
+    names = {foundation.ref("aws_s3_bucket", lid): b["bucket"] for lid, b in foundation.resources("aws_s3_bucket").items()}
+    sse_s3 = [names[e["bucket"]] for e in foundation.resources("aws_s3_bucket_server_side_encryption_configuration").values()
+              if e["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"] == "AES256"]
+    assert len(sse_s3) == 2
+    assert [n for n in sse_s3 if "-access-logs-" in n] and [n for n in sse_s3 if "-alb-logs-" in n]
+
+
+def test_buckets_log_access_to_the_access_log_bucket(foundation: Stack) -> None:
+    buckets = foundation.resources("aws_s3_bucket")
+    access = next(lid for lid, b in buckets.items() if "-access-logs-" in b["bucket"])
+    logged = {r["bucket"] for r in foundation.resources("aws_s3_bucket_logging").values()
+              if r["target_bucket"] == foundation.ref("aws_s3_bucket", access)}
+    assert logged == {foundation.ref("aws_s3_bucket", lid) for lid in buckets if lid != access}
+
+
+def test_waf_bucket_name_has_the_prefix_waf_requires(foundation: Stack) -> None:
+    assert any(b["bucket"].startswith("aws-waf-logs-") for b in foundation.resources("aws_s3_bucket").values())
+
+
+def test_prod_audit_bucket_has_compliance_object_lock(stacks) -> None:
+    prod = stacks["prod-foundation"]
+    lock = prod.one("aws_s3_bucket_object_lock_configuration")
+    assert lock["rule"]["default_retention"] == {"mode": "COMPLIANCE", "days": 2555}
+    assert not stacks["dev-foundation"].resources("aws_s3_bucket_object_lock_configuration")
+
+
+@pytest.mark.parametrize("env", ["prod", "prod-us"])
+def test_prod_stateful_resources_cannot_be_destroyed(stacks, env: str) -> None:
+    for stack_name, types in ((f"{env}-foundation", ("aws_kms_key", "aws_s3_bucket", "aws_cloudwatch_log_group")),
+                              (f"{env}-network", ("aws_cloudwatch_log_group",))):
+        for type_ in types:
+            for lid, body in stacks[stack_name].resources(type_).items():
+                assert body.get("lifecycle", {}).get("prevent_destroy") is True, f"{stack_name} {lid}"
+    for bucket in stacks[f"{env}-foundation"].resources("aws_s3_bucket").values():
+        assert bucket["force_destroy"] is False
+
+
+def test_dev_is_disposable_and_says_so(stacks) -> None:
+    dev = stacks["dev-foundation"]
+    for body in list(dev.resources("aws_s3_bucket").values()) + list(dev.resources("aws_kms_key").values()):
+        assert "lifecycle" not in body
+        assert "Disposable environment" in body["//"]["checkov_skip"]["CKV_LLM_1"]
+
+
+def test_prod_trail_is_multi_region_validated_encrypted(stacks) -> None:
+    trail = stacks["prod-foundation"].one("aws_cloudtrail")
+    assert trail["is_multi_region_trail"] and trail["enable_log_file_validation"]
+    assert trail["kms_key_id"].startswith("${aws_kms_key.")
+    assert trail["cloud_watch_logs_group_arn"].endswith(":*")
+    assert not stacks["dev-foundation"].resources("aws_cloudtrail")

@@ -1,0 +1,41 @@
+"""ENV-3: stack naming, backends, and the app entry points."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import ENVIRONMENTS
+from modules.app import build_app
+from modules.config import Backend, load_environment
+from modules.stacks import LAYERS
+
+
+def test_every_environment_has_one_stack_per_layer(stacks) -> None:
+    assert set(stacks) == {f"{env}-{layer}" for env in ENVIRONMENTS for layer in LAYERS}
+
+
+def test_default_backend_is_local_with_a_relative_path(stacks) -> None:
+    for name, stack in stacks.items():
+        assert stack.doc["terraform"]["backend"] == {"local": {"path": f"../../../terraform.{name}.tfstate"}}
+
+
+def test_provider_region_and_default_tags(stacks) -> None:
+    (provider,) = stacks["prod-us-network"].doc["provider"]["aws"]
+    assert provider["region"] == "us-west-2"
+    tags = provider["default_tags"][0]["tags"]
+    assert tags["Environment"] == "prod-us" and tags["Layer"] == "network" and tags["Owner"] == "platform-team"
+
+
+def test_s3_backend_is_encrypted_and_uses_the_native_lock_file(tmp_path: Path) -> None:
+    env = load_environment("prod")
+    env = env.model_copy(update={"backend": Backend(type="s3", bucket="example-terraform-state")})
+    build_app([env], outdir=str(tmp_path)).synth()
+    doc = json.loads((tmp_path / "stacks" / "prod-network" / "cdk.tf.json").read_text())
+    assert doc["terraform"]["backend"] == {"s3": {
+        "bucket": "example-terraform-state", "key": "llm-platform/prod/network.tfstate", "region": "eu-west-2",
+        "encrypt": True, "use_lockfile": True}}
+    # cross-stack references read the producer's state from the same backend
+    remote = doc["data"]["terraform_remote_state"]
+    assert {r["backend"] for r in remote.values()} == {"s3"}
+    assert all(r["config"]["encrypt"] is True for r in remote.values())
