@@ -5,6 +5,7 @@ from __future__ import annotations
 from cdktf import App
 
 from modules.config import Environment
+from modules.edge import Edge
 from modules.foundation import Foundation
 from modules.network import Network
 from modules.stacks import LayerStack
@@ -20,4 +21,6 @@ def build_app(environments: list[Environment], outdir: str | None = None) -> App
 
 def build_environment(app: App, env: Environment) -> None:
     foundation = Foundation(LayerStack(app, env, "foundation"), "foundation", env=env)
-    Network(LayerStack(app, env, "network"), "network", env=env, kms_key_arn=foundation.outputs.kms_key_arn)
+    network = Network(LayerStack(app, env, "network"), "network", env=env,
+                      kms_key_arn=foundation.outputs.kms_key_arn)
+    Edge(LayerStack(app, env, "edge"), "edge", env=env, network=network.outputs, foundation=foundation.outputs)

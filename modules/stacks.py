@@ -13,7 +13,7 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider
 
 from modules.config import Environment
 
-LAYERS = ("foundation", "network")
+LAYERS = ("foundation", "network", "edge")
 
 
 class LayerStack(TerraformStack):

@@ -1,0 +1,191 @@
+"""Edge layer: regional WAFv2 web ACL in front of the internet-facing ALB."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from constructs import Construct
+from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
+from cdktf_cdktf_provider_aws.lb_listener import (
+    LbListener,
+    LbListenerDefaultAction,
+    LbListenerDefaultActionRedirect,
+)
+from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
+from cdktf_cdktf_provider_aws.wafv2_ip_set import Wafv2IpSet
+from cdktf_cdktf_provider_aws.wafv2_web_acl import (
+    Wafv2WebAcl,
+    Wafv2WebAclDefaultAction,
+    Wafv2WebAclDefaultActionAllow,
+    Wafv2WebAclRule,
+    Wafv2WebAclRuleAction,
+    Wafv2WebAclRuleActionAllow,
+    Wafv2WebAclRuleActionBlock,
+    Wafv2WebAclRuleOverrideAction,
+    Wafv2WebAclRuleOverrideActionCount,
+    Wafv2WebAclRuleOverrideActionNone,
+    Wafv2WebAclRuleVisibilityConfig,
+    Wafv2WebAclVisibilityConfig,
+)
+from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
+from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
+    Wafv2WebAclLoggingConfiguration,
+    Wafv2WebAclLoggingConfigurationRedactedFields,
+    Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader,
+)
+
+from modules.compliance import skip
+from modules.config import Environment
+from modules.foundation import FoundationOutputs
+from modules.network import NetworkOutputs, Port
+from modules.storage import encrypted_log_group
+
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# LiteLLM's /health calls every model; liveliness only says the proxy is up.
+HEALTH_CHECK_PATH = "/health/liveliness"
+# Managed rule groups in priority order (1..3); rules 4.. follow.
+MANAGED_RULE_GROUPS = ("AWSManagedRulesAmazonIpReputationList", "AWSManagedRulesCommonRuleSet",
+                       "AWSManagedRulesKnownBadInputsRuleSet")
+# The common rule set blocks bodies over 8 KB; LLM prompts are routinely larger, so that rule
+# only counts and the body-size rule below enforces a limit suited to prompts.
+COUNTED_MANAGED_RULES = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY",)}
+
+
+@dataclass(frozen=True)
+class EdgeOutputs:
+    alb_arn: str
+    alb_arn_suffix: str
+    alb_dns_name: str
+    alb_zone_id: str
+    target_group_arn: str
+    target_group_arn_suffix: str
+    web_acl_arn: str
+
+
+def greater_than_pattern(limit: int) -> str:
+    """A regex matching exactly the decimal integers greater than `limit` (no leading zeros).
+
+    WAF can inspect only the first 8 KB of an ALB request body, so the body-size rule reads
+    the Content-Length header as a number instead.
+    """
+    digits = str(limit)
+    options = [rf"[1-9]\d{{{len(digits)},}}"]  # more digits than the limit
+    for i, digit in enumerate(digits):
+        if digit != "9":
+            rest = len(digits) - i - 1
+            options.append(digits[:i] + f"[{int(digit) + 1}-9]" + (rf"\d{{{rest}}}" if rest else ""))
+    return "^(" + "|".join(options) + ")$"
+
+
+class Edge(Construct):
+    """WAF (managed rules, rate limit, body size, optional geo and trusted IPs) and the public ALB."""
+
+    def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
+                 foundation: FoundationOutputs) -> None:
+        super().__init__(scope, id)
+        cfg = env.edge
+        self.alb = Lb(
+            self, "alb", name=env.resource_name("alb"), internal=False, load_balancer_type="application",
+            security_groups=[network.security_group_ids["alb"]], subnets=network.public_subnet_ids,
+            drop_invalid_header_fields=True, idle_timeout=cfg.idle_timeout_seconds,
+            enable_deletion_protection=env.protect_stateful, desync_mitigation_mode="defensive",
+            access_logs=LbAccessLogs(bucket=foundation.alb_log_bucket, prefix="public-alb", enabled=True))
+        if not env.protect_stateful:
+            skip(self.alb, "CKV_AWS_150", "Disposable environment (protect_stateful = false): the ALB is "
+                 "rebuilt with the environment, so deletion protection would only block teardown.")
+
+        skip(self.alb, "CKV2_AWS_76", "Log4j (Log4JRCE) is blocked by the KnownBadInputs group; this check also "
+             "demands the anonymous-IP group, whose hosting-provider list would block CI runners and cloud "
+             "dev boxes, ordinary clients of this API.")
+
+        self.target_group = LbTargetGroup(
+            self, "gateway_target_group", name=env.resource_name("gateway"), target_type="ip",
+            port=Port.GATEWAY, protocol="HTTP", vpc_id=network.vpc_id, deregistration_delay="30",
+            health_check=LbTargetGroupHealthCheck(
+                enabled=True, path=HEALTH_CHECK_PATH, protocol="HTTP", port="traffic-port", interval=30,
+                timeout=5, healthy_threshold=2, unhealthy_threshold=3, matcher="200"))
+        LbListener(self, "https_listener", load_balancer_arn=self.alb.arn, port=Port.HTTPS, protocol="HTTPS",
+                   ssl_policy=TLS_POLICY, certificate_arn=cfg.certificate_arn,
+                   default_action=[LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)])
+        LbListener(self, "http_redirect_listener", load_balancer_arn=self.alb.arn, port=Port.HTTP, protocol="HTTP",
+                   default_action=[LbListenerDefaultAction(type="redirect", redirect=LbListenerDefaultActionRedirect(
+                       port=str(Port.HTTPS), protocol="HTTPS", status_code="HTTP_301"))])
+
+        self.web_acl = self._web_acl(env)
+        Wafv2WebAclAssociation(self, "web_acl_association", resource_arn=self.alb.arn,
+                               web_acl_arn=self.web_acl.arn)
+        self._logging(env, foundation)
+
+        self.outputs = EdgeOutputs(
+            alb_arn=self.alb.arn, alb_arn_suffix=self.alb.arn_suffix, alb_dns_name=self.alb.dns_name,
+            alb_zone_id=self.alb.zone_id, target_group_arn=self.target_group.arn,
+            target_group_arn_suffix=self.target_group.arn_suffix, web_acl_arn=self.web_acl.arn)
+
+    def _web_acl(self, env: Environment) -> Wafv2WebAcl:
+        cfg = env.edge
+        name = env.resource_name("waf")
+        rules: list[Wafv2WebAclRule] = []
+
+        def visibility(metric: str) -> Wafv2WebAclRuleVisibilityConfig:
+            return Wafv2WebAclRuleVisibilityConfig(cloudwatch_metrics_enabled=True, metric_name=f"{name}-{metric}",
+                                                   sampled_requests_enabled=True)
+
+        def rule(rule_name: str, priority: int, statement: dict[str, Any], action: str) -> None:
+            rule_action = (Wafv2WebAclRuleAction(allow=Wafv2WebAclRuleActionAllow()) if action == "allow"
+                           else Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()))
+            rules.append(Wafv2WebAclRule(name=rule_name, priority=priority, statement=statement,
+                                         action=rule_action, visibility_config=visibility(rule_name)))
+
+        if cfg.trusted_cidrs:
+            trusted = Wafv2IpSet(self, "trusted_ip_set", name=env.resource_name("trusted"), scope="REGIONAL",
+                                 ip_address_version="IPV4", addresses=[str(c) for c in cfg.trusted_cidrs])
+            rule("TrustedIps-Allow", 0, {"ip_set_reference_statement": {"arn": trusted.arn}}, "allow")
+
+        override = (Wafv2WebAclRuleOverrideAction(count=Wafv2WebAclRuleOverrideActionCount())
+                    if cfg.managed_rules_action == "count"
+                    else Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()))
+        for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
+            statement: dict[str, Any] = {"name": group, "vendor_name": "AWS"}
+            counted = COUNTED_MANAGED_RULES.get(group, ())
+            if counted:
+                statement["rule_action_override"] = [{"name": r, "action_to_use": {"count": {}}} for r in counted]
+            rules.append(Wafv2WebAclRule(name=group, priority=priority, override_action=override,
+                                         statement={"managed_rule_group_statement": statement},
+                                         visibility_config=visibility(group)))
+
+        rule("RateLimit-PerIP", 4, {"rate_based_statement": {
+            "limit": cfg.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
+            "block")
+        if cfg.allowed_countries:
+            rule("GeoBlock", 5, {"not_statement": {"statement": {"geo_match_statement": {
+                "country_codes": list(cfg.allowed_countries)}}}}, "block")
+        rule("BodySize-Limit", 6, {"regex_match_statement": {
+            "regex_string": greater_than_pattern(cfg.max_body_bytes),
+            "field_to_match": {"single_header": {"name": "content-length"}},
+            "text_transformation": [{"priority": 0, "type": "NONE"}]}}, "block")
+
+        acl = Wafv2WebAcl(
+            self, "web_acl", name=name, scope="REGIONAL", description=f"Front door of {env.resource_name('alb')}",
+            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()), rule=rules,
+            visibility_config=Wafv2WebAclVisibilityConfig(cloudwatch_metrics_enabled=True, metric_name=name,
+                                                          sampled_requests_enabled=True))
+        if cfg.managed_rules_action == "count":
+            skip(acl, "CKV_AWS_192", "managed_rules_action = count: new managed rules are tuned in count "
+                 "mode before they block (WAF operations runbook); production sets block.")
+        return acl
+
+    def _logging(self, env: Environment, foundation: FoundationOutputs) -> None:
+        if env.edge.waf_log_destination == "s3":
+            destination = foundation.waf_log_bucket_arn
+        else:
+            # WAF delivers only to log groups named aws-waf-logs-*.
+            group = encrypted_log_group(self, "waf_log_group", name=f"aws-waf-logs-{env.resource_name('waf')}",
+                                        kms_key_arn=foundation.kms_key_arn,
+                                        retention_days=env.foundation.log_retention_days,
+                                        protect_data=env.protect_stateful)
+            destination = group.arn
+        Wafv2WebAclLoggingConfiguration(
+            self, "waf_logging", resource_arn=self.web_acl.arn, log_destination_configs=[destination],
+            redacted_fields=[Wafv2WebAclLoggingConfigurationRedactedFields(
+                single_header=Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(name="authorization"))])

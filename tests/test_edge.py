@@ -1,0 +1,141 @@
+"""EDGE-1…EDGE-4: WAF rules and logging, the public ALB, its listeners and target group."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ENVIRONMENTS, Stack
+from modules.app import build_app
+from modules.config import load_environment
+from modules.edge import greater_than_pattern
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def edge(request, stacks) -> Stack:
+    return stacks[f"{request.param}-edge"]
+
+
+def rules_by_priority(stack: Stack) -> dict[int, dict]:
+    return {r["priority"]: r for r in stack.one("aws_wafv2_web_acl")["rule"]}
+
+
+def test_rules_in_the_specified_priority_order(stacks) -> None:
+    rules = rules_by_priority(stacks["prod-edge"])
+    assert [(p, r["name"]) for p, r in sorted(rules.items())] == [
+        (1, "AWSManagedRulesAmazonIpReputationList"), (2, "AWSManagedRulesCommonRuleSet"),
+        (3, "AWSManagedRulesKnownBadInputsRuleSet"), (4, "RateLimit-PerIP"), (6, "BodySize-Limit")]
+    geo = rules_by_priority(stacks["prod-us-edge"])[5]
+    assert geo["name"] == "GeoBlock" and geo["action"] == {"block": {}}
+    assert geo["statement"]["not_statement"]["statement"]["geo_match_statement"]["country_codes"] == [
+        "US", "CA", "GB", "IE"]
+
+
+def test_web_acl_defaults_to_allow_with_metrics_and_samples(edge: Stack) -> None:
+    acl = edge.one("aws_wafv2_web_acl")
+    assert acl["scope"] == "REGIONAL" and acl["default_action"] == {"allow": {}}
+    for config in [acl["visibility_config"]] + [r["visibility_config"] for r in acl["rule"]]:
+        assert config["cloudwatch_metrics_enabled"] and config["sampled_requests_enabled"]
+
+
+def test_rate_limit_blocks_2000_per_5_minutes_per_ip(edge: Stack) -> None:
+    rate = rules_by_priority(edge)[4]
+    assert rate["action"] == {"block": {}}
+    assert rate["statement"]["rate_based_statement"] == {"limit": 2000, "aggregate_key_type": "IP",
+                                                          "evaluation_window_sec": 300}
+
+
+def test_managed_rules_block_in_prod_and_count_in_dev(stacks) -> None:
+    for env, expected in (("prod", {"none": {}}), ("prod-us", {"none": {}}), ("dev", {"count": {}})):
+        managed = [r for r in rules_by_priority(stacks[f"{env}-edge"]).values() if "override_action" in r]
+        assert len(managed) == 3 and all(r["override_action"] == expected for r in managed), env
+
+
+def test_common_rule_sets_body_size_rule_only_counts(edge: Stack) -> None:
+    common = rules_by_priority(edge)[2]["statement"]["managed_rule_group_statement"]
+    assert common["rule_action_override"] == [{"name": "SizeRestrictions_BODY", "action_to_use": {"count": {}}}]
+
+
+def test_body_size_rule_blocks_on_content_length_above_the_prompt_limit(edge: Stack) -> None:
+    rule = rules_by_priority(edge)[6]
+    statement = rule["statement"]["regex_match_statement"]
+    assert rule["action"] == {"block": {}}
+    assert statement["field_to_match"] == {"single_header": {"name": "content-length"}}
+    pattern = re.compile(statement["regex_string"])
+    assert pattern.match("4000001") and not pattern.match("4000000") and not pattern.match("9000")
+
+
+@pytest.mark.parametrize("limit", [8192, 65536, 999_999, 1_000_000, 4_000_000, 10_485_760])
+def test_greater_than_pattern_matches_exactly_the_larger_numbers(limit: int) -> None:
+    pattern = re.compile(greater_than_pattern(limit))
+    assert len(pattern.pattern) < 512  # WAF's regex length limit
+    rng = random.Random(limit)
+    samples = {0, 1, limit - 1, limit, limit + 1, limit * 10, 10 ** len(str(limit)) - 1}
+    samples |= {rng.randrange(0, limit * 3) for _ in range(2000)}
+    for n in samples:
+        assert bool(pattern.match(str(n))) == (n > limit), n
+
+
+def test_trusted_ips_are_allowed_first(tmp_path: Path) -> None:
+    env = load_environment("prod")
+    env = env.model_copy(update={"edge": env.edge.model_copy(update={"trusted_cidrs": ["203.0.113.0/24"]})})
+    build_app([env], outdir=str(tmp_path)).synth()
+    stack = Stack("prod-edge", json.loads((tmp_path / "stacks" / "prod-edge" / "cdk.tf.json").read_text()))
+    first = rules_by_priority(stack)[0]
+    assert first["action"] == {"allow": {}}
+    assert stack.one("aws_wafv2_ip_set")["addresses"] == ["203.0.113.0/24"]
+
+
+def test_waf_logs_redact_authorization_into_an_aws_waf_logs_destination(stacks) -> None:
+    for env in ENVIRONMENTS:
+        logging = stacks[f"{env}-edge"].one("aws_wafv2_web_acl_logging_configuration")
+        assert logging["redacted_fields"] == [{"single_header": {"name": "authorization"}}]
+    # prod writes to the KMS-encrypted aws-waf-logs- bucket of the foundation
+    assert "foundation_waf_logs_bucket" in stacks["prod-edge"].one("aws_wafv2_web_acl_logging_configuration")[
+        "log_destination_configs"][0]
+    dev = stacks["dev-edge"]
+    group = dev.one("aws_cloudwatch_log_group")
+    assert group["name"].startswith("aws-waf-logs-") and group["kms_key_id"] and group["retention_in_days"] == 365
+
+
+def test_alb_is_public_hardened_and_logged(edge: Stack) -> None:
+    alb = edge.one("aws_lb")
+    assert alb["internal"] is False and alb["load_balancer_type"] == "application"
+    assert alb["drop_invalid_header_fields"] is True
+    assert alb["idle_timeout"] == 300  # long generations stall before the first byte
+    assert alb["access_logs"]["enabled"] is True and "foundation_alb_logs_bucket" in alb["access_logs"]["bucket"]
+    assert len(alb["subnets"]) >= 2 and all("network_public_subnet" in s for s in alb["subnets"])
+    assert edge.one("aws_wafv2_web_acl_association")["resource_arn"].startswith("${aws_lb.")
+
+
+def test_deletion_protection_in_prod_only(stacks) -> None:
+    assert stacks["prod-edge"].one("aws_lb")["enable_deletion_protection"] is True
+    assert stacks["dev-edge"].one("aws_lb")["enable_deletion_protection"] is False
+
+
+def test_https_listener_uses_tls13_and_the_environments_certificate(stacks) -> None:
+    listeners = {l["port"]: l for l in stacks["prod-edge"].resources("aws_lb_listener").values()}
+    https = listeners[443]
+    assert https["protocol"] == "HTTPS" and https["ssl_policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert https["certificate_arn"] == load_environment("prod").edge.certificate_arn
+    assert https["default_action"][0]["type"] == "forward"
+
+
+def test_http_redirects_to_https_with_301(edge: Stack) -> None:
+    http = next(l for l in edge.resources("aws_lb_listener").values() if l["port"] == 80)
+    assert http["default_action"] == [{"type": "redirect", "redirect": {
+        "port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}]
+
+
+def test_gateway_target_group_health_check(edge: Stack) -> None:
+    group = edge.one("aws_lb_target_group")
+    assert (group["target_type"], group["port"], group["protocol"]) == ("ip", 4000, "HTTP")
+    assert group["deregistration_delay"] == "30"
+    check = group["health_check"]
+    assert check["path"] == "/health/liveliness"
+    assert (check["interval"], check["timeout"], check["healthy_threshold"], check["unhealthy_threshold"],
+            check["matcher"]) == (30, 5, 2, 3, "200")
