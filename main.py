@@ -10,14 +10,11 @@ each problem is printed with its environment, field and fix (exit code 2).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-from modules.app import build_app  # noqa: E402  (importing modules installs the fast provider path)
-from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments  # noqa: E402
+from modules.app import build_app  # importing modules installs the fast provider path
+from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
 
 
 def main(argv: list[str]) -> int:

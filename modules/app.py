@@ -5,6 +5,7 @@ from __future__ import annotations
 from cdktf import App
 
 from modules.config import Environment
+from modules.data import Data
 from modules.edge import Edge
 from modules.foundation import Foundation
 from modules.network import Network
@@ -20,7 +21,10 @@ def build_app(environments: list[Environment], outdir: str | None = None) -> App
 
 
 def build_environment(app: App, env: Environment) -> None:
-    foundation = Foundation(LayerStack(app, env, "foundation"), "foundation", env=env)
+    foundation_stack = LayerStack(app, env, "foundation", replica_regions=tuple(env.data.dynamodb_replica_regions))
+    foundation = Foundation(foundation_stack, "foundation", env=env,
+                            replica_providers=foundation_stack.replica_providers)
     network = Network(LayerStack(app, env, "network"), "network", env=env,
                       kms_key_arn=foundation.outputs.kms_key_arn)
     Edge(LayerStack(app, env, "edge"), "edge", env=env, network=network.outputs, foundation=foundation.outputs)
+    Data(LayerStack(app, env, "data"), "data", env=env, network=network.outputs, foundation=foundation.outputs)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from cdktf import TerraformProvider
 
 from constructs import Construct
 from cdktf_cdktf_provider_aws.cloudtrail import Cloudtrail
 from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from cdktf_cdktf_provider_aws.kms_replica_key import KmsReplicaKey
 
 from modules import iam
 from modules.compliance import skip
@@ -26,12 +29,14 @@ class FoundationOutputs:
     audit_bucket_arn: str
     waf_log_bucket_arn: str
     alb_log_bucket: str
+    replica_kms_key_arns: dict[str, str]
 
 
 class Foundation(Construct):
     """One customer-managed KMS key and the S3 buckets every other layer logs into."""
 
-    def __init__(self, scope: Construct, id: str, *, env: Environment) -> None:
+    def __init__(self, scope: Construct, id: str, *, env: Environment,
+                 replica_providers: Mapping[str, TerraformProvider] | None = None) -> None:
         super().__init__(scope, id)
         cfg = env.foundation
         account = current_account(self, env.region)
@@ -39,9 +44,17 @@ class Foundation(Construct):
 
         self.key = KmsKey(
             self, "key", description=f"{env.resource_name('key')}: encrypts data and logs of {env.name}",
-            enable_key_rotation=True, deletion_window_in_days=30,
+            enable_key_rotation=True, deletion_window_in_days=30, multi_region=bool(replica_providers),
             policy=iam.document(*_key_policy(account, trail_name if cfg.cloudtrail else None)))
         protect(self.key, env.protect_stateful)
+        replica_keys = {}
+        for region, provider in (replica_providers or {}).items():
+            replica = KmsReplicaKey(
+                self, f"key_replica_{region.replace('-', '_')}", provider=provider, primary_key_arn=self.key.arn,
+                description=f"{env.resource_name('key')} replica for data replicated to {region}",
+                deletion_window_in_days=30, policy=iam.document(*_key_policy(replace(account, region=region), None)))
+            protect(replica, env.protect_stateful)
+            replica_keys[region] = replica.arn
         KmsAlias(self, "key_alias", name=f"alias/{env.resource_name('key')}", target_key_id=self.key.key_id)
 
         def bucket(id: str, name: str, **kwargs: object) -> SecureBucket:
@@ -80,7 +93,8 @@ class Foundation(Construct):
 
         self.outputs = FoundationOutputs(
             kms_key_arn=self.key.arn, access_log_bucket=access_logs.name, audit_bucket=audit.name,
-            audit_bucket_arn=audit.arn, waf_log_bucket_arn=waf.arn, alb_log_bucket=alb_logs.name)
+            audit_bucket_arn=audit.arn, waf_log_bucket_arn=waf.arn, alb_log_bucket=alb_logs.name,
+            replica_kms_key_arns=replica_keys)
 
     def _trail(self, env: Environment, account: Account, trail_name: str,
                bucket: Callable[..., SecureBucket], access_log_bucket: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import types
 
@@ -23,6 +24,8 @@ PACKAGE = "cdktf_cdktf_provider_aws"
 
 def install() -> None:
     """Register the bare provider package in `sys.modules` (idempotent)."""
+    # jsii prints an end-of-life banner for Node 20 on every run; the pinned toolchain needs Node 20.
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     if PACKAGE in sys.modules:
         return
     spec = importlib.util.find_spec(PACKAGE)

@@ -13,11 +13,12 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider
 
 from modules.config import Environment
 
-LAYERS = ("foundation", "network", "edge")
+LAYERS = ("foundation", "network", "edge", "data")
 
 
 class LayerStack(TerraformStack):
-    def __init__(self, scope: Construct, env: Environment, layer: str) -> None:
+    def __init__(self, scope: Construct, env: Environment, layer: str, *,
+                 replica_regions: tuple[str, ...] = ()) -> None:
         if layer not in LAYERS:
             raise ValueError(f"unknown layer {layer!r}; known: {', '.join(LAYERS)}")
         self.stack_name = f"{env.name}-{layer}"
@@ -25,6 +26,11 @@ class LayerStack(TerraformStack):
         tags = {**env.tags, "Project": env.project, "Environment": env.name, "Layer": layer,
                 "ManagedBy": "cdktf"}
         AwsProvider(self, "aws", region=env.region, default_tags=[{"tags": tags}])
+        # Aliased providers for resources that must live in another region (replica keys).
+        self.replica_providers: dict[str, AwsProvider] = {
+            region: AwsProvider(self, f"aws_{region.replace('-', '_')}", alias=region.replace("-", "_"),
+                                region=region, default_tags=[{"tags": tags}])
+            for region in replica_regions}
         if env.backend.type == "s3":
             backend = S3Backend(self, bucket=env.backend.bucket or "",
                                 key=f"{env.backend.key_prefix}/{env.name}/{layer}.tfstate",

@@ -39,7 +39,7 @@ from modules import iam
 from modules.compliance import skip
 
 
-STATEFUL_TYPES = ("aws_s3_bucket", "aws_kms_key", "aws_db_instance", "aws_dynamodb_table",
+STATEFUL_TYPES = ("aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db_instance", "aws_dynamodb_table",
                   "aws_elasticache_replication_group", "aws_secretsmanager_secret")
 
 

@@ -7,7 +7,6 @@ compliance gate runs once over the same output.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from modules.app import build_app  # noqa: E402
 from modules.config import available_environments, load_environments  # noqa: E402

@@ -14,10 +14,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 PINNED = Path(__file__).with_name("stateful_addresses.json")
-STATEFUL_TYPES = ("aws_kms_key", "aws_s3_bucket", "aws_cloudwatch_log_group", "aws_db_instance",
-                  "aws_dynamodb_table", "aws_elasticache_replication_group", "aws_secretsmanager_secret",
-                  "aws_rds_cluster")
+from modules.storage import STATEFUL_TYPES as PROTECTED_TYPES
+
+# Log groups hold audit data too: their addresses are pinned as well.
+STATEFUL_TYPES = (*PROTECTED_TYPES, "aws_cloudwatch_log_group")
 
 
 def stateful_addresses(stacks_dir: Path) -> dict[str, list[str]]:
@@ -41,7 +44,6 @@ def test_stateful_addresses_are_stable(synth_dir: Path) -> None:
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from modules.app import build_app
     from modules.config import available_environments, load_environments
 

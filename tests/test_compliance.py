@@ -73,3 +73,9 @@ def test_custom_policies_catch_what_the_spec_forbids(tmp_path: Path) -> None:
     result = run_gate(tmp_path)
     failed = {f.check_id for f in result.unexplained}
     assert {"CKV_LLM_1", "CKV_LLM_2", "CKV_LLM_3", "CKV_LLM_4", "CKV_LLM_5"} <= failed
+
+
+def test_custom_policy_and_constructs_agree_on_what_is_stateful() -> None:
+    from modules.storage import STATEFUL_TYPES
+    from policies.checks.platform_checks import STATEFUL
+    assert sorted(STATEFUL) == sorted(STATEFUL_TYPES)

@@ -13,7 +13,9 @@ from typing import Any
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
 
-STATEFUL = ["aws_s3_bucket", "aws_kms_key", "aws_db_instance", "aws_dynamodb_table",
+# Mirrors modules.storage.STATEFUL_TYPES (checks run inside Checkov, without the app's imports);
+# tests/test_compliance.py keeps the two equal.
+STATEFUL = ["aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db_instance", "aws_dynamodb_table",
             "aws_elasticache_replication_group", "aws_secretsmanager_secret"]
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|MASTER_KEY|API_KEY|DATABASE_URL|AUTH)", re.I)
 

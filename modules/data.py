@@ -1,0 +1,186 @@
+"""Data layer: RDS PostgreSQL (virtual keys, spend), ElastiCache Redis (shared rate limits,
+response cache) and DynamoDB (WebSocket connections, chat history)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Construct
+from cdktf_cdktf_provider_aws.db_instance import DbInstance
+from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter
+from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
+from cdktf_cdktf_provider_aws.dynamodb_table import (
+    DynamodbTable,
+    DynamodbTableAttribute,
+    DynamodbTablePointInTimeRecovery,
+    DynamodbTableReplica,
+    DynamodbTableServerSideEncryption,
+    DynamodbTableTtl,
+)
+from cdktf_cdktf_provider_aws.elasticache_replication_group import (
+    ElasticacheReplicationGroup,
+    ElasticacheReplicationGroupLogDeliveryConfiguration,
+)
+from cdktf_cdktf_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+
+from modules import iam
+from modules.compliance import skip
+from modules.config import Environment
+from modules.context import current_account
+from modules.foundation import FoundationOutputs
+from modules.network import NetworkOutputs, Port
+from modules.secret import GeneratedSecret
+from modules.storage import encrypted_log_group, protect
+
+DATABASE_NAME = "litellm"
+MASTER_USERNAME = "litellm_admin"
+DISPOSABLE = "Disposable environment (protect_stateful = false): "
+
+
+@dataclass(frozen=True)
+class DataOutputs:
+    db_address: str
+    db_port: int
+    db_name: str
+    db_username: str
+    db_master_secret_arn: str  # RDS-managed secret: {"username", "password"}
+    db_resource_id: str  # for rds-db:connect (IAM authentication)
+    redis_address: str
+    redis_port: int
+    redis_auth_secret_arn: str
+    connections_table_name: str
+    connections_table_arn: str
+    history_table_name: str
+    history_table_arn: str
+
+
+class Data(Construct):
+    """The stateful stores, in the database subnets, encrypted with the environment key."""
+
+    def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
+                 foundation: FoundationOutputs) -> None:
+        super().__init__(scope, id)
+        self._env, self._key = env, foundation.kms_key_arn
+        db = self._postgres(env, network)
+        redis, redis_secret = self._redis(env, network)
+        connections = self._table(
+            "connections_table", env.resource_name("connections"), hash_key="connectionId",
+            foundation=foundation)
+        history = self._table(
+            "history_table", env.resource_name("chat-history"), hash_key="userSession", range_key="createdAt",
+            foundation=foundation)
+        self.outputs = DataOutputs(
+            db_address=db.address, db_port=Port.POSTGRES, db_name=DATABASE_NAME, db_username=MASTER_USERNAME,
+            db_master_secret_arn=db.master_user_secret.get(0).secret_arn, db_resource_id=db.resource_id,
+            redis_address=redis.primary_endpoint_address, redis_port=Port.REDIS,
+            redis_auth_secret_arn=redis_secret.arn,
+            connections_table_name=connections.name, connections_table_arn=connections.arn,
+            history_table_name=history.name, history_table_arn=history.arn)
+
+    # --- PostgreSQL ---------------------------------------------------------------------------
+
+    def _postgres(self, env: Environment, network: NetworkOutputs) -> DbInstance:
+        cfg, protected = env.data, env.protect_stateful
+        identifier = env.resource_name("postgres")
+        account = current_account(self, env.region)
+        subnets = DbSubnetGroup(self, "db_subnet_group", name=env.resource_name("db"),
+                                subnet_ids=network.database_subnet_ids)
+        major = cfg.postgres_version.split(".")[0]
+        parameters = DbParameterGroup(self, "db_parameters", name=env.resource_name(f"postgres{major}"),
+                                      family=f"postgres{major}", parameter=[
+                                          DbParameterGroupParameter(name=name, value=value, apply_method="pending-reboot")
+                                          for name, value in (("rds.force_ssl", "1"), ("log_connections", "1"),
+                                                              ("log_disconnections", "1"),
+                                                              ("log_min_duration_statement", "1000"),
+                                                              ("log_statement", "ddl"))])
+        monitoring = iam.service_role(self, "db_monitoring_role", name=env.resource_name("rds-monitoring"),
+                                      service="monitoring.rds.amazonaws.com", source_account=account.id,
+                                      statements=[])
+        IamRolePolicyAttachment(
+            self, "db_monitoring_policy", role=monitoring.name,
+            policy_arn=f"arn:{account.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
+        # Created ahead of RDS so the exported logs are encrypted and expire.
+        for log in ("postgresql", "upgrade"):
+            encrypted_log_group(self, f"db_log_group_{log}", name=f"/aws/rds/instance/{identifier}/{log}",
+                                kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
+                                protect_data=protected)
+        db = DbInstance(
+            self, "postgres", identifier=identifier, engine="postgres", engine_version=cfg.postgres_version,
+            instance_class=cfg.db_instance_class, storage_type="gp3", allocated_storage=cfg.db_storage_gb,
+            max_allocated_storage=cfg.db_max_storage_gb, storage_encrypted=True, kms_key_id=self._key,
+            db_name=DATABASE_NAME, username=MASTER_USERNAME, port=Port.POSTGRES,
+            # RDS generates, stores (Secrets Manager, environment key) and rotates the password:
+            # it never appears in code, synthesized JSON or Terraform state.
+            manage_master_user_password=True, master_user_secret_kms_key_id=self._key,
+            iam_database_authentication_enabled=True, multi_az=cfg.multi_az, db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[network.security_group_ids["database"]], publicly_accessible=False,
+            parameter_group_name=parameters.name, backup_retention_period=cfg.backup_retention_days,
+            backup_window="03:00-04:00", maintenance_window="sun:04:00-sun:05:00", copy_tags_to_snapshot=True,
+            monitoring_interval=60, monitoring_role_arn=monitoring.arn, performance_insights_enabled=True,
+            performance_insights_kms_key_id=self._key, performance_insights_retention_period=7,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"], auto_minor_version_upgrade=True,
+            deletion_protection=protected, skip_final_snapshot=not protected,
+            final_snapshot_identifier=f"{identifier}-final" if protected else None,
+            depends_on=[self.node.find_child("db_log_group_postgresql")])
+        protect(db, protected)
+        if not cfg.multi_az:
+            skip(db, "CKV_AWS_157", DISPOSABLE + "a single-AZ database halves the cost of a development stack.")
+        if not protected:
+            skip(db, "CKV_AWS_293", DISPOSABLE + "the database is dropped with the environment.")
+        return db
+
+    # --- Redis --------------------------------------------------------------------------------
+
+    def _redis(self, env: Environment, network: NetworkOutputs) -> tuple[ElasticacheReplicationGroup, GeneratedSecret]:
+        cfg, protected = env.data, env.protect_stateful
+        name = env.resource_name("redis")
+        token = GeneratedSecret(self, "redis_auth", name=f"{env.project}/{env.name}/redis-auth",
+                                description="Redis AUTH token for LiteLLM and the functions",
+                                kms_key_arn=self._key, protect_data=protected, length=64)
+        subnets = ElasticacheSubnetGroup(self, "redis_subnet_group", name=env.resource_name("redis"),
+                                         subnet_ids=network.database_subnet_ids)
+        slow_log = encrypted_log_group(self, "redis_slow_log", name=f"/aws/elasticache/{name}/slow-log",
+                                       kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
+                                       protect_data=protected)
+        failover = cfg.redis_replicas > 0
+        redis = ElasticacheReplicationGroup(
+            self, "redis", replication_group_id=name, description=f"LiteLLM rate limits and response cache ({env.name})",
+            engine="redis", engine_version=cfg.redis_version, node_type=cfg.redis_node_type, port=Port.REDIS,
+            num_cache_clusters=1 + cfg.redis_replicas, automatic_failover_enabled=failover,
+            multi_az_enabled=failover and cfg.multi_az, subnet_group_name=subnets.name,
+            security_group_ids=[network.security_group_ids["redis"]], at_rest_encryption_enabled="true",
+            kms_key_id=self._key, transit_encryption_enabled=True, auth_token=token.value,
+            auth_token_update_strategy="ROTATE", snapshot_retention_limit=7 if protected else 1,
+            snapshot_window="02:00-03:00", maintenance_window="sun:05:00-sun:06:00",
+            auto_minor_version_upgrade="true", final_snapshot_identifier=f"{name}-final" if protected else None,
+            log_delivery_configuration=[ElasticacheReplicationGroupLogDeliveryConfiguration(
+                destination=slow_log.name, destination_type="cloudwatch-logs", log_format="json",
+                log_type="slow-log")])
+        protect(redis, protected)
+        if not failover:
+            skip(redis, "CKV2_AWS_50", DISPOSABLE + "one Redis node without failover is enough for development.")
+        return redis, token
+
+    # --- DynamoDB -----------------------------------------------------------------------------
+
+    def _table(self, id: str, name: str, *, hash_key: str, foundation: FoundationOutputs,
+               range_key: str | None = None) -> DynamodbTable:
+        env = self._env
+        attributes = [DynamodbTableAttribute(name=hash_key, type="S")]
+        if range_key:
+            attributes.append(DynamodbTableAttribute(name=range_key, type="N"))
+        replicas = [DynamodbTableReplica(region_name=region, kms_key_arn=foundation.replica_kms_key_arns[region],
+                                         point_in_time_recovery=True, propagate_tags=True)
+                    for region in env.data.dynamodb_replica_regions]
+        table = DynamodbTable(
+            self, id, name=name, billing_mode="PAY_PER_REQUEST", hash_key=hash_key, range_key=range_key,
+            attribute=attributes, ttl=DynamodbTableTtl(enabled=True, attribute_name="expiresAt"),
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self._key),
+            deletion_protection_enabled=env.protect_stateful, replica=replicas or None,
+            # Global tables replicate through the stream.
+            stream_enabled=True if replicas else None,
+            stream_view_type="NEW_AND_OLD_IMAGES" if replicas else None)
+        protect(table, env.protect_stateful)
+        return table

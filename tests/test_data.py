@@ -1,0 +1,129 @@
+"""DATA-1…DATA-3, SEC-4, SEC-5 for the data stacks."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import ENVIRONMENTS, Stack
+
+SECRET_KEYS = re.compile(r"(password|auth_token|secret_string|master_key)$", re.I)
+
+
+def test_prod_postgres_matches_the_design(stacks) -> None:
+    db = stacks["prod-data"].one("aws_db_instance")
+    expected = {
+        "identifier": "llmlite-prod-postgres", "engine": "postgres", "instance_class": "db.t4g.small",
+        "storage_type": "gp3", "allocated_storage": 20, "max_allocated_storage": 100, "multi_az": True,
+        "port": 5432, "storage_encrypted": True, "backup_retention_period": 7, "backup_window": "03:00-04:00",
+        "maintenance_window": "sun:04:00-sun:05:00", "monitoring_interval": 60,
+        "performance_insights_enabled": True, "performance_insights_retention_period": 7,
+        "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"], "manage_master_user_password": True,
+        "iam_database_authentication_enabled": True, "deletion_protection": True, "skip_final_snapshot": False,
+        "final_snapshot_identifier": "llmlite-prod-postgres-final", "copy_tags_to_snapshot": True,
+        "auto_minor_version_upgrade": True, "publicly_accessible": False,
+    }
+    assert {k: db.get(k) for k in expected} == expected
+    assert int(db["engine_version"].split(".")[0]) >= 15
+    for key in ("kms_key_id", "performance_insights_kms_key_id", "master_user_secret_kms_key_id"):
+        assert "foundation_key" in db[key]
+    assert "password" not in db and "password_wo" not in db
+    assert db["lifecycle"]["prevent_destroy"] is True
+    assert "network_database_subnet" in json.dumps(stacks["prod-data"].one("aws_db_subnet_group")["subnet_ids"])
+    assert "network_database_security_group" in db["vpc_security_group_ids"][0]
+
+
+def test_postgres_forces_tls_and_logs_slow_statements(stacks) -> None:
+    params = {p["name"]: p["value"] for p in stacks["prod-data"].one("aws_db_parameter_group")["parameter"]}
+    assert params["rds.force_ssl"] == "1"
+    assert params["log_min_duration_statement"] == "1000"
+
+
+def test_rds_log_exports_land_in_encrypted_groups_with_retention(stacks) -> None:
+    groups = {g["name"]: g for g in stacks["prod-data"].resources("aws_cloudwatch_log_group").values()}
+    for log in ("postgresql", "upgrade"):
+        group = groups[f"/aws/rds/instance/llmlite-prod-postgres/{log}"]
+        assert group["kms_key_id"] and group["retention_in_days"] == 365
+
+
+def test_dev_database_is_small_single_az_and_disposable(stacks) -> None:
+    db = stacks["dev-data"].one("aws_db_instance")
+    assert db["instance_class"] == "db.t4g.micro" and db["multi_az"] is False
+    assert db["deletion_protection"] is False and db["skip_final_snapshot"] is True
+    assert "lifecycle" not in db
+    skips = db["//"]["checkov_skip"]
+    assert {"CKV_AWS_157", "CKV_AWS_293", "CKV_LLM_1"} <= set(skips)
+
+
+def test_redis_encrypted_authenticated_and_failover_in_prod(stacks) -> None:
+    data = stacks["prod-data"]
+    redis = data.one("aws_elasticache_replication_group")
+    assert redis["transit_encryption_enabled"] is True and redis["at_rest_encryption_enabled"] == "true"
+    assert "foundation_key" in redis["kms_key_id"]
+    assert redis["automatic_failover_enabled"] is True and redis["multi_az_enabled"] is True
+    assert redis["num_cache_clusters"] == 2 and redis["snapshot_retention_limit"] == 7
+    assert redis["port"] == 6379 and "network_redis_security_group" in redis["security_group_ids"][0]
+    # the AUTH token comes from the generated, KMS-encrypted secret — never a literal
+    version_id = redis["auth_token"].split(".")[1]
+    version = data.resources("aws_secretsmanager_secret_version")[version_id]
+    assert version["secret_string"].startswith("${data.aws_secretsmanager_random_password.")
+    assert version["lifecycle"]["ignore_changes"] == ["secret_string"]
+    secret = data.one("aws_secretsmanager_secret")
+    assert "foundation_key" in secret["kms_key_id"] and secret["lifecycle"]["prevent_destroy"] is True
+
+
+def test_dev_redis_is_one_node_without_failover(stacks) -> None:
+    redis = stacks["dev-data"].one("aws_elasticache_replication_group")
+    assert redis["num_cache_clusters"] == 1 and redis["automatic_failover_enabled"] is False
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_tables_keys_ttl_recovery_and_encryption(stacks, env: str) -> None:
+    tables = {t["name"].removeprefix(f"llmlite-{env}-"): t for t in stacks[f"{env}-data"].resources(
+        "aws_dynamodb_table").values()}
+    assert set(tables) == {"connections", "chat-history"}
+    assert (tables["connections"]["hash_key"], tables["connections"].get("range_key")) == ("connectionId", None)
+    assert (tables["chat-history"]["hash_key"], tables["chat-history"]["range_key"]) == ("userSession", "createdAt")
+    for table in tables.values():
+        assert table["billing_mode"] == "PAY_PER_REQUEST"
+        assert table["ttl"] == {"enabled": True, "attribute_name": "expiresAt"}
+        assert table["point_in_time_recovery"] == {"enabled": True}
+        assert table["server_side_encryption"]["enabled"] is True
+        assert "foundation_key" in table["server_side_encryption"]["kms_key_arn"]
+        assert table["deletion_protection_enabled"] is (env != "dev")
+        assert (table.get("lifecycle", {}).get("prevent_destroy") is True) is (env != "dev")
+
+
+def test_prod_us_tables_replicate_to_us_east_1_with_a_replica_key(stacks) -> None:
+    for table in stacks["prod-us-data"].resources("aws_dynamodb_table").values():
+        (replica,) = table["replica"]
+        assert replica["region_name"] == "us-east-1" and replica["point_in_time_recovery"] is True
+        assert "foundation_key_replica_us_east_1" in replica["kms_key_arn"]
+        assert table["stream_enabled"] is True
+    foundation = stacks["prod-us-foundation"]
+    assert foundation.one("aws_kms_key")["multi_region"] is True
+    replica_key = foundation.one("aws_kms_replica_key")
+    assert replica_key["provider"] == "aws.us_east_1"
+    assert "logs.us-east-1.amazonaws.com" in replica_key["policy"]
+    assert all("replica" not in t for t in stacks["prod-data"].resources("aws_dynamodb_table").values())
+
+
+def _strings(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, (*path, key))
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value, path)
+    elif isinstance(node, str):
+        yield path, node
+
+
+def test_no_secret_value_in_any_synthesized_stack(stacks) -> None:
+    """Every secret-bearing argument is a reference resolved at apply time, never a literal."""
+    for stack in stacks.values():
+        for path, value in _strings(stack.doc.get("resource", {})):
+            if SECRET_KEYS.search(str(path[-1])):
+                assert value.startswith("${") and value.endswith("}"), f"{stack.name}: {'.'.join(path)}"
