@@ -8,6 +8,7 @@ from modules.config import Environment
 from modules.data import Data
 from modules.edge import Edge
 from modules.foundation import Foundation
+from modules.gateway import Gateway
 from modules.network import Network
 from modules.stacks import LayerStack
 
@@ -26,5 +27,9 @@ def build_environment(app: App, env: Environment) -> None:
                             replica_providers=foundation_stack.replica_providers)
     network = Network(LayerStack(app, env, "network"), "network", env=env,
                       kms_key_arn=foundation.outputs.kms_key_arn)
-    Edge(LayerStack(app, env, "edge"), "edge", env=env, network=network.outputs, foundation=foundation.outputs)
-    Data(LayerStack(app, env, "data"), "data", env=env, network=network.outputs, foundation=foundation.outputs)
+    edge = Edge(LayerStack(app, env, "edge"), "edge", env=env, network=network.outputs,
+                foundation=foundation.outputs)
+    data = Data(LayerStack(app, env, "data"), "data", env=env, network=network.outputs,
+                foundation=foundation.outputs)
+    Gateway(LayerStack(app, env, "gateway"), "gateway", env=env, network=network.outputs,
+            foundation=foundation.outputs, data=data.outputs, edge=edge.outputs)

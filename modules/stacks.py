@@ -13,7 +13,7 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider
 
 from modules.config import Environment
 
-LAYERS = ("foundation", "network", "edge", "data")
+LAYERS = ("foundation", "network", "edge", "data", "gateway")
 
 
 class LayerStack(TerraformStack):

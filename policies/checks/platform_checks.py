@@ -115,5 +115,18 @@ class NoSecretsInContainerEnvironment(Check):
                        for container in as_list(containers) for var in container.get("environment") or [])
 
 
+class ContainerRootReadOnly(Check):
+    """Checkov's own CKV_AWS_336 cannot read cdktf's JSON-encoded container definitions."""
+
+    def __init__(self) -> None:
+        super().__init__("CKV_LLM_6", "ECS containers run unprivileged with a read-only root filesystem",
+                         ["aws_ecs_task_definition"], CheckCategories.GENERAL_SECURITY)
+
+    def holds(self, conf: dict[str, Any]) -> bool:
+        containers = as_list(as_json(value(conf, "container_definitions")))
+        return bool(containers) and all(c.get("readonlyRootFilesystem") is True and not c.get("privileged")
+                                        for c in containers)
+
+
 checks = [StatefulPreventDestroy(), S3DeniesInsecureTransport(), WafRedactsAuthorization(), AlbListenerTls13(),
-          NoSecretsInContainerEnvironment()]
+          NoSecretsInContainerEnvironment(), ContainerRootReadOnly()]
