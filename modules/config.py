@@ -141,6 +141,12 @@ class Llm(Section):
     scheduled_scaling: bool = False
 
 
+class Observability(Section):
+    """Who is alerted (validated now; consumed by the observability layer)."""
+
+    alarm_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+
+
 class Environment(Section):
     name: Name
     project: Name = "llmlite"
@@ -155,6 +161,7 @@ class Environment(Section):
     data: Data = Data()
     gateway: Gateway
     llm: Llm = Llm()
+    observability: Observability = Observability()
 
     def resource_name(self, suffix: str) -> str:
         """`<project>-<env>-<suffix>`: the one naming rule for AWS resource names."""
@@ -273,6 +280,7 @@ def check(env: Environment) -> Iterator[Problem]:
     yield from _check_edge(env)
     yield from _check_backend(env)
     yield from _check_foundation(env)
+    yield from _check_observability(env)
 
 
 def _check_network(env: Environment) -> Iterator[Problem]:
@@ -407,6 +415,12 @@ def _check_backend(env: Environment) -> Iterator[Problem]:
     if backend.type == "local" and (backend.bucket or backend.kms_key_id):
         yield Problem("backend.type", "is \"local\" but S3 settings are given.",
                       "set type = \"s3\" or remove bucket/kms_key_id.")
+
+
+def _check_observability(env: Environment) -> Iterator[Problem]:
+    if env.protect_stateful and not env.observability.alarm_emails:
+        yield Problem("observability.alarm_emails", "is empty in a protected environment.",
+                      "list at least one address so alarms reach someone.")
 
 
 def _check_foundation(env: Environment) -> Iterator[Problem]:

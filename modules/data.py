@@ -107,10 +107,10 @@ class Data(Construct):
             self, "db_monitoring_policy", role=monitoring.name,
             policy_arn=f"arn:{account.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
         # Created ahead of RDS so the exported logs are encrypted and expire.
-        for log in ("postgresql", "upgrade"):
-            encrypted_log_group(self, f"db_log_group_{log}", name=f"/aws/rds/instance/{identifier}/{log}",
-                                kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
-                                protect_data=protected)
+        log_groups = [encrypted_log_group(self, f"db_log_group_{log}", name=f"/aws/rds/instance/{identifier}/{log}",
+                                          kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
+                                          protect_data=protected)
+                      for log in ("postgresql", "upgrade")]
         db = DbInstance(
             self, "postgres", identifier=identifier, engine="postgres", engine_version=cfg.postgres_version,
             instance_class=cfg.db_instance_class, storage_type="gp3", allocated_storage=cfg.db_storage_gb,
@@ -128,7 +128,7 @@ class Data(Construct):
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"], auto_minor_version_upgrade=True,
             deletion_protection=protected, skip_final_snapshot=not protected,
             final_snapshot_identifier=f"{identifier}-final" if protected else None,
-            depends_on=[self.node.find_child("db_log_group_postgresql")])
+            depends_on=log_groups)
         protect(db, protected)
         if not cfg.multi_az:
             skip(db, "CKV_AWS_157", DISPOSABLE + "a single-AZ database halves the cost of a development stack.")

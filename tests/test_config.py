@@ -75,6 +75,12 @@ CASES = {
     "unpinned image in prod": (
         {"replace": {"litellm:v1.55.8-stable": "litellm:main-latest"}},
         "gateway.image: 'ghcr.io/berriai/litellm:main-latest' is not pinned", "digest"),
+    "prod without alarm recipients": (
+        {"replace": {'alarm_emails = ["platform-oncall@example.com"]': "alarm_emails = []"}},
+        "observability.alarm_emails: is empty in a protected environment", "at least one address"),
+    "malformed alarm address": (
+        {"replace": {'alarm_emails = ["platform-oncall@example.com"]': 'alarm_emails = ["oncall"]'}},
+        "observability.alarm_emails[0]:", "correct the value"),
     "wrong type": (
         {"replace": {"idle_timeout_seconds = 300": 'idle_timeout_seconds = "five minutes"'}},
         "edge.idle_timeout_seconds:", "correct the value"),

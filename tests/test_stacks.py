@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import ENVIRONMENTS
@@ -39,3 +41,11 @@ def test_s3_backend_is_encrypted_and_uses_the_native_lock_file(tmp_path: Path) -
     remote = doc["data"]["terraform_remote_state"]
     assert {r["backend"] for r in remote.values()} == {"s3"}
     assert all(r["config"]["encrypt"] is True for r in remote.values())
+
+
+def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "main.py", "dev", "--outdir", str(tmp_path)], cwd=root,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == [f"dev-{layer}" for layer in sorted(LAYERS)]
