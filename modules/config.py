@@ -176,13 +176,16 @@ class Problem:
 
 
 class ConfigError(Exception):
-    """One or more environments are invalid; `str()` lists every problem."""
+    """Invalid environments: every problem with its environment, field and fix."""
 
-    def __init__(self, environment: str, problems: list[Problem]) -> None:
-        self.environment = environment
+    def __init__(self, problems: list[tuple[str, Problem]]) -> None:
         self.problems = problems
-        lines = [f"environment '{environment}': {p.field}: {p.message} Fix: {p.fix}" for p in problems]
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(f"environment '{env}': {p.field}: {p.message} Fix: {p.fix}"
+                                   for env, p in problems))
+
+
+def _invalid(environment: str, *problems: Problem) -> ConfigError:
+    return ConfigError([(environment, p) for p in problems])
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -195,37 +198,35 @@ def load_environment(name: str, root: Path = ENVIRONMENTS_DIR) -> Environment:
     path = root / name / CONFIG_FILE
     if not path.is_file():
         known = ", ".join(available_environments(root)) or "none"
-        raise ConfigError(name, [Problem("(file)", f"{path} does not exist.",
-                                         f"create it, or pick one of: {known}.")])
+        raise _invalid(name, Problem("(file)", f"{path} does not exist.", f"create it, or pick one of: {known}."))
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(name, [Problem("(file)", f"{path} is not valid TOML ({err}).",
-                                         "correct the TOML syntax.")]) from None
+        raise _invalid(name, Problem("(file)", f"{path} is not valid TOML ({err}).",
+                                     "correct the TOML syntax.")) from None
     if "name" in raw:
-        raise ConfigError(name, [Problem("name", "is set in the file.",
-                                         "remove it; the folder name is the environment name.")])
+        raise _invalid(name, Problem("name", "is set in the file.",
+                                     "remove it; the folder name is the environment name."))
     try:
         env = Environment.model_validate({**raw, "name": name})
     except ValidationError as err:
-        raise ConfigError(name, [_problem_from_pydantic(e) for e in err.errors()]) from None
+        raise _invalid(name, *(_problem_from_pydantic(e) for e in err.errors())) from None
     problems = list(check(env))
     if problems:
-        raise ConfigError(name, problems)
+        raise _invalid(name, *problems)
     return env
 
 
 def load_environments(names: list[str], root: Path = ENVIRONMENTS_DIR) -> list[Environment]:
-    """Load and validate all `names`; raise one ConfigError listing every problem."""
-    envs, errors = [], []
+    """Load and validate all `names`; raise one ConfigError listing every problem of every one."""
+    envs, problems = [], []
     for name in names:
         try:
             envs.append(load_environment(name, root))
         except ConfigError as err:
-            errors.append(err)
-    if errors:
-        raise ConfigError(", ".join(e.environment for e in errors),
-                          [p for e in errors for p in e.problems]) if len(errors) > 1 else errors[0]
+            problems += err.problems
+    if problems:
+        raise ConfigError(problems)
     return envs
 
 

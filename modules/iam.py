@@ -39,15 +39,12 @@ def document(*statements: Statement) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=None)
 
 
-def service_role(scope: Construct, id: str, *, name: str, service: str,
-                 statements: list[Statement], source_account: str | None = None,
-                 managed_policy_arns: list[str] | None = None) -> IamRole:
-    """A role assumable by one AWS service, with one inline least-privilege policy."""
-    trust = allow(["sts:AssumeRole"], [], principals={"Service": service},
-                  conditions={"StringEquals": {"aws:SourceAccount": source_account}} if source_account else None)
-    del trust["Resource"]
-    role = IamRole(scope, id, name=name, assume_role_policy=document(trust),
-                   managed_policy_arns=managed_policy_arns)
+def service_role(scope: Construct, id: str, *, name: str, service: str, source_account: str,
+                 statements: list[Statement]) -> IamRole:
+    """A role only `service`, acting for this account, can assume; one inline least-privilege policy."""
+    trust = {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Principal": {"Service": service},
+             "Condition": {"StringEquals": {"aws:SourceAccount": source_account}}}
+    role = IamRole(scope, id, name=name, assume_role_policy=document(trust))
     if statements:
         IamRolePolicy(scope, f"{id}_policy", name=f"{name}-policy", role=role.id,
                       policy=document(*statements))

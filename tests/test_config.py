@@ -105,6 +105,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert "gateway.memory" in message and "llm.instance_type" in message
 
 
+def test_problems_of_several_environments_keep_their_own_names(tmp_path: Path) -> None:
+    write_env(tmp_path, "one", replace={"memory = 2048": "memory = 1024"})
+    write_env(tmp_path, "two", replace={'instance_type = "g5.xlarge"': 'instance_type = "m5.large"'})
+    with pytest.raises(ConfigError) as err:
+        load_environments(["one", "two"], tmp_path)
+    lines = str(err.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["environment 'one'", "environment 'two'"]
+    assert "gateway.memory" in lines[0] and "llm.instance_type" in lines[1]
+
+
 def test_folder_name_is_the_environment_name(tmp_path: Path) -> None:
     assert "name: is set in the file" in rejection(tmp_path, replace={'region = "eu-west-2"': 'name = "other"\nregion = "eu-west-2"'})
 
