@@ -68,8 +68,7 @@ class Foundation(Construct):
         alb_name = f"{env.resource_name('alb-logs')}-{account.id}"
 
         access_logs = bucket(
-            "access_logs", access_log_name, kms_key_arn=None,
-            sse_s3_reason="S3 server access log delivery writes only to SSE-S3 target buckets.",
+            "access_logs", access_log_name, kms_key_arn=self.key.arn,
             policy_statements=(iam.allow(
                 ["s3:PutObject"], [f"arn:{account.partition}:s3:::{access_log_name}/*"],
                 sid="S3ServerAccessLogDelivery", principals={"Service": "logging.s3.amazonaws.com"},
@@ -151,6 +150,9 @@ def _key_policy(account: Account, trail_name: str | None) -> list[iam.Statement]
                                           f"arn:{account.partition}:logs:{region}:{account.id}:*"}}),
         iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="LogDelivery",
                   principals={"Service": "delivery.logs.amazonaws.com"},
+                  conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
+        iam.allow(["kms:GenerateDataKey*"], ["*"], sid="S3ServerAccessLogs",
+                  principals={"Service": "logging.s3.amazonaws.com"},
                   conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
     ]
     if trail_name:

@@ -56,7 +56,7 @@ class SecureBucket(Construct):
     """A private, versioned, encrypted, TLS-only bucket with lifecycle and access logging.
 
     `kms_key_arn=None` means SSE-S3: only for writers that cannot use a customer key
-    (ALB access logs, S3 server access logs); the caller gives the reason.
+    (ELB access logs); the caller gives the reason.
     """
 
     def __init__(self, scope: Construct, id: str, *, name: str, kms_key_arn: str | None,

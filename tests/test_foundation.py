@@ -28,7 +28,8 @@ def test_one_rotating_customer_key_per_environment(foundation: Stack) -> None:
 def test_key_policy_admits_exactly_the_services_that_encrypt_on_their_own(stacks) -> None:
     policy = json.loads(stacks["prod-foundation"].one("aws_kms_key")["policy"])
     services = {s["Principal"].get("Service") for s in policy["Statement"] if "Service" in s["Principal"]}
-    assert services == {"logs.eu-west-2.amazonaws.com", "delivery.logs.amazonaws.com", "cloudtrail.amazonaws.com"}
+    assert services == {"logs.eu-west-2.amazonaws.com", "delivery.logs.amazonaws.com", "logging.s3.amazonaws.com",
+                        "cloudtrail.amazonaws.com"}
     logs = next(s for s in policy["Statement"] if s["Sid"] == "CloudWatchLogs")
     assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
     # dev has no trail, so CloudTrail is not admitted there
@@ -60,12 +61,12 @@ def test_every_bucket_is_private_versioned_encrypted_tls_only_and_archived(found
         assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_only_log_delivery_targets_that_require_it_use_sse_s3(foundation: Stack) -> None:
+def test_only_the_alb_log_bucket_uses_sse_s3(foundation: Stack) -> None:
+    """ELB access-log delivery accepts SSE-S3 only; every other bucket uses the environment key."""
     names = {foundation.ref("aws_s3_bucket", lid): b["bucket"] for lid, b in foundation.resources("aws_s3_bucket").items()}
     sse_s3 = [names[e["bucket"]] for e in foundation.resources("aws_s3_bucket_server_side_encryption_configuration").values()
               if e["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"] == "AES256"]
-    assert len(sse_s3) == 2
-    assert [n for n in sse_s3 if "-access-logs-" in n] and [n for n in sse_s3 if "-alb-logs-" in n]
+    assert len(sse_s3) == 1 and "-alb-logs-" in sse_s3[0]
 
 
 def test_buckets_log_access_to_the_access_log_bucket(foundation: Stack) -> None:
