@@ -49,3 +49,9 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == [f"dev-{layer}" for layer in sorted(LAYERS)]
+
+
+def test_cdktf_cli_runs_the_same_entry_point() -> None:
+    """`cdktf synth/diff/deploy` run main.py through pipenv, so they take the validated, fast path."""
+    config = json.loads((Path(__file__).resolve().parent.parent / "cdktf.json").read_text())
+    assert config["language"] == "python" and config["app"] == "pipenv run python main.py"
