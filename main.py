@@ -13,7 +13,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from modules.app import build_app  # importing modules installs the fast provider path
 from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
 
 
@@ -29,6 +28,9 @@ def main(argv: list[str]) -> int:
     except ConfigError as err:
         print(f"configuration error, nothing synthesized:\n{err}", file=sys.stderr)
         return 2
+    # Imported after validation: configuration errors answer at once, without loading jsii.
+    from modules.app import build_app
+
     build_app(environments, outdir=args.outdir).synth()
     return 0
 

@@ -1,4 +1,6 @@
-"""Build one CDKTF app holding every layer stack of the given environments."""
+"""Build one CDKTF app holding every layer stack of the given environments.
+
+Adding a layer: its construct, its config section, and one line here."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A skip is `{check id: reason}` recorded in the resource's `//` metadata of the synthesized
 JSON, so the reason travels with the artifact that is scanned. Checkov's terraform_json
-runner ignores inline skips; the compliance gate (`scripts/compliance_gate.py`) reads this
+runner ignores inline skips; the compliance gate (`policies/gate.py`) reads this
 key, matches skips to failures, and reports each one with its reason.
 """
 

@@ -15,8 +15,8 @@ class Account:
     partition: str
     region: str
 
-    def arn(self, service: str, resource: str, *, region: bool = True) -> str:
-        return f"arn:{self.partition}:{service}:{self.region if region else ''}:{self.id}:{resource}"
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:{self.partition}:{service}:{self.region}:{self.id}:{resource}"
 
 
 def current_account(scope: Construct, region: str) -> Account:

@@ -62,15 +62,13 @@ class Data(Construct):
     def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
                  foundation: FoundationOutputs) -> None:
         super().__init__(scope, id)
-        self._env, self._key = env, foundation.kms_key_arn
+        self._key = foundation.kms_key_arn
         db = self._postgres(env, network)
         redis, redis_secret = self._redis(env, network)
-        connections = self._table(
-            "connections_table", env.resource_name("connections"), hash_key="connectionId",
-            foundation=foundation)
-        history = self._table(
-            "history_table", env.resource_name("chat-history"), hash_key="userSession", range_key="createdAt",
-            foundation=foundation)
+        connections = self._table(env, foundation, "connections_table", env.resource_name("connections"),
+                                  hash_key="connectionId")
+        history = self._table(env, foundation, "history_table", env.resource_name("chat-history"),
+                              hash_key="userSession", range_key="createdAt")
         self.outputs = DataOutputs(
             db_address=db.address, db_port=Port.POSTGRES, db_name=DATABASE_NAME, db_username=MASTER_USERNAME,
             # A plainly named local carries the ARN across stacks: cdktf names the cross-stack
@@ -170,9 +168,8 @@ class Data(Construct):
 
     # --- DynamoDB -----------------------------------------------------------------------------
 
-    def _table(self, id: str, name: str, *, hash_key: str, foundation: FoundationOutputs,
+    def _table(self, env: Environment, foundation: FoundationOutputs, id: str, name: str, *, hash_key: str,
                range_key: str | None = None) -> DynamodbTable:
-        env = self._env
         attributes = [DynamodbTableAttribute(name=hash_key, type="S")]
         if range_key:
             attributes.append(DynamodbTableAttribute(name=range_key, type="N"))

@@ -143,7 +143,7 @@ class Gateway(Construct):
                 iam.allow(["secretsmanager:GetSecretValue"], secret_arns, sid="OwnSecrets"),
                 iam.allow(["kms:Decrypt"], [key], sid="DecryptSecrets", conditions={
                     "StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}}),
-                *_registry_statements(cfg.image)])
+                *_registry_statements(cfg.image, account.partition)])
         task_role = iam.service_role(
             self, "task_role", name=env.resource_name("proxy-task"), service="ecs-tasks.amazonaws.com",
             source_account=account.id, statements=[
@@ -235,7 +235,7 @@ class Gateway(Construct):
                     predefined_metric_specification=PredefinedMetric(predefined_metric_type=metric)))
 
 
-def _registry_statements(image: str) -> list[iam.Statement]:
+def _registry_statements(image: str, partition: str) -> list[iam.Statement]:
     """ECR pull rights only when the image comes from ECR (ghcr.io images need none)."""
     registry = image.split("/", 1)[0]
     if ".dkr.ecr." not in registry:
@@ -246,5 +246,5 @@ def _registry_statements(image: str) -> list[iam.Statement]:
         # GetAuthorizationToken is account-wide: the API admits no narrower resource.
         iam.allow(["ecr:GetAuthorizationToken"], ["*"], sid="EcrToken"),
         iam.allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                  [f"arn:aws:ecr:{region}:{account}:repository/{repository}"], sid="EcrPull"),
+                  [f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"], sid="EcrPull"),
     ]

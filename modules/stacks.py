@@ -13,7 +13,8 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider
 
 from modules.config import Environment
 
-LAYERS = ("foundation", "network", "edge", "data", "gateway")
+# The layer names the specification fixes; modules/app.py decides which are built.
+LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
 
 
 class LayerStack(TerraformStack):

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from policies.gate import run_gate
 
 
@@ -29,13 +31,28 @@ def test_every_skip_has_a_reason_in_the_report(gate) -> None:
     assert json.loads((report_dir / "report.json").read_text())["ok"] is True
 
 
-def _one_stack_copy(synth_dir: Path, tmp_path: Path, name: str) -> Path:
-    shutil.copytree(synth_dir / name, tmp_path / name)
-    return tmp_path / name / "cdk.tf.json"
+BAD_STACK = {"resource": {
+    "aws_kms_key": {"k": {"enable_key_rotation": True}},
+    "aws_s3_bucket_policy": {"p": {"bucket": "b", "policy": json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                                 "Resource": "arn:aws:s3:::b/*"}]})}},
+    "aws_wafv2_web_acl_logging_configuration": {"w": {"resource_arn": "x", "log_destination_configs": ["y"]}},
+    "aws_lb_listener": {"l": {"load_balancer_arn": "x", "port": 443, "protocol": "HTTPS",
+                              "ssl_policy": "ELBSecurityPolicy-2016-08", "certificate_arn": "c",
+                              "default_action": [{"type": "forward", "target_group_arn": "t"}]}},
+    "aws_ecs_task_definition": {"t": {"family": "f", "container_definitions": json.dumps(
+        [{"name": "c", "image": "i", "environment": [{"name": "LITELLM_MASTER_KEY", "value": "x"}],
+          "readonlyRootFilesystem": False}])}},
+}}
 
 
-def test_gate_fails_on_unexplained_failure_stale_skip_and_secret(synth_dir: Path, tmp_path: Path) -> None:
-    path = _one_stack_copy(synth_dir, tmp_path, "dev-network")
+@pytest.fixture(scope="module")
+def broken(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One gate run over two broken stacks: a doctored copy of dev-network, and resources
+    that each break one of the platform's own policies."""
+    root = tmp_path_factory.mktemp("broken-stacks")
+    shutil.copytree(synth_dir / "dev-network", root / "dev-network")
+    path = root / "dev-network" / "cdk.tf.json"
     doc = json.loads(path.read_text())
     rules = doc["resource"]["aws_vpc_security_group_ingress_rule"]
     port80 = next(lid for lid, r in rules.items() if r.get("from_port") == 80 and r.get("cidr_ipv4"))
@@ -44,36 +61,32 @@ def test_gate_fails_on_unexplained_failure_stale_skip_and_secret(synth_dir: Path
     vpc["//"]["checkov_skip"] = {"CKV2_AWS_11": "Flow logs are configured elsewhere in this test."}  # stale
     vpc["tags"]["aws_access_key_id"] = "AKIAIOSFODNN7EXAMPLX"  # planted, fake
     path.write_text(json.dumps(doc, indent=2))
+    (root / "bad-stack").mkdir()
+    (root / "bad-stack" / "cdk.tf.json").write_text(json.dumps(BAD_STACK))
+    return run_gate(root, root / "report"), root, port80
 
-    result = run_gate(tmp_path, tmp_path / "report")
+
+def test_gate_fails_on_unexplained_failure_stale_skip_and_secret(broken) -> None:
+    result, root, port80 = broken
     assert not result.ok
-    assert [(f.check_id, f.resource.rsplit(".", 1)[-1]) for f in result.unexplained] == [("CKV_AWS_260", port80)]
+    assert [(f.check_id, f.resource.rsplit(".", 1)[-1]) for f in result.unexplained
+            if f.stack == "dev-network"] == [("CKV_AWS_260", port80)]
     assert [f.check_id for f in result.stale] == ["CKV2_AWS_11"]
-    assert result.secrets
-    assert "Verdict: **FAIL**" in (tmp_path / "report" / "report.md").read_text()
+    assert [f for f in result.secrets if f.stack == "dev-network"]
+    assert "Verdict: **FAIL**" in (root / "report" / "report.md").read_text()
 
 
-def test_custom_policies_catch_what_the_spec_forbids(tmp_path: Path) -> None:
+def test_custom_policies_catch_what_the_spec_forbids(broken) -> None:
     """Each CKV_LLM check fails on a resource that breaks the platform's own rule."""
-    stack = tmp_path / "bad-stack"
-    stack.mkdir()
-    doc = {"resource": {
-        "aws_kms_key": {"k": {"enable_key_rotation": True}},
-        "aws_s3_bucket_policy": {"p": {"bucket": "b", "policy": json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                                                     "Resource": "arn:aws:s3:::b/*"}]})}},
-        "aws_wafv2_web_acl_logging_configuration": {"w": {"resource_arn": "x", "log_destination_configs": ["y"]}},
-        "aws_lb_listener": {"l": {"load_balancer_arn": "x", "port": 443, "protocol": "HTTPS",
-                                  "ssl_policy": "ELBSecurityPolicy-2016-08", "certificate_arn": "c",
-                                  "default_action": [{"type": "forward", "target_group_arn": "t"}]}},
-        "aws_ecs_task_definition": {"t": {"family": "f", "container_definitions": json.dumps(
-            [{"name": "c", "image": "i", "environment": [{"name": "LITELLM_MASTER_KEY", "value": "x"}],
-              "readonlyRootFilesystem": False}])}},
-    }}
-    (stack / "cdk.tf.json").write_text(json.dumps(doc))
-    result = run_gate(tmp_path)
-    failed = {f.check_id for f in result.unexplained}
+    result, _, _ = broken
+    failed = {f.check_id for f in result.unexplained if f.stack == "bad-stack"}
     assert {f"CKV_LLM_{n}" for n in range(1, 7)} <= failed
+
+
+def test_gate_reads_the_key_the_constructs_write() -> None:
+    from modules.compliance import SKIP_KEY as written
+    from policies.gate import SKIP_KEY as read
+    assert written == read
 
 
 def test_custom_policy_and_constructs_agree_on_what_is_stateful() -> None:

@@ -7,14 +7,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import ENVIRONMENTS
 from modules.app import build_app
 from modules.config import Backend, load_environment
 from modules.stacks import LAYERS
 
 
+BUILT_LAYERS = ("foundation", "network", "edge", "data", "gateway")
+
+
 def test_every_environment_has_one_stack_per_layer(stacks) -> None:
-    assert set(stacks) == {f"{env}-{layer}" for env in ENVIRONMENTS for layer in LAYERS}
+    assert set(stacks) == {f"{env}-{layer}" for env in ENVIRONMENTS for layer in BUILT_LAYERS}
+    assert set(BUILT_LAYERS) <= set(LAYERS)
+
+
+def test_a_layer_outside_the_specification_is_refused() -> None:
+    from cdktf import App
+    from modules.stacks import LayerStack
+    with pytest.raises(ValueError, match="unknown layer 'cache'"):
+        LayerStack(App(), load_environment("dev"), "cache")
 
 
 def test_default_backend_is_local_with_a_relative_path(stacks) -> None:
@@ -48,7 +61,7 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "main.py", "dev", "--outdir", str(tmp_path)], cwd=root,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == [f"dev-{layer}" for layer in sorted(LAYERS)]
+    assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == [f"dev-{layer}" for layer in sorted(BUILT_LAYERS)]
 
 
 def test_cdktf_cli_runs_the_same_entry_point() -> None:
