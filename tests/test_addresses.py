@@ -17,6 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PINNED = Path(__file__).with_name("stateful_addresses.json")
+import pytest
+
 from modules.storage import STATEFUL_TYPES as PROTECTED_TYPES
 
 # Log groups hold audit data too: their addresses are pinned as well.
@@ -41,6 +43,22 @@ def test_stateful_addresses_are_stable(synth_dir: Path) -> None:
         problems += [f"{stack}: {a} would be destroyed (renamed or removed)" for a in gone]
         problems += [f"{stack}: {a} is not pinned yet" for a in new]
     assert not problems, "\n".join(problems) + "\n\n" + __doc__
+
+
+@pytest.mark.parametrize("env", ["prod", "prod-us"])
+def test_prod_stateful_resources_cannot_be_destroyed(stacks, env: str) -> None:
+    """Every key, bucket, log group, database, table, Redis group and secret of every prod stack."""
+    protected = 0
+    for name, stack in stacks.items():
+        if name.rsplit("-", 1)[0] != env:  # stacks are <env>-<layer>
+            continue
+        for type_ in STATEFUL_TYPES:
+            for lid, body in stack.resources(type_).items():
+                assert body.get("lifecycle", {}).get("prevent_destroy") is True, f"{name}: {type_}.{lid}"
+                protected += 1
+        for bucket in stack.resources("aws_s3_bucket").values():
+            assert bucket["force_destroy"] is False
+    assert protected >= 20
 
 
 if __name__ == "__main__" and "--write" in sys.argv:

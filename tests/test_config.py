@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import subprocess
 import sys
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from main import main
 from modules.config import ENVIRONMENTS_DIR, ConfigError, load_environment, load_environments
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,9 +29,16 @@ def write_env(root: Path, name: str, base: str = "prod", replace: dict[str, str]
 
 
 def rejection(tmp_path: Path, **edit) -> str:
+    """Run the app on one broken environment: it must refuse (exit 2) and write nothing."""
     write_env(tmp_path, "broken", **edit)
     with pytest.raises(ConfigError) as err:
         load_environment("broken", tmp_path)
+    outdir = tmp_path / "out"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert main(["broken", "--environments-dir", str(tmp_path), "--outdir", str(outdir)]) == 2
+    assert not outdir.exists()
+    assert stderr.getvalue() == f"configuration error, nothing synthesized:\n{err.value}\n"
     return str(err.value)
 
 
@@ -91,7 +101,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_is_rejected_with_field_and_fix(tmp_path: Path, case: str) -> None:
+def test_bad_input_is_rejected_with_field_and_fix_and_nothing_written(tmp_path: Path, case: str) -> None:
     edit, problem, fix = CASES[case]
     message = rejection(tmp_path, **edit)
     assert message.startswith("environment 'broken': ")

@@ -88,17 +88,6 @@ def test_prod_audit_bucket_has_compliance_object_lock(stacks) -> None:
     assert not stacks["dev-foundation"].resources("aws_s3_bucket_object_lock_configuration")
 
 
-@pytest.mark.parametrize("env", ["prod", "prod-us"])
-def test_prod_stateful_resources_cannot_be_destroyed(stacks, env: str) -> None:
-    for stack_name, types in ((f"{env}-foundation", ("aws_kms_key", "aws_s3_bucket", "aws_cloudwatch_log_group")),
-                              (f"{env}-network", ("aws_cloudwatch_log_group",))):
-        for type_ in types:
-            for lid, body in stacks[stack_name].resources(type_).items():
-                assert body.get("lifecycle", {}).get("prevent_destroy") is True, f"{stack_name} {lid}"
-    for bucket in stacks[f"{env}-foundation"].resources("aws_s3_bucket").values():
-        assert bucket["force_destroy"] is False
-
-
 def test_dev_is_disposable_and_says_so(stacks) -> None:
     dev = stacks["dev-foundation"]
     for body in list(dev.resources("aws_s3_bucket").values()) + list(dev.resources("aws_kms_key").values()):
