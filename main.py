@@ -10,7 +10,9 @@ each problem is printed with its environment, field and fix (exit code 2).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
@@ -28,10 +30,19 @@ def main(argv: list[str]) -> int:
     except ConfigError as err:
         print(f"configuration error, nothing synthesized:\n{err}", file=sys.stderr)
         return 2
+    started = time.perf_counter()
     # Imported after validation: configuration errors answer at once, without loading jsii.
     from modules.app import build_app
 
-    build_app(environments, outdir=args.outdir).synth()
+    app = build_app(environments, outdir=args.outdir)
+    app.synth()
+    stacks = sorted(json.loads((Path(app.outdir) / "manifest.json").read_text())["stacks"])
+    print(f"synthesized {len(stacks)} stacks of {', '.join(names)} in {time.perf_counter() - started:.1f} s "
+          f"into {Path(app.outdir) / 'stacks'}/")
+    for env in environments:
+        print(f"  {env.name}: " + " ".join(s.removeprefix(f"{env.name}-") for s in stacks
+                                          if s.startswith(f"{env.name}-") and s.count("-") == env.name.count("-") + 1))
+    print("next: python -m policies.gate (compliance), cdktf diff|deploy <stack>")
     return 0
 
 

@@ -12,7 +12,8 @@ from modules.edge import Edge
 from modules.foundation import Foundation
 from modules.gateway import Gateway
 from modules.network import Network
-from modules.stacks import LayerStack
+from modules.stacks import STATE_LAYER, LayerStack
+from modules.state import StateStore
 
 
 def build_app(environments: list[Environment], outdir: str | None = None) -> App:
@@ -24,6 +25,8 @@ def build_app(environments: list[Environment], outdir: str | None = None) -> App
 
 
 def build_environment(app: App, env: Environment) -> None:
+    if env.backend.type == "s3":
+        StateStore(LayerStack(app, env, STATE_LAYER), "state", env=env)
     foundation_stack = LayerStack(app, env, "foundation", replica_regions=tuple(env.data.dynamodb_replica_regions))
     foundation = Foundation(foundation_stack, "foundation", env=env,
                             replica_providers=foundation_stack.replica_providers)

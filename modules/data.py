@@ -32,6 +32,7 @@ from modules.context import current_account
 from modules.foundation import FoundationOutputs
 from modules.network import NetworkOutputs, Port
 from modules.secret import GeneratedSecret
+from modules.outputs import publish
 from modules.storage import encrypted_log_group, protect
 
 DATABASE_NAME = "litellm"
@@ -81,6 +82,16 @@ class Data(Construct):
             redis_auth_secret_arn=redis_secret.arn,
             connections_table_name=connections.name, connections_table_arn=connections.arn,
             history_table_name=history.name, history_table_arn=history.arn)
+        publish(self, {
+            "db_endpoint": (db.address, "PostgreSQL host name (port 5432, TLS required)"),
+            "db_name": (DATABASE_NAME, "PostgreSQL database of LiteLLM"),
+            "db_master_secret_arn": (self.outputs.db_master_secret_arn,
+                                     "Secrets Manager ARN of the RDS-managed master credentials (rotated by RDS)"),
+            "redis_endpoint": (redis.primary_endpoint_address, "Redis primary endpoint (port 6379, TLS, AUTH)"),
+            "redis_auth_secret_arn": (redis_secret.arn, "Secrets Manager ARN of the Redis AUTH token"),
+            "connections_table_name": (connections.name, "DynamoDB table of WebSocket connections"),
+            "history_table_name": (history.name, "DynamoDB table of chat history"),
+        })
 
     # --- PostgreSQL ---------------------------------------------------------------------------
 
@@ -141,7 +152,9 @@ class Data(Construct):
         name = env.resource_name("redis")
         token = GeneratedSecret(self, "redis_auth", name=f"{env.project}/{env.name}/redis-auth",
                                 description="Redis AUTH token for LiteLLM and the functions",
-                                kms_key_arn=self._key, protect_data=protected, length=64)
+                                kms_key_arn=self._key, protect_data=protected, length=64,
+                                # auth_token has no write-only form: the token is in state.
+                                expose_value=True)
         subnets = ElasticacheSubnetGroup(self, "redis_subnet_group", name=env.resource_name("redis"),
                                          subnet_ids=network.database_subnet_ids)
         slow_log = encrypted_log_group(self, "redis_slow_log", name=f"/aws/elasticache/{name}/slow-log",
@@ -174,7 +187,8 @@ class Data(Construct):
         if range_key:
             attributes.append(DynamodbTableAttribute(name=range_key, type="N"))
         replicas = [DynamodbTableReplica(region_name=region, kms_key_arn=foundation.replica_kms_key_arns[region],
-                                         point_in_time_recovery=True, propagate_tags=True)
+                                         point_in_time_recovery=True, propagate_tags=True,
+                                         deletion_protection_enabled=env.protect_stateful)
                     for region in env.data.dynamodb_replica_regions]
         table = DynamodbTable(
             self, id, name=name, billing_mode="PAY_PER_REQUEST", hash_key=hash_key, range_key=range_key,

@@ -22,9 +22,11 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAclRuleAction,
     Wafv2WebAclRuleActionAllow,
     Wafv2WebAclRuleActionBlock,
+    Wafv2WebAclRuleActionCount,
     Wafv2WebAclRuleOverrideAction,
     Wafv2WebAclRuleOverrideActionCount,
     Wafv2WebAclRuleOverrideActionNone,
+    Wafv2WebAclRuleRuleLabel,
     Wafv2WebAclRuleVisibilityConfig,
     Wafv2WebAclVisibilityConfig,
 )
@@ -39,6 +41,7 @@ from modules.compliance import skip
 from modules.config import Environment
 from modules.foundation import FoundationOutputs
 from modules.network import NetworkOutputs, Port
+from modules.outputs import publish
 from modules.storage import encrypted_log_group
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -47,9 +50,21 @@ HEALTH_CHECK_PATH = "/health/liveliness"
 # Managed rule groups in priority order (1..3); rules 4.. follow.
 MANAGED_RULE_GROUPS = ("AWSManagedRulesAmazonIpReputationList", "AWSManagedRulesCommonRuleSet",
                        "AWSManagedRulesKnownBadInputsRuleSet")
-# The common rule set blocks bodies over 8 KB; LLM prompts are routinely larger, so that rule
-# only counts and the body-size rule below enforces a limit suited to prompts.
-COUNTED_MANAGED_RULES = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY",)}
+# Prompts are large and contain code: a coding assistant's everyday request has `<script>`,
+# `../../etc/passwd` in a sample or `http://169.254.169.254` in a doc. These common-rule-set
+# body rules therefore only count (and label); the rule "BodyRules-OutsideApi" blocks on their
+# labels everywhere but the OpenAI-compatible API paths. SizeRestrictions_BODY (8 KB) always
+# counts: the body-size rule enforces a limit suited to prompts instead.
+PROMPT_BODY_RULES = ("CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY", "EC2MetaDataSSRF_BODY")
+COUNTED_MANAGED_RULES = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY", *PROMPT_BODY_RULES)}
+CORE_RULE_SET_LABEL = "awswaf:managed:aws:core-rule-set:"
+# LiteLLM's OpenAI-compatible (and Anthropic-compatible) inference paths.
+API_PATH_PREFIXES = ("/v1/", "/chat/completions", "/completions", "/embeddings", "/responses",
+                     "/messages", "/openai/deployments/")
+# Headers that carry a key: LiteLLM reads x-litellm-api-key before Authorization, and api-key
+# (Azure style) too. WAF logs keep none of them.
+REDACTED_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
+API_PATH_LABEL = "platform:api-path"
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,12 @@ class Edge(Construct):
             alb_arn=self.alb.arn, alb_arn_suffix=self.alb.arn_suffix, alb_dns_name=self.alb.dns_name,
             alb_zone_id=self.alb.zone_id, target_group_arn=self.target_group.arn,
             target_group_arn_suffix=self.target_group.arn_suffix, web_acl_arn=self.web_acl.arn)
+        publish(self, {
+            "alb_dns_name": (self.alb.dns_name, "DNS name of the public ALB: point the API's domain at it (CNAME/alias)"),
+            "alb_zone_id": (self.alb.zone_id, "Hosted zone id of the public ALB, for a Route 53 alias record"),
+            "alb_url": (f"https://{self.alb.dns_name}", "HTTPS URL of the ALB (the certificate names your domain)"),
+            "web_acl_arn": (self.web_acl.arn, "WAF web ACL in front of the ALB"),
+        })
 
     def _web_acl(self, env: Environment) -> Wafv2WebAcl:
         cfg = env.edge
@@ -131,11 +152,14 @@ class Edge(Construct):
             return Wafv2WebAclRuleVisibilityConfig(cloudwatch_metrics_enabled=True, metric_name=f"{name}-{metric}",
                                                    sampled_requests_enabled=True)
 
-        def rule(rule_name: str, priority: int, statement: dict[str, Any], action: str) -> None:
-            rule_action = (Wafv2WebAclRuleAction(allow=Wafv2WebAclRuleActionAllow()) if action == "allow"
-                           else Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()))
+        def rule(rule_name: str, priority: int, statement: dict[str, Any], action: str,
+                 label: str | None = None) -> None:
+            rule_action = {"allow": Wafv2WebAclRuleAction(allow=Wafv2WebAclRuleActionAllow()),
+                           "block": Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()),
+                           "count": Wafv2WebAclRuleAction(count=Wafv2WebAclRuleActionCount())}[action]
             rules.append(Wafv2WebAclRule(name=rule_name, priority=priority, statement=statement,
-                                         action=rule_action, visibility_config=visibility(rule_name)))
+                                         action=rule_action, visibility_config=visibility(rule_name),
+                                         rule_label=[Wafv2WebAclRuleRuleLabel(name=label)] if label else None))
 
         if cfg.trusted_cidrs:
             trusted = Wafv2IpSet(self, "trusted_ip_set", name=env.resource_name("trusted"), scope="REGIONAL",
@@ -164,6 +188,9 @@ class Edge(Construct):
             "regex_string": greater_than_pattern(cfg.max_body_bytes),
             "field_to_match": {"single_header": {"name": "content-length"}},
             "text_transformation": [{"priority": 0, "type": "NONE"}]}}, "block")
+        # Nesting stays two levels deep: the API path is a label, not a nested match.
+        rule("ApiPath-Label", 7, _api_path(), "count", label=API_PATH_LABEL)
+        rule("BodyRules-OutsideApi", 8, _body_rules_outside_api(), cfg.managed_rules_action)
 
         acl = Wafv2WebAcl(
             self, "web_acl", name=name, scope="REGIONAL", description=f"Front door of {env.resource_name('alb')}",
@@ -188,4 +215,23 @@ class Edge(Construct):
         Wafv2WebAclLoggingConfiguration(
             self, "waf_logging", resource_arn=self.web_acl.arn, log_destination_configs=[destination],
             redacted_fields=[Wafv2WebAclLoggingConfigurationRedactedFields(
-                single_header=Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(name="authorization"))])
+                single_header=Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(name=header))
+                for header in REDACTED_HEADERS])
+
+
+def _api_path() -> dict[str, Any]:
+    """Matches the inference API paths, decoded and normalised so `/v1/../key/generate` is not one."""
+    return {"or_statement": {"statement": [{"byte_match_statement": {
+        "search_string": prefix, "positional_constraint": "STARTS_WITH", "field_to_match": {"uri_path": {}},
+        "text_transformation": [{"priority": 0, "type": "URL_DECODE"}, {"priority": 1, "type": "NORMALIZE_PATH"}]}}
+        for prefix in API_PATH_PREFIXES]}}
+
+
+def _body_rules_outside_api() -> dict[str, Any]:
+    """Matches requests a prompt body rule labelled, unless the API-path rule labelled them too."""
+    def label(key: str) -> dict[str, Any]:
+        return {"label_match_statement": {"scope": "LABEL", "key": key}}
+    return {"and_statement": {"statement": [
+        {"or_statement": {"statement": [label(CORE_RULE_SET_LABEL + name.replace("_BODY", "_Body"))
+                                        for name in PROMPT_BODY_RULES]}},
+        {"not_statement": {"statement": label(API_PATH_LABEL)}}]}}

@@ -18,7 +18,8 @@ from modules import iam
 from modules.compliance import skip
 from modules.config import Environment
 from modules.context import Account, current_account
-from modules.storage import SecureBucket, encrypted_log_group, protect
+from modules.outputs import publish
+from modules.storage import SecureBucket, access_log_bucket, encrypted_log_group, protect
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,9 @@ class Foundation(Construct):
         waf_name = f"aws-waf-logs-{env.resource_name('waf')}-{account.id}"  # WAF requires this prefix
         alb_name = f"{env.resource_name('alb-logs')}-{account.id}"
 
-        access_logs = bucket(
-            "access_logs", access_log_name, kms_key_arn=self.key.arn,
-            policy_statements=(iam.allow(
-                ["s3:PutObject"], [f"arn:{account.partition}:s3:::{access_log_name}/*"],
-                sid="S3ServerAccessLogDelivery", principals={"Service": "logging.s3.amazonaws.com"},
-                conditions={"StringEquals": {"aws:SourceAccount": account.id}}),))
+        access_logs = access_log_bucket(
+            self, "access_logs", name=access_log_name, account=account, protect_data=env.protect_stateful,
+            archive_after_days=cfg.archive_after_days, expire_after_days=cfg.audit_retention_days)
         audit = bucket("audit", f"{env.resource_name('audit')}-{account.id}", kms_key_arn=self.key.arn,
                        access_log_bucket=access_logs.name,
                        object_lock_days=cfg.audit_retention_days if cfg.audit_object_lock else None)
@@ -94,6 +92,13 @@ class Foundation(Construct):
             kms_key_arn=self.key.arn, access_log_bucket=access_logs.name, audit_bucket=audit.name,
             audit_bucket_arn=audit.arn, waf_log_bucket_arn=waf.arn, alb_log_bucket=alb_logs.name,
             replica_kms_key_arns=replica_keys)
+        publish(self, {
+            "kms_key_arn": (self.key.arn, "The environment's customer-managed KMS key"),
+            "audit_bucket": (audit.name, "S3 bucket for audit logs (LiteLLM writes under litellm/)"),
+            "waf_log_bucket": (waf.name, "S3 bucket receiving WAF logs (when the edge logs to S3)"),
+            "alb_log_bucket": (alb_logs.name, "S3 bucket receiving the public ALB's access logs"),
+            "access_log_bucket": (access_logs.name, "S3 bucket receiving the other buckets' server access logs"),
+        })
 
     def _trail(self, env: Environment, account: Account, trail_name: str,
                bucket: Callable[..., SecureBucket], access_log_bucket: str) -> None:
@@ -116,10 +121,12 @@ class Foundation(Construct):
             self, "trail_role", name=env.resource_name("trail-logs"), service="cloudtrail.amazonaws.com",
             source_account=account.id,
             statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{group.arn}:*"])])
+        # CloudTrail checks its bucket policy, the bucket's encryption and its role when the
+        # trail is created: all three must exist first.
         trail = Cloudtrail(self, "trail", name=trail_name, s3_bucket_name=trail_bucket.name, is_multi_region_trail=True,
-                   include_global_service_events=True, enable_log_file_validation=True, kms_key_id=self.key.arn,
-                   cloud_watch_logs_group_arn=f"{group.arn}:*", cloud_watch_logs_role_arn=role.arn,
-                   depends_on=[trail_bucket])
+                           include_global_service_events=True, enable_log_file_validation=True, kms_key_id=self.key.arn,
+                           cloud_watch_logs_group_arn=f"{group.arn}:*", cloud_watch_logs_role_arn=role.arn,
+                           depends_on=[trail_bucket.policy, trail_bucket.encryption, role.policy])
         skip(trail, "CKV_AWS_252", "Trail delivery is watched through its CloudWatch Logs integration; "
              "per-file SNS notifications would have no subscriber.")
 
@@ -151,15 +158,17 @@ def _key_policy(account: Account, trail_name: str | None) -> list[iam.Statement]
         iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="LogDelivery",
                   principals={"Service": "delivery.logs.amazonaws.com"},
                   conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
-        iam.allow(["kms:GenerateDataKey*"], ["*"], sid="S3ServerAccessLogs",
-                  principals={"Service": "logging.s3.amazonaws.com"},
-                  conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
     ]
     if trail_name:
-        statements.append(iam.allow(
-            ["kms:GenerateDataKey*", "kms:DescribeKey"], ["*"], sid="CloudTrail",
-            principals={"Service": "cloudtrail.amazonaws.com"},
-            conditions={"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn":
-                                       f"arn:{account.partition}:cloudtrail:*:{account.id}:trail/*"},
-                        "StringEquals": {"aws:SourceArn": account.arn("cloudtrail", f"trail/{trail_name}")}}))
+        trail = {"aws:SourceArn": account.arn("cloudtrail", f"trail/{trail_name}")}
+        cloudtrail = {"Service": "cloudtrail.amazonaws.com"}
+        statements += [
+            iam.allow(["kms:GenerateDataKey*"], ["*"], sid="CloudTrailEncrypt", principals=cloudtrail,
+                      conditions={"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn":
+                                                 f"arn:{account.partition}:cloudtrail:*:{account.id}:trail/*"},
+                                  "StringEquals": trail}),
+            # DescribeKey carries no encryption context, so it needs its own statement.
+            iam.allow(["kms:DescribeKey"], ["*"], sid="CloudTrailDescribeKey", principals=cloudtrail,
+                      conditions={"StringEquals": trail}),
+        ]
     return statements

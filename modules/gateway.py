@@ -29,6 +29,15 @@ from cdktf_cdktf_provider_aws.ecs_service import (
     EcsServiceNetworkConfiguration,
 )
 from cdktf_cdktf_provider_aws.ecs_task_definition import EcsTaskDefinition, EcsTaskDefinitionRuntimePlatform
+from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
+from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.sfn_state_machine import (
+    SfnStateMachine,
+    SfnStateMachineEncryptionConfiguration,
+    SfnStateMachineLoggingConfiguration,
+    SfnStateMachineTracingConfiguration,
+)
 
 from modules import iam
 from modules.compliance import skip
@@ -38,11 +47,25 @@ from modules.data import DataOutputs
 from modules.edge import EdgeOutputs, HEALTH_CHECK_PATH
 from modules.foundation import FoundationOutputs
 from modules.network import NetworkOutputs, Port
+from modules.outputs import publish
 from modules.secret import GeneratedSecret
 from modules.storage import encrypted_log_group
 
 CONTAINER = "litellm"
 CONFIG_PATH = "/tmp/litellm-config.yaml"
+# LiteLLM joins DATABASE_HOST/USERNAME/PASSWORD/NAME into a URL without encoding the password,
+# and an RDS-generated password may hold '#', '?', '/' or '%'. The container builds the URL
+# itself, percent-encoded and requiring TLS, then drops the plain password. (No "${" in here:
+# Terraform would read it as an interpolation.)
+START_SCRIPT = (
+    "set -eu\n"
+    "DATABASE_URL=\"$(python3 -c 'import os, urllib.parse as u; q = lambda n: u.quote(os.environ[n], safe=\"\"); "
+    "print(u.urlunsplit((\"postgresql\", q(\"DB_USERNAME\") + \":\" + q(\"DB_PASSWORD\") + \"@\" + "
+    "os.environ[\"DB_ENDPOINT\"], \"/\" + q(\"DB_NAME\"), \"sslmode=require\", \"\")))')\"\n"
+    "export DATABASE_URL\n"
+    "unset DB_PASSWORD\n"
+    f"printf '%s' \"$LITELLM_CONFIG_YAML\" > {CONFIG_PATH}\n"
+    f"exec litellm --config {CONFIG_PATH} --port {Port.GATEWAY}\n")
 AUDIT_PREFIX = "litellm/"
 # Cross-region inference profile ids start with a geography ("eu.anthropic…").
 INFERENCE_PROFILE_GEOS = ("us", "eu", "apac", "global")
@@ -60,35 +83,36 @@ def litellm_config(env: Environment) -> dict[str, Any]:
     """LiteLLM's config: routes from the environment's model list, Redis shared by all tasks.
 
     Holds no secret: every credential is an `os.environ/NAME` reference filled by ECS from
-    Secrets Manager. Without the shared Redis each task would enforce RPM/TPM limits alone,
-    letting N tasks through N times the limit.
+    Secrets Manager. Redis is shared by all tasks: virtual-key RPM/TPM counters and the router's
+    per-deployment limits live there, so N tasks enforce one limit, not N. Response caching is
+    opt-in per request (`cache: {"use-cache": true}`): cached by default, one user's answer
+    would be replayed to another who sends the same request.
     """
     models = []
     for route in env.gateway.models:
         if route.bedrock_model_id:
-            params = {"model": f"bedrock/{route.bedrock_model_id}", "aws_region_name": env.region}
+            params: dict[str, Any] = {"model": f"bedrock/{route.bedrock_model_id}", "aws_region_name": env.region}
         else:
             params = {"model": f"openai/{route.name}", "api_base": route.upstream_url, "api_key": "none"}
+        params.update({k: v for k, v in (("rpm", route.rpm), ("tpm", route.tpm)) if v is not None})
         models.append({"model_name": route.name, "litellm_params": params})
     redis = {"host": "os.environ/REDIS_HOST", "port": "os.environ/REDIS_PORT",
              "password": "os.environ/REDIS_PASSWORD"}
+    router: dict[str, Any] = {f"redis_{k}": v for k, v in redis.items()}
+    if any(route.rpm or route.tpm for route in env.gateway.models):
+        # The default router treats rpm/tpm as load-balancing weights; this one enforces them.
+        router["routing_strategy"] = "usage-based-routing-v2"
     return {
         "model_list": models,
-        "router_settings": {f"redis_{k}": v for k, v in redis.items()},
-        "litellm_settings": {"cache": True, "cache_params": {"type": "redis", **redis, "ssl": True}},
+        "router_settings": router,
+        "litellm_settings": {"cache": True, "cache_params": {"type": "redis", **redis, "ssl": True,
+                                                             "mode": "default_off"}},
         "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY",
-                             "database_connection_pool_limit": 50, "database_connection_timeout": 60},
+                             "database_connection_pool_limit": 50, "database_connection_timeout": 60,
+                             # The WAF's body-size rule sees only Content-Length; the proxy
+                             # enforces the same limit on the body it reads.
+                             "max_request_size_mb": env.edge.max_body_bytes / 2**20},
     }
-
-
-def bedrock_model_arns(account: Account, model_id: str) -> list[str]:
-    """The exact ARNs `bedrock:InvokeModel*` needs for one model id."""
-    geo, _, base = model_id.partition(".")
-    if geo in INFERENCE_PROFILE_GEOS:
-        # A cross-region profile routes to the base model in any region of its geography.
-        return [account.arn("bedrock", f"inference-profile/{model_id}"),
-                f"arn:{account.partition}:bedrock:*::foundation-model/{base}"]
-    return [f"arn:{account.partition}:bedrock:{account.region}::foundation-model/{model_id}"]
 
 
 class Gateway(Construct):
@@ -102,13 +126,14 @@ class Gateway(Construct):
         key = foundation.kms_key_arn
         name = env.resource_name("proxy")
 
-        log_group = encrypted_log_group(self, "log_group", name=f"/ecs/{name}", kms_key_arn=key,
-                                        retention_days=env.foundation.log_retention_days,
-                                        protect_data=env.protect_stateful)
-        # ECS Exec sessions (break-glass debugging) are recorded, encrypted.
-        exec_log_group = encrypted_log_group(self, "exec_log_group", name=f"/ecs/{name}-exec", kms_key_arn=key,
-                                             retention_days=env.foundation.log_retention_days,
-                                             protect_data=env.protect_stateful)
+        def log_group(id: str, group_name: str) -> CloudwatchLogGroup:
+            return encrypted_log_group(self, id, name=group_name, kms_key_arn=key,
+                                       retention_days=env.foundation.log_retention_days,
+                                       protect_data=env.protect_stateful)
+
+        logs = log_group("log_group", f"/ecs/{name}")
+        # ECS Exec (break-glass shell), only where switched on; sessions are recorded, encrypted.
+        exec_logs = log_group("exec_log_group", f"/ecs/{name}-exec") if cfg.ecs_exec else None
         cluster = EcsCluster(
             self, "cluster", name=env.resource_name("cluster"),
             setting=[EcsClusterSetting(name="containerInsights", value="enabled")],
@@ -116,9 +141,10 @@ class Gateway(Construct):
                 EcsClusterConfigurationExecuteCommandConfiguration(
                     kms_key_id=key, logging="OVERRIDE",
                     log_configuration=EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration(
-                        cloud_watch_log_group_name=exec_log_group.name, cloud_watch_encryption_enabled=True)))))
-        EcsClusterCapacityProviders(self, "capacity_providers", cluster_name=cluster.name,
-                                    capacity_providers=["FARGATE", "FARGATE_SPOT"])
+                        cloud_watch_log_group_name=exec_logs.name, cloud_watch_encryption_enabled=True))))
+            if exec_logs else None)
+        capacity_providers = EcsClusterCapacityProviders(self, "capacity_providers", cluster_name=cluster.name,
+                                                         capacity_providers=["FARGATE", "FARGATE_SPOT"])
 
         master_key = GeneratedSecret(self, "master_key", name=f"{env.project}/{env.name}/litellm-master-key",
                                      description="LiteLLM admin (master) key", kms_key_arn=key,
@@ -130,8 +156,8 @@ class Gateway(Construct):
         secrets = {
             "LITELLM_MASTER_KEY": master_key.arn,
             "LITELLM_SALT_KEY": salt_key.arn,
-            "DATABASE_USERNAME": f"{data.db_master_secret_arn}:username::",
-            "DATABASE_PASSWORD": f"{data.db_master_secret_arn}:password::",
+            "DB_USERNAME": f"{data.db_master_secret_arn}:username::",
+            "DB_PASSWORD": f"{data.db_master_secret_arn}:password::",
             "REDIS_PASSWORD": data.redis_auth_secret_arn,
         }
         secret_arns = [master_key.arn, salt_key.arn, data.db_master_secret_arn, data.redis_auth_secret_arn]
@@ -139,7 +165,7 @@ class Gateway(Construct):
         execution_role = iam.service_role(
             self, "execution_role", name=env.resource_name("proxy-execution"), service="ecs-tasks.amazonaws.com",
             source_account=account.id, statements=[
-                iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group.arn}:*"], sid="Logs"),
+                iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{logs.arn}:*"], sid="Logs"),
                 iam.allow(["secretsmanager:GetSecretValue"], secret_arns, sid="OwnSecrets"),
                 iam.allow(["kms:Decrypt"], [key], sid="DecryptSecrets", conditions={
                     "StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}}),
@@ -147,12 +173,11 @@ class Gateway(Construct):
         task_role = iam.service_role(
             self, "task_role", name=env.resource_name("proxy-task"), service="ecs-tasks.amazonaws.com",
             source_account=account.id, statements=[
-                iam.allow(["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-                          sorted({arn for m in cfg.models if m.bedrock_model_id
-                                  for arn in bedrock_model_arns(account, m.bedrock_model_id)}), sid="InvokeModels"),
+                *bedrock_statements(account, [m.bedrock_model_id for m in cfg.models if m.bedrock_model_id]),
                 iam.allow(["s3:PutObject"], [f"{foundation.audit_bucket_arn}/{AUDIT_PREFIX}*"], sid="AuditLogs"),
                 iam.allow(["kms:GenerateDataKey", "kms:Decrypt"], [key], sid="EncryptAuditLogs", conditions={
                     "StringEquals": {"kms:ViaService": f"s3.{env.region}.amazonaws.com"}}),
+                *(_exec_statements(exec_logs.arn, key) if exec_logs else []),
             ])
 
         environment = {
@@ -160,22 +185,19 @@ class Gateway(Construct):
             "LITELLM_LOG": "INFO",
             "STORE_MODEL_IN_DB": "True",
             "LITELLM_MODE": "PRODUCTION",
-            "DATABASE_HOST": f"{data.db_address}:{data.db_port}",
-            "DATABASE_NAME": data.db_name,
+            "DB_ENDPOINT": f"{data.db_address}:{data.db_port}",
+            "DB_NAME": data.db_name,
             "REDIS_HOST": data.redis_address,
             "REDIS_PORT": str(data.redis_port),
-            "REDIS_SSL": "True",
+            "REDIS_SSL": "True",  # gives the router's Redis client TLS
             "LITELLM_CONFIG_YAML": json.dumps(litellm_config(env), sort_keys=True),
         }
         container = {
             "name": CONTAINER,
             "image": cfg.image,
             "essential": True,
-            # The config holds no secret, so it travels in the task definition and is written
-            # to a file at start: no image rebuild and no extra bucket per model change.
             "entryPoint": ["/bin/sh", "-c"],
-            "command": [f'printf "%s" "$LITELLM_CONFIG_YAML" > {CONFIG_PATH} && '
-                        f"exec litellm --config {CONFIG_PATH} --port {Port.GATEWAY}"],
+            "command": [START_SCRIPT],
             "portMappings": [{"containerPort": Port.GATEWAY, "protocol": "tcp"}],
             "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
             "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
@@ -185,7 +207,7 @@ class Gateway(Construct):
             "readonlyRootFilesystem": False,
             "privileged": False,
             "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": log_group.name, "awslogs-region": env.region, "awslogs-stream-prefix": "proxy"}},
+                "awslogs-group": logs.name, "awslogs-region": env.region, "awslogs-stream-prefix": "proxy"}},
         }
         task = EcsTaskDefinition(
             self, "task", family=name, network_mode="awsvpc", requires_compatibilities=["FARGATE"],
@@ -209,13 +231,24 @@ class Gateway(Construct):
             health_check_grace_period_seconds=60, deployment_maximum_percent=200,
             deployment_minimum_healthy_percent=100,
             deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
-            propagate_tags="SERVICE", enable_ecs_managed_tags=True, wait_for_steady_state=False)
+            enable_execute_command=cfg.ecs_exec, propagate_tags="SERVICE", enable_ecs_managed_tags=True,
+            wait_for_steady_state=False,
+            # ECS rejects a capacity provider strategy the cluster does not list yet.
+            depends_on=[capacity_providers])
         # Autoscaling owns the task count after the first deployment.
         service.add_override("lifecycle.ignore_changes", ["desired_count"])
 
         self._autoscaling(env, cluster.name, service.name)
+        self._redeploy_on_rotation(env, account, cluster.name, service, data.db_master_secret_arn, key)
         self.outputs = GatewayOutputs(cluster_name=cluster.name, service_name=service.name,
-                                      master_key_secret_arn=master_key.arn, log_group_name=log_group.name)
+                                      master_key_secret_arn=master_key.arn, log_group_name=logs.name)
+        publish(self, {
+            "cluster_name": (cluster.name, "ECS cluster running the LiteLLM proxy"),
+            "service_name": (service.name, "ECS service of the LiteLLM proxy"),
+            "log_group_name": (logs.name, "CloudWatch log group of the proxy containers"),
+            "master_key_secret_arn": (master_key.arn, "Secrets Manager ARN of the LiteLLM master key (read it there)"),
+            "ecs_exec_enabled": (cfg.ecs_exec, "Whether `aws ecs execute-command` into proxy tasks is switched on"),
+        })
 
     def _autoscaling(self, env: Environment, cluster_name: str, service_name: str) -> None:
         cfg = env.gateway
@@ -234,6 +267,93 @@ class Gateway(Construct):
                     target_value=value, scale_out_cooldown=60, scale_in_cooldown=300,
                     predefined_metric_specification=PredefinedMetric(predefined_metric_type=metric)))
 
+    def _redeploy_on_rotation(self, env: Environment, account: Account, cluster_name: str, service: EcsService,
+                              secret_arn: str, key: str) -> None:
+        """RDS rotates the database password (every 7 days) and ECS reads secrets only when a task
+        starts: when Secrets Manager reports the rotation, a state machine forces a new deployment
+        (rolling, circuit-breaker protected) so new tasks start with the new password."""
+        name = env.resource_name("proxy-redeploy")
+        logs = encrypted_log_group(self, "redeploy_log_group", name=f"/aws/vendedlogs/states/{name}",
+                                   kms_key_arn=key, retention_days=env.foundation.log_retention_days,
+                                   protect_data=env.protect_stateful)
+        machine_role = iam.service_role(
+            self, "redeploy_role", name=name, service="states.amazonaws.com", source_account=account.id,
+            statements=[
+                iam.allow(["ecs:UpdateService"], [service.id], sid="RedeployProxy"),
+                iam.allow_unscoped(["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+                                    "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
+                                    "logs:PutResourcePolicy", "logs:UpdateLogDelivery"], sid="ExecutionLogs"),
+                iam.allow_unscoped(["xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
+                                    "xray:PutTraceSegments"], sid="Tracing"),
+            ])
+        definition = {"Comment": "Restart the LiteLLM tasks so they read the rotated database password",
+                      "StartAt": "ForceNewDeployment", "States": {"ForceNewDeployment": {
+                          "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:ecs:updateService",
+                          "Parameters": {"Cluster": cluster_name, "Service": service.name, "ForceNewDeployment": True},
+                          "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 30, "MaxAttempts": 3,
+                                     "BackoffRate": 2}],
+                          "End": True}}}
+        machine = SfnStateMachine(
+            self, "redeploy", name=name, role_arn=machine_role.arn, definition=json.dumps(definition),
+            logging_configuration=SfnStateMachineLoggingConfiguration(
+                log_destination=f"{logs.arn}:*", include_execution_data=True, level="ALL"),
+            tracing_configuration=SfnStateMachineTracingConfiguration(enabled=True),
+            encryption_configuration=SfnStateMachineEncryptionConfiguration(
+                type="CUSTOMER_MANAGED_KMS_KEY", kms_key_id=key, kms_data_key_reuse_period_seconds=300),
+            depends_on=[machine_role.policy])
+        rule = CloudwatchEventRule(
+            self, "rotation_rule", name=env.resource_name("db-password-rotated"),
+            description="The RDS-managed database password was rotated",
+            event_pattern=json.dumps(rotation_event_pattern(secret_arn)))
+        events_role = iam.service_role(
+            self, "rotation_rule_role", name=env.resource_name("db-password-rotated"), service="events.amazonaws.com",
+            source_account=account.id,
+            statements=[iam.allow(["states:StartExecution"], [machine.arn], sid="StartRedeploy")])
+        CloudwatchEventTarget(self, "rotation_target", rule=rule.name, arn=machine.arn, role_arn=events_role.arn)
+
+
+def rotation_event_pattern(secret_arn: str) -> dict[str, Any]:
+    """EventBridge pattern of Secrets Manager's RotationSucceeded event for one secret."""
+    return {"source": ["aws.secretsmanager"], "detail-type": ["AWS Service Event via CloudTrail"],
+            "detail": {"eventName": ["RotationSucceeded"], "additionalEventData": {"SecretId": [secret_arn]}}}
+
+
+def bedrock_statements(account: Account, model_ids: list[str]) -> list[iam.Statement]:
+    """`bedrock:InvokeModel*` on exactly the configured models.
+
+    A cross-region inference profile ("eu.anthropic…") routes to its base model in any region
+    of its geography: the profile ARN is granted, and the base model only when called through
+    that profile."""
+    actions = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    direct, profiles = [], []
+    for model_id in sorted(set(model_ids)):
+        geo, _, base = model_id.partition(".")
+        if geo in INFERENCE_PROFILE_GEOS:
+            profiles.append((account.arn("bedrock", f"inference-profile/{model_id}"),
+                             f"arn:{account.partition}:bedrock:*::foundation-model/{base}"))
+        else:
+            direct.append(f"arn:{account.partition}:bedrock:{account.region}::foundation-model/{model_id}")
+    statements = []
+    if direct:
+        statements.append(iam.allow(actions, direct, sid="InvokeModels"))
+    if profiles:
+        statements.append(iam.allow(actions, [p for p, _ in profiles], sid="InvokeInferenceProfiles"))
+        statements.append(iam.allow(actions, [m for _, m in profiles], sid="InvokeProfileBaseModels", conditions={
+            "ArnLike": {"bedrock:InferenceProfileArn": [p for p, _ in profiles]}}))
+    return statements
+
+
+def _exec_statements(log_group_arn: str, key: str) -> list[iam.Statement]:
+    """What the task needs for ECS Exec: the SSM message channels, its session log, the key."""
+    return [
+        iam.allow_unscoped(["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                            "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"], sid="ExecChannels"),
+        iam.allow(["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                  [log_group_arn, f"{log_group_arn}:*"], sid="ExecSessionLogs"),
+        iam.allow_unscoped(["logs:DescribeLogGroups"], sid="ExecFindLogGroup"),
+        iam.allow(["kms:Decrypt"], [key], sid="ExecSessionKey"),
+    ]
+
 
 def _registry_statements(image: str, partition: str) -> list[iam.Statement]:
     """ECR pull rights only when the image comes from ECR (ghcr.io images need none)."""
@@ -243,8 +363,7 @@ def _registry_statements(image: str, partition: str) -> list[iam.Statement]:
     account, _, _, region = registry.split(".")[:4]
     repository = image.split("/", 1)[1].split("@")[0].split(":")[0]
     return [
-        # GetAuthorizationToken is account-wide: the API admits no narrower resource.
-        iam.allow(["ecr:GetAuthorizationToken"], ["*"], sid="EcrToken"),
+        iam.allow_unscoped(["ecr:GetAuthorizationToken"], sid="EcrToken"),
         iam.allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
                   [f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"], sid="EcrPull"),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from constructs import Construct
@@ -15,6 +16,26 @@ Statement = dict[str, Any]
 def allow(actions: list[str], resources: list[str], *, sid: str | None = None,
           principals: dict[str, Any] | None = None, conditions: dict[str, Any] | None = None) -> Statement:
     return _statement("Allow", actions, resources, sid, principals, conditions)
+
+
+# APIs that admit no resource narrower than "*" (per the AWS service authorization reference).
+UNSCOPED_ACTIONS = frozenset({
+    "ecr:GetAuthorizationToken",
+    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups", "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
+    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+    "cloudwatch:PutMetricData",
+})
+
+
+def allow_unscoped(actions: list[str], *, sid: str, conditions: dict[str, Any] | None = None) -> Statement:
+    """Allow account-wide APIs on "*": only those in UNSCOPED_ACTIONS may be granted so."""
+    extra = set(actions) - UNSCOPED_ACTIONS
+    if extra:
+        raise ValueError(f"{sorted(extra)} accept narrower resources; grant them on their ARNs")
+    return allow(actions, ["*"], sid=sid, conditions=conditions)
 
 
 def deny(actions: list[str], resources: list[str], *, sid: str | None = None,
@@ -39,13 +60,28 @@ def document(*statements: Statement) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=None)
 
 
+@dataclass(frozen=True)
+class ServiceRole:
+    """A role and its inline policy (the resource to depend on before the service uses the role)."""
+
+    role: IamRole
+    policy: IamRolePolicy | None
+
+    @property
+    def arn(self) -> str:
+        return self.role.arn
+
+    @property
+    def name(self) -> str:
+        return self.role.name
+
+
 def service_role(scope: Construct, id: str, *, name: str, service: str, source_account: str,
-                 statements: list[Statement]) -> IamRole:
+                 statements: list[Statement]) -> ServiceRole:
     """A role only `service`, acting for this account, can assume; one inline least-privilege policy."""
     trust = {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Principal": {"Service": service},
              "Condition": {"StringEquals": {"aws:SourceAccount": source_account}}}
     role = IamRole(scope, id, name=name, assume_role_policy=document(trust))
-    if statements:
-        IamRolePolicy(scope, f"{id}_policy", name=f"{name}-policy", role=role.id,
-                      policy=document(*statements))
-    return role
+    policy = IamRolePolicy(scope, f"{id}_policy", name=f"{name}-policy", role=role.id,
+                           policy=document(*statements)) if statements else None
+    return ServiceRole(role, policy)

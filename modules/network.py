@@ -28,6 +28,7 @@ from modules import iam
 from modules.compliance import skip
 from modules.config import Environment
 from modules.context import current_account
+from modules.outputs import publish
 from modules.storage import encrypted_log_group
 
 
@@ -39,12 +40,12 @@ class Port:
     GATEWAY = 4000  # LiteLLM proxy
     POSTGRES = 5432
     REDIS = 6379
-    GPU_SERVICE = 50051  # self-hosted model (gRPC / HTTP2)
-    GPU_HEALTH = 443  # the GPU hosts' HTTPS health proxy
+    GPU_SERVICE = 50051  # self-hosted model (vLLM over HTTPS; also its /health)
 
 
+# ssmmessages carries ECS Exec and Session Manager shells to the GPU hosts.
 INTERFACE_ENDPOINTS = ("bedrock-runtime", "ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms",
-                       "sqs", "sns", "ssm", "sts")
+                       "sqs", "sns", "ssm", "ssmmessages", "sts")
 ANYWHERE = "0.0.0.0/0"
 
 # Security groups created here and attached by the layer that owns the workload.
@@ -132,6 +133,13 @@ class Network(Construct):
             public_subnet_ids=[s.id for s in public], private_subnet_ids=[s.id for s in private],
             database_subnet_ids=[s.id for s in database],
             security_group_ids={name: sg.id for name, sg in groups.items()})
+        publish(self, {
+            "vpc_id": (vpc_id, "VPC of the environment"),
+            "public_subnet_ids": (self.outputs.public_subnet_ids, "Public subnets (ALB, NAT), one per AZ"),
+            "private_subnet_ids": (self.outputs.private_subnet_ids, "Private subnets (Fargate, Lambda, GPU hosts)"),
+            "database_subnet_ids": (self.outputs.database_subnet_ids, "Database subnets, no route to the internet"),
+            "security_group_ids": (self.outputs.security_group_ids, "Security groups by role (alb, gateway, …)"),
+        })
 
     # --- subnets and routes -------------------------------------------------------------------
 
@@ -161,10 +169,10 @@ class Network(Construct):
         self._acl(env, "public", public, ingress=[
             ("tcp", Port.HTTPS, Port.HTTPS, ANYWHERE),
             ("tcp", Port.HTTP, Port.HTTP, ANYWHERE),
-            # Replies to NAT and ALB connections arrive on ports 1024-65535; 3389 stays
-            # closed so no RDP can enter although the ACL is stateless.
-            ("tcp", 1024, 3388, ANYWHERE),
-            ("tcp", 3390, 65535, ANYWHERE),
+            # Replies to NAT and ALB connections arrive on any port 1024-65535 (3389
+            # included: a gap would hang every connection whose source port lands there).
+            # Security groups, which are stateful, keep RDP and everything else out.
+            ("tcp", 1024, 65535, ANYWHERE),
         ], egress=[("-1", 0, 0, ANYWHERE)])
         self._acl(env, "private", private, ingress=[
             ("tcp", Port.HTTPS, Port.HTTPS, vpc),
@@ -186,9 +194,13 @@ class Network(Construct):
                          tags={"Name": env.resource_name(f"{tier}-acl")})
         for direction, rules in (("ingress", ingress), ("egress", egress)):
             for i, (protocol, low, high, cidr) in enumerate(rules):
-                NetworkAclRule(self, f"{tier}_acl_{direction}_{i}", network_acl_id=acl.id,
-                               egress=direction == "egress", rule_number=100 + 10 * i, rule_action="allow",
-                               protocol=protocol, from_port=low, to_port=high, cidr_block=cidr)
+                rule = NetworkAclRule(self, f"{tier}_acl_{direction}_{i}", network_acl_id=acl.id,
+                                      egress=direction == "egress", rule_number=100 + 10 * i, rule_action="allow",
+                                      protocol=protocol, from_port=low, to_port=high, cidr_block=cidr)
+                if direction == "ingress" and cidr == ANYWHERE and low <= 3389 <= high:
+                    skip(rule, "CKV_AWS_231", "The stateless ACL must admit replies on every ephemeral port "
+                         "(1024-65535) or connections whose source port is 3389 hang; the stateful security "
+                         "groups admit no RDP from anywhere.")
         return acl
 
     # --- flow logs ----------------------------------------------------------------------------
@@ -239,8 +251,7 @@ class Network(Construct):
             allow(client, "database", Port.POSTGRES, f"{client} to PostgreSQL")
             allow(client, "redis", Port.REDIS, f"{client} to Redis")
             allow(client, "llm_alb", Port.HTTPS, f"{client} to the internal model ALB")
-        allow("llm_alb", "gpu", Port.GPU_SERVICE, "internal ALB to the model service")
-        allow("llm_alb", "gpu", Port.GPU_HEALTH, "internal ALB health checks")
+        allow("llm_alb", "gpu", Port.GPU_SERVICE, "internal ALB to the model service and its health check")
         # AWS APIs, Bedrock and image registries over HTTPS only.
         for name in ("gateway", "lambda", "gpu"):
             VpcSecurityGroupEgressRule(self, f"{name}_egress_https", security_group_id=sg[name].id,

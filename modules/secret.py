@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from cdktf import TerraformStack
 from constructs import Construct
 from cdktf_cdktf_provider_aws.data_aws_secretsmanager_random_password import DataAwsSecretsmanagerRandomPassword
 from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
@@ -10,17 +13,22 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret_version import Secretsmanage
 from modules.compliance import skip
 from modules.storage import protect
 
+RANDOM_PASSWORD = "aws_secretsmanager_random_password"
+
 
 class GeneratedSecret(Construct):
     """A KMS-encrypted secret whose first value Secrets Manager generates.
 
-    The random value is drawn at plan time (kept only in encrypted state, never in the
-    synthesized JSON); the version ignores later draws, so the value is stable until someone
-    rotates it in Secrets Manager. Consumers read `value` (Terraform) or `arn` (ECS, Lambda).
+    By default the value never reaches Terraform state: an ephemeral random password feeds the
+    version's write-only `secret_string_wo` (Terraform >= 1.11), and consumers read the secret
+    by `arn` (ECS, Lambda). A resource that needs the value itself as an argument without a
+    write-only form (the Redis AUTH token) asks for `expose_value=True`: the value is then
+    drawn by a data source and kept in (encrypted, remote) state, and offered as `value`.
+    Either way the version ignores later draws, so the value is stable until someone rotates it.
     """
 
     def __init__(self, scope: Construct, id: str, *, name: str, description: str, kms_key_arn: str,
-                 protect_data: bool, length: int = 48, prefix: str = "") -> None:
+                 protect_data: bool, length: int = 48, prefix: str = "", expose_value: bool = False) -> None:
         super().__init__(scope, id)
         self.secret = SecretsmanagerSecret(self, "secret", name=name, description=description,
                                            kms_key_id=kms_key_arn,
@@ -28,10 +36,20 @@ class GeneratedSecret(Construct):
         protect(self.secret, protect_data)
         skip(self.secret, "CKV2_AWS_57", "Rotation must be coordinated with its consumer (Redis AUTH update "
              "or LiteLLM restart); it is an operator runbook step, not an unattended rotation Lambda.")
-        random = DataAwsSecretsmanagerRandomPassword(self, "random", password_length=length,
-                                                     exclude_punctuation=True)
-        version = SecretsmanagerSecretVersion(self, "version", secret_id=self.secret.id,
-                                              secret_string=f"{prefix}{random.random_password}")
-        version.add_override("lifecycle.ignore_changes", ["secret_string"])
         self.arn = self.secret.arn
-        self.value = version.secret_string
+        self.value: str | None = None
+        if expose_value:
+            random = DataAwsSecretsmanagerRandomPassword(self, "random", password_length=length,
+                                                         exclude_punctuation=True)
+            version = SecretsmanagerSecretVersion(self, "version", secret_id=self.secret.id,
+                                                  secret_string=f"{prefix}{random.random_password}")
+            version.add_override("lifecycle.ignore_changes", ["secret_string"])
+            self.value = version.secret_string
+        else:
+            # cdktf has no ephemeral-resource class: declare the block on the stack directly.
+            ephemeral_id = re.sub(r"[^A-Za-z0-9_]", "_", self.node.path.split("/", 1)[1])
+            TerraformStack.of(self).add_override(f"ephemeral.{RANDOM_PASSWORD}.{ephemeral_id}", {
+                "password_length": length, "exclude_punctuation": True})
+            SecretsmanagerSecretVersion(
+                self, "version", secret_id=self.secret.id, secret_string_wo_version=1,
+                secret_string_wo=f"{prefix}${{ephemeral.{RANDOM_PASSWORD}.{ephemeral_id}.random_password}}")

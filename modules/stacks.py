@@ -15,24 +15,27 @@ from modules.config import Environment
 
 # The layer names the specification fixes; modules/app.py decides which are built.
 LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
+# The bucket holding the other stacks' state: always on a local backend (it cannot hold its own).
+STATE_LAYER = "state"
 
 
 class LayerStack(TerraformStack):
     def __init__(self, scope: Construct, env: Environment, layer: str, *,
                  replica_regions: tuple[str, ...] = ()) -> None:
-        if layer not in LAYERS:
+        if layer not in (*LAYERS, STATE_LAYER):
             raise ValueError(f"unknown layer {layer!r}; known: {', '.join(LAYERS)}")
         self.stack_name = f"{env.name}-{layer}"
         super().__init__(scope, self.stack_name)
         tags = {**env.tags, "Project": env.project, "Environment": env.name, "Layer": layer,
                 "ManagedBy": "cdktf"}
-        AwsProvider(self, "aws", region=env.region, default_tags=[{"tags": tags}])
+        region = (env.backend.region or env.region) if layer == STATE_LAYER else env.region
+        AwsProvider(self, "aws", region=region, default_tags=[{"tags": tags}])
         # Aliased providers for resources that must live in another region (replica keys).
         self.replica_providers: dict[str, AwsProvider] = {
             region: AwsProvider(self, f"aws_{region.replace('-', '_')}", alias=region.replace("-", "_"),
                                 region=region, default_tags=[{"tags": tags}])
             for region in replica_regions}
-        if env.backend.type == "s3":
+        if env.backend.type == "s3" and layer != STATE_LAYER:
             backend = S3Backend(self, bucket=env.backend.bucket or "",
                                 key=f"{env.backend.key_prefix}/{env.name}/{layer}.tfstate",
                                 region=env.backend.region or env.region, encrypt=True,

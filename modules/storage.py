@@ -37,7 +37,10 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S
 
 from modules import iam
 from modules.compliance import skip
+from modules.context import Account
 
+
+NONCURRENT_VERSION_DAYS = 365  # how long an overwritten or deleted log object stays recoverable
 
 STATEFUL_TYPES = ("aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db_instance", "aws_dynamodb_table",
                   "aws_elasticache_replication_group", "aws_secretsmanager_secret")
@@ -60,7 +63,7 @@ class SecureBucket(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, name: str, kms_key_arn: str | None,
-                 protect_data: bool, archive_after_days: int, expire_after_days: int | None = None,
+                 protect_data: bool, archive_after_days: int | None, expire_after_days: int | None = None,
                  access_log_bucket: str | None = None, object_lock_days: int | None = None,
                  policy_statements: tuple[iam.Statement, ...] = (), sse_s3_reason: str = "") -> None:
         super().__init__(scope, id)
@@ -81,11 +84,13 @@ class SecureBucket(Construct):
         else:
             default = EncryptionDefault(sse_algorithm="AES256")
             skip(self.bucket, "CKV_AWS_145", sse_s3_reason)
-        S3BucketServerSideEncryptionConfigurationA(self, "encryption", bucket=self.name, rule=[
+        self.encryption = S3BucketServerSideEncryptionConfigurationA(self, "encryption", bucket=self.name, rule=[
             S3BucketServerSideEncryptionConfigurationRuleA(apply_server_side_encryption_by_default=default,
                                                            bucket_key_enabled=bool(kms_key_arn))])
+        # Versions held by an object lock cannot expire before the lock does.
+        noncurrent_days = max(NONCURRENT_VERSION_DAYS, object_lock_days or 0)
         S3BucketLifecycleConfiguration(self, "lifecycle", bucket=self.name, rule=[_lifecycle_rule(
-            archive_after_days, expire_after_days)])
+            archive_after_days, expire_after_days, noncurrent_days)])
         if access_log_bucket:
             S3BucketLoggingA(self, "access_logging", bucket=self.name, target_bucket=access_log_bucket,
                              target_prefix=f"{name}/")
@@ -93,7 +98,7 @@ class SecureBucket(Construct):
             S3BucketObjectLockConfigurationA(self, "object_lock", bucket=self.name, rule=S3BucketObjectLockConfigurationRuleA(
                 default_retention=S3BucketObjectLockConfigurationRuleDefaultRetentionA(
                     mode="COMPLIANCE", days=object_lock_days)))
-        S3BucketPolicy(self, "policy", bucket=self.name, depends_on=[public_access],
+        self.policy = S3BucketPolicy(self, "policy", bucket=self.name, depends_on=[public_access],
                        policy=iam.document(*_tls_only(self.arn), *policy_statements))
         skip(self.bucket, "CKV_AWS_144", "Log data is written and read in one region; versioning and "
              "S3's multi-AZ durability protect it, and cross-region copies are not required.")
@@ -101,12 +106,13 @@ class SecureBucket(Construct):
              "readers query the logs on demand.")
 
 
-def _lifecycle_rule(archive_after_days: int, expire_after_days: int | None) -> Rule:
+def _lifecycle_rule(archive_after_days: int | None, expire_after_days: int | None, noncurrent_days: int) -> Rule:
+    # archive_after_days=None keeps current objects readable at once (Terraform state).
     return Rule(
         id="archive-then-expire", status="Enabled", filter=[Filter(prefix="")],
-        transition=[Transition(days=archive_after_days, storage_class="GLACIER")],
+        transition=[Transition(days=archive_after_days, storage_class="GLACIER")] if archive_after_days else None,
         noncurrent_version_transition=[NoncurrentTransition(noncurrent_days=30, storage_class="GLACIER")],
-        noncurrent_version_expiration=[NoncurrentExpiration(noncurrent_days=365)],
+        noncurrent_version_expiration=[NoncurrentExpiration(noncurrent_days=noncurrent_days)],
         abort_incomplete_multipart_upload=[AbortMultipart(days_after_initiation=7)],
         expiration=[Expiration(days=expire_after_days)] if expire_after_days else None,
     )
@@ -129,3 +135,16 @@ def encrypted_log_group(scope: Construct, id: str, *, name: str, kms_key_arn: st
                                retention_in_days=retention_days)
     protect(group, protect_data)
     return group
+
+
+def access_log_bucket(scope: Construct, id: str, *, name: str, account: Account, protect_data: bool,
+                      archive_after_days: int, expire_after_days: int) -> SecureBucket:
+    """The target of S3 server access logs: SSE-S3, the only encryption log delivery supports."""
+    return SecureBucket(
+        scope, id, name=name, kms_key_arn=None, protect_data=protect_data, archive_after_days=archive_after_days,
+        expire_after_days=expire_after_days,
+        sse_s3_reason="S3 server access log delivery supports only SSE-S3 on the target bucket.",
+        policy_statements=(iam.allow(
+            ["s3:PutObject"], [f"arn:{account.partition}:s3:::{name}/*"], sid="S3ServerAccessLogDelivery",
+            principals={"Service": "logging.s3.amazonaws.com"},
+            conditions={"StringEquals": {"aws:SourceAccount": account.id}}),))

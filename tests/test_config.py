@@ -83,7 +83,7 @@ CASES = {
         {"replace": {'nat_gateways = "per_az"': 'nat_gateways = "single"'}},
         "network.nat_gateways: is 'single' but high_availability = true", 'nat_gateways = "per_az"'),
     "unpinned image in prod": (
-        {"replace": {"litellm:v1.55.8-stable": "litellm:main-latest"}},
+        {"replace": {"litellm:v1.108.11": "litellm:main-latest"}},
         "gateway.image: 'ghcr.io/berriai/litellm:main-latest' is not pinned", "digest"),
     "prod without alarm recipients": (
         {"replace": {'alarm_emails = ["platform-oncall@example.com"]': "alarm_emails = []"}},
@@ -93,7 +93,17 @@ CASES = {
         "observability.alarm_emails[0]:", "correct the value"),
     "wrong type": (
         {"replace": {"idle_timeout_seconds = 300": 'idle_timeout_seconds = "five minutes"'}},
-        "edge.idle_timeout_seconds:", "correct the value"),
+        "edge.idle_timeout_seconds:", "whole number without quotes"),
+    "quoted number (strict)": (
+        {"replace": {"cpu = 1024": 'cpu = "1024"'}},
+        "gateway.cpu: Input should be a valid integer (got '1024')", "whole number without quotes"),
+    "word for a boolean (strict)": (
+        {"replace": {"high_availability = true": 'high_availability = "yes"'}},
+        "high_availability: Input should be a valid boolean (got 'yes')", "true or false without quotes"),
+    "protected environment on a local backend": (
+        {"replace": {'type = "s3"\nbucket = "llmlite-prod-tfstate-111122223333"\n': 'type = "local"\n'}},
+        'backend.type: is "local" in a protected environment; its state holds secrets',
+        "bucket the broken-state stack creates"),
     "bad enum": (
         {"replace": {'managed_rules_action = "block"': 'managed_rules_action = "drop"'}},
         "edge.managed_rules_action: 'drop' is not allowed", "'block' or 'count'"),
@@ -113,6 +123,13 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     message = rejection(tmp_path, replace={"memory = 2048": "memory = 1024",
                                            'instance_type = "g5.xlarge"': 'instance_type = "m5.large"'})
     assert "gateway.memory" in message and "llm.instance_type" in message
+
+
+def test_a_typo_does_not_hide_the_other_problems(tmp_path: Path) -> None:
+    message = rejection(tmp_path, replace={'nat_gateways = "per_az"': 'nat_gatways = "per_az"',
+                                           'vpc_cidr = "10.1.0.0/16"': 'vpc_cidr = "10.1.0.0/20"'})
+    assert "network.nat_gatways: is not a known key" in message
+    assert "network.database_subnets[0]: 10.1.21.0/24 is outside the VPC CIDR 10.1.0.0/20" in message
 
 
 def test_problems_of_several_environments_keep_their_own_names(tmp_path: Path) -> None:

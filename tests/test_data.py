@@ -100,6 +100,7 @@ def test_prod_us_tables_replicate_to_us_east_1_with_a_replica_key(stacks) -> Non
     for table in stacks["prod-us-data"].resources("aws_dynamodb_table").values():
         (replica,) = table["replica"]
         assert replica["region_name"] == "us-east-1" and replica["point_in_time_recovery"] is True
+        assert replica["deletion_protection_enabled"] is True  # a replica is a table too
         assert "foundation_key_replica_us_east_1" in replica["kms_key_arn"]
         assert table["stream_enabled"] is True
     foundation = stacks["prod-us-foundation"]

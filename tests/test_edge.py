@@ -28,7 +28,8 @@ def test_rules_in_the_specified_priority_order(stacks) -> None:
     rules = rules_by_priority(stacks["prod-edge"])
     assert [(p, r["name"]) for p, r in sorted(rules.items())] == [
         (1, "AWSManagedRulesAmazonIpReputationList"), (2, "AWSManagedRulesCommonRuleSet"),
-        (3, "AWSManagedRulesKnownBadInputsRuleSet"), (4, "RateLimit-PerIP"), (6, "BodySize-Limit")]
+        (3, "AWSManagedRulesKnownBadInputsRuleSet"), (4, "RateLimit-PerIP"), (6, "BodySize-Limit"),
+        (7, "ApiPath-Label"), (8, "BodyRules-OutsideApi")]
     geo = rules_by_priority(stacks["prod-us-edge"])[5]
     assert geo["name"] == "GeoBlock" and geo["action"] == {"block": {}}
     assert geo["statement"]["not_statement"]["statement"]["geo_match_statement"]["country_codes"] == [
@@ -55,9 +56,34 @@ def test_managed_rules_block_in_prod_and_count_in_dev(stacks) -> None:
         assert len(managed) == 3 and all(r["override_action"] == expected for r in managed), env
 
 
-def test_common_rule_sets_body_size_rule_only_counts(edge: Stack) -> None:
+def test_common_rule_sets_body_rules_only_count(edge: Stack) -> None:
     common = rules_by_priority(edge)[2]["statement"]["managed_rule_group_statement"]
-    assert common["rule_action_override"] == [{"name": "SizeRestrictions_BODY", "action_to_use": {"count": {}}}]
+    assert common["rule_action_override"] == [{"name": name, "action_to_use": {"count": {}}} for name in (
+        "SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY",
+        "EC2MetaDataSSRF_BODY")]
+
+
+def test_prompt_body_rules_block_outside_the_inference_api_only(stacks) -> None:
+    """Code in a prompt (`<script>`, `../../etc/passwd`, `169.254.169.254`) passes on the API
+    paths; the same body on any other path is blocked by its core-rule-set label."""
+    for env, action in (("prod", {"block": {}}), ("prod-us", {"block": {}}), ("dev", {"count": {}})):
+        rules = rules_by_priority(stacks[f"{env}-edge"])
+        label_rule, outside = rules[7], rules[8]
+        assert label_rule["action"] == {"count": {}} and label_rule["rule_label"] == [{"name": "platform:api-path"}]
+        prefixes = [s["byte_match_statement"]["search_string"]
+                    for s in label_rule["statement"]["or_statement"]["statement"]]
+        assert {"/v1/", "/chat/completions", "/embeddings"} <= set(prefixes)
+        for match in label_rule["statement"]["or_statement"]["statement"]:
+            assert match["byte_match_statement"]["positional_constraint"] == "STARTS_WITH"
+            assert [t["type"] for t in match["byte_match_statement"]["text_transformation"]] == [
+                "URL_DECODE", "NORMALIZE_PATH"]
+        labelled, not_api = outside["statement"]["and_statement"]["statement"]
+        assert [s["label_match_statement"]["key"] for s in labelled["or_statement"]["statement"]] == [
+            f"awswaf:managed:aws:core-rule-set:{name}_Body"
+            for name in ("CrossSiteScripting", "GenericLFI", "GenericRFI", "EC2MetaDataSSRF")]
+        assert not_api == {"not_statement": {"statement": {"label_match_statement": {
+            "scope": "LABEL", "key": "platform:api-path"}}}}
+        assert outside["action"] == action, env  # dev tunes in count mode like the managed rules
 
 
 def test_body_size_rule_blocks_on_content_length_above_the_prompt_limit(edge: Stack) -> None:
@@ -90,10 +116,11 @@ def test_trusted_ips_are_allowed_first(tmp_path: Path) -> None:
     assert stack.one("aws_wafv2_ip_set")["addresses"] == ["203.0.113.0/24"]
 
 
-def test_waf_logs_redact_authorization_into_an_aws_waf_logs_destination(stacks) -> None:
+def test_waf_logs_redact_every_key_header_into_an_aws_waf_logs_destination(stacks) -> None:
     for env in ENVIRONMENTS:
         logging = stacks[f"{env}-edge"].one("aws_wafv2_web_acl_logging_configuration")
-        assert logging["redacted_fields"] == [{"single_header": {"name": "authorization"}}]
+        assert logging["redacted_fields"] == [{"single_header": {"name": header}}
+                                              for header in ("authorization", "x-litellm-api-key", "api-key")]
     # prod writes to the KMS-encrypted aws-waf-logs- bucket of the foundation
     assert "foundation_waf_logs_bucket" in stacks["prod-edge"].one("aws_wafv2_web_acl_logging_configuration")[
         "log_destination_configs"][0]

@@ -28,8 +28,8 @@ def test_one_rotating_customer_key_per_environment(foundation: Stack) -> None:
 def test_key_policy_admits_exactly_the_services_that_encrypt_on_their_own(stacks) -> None:
     policy = json.loads(stacks["prod-foundation"].one("aws_kms_key")["policy"])
     services = {s["Principal"].get("Service") for s in policy["Statement"] if "Service" in s["Principal"]}
-    assert services == {"logs.eu-west-2.amazonaws.com", "delivery.logs.amazonaws.com", "logging.s3.amazonaws.com",
-                        "cloudtrail.amazonaws.com"}
+    # S3 server access logs go to an SSE-S3 bucket, so S3 log delivery needs no key grant
+    assert services == {"logs.eu-west-2.amazonaws.com", "delivery.logs.amazonaws.com", "cloudtrail.amazonaws.com"}
     logs = next(s for s in policy["Statement"] if s["Sid"] == "CloudWatchLogs")
     assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
     # dev has no trail, so CloudTrail is not admitted there
@@ -39,7 +39,7 @@ def test_key_policy_admits_exactly_the_services_that_encrypt_on_their_own(stacks
 
 def test_every_bucket_is_private_versioned_encrypted_tls_only_and_archived(foundation: Stack) -> None:
     buckets = {foundation.ref("aws_s3_bucket", lid) for lid in foundation.resources("aws_s3_bucket")}
-    assert len(buckets) == (5 if foundation.name != "dev-foundation" else 4)
+    assert len(buckets) == (5 if foundation.name == "prod-foundation" else 4)  # + the trail bucket
     public = _bucket_parts(foundation, "aws_s3_bucket_public_access_block")
     ownership = _bucket_parts(foundation, "aws_s3_bucket_ownership_controls")
     versioning = _bucket_parts(foundation, "aws_s3_bucket_versioning")
@@ -56,17 +56,25 @@ def test_every_bucket_is_private_versioned_encrypted_tls_only_and_archived(found
         (rule,) = lifecycle[bucket]["rule"]
         assert rule["transition"] == [{"days": 90, "storage_class": "GLACIER"}]
         assert rule["expiration"] == [{"days": 2555}]  # seven years
+        # overwritten versions stay recoverable a year, or as long as an object lock holds them
+        locked = any(lock["bucket"] == bucket for lock in
+                     foundation.resources("aws_s3_bucket_object_lock_configuration").values())
+        assert rule["noncurrent_version_expiration"] == [{"noncurrent_days": 2555 if locked else 365}]
         statements = json.loads(policies[bucket]["policy"])["Statement"]
         deny = next(s for s in statements if s["Sid"] == "DenyInsecureTransport")
         assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_only_the_alb_log_bucket_uses_sse_s3(foundation: Stack) -> None:
-    """ELB access-log delivery accepts SSE-S3 only; every other bucket uses the environment key."""
+def test_only_the_log_delivery_targets_use_sse_s3(foundation: Stack) -> None:
+    """ELB and S3 server access-log delivery accept SSE-S3 only; every other bucket uses the
+    environment key."""
     names = {foundation.ref("aws_s3_bucket", lid): b["bucket"] for lid, b in foundation.resources("aws_s3_bucket").items()}
     sse_s3 = [names[e["bucket"]] for e in foundation.resources("aws_s3_bucket_server_side_encryption_configuration").values()
               if e["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"] == "AES256"]
-    assert len(sse_s3) == 1 and "-alb-logs-" in sse_s3[0]
+    assert sorted(name.split("-")[-3] for name in sse_s3) == ["access", "alb"]  # …-access-logs-…, …-alb-logs-…
+    skips = {b["bucket"]: b["//"]["checkov_skip"].get("CKV_AWS_145", "")
+             for b in foundation.resources("aws_s3_bucket").values()}
+    assert all("supports only SSE-S3" in skips[name] for name in sse_s3)
 
 
 def test_buckets_log_access_to_the_access_log_bucket(foundation: Stack) -> None:
@@ -93,6 +101,38 @@ def test_dev_is_disposable_and_says_so(stacks) -> None:
     for body in list(dev.resources("aws_s3_bucket").values()) + list(dev.resources("aws_kms_key").values()):
         assert "lifecycle" not in body
         assert "Disposable environment" in body["//"]["checkov_skip"]["CKV_LLM_1"]
+
+
+def test_trail_waits_for_its_bucket_policy_encryption_and_role_policy(stacks) -> None:
+    foundation = stacks["prod-foundation"]
+    trail = foundation.one("aws_cloudtrail")
+    bucket = next(lid for lid, b in foundation.resources("aws_s3_bucket").items() if "-trail-" in b["bucket"])
+    ref = foundation.ref("aws_s3_bucket", bucket)
+    policy = next(lid for lid, p in foundation.resources("aws_s3_bucket_policy").items() if p["bucket"] == ref)
+    encryption = next(lid for lid, e in foundation.resources(
+        "aws_s3_bucket_server_side_encryption_configuration").items() if e["bucket"] == ref)
+    (role_policy,) = [lid for lid in foundation.resources("aws_iam_role_policy") if "trail_role" in lid]
+    assert sorted(trail["depends_on"]) == sorted([
+        f"aws_s3_bucket_policy.{policy}", f"aws_s3_bucket_server_side_encryption_configuration.{encryption}",
+        f"aws_iam_role_policy.{role_policy}"])
+
+
+def test_cloudtrail_may_describe_the_key_without_an_encryption_context(stacks) -> None:
+    """DescribeKey carries no encryption context: a context condition would deny it."""
+    policy = json.loads(stacks["prod-foundation"].one("aws_kms_key")["policy"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    describe = statements["CloudTrailDescribeKey"]
+    assert describe["Action"] == ["kms:DescribeKey"]
+    assert list(describe["Condition"]) == ["StringEquals"]
+    assert list(describe["Condition"]["StringEquals"]) == ["aws:SourceArn"]
+    encrypt = statements["CloudTrailEncrypt"]
+    assert encrypt["Action"] == ["kms:GenerateDataKey*"]
+    assert "kms:EncryptionContext:aws:cloudtrail:arn" in encrypt["Condition"]["StringLike"]
+
+
+def test_one_trail_per_account_by_default(stacks) -> None:
+    """prod-us shares prod's account, whose multi-region trail records us-west-2 too."""
+    assert [name for name, stack in stacks.items() if stack.resources("aws_cloudtrail")] == ["prod-foundation"]
 
 
 def test_prod_trail_is_multi_region_validated_encrypted(stacks) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -12,7 +15,7 @@ from conftest import ENVIRONMENTS, Stack
 from modules.app import build_app
 from modules.config import ModelRoute, load_environment
 from modules.context import Account
-from modules.gateway import _registry_statements, bedrock_model_arns
+from modules.gateway import _registry_statements, bedrock_statements
 
 SECRET_LOOKING = ("KEY", "PASSWORD", "SECRET", "TOKEN", "DATABASE_URL")
 
@@ -42,14 +45,12 @@ def role_policy(stack: Stack, role_name_suffix: str) -> list[dict]:
 def test_secrets_come_only_from_secrets_manager(gateway: Stack) -> None:
     definition = container(gateway)
     secrets = {s["name"]: s["valueFrom"] for s in definition["secrets"]}
-    assert set(secrets) == {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "DATABASE_USERNAME", "DATABASE_PASSWORD",
-                            "REDIS_PASSWORD"}
+    assert set(secrets) == {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "DB_USERNAME", "DB_PASSWORD", "REDIS_PASSWORD"}
     assert all(v.startswith("${") for v in secrets.values())
     # username and password are JSON keys of the RDS-managed secret
-    assert secrets["DATABASE_PASSWORD"].endswith(":password::")
-    assert secrets["DATABASE_USERNAME"].endswith(":username::")
-    assert secrets["DATABASE_PASSWORD"].removesuffix(":password::") == secrets["DATABASE_USERNAME"].removesuffix(
-        ":username::")
+    assert secrets["DB_PASSWORD"].endswith(":password::")
+    assert secrets["DB_USERNAME"].endswith(":username::")
+    assert secrets["DB_PASSWORD"].removesuffix(":password::") == secrets["DB_USERNAME"].removesuffix(":username::")
     plaintext = environment(gateway)
     assert not [n for n in plaintext if any(word in n for word in SECRET_LOOKING)]
     assert "DATABASE_URL" not in plaintext
@@ -59,7 +60,7 @@ def test_plain_environment_matches_the_design(stacks) -> None:
     env = environment(stacks["prod-gateway"])
     assert env["AWS_REGION"] == "eu-west-2" and env["LITELLM_LOG"] == "INFO" and env["STORE_MODEL_IN_DB"] == "True"
     assert env["REDIS_SSL"] == "True" and env["REDIS_PORT"] == "6379"
-    assert "data_redis" in env["REDIS_HOST"] and "data_postgres" in env["DATABASE_HOST"]
+    assert "data_redis" in env["REDIS_HOST"] and "data_postgres" in env["DB_ENDPOINT"]
 
 
 def test_model_list_and_shared_redis_are_rendered_from_environment_data(gateway: Stack) -> None:
@@ -74,7 +75,7 @@ def test_model_list_and_shared_redis_are_rendered_from_environment_data(gateway:
     assert config["router_settings"]["redis_host"] == "os.environ/REDIS_HOST"
     assert config["litellm_settings"]["cache_params"]["type"] == "redis"
     assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
-    assert container(gateway)["command"][0].endswith("exec litellm --config /tmp/litellm-config.yaml --port 4000")
+    assert container(gateway)["command"][0].endswith("exec litellm --config /tmp/litellm-config.yaml --port 4000\n")
 
 
 def test_self_hosted_upstream_route(tmp_path: Path) -> None:
@@ -90,22 +91,42 @@ def test_self_hosted_upstream_route(tmp_path: Path) -> None:
 
 def test_task_role_invokes_exactly_the_configured_models(stacks) -> None:
     statements = {s["Sid"]: s for s in role_policy(stacks["prod-gateway"], "-proxy-task")}
-    assert statements["InvokeModels"]["Action"] == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
-    resources = [re.sub(r"\$\{data\.aws_partition\.[^}]+\}", "aws", r) for r in statements["InvokeModels"]["Resource"]]
-    assert resources == ["arn:aws:bedrock:eu-west-2::foundation-model/anthropic.claude-3-5-sonnet-20241022-v2:0",
-                         "arn:aws:bedrock:eu-west-2::foundation-model/anthropic.claude-3-opus-20240229-v1:0"]
+    actions = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    profiles = [re.sub(r"\$\{data\.aws_[a-z_]+\.[^}]+\}", "X", r)
+                for r in statements["InvokeInferenceProfiles"]["Resource"]]
+    assert profiles == ["arn:X:bedrock:eu-west-2:X:inference-profile/eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+                        "arn:X:bedrock:eu-west-2:X:inference-profile/eu.anthropic.claude-sonnet-4-5-20250929-v1:0"]
+    base = statements["InvokeProfileBaseModels"]
+    assert [r.split(":", 2)[2] for r in base["Resource"]] == [
+        "bedrock:*::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0",
+        "bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0"]
+    # the base models only through the profiles, never directly
+    assert base["Condition"] == {"ArnLike": {"bedrock:InferenceProfileArn": statements[
+        "InvokeInferenceProfiles"]["Resource"]}}
+    assert statements["InvokeInferenceProfiles"]["Action"] == base["Action"] == actions
     assert statements["AuditLogs"]["Action"] == ["s3:PutObject"]
     assert statements["AuditLogs"]["Resource"][0].endswith("/litellm/*")
     assert statements["EncryptAuditLogs"]["Condition"] == {
         "StringEquals": {"kms:ViaService": "s3.eu-west-2.amazonaws.com"}}
-    assert set(statements) == {"InvokeModels", "AuditLogs", "EncryptAuditLogs"}
+    assert set(statements) == {"InvokeInferenceProfiles", "InvokeProfileBaseModels", "AuditLogs", "EncryptAuditLogs"}
 
 
-def test_cross_region_inference_profiles_get_profile_and_base_model_arns() -> None:
-    account = Account(id="111122223333", partition="aws", region="eu-west-2")
-    assert bedrock_model_arns(account, "eu.anthropic.claude-3-5-sonnet-20240620-v1:0") == [
-        "arn:aws:bedrock:eu-west-2:111122223333:inference-profile/eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
-        "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0"]
+def test_in_region_models_are_granted_directly_and_profiles_by_geography() -> None:
+    account = Account(id="111122223333", partition="aws", region="us-west-2")
+    direct, profile, base = bedrock_statements(
+        account, ["amazon.nova-pro-v1:0", "us.anthropic.claude-haiku-4-5-20251001-v1:0"])
+    assert direct["Resource"] == ["arn:aws:bedrock:us-west-2::foundation-model/amazon.nova-pro-v1:0"]
+    assert profile["Resource"] == [
+        "arn:aws:bedrock:us-west-2:111122223333:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0"]
+    assert base["Resource"] == ["arn:aws:bedrock:*::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0"]
+
+
+def test_default_routes_are_active_models_through_the_regions_geography(stacks) -> None:
+    for env, geo in (("dev", "eu"), ("prod", "eu"), ("prod-us", "us")):
+        config = json.loads(environment(stacks[f"{env}-gateway"])["LITELLM_CONFIG_YAML"])
+        models = {m["model_name"]: m["litellm_params"]["model"] for m in config["model_list"]}
+        assert models == {"claude-sonnet-4-5": f"bedrock/{geo}.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                          "claude-haiku-4-5": f"bedrock/{geo}.anthropic.claude-haiku-4-5-20251001-v1:0"}
 
 
 def test_execution_role_reads_only_its_own_secrets(gateway: Stack) -> None:
@@ -150,7 +171,7 @@ def test_prod_runs_1_vcpu_2_gb_on_demand_and_dev_runs_small_on_spot(stacks) -> N
 
 def test_image_is_pinned_and_healthchecked(gateway: Stack) -> None:
     definition = container(gateway)
-    assert definition["image"] == "ghcr.io/berriai/litellm:v1.55.8-stable"
+    assert re.fullmatch(r"ghcr\.io/berriai/litellm:v1\.\d+\.\d+", definition["image"])  # vX.Y.Z since v1.84
     assert definition["portMappings"] == [{"containerPort": 4000, "protocol": "tcp"}]
     assert "/health/liveliness" in definition["healthCheck"]["command"][1]
     assert definition["logConfiguration"]["options"]["awslogs-group"].startswith("${aws_cloudwatch_log_group.")
@@ -177,3 +198,97 @@ def test_autoscaling_on_cpu_and_memory(stacks, env: str, low: int, high: int) ->
     assert policies["ECSServiceAverageMemoryUtilization"]["target_value"] == 75
     for policy in policies.values():
         assert (policy["scale_out_cooldown"], policy["scale_in_cooldown"]) == (60, 300)
+
+
+HOSTILE_PASSWORD = "p#ss?w/rd%25@host:5432/db&x=y 'q' \"d\" $HOME `id` \\"
+
+
+def test_start_command_encodes_any_password_into_a_tls_database_url(stacks, tmp_path: Path) -> None:
+    """Runs the container's real entryPoint + command with a stand-in `litellm` on PATH."""
+    definition = container(stacks["prod-gateway"])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    litellm = bin_dir / "litellm"
+    litellm.write_text('#!/bin/sh\nprintf "%s" "$DATABASE_URL" > "$OUT/url"\nenv > "$OUT/env"\n'
+                       'printf "%s" "$*" > "$OUT/args"\n')
+    litellm.chmod(0o755)
+    task_env = {**environment(stacks["prod-gateway"]), "DB_ENDPOINT": "db.example.internal:5432"}
+    run_env = {**task_env, "DB_USERNAME": "litellm_admin", "DB_PASSWORD": HOSTILE_PASSWORD,
+               "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(tmp_path)}
+    subprocess.run(definition["entryPoint"] + definition["command"], env=run_env, check=True, timeout=30)
+    url = urlsplit((tmp_path / "url").read_text())
+    assert (url.scheme, url.hostname, url.port, url.path) == ("postgresql", "db.example.internal", 5432, "/litellm")
+    assert unquote(url.username) == "litellm_admin" and unquote(url.password) == HOSTILE_PASSWORD
+    assert parse_qs(url.query) == {"sslmode": ["require"]}
+    assert "DB_PASSWORD=" not in (tmp_path / "env").read_text()  # dropped once the URL is built
+    assert (tmp_path / "args").read_text() == "--config /tmp/litellm-config.yaml --port 4000"
+
+
+def test_responses_are_cached_only_on_request_and_limits_are_shared(stacks, tmp_path: Path) -> None:
+    config = json.loads(environment(stacks["prod-gateway"])["LITELLM_CONFIG_YAML"])
+    assert config["litellm_settings"]["cache_params"]["mode"] == "default_off"
+    assert config["litellm_settings"]["cache_params"]["ssl"] is True
+    assert "routing_strategy" not in config["router_settings"]  # no per-deployment limits configured
+    # the proxy refuses the same bodies the WAF's Content-Length rule refuses
+    assert config["general_settings"]["max_request_size_mb"] * 2**20 == load_environment("prod").edge.max_body_bytes
+    env = load_environment("dev")
+    routes = [env.gateway.models[0].model_copy(update={"rpm": 60, "tpm": 100_000}), *env.gateway.models[1:]]
+    env = env.model_copy(update={"gateway": env.gateway.model_copy(update={"models": routes})})
+    from modules.gateway import litellm_config
+    limited = litellm_config(env)
+    assert limited["router_settings"]["routing_strategy"] == "usage-based-routing-v2"
+    assert limited["model_list"][0]["litellm_params"]["rpm"] == 60
+
+
+def test_service_waits_for_the_cluster_capacity_providers(gateway: Stack) -> None:
+    (providers,) = gateway.resources("aws_ecs_cluster_capacity_providers")
+    assert gateway.one("aws_ecs_service")["depends_on"] == [f"aws_ecs_cluster_capacity_providers.{providers}"]
+
+
+def test_database_password_rotation_redeploys_the_proxy(gateway: Stack) -> None:
+    rule = gateway.one("aws_cloudwatch_event_rule")
+    pattern = json.loads(rule["event_pattern"])
+    assert pattern["source"] == ["aws.secretsmanager"] and pattern["detail"]["eventName"] == ["RotationSucceeded"]
+    (secret,) = pattern["detail"]["additionalEventData"]["SecretId"]
+    assert "db_credentials_arn" in secret  # the RDS-managed master secret
+    target = gateway.one("aws_cloudwatch_event_target")
+    (machine_id,) = gateway.resources("aws_sfn_state_machine")
+    assert target["arn"] == gateway.ref("aws_sfn_state_machine", machine_id, "arn")
+    definition = json.loads(gateway.one("aws_sfn_state_machine")["definition"])
+    task = definition["States"][definition["StartAt"]]
+    assert task["Resource"] == "arn:aws:states:::aws-sdk:ecs:updateService"
+    assert task["Parameters"]["ForceNewDeployment"] is True
+    statements = {s["Sid"]: s for s in role_policy(gateway, "-proxy-redeploy")}
+    assert statements["RedeployProxy"] == {"Sid": "RedeployProxy", "Effect": "Allow", "Action": ["ecs:UpdateService"],
+                                           "Resource": [gateway.ref("aws_ecs_service", next(iter(
+                                               gateway.resources("aws_ecs_service"))))]}
+    events = {s["Sid"]: s for s in role_policy(gateway, "-db-password-rotated")}
+    assert events["StartRedeploy"]["Action"] == ["states:StartExecution"]
+
+
+def test_ecs_exec_is_wired_end_to_end_in_dev_and_absent_in_prod(stacks) -> None:
+    dev, prod = stacks["dev-gateway"], stacks["prod-gateway"]
+    assert dev.one("aws_ecs_service")["enable_execute_command"] is True
+    config = dev.one("aws_ecs_cluster")["configuration"]["execute_command_configuration"]
+    assert config["logging"] == "OVERRIDE" and config["log_configuration"]["cloud_watch_encryption_enabled"]
+    statements = {s["Sid"]: s for s in role_policy(dev, "-proxy-task")}
+    assert statements["ExecChannels"]["Action"] == sorted(
+        f"ssmmessages:{a}" for a in ("CreateControlChannel", "CreateDataChannel", "OpenControlChannel",
+                                     "OpenDataChannel"))
+    assert "ExecSessionKey" in statements and "ExecSessionLogs" in statements
+    assert prod.one("aws_ecs_service")["enable_execute_command"] is False
+    assert "configuration" not in prod.one("aws_ecs_cluster")
+    assert not {"ExecChannels", "ExecSessionLogs"} & {s["Sid"] for s in role_policy(prod, "-proxy-task")}
+
+
+def test_generated_keys_never_reach_terraform_state(gateway: Stack) -> None:
+    """Master and salt keys: ephemeral random values into write-only arguments."""
+    versions = gateway.resources("aws_secretsmanager_secret_version")
+    assert len(versions) == 2
+    for version in versions.values():
+        assert "secret_string" not in version and version["secret_string_wo_version"] == 1
+        assert re.fullmatch(r"sk-\$\{ephemeral\.aws_secretsmanager_random_password\.\w+\.random_password\}",
+                            version["secret_string_wo"])
+    assert not gateway.resources("aws_secretsmanager_random_password")
+    assert set(gateway.doc["ephemeral"]["aws_secretsmanager_random_password"]) == {"gateway_master_key",
+                                                                                  "gateway_salt_key"}

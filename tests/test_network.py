@@ -89,7 +89,7 @@ def test_security_groups_reference_each_other_per_net6(network: Stack) -> None:
         ("gateway", "database", 5432), ("lambda", "database", 5432),
         ("gateway", "redis", 6379), ("lambda", "redis", 6379),
         ("gateway", "llm-alb", 443), ("lambda", "llm-alb", 443),
-        ("llm-alb", "gpu", 50051), ("llm-alb", "gpu", 443),
+        ("llm-alb", "gpu", 50051),  # vLLM's API and its /health on the one port
     }
     # every referenced ingress has the matching egress on the source
     egress = {(by_ref[r["security_group_id"]], by_ref[r["referenced_security_group_id"]], r["from_port"])
@@ -116,6 +116,19 @@ def test_database_nacl_admits_only_data_ports_from_private_subnets(stacks) -> No
     egress = {(r["from_port"], r["to_port"], r["cidr_block"]) for r in rules if r["egress"]}
     assert egress == {(1024, 65535, c) for c in private | database}  # stateless replies on ephemeral ports
     assert all(r["rule_action"] == "allow" for r in rules)
+
+
+def test_public_nacl_admits_replies_on_every_ephemeral_port(network: Stack) -> None:
+    """NAT and ALB connections get replies on any port 1024-65535: a gap (3389) hangs them."""
+    acl = next(lid for lid, a in network.resources("aws_network_acl").items() if a["tags"]["Name"].endswith("-public-acl"))
+    ingress = [r for r in network.resources("aws_network_acl_rule").values()
+               if r["network_acl_id"] == network.ref("aws_network_acl", acl) and not r["egress"]]
+    open_ports = set()
+    for rule in ingress:
+        if rule["cidr_block"] == "0.0.0.0/0" and rule["protocol"] == "tcp" and rule["rule_action"] == "allow":
+            open_ports |= set(range(rule["from_port"], rule["to_port"] + 1))
+    assert set(range(1024, 65536)) <= open_ports
+    assert {80, 443} <= open_ports
 
 
 def test_every_subnet_has_a_tier_acl(network: Stack) -> None:

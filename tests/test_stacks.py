@@ -19,7 +19,9 @@ BUILT_LAYERS = ("foundation", "network", "edge", "data", "gateway")
 
 
 def test_every_environment_has_one_stack_per_layer(stacks) -> None:
-    assert set(stacks) == {f"{env}-{layer}" for env in ENVIRONMENTS for layer in BUILT_LAYERS}
+    protected = {name for name in ENVIRONMENTS if load_environment(name).protect_stateful}
+    assert set(stacks) == ({f"{env}-{layer}" for env in ENVIRONMENTS for layer in BUILT_LAYERS}
+                           | {f"{env}-state" for env in protected})
     assert set(BUILT_LAYERS) <= set(LAYERS)
 
 
@@ -30,9 +32,38 @@ def test_a_layer_outside_the_specification_is_refused() -> None:
         LayerStack(App(), load_environment("dev"), "cache")
 
 
-def test_default_backend_is_local_with_a_relative_path(stacks) -> None:
+def test_backends_local_for_disposable_and_state_stacks_encrypted_s3_for_protected(stacks) -> None:
     for name, stack in stacks.items():
-        assert stack.doc["terraform"]["backend"] == {"local": {"path": f"../../../terraform.{name}.tfstate"}}
+        env = load_environment(name.rsplit("-", 1)[0])
+        backend = stack.doc["terraform"]["backend"]
+        if env.protect_stateful and not name.endswith("-state"):
+            layer = name.removeprefix(f"{env.name}-")
+            assert backend == {"s3": {"bucket": env.backend.bucket, "key": f"llm-platform/{env.name}/{layer}.tfstate",
+                                      "region": env.region, "encrypt": True, "use_lockfile": True}}, name
+        else:
+            assert backend == {"local": {"path": f"../../../terraform.{name}.tfstate"}}, name
+
+
+def test_state_stack_creates_the_backend_bucket_encrypted_versioned_tls_only_private(stacks) -> None:
+    for env in ("prod", "prod-us"):
+        state = stacks[f"{env}-state"]
+        bucket_name = load_environment(env).backend.bucket
+        buckets = {lid: b for lid, b in state.resources("aws_s3_bucket").items() if b["bucket"] == bucket_name}
+        (lid,) = buckets
+        ref = state.ref("aws_s3_bucket", lid)
+        parts = {type_: next(r for r in state.resources(type_).values() if r["bucket"] == ref) for type_ in (
+            "aws_s3_bucket_versioning", "aws_s3_bucket_server_side_encryption_configuration",
+            "aws_s3_bucket_public_access_block", "aws_s3_bucket_policy", "aws_s3_bucket_lifecycle_configuration")}
+        assert parts["aws_s3_bucket_versioning"]["versioning_configuration"]["status"] == "Enabled"
+        sse = parts["aws_s3_bucket_server_side_encryption_configuration"]["rule"][0]["apply_server_side_encryption_by_default"]
+        assert sse["sse_algorithm"] == "aws:kms" and sse["kms_master_key_id"].startswith("${aws_kms_key.state_key")
+        assert all(parts["aws_s3_bucket_public_access_block"][k] for k in (
+            "block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"))
+        assert "DenyInsecureTransport" in parts["aws_s3_bucket_policy"]["policy"]
+        # Terraform reads the current state on every plan: it is never archived
+        assert "transition" not in parts["aws_s3_bucket_lifecycle_configuration"]["rule"][0]
+        assert buckets[lid]["lifecycle"] == {"prevent_destroy": True}
+        assert set(state.doc["output"]) >= {"state_bucket", "state_kms_key_arn"}
 
 
 def test_provider_region_and_default_tags(stacks) -> None:
@@ -62,9 +93,52 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == [f"dev-{layer}" for layer in sorted(BUILT_LAYERS)]
+    # it says what it wrote, where, and how long it took
+    assert proc.stdout.startswith("synthesized 5 stacks of dev in ")
+    assert f"into {tmp_path / 'stacks'}/" in proc.stdout
+    assert "  dev: data edge foundation gateway network" in proc.stdout
 
 
 def test_cdktf_cli_runs_the_same_entry_point() -> None:
     """`cdktf synth/diff/deploy` run main.py through pipenv, so they take the validated, fast path."""
     config = json.loads((Path(__file__).resolve().parent.parent / "cdktf.json").read_text())
     assert config["language"] == "python" and config["app"] == "pipenv run python main.py"
+
+
+def test_every_depends_on_names_existing_resources(stacks) -> None:
+    """A construct passed to depends_on synthesizes to nothing: only resource addresses count."""
+    for name, stack in stacks.items():
+        for type_, blocks in stack.doc.get("resource", {}).items():
+            for lid, body in blocks.items():
+                if "depends_on" not in body:
+                    continue
+                assert body["depends_on"], f"{name}: {type_}.{lid} has an empty depends_on"
+                for address in body["depends_on"]:
+                    dep_type, dep_id = address.split(".")
+                    assert dep_id in stack.resources(dep_type), f"{name}: {type_}.{lid} -> {address}"
+
+
+OPERATOR_OUTPUTS = {
+    "foundation": {"kms_key_arn", "audit_bucket", "alb_log_bucket", "waf_log_bucket", "access_log_bucket"},
+    "network": {"vpc_id", "public_subnet_ids", "private_subnet_ids", "database_subnet_ids", "security_group_ids"},
+    "edge": {"alb_dns_name", "alb_url", "alb_zone_id", "web_acl_arn"},
+    "data": {"db_endpoint", "db_name", "db_master_secret_arn", "redis_endpoint", "redis_auth_secret_arn",
+             "connections_table_name", "history_table_name"},
+    "gateway": {"cluster_name", "service_name", "log_group_name", "master_key_secret_arn", "ecs_exec_enabled"},
+    "state": {"state_bucket", "state_kms_key_arn"},
+}
+
+
+def test_every_stack_gives_operators_named_non_sensitive_outputs(stacks) -> None:
+    for name, stack in stacks.items():
+        layer = name.rsplit("-", 1)[1]
+        outputs = stack.doc["output"]
+        named = {k: v for k, v in outputs.items() if not k.startswith("cross-stack-output-")}
+        assert set(named) == OPERATOR_OUTPUTS[layer], name
+        for key, output in named.items():
+            assert output["sensitive"] is False and output["description"], f"{name}: {key}"
+            # identifiers only: a secret is named by its ARN, never read
+            assert "secret_string" not in json.dumps(output["value"]) and "random_password" not in json.dumps(
+                output["value"]), f"{name}: {key}"
+    assert stacks["prod-edge"].doc["output"]["alb_url"]["value"].startswith("https://${aws_lb.")
+

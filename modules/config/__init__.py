@@ -1,0 +1,16 @@
+"""Typed, validated environment configuration.
+
+An environment is a folder under `environments/` holding `environment.toml`. It is parsed
+into frozen, strictly typed pydantic models (`models`), then checked against the rules that
+span fields (`rules`: subnets inside the VPC, HA needs two AZs, …). `loader` reports every
+problem at once, each naming the environment, the field and the fix; no construct is built
+before all selected environments pass.
+"""
+
+from modules.config.loader import (CONFIG_FILE, ENVIRONMENTS_DIR, ConfigError, available_environments,
+                                   load_environment, load_environments)
+from modules.config.models import *  # noqa: F403  (the section models)
+from modules.config.rules import Problem, check
+
+__all__ = ["CONFIG_FILE", "ENVIRONMENTS_DIR", "ConfigError", "Problem", "available_environments", "check",
+           "load_environment", "load_environments"]

@@ -1,0 +1,164 @@
+"""The sections of `environment.toml` as frozen, strictly typed pydantic models.
+
+Strict: a quoted number (`cpu = "1024"`) or a word for a boolean (`high_availability =
+"yes"`) is an error, not a silent conversion; unknown keys are errors too.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+# Availability zones per supported region (Bedrock is offered in each of these).
+REGION_AZS: dict[str, tuple[str, ...]] = {
+    "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
+    "eu-west-2": ("eu-west-2a", "eu-west-2b", "eu-west-2c"),
+    "eu-central-1": ("eu-central-1a", "eu-central-1b", "eu-central-1c"),
+    "us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"),
+    "us-west-2": ("us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"),
+}
+
+# Fargate task sizes: cpu units -> allowed memory (MiB).
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+
+GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5", "p5e")
+
+# Retention values CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")]
+# CIDRs are written as strings in TOML; strict mode would demand an IPv4Network object.
+Cidr = Annotated[IPv4Network, Strict(False)]
+
+
+class Section(BaseModel):
+    """Base of every config section: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Backend(Section):
+    type: Literal["local", "s3"] = "local"
+    bucket: str | None = None
+    key_prefix: str = "llm-platform"
+    region: str | None = None
+    kms_key_id: str | None = None
+
+
+class Network(Section):
+    vpc_cidr: Cidr
+    availability_zones: list[str]
+    public_subnets: list[Cidr]
+    private_subnets: list[Cidr]
+    database_subnets: list[Cidr]
+    nat_gateways: Literal["single", "per_az"] = "per_az"
+
+
+class Foundation(Section):
+    log_retention_days: int = 365
+    archive_after_days: Annotated[int, Field(ge=30)] = 90
+    audit_retention_days: Annotated[int, Field(ge=1)] = 2555
+    audit_object_lock: bool = False
+    # One multi-region trail per account: a second one bills management events twice.
+    cloudtrail: bool = False
+
+
+class Edge(Section):
+    certificate_arn: str | None = None
+    idle_timeout_seconds: Annotated[int, Field(ge=1, le=4000)] = 300
+    managed_rules_action: Literal["block", "count"] = "block"
+    rate_limit_per_5_minutes: Annotated[int, Field(ge=10, le=2_000_000_000)] = 2000
+    max_body_bytes: Annotated[int, Field(ge=8192, le=100_000_000)] = 4_000_000
+    allowed_countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = []
+    trusted_cidrs: list[Cidr] = []
+    waf_log_destination: Literal["s3", "cloudwatch"] = "cloudwatch"
+
+
+class Data(Section):
+    postgres_version: str = "16"
+    db_instance_class: str = "db.t4g.small"
+    db_storage_gb: Annotated[int, Field(ge=20)] = 20
+    db_max_storage_gb: Annotated[int, Field(ge=20)] = 100
+    multi_az: bool = True
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    redis_node_type: str = "cache.t4g.small"
+    redis_replicas: Annotated[int, Field(ge=0, le=5)] = 1
+    redis_version: str = "7.1"
+    dynamodb_replica_regions: list[str] = []
+
+
+class Capacity(Section):
+    min: Annotated[int, Field(ge=0)]
+    desired: Annotated[int, Field(ge=0)]
+    max: Annotated[int, Field(ge=1)]
+
+
+class ModelRoute(Section):
+    """A friendly model name routed to Bedrock or to an OpenAI-compatible upstream."""
+
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]+$")]
+    bedrock_model_id: str | None = None
+    upstream_url: str | None = None
+    # Per-deployment limits, enforced across tasks through the router's Redis.
+    rpm: Annotated[int, Field(ge=1)] | None = None
+    tpm: Annotated[int, Field(ge=1)] | None = None
+
+
+class Gateway(Section):
+    image: str
+    cpu: int = 1024
+    memory: int = 2048
+    capacity: Capacity = Capacity(min=2, desired=2, max=5)
+    fargate_spot: bool = False
+    cpu_target_percent: Annotated[int, Field(ge=10, le=95)] = 70
+    memory_target_percent: Annotated[int, Field(ge=10, le=95)] = 75
+    # ECS Exec (break-glass shell into a task), recorded to an encrypted log group.
+    ecs_exec: bool = False
+    models: list[ModelRoute]
+
+
+class Llm(Section):
+    """GPU model tier sizing (validated now; consumed by the llm layer)."""
+
+    instance_type: str = "g5.xlarge"
+    capacity: Capacity = Capacity(min=1, desired=1, max=4)
+    on_demand_base: Annotated[int, Field(ge=0)] = 1
+    scheduled_scaling: bool = False
+
+
+class Observability(Section):
+    """Who is alerted (validated now; consumed by the observability layer)."""
+
+    alarm_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+
+
+class Environment(Section):
+    name: Name
+    project: Name = "llmlite"
+    region: str
+    high_availability: bool
+    protect_stateful: bool
+    tags: dict[str, str] = {}
+    backend: Backend = Backend()
+    network: Network
+    foundation: Foundation = Foundation()
+    edge: Edge = Edge()
+    data: Data = Data()
+    gateway: Gateway
+    llm: Llm = Llm()
+    observability: Observability = Observability()
+
+    def resource_name(self, suffix: str) -> str:
+        """`<project>-<env>-<suffix>`: the one naming rule for AWS resource names."""
+        return f"{self.project}-{self.name}-{suffix}"

@@ -1,0 +1,179 @@
+"""Rules that span fields. Each yields a Problem naming the field, what is wrong and the fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from typing import Any
+
+from modules.config.models import FARGATE_SIZES, GPU_FAMILIES, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+    fix: str
+
+
+def check(env: Environment) -> Iterator[Problem]:
+    yield from _check_network(env)
+    yield from _check_sizing(env)
+    yield from _check_edge(env)
+    yield from _check_backend(env)
+    yield from _check_foundation(env)
+    yield from _check_observability(env)
+
+
+def _check_network(env: Environment) -> Iterator[Problem]:
+    net = env.network
+    known = REGION_AZS.get(env.region)
+    if known is None:
+        yield Problem("region", f"{env.region!r} is not a supported region.",
+                      f"use one of: {', '.join(REGION_AZS)}.")
+        return
+    for i, az in enumerate(net.availability_zones):
+        if az not in known:
+            yield Problem(f"network.availability_zones[{i}]", f"{az!r} is not in region {env.region}.",
+                          f"use zones of {env.region}: {', '.join(known)}.")
+    if len(set(net.availability_zones)) != len(net.availability_zones):
+        yield Problem("network.availability_zones", "lists a zone twice.", "list each zone once.")
+    if env.high_availability and len(net.availability_zones) < 2:
+        yield Problem("network.availability_zones", "has fewer than 2 zones but high_availability = true.",
+                      "list at least two zones, or set high_availability = false.")
+    tiers = {"public_subnets": net.public_subnets, "private_subnets": net.private_subnets,
+             "database_subnets": net.database_subnets}
+    all_subnets: list[tuple[str, IPv4Network]] = []
+    for tier, subnets in tiers.items():
+        if len(subnets) != len(net.availability_zones):
+            yield Problem(f"network.{tier}", f"has {len(subnets)} subnets for "
+                          f"{len(net.availability_zones)} availability zones.",
+                          "give exactly one subnet per zone, in the same order.")
+        for i, subnet in enumerate(subnets):
+            field = f"network.{tier}[{i}]"
+            if not subnet.subnet_of(net.vpc_cidr):
+                yield Problem(field, f"{subnet} is outside the VPC CIDR {net.vpc_cidr}.",
+                              "widen network.vpc_cidr to contain it (e.g. a /16) or move the subnet inside.")
+            if subnet.prefixlen > 28:
+                yield Problem(field, f"{subnet} is smaller than /28, the smallest AWS subnet.",
+                              "use a prefix of /28 or wider.")
+            all_subnets.append((field, subnet))
+    for (field_a, a), (field_b, b) in _pairs(all_subnets):
+        if a.overlaps(b):
+            yield Problem(field_b, f"{b} overlaps {field_a} ({a}).", "give each subnet its own range.")
+    if env.high_availability and net.nat_gateways != "per_az":
+        yield Problem("network.nat_gateways", "is 'single' but high_availability = true.",
+                      "set nat_gateways = \"per_az\" so one zone's outage does not cut egress.")
+
+
+def _pairs(items: list[Any]) -> Iterator[tuple[Any, Any]]:
+    for i, a in enumerate(items):
+        for b in items[i + 1:]:
+            yield a, b
+
+
+def _check_capacity(field: str, cap: Capacity) -> Iterator[Problem]:
+    if not cap.min <= cap.desired <= cap.max:
+        yield Problem(field, f"min {cap.min}, desired {cap.desired}, max {cap.max} are out of order.",
+                      "choose values with min <= desired <= max.")
+
+
+def _check_sizing(env: Environment) -> Iterator[Problem]:
+    gw, llm, data = env.gateway, env.llm, env.data
+    if gw.memory not in FARGATE_SIZES.get(gw.cpu, ()):
+        valid = FARGATE_SIZES.get(gw.cpu)
+        fix = (f"for cpu {gw.cpu} use memory in {valid[0]}..{valid[-1]} (steps of {valid[1] - valid[0]})."
+               if valid else f"use cpu one of {', '.join(map(str, FARGATE_SIZES))}.")
+        yield Problem("gateway.memory" if valid else "gateway.cpu",
+                      f"cpu {gw.cpu} / memory {gw.memory} is not a valid Fargate size.", fix)
+    yield from _check_capacity("gateway.capacity", gw.capacity)
+    if env.high_availability and gw.capacity.min < 2:
+        yield Problem("gateway.capacity.min", "is below 2 but high_availability = true.",
+                      "run at least 2 tasks so one can fail or deploy while the other serves.")
+    family = llm.instance_type.split(".")[0]
+    if family not in GPU_FAMILIES:
+        yield Problem("llm.instance_type", f"{llm.instance_type!r} is not a GPU instance type.",
+                      f"use a GPU family: {', '.join(GPU_FAMILIES)} (e.g. g5.xlarge).")
+    yield from _check_capacity("llm.capacity", llm.capacity)
+    if llm.on_demand_base > llm.capacity.max:
+        yield Problem("llm.on_demand_base", f"{llm.on_demand_base} exceeds llm.capacity.max {llm.capacity.max}.",
+                      "lower on_demand_base or raise capacity.max.")
+    if data.db_max_storage_gb < data.db_storage_gb:
+        yield Problem("data.db_max_storage_gb", "is below data.db_storage_gb.",
+                      "set the autoscaling ceiling at or above the initial size.")
+    if env.high_availability and not data.multi_az:
+        yield Problem("data.multi_az", "is false but high_availability = true.",
+                      "set multi_az = true (standby database and Redis replica in a second zone).")
+    if data.multi_az and data.redis_replicas < 1:
+        yield Problem("data.redis_replicas", "is 0 but multi_az = true.",
+                      "use at least 1 replica so Redis can fail over.")
+    for i, region in enumerate(data.dynamodb_replica_regions):
+        if region not in REGION_AZS or region == env.region:
+            yield Problem(f"data.dynamodb_replica_regions[{i}]", f"{region!r} is not a second supported region.",
+                          f"use a region other than {env.region}: {', '.join(REGION_AZS)}.")
+    tag = gw.image.rsplit(":", 1)[-1] if ":" in gw.image.rsplit("/", 1)[-1] else ""
+    pinned = "@sha256:" in gw.image or (tag and tag not in ("latest", "main-latest"))
+    if env.protect_stateful and not pinned:
+        yield Problem("gateway.image", f"{gw.image!r} is not pinned.",
+                      "pin a release tag (e.g. :v1.108.11) or a digest (@sha256:…) in protected environments.")
+    names = [m.name for m in gw.models]
+    if not names:
+        yield Problem("gateway.models", "is empty.", "route at least one model.")
+    if len(set(names)) != len(names):
+        yield Problem("gateway.models", "repeats a model name.", "give each route a unique name.")
+    for i, model in enumerate(gw.models):
+        if (model.bedrock_model_id is None) == (model.upstream_url is None):
+            yield Problem(f"gateway.models[{i}]", f"{model.name!r} sets neither or both targets.",
+                          "set exactly one of bedrock_model_id or upstream_url.")
+        if model.upstream_url is not None and not model.upstream_url.startswith("https://"):
+            yield Problem(f"gateway.models[{i}].upstream_url", "is not an https:// URL.",
+                          "route to the upstream over TLS (https://…).")
+
+
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
+
+
+def _check_edge(env: Environment) -> Iterator[Problem]:
+    arn = env.edge.certificate_arn
+    if arn is None:
+        yield Problem("edge.certificate_arn", "is missing; the public ALB serves HTTPS only.",
+                      f"set it to an ACM certificate ARN in {env.region}.")
+    elif not (match := _ACM_ARN.match(arn)):
+        yield Problem("edge.certificate_arn", f"{arn!r} is not an ACM certificate ARN.",
+                      "use arn:aws:acm:<region>:<account>:certificate/<uuid>.")
+    elif match["region"] != env.region:
+        yield Problem("edge.certificate_arn", f"is in {match['region']}, not {env.region}.",
+                      f"an ALB needs a certificate from its own region ({env.region}).")
+    for i, cidr in enumerate(env.edge.trusted_cidrs):
+        if cidr.prefixlen == 0:
+            yield Problem(f"edge.trusted_cidrs[{i}]", "trusts the whole internet.", "list specific ranges.")
+
+
+def _check_backend(env: Environment) -> Iterator[Problem]:
+    backend = env.backend
+    if backend.type == "s3" and not backend.bucket:
+        yield Problem("backend.bucket", "is required when backend.type = \"s3\".",
+                      "name the state bucket, or use type = \"local\".")
+    if backend.type == "local" and (backend.bucket or backend.kms_key_id):
+        yield Problem("backend.type", "is \"local\" but S3 settings are given.",
+                      "set type = \"s3\" or remove bucket/kms_key_id.")
+    if env.protect_stateful and backend.type != "s3":
+        # State holds secret values (the Redis AUTH token): never on one laptop.
+        yield Problem("backend.type", "is \"local\" in a protected environment; its state holds secrets.",
+                      f"set type = \"s3\" and bucket = the bucket the {env.name}-state stack creates "
+                      f"(cdktf deploy {env.name}-state).")
+
+
+def _check_observability(env: Environment) -> Iterator[Problem]:
+    if env.protect_stateful and not env.observability.alarm_emails:
+        yield Problem("observability.alarm_emails", "is empty in a protected environment.",
+                      "list at least one address so alarms reach someone.")
+
+
+def _check_foundation(env: Environment) -> Iterator[Problem]:
+    days = env.foundation.log_retention_days
+    if days not in LOG_RETENTION_DAYS or days < 90:
+        yield Problem("foundation.log_retention_days", f"{days} is not an allowed retention.",
+                      "use a CloudWatch Logs retention value of at least 90 days (365 recommended).")

@@ -1,0 +1,44 @@
+"""The `<env>-state` stack's content: the bucket that holds the environment's Terraform state.
+
+State holds secret values (the Redis AUTH token, anything without a write-only argument), so
+a protected environment keeps it in S3: its own KMS key, versioning (every state recoverable),
+TLS only, public access blocked, access logged. The stack itself uses a local backend (the
+bucket cannot hold the state of its own creation); commit or archive that small state file.
+"""
+
+from __future__ import annotations
+
+from constructs import Construct
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+
+from modules import iam
+from modules.config import Environment
+from modules.context import current_account
+from modules.outputs import publish
+from modules.storage import SecureBucket, access_log_bucket, protect
+
+
+class StateStore(Construct):
+    def __init__(self, scope: Construct, id: str, *, env: Environment) -> None:
+        super().__init__(scope, id)
+        bucket_name = env.backend.bucket or ""
+        account = current_account(self, env.backend.region or env.region)
+        key = KmsKey(self, "key", description=f"{env.resource_name('state')}: encrypts Terraform state of {env.name}",
+                     enable_key_rotation=True, deletion_window_in_days=30, policy=iam.document(iam.allow(
+                         ["kms:*"], ["*"], sid="AccountAdministration",
+                         principals={"AWS": f"arn:{account.partition}:iam::{account.id}:root"})))
+        protect(key, env.protect_stateful)
+        KmsAlias(self, "key_alias", name=f"alias/{env.resource_name('state')}", target_key_id=key.key_id)
+        access_logs = access_log_bucket(
+            self, "access_logs", name=f"{bucket_name}-access-logs", account=account,
+            protect_data=env.protect_stateful, archive_after_days=env.foundation.archive_after_days,
+            expire_after_days=env.foundation.audit_retention_days)
+        # Current state stays in S3 Standard (Terraform reads it on every plan); old versions
+        # are archived and expire like the environment's logs.
+        state = SecureBucket(self, "bucket", name=bucket_name, kms_key_arn=key.arn, protect_data=env.protect_stateful,
+                             archive_after_days=None, access_log_bucket=access_logs.name)
+        publish(self, {
+            "state_bucket": (state.name, "S3 bucket holding this environment's Terraform state (backend.bucket)"),
+            "state_kms_key_arn": (key.arn, "KMS key encrypting the state objects (backend.kms_key_id, optional)"),
+        })
