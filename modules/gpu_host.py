@@ -1,0 +1,86 @@
+"""User data of a GPU model host: typed settings in, a bash boot script out.
+
+The script itself is `scripts/gpu_host.sh` (see its header). Settings become
+`export NAME=value` lines in front of it, so the script reads nothing but its
+environment. Values may be Terraform tokens; they are quoted, never escaped.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent / "scripts" / "gpu_host.sh"
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What one GPU host needs to serve a model. Each set field is exported as its
+    upper-cased name (`aws_region` -> `AWS_REGION`); `None` leaves the script's default."""
+
+    aws_region: str
+    log_group: str
+    asg_name: str
+    served_model_name: str
+    max_model_len: int
+    vllm_image: str
+    weights_s3_uri: str | None = None  # s3://bucket/prefix/ (exactly one weights source)
+    hf_model_id: str | None = None  # Hugging Face model id
+    hf_token_secret_arn: str | None = None  # Secrets Manager secret holding the HF token
+    metrics_namespace: str = "CWAgent"
+    gpu_memory_utilization: float = 0.90
+    ready_timeout_seconds: int = 900
+    # Path overrides; the script's production defaults in brackets.
+    config_dir: str | None = None  # [/etc/vllm]
+    tls_dir: str | None = None  # [$CONFIG_DIR/tls]
+    model_dir: str | None = None  # [/opt/models]
+    cw_agent_config: str | None = None  # [/opt/aws/amazon-cloudwatch-agent/etc/gpu-host.json]
+    systemd_dir: str | None = None  # [/etc/systemd/system]
+    bin_dir: str | None = None  # [/usr/local/bin]
+
+    def __post_init__(self) -> None:
+        if (self.weights_s3_uri is None) == (self.hf_model_id is None):
+            raise ValueError("set exactly one weights source: weights_s3_uri or hf_model_id")
+        if self.hf_token_secret_arn is not None and self.hf_model_id is None:
+            raise ValueError("hf_token_secret_arn is only used with hf_model_id")
+        if self.max_model_len <= 0:
+            raise ValueError(f"max_model_len must be positive, got {self.max_model_len}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.ready_timeout_seconds <= 0:
+            raise ValueError(f"ready_timeout_seconds must be positive, got {self.ready_timeout_seconds}")
+
+
+def preamble(settings: HostSettings) -> str:
+    """`#!/bin/bash` and one `export NAME=<quoted value>` line per set field."""
+    lines = ["#!/bin/bash"]
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        if value is not None:
+            lines.append(f"export {field.name.upper()}={shlex.quote(str(value))}")
+    return "\n".join(lines) + "\n"
+
+
+def script_body() -> str:
+    """The boot script without its shebang line."""
+    shebang, _, body = SCRIPT.read_text().partition("\n")
+    assert shebang.startswith("#!"), f"{SCRIPT} must start with a shebang"
+    return body
+
+
+def render_user_data(settings: HostSettings) -> str:
+    """The user data as the instance runs it."""
+    return preamble(settings) + script_body()
+
+
+def terraform_escape(text: str) -> str:
+    """Make `text` literal inside a Terraform string: `${` -> `$${`, `%{` -> `%%{`."""
+    return text.replace("${", "$${").replace("%{", "%%{")
+
+
+def render_user_data_for_terraform(settings: HostSettings) -> str:
+    """The user data to embed in a Terraform string (e.g. a launch template's
+    `base64encode(...)`): the body escaped so Terraform leaves bash's `${...}` alone,
+    the preamble not, so tokens in settings still resolve."""
+    return preamble(settings) + terraform_escape(script_body())

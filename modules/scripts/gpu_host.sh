@@ -1,0 +1,229 @@
+#!/bin/bash
+# Boot script of a GPU model host (Deep Learning Base GPU AMI, Amazon Linux 2023).
+# Writes a self-signed TLS certificate, fetches the model weights, runs vLLM's
+# OpenAI-compatible server in Docker on port 50051 (HTTPS), waits until it is
+# healthy, and ships GPU metrics, logs and vLLM's queue depth to CloudWatch.
+# Settings come only from environment variables (exported by the user data
+# preamble). Safe to run again: every step converges on the same state.
+set -euo pipefail
+
+# --- settings ---------------------------------------------------------------
+: "${AWS_REGION:?AWS_REGION is required (region of the log group and the metrics)}"
+: "${LOG_GROUP:?LOG_GROUP is required (CloudWatch log group for vLLM and boot logs)}"
+: "${ASG_NAME:?ASG_NAME is required (Auto Scaling group name, the metrics dimension)}"
+: "${SERVED_MODEL_NAME:?SERVED_MODEL_NAME is required (model name clients ask for)}"
+: "${MAX_MODEL_LEN:?MAX_MODEL_LEN is required (context length in tokens)}"
+: "${VLLM_IMAGE:?VLLM_IMAGE is required (pinned vLLM OpenAI server image)}"
+WEIGHTS_S3_URI=${WEIGHTS_S3_URI:-}
+HF_MODEL_ID=${HF_MODEL_ID:-}
+HF_TOKEN_SECRET_ARN=${HF_TOKEN_SECRET_ARN:-}
+METRICS_NAMESPACE=${METRICS_NAMESPACE:-CWAgent}
+GPU_MEMORY_UTILIZATION=${GPU_MEMORY_UTILIZATION:-0.90}
+READY_TIMEOUT_SECONDS=${READY_TIMEOUT_SECONDS:-900}
+READY_POLL_SECONDS=${READY_POLL_SECONDS:-5}
+IMDS_ENDPOINT=${IMDS_ENDPOINT:-http://169.254.169.254}
+# Paths (production defaults; tests point them at a temporary directory).
+# Weights stay on the EBS root volume so warm-pool stop/start keeps them.
+CONFIG_DIR=${CONFIG_DIR:-/etc/vllm}
+TLS_DIR=${TLS_DIR:-$CONFIG_DIR/tls}
+MODEL_DIR=${MODEL_DIR:-/opt/models}
+CW_AGENT_CONFIG=${CW_AGENT_CONFIG:-/opt/aws/amazon-cloudwatch-agent/etc/gpu-host.json}
+SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
+BIN_DIR=${BIN_DIR:-/usr/local/bin}
+PORT=50051
+export AWS_DEFAULT_REGION=$AWS_REGION
+PATH=$PATH:/opt/aws/amazon-cloudwatch-agent/bin
+
+log() { printf '%s gpu-host: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+if [[ -n $WEIGHTS_S3_URI && -n $HF_MODEL_ID ]]; then
+  die "set exactly one weights source: WEIGHTS_S3_URI or HF_MODEL_ID, not both"
+elif [[ -z $WEIGHTS_S3_URI && -z $HF_MODEL_ID ]]; then
+  die "set exactly one weights source: WEIGHTS_S3_URI (s3://bucket/prefix/) or HF_MODEL_ID"
+fi
+if [[ -n $WEIGHTS_S3_URI && $WEIGHTS_S3_URI != s3://* ]]; then
+  die "WEIGHTS_S3_URI must look like s3://bucket/prefix/, got '$WEIGHTS_S3_URI'"
+fi
+if [[ -n $HF_TOKEN_SECRET_ARN && -z $HF_MODEL_ID ]]; then
+  die "HF_TOKEN_SECRET_ARN is only used with HF_MODEL_ID"
+fi
+[[ $MAX_MODEL_LEN =~ ^[1-9][0-9]*$ ]] || die "MAX_MODEL_LEN must be a positive integer"
+[[ $READY_TIMEOUT_SECONDS =~ ^[0-9]+$ ]] || die "READY_TIMEOUT_SECONDS must be a whole number"
+
+# --- instance identity (IMDSv2) --------------------------------------------
+imds() {
+  local token
+  token=$(curl -sf --max-time 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" \
+    "$IMDS_ENDPOINT/latest/api/token") || return 1
+  curl -sf --max-time 5 -H "X-aws-ec2-metadata-token: $token" \
+    "$IMDS_ENDPOINT/latest/meta-data/$1"
+}
+PRIVATE_DNS=$(imds local-hostname || hostname -f)
+INSTANCE_ID=$(imds instance-id || hostname -s)
+log "instance $INSTANCE_ID ($PRIVATE_DNS)"
+
+# --- TLS: self-signed certificate for the ALB -> instance hop ---------------
+# The ALB does not verify target certificates; the key never leaves the host.
+mkdir -p "$TLS_DIR" "$CONFIG_DIR"
+if [[ ! -s $TLS_DIR/cert.pem || ! -s $TLS_DIR/key.pem ]]; then
+  log "writing self-signed certificate for $PRIVATE_DNS"
+  (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
+    -subj "/CN=$PRIVATE_DNS" -addext "subjectAltName=DNS:$PRIVATE_DNS,DNS:localhost" \
+    -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null)
+fi
+chmod 600 "$TLS_DIR/key.pem"
+chmod 644 "$TLS_DIR/cert.pem"
+
+# --- CloudWatch agent: GPU metrics and boot logs ----------------------------
+# Started early so a failed boot still ships its logs.
+if ! command -v amazon-cloudwatch-agent-ctl >/dev/null; then
+  log "installing the CloudWatch agent"
+  dnf install -y amazon-cloudwatch-agent
+fi
+mkdir -p "$(dirname "$CW_AGENT_CONFIG")"
+cat >"$CW_AGENT_CONFIG" <<EOF
+{
+  "agent": {"metrics_collection_interval": 60},
+  "metrics": {
+    "namespace": "$METRICS_NAMESPACE",
+    "append_dimensions": {
+      "AutoScalingGroupName": "\${aws:AutoScalingGroupName}",
+      "InstanceId": "\${aws:InstanceId}"
+    },
+    "aggregation_dimensions": [["AutoScalingGroupName"]],
+    "metrics_collected": {
+      "nvidia_gpu": {
+        "measurement": ["utilization_gpu", "utilization_memory", "memory_used",
+                        "memory_total", "temperature_gpu", "power_draw"],
+        "metrics_collection_interval": 60
+      }
+    }
+  },
+  "logs": {
+    "logs_collected": {
+      "files": {
+        "collect_list": [
+          {"file_path": "/var/log/cloud-init-output.log",
+           "log_group_name": "$LOG_GROUP",
+           "log_stream_name": "{instance_id}/cloud-init-output"}
+        ]
+      }
+    }
+  }
+}
+EOF
+amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:$CW_AGENT_CONFIG"
+
+# --- vLLM queue depth -> CloudWatch, every minute ---------------------------
+# One value per instance with only the ASG dimension, so a target-tracking
+# policy or an alarm can use it directly (Average = waiting requests per host).
+mkdir -p "$BIN_DIR" "$SYSTEMD_DIR"
+{
+  echo '#!/bin/bash'
+  echo '# Publish vLLM waiting requests (summed over label sets) to CloudWatch.'
+  echo 'set -euo pipefail'
+  printf 'AWS_REGION=%q\nASG_NAME=%q\nMETRICS_NAMESPACE=%q\n' \
+    "$AWS_REGION" "$ASG_NAME" "$METRICS_NAMESPACE"
+  cat <<'EOF'
+METRICS_URL=${METRICS_URL:-https://localhost:50051/metrics}
+if ! metrics=$(curl -skf --max-time 10 "$METRICS_URL"); then
+  echo "vLLM metrics not answering at $METRICS_URL; nothing published" >&2
+  exit 0
+fi
+value=$(awk '/^vllm:num_requests_waiting[{ ]/ { sum += $NF } END { printf "%d", sum }' <<<"$metrics")
+aws cloudwatch put-metric-data --region "$AWS_REGION" --namespace "$METRICS_NAMESPACE" \
+  --metric-name vllm_num_requests_waiting --unit Count \
+  --dimensions "AutoScalingGroupName=$ASG_NAME" --value "$value"
+EOF
+} >"$BIN_DIR/vllm-queue-depth"
+chmod 755 "$BIN_DIR/vllm-queue-depth"
+cat >"$SYSTEMD_DIR/vllm-queue-depth.service" <<EOF
+[Unit]
+Description=Publish vLLM queue depth to CloudWatch
+After=network-online.target docker.service
+
+[Service]
+Type=oneshot
+ExecStart=$BIN_DIR/vllm-queue-depth
+EOF
+cat >"$SYSTEMD_DIR/vllm-queue-depth.timer" <<'EOF'
+[Unit]
+Description=Publish vLLM queue depth to CloudWatch every minute
+
+[Timer]
+OnBootSec=60
+OnUnitActiveSec=60
+AccuracySec=5
+
+[Install]
+WantedBy=timers.target
+EOF
+systemctl daemon-reload
+systemctl enable --now vllm-queue-depth.timer
+
+# --- model weights ----------------------------------------------------------
+WEIGHTS_DIR=$MODEL_DIR/$SERVED_MODEL_NAME
+ENV_FILE=$CONFIG_DIR/vllm.env
+mkdir -p "$WEIGHTS_DIR"
+(umask 077 && : >"$ENV_FILE") && chmod 600 "$ENV_FILE"
+if [[ -n $WEIGHTS_S3_URI ]]; then
+  log "syncing weights from $WEIGHTS_S3_URI"
+  aws s3 sync --only-show-errors "$WEIGHTS_S3_URI" "$WEIGHTS_DIR"
+  MODEL_ARG=/models/$SERVED_MODEL_NAME
+  MODEL_MOUNT=$MODEL_DIR:/models:ro
+else
+  # vLLM downloads from Hugging Face into this directory (its cache) on first
+  # start; it has to be writable, and it survives stop/start.
+  log "weights come from Hugging Face: $HF_MODEL_ID"
+  MODEL_ARG=$HF_MODEL_ID
+  MODEL_MOUNT=$WEIGHTS_DIR:/root/.cache/huggingface
+  if [[ -n $HF_TOKEN_SECRET_ARN ]]; then
+    # The token goes to a mode-600 env file, never onto a command line or a log.
+    hf_token=$(aws secretsmanager get-secret-value --region "$AWS_REGION" \
+      --secret-id "$HF_TOKEN_SECRET_ARN" --query SecretString --output text)
+    printf 'HF_TOKEN=%s\n' "$hf_token" >"$ENV_FILE"
+    unset hf_token
+  fi
+fi
+
+# --- image ------------------------------------------------------------------
+REGISTRY=${VLLM_IMAGE%%/*}
+if [[ $REGISTRY =~ ^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$ ]]; then
+  log "logging in to $REGISTRY"
+  aws ecr get-login-password --region "${BASH_REMATCH[1]}" |
+    docker login --username AWS --password-stdin "$REGISTRY"
+fi
+systemctl enable --now docker
+docker pull "$VLLM_IMAGE"
+
+# --- vLLM server --------------------------------------------------------------
+GPUS=$(nvidia-smi --list-gpus 2>/dev/null | wc -l || true)
+((GPUS >= 1)) || GPUS=1
+log "starting vLLM on $GPUS GPU(s)"
+docker rm -f vllm >/dev/null 2>&1 || true  # a re-run replaces the container
+docker run -d --name vllm --restart unless-stopped --gpus all --ipc=host \
+  -p "$PORT:$PORT" \
+  -v "$MODEL_MOUNT" -v "$TLS_DIR:/tls:ro" \
+  --env-file "$ENV_FILE" \
+  --log-driver awslogs --log-opt "awslogs-region=$AWS_REGION" \
+  --log-opt "awslogs-group=$LOG_GROUP" --log-opt "awslogs-stream=$INSTANCE_ID" \
+  --log-opt mode=non-blocking --log-opt max-buffer-size=4m \
+  "$VLLM_IMAGE" \
+  --model "$MODEL_ARG" --served-model-name "$SERVED_MODEL_NAME" \
+  --max-model-len "$MAX_MODEL_LEN" --port "$PORT" \
+  --ssl-certfile /tls/cert.pem --ssl-keyfile /tls/key.pem \
+  --gpu-memory-utilization "$GPU_MEMORY_UTILIZATION" \
+  --tensor-parallel-size "$GPUS"
+
+# --- readiness --------------------------------------------------------------
+log "waiting up to ${READY_TIMEOUT_SECONDS}s for https://localhost:$PORT/health"
+deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
+until curl -skf -o /dev/null --max-time 5 "https://localhost:$PORT/health"; do
+  if ((SECONDS >= deadline)); then
+    docker logs --tail 50 vllm >&2 || true
+    die "vLLM did not answer 200 on /health within ${READY_TIMEOUT_SECONDS}s"
+  fi
+  sleep "$READY_POLL_SECONDS"
+done
+log "vLLM is ready: $SERVED_MODEL_NAME on port $PORT"

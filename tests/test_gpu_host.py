@@ -1,0 +1,380 @@
+"""The GPU host boot script, run for real under bash with stand-in commands.
+
+Stand-ins for docker, aws, nvidia-smi, curl, systemctl, the CloudWatch agent and
+dnf sit first on PATH; each appends its argv (one shell-quoted line) to a log,
+which the tests read back. No network, no Docker daemon, no GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from modules.gpu_host import (
+    SCRIPT,
+    HostSettings,
+    render_user_data,
+    render_user_data_for_terraform,
+    script_body,
+    terraform_escape,
+)
+
+HF_TOKEN = "hf_standin_secret_9f8e7d"
+INSTANCE_ID = "i-0123456789abcdef0"
+PRIVATE_DNS = "ip-10-1-11-23.eu-west-2.compute.internal"
+ECR_IMAGE = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/vllm-openai:v0.11.0"
+PUBLIC_IMAGE = "vllm/vllm-openai@sha256:" + "ab" * 32
+
+# Each stand-in logs its argv, then acts on it (STANDIN_* come from the test env).
+LOG_ARGV = 'printf "%s" "${0##*/}" >>"$STANDIN_LOG"; printf " %q" "$@" >>"$STANDIN_LOG"; echo >>"$STANDIN_LOG"\n'
+STANDINS = {
+    "docker": 'if [ "$1" = login ]; then cat >/dev/null; fi\n',
+    "aws": """case "$1 $2" in
+  "s3 sync") echo '{}' >"${!#}/config.json" ;;
+  "ecr get-login-password") echo ecr-standin-password ;;
+  "secretsmanager get-secret-value") echo "$STANDIN_HF_TOKEN" ;;
+esac
+""",
+    "nvidia-smi": 'echo "GPU 0: NVIDIA A10G (UUID: GPU-1)"; echo "GPU 1: NVIDIA A10G (UUID: GPU-2)"\n',
+    "curl": f"""for arg; do case "$arg" in http*) url=$arg ;; esac; done
+case "$url" in
+  http://unreachable.test/*) exit 7 ;;
+  */latest/api/token) echo imds-standin-token ;;
+  */meta-data/local-hostname) echo {PRIVATE_DNS} ;;
+  */meta-data/instance-id) echo {INSTANCE_ID} ;;
+  */health) [ "${{STANDIN_HEALTH:-200}}" = 200 ] || exit 22 ;;
+  */metrics) cat <<'EOF'
+# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{{engine="0",model_name="deepseek-r1"}} 3.0
+vllm:num_requests_waiting{{engine="1",model_name="deepseek-r1"}} 4.0
+vllm:num_requests_running{{engine="0",model_name="deepseek-r1"}} 9.0
+EOF
+  ;;
+  *) exit 7 ;;
+esac
+""",
+    "systemctl": "",
+    "amazon-cloudwatch-agent-ctl": "",
+    # dnf "installs" the agent: its ctl stand-in appears on PATH.
+    "dnf": 'cp "$STANDIN_SPARE/amazon-cloudwatch-agent-ctl" "${0%/*}/"\n',
+}
+
+
+def settings(tmp: Path, **overrides) -> HostSettings:
+    base = dict(
+        aws_region="eu-west-2", log_group="/llmlite/dev/gpu", asg_name="llmlite-dev-gpu",
+        served_model_name="deepseek-r1", max_model_len=8192, vllm_image=PUBLIC_IMAGE,
+        weights_s3_uri="s3://llmlite-dev-models/deepseek-r1/", metrics_namespace="LLMLite/GPU",
+        config_dir=str(tmp / "etc/vllm"), model_dir=str(tmp / "models"),
+        cw_agent_config=str(tmp / "cwagent/config.json"), systemd_dir=str(tmp / "systemd"),
+        bin_dir=str(tmp / "bin"),
+    )
+    return HostSettings(**{**base, **overrides})
+
+
+class Host:
+    """A temporary 'instance': stand-ins on PATH, the argv log, the rendered script."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.standins = tmp / "standins"
+        self.standins.mkdir()
+        self.log = tmp / "argv.log"
+        for name, body in STANDINS.items():
+            path = self.standins / name
+            path.write_text("#!/bin/bash\n" + LOG_ARGV + body)
+            path.chmod(0o755)
+        spare = tmp / "spare"
+        spare.mkdir()
+        shutil.copy2(self.standins / "amazon-cloudwatch-agent-ctl", spare)
+        self.env = {
+            "PATH": f"{self.standins}:{os.environ['PATH']}", "STANDIN_LOG": str(self.log),
+            "STANDIN_HF_TOKEN": HF_TOKEN, "STANDIN_SPARE": str(spare),
+            "IMDS_ENDPOINT": "http://imds.test", "HOME": str(tmp),
+        }
+
+    def run(self, host_settings: HostSettings | None = None, *, script: str | None = None,
+            **env: str) -> subprocess.CompletedProcess[str]:
+        path = self.tmp / "user_data.sh"
+        path.write_text(script if script is not None else render_user_data(host_settings))
+        return subprocess.run(["bash", str(path)], env={**self.env, **env}, cwd=self.tmp,
+                              capture_output=True, text=True, timeout=20)
+
+    def calls(self, *prefix: str) -> list[list[str]]:
+        """argv of every logged call that starts with `prefix`."""
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        argvs = [shlex.split(line) for line in lines]
+        return [a for a in argvs if a[:len(prefix)] == list(prefix)]
+
+    def one(self, *prefix: str) -> list[str]:
+        found = self.calls(*prefix)
+        assert len(found) == 1, f"expected one {' '.join(prefix)!r} call, got {found}"
+        return found[0]
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Host:
+    return Host(tmp_path)
+
+
+@pytest.fixture
+def booted(host: Host) -> Host:
+    """A host booted once with S3 weights and a public image."""
+    result = host.run(settings(host.tmp))
+    assert result.returncode == 0, result.stderr
+    return host
+
+
+def option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def options(argv: list[str], name: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == name]
+
+
+# --- static checks ------------------------------------------------------------
+
+def test_script_and_rendered_user_data_pass_bash_n_and_shellcheck(tmp_path: Path) -> None:
+    rendered = tmp_path / "user_data.sh"
+    rendered.write_text(render_user_data(settings(tmp_path, ready_timeout_seconds=600)))
+    for path in (SCRIPT, rendered):
+        subprocess.run(["bash", "-n", str(path)], check=True)
+        result = subprocess.run(["shellcheck", "--severity=style", str(path)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout
+
+
+def test_preamble_exports_each_set_setting_quoted_then_the_script() -> None:
+    text = render_user_data(HostSettings(
+        aws_region="eu-west-2", log_group="/g", asg_name="asg", served_model_name="m",
+        max_model_len=4096, vllm_image="img:1", hf_model_id="org/My Model",
+        hf_token_secret_arn="${TfToken[TOKEN.12]}"))
+    head, body = text.split("\n# Boot script", 1)
+    assert head.splitlines() == [
+        "#!/bin/bash",
+        "export AWS_REGION=eu-west-2", "export LOG_GROUP=/g", "export ASG_NAME=asg",
+        "export SERVED_MODEL_NAME=m", "export MAX_MODEL_LEN=4096", "export VLLM_IMAGE=img:1",
+        "export HF_MODEL_ID='org/My Model'", "export HF_TOKEN_SECRET_ARN='${TfToken[TOKEN.12]}'",
+        "export METRICS_NAMESPACE=CWAgent", "export GPU_MEMORY_UTILIZATION=0.9",
+        "export READY_TIMEOUT_SECONDS=900",
+    ]
+    assert text.splitlines().count("#!/bin/bash") == 1  # the script's own shebang is gone
+
+
+def test_terraform_form_escapes_the_body_only_and_reverses_to_the_plain_form(tmp_path: Path) -> None:
+    s = settings(tmp_path, weights_s3_uri="s3://${TfToken[TOKEN.3]}/weights/")
+    plain, escaped = render_user_data(s), render_user_data_for_terraform(s)
+    assert "export WEIGHTS_S3_URI='s3://${TfToken[TOKEN.3]}/weights/'" in escaped
+    assert "${aws:InstanceId}" in script_body()  # the body needs escaping at all
+    escaped_body = escaped[escaped.index("\n# Boot script"):]
+    assert "${" not in escaped_body.replace("$${", "")
+    # What Terraform does to a literal string: `$${` -> `${`, `%%{` -> `%{`.
+    assert escaped.replace("$${", "${").replace("%%{", "%{") == plain
+    assert terraform_escape("a ${b} %{c} d") == "a $${b} %%{c} d"
+
+
+def test_user_data_fits_the_16_kb_limit(tmp_path: Path) -> None:
+    assert len(render_user_data_for_terraform(settings(tmp_path)).encode()) < 16 * 1024
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(hf_model_id="org/m"), "exactly one weights source"),
+    (dict(weights_s3_uri=None), "exactly one weights source"),
+    (dict(hf_token_secret_arn="arn:aws:secretsmanager:eu-west-2:1:secret:x"), "only used with hf_model_id"),
+    (dict(max_model_len=0), "max_model_len"),
+    (dict(gpu_memory_utilization=1.5), "gpu_memory_utilization"),
+])
+def test_settings_are_validated_in_python(tmp_path: Path, overrides, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings(tmp_path, **overrides)
+
+
+# --- a boot ---------------------------------------------------------------------
+
+def test_weights_are_synced_from_s3_into_the_model_dir(booted: Host) -> None:
+    assert booted.one("aws", "s3", "sync") == [
+        "aws", "s3", "sync", "--only-show-errors", "s3://llmlite-dev-models/deepseek-r1/",
+        str(booted.tmp / "models/deepseek-r1")]
+    assert (booted.tmp / "models/deepseek-r1/config.json").exists()
+
+
+def test_vllm_runs_pinned_on_all_gpus_with_tls_and_read_only_mounts(booted: Host) -> None:
+    assert booted.one("docker", "pull") == ["docker", "pull", PUBLIC_IMAGE]
+    run = booted.one("docker", "run")
+    for flag in ("-d", "--ipc=host"):
+        assert flag in run
+    assert option(run, "--gpus") == "all"
+    assert option(run, "-p") == "50051:50051"
+    assert option(run, "--restart") == "unless-stopped"
+    assert options(run, "-v") == [f"{booted.tmp}/models:/models:ro", f"{booted.tmp}/etc/vllm/tls:/tls:ro"]
+    assert options(run, "--log-opt") == [
+        "awslogs-region=eu-west-2", "awslogs-group=/llmlite/dev/gpu", f"awslogs-stream={INSTANCE_ID}",
+        "mode=non-blocking", "max-buffer-size=4m"]  # slow log delivery never stalls the server
+    server = run[run.index(PUBLIC_IMAGE) + 1:]
+    assert server == [
+        "--model", "/models/deepseek-r1", "--served-model-name", "deepseek-r1",
+        "--max-model-len", "8192", "--port", "50051",
+        "--ssl-certfile", "/tls/cert.pem", "--ssl-keyfile", "/tls/key.pem",
+        "--gpu-memory-utilization", "0.9", "--tensor-parallel-size", "2"]
+
+
+def test_public_image_needs_no_ecr_login(booted: Host) -> None:
+    assert booted.calls("aws", "ecr") == [] and booted.calls("docker", "login") == []
+
+
+def test_ecr_image_logs_in_to_its_registry_without_the_password_on_a_command_line(host: Host) -> None:
+    result = host.run(settings(host.tmp, vllm_image=ECR_IMAGE))
+    assert result.returncode == 0, result.stderr
+    assert host.one("aws", "ecr") == ["aws", "ecr", "get-login-password", "--region", "eu-west-2"]
+    assert host.one("docker", "login") == [
+        "docker", "login", "--username", "AWS", "--password-stdin",
+        "123456789012.dkr.ecr.eu-west-2.amazonaws.com"]
+    assert "ecr-standin-password" not in host.log.read_text()
+    assert ECR_IMAGE in host.one("docker", "run")
+
+
+def test_certificate_names_the_private_dns_name_and_the_key_is_private(booted: Host) -> None:
+    tls = booted.tmp / "etc/vllm/tls"
+    assert stat.S_IMODE((tls / "key.pem").stat().st_mode) == 0o600
+    subject = subprocess.run(["openssl", "x509", "-in", str(tls / "cert.pem"), "-noout", "-subject"],
+                             check=True, capture_output=True, text=True).stdout
+    assert PRIVATE_DNS in subject
+    subprocess.run(["openssl", "pkey", "-in", str(tls / "key.pem"), "-noout"], check=True)
+    # IMDSv2: a token first, then the metadata with it, at the overridden endpoint.
+    assert booted.calls("curl")[0][-1] == "http://imds.test/latest/api/token"
+    assert any("X-aws-ec2-metadata-token: imds-standin-token" in a for a in booted.calls("curl"))
+
+
+def test_cloudwatch_agent_collects_gpu_metrics_per_asg_and_boot_logs(booted: Host) -> None:
+    path = booted.tmp / "cwagent/config.json"
+    config = json.loads(path.read_text())
+    metrics = config["metrics"]
+    assert metrics["namespace"] == "LLMLite/GPU"
+    assert metrics["aggregation_dimensions"] == [["AutoScalingGroupName"]]
+    assert metrics["append_dimensions"] == {
+        "AutoScalingGroupName": "${aws:AutoScalingGroupName}", "InstanceId": "${aws:InstanceId}"}
+    assert set(metrics["metrics_collected"]["nvidia_gpu"]["measurement"]) == {
+        "utilization_gpu", "utilization_memory", "memory_used", "memory_total",
+        "temperature_gpu", "power_draw"}
+    [logs] = config["logs"]["logs_collected"]["files"]["collect_list"]
+    assert logs["log_group_name"] == "/llmlite/dev/gpu"
+    assert booted.one("amazon-cloudwatch-agent-ctl") == [
+        "amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", f"file:{path}"]
+    assert booted.calls("dnf") == []  # already installed
+
+
+def test_cloudwatch_agent_is_installed_only_when_absent(host: Host) -> None:
+    (host.standins / "amazon-cloudwatch-agent-ctl").unlink()
+    result = host.run(settings(host.tmp))
+    assert result.returncode == 0, result.stderr
+    assert host.one("dnf") == ["dnf", "install", "-y", "amazon-cloudwatch-agent"]
+    assert host.calls("amazon-cloudwatch-agent-ctl", "-a", "fetch-config")
+
+
+def test_queue_depth_timer_is_installed_and_publishes_the_summed_waiting_requests(booted: Host) -> None:
+    units = booted.tmp / "systemd"
+    helper = booted.tmp / "bin/vllm-queue-depth"
+    assert f"ExecStart={helper}" in (units / "vllm-queue-depth.service").read_text()
+    assert "OnUnitActiveSec=60" in (units / "vllm-queue-depth.timer").read_text()
+    assert booted.calls("systemctl", "daemon-reload")
+    assert booted.one("systemctl", "enable", "--now", "vllm-queue-depth.timer")
+    check = subprocess.run(["shellcheck", "--severity=style", str(helper)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+
+    booted.log.unlink()
+    result = subprocess.run([str(helper)], env=booted.env, cwd=booted.tmp, capture_output=True,
+                            text=True, timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert booted.calls("curl")[0][-1] == "https://localhost:50051/metrics"
+    assert booted.one("aws", "cloudwatch") == [
+        "aws", "cloudwatch", "put-metric-data", "--region", "eu-west-2",
+        "--namespace", "LLMLite/GPU", "--metric-name", "vllm_num_requests_waiting", "--unit", "Count",
+        "--dimensions", "AutoScalingGroupName=llmlite-dev-gpu", "--value", "7"]
+
+
+def test_hugging_face_token_reaches_the_container_only_through_a_private_env_file(host: Host) -> None:
+    arn = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:hf-token-AbCdEf"
+    result = host.run(settings(host.tmp, weights_s3_uri=None, hf_model_id="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+                               hf_token_secret_arn=arn))
+    assert result.returncode == 0, result.stderr
+    assert HF_TOKEN not in host.log.read_text()
+    assert HF_TOKEN not in result.stdout + result.stderr
+    assert host.one("aws", "secretsmanager") == [
+        "aws", "secretsmanager", "get-secret-value", "--region", "eu-west-2", "--secret-id", arn,
+        "--query", "SecretString", "--output", "text"]
+    assert host.calls("aws", "s3") == []
+    run = host.one("docker", "run")
+    env_file = Path(option(run, "--env-file"))
+    assert env_file.read_text() == f"HF_TOKEN={HF_TOKEN}\n"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert option(run, "--model") == "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+    assert option(run, "--served-model-name") == "deepseek-r1"
+    # The model dir is vLLM's (writable) Hugging Face cache; TLS stays read-only.
+    assert options(run, "-v") == [f"{host.tmp}/models/deepseek-r1:/root/.cache/huggingface",
+                                  f"{host.tmp}/etc/vllm/tls:/tls:ro"]
+
+
+def test_a_second_run_converges_without_replacing_the_certificate(booted: Host) -> None:
+    cert = booted.tmp / "etc/vllm/tls/cert.pem"
+    before = cert.read_bytes()
+    result = booted.run(settings(booted.tmp))
+    assert result.returncode == 0, result.stderr
+    assert cert.read_bytes() == before
+    assert len(booted.calls("docker", "run")) == 2
+    assert len(booted.calls("docker", "rm", "-f", "vllm")) == 2  # the old container is replaced
+
+
+def test_imds_unreachable_falls_back_to_the_host_name(host: Host) -> None:
+    result = host.run(settings(host.tmp), IMDS_ENDPOINT="http://unreachable.test")
+    assert result.returncode == 0, result.stderr
+    subject = subprocess.run(["openssl", "x509", "-in", str(host.tmp / "etc/vllm/tls/cert.pem"),
+                              "-noout", "-subject"], check=True, capture_output=True, text=True).stdout
+    assert subprocess.run(["hostname", "-f"], capture_output=True, text=True).stdout.strip() in subject
+
+
+# --- failures ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["AWS_REGION", "LOG_GROUP", "ASG_NAME", "SERVED_MODEL_NAME",
+                                  "MAX_MODEL_LEN", "VLLM_IMAGE"])
+def test_a_missing_required_setting_stops_the_boot_naming_it(host: Host, name: str) -> None:
+    text = "\n".join(line for line in render_user_data(settings(host.tmp)).splitlines()
+                     if not line.startswith(f"export {name}="))
+    result = host.run(script=text)
+    assert result.returncode != 0
+    assert f"{name}: {name} is required" in result.stderr
+    assert not host.log.exists()  # nothing ran
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("export HF_MODEL_ID=org/m", "not both"),
+    ("unset WEIGHTS_S3_URI", "set exactly one weights source"),
+    ("export WEIGHTS_S3_URI=https://bucket/x", "must look like s3://"),
+    ("export MAX_MODEL_LEN=8k", "MAX_MODEL_LEN must be a positive integer"),
+])
+def test_bad_weight_sources_and_values_stop_the_boot_with_a_clear_message(host: Host, extra, message) -> None:
+    preamble, body = render_user_data(settings(host.tmp)).split("\n# Boot script", 1)
+    result = host.run(script=f"{preamble}\n{extra}\n# Boot script{body}")
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert not host.log.exists()
+
+
+def test_readiness_wait_gives_up_after_the_timeout(host: Host) -> None:
+    s = dataclasses.replace(settings(host.tmp), ready_timeout_seconds=1)
+    result = host.run(s, STANDIN_HEALTH="503", READY_POLL_SECONDS="0.2")
+    assert result.returncode == 1
+    assert "vLLM did not answer 200 on /health within 1s" in result.stderr
+    health = host.calls("curl", "-skf")
+    assert 2 <= len(health) <= 15 and health[0][-1] == "https://localhost:50051/health"
+    assert host.calls("docker", "logs")  # the container's last lines go to the boot log
+
