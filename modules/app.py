@@ -11,6 +11,7 @@ from modules.data import Data
 from modules.edge import Edge
 from modules.foundation import Foundation
 from modules.gateway import Gateway
+from modules.llm import Llm
 from modules.network import Network
 from modules.stacks import STATE_LAYER, LayerStack
 from modules.state import StateStore
@@ -38,3 +39,4 @@ def build_environment(app: App, env: Environment) -> None:
                 foundation=foundation.outputs)
     Gateway(LayerStack(app, env, "gateway"), "gateway", env=env, network=network.outputs,
             foundation=foundation.outputs, data=data.outputs, edge=edge.outputs)
+    Llm(LayerStack(app, env, "llm"), "llm", env=env, network=network.outputs, foundation=foundation.outputs)

@@ -92,6 +92,9 @@ def litellm_config(env: Environment) -> dict[str, Any]:
     for route in env.gateway.models:
         if route.bedrock_model_id:
             params: dict[str, Any] = {"model": f"bedrock/{route.bedrock_model_id}", "aws_region_name": env.region}
+        elif route.self_hosted:
+            # The GPU tier's vLLM server behind the internal ALB; TLS verified against the private name.
+            params = {"model": f"hosted_vllm/{env.llm.served_model_name}", "api_base": f"https://{env.llm.dns_name}/v1"}
         else:
             params = {"model": f"openai/{route.name}", "api_base": route.upstream_url, "api_key": "none"}
         params.update({k: v for k, v in (("rpm", route.rpm), ("tpm", route.tpm)) if v is not None})
@@ -169,7 +172,7 @@ class Gateway(Construct):
                 iam.allow(["secretsmanager:GetSecretValue"], secret_arns, sid="OwnSecrets"),
                 iam.allow(["kms:Decrypt"], [key], sid="DecryptSecrets", conditions={
                     "StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}}),
-                *_registry_statements(cfg.image, account.partition)])
+                *iam.registry_pull_statements(cfg.image, account.partition)])
         task_role = iam.service_role(
             self, "task_role", name=env.resource_name("proxy-task"), service="ecs-tasks.amazonaws.com",
             source_account=account.id, statements=[
@@ -352,18 +355,4 @@ def _exec_statements(log_group_arn: str, key: str) -> list[iam.Statement]:
                   [log_group_arn, f"{log_group_arn}:*"], sid="ExecSessionLogs"),
         iam.allow_unscoped(["logs:DescribeLogGroups"], sid="ExecFindLogGroup"),
         iam.allow(["kms:Decrypt"], [key], sid="ExecSessionKey"),
-    ]
-
-
-def _registry_statements(image: str, partition: str) -> list[iam.Statement]:
-    """ECR pull rights only when the image comes from ECR (ghcr.io images need none)."""
-    registry = image.split("/", 1)[0]
-    if ".dkr.ecr." not in registry:
-        return []
-    account, _, _, region = registry.split(".")[:4]
-    repository = image.split("/", 1)[1].split("@")[0].split(":")[0]
-    return [
-        iam.allow_unscoped(["ecr:GetAuthorizationToken"], sid="EcrToken"),
-        iam.allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                  [f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"], sid="EcrPull"),
     ]

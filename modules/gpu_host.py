@@ -7,6 +7,8 @@ environment. Values may be Terraform tokens; they are quoted, never escaped.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -84,3 +86,19 @@ def render_user_data_for_terraform(settings: HostSettings) -> str:
     `base64encode(...)`): the body escaped so Terraform leaves bash's `${...}` alone,
     the preamble not, so tokens in settings still resolve."""
     return preamble(settings) + terraform_escape(script_body())
+
+
+INSTALLED_SCRIPT = "/usr/local/sbin/gpu-host-boot.sh"
+
+
+def packed_user_data(settings: HostSettings) -> str:
+    """User data for a launch template: the preamble, then the script body gzipped and base64
+    encoded (deterministically) and unpacked on the host.
+
+    The packed body holds no `${` that Terraform or cdktf would read as an interpolation, and
+    stays far below EC2's 16 KB user-data limit."""
+    packed = base64.b64encode(gzip.compress(SCRIPT.read_bytes(), compresslevel=9, mtime=0)).decode()
+    lines = [packed[i:i + 76] for i in range(0, len(packed), 76)]
+    return (preamble(settings)
+            + f"base64 -d <<'PACKED' | gunzip > {INSTALLED_SCRIPT}\n" + "\n".join(lines) + "\nPACKED\n"
+            + f"chmod 700 {INSTALLED_SCRIPT}\nexec {INSTALLED_SCRIPT}\n")

@@ -26,7 +26,7 @@ UNSCOPED_ACTIONS = frozenset({
     "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
     "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
-    "cloudwatch:PutMetricData",
+    "cloudwatch:PutMetricData", "ec2:DescribeTags",
 })
 
 
@@ -36,6 +36,20 @@ def allow_unscoped(actions: list[str], *, sid: str, conditions: dict[str, Any] |
     if extra:
         raise ValueError(f"{sorted(extra)} accept narrower resources; grant them on their ARNs")
     return allow(actions, ["*"], sid=sid, conditions=conditions)
+
+
+def registry_pull_statements(image: str, partition: str) -> list[Statement]:
+    """ECR pull rights only when the image comes from ECR (ghcr.io images need none)."""
+    registry = image.split("/", 1)[0]
+    if ".dkr.ecr." not in registry:
+        return []
+    account, _, _, region = registry.split(".")[:4]
+    repository = image.split("/", 1)[1].split("@")[0].split(":")[0]
+    return [
+        allow_unscoped(["ecr:GetAuthorizationToken"], sid="EcrToken"),
+        allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+              [f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"], sid="EcrPull"),
+    ]
 
 
 def deny(actions: list[str], resources: list[str], *, sid: str | None = None,

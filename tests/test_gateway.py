@@ -15,7 +15,8 @@ from conftest import ENVIRONMENTS, Stack
 from modules.app import build_app
 from modules.config import ModelRoute, load_environment
 from modules.context import Account
-from modules.gateway import _registry_statements, bedrock_statements
+from modules.gateway import bedrock_statements
+from modules.iam import registry_pull_statements
 
 SECRET_LOOKING = ("KEY", "PASSWORD", "SECRET", "TOKEN", "DATABASE_URL")
 
@@ -140,9 +141,9 @@ def test_execution_role_reads_only_its_own_secrets(gateway: Stack) -> None:
 
 
 def test_ecr_images_get_pull_rights_on_their_repository_only() -> None:
-    statements = _registry_statements("111122223333.dkr.ecr.eu-west-2.amazonaws.com/litellm:v1.55.8", "aws")
+    statements = registry_pull_statements("111122223333.dkr.ecr.eu-west-2.amazonaws.com/litellm:v1.55.8", "aws")
     assert statements[1]["Resource"] == ["arn:aws:ecr:eu-west-2:111122223333:repository/litellm"]
-    assert _registry_statements("ghcr.io/berriai/litellm:v1.55.8-stable", "aws") == []
+    assert registry_pull_statements("ghcr.io/berriai/litellm:v1.55.8-stable", "aws") == []
 
 
 def test_service_deployment_and_placement(gateway: Stack) -> None:

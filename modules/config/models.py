@@ -31,7 +31,8 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     16384: tuple(range(32768, 122881, 8192)),
 }
 
-GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5", "p5e")
+# GPU families and the memory of one of their GPUs (GB): Spot alternatives share a class.
+GPU_MEMORY_GB = {"g4dn": 16, "g5": 24, "g6": 24, "gr6": 24, "g6e": 48, "p4d": 40, "p4de": 80, "p5": 80, "p5e": 141}
 
 # Retention values CloudWatch Logs accepts.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
@@ -110,6 +111,8 @@ class ModelRoute(Section):
     name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]+$")]
     bedrock_model_id: str | None = None
     upstream_url: str | None = None
+    # Route to the environment's own GPU tier (llm layer) instead of Bedrock or a URL.
+    self_hosted: bool = False
     # Per-deployment limits, enforced across tasks through the router's Redis.
     rpm: Annotated[int, Field(ge=1)] | None = None
     tpm: Annotated[int, Field(ge=1)] | None = None
@@ -129,12 +132,35 @@ class Gateway(Section):
 
 
 class Llm(Section):
-    """GPU model tier sizing (validated now; consumed by the llm layer)."""
+    """The GPU model tier: vLLM on an Auto Scaling group behind an internal HTTPS ALB."""
 
     instance_type: str = "g5.xlarge"
+    # More types of the same GPU memory class: Spot capacity from several pools.
+    spot_instance_types: list[str] = []
     capacity: Capacity = Capacity(min=1, desired=1, max=4)
     on_demand_base: Annotated[int, Field(ge=0)] = 1
     scheduled_scaling: bool = False
+    # Stopped, pre-initialized instances (weights on disk) that serve in about a minute.
+    warm_pool_size: Annotated[int, Field(ge=0)] = 0
+    root_volume_gb: Annotated[int, Field(ge=30, le=16384)] = 200
+    model_size_gb: Annotated[int, Field(ge=1)] = 16
+    served_model_name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]+$")] = "deepseek-r1-distill-qwen-7b"
+    # Weights source: a prefix in the layer's KMS-encrypted weights bucket (default), or a
+    # Hugging Face model id (token from Secrets Manager) as the alternative.
+    weights_s3_prefix: str | None = "models/deepseek-r1-distill-qwen-7b/"
+    hf_model_id: str | None = None
+    hf_token_secret_arn: str | None = None
+    vllm_image: str = "vllm/vllm-openai:v0.11.0"
+    max_model_len: Annotated[int, Field(ge=256, le=1_048_576)] = 8192
+    # HTTP1 for an OpenAI-compatible server (vLLM); HTTP2/GRPC for a gRPC model service.
+    protocol_version: Literal["HTTP1", "HTTP2", "GRPC"] = "HTTP1"
+    # Private name of the internal ALB (Route 53 private zone = its parent domain); the
+    # certificate (llm.certificate_arn, else edge.certificate_arn) must cover it.
+    dns_name: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")] | None = None
+    certificate_arn: str | None = None
+    gpu_target_percent: Annotated[int, Field(ge=10, le=95)] = 70
+    cpu_target_percent: Annotated[int, Field(ge=10, le=95)] = 70
+    queue_target_per_instance: Annotated[int, Field(ge=1, le=1000)] = 5
 
 
 class Observability(Section):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any
 
-from modules.config.models import FARGATE_SIZES, GPU_FAMILIES, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
+from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ def check(env: Environment) -> Iterator[Problem]:
     yield from _check_network(env)
     yield from _check_sizing(env)
     yield from _check_edge(env)
+    yield from _check_llm(env)
     yield from _check_backend(env)
     yield from _check_foundation(env)
     yield from _check_observability(env)
@@ -81,7 +82,7 @@ def _check_capacity(field: str, cap: Capacity) -> Iterator[Problem]:
 
 
 def _check_sizing(env: Environment) -> Iterator[Problem]:
-    gw, llm, data = env.gateway, env.llm, env.data
+    gw, data = env.gateway, env.data
     if gw.memory not in FARGATE_SIZES.get(gw.cpu, ()):
         valid = FARGATE_SIZES.get(gw.cpu)
         fix = (f"for cpu {gw.cpu} use memory in {valid[0]}..{valid[-1]} (steps of {valid[1] - valid[0]})."
@@ -92,14 +93,6 @@ def _check_sizing(env: Environment) -> Iterator[Problem]:
     if env.high_availability and gw.capacity.min < 2:
         yield Problem("gateway.capacity.min", "is below 2 but high_availability = true.",
                       "run at least 2 tasks so one can fail or deploy while the other serves.")
-    family = llm.instance_type.split(".")[0]
-    if family not in GPU_FAMILIES:
-        yield Problem("llm.instance_type", f"{llm.instance_type!r} is not a GPU instance type.",
-                      f"use a GPU family: {', '.join(GPU_FAMILIES)} (e.g. g5.xlarge).")
-    yield from _check_capacity("llm.capacity", llm.capacity)
-    if llm.on_demand_base > llm.capacity.max:
-        yield Problem("llm.on_demand_base", f"{llm.on_demand_base} exceeds llm.capacity.max {llm.capacity.max}.",
-                      "lower on_demand_base or raise capacity.max.")
     if data.db_max_storage_gb < data.db_storage_gb:
         yield Problem("data.db_max_storage_gb", "is below data.db_storage_gb.",
                       "set the autoscaling ceiling at or above the initial size.")
@@ -113,9 +106,7 @@ def _check_sizing(env: Environment) -> Iterator[Problem]:
         if region not in REGION_AZS or region == env.region:
             yield Problem(f"data.dynamodb_replica_regions[{i}]", f"{region!r} is not a second supported region.",
                           f"use a region other than {env.region}: {', '.join(REGION_AZS)}.")
-    tag = gw.image.rsplit(":", 1)[-1] if ":" in gw.image.rsplit("/", 1)[-1] else ""
-    pinned = "@sha256:" in gw.image or (tag and tag not in ("latest", "main-latest"))
-    if env.protect_stateful and not pinned:
+    if env.protect_stateful and not _pinned(gw.image):
         yield Problem("gateway.image", f"{gw.image!r} is not pinned.",
                       "pin a release tag (e.g. :v1.108.11) or a digest (@sha256:…) in protected environments.")
     names = [m.name for m in gw.models]
@@ -124,9 +115,13 @@ def _check_sizing(env: Environment) -> Iterator[Problem]:
     if len(set(names)) != len(names):
         yield Problem("gateway.models", "repeats a model name.", "give each route a unique name.")
     for i, model in enumerate(gw.models):
-        if (model.bedrock_model_id is None) == (model.upstream_url is None):
-            yield Problem(f"gateway.models[{i}]", f"{model.name!r} sets neither or both targets.",
-                          "set exactly one of bedrock_model_id or upstream_url.")
+        targets = [model.bedrock_model_id is not None, model.upstream_url is not None, model.self_hosted]
+        if sum(targets) != 1:
+            yield Problem(f"gateway.models[{i}]", f"{model.name!r} sets {sum(targets)} targets.",
+                          "set exactly one of bedrock_model_id, upstream_url or self_hosted = true.")
+        if model.self_hosted and env.llm.dns_name is None:
+            yield Problem(f"gateway.models[{i}].self_hosted", "routes to the GPU tier, which has no llm.dns_name.",
+                          "set llm.dns_name (the internal ALB's private name) or route elsewhere.")
         if model.upstream_url is not None and not model.upstream_url.startswith("https://"):
             yield Problem(f"gateway.models[{i}].upstream_url", "is not an https:// URL.",
                           "route to the upstream over TLS (https://…).")
@@ -135,20 +130,73 @@ def _check_sizing(env: Environment) -> Iterator[Problem]:
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
 
 
-def _check_edge(env: Environment) -> Iterator[Problem]:
-    arn = env.edge.certificate_arn
+def _pinned(image: str) -> bool:
+    tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+    return "@sha256:" in image or bool(tag and tag not in ("latest", "main-latest"))
+
+
+def _check_certificate(field: str, arn: str | None, region: str, purpose: str) -> Iterator[Problem]:
     if arn is None:
-        yield Problem("edge.certificate_arn", "is missing; the public ALB serves HTTPS only.",
-                      f"set it to an ACM certificate ARN in {env.region}.")
+        yield Problem(field, f"is missing; {purpose} serves HTTPS only.",
+                      f"set it to an ACM certificate ARN in {region}.")
     elif not (match := _ACM_ARN.match(arn)):
-        yield Problem("edge.certificate_arn", f"{arn!r} is not an ACM certificate ARN.",
+        yield Problem(field, f"{arn!r} is not an ACM certificate ARN.",
                       "use arn:aws:acm:<region>:<account>:certificate/<uuid>.")
-    elif match["region"] != env.region:
-        yield Problem("edge.certificate_arn", f"is in {match['region']}, not {env.region}.",
-                      f"an ALB needs a certificate from its own region ({env.region}).")
+    elif match["region"] != region:
+        yield Problem(field, f"is in {match['region']}, not {region}.",
+                      f"an ALB needs a certificate from its own region ({region}).")
+
+
+def _check_edge(env: Environment) -> Iterator[Problem]:
+    yield from _check_certificate("edge.certificate_arn", env.edge.certificate_arn, env.region, "the public ALB")
     for i, cidr in enumerate(env.edge.trusted_cidrs):
         if cidr.prefixlen == 0:
             yield Problem(f"edge.trusted_cidrs[{i}]", "trusts the whole internet.", "list specific ranges.")
+
+
+def _check_llm(env: Environment) -> Iterator[Problem]:
+    llm = env.llm
+    types = {"llm.instance_type": llm.instance_type,
+             **{f"llm.spot_instance_types[{i}]": t for i, t in enumerate(llm.spot_instance_types)}}
+    memory = GPU_MEMORY_GB.get(llm.instance_type.split(".")[0])
+    for field, instance_type in types.items():
+        family = instance_type.split(".")[0]
+        if family not in GPU_MEMORY_GB:
+            yield Problem(field, f"{instance_type!r} is not a GPU instance type.",
+                          f"use a GPU family: {', '.join(GPU_MEMORY_GB)} (e.g. g5.xlarge).")
+        elif memory and GPU_MEMORY_GB[family] != memory and field != "llm.instance_type":
+            yield Problem(field, f"{instance_type!r} has {GPU_MEMORY_GB[family]} GB GPUs, "
+                          f"{llm.instance_type} has {memory} GB.",
+                          "list Spot alternatives of the same GPU memory class, so the model fits each.")
+    yield from _check_capacity("llm.capacity", llm.capacity)
+    if llm.on_demand_base > llm.capacity.max:
+        yield Problem("llm.on_demand_base", f"{llm.on_demand_base} exceeds llm.capacity.max {llm.capacity.max}.",
+                      "lower on_demand_base or raise capacity.max.")
+    if llm.warm_pool_size > llm.capacity.max:
+        yield Problem("llm.warm_pool_size", f"{llm.warm_pool_size} exceeds llm.capacity.max {llm.capacity.max}.",
+                      "keep at most capacity.max instances warm.")
+    if llm.warm_pool_size and (llm.spot_instance_types or llm.on_demand_base < llm.capacity.max):
+        # EC2 Auto Scaling warm pools do not support mixed instances policies or Spot.
+        yield Problem("llm.warm_pool_size", "is set on a group that uses Spot (a mixed instances policy).",
+                      "for a warm pool run on-demand only: spot_instance_types = [] and "
+                      "on_demand_base = capacity.max; or set warm_pool_size = 0.")
+    if llm.root_volume_gb < llm.model_size_gb + 30:
+        yield Problem("llm.root_volume_gb", f"{llm.root_volume_gb} GB cannot hold the {llm.model_size_gb} GB model "
+                      "beside the AMI and the vLLM image (about 30 GB).",
+                      f"use at least {llm.model_size_gb + 30} GB.")
+    if (llm.weights_s3_prefix is None) == (llm.hf_model_id is None):
+        yield Problem("llm.weights_s3_prefix", "and llm.hf_model_id are both set or both missing.",
+                      "set exactly one weights location: a prefix in the weights bucket, or a Hugging Face id.")
+    if llm.hf_token_secret_arn and not llm.hf_model_id:
+        yield Problem("llm.hf_token_secret_arn", "is set without llm.hf_model_id.", "remove it or set hf_model_id.")
+    if llm.dns_name is None:
+        yield Problem("llm.dns_name", "is missing; the gateway reaches the model by a private name.",
+                      "set a name your certificate covers, e.g. \"llm.internal.example.com\".")
+    yield from _check_certificate("llm.certificate_arn", llm.certificate_arn or env.edge.certificate_arn,
+                                  env.region, "the internal model ALB")
+    if env.protect_stateful and not _pinned(llm.vllm_image):
+        yield Problem("llm.vllm_image", f"{llm.vllm_image!r} is not pinned.",
+                      "pin a release tag (e.g. :v0.11.0) or a digest in protected environments.")
 
 
 def _check_backend(env: Environment) -> Iterator[Problem]:

@@ -1,0 +1,300 @@
+"""LLM layer: a self-hosted open model (vLLM) on a GPU Auto Scaling group behind an internal
+HTTPS ALB with a private DNS name, scaled on GPU utilization and vLLM's request queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cdktf import Fn
+from constructs import Construct
+from cdktf_cdktf_provider_aws.autoscaling_group import (
+    AutoscalingGroup,
+    AutoscalingGroupInstanceRefresh,
+    AutoscalingGroupInstanceRefreshPreferences,
+    AutoscalingGroupLaunchTemplate,
+    AutoscalingGroupMixedInstancesPolicy as Mixed,
+    AutoscalingGroupMixedInstancesPolicyInstancesDistribution as Distribution,
+    AutoscalingGroupMixedInstancesPolicyLaunchTemplate as MixedTemplate,
+    AutoscalingGroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecification as MixedTemplateSpec,
+    AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride as MixedOverride,
+    AutoscalingGroupTag,
+    AutoscalingGroupWarmPool,
+    AutoscalingGroupWarmPoolInstanceReusePolicy,
+)
+from cdktf_cdktf_provider_aws.autoscaling_policy import (
+    AutoscalingPolicy,
+    AutoscalingPolicyTargetTrackingConfiguration as TargetTracking,
+    AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecification as CustomMetric,
+    AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimension as Dimension,
+    AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification as PredefinedMetric,
+)
+from cdktf_cdktf_provider_aws.autoscaling_schedule import AutoscalingSchedule
+from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
+from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktf_cdktf_provider_aws.launch_template import (
+    LaunchTemplate,
+    LaunchTemplateBlockDeviceMappings,
+    LaunchTemplateBlockDeviceMappingsEbs,
+    LaunchTemplateIamInstanceProfile,
+    LaunchTemplateMetadataOptions,
+    LaunchTemplateMonitoring,
+    LaunchTemplateNetworkInterfaces,
+    LaunchTemplateTagSpecifications,
+)
+from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
+from cdktf_cdktf_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
+from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck, LbTargetGroupStickiness
+from cdktf_cdktf_provider_aws.route53_record import Route53Record, Route53RecordAlias
+from cdktf_cdktf_provider_aws.route53_zone import Route53Zone, Route53ZoneVpc
+from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
+
+from modules import iam
+from modules.compliance import skip
+from modules.config import Environment
+from modules.context import current_account
+from modules.edge import TLS_POLICY
+from modules.foundation import FoundationOutputs
+from modules.gpu_host import HostSettings, packed_user_data
+from modules.network import NetworkOutputs, Port
+from modules.outputs import publish
+from modules.storage import SecureBucket, encrypted_log_group
+
+# Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023): driver, Docker, NVIDIA
+# container toolkit. Read at plan time, so a new AMI shows in the plan and refreshes the group.
+AMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id"
+METRICS_NAMESPACE = "CWAgent"
+GPU_METRIC = "nvidia_smi_utilization_gpu"  # CloudWatch agent, aggregated per Auto Scaling group
+QUEUE_METRIC = "vllm_num_requests_waiting"  # published by the host's queue-depth timer
+STICKINESS_COOKIE = "LlmServiceStickiness"
+# Scheduled scaling (seed figures): down at 06:00 UTC, up at 15:00 UTC.
+SCALE_DOWN_CRON = "0 6 * * *"
+SCALE_UP_CRON = "0 15 * * *"
+# A GPU host pulls weights and loads them before /health answers.
+HEALTH_GRACE_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class LlmOutputs:
+    alb_arn_suffix: str
+    target_group_arn_suffix: str
+    asg_name: str
+    endpoint_url: str
+    metrics_namespace: str
+
+
+def health_check(protocol_version: str) -> LbTargetGroupHealthCheck:
+    """vLLM answers GET /health with 200; a gRPC service answers the gRPC health check with 0."""
+    grpc = protocol_version == "GRPC"
+    return LbTargetGroupHealthCheck(
+        enabled=True, protocol="HTTPS", port="traffic-port", interval=30, timeout=10, healthy_threshold=2,
+        unhealthy_threshold=3, path="/grpc.health.v1.Health/Check" if grpc else "/health",
+        matcher="0" if grpc else "200")
+
+
+class Llm(Construct):
+    """Launch template, Auto Scaling group, internal ALB, private DNS and SSM parameters."""
+
+    def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
+                 foundation: FoundationOutputs) -> None:
+        super().__init__(scope, id)
+        cfg = env.llm
+        account = current_account(self, env.region)
+        key = foundation.kms_key_arn
+        asg_name = env.resource_name("gpu")  # literal: the user data names it (a reference would loop)
+        dns_name = cfg.dns_name or ""
+        endpoint_url = f"https://{dns_name}/v1"
+
+        weights = SecureBucket(self, "weights", name=f"{env.resource_name('model-weights')}-{account.id}",
+                               kms_key_arn=key, protect_data=env.protect_stateful, archive_after_days=None,
+                               access_log_bucket=foundation.access_log_bucket)
+        logs = encrypted_log_group(self, "log_group", name=f"/llm/{env.resource_name('gpu')}", kms_key_arn=key,
+                                   retention_days=env.foundation.log_retention_days,
+                                   protect_data=env.protect_stateful)
+        weights_uri = f"s3://{weights.name}/{cfg.weights_s3_prefix}" if cfg.weights_s3_prefix else None
+
+        role = iam.service_role(self, "instance_role", name=env.resource_name("gpu-host"),
+                                service="ec2.amazonaws.com", source_account=account.id,
+                                statements=self._host_statements(env, weights.arn, logs.arn, key, account.partition))
+        IamRolePolicyAttachment(self, "session_manager", role=role.name,
+                                policy_arn=f"arn:{account.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
+        profile = IamInstanceProfile(self, "instance_profile", name=env.resource_name("gpu-host"), role=role.name)
+
+        settings = HostSettings(
+            aws_region=env.region, log_group=logs.name, asg_name=asg_name, served_model_name=cfg.served_model_name,
+            max_model_len=cfg.max_model_len, vllm_image=cfg.vllm_image, weights_s3_uri=weights_uri,
+            hf_model_id=cfg.hf_model_id, hf_token_secret_arn=cfg.hf_token_secret_arn,
+            metrics_namespace=METRICS_NAMESPACE)
+        user_data = packed_user_data(settings)
+        ami = DataAwsSsmParameter(self, "ami", name=AMI_PARAMETER)
+        template = LaunchTemplate(
+            self, "launch_template", name=env.resource_name("gpu"), image_id=ami.insecure_value,
+            instance_type=cfg.instance_type, update_default_version=True, user_data=Fn.base64encode(user_data),
+            iam_instance_profile=LaunchTemplateIamInstanceProfile(arn=profile.arn), ebs_optimized="true",
+            monitoring=LaunchTemplateMonitoring(enabled=True),
+            # IMDSv2 only, hop limit 1: containers never need the host's credentials (the awslogs
+            # driver runs in the Docker daemon, on the host).
+            metadata_options=LaunchTemplateMetadataOptions(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1,
+                instance_metadata_tags="enabled"),
+            block_device_mappings=[LaunchTemplateBlockDeviceMappings(
+                device_name="/dev/xvda", ebs=LaunchTemplateBlockDeviceMappingsEbs(
+                    volume_type="gp3", volume_size=cfg.root_volume_gb, encrypted="true", kms_key_id=key,
+                    delete_on_termination="true"))],
+            network_interfaces=[LaunchTemplateNetworkInterfaces(
+                associate_public_ip_address="false", device_index=0,
+                security_groups=[network.security_group_ids["gpu"]])],
+            tag_specifications=[LaunchTemplateTagSpecifications(resource_type=t, tags={"Name": asg_name})
+                                for t in ("instance", "volume")])
+
+        alb, target_group = self._internal_alb(env, network, foundation)
+        group = self._group(env, asg_name, template, network, target_group)
+        self._scaling(env, group)
+        self._private_dns(env, network, alb, dns_name)
+
+        parameters = {
+            "vpc-id": network.vpc_id,
+            "private-subnet-ids": Fn.join(",", network.private_subnet_ids),
+            "gateway-security-group-id": network.security_group_ids["gateway"],
+            "lambda-security-group-id": network.security_group_ids["lambda"],
+            "llm-alb-security-group-id": network.security_group_ids["llm_alb"],
+            "gpu-security-group-id": network.security_group_ids["gpu"],
+            "llm-alb-dns-name": alb.dns_name,
+            "model-endpoint-url": endpoint_url,
+        }
+        names = {}
+        for suffix, value in parameters.items():
+            name = f"/{env.project}/{env.name}/{suffix}"
+            parameter = SsmParameter(self, f"parameter_{suffix.replace('-', '_')}", name=name, type="String",
+                                     value=value, description=f"{suffix} of {env.name} (for consumers of the platform)")
+            skip(parameter, "CKV2_AWS_34", "Identifiers published for other teams' Terraform, not secrets; "
+                 "SecureString would make every reader hold kms:Decrypt for public-looking ids.")
+            names[suffix] = name
+
+        self.outputs = LlmOutputs(alb_arn_suffix=alb.arn_suffix, target_group_arn_suffix=target_group.arn_suffix,
+                                  asg_name=group.name, endpoint_url=endpoint_url, metrics_namespace=METRICS_NAMESPACE)
+        publish(self, {
+            "model_endpoint_url": (endpoint_url, "OpenAI-compatible base URL of the self-hosted model (private DNS)"),
+            "served_model_name": (cfg.served_model_name, "Model name to send in requests to the endpoint"),
+            "internal_alb_dns_name": (alb.dns_name, "DNS name of the internal model ALB"),
+            "asg_name": (group.name, "Auto Scaling group of the GPU hosts"),
+            "weights_bucket": (weights.name, "S3 bucket for model weights (upload under the configured prefix)"),
+            "log_group_name": (logs.name, "CloudWatch log group of vLLM and the hosts' boot logs"),
+            "ssm_parameter_names": (names, "SSM parameters publishing this environment's ids for consumers"),
+        })
+
+    def _host_statements(self, env: Environment, weights_arn: str, log_group_arn: str, key: str,
+                         partition: str) -> list[iam.Statement]:
+        """Read the weights, write logs and metrics, pull the image — nothing else."""
+        cfg = env.llm
+        statements = [
+            iam.allow(["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                      [log_group_arn, f"{log_group_arn}:*"], sid="Logs"),
+            iam.allow_unscoped(["cloudwatch:PutMetricData"], sid="Metrics", conditions={
+                "StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}),
+            # The CloudWatch agent reads the instance's tags for the AutoScalingGroupName dimension.
+            iam.allow_unscoped(["ec2:DescribeTags"], sid="AgentDimensions"),
+        ]
+        if cfg.weights_s3_prefix:
+            statements += [
+                iam.allow(["s3:ListBucket"], [weights_arn], sid="ListWeights",
+                          conditions={"StringLike": {"s3:prefix": [f"{cfg.weights_s3_prefix}*"]}}),
+                iam.allow(["s3:GetObject"], [f"{weights_arn}/{cfg.weights_s3_prefix}*"], sid="ReadWeights"),
+                iam.allow(["kms:Decrypt"], [key], sid="DecryptWeights", conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{env.region}.amazonaws.com"}}),
+            ]
+        if cfg.hf_token_secret_arn:
+            statements.append(iam.allow(["secretsmanager:GetSecretValue"], [cfg.hf_token_secret_arn],
+                                        sid="HuggingFaceToken"))
+        statements += iam.registry_pull_statements(cfg.vllm_image, partition)
+        return statements
+
+    def _internal_alb(self, env: Environment, network: NetworkOutputs,
+                      foundation: FoundationOutputs) -> tuple[Lb, LbTargetGroup]:
+        cfg = env.llm
+        alb = Lb(self, "alb", name=env.resource_name("llm"), internal=True, load_balancer_type="application",
+                 security_groups=[network.security_group_ids["llm_alb"]], subnets=network.private_subnet_ids,
+                 drop_invalid_header_fields=True, idle_timeout=env.edge.idle_timeout_seconds,
+                 enable_deletion_protection=env.protect_stateful, desync_mitigation_mode="defensive",
+                 access_logs=LbAccessLogs(bucket=foundation.alb_log_bucket, prefix="llm-alb", enabled=True))
+        if not env.protect_stateful:
+            skip(alb, "CKV_AWS_150", "Disposable environment (protect_stateful = false): the ALB is rebuilt "
+                 "with the environment, so deletion protection would only block teardown.")
+        target_group = LbTargetGroup(
+            self, "target_group", name=env.resource_name("llm"), target_type="instance", port=Port.GPU_SERVICE,
+            protocol="HTTPS", protocol_version=cfg.protocol_version, vpc_id=network.vpc_id,
+            deregistration_delay="120", health_check=health_check(cfg.protocol_version),
+            stickiness=LbTargetGroupStickiness(type="app_cookie", cookie_name=STICKINESS_COOKIE,
+                                               cookie_duration=900, enabled=True))
+        LbListener(self, "https_listener", load_balancer_arn=alb.arn, port=Port.HTTPS, protocol="HTTPS",
+                   ssl_policy=TLS_POLICY, certificate_arn=cfg.certificate_arn or env.edge.certificate_arn,
+                   default_action=[LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)])
+        return alb, target_group
+
+    def _group(self, env: Environment, name: str, template: LaunchTemplate, network: NetworkOutputs,
+               target_group: LbTargetGroup) -> AutoscalingGroup:
+        cfg = env.llm
+        options: dict[str, Any] = {}
+        if cfg.warm_pool_size:
+            # Warm pools exclude mixed instances policies: on-demand, one type (validated).
+            options["launch_template"] = AutoscalingGroupLaunchTemplate(id=template.id, version="$Latest")
+            options["warm_pool"] = AutoscalingGroupWarmPool(
+                pool_state="Stopped", min_size=cfg.warm_pool_size,
+                instance_reuse_policy=AutoscalingGroupWarmPoolInstanceReusePolicy(reuse_on_scale_in=True))
+        else:
+            options["mixed_instances_policy"] = Mixed(
+                instances_distribution=Distribution(on_demand_base_capacity=cfg.on_demand_base,
+                                                    on_demand_percentage_above_base_capacity=0,
+                                                    spot_allocation_strategy="capacity-optimized"),
+                launch_template=MixedTemplate(
+                    launch_template_specification=MixedTemplateSpec(launch_template_id=template.id, version="$Latest"),
+                    override=[MixedOverride(instance_type=t) for t in (cfg.instance_type, *cfg.spot_instance_types)]))
+            options["capacity_rebalance"] = True  # replace Spot hosts before their interruption
+        group = AutoscalingGroup(
+            self, "group", name=name, vpc_zone_identifier=network.private_subnet_ids,
+            min_size=cfg.capacity.min, max_size=cfg.capacity.max, desired_capacity=cfg.capacity.desired,
+            health_check_type="ELB", health_check_grace_period=HEALTH_GRACE_SECONDS, default_instance_warmup=300,
+            target_group_arns=[target_group.arn],
+            enabled_metrics=["GroupDesiredCapacity", "GroupInServiceInstances", "GroupMaxSize", "GroupMinSize",
+                             "GroupPendingInstances", "GroupTotalInstances"],
+            # A changed launch template rolls through the group, keeping half the hosts serving.
+            instance_refresh=AutoscalingGroupInstanceRefresh(strategy="Rolling", preferences=(
+                AutoscalingGroupInstanceRefreshPreferences(min_healthy_percentage=50, auto_rollback=True,
+                                                           instance_warmup=str(HEALTH_GRACE_SECONDS)))),
+            tag=[AutoscalingGroupTag(key="Name", value=name, propagate_at_launch=True)], **options)
+        # Scaling policies and schedules own the desired count after creation.
+        group.add_override("lifecycle.ignore_changes", ["desired_capacity"])
+        return group
+
+    def _scaling(self, env: Environment, group: AutoscalingGroup) -> None:
+        """GPU utilization is the primary signal; vLLM's waiting requests catch a saturated
+        batch before utilization shows it; CPU 70 % (the original figure) is a backstop."""
+        cfg = env.llm
+        def per_group(metric: str) -> CustomMetric:
+            return CustomMetric(namespace=METRICS_NAMESPACE, metric_name=metric, statistic="Average",
+                                metric_dimension=[Dimension(name="AutoScalingGroupName", value=group.name)])
+
+        for short, target, spec in (
+                ("gpu", cfg.gpu_target_percent, {"customized_metric_specification": per_group(GPU_METRIC)}),
+                ("queue", cfg.queue_target_per_instance, {"customized_metric_specification": per_group(QUEUE_METRIC)}),
+                ("cpu", cfg.cpu_target_percent, {"predefined_metric_specification": PredefinedMetric(
+                    predefined_metric_type="ASGAverageCPUUtilization")})):
+            AutoscalingPolicy(self, f"scale_on_{short}", name=env.resource_name(f"gpu-{short}"),
+                              autoscaling_group_name=group.name, policy_type="TargetTrackingScaling",
+                              estimated_instance_warmup=HEALTH_GRACE_SECONDS,
+                              target_tracking_configuration=TargetTracking(target_value=target, **spec))
+        if cfg.scheduled_scaling:
+            AutoscalingSchedule(self, "scale_down", scheduled_action_name=env.resource_name("gpu-down"),
+                                autoscaling_group_name=group.name, recurrence=SCALE_DOWN_CRON, time_zone="Etc/UTC",
+                                min_size=0, max_size=cfg.capacity.max, desired_capacity=0)
+            AutoscalingSchedule(self, "scale_up", scheduled_action_name=env.resource_name("gpu-up"),
+                                autoscaling_group_name=group.name, recurrence=SCALE_UP_CRON, time_zone="Etc/UTC",
+                                min_size=max(cfg.capacity.min, 1), max_size=cfg.capacity.max,
+                                desired_capacity=max(cfg.capacity.desired, 1))
+
+    def _private_dns(self, env: Environment, network: NetworkOutputs, alb: Lb, dns_name: str) -> None:
+        zone = Route53Zone(self, "private_zone", name=dns_name.split(".", 1)[1],
+                           comment=f"Private names of {env.name}", vpc=[Route53ZoneVpc(vpc_id=network.vpc_id)])
+        Route53Record(self, "model_record", zone_id=zone.zone_id, name=dns_name, type="A",
+                      alias=Route53RecordAlias(name=alb.dns_name, zone_id=alb.zone_id, evaluate_target_health=True))
