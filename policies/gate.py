@@ -1,17 +1,20 @@
-"""Compliance gate: Checkov over every synthesized stack, with the skips declared in code.
+"""Compliance gate: Checkov over the stacks of the current synth, with the skips declared in code.
 
-    python -m policies.gate [--stacks cdktf.out/stacks] [--report-dir compliance-report]
+    python -m policies.gate [--outdir cdktf.out] [--report-dir compliance-report]
 
-Runs Checkov offline (terraform_json + secrets frameworks, plus the custom checks in
-`policies/checks/`) in one process over all stacks, then classifies every failed check:
+Scans exactly the stacks listed in `<outdir>/manifest.json`, which every synth rewrites, so
+a stack directory left over from an earlier synth is never scanned. Runs Checkov offline
+(terraform_json + secrets frameworks, plus the custom checks in `policies/checks/`) in one
+process over those stack files, then classifies every failed check:
 
 - skipped:     the resource declares a skip for that check id (`modules.compliance.skip`);
 - unexplained: no skip is declared — the gate fails;
 - stale skip:  a declared skip that matches no failure — the gate fails, so skips are
                removed when the resource is fixed.
 
-Secrets findings can never be skipped. Writes `report.json`, `report.md` (for people) and
-`junit.xml` (for CI) to the report directory; exits 1 on any unexplained failure or stale skip.
+Secrets findings can never be skipped. Writes `report.md` (for reviewers), `report.json`,
+`junit.xml` and `report.sarif` (for CI) to the report directory; exits 1 on any
+unexplained failure, stale skip, secret or parsing error, and 2 if it cannot run at all.
 """
 
 from __future__ import annotations
@@ -19,99 +22,197 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from checkov.version import version as CHECKOV_VERSION  # a plain string: no Checkov runtime loaded here
+
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOM_CHECKS = Path(__file__).resolve().parent / "checks"
+DEFAULT_OUTDIR = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))  # where main.py synthesizes by default
 SKIP_KEY = "checkov_skip"  # must match modules.compliance.SKIP_KEY (not imported: no jsii load here)
+
+
+class GateError(Exception):
+    """The gate could not run (no synth, Checkov failed): one line on stderr, exit 2."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    path: Path  # the synthesized cdk.tf.json
+    uri: str    # the same file relative to the output directory, as reports name it
 
 
 @dataclass(frozen=True)
 class Finding:
     stack: str
-    resource: str
+    resource_type: str  # e.g. aws_s3_bucket; "provider" for provider blocks
+    resource: str       # the logical id, i.e. the Terraform resource name
     check_id: str
     check_name: str
     reason: str = ""
+    file: str = ""      # cdk.tf.json relative to the output directory
+    line: int = 0       # first line of the resource in that file; 0 if unknown
+
+    @property
+    def address(self) -> str:
+        return f"{self.resource_type}.{self.resource}" if self.resource_type else self.resource
 
 
 @dataclass
 class GateResult:
+    stacks: list[str] = field(default_factory=list)
     passed: int = 0
+    passed_by_check: dict[str, int] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)  # check id -> title, every check that ran
     skipped: list[Finding] = field(default_factory=list)
     unexplained: list[Finding] = field(default_factory=list)
     stale: list[Finding] = field(default_factory=list)
     secrets: list[Finding] = field(default_factory=list)
     parsing_errors: list[str] = field(default_factory=list)
-    stacks: list[str] = field(default_factory=list)
+    commit: str = "unknown"
+    checkov_version: str = CHECKOV_VERSION
+    run_at: str = ""  # UTC, ISO 8601
 
     @property
     def ok(self) -> bool:
         return not (self.unexplained or self.stale or self.secrets or self.parsing_errors)
 
 
-def declared_skips(stacks_dir: Path) -> dict[tuple[str, str], dict[str, str]]:
-    """(stack, logical id) -> {check id: reason}, read from the synthesized JSON."""
-    skips: dict[tuple[str, str], dict[str, str]] = {}
-    for path in sorted(stacks_dir.glob("*/cdk.tf.json")):
-        resources = json.loads(path.read_text()).get("resource", {})
-        for blocks in resources.values():
-            for logical_id, body in blocks.items():
-                declared = body.get("//", {}).get(SKIP_KEY)
-                if declared:
-                    skips[(path.parent.name, logical_id)] = dict(declared)
-    return skips
+@dataclass
+class StackIndex:
+    """What the gate reads from one synthesized stack itself."""
+    types: dict[str, str]             # logical id -> resource type
+    skips: dict[str, dict[str, str]]  # logical id -> {check id: reason}
 
 
-def run_checkov(stacks_dir: Path) -> list[dict]:
+def manifest_stacks(outdir: Path) -> list[Stack]:
+    """The stacks of the synth that wrote `outdir`, from its manifest; nothing else on disk counts."""
+    manifest = outdir / "manifest.json"
+    if not manifest.is_file():
+        raise GateError(f"no synthesized stacks in {outdir} (no manifest.json); run `python main.py` first")
+    entries = json.loads(manifest.read_text()).get("stacks", {})
+    if not entries:
+        raise GateError(f"no synthesized stacks in {outdir} (manifest.json lists none); run `python main.py` first")
+    stacks = [Stack(name, outdir / e["synthesizedStackPath"], e["synthesizedStackPath"])
+              for name, e in sorted(entries.items())]
+    missing = [s.uri for s in stacks if not s.path.is_file()]
+    if missing:
+        raise GateError(f"{manifest} lists stacks that are missing on disk ({', '.join(missing)}); "
+                        "run `python main.py` again")
+    return stacks
+
+
+def read_stack(path: Path) -> StackIndex:
+    index = StackIndex({}, {})
+    for type_, blocks in json.loads(path.read_text()).get("resource", {}).items():
+        for logical_id, body in blocks.items():
+            index.types[logical_id] = type_
+            declared = body.get("//", {}).get(SKIP_KEY)
+            if declared:
+                index.skips[logical_id] = dict(declared)
+    return index
+
+
+def run_checkov(files: list[Path]) -> list[dict]:
     env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE"}
-    cmd = [sys.executable, "-m", "checkov.main", "-d", str(stacks_dir), "--framework", "terraform_json", "secrets",
+    cmd = [sys.executable, "-m", "checkov.main", "-f", *map(str, files), "--framework", "terraform_json", "secrets",
            "--skip-download", "--external-checks-dir", str(CUSTOM_CHECKS), "-o", "json", "--compact"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
-        raise RuntimeError(f"checkov did not run (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        raise GateError(f"checkov did not run (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     reports = json.loads(proc.stdout)
     return reports if isinstance(reports, list) else [reports]
 
 
-def classify(reports: list[dict], skips: dict[tuple[str, str], dict[str, str]]) -> GateResult:
-    result = GateResult()
+def _natural(text: str) -> list:
+    """Sort key that puts CKV_AWS_9 before CKV_AWS_10 and subnet_2 before subnet_10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _order(f: Finding) -> tuple:
+    return (_natural(f.stack), f.resource_type, _natural(f.resource), _natural(f.check_id))
+
+
+def _entity(entity: str, types: dict[str, str]) -> tuple[str, str]:
+    """Checkov names `resource.<id>` (resource checks), `<type>.<id>` (graph checks) or `provider.aws`."""
+    prefix, _, name = entity.partition(".")
+    if not name:
+        return "", prefix
+    return (types.get(name, prefix) if prefix == "resource" else prefix), name
+
+
+def classify(reports: list[dict], stacks: list[Stack]) -> GateResult:
+    by_file = {s.path.resolve(): s for s in stacks}
+    index = {s.name: read_stack(s.path) for s in stacks}
+    result = GateResult(stacks=[s.name for s in stacks])
+    checks = [(report["check_type"], status, by_file[Path(c["file_abs_path"]).resolve()], c)
+              for report in reports if "results" in report  # a framework that finds nothing prints a bare summary
+              for status in ("passed_checks", "failed_checks") for c in report["results"].get(status, [])]
+    result.parsing_errors = sorted(e for r in reports for e in r.get("results", {}).get("parsing_errors", []))
+    # Where each checked resource sits: places secrets (reported by line) and stale skips.
+    spans = {(stack.name, _entity(c["resource"], index[stack.name].types)): c["file_line_range"]
+             for kind, _, stack, c in checks if kind != "secrets"}
+    passed: Counter[str] = Counter()
     used: set[tuple[str, str, str]] = set()
-    for report in reports:
-        if "results" not in report:  # checkov prints a bare summary when a framework finds nothing
+    for kind, status, stack, c in checks:
+        check_id, title = c["check_id"], c["check_name"]
+        result.titles[check_id] = title
+        if status == "passed_checks":
+            passed[check_id] += 1
             continue
-        result.passed += len(report["results"].get("passed_checks", []))
-        result.parsing_errors += report["results"].get("parsing_errors", [])
-        for failed in report["results"].get("failed_checks", []):
-            stack = Path(failed["file_path"]).parent.name
-            logical_id = failed["resource"].rsplit(".", 1)[-1]
-            finding = Finding(stack, failed["resource"], failed["check_id"], failed["check_name"])
-            if report["check_type"] == "secrets":
-                result.secrets.append(finding)
-                continue
-            reason = skips.get((stack, logical_id), {}).get(failed["check_id"])
-            if reason:
-                used.add((stack, logical_id, failed["check_id"]))
-                result.skipped.append(Finding(**{**asdict(finding), "reason": reason}))
-            else:
-                result.unexplained.append(finding)
-    for (stack, logical_id), checks in skips.items():
-        for check_id, reason in checks.items():
-            if (stack, logical_id, check_id) not in used:
-                result.stale.append(Finding(stack, logical_id, check_id, "declared skip matches no failure", reason))
+        line = c["file_line_range"][0]
+        if kind == "secrets":
+            around = [(end - start, entity) for (name, entity), (start, end) in spans.items()
+                      if name == stack.name and start <= line <= end]
+            type_, resource = min(around)[1] if around else ("", f"line {line}")
+            result.secrets.append(Finding(stack.name, type_, resource, check_id, title, file=stack.uri, line=line))
+            continue
+        type_, resource = _entity(c["resource"], index[stack.name].types)
+        finding = Finding(stack.name, type_, resource, check_id, title, file=stack.uri, line=line)
+        reason = index[stack.name].skips.get(resource, {}).get(check_id)
+        if reason:
+            used.add((stack.name, resource, check_id))
+            result.skipped.append(Finding(**{**asdict(finding), "reason": reason}))
+        else:
+            result.unexplained.append(finding)
+    for stack in stacks:
+        types = index[stack.name].types
+        for resource, declared in index[stack.name].skips.items():
+            for check_id, reason in declared.items():
+                if (stack.name, resource, check_id) not in used:
+                    line = spans.get((stack.name, (types[resource], resource)), [0])[0]
+                    title = result.titles.get(check_id, "(no such check ran in this scan)")
+                    result.stale.append(Finding(stack.name, types[resource], resource, check_id, title, reason,
+                                                stack.uri, line))
+    result.passed = sum(passed.values())
+    result.passed_by_check = {k: passed[k] for k in sorted(passed, key=_natural)}
+    for findings in (result.skipped, result.unexplained, result.stale, result.secrets):
+        findings.sort(key=_order)
     return result
 
 
-def run_gate(stacks_dir: Path, report_dir: Path | None = None) -> GateResult:
-    stacks = sorted(p.parent.name for p in stacks_dir.glob("*/cdk.tf.json"))
-    if not stacks:
-        raise RuntimeError(f"no synthesized stacks under {stacks_dir}; run `python main.py` first")
-    result = classify(run_checkov(stacks_dir), declared_skips(stacks_dir))
-    result.stacks = stacks
+def _git_commit() -> str:
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    except OSError:
+        return "unknown"
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+
+def run_gate(outdir: Path = DEFAULT_OUTDIR, report_dir: Path | None = None) -> GateResult:
+    """Scan the stacks listed in `outdir/manifest.json`; write the reports if `report_dir` is given."""
+    run_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stacks = manifest_stacks(outdir)
+    result = classify(run_checkov([s.path.resolve() for s in stacks]), stacks)
+    result.commit, result.run_at = _git_commit(), run_at
     if report_dir:
         write_reports(result, report_dir)
     return result
@@ -122,31 +223,73 @@ def run_gate(stacks_dir: Path, report_dir: Path | None = None) -> GateResult:
 def write_reports(result: GateResult, report_dir: Path) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "report.json").write_text(json.dumps({**asdict(result), "ok": result.ok}, indent=2))
-    (report_dir / "report.md").write_text(_markdown(result))
-    _junit(result).write(report_dir / "junit.xml", encoding="utf-8", xml_declaration=True)
+    (report_dir / "report.md").write_text(markdown(result))
+    (report_dir / "report.sarif").write_text(json.dumps(sarif(result), indent=2))
+    junit(result).write(report_dir / "junit.xml", encoding="utf-8", xml_declaration=True)
 
 
-def _markdown(result: GateResult) -> str:
+def summary(result: GateResult) -> str:
+    return (f"{len(result.stacks)} stacks; {result.passed} checks passed; {len(result.skipped)} failed checks "
+            f"skipped with a declared reason; {len(result.unexplained)} unexplained failures; "
+            f"{len(result.stale)} stale skips; {len(result.secrets)} secrets; "
+            f"{len(result.parsing_errors)} parsing errors")
+
+
+def skip_groups(skipped: list[Finding]) -> dict[tuple[str, str], list[Finding]]:
+    """One entry per distinct (check id, reason), with the findings it covers, both sorted."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in sorted(skipped, key=lambda f: (_natural(f.check_id), f.reason, _order(f))):
+        groups.setdefault((f.check_id, f.reason), []).append(f)
+    return groups
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(findings: list[Finding], with_reason: bool = False) -> list[str]:
+    if not findings:
+        return ["None.", ""]
+    head = "| stack | resource type | resource | check | title |" + (" declared reason |" if with_reason else "")
+    rows = [head, "|---" * (head.count("|") - 1) + "|"]
+    for f in findings:
+        row = f"| {f.stack} | `{f.resource_type}` | `{f.resource}` | {f.check_id} | {_cell(f.check_name)} |"
+        rows.append(row + (f" {_cell(f.reason)} |" if with_reason else ""))
+    return rows + [""]
+
+
+def markdown(result: GateResult) -> str:
+    groups = skip_groups(result.skipped)
     lines = [
         "# Compliance report", "",
-        f"Verdict: **{'PASS' if result.ok else 'FAIL'}** — {len(result.stacks)} stacks, "
-        f"{result.passed} checks passed, {len(result.skipped)} skipped with a reason, "
-        f"{len(result.unexplained)} unexplained failures, {len(result.stale)} stale skips, "
-        f"{len(result.secrets)} secrets.", "",
+        f"Verdict: **{'PASS' if result.ok else 'FAIL'}** — {summary(result)}.", "",
+        f"- Commit: `{result.commit}`",
+        f"- Checkov: {result.checkov_version}, offline; frameworks terraform_json and secrets, "
+        "plus the platform's policies in `policies/checks/`",
+        f"- Run at (UTC): {result.run_at}",
+        f"- Stacks scanned (the synth's manifest.json): {', '.join(result.stacks)}", "",
+        "## Unexplained failures", "", "Failed checks without a declared skip; each fails the gate.", "",
+        *_table(result.unexplained),
+        "## Secrets", "", "Secrets can never be skipped; each fails the gate.", "",
+        *_table(result.secrets),
+        "## Stale skips", "", "Declared skips that match no failure; each fails the gate until removed.", "",
+        *_table(result.stale, with_reason=True),
     ]
-    for title, findings in (("Unexplained failures", result.unexplained), ("Secrets", result.secrets),
-                            ("Stale skips", result.stale)):
-        if findings:
-            lines += [f"## {title}", "", "| stack | resource | check | name |", "|---|---|---|---|"]
-            lines += [f"| {f.stack} | `{f.resource}` | {f.check_id} | {f.check_name} |" for f in findings]
-            lines.append("")
-    lines += ["## Skipped checks and their reasons", "", "| stack | resource | check | reason |",
-              "|---|---|---|---|"]
-    lines += [f"| {f.stack} | `{f.resource}` | {f.check_id} | {f.reason} |" for f in result.skipped]
+    if result.parsing_errors:
+        lines += ["## Parsing errors", "", *[f"- `{p}`" for p in result.parsing_errors], ""]
+    lines += ["## Skipped checks, by reason", "",
+              f"{len(result.skipped)} failed checks are skipped under {len(groups)} declared reasons. "
+              "Each reason is declared in code on the construct that owns the resource.", ""]
+    for (check_id, reason), findings in groups.items():
+        lines += [f"### {check_id} — {findings[0].check_name}", "", f"> {reason}", "",
+                  *[f"- {f.stack}: `{f.address}`" for f in findings], ""]
+    lines += ["## Passed checks", "", f"{result.passed} passed results, by check.", "",
+              "| check | title | passed |", "|---|---|---|",
+              *[f"| {k} | {_cell(result.titles[k])} | {n} |" for k, n in result.passed_by_check.items()]]
     return "\n".join(lines) + "\n"
 
 
-def _junit(result: GateResult) -> ET.ElementTree:
+def junit(result: GateResult) -> ET.ElementTree:
     suite = ET.Element("testsuite", name="checkov", tests=str(
         result.passed + len(result.skipped) + len(result.unexplained) + len(result.stale) + len(result.secrets)),
         failures=str(len(result.unexplained) + len(result.stale) + len(result.secrets)),
@@ -154,26 +297,61 @@ def _junit(result: GateResult) -> ET.ElementTree:
     for kind, findings in (("unexplained", result.unexplained), ("stale", result.stale),
                            ("secret", result.secrets)):
         for f in findings:
-            case = ET.SubElement(suite, "testcase", classname=f.stack, name=f"{f.check_id} {f.resource}")
+            case = ET.SubElement(suite, "testcase", classname=f.stack, name=f"{f.check_id} {f.address}")
             ET.SubElement(case, "failure", message=f"{kind}: {f.check_name}").text = f.reason or None
     for f in result.skipped:
-        case = ET.SubElement(suite, "testcase", classname=f.stack, name=f"{f.check_id} {f.resource}")
+        case = ET.SubElement(suite, "testcase", classname=f.stack, name=f"{f.check_id} {f.address}")
         ET.SubElement(case, "skipped", message=f.reason)
     return ET.ElementTree(suite)
 
 
+def sarif(result: GateResult) -> dict:
+    """SARIF 2.1.0: failures, secrets and stale skips are errors; skipped findings carry their reason
+    as an in-source suppression, so code-scanning tools show them as justified, not open."""
+    def entry(f: Finding, message: str, suppressed: bool = False) -> dict:
+        physical: dict = {"artifactLocation": {"uri": f.file}}
+        if f.line:
+            physical["region"] = {"startLine": f.line}
+        out = {"ruleId": f.check_id, "level": "error", "message": {"text": message},
+               "locations": [{"physicalLocation": physical, "logicalLocations": [
+                   {"name": f.resource, "fullyQualifiedName": f.address, "kind": "resource"}]}]}
+        if suppressed:
+            out["suppressions"] = [{"kind": "inSource", "justification": f.reason}]
+        return out
+
+    results = [entry(f, f"{f.check_name}: {f.address} ({f.stack}) fails and declares no skip.")
+               for f in result.unexplained]
+    results += [entry(f, f"{f.check_name} in {f.stack} at {f.address}.") for f in result.secrets]
+    results += [entry(f, f"Declared skip of {f.check_id} on {f.address} ({f.stack}) matches no failure; "
+                         f"remove it. Declared reason: {f.reason}") for f in result.stale]
+    results += [entry(f, f"{f.check_name}: {f.address} ({f.stack}) fails; skipped with a declared reason.", True)
+                for f in result.skipped]
+    findings = result.unexplained + result.secrets + result.stale + result.skipped
+    titles = {**result.titles, **{f.check_id: f.check_name for f in findings if f.check_id not in result.titles}}
+    rules = [{"id": k, "name": titles[k], "shortDescription": {"text": titles[k]}}
+             for k in sorted({f.check_id for f in findings}, key=_natural)]
+    return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [{
+        "tool": {"driver": {"name": "checkov", "version": result.checkov_version,
+                            "informationUri": "https://www.checkov.io", "rules": rules}},
+        "results": results,
+    }]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stacks", type=Path, default=ROOT / "cdktf.out" / "stacks")
+    parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR,
+                        help="synth output directory holding manifest.json (default: cdktf.out, or $CDKTF_OUTDIR)")
     parser.add_argument("--report-dir", type=Path, default=ROOT / "compliance-report")
     args = parser.parse_args(argv)
-    result = run_gate(args.stacks, args.report_dir)
-    print(f"compliance gate: {'PASS' if result.ok else 'FAIL'} — {len(result.stacks)} stacks, "
-          f"{result.passed} passed, {len(result.skipped)} skipped with reasons, "
-          f"{len(result.unexplained)} unexplained, {len(result.stale)} stale skips, {len(result.secrets)} secrets; "
+    try:
+        result = run_gate(args.outdir, args.report_dir)
+    except GateError as err:
+        print(f"compliance gate: {err}", file=sys.stderr)
+        return 2
+    print(f"compliance gate: {'PASS' if result.ok else 'FAIL'} — {summary(result)}; "
           f"report: {args.report_dir / 'report.md'}")
     for f in result.unexplained + result.stale + result.secrets:
-        print(f"  {f.stack}: {f.check_id} {f.resource} — {f.check_name}")
+        print(f"  {f.stack}: {f.check_id} {f.address} — {f.check_name}")
     return 0 if result.ok else 1
 
 

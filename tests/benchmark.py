@@ -95,7 +95,7 @@ def main() -> int:
         synth = median([measure([sys.executable, "main.py", "--outdir", out], env) for _ in range(args.runs)])
         floor = median([measure([sys.executable, "-c", "import cdktf_cdktf_provider_aws.vpc"], env)
                         for _ in range(args.runs)])
-        gate = median([measure([sys.executable, "-m", "policies.gate", "--stacks", f"{out}/stacks",
+        gate = median([measure([sys.executable, "-m", "policies.gate", "--outdir", out,
                                 "--report-dir", f"{out}/report"], env) for _ in range(args.runs)])
         stacks = len(list(Path(out, "stacks").glob("*/cdk.tf.json")))
     ratio = synth.seconds / floor.seconds

@@ -41,10 +41,16 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's synth output: `manifest.json` and `stacks/<stack>/cdk.tf.json`."""
     outdir = tmp_path_factory.mktemp("cdktf.out")
     build_app(load_environments(ENVIRONMENTS), outdir=str(outdir)).synth()
-    return outdir / "stacks"
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def synth_dir(synth_outdir: Path) -> Path:
+    return synth_outdir / "stacks"
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +60,7 @@ def stacks(synth_dir: Path) -> dict[str, Stack]:
 
 
 @pytest.fixture(scope="session")
-def gate(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def gate(synth_outdir: Path, tmp_path_factory: pytest.TempPathFactory):
     from policies.gate import run_gate
     report_dir = tmp_path_factory.mktemp("compliance-report")
-    return run_gate(synth_dir, report_dir), report_dir
+    return run_gate(synth_outdir, report_dir), report_dir
