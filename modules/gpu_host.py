@@ -76,18 +76,6 @@ def render_user_data(settings: HostSettings) -> str:
     return preamble(settings) + script_body()
 
 
-def terraform_escape(text: str) -> str:
-    """Make `text` literal inside a Terraform string: `${` -> `$${`, `%{` -> `%%{`."""
-    return text.replace("${", "$${").replace("%{", "%%{")
-
-
-def render_user_data_for_terraform(settings: HostSettings) -> str:
-    """The user data to embed in a Terraform string (e.g. a launch template's
-    `base64encode(...)`): the body escaped so Terraform leaves bash's `${...}` alone,
-    the preamble not, so tokens in settings still resolve."""
-    return preamble(settings) + terraform_escape(script_body())
-
-
 INSTALLED_SCRIPT = "/usr/local/sbin/gpu-host-boot.sh"
 
 

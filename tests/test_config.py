@@ -104,6 +104,33 @@ CASES = {
         {"replace": {'type = "s3"\nbucket = "llmlite-prod-tfstate-111122223333"\n': 'type = "local"\n'}},
         'backend.type: is "local" in a protected environment; its state holds secrets',
         "bucket the broken-state stack creates"),
+    "non-GPU Spot alternative": (
+        {"replace": {'spot_instance_types = ["g6.xlarge"]': 'spot_instance_types = ["m5.xlarge"]'}},
+        "llm.spot_instance_types[0]: 'm5.xlarge' is not a GPU instance type", "g5.xlarge"),
+    "Spot alternative of another GPU memory class": (
+        {"replace": {'spot_instance_types = ["g6.xlarge"]': 'spot_instance_types = ["g4dn.xlarge"]'}},
+        "llm.spot_instance_types[0]: 'g4dn.xlarge' has 16 GB GPUs, g5.xlarge has 24 GB", "same GPU memory class"),
+    "root volume smaller than the model": (
+        {"replace": {"root_volume_gb = 200": "root_volume_gb = 40"}},
+        "llm.root_volume_gb: 40 GB cannot hold the 16 GB model", "at least 46 GB"),
+    "warm pool larger than max": (
+        {"replace": {"on_demand_base = 1\n": "on_demand_base = 1\nwarm_pool_size = 9\n"}},
+        "llm.warm_pool_size: 9 exceeds llm.capacity.max 4", "at most capacity.max"),
+    "warm pool with Spot": (
+        {"replace": {"on_demand_base = 1\n": "on_demand_base = 1\nwarm_pool_size = 1\n"}},
+        "llm.warm_pool_size: is set on a group that uses Spot", "on-demand only"),
+    "missing private name of the model": (
+        {"replace": {'dns_name = "llm.prod.internal.example.com"': '# dns_name'}},
+        "llm.dns_name: is missing", "llm.internal.example.com"),
+    "both weights locations": (
+        {"replace": {"model_size_gb = 16": 'model_size_gb = 16\nhf_model_id = "deepseek-ai/x"'}},
+        "llm.weights_s3_prefix: and llm.hf_model_id are both set or both missing", "exactly one weights location"),
+    "unpinned model server image in prod": (
+        {"replace": {'vllm_image = "vllm/vllm-openai:v0.11.0"': 'vllm_image = "vllm/vllm-openai:latest"'}},
+        "llm.vllm_image: 'vllm/vllm-openai:latest' is not pinned", "pin a release tag"),
+    "GPU capacities out of order": (
+        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }": "capacity = { min = 3, desired = 1, max = 2 }"}},
+        "llm.capacity: min 3, desired 1, max 2 are out of order", "min <= desired <= max"),
     "bad enum": (
         {"replace": {'managed_rules_action = "block"': 'managed_rules_action = "drop"'}},
         "edge.managed_rules_action: 'drop' is not allowed", "'block' or 'count'"),

@@ -70,9 +70,14 @@ def test_model_list_and_shared_redis_are_rendered_from_environment_data(gateway:
     routes = {m["model_name"]: m["litellm_params"] for m in config["model_list"]}
     expected = load_environment(name).gateway.models
     assert set(routes) == {m.name for m in expected}
+    llm = load_environment(name).llm
     for route in expected:
-        assert routes[route.name]["model"] == f"bedrock/{route.bedrock_model_id}"
-        assert routes[route.name]["aws_region_name"] == load_environment(name).region
+        if route.self_hosted:  # the GPU tier, by its private name, TLS verified
+            assert routes[route.name] == {"model": f"hosted_vllm/{llm.served_model_name}",
+                                          "api_base": f"https://{llm.dns_name}/v1"}
+        else:
+            assert routes[route.name]["model"] == f"bedrock/{route.bedrock_model_id}"
+            assert routes[route.name]["aws_region_name"] == load_environment(name).region
     assert config["router_settings"]["redis_host"] == "os.environ/REDIS_HOST"
     assert config["litellm_settings"]["cache_params"]["type"] == "redis"
     assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
@@ -127,7 +132,8 @@ def test_default_routes_are_active_models_through_the_regions_geography(stacks) 
         config = json.loads(environment(stacks[f"{env}-gateway"])["LITELLM_CONFIG_YAML"])
         models = {m["model_name"]: m["litellm_params"]["model"] for m in config["model_list"]}
         assert models == {"claude-sonnet-4-5": f"bedrock/{geo}.anthropic.claude-sonnet-4-5-20250929-v1:0",
-                          "claude-haiku-4-5": f"bedrock/{geo}.anthropic.claude-haiku-4-5-20251001-v1:0"}
+                          "claude-haiku-4-5": f"bedrock/{geo}.anthropic.claude-haiku-4-5-20251001-v1:0",
+                          "deepseek-r1-7b": "hosted_vllm/deepseek-r1-distill-qwen-7b"}
 
 
 def test_execution_role_reads_only_its_own_secrets(gateway: Stack) -> None:

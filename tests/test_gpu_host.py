@@ -7,7 +7,9 @@ which the tests read back. No network, no Docker daemon, no GPU.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import gzip
 import json
 import os
 import shlex
@@ -22,9 +24,8 @@ from modules.gpu_host import (
     SCRIPT,
     HostSettings,
     render_user_data,
-    render_user_data_for_terraform,
     script_body,
-    terraform_escape,
+    packed_user_data,
 )
 
 HF_TOKEN = "hf_standin_secret_9f8e7d"
@@ -171,20 +172,15 @@ def test_preamble_exports_each_set_setting_quoted_then_the_script() -> None:
     assert text.splitlines().count("#!/bin/bash") == 1  # the script's own shebang is gone
 
 
-def test_terraform_form_escapes_the_body_only_and_reverses_to_the_plain_form(tmp_path: Path) -> None:
-    s = settings(tmp_path, weights_s3_uri="s3://${TfToken[TOKEN.3]}/weights/")
-    plain, escaped = render_user_data(s), render_user_data_for_terraform(s)
-    assert "export WEIGHTS_S3_URI='s3://${TfToken[TOKEN.3]}/weights/'" in escaped
-    assert "${aws:InstanceId}" in script_body()  # the body needs escaping at all
-    escaped_body = escaped[escaped.index("\n# Boot script"):]
-    assert "${" not in escaped_body.replace("$${", "")
-    # What Terraform does to a literal string: `$${` -> `${`, `%%{` -> `%{`.
-    assert escaped.replace("$${", "${").replace("%%{", "%{") == plain
-    assert terraform_escape("a ${b} %{c} d") == "a $${b} %%{c} d"
-
-
-def test_user_data_fits_the_16_kb_limit(tmp_path: Path) -> None:
-    assert len(render_user_data_for_terraform(settings(tmp_path)).encode()) < 16 * 1024
+def test_packed_user_data_unpacks_to_the_script_and_fits_the_16_kb_limit(tmp_path: Path) -> None:
+    text = packed_user_data(settings(tmp_path, weights_s3_uri="s3://${TfToken[TOKEN.3]}/weights/"))
+    assert "export WEIGHTS_S3_URI='s3://${TfToken[TOKEN.3]}/weights/'" in text
+    body = text[text.index("<<'PACKED'"):]
+    assert "${" not in body  # nothing for Terraform or cdktf to read as an interpolation
+    packed = body.split("\n", 1)[1].split("\nPACKED\n")[0]
+    assert gzip.decompress(base64.b64decode(packed)) == SCRIPT.read_bytes()
+    assert packed_user_data(settings(tmp_path)) == packed_user_data(settings(tmp_path))  # deterministic
+    assert len(text.encode()) < 16 * 1024
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -15,7 +15,7 @@ from modules.config import Backend, load_environment
 from modules.stacks import LAYERS
 
 
-BUILT_LAYERS = ("foundation", "network", "edge", "data", "gateway")
+BUILT_LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm")
 
 
 def test_every_environment_has_one_stack_per_layer(stacks) -> None:
@@ -94,9 +94,9 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == [f"dev-{layer}" for layer in sorted(BUILT_LAYERS)]
     # it says what it wrote, where, and how long it took
-    assert proc.stdout.startswith("synthesized 5 stacks of dev in ")
+    assert proc.stdout.startswith(f"synthesized {len(BUILT_LAYERS)} stacks of dev in ")
     assert f"into {tmp_path / 'stacks'}/" in proc.stdout
-    assert "  dev: data edge foundation gateway network" in proc.stdout
+    assert "  dev: data edge foundation gateway llm network" in proc.stdout
 
 
 def test_cdktf_cli_runs_the_same_entry_point() -> None:
@@ -125,6 +125,8 @@ OPERATOR_OUTPUTS = {
     "data": {"db_endpoint", "db_name", "db_master_secret_arn", "redis_endpoint", "redis_auth_secret_arn",
              "connections_table_name", "history_table_name"},
     "gateway": {"cluster_name", "service_name", "log_group_name", "master_key_secret_arn", "ecs_exec_enabled"},
+    "llm": {"model_endpoint_url", "served_model_name", "internal_alb_dns_name", "asg_name", "weights_bucket",
+            "log_group_name", "ssm_parameter_names"},
     "state": {"state_bucket", "state_kms_key_arn"},
 }
 
