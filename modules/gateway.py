@@ -316,9 +316,16 @@ class Gateway(Construct):
 
 
 def rotation_event_pattern(secret_arn: str) -> dict[str, Any]:
-    """EventBridge pattern of Secrets Manager's RotationSucceeded event for one secret."""
-    return {"source": ["aws.secretsmanager"], "detail-type": ["AWS Service Event via CloudTrail"],
-            "detail": {"eventName": ["RotationSucceeded"], "additionalEventData": {"SecretId": [secret_arn]}}}
+    """EventBridge pattern for "this secret has a new current value".
+
+    Secrets Manager emits `Secret Label Updated` (AWSCURRENT moved) itself; the CloudTrail
+    service event `RotationSucceeded` needs a trail in the account. Either one redeploys."""
+    return {"source": ["aws.secretsmanager"], "$or": [
+        {"detail-type": ["Secret Label Updated"], "resources": [secret_arn], "detail": {"labelUpdated": ["AWSCURRENT"]}},
+        {"detail-type": ["AWS Service Event via CloudTrail"],
+         "detail": {"eventSource": ["secretsmanager.amazonaws.com"], "eventName": ["RotationSucceeded"],
+                    "additionalEventData": {"SecretId": [secret_arn]}}},
+    ]}
 
 
 def bedrock_statements(account: Account, model_ids: list[str]) -> list[iam.Statement]:

@@ -255,8 +255,13 @@ def test_service_waits_for_the_cluster_capacity_providers(gateway: Stack) -> Non
 def test_database_password_rotation_redeploys_the_proxy(gateway: Stack) -> None:
     rule = gateway.one("aws_cloudwatch_event_rule")
     pattern = json.loads(rule["event_pattern"])
-    assert pattern["source"] == ["aws.secretsmanager"] and pattern["detail"]["eventName"] == ["RotationSucceeded"]
-    (secret,) = pattern["detail"]["additionalEventData"]["SecretId"]
+    assert pattern["source"] == ["aws.secretsmanager"]
+    label_moved, rotated = pattern["$or"]
+    assert label_moved["detail-type"] == ["Secret Label Updated"]
+    assert label_moved["detail"] == {"labelUpdated": ["AWSCURRENT"]}
+    assert rotated["detail"]["eventName"] == ["RotationSucceeded"]
+    (secret,) = label_moved["resources"]
+    assert rotated["detail"]["additionalEventData"]["SecretId"] == [secret]
     assert "db_credentials_arn" in secret  # the RDS-managed master secret
     target = gateway.one("aws_cloudwatch_event_target")
     (machine_id,) = gateway.resources("aws_sfn_state_machine")
