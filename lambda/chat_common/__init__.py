@@ -1,0 +1,1 @@
+"""Code shared by the realtime chat functions; shipped inside every function's zip."""

@@ -1,0 +1,37 @@
+"""The connections table and replies to a connection through the API Gateway management API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from botocore.exceptions import ClientError
+
+from chat_common import runtime
+
+
+def management_api(endpoint: str) -> Any:
+    """Client for postToConnection; `endpoint` is https://{api-id}.execute-api.{region}.amazonaws.com/{stage}."""
+    return runtime.client("apigatewaymanagementapi", endpoint)
+
+
+def save(table: Any, *, connection_id: str, user_id: str, now: int, ttl_seconds: int) -> None:
+    table.put_item(Item={"connectionId": connection_id, "userId": user_id,
+                         "connectedAt": now, "expiresAt": now + ttl_seconds})
+
+
+def forget(table: Any, connection_id: str) -> None:
+    table.delete_item(Key={"connectionId": connection_id})
+
+
+def post(api: Any, connection_id: str, frame: Mapping[str, Any]) -> bool:
+    """Send one frame; False when the client has gone (410), any other error raises."""
+    try:
+        api.post_to_connection(ConnectionId=connection_id,
+                               Data=json.dumps(frame, ensure_ascii=False).encode("utf-8"))
+    except ClientError as err:
+        if (err.response.get("Error", {}).get("Code") == "GoneException"
+                or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 410):
+            return False
+        raise
+    return True

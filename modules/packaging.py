@@ -1,0 +1,148 @@
+"""Lambda packages for the realtime functions: one layer with the third-party code, one zip
+per function (its folder under `lambda/` plus the shared `chat_common` package).
+
+Builds are deterministic — entries sorted, timestamps 1980-01-01, permissions 0644, no
+`__pycache__`/`.pyc` — so the same inputs give the same bytes and the same Terraform
+`source_code_hash`. They are cached by content hash under `<project>/.build/lambda/`
+(override with $LLM_PLATFORM_BUILD_CACHE): with a warm cache nothing runs pip or touches the
+network. Imports neither cdktf nor the AWS provider, so it is cheap to import anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LAMBDA_DIR = PROJECT_ROOT / "lambda"
+REQUIREMENTS = LAMBDA_DIR / "requirements.txt"
+SHARED_PACKAGE = "chat_common"
+FUNCTIONS = ("authorizer", "connect", "disconnect", "message", "worker")
+
+RUNTIME = "python3.12"
+ARCHITECTURE = "arm64"
+HANDLER = "handler.handler"
+
+CACHE_ENV = "LLM_PLATFORM_BUILD_CACHE"
+DEFAULT_CACHE_DIR = PROJECT_ROOT / ".build" / "lambda"
+# The layer's target: Lambda python3.12 on Graviton (Amazon Linux 2023, glibc 2.34).
+PIP_PLATFORM_ARGS = ("--only-binary=:all:", "--platform", "manylinux_2_28_aarch64",
+                     "--platform", "manylinux2014_aarch64", "--python-version", "3.12",
+                     "--implementation", "cp")
+# Part of every cache key: bump it when the zip layout or the install options change.
+BUILD_FORMAT = "2"
+# Machine-specific parts of a pip install, left out of the layer: console scripts carry the
+# build interpreter's path in their shebang, and RECORD (hashes of the installed files,
+# scripts included) and direct_url.json inherit that. None is needed at run time.
+LAYER_EXCLUDED_DIRS = ("bin",)
+LAYER_EXCLUDED_METADATA = ("RECORD", "direct_url.json")
+
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644  # regular file, rw-r--r--
+
+Installer = Callable[[Path, Path], None]  # (requirements file, empty target directory)
+
+
+@dataclass(frozen=True)
+class Package:
+    path: Path
+    source_code_hash: str  # base64 of the zip's sha256, as Terraform's `source_code_hash` wants it
+
+
+def pip_install(requirements: Path, target: Path) -> None:
+    """Install the pinned wheels for the Lambda platform into `target` (needs PyPI)."""
+    # --no-deps: the file lists the whole closure except what the runtime provides (botocore).
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--no-input", "--no-compile", "--no-deps", "--require-hashes", *PIP_PLATFORM_ARGS,
+                    "--target", str(target), "--requirement", str(requirements)], check=True)
+
+
+def build_layer(*, requirements: Path = REQUIREMENTS, cache_dir: Path | None = None,
+                installer: Installer = pip_install) -> Package:
+    """The layer zip (`python/` prefix) with the third-party packages of `requirements`."""
+    cache = _cache_dir(cache_dir)
+    key = _digest([BUILD_FORMAT.encode(), requirements.read_bytes(), "\0".join(PIP_PLATFORM_ARGS).encode()])
+    out = cache / f"layer-{key[:20]}.zip"
+    if not out.exists():
+        with tempfile.TemporaryDirectory(dir=cache, prefix="layer-") as work:
+            site = Path(work) / "python"
+            installer(requirements, site)
+            _write_zip(out, [(f"python/{name}", path) for name, path in _tree(site) if _in_layer(name)])
+    return _package(out)
+
+
+def build_function(name: str, *, lambda_dir: Path = LAMBDA_DIR, cache_dir: Path | None = None) -> Package:
+    """The zip of `lambda/<name>/` with the shared package beside it, both at the zip's root."""
+    if name == SHARED_PACKAGE or not (lambda_dir / name / "handler.py").is_file():
+        raise ValueError(f"no function {name!r} in {lambda_dir} (a folder with handler.py)")
+    files = [*_tree(lambda_dir / name),
+             *((f"{SHARED_PACKAGE}/{arcname}", path) for arcname, path in _tree(lambda_dir / SHARED_PACKAGE))]
+    contents = [(arcname, path.read_bytes()) for arcname, path in sorted(files)]
+    key = _digest([BUILD_FORMAT.encode(), name.encode(),
+                   *(part for arcname, data in contents for part in (arcname.encode(), data))])
+    out = _cache_dir(cache_dir) / f"function-{name}-{key[:20]}.zip"
+    if not out.exists():
+        _write_zip(out, contents)
+    return _package(out)
+
+
+def _cache_dir(cache_dir: Path | None) -> Path:
+    path = Path(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _tree(root: Path) -> list[tuple[str, Path]]:
+    """Files under `root` by relative POSIX path, without bytecode or hidden files."""
+    found = []
+    for path in root.rglob("*"):
+        parts = path.relative_to(root).parts
+        if (path.is_file() and "__pycache__" not in parts and path.suffix not in (".pyc", ".pyo")
+                and not any(part.startswith(".") for part in parts)):
+            found.append(("/".join(parts), path))
+    return sorted(found)
+
+
+def _in_layer(name: str) -> bool:
+    parts = name.split("/")
+    return not (parts[0] in LAYER_EXCLUDED_DIRS
+                or (len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] in LAYER_EXCLUDED_METADATA))
+
+
+def _digest(parts: Iterable[bytes]) -> str:
+    """sha256 over length-prefixed parts, so no two different part lists hash alike."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _write_zip(out: Path, entries: Sequence[tuple[str, Path | bytes]]) -> None:
+    """Write atomically (a concurrent build sees the old state or the whole new zip)."""
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w") as archive:
+            for arcname, content in sorted(entries, key=lambda entry: entry[0]):
+                info = zipfile.ZipInfo(arcname, date_time=ZIP_DATE)
+                info.create_system = 3  # unix, so the mode below is honoured
+                info.external_attr = FILE_MODE << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                data = content if isinstance(content, bytes) else content.read_bytes()
+                archive.writestr(info, data, compresslevel=9)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _package(path: Path) -> Package:
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    return Package(path=path, source_code_hash=base64.b64encode(digest).decode("ascii"))

@@ -1,0 +1,301 @@
+"""Fixtures and fakes for the realtime function tests (imported by tests/test_functions.py).
+
+Real handlers run against moto (DynamoDB, SQS, SNS, KMS, Secrets Manager), a real
+`redis-server` with a password on 127.0.0.1, and a fake OpenAI-compatible model server on
+127.0.0.1 that counts its calls. postToConnection goes to a recording fake that can play a
+vanished client (GoneException, 410), which moto's management API cannot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
+sys.path.insert(0, str(LAMBDA_DIR))  # the zips put chat_common at the top level; so do the tests
+
+from chat_common import connections, runtime  # noqa: E402
+
+REGION = "eu-west-2"
+REDIS_PASSWORD = "test-redis-auth-token"
+MODEL_KEY = "sk-test-model-key"
+MODEL_TIMEOUT_SECONDS = 0.3
+MODELS = ("claude-3-5-sonnet", "deepseek")
+WS_ENDPOINT = "https://abc123.execute-api.eu-west-2.amazonaws.com/prod"
+
+_handlers: dict[str, ModuleType] = {}
+
+
+def load_handler(function: str) -> ModuleType:
+    """lambda/<function>/handler.py as the module Lambda would import (once per test session)."""
+    if function not in _handlers:
+        name = f"{function}_handler"
+        spec = importlib.util.spec_from_file_location(name, LAMBDA_DIR / function / "handler.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        _handlers[function] = module
+    return _handlers[function]
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:test-function"
+    aws_request_id: str = "test-invocation"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- Redis -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RedisServer:
+    port: int
+
+    def client(self) -> Any:
+        import redis
+        return redis.Redis(host="127.0.0.1", port=self.port, password=REDIS_PASSWORD, socket_timeout=2)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        pytest.fail("redis-server is required for the function tests: apt-get install redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", REDIS_PASSWORD,
+         "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer(port)
+    try:
+        for _ in range(100):  # up to 5 s
+            try:
+                if server.client().ping():
+                    break
+            except Exception:
+                time.sleep(0.05)
+        else:
+            pytest.fail(f"redis-server did not answer on 127.0.0.1:{port}")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# --- the model -----------------------------------------------------------------------------
+
+class ModelServer:
+    """OpenAI-compatible /v1/chat/completions. The last message steers it: "[timeout]" answers
+    too late, "[500]" fails, "[400]" rejects; anything else is answered "answer: <content>"."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        model = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                model.calls.append(body)
+                prompt = body["messages"][-1]["content"]
+                if self.path != "/v1/chat/completions":
+                    return self._send(404, {"error": "not found"})
+                if self.headers.get("Authorization") != f"Bearer {MODEL_KEY}":
+                    return self._send(401, {"error": "bad key"})
+                if "[timeout]" in prompt:
+                    time.sleep(MODEL_TIMEOUT_SECONDS * 3)
+                    return self._send(200, {"choices": [{"message": {"content": "too late"}}]})
+                if "[500]" in prompt:
+                    return self._send(500, {"error": "upstream failed"})
+                if "[400]" in prompt:
+                    return self._send(400, {"error": "context too long"})
+                self._send(200, {"choices": [{"message": {"role": "assistant", "content": f"answer: {prompt}"}}]})
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def call_count(self) -> int:
+        return len(self.calls)
+
+
+@pytest.fixture(scope="session")
+def model_server() -> Iterator[ModelServer]:
+    server = ModelServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+
+
+# --- postToConnection --------------------------------------------------------------------
+
+@dataclass
+class FakeManagementApi:
+    """Records frames per connection; connections in `gone` answer like a closed socket."""
+
+    frames: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    gone: set[str] = field(default_factory=set)
+
+    def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+        if ConnectionId in self.gone:
+            raise ClientError({"Error": {"Code": "GoneException", "Message": ""},
+                               "ResponseMetadata": {"HTTPStatusCode": 410}}, "PostToConnection")
+        self.frames[ConnectionId].append(json.loads(Data))
+        return {}
+
+
+# --- AWS (moto) -------------------------------------------------------------------------------
+
+@dataclass
+class Platform:
+    """The deployed resources one test talks to, and the client-side view of replies."""
+
+    api: FakeManagementApi
+    connections: Any
+    history: Any
+    sqs: Any
+    queue_url: str
+    queue_arn: str
+    notifications_url: str
+    kms: Any
+    model: ModelServer
+    redis: RedisServer
+
+    def queued(self) -> list[dict[str, Any]]:
+        """Receive (and so hide) everything in the request queue, as SQS messages."""
+        found: list[dict[str, Any]] = []
+        for _ in range(10):
+            batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                             AttributeNames=["All"]).get("Messages", [])
+            if not batch:
+                break
+            found.extend(batch)
+        return found
+
+    def notifications(self) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(QueueUrl=self.notifications_url, MaxNumberOfMessages=10)
+        return [json.loads(json.loads(m["Body"])["Message"]) for m in messages.get("Messages", [])]
+
+    def sqs_event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"Records": [{
+            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+            "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+            "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn, "awsRegion": REGION}
+            for m in messages]}
+
+
+@dataclass(frozen=True)
+class Account:
+    key_arn: str
+    redis_secret_arn: str
+    model_secret_arn: str
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[Account]:
+    """One moto account per test module; its KMS key (moto draws an RSA key per key) and
+    secrets are shared, every test gets its own tables, queues and topic."""
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+            patch.setenv(name, value)
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        yield Account(
+            key_arn=boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"],
+            redis_secret_arn=secrets.create_secret(Name="redis-auth", SecretString=REDIS_PASSWORD)["ARN"],
+            model_secret_arn=secrets.create_secret(Name="model-key", SecretString=MODEL_KEY)["ARN"])
+
+
+_tests = iter(range(1_000_000))
+
+
+@pytest.fixture
+def platform(monkeypatch: pytest.MonkeyPatch, aws: Account, redis_server: RedisServer,
+             model_server: ModelServer) -> Iterator[Platform]:
+    suffix = next(_tests)
+    dynamodb = boto3.resource("dynamodb", region_name=REGION)
+    connections_table = dynamodb.create_table(
+        TableName=f"connections-{suffix}", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "connectionId", "AttributeType": "S"}])
+    history_table = dynamodb.create_table(
+        TableName=f"chat-history-{suffix}", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "userSession", "KeyType": "HASH"},
+                   {"AttributeName": "createdAt", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "userSession", "AttributeType": "S"},
+                              {"AttributeName": "createdAt", "AttributeType": "N"}])
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName=f"requests-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    notifications_url = sqs.create_queue(QueueName=f"notifications-{suffix}")["QueueUrl"]
+    notifications_arn = sqs.get_queue_attributes(
+        QueueUrl=notifications_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns = boto3.client("sns", region_name=REGION)
+    topic_arn = sns.create_topic(Name=f"responses-{suffix}")["TopicArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=notifications_arn)
+
+    for name, value in {
+        "AWS_REGION": REGION, "CONNECTIONS_TABLE": connections_table.name, "HISTORY_TABLE": history_table.name,
+        "REQUEST_QUEUE_URL": queue_url, "RESPONSE_TOPIC_ARN": topic_arn, "KMS_KEY_ARN": aws.key_arn,
+        "WEBSOCKET_ENDPOINT": WS_ENDPOINT, "ALLOWED_MODELS": ",".join(MODELS),
+        "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port),
+        "REDIS_AUTH_SECRET_ARN": aws.redis_secret_arn, "REDIS_TLS": "false",
+        "MODEL_ENDPOINT": model_server.endpoint, "MODEL_ALLOW_HTTP": "true",
+        "MODEL_API_KEY_SECRET_ARN": aws.model_secret_arn, "MODEL_TIMEOUT_SECONDS": str(MODEL_TIMEOUT_SECONDS),
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("CACHE_SCOPE", "CACHE_TTL_SECONDS", "MAX_FRAME_BYTES", "CONNECTION_TTL_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+
+    api = FakeManagementApi()
+    monkeypatch.setattr(connections, "management_api", lambda endpoint: api)
+    redis_server.client().flushall()
+    model_server.calls.clear()
+    runtime.reset()  # a new container: configuration is read again
+    yield Platform(api=api, connections=connections_table, history=history_table, sqs=sqs,
+                   queue_url=queue_url, queue_arn=queue_arn, notifications_url=notifications_url,
+                   kms=boto3.client("kms", region_name=REGION), model=model_server, redis=redis_server)
+    runtime.reset()
