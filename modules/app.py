@@ -12,6 +12,7 @@ from modules.edge import Edge
 from modules.foundation import Foundation
 from modules.gateway import Gateway
 from modules.llm import Llm
+from modules.realtime import Realtime
 from modules.network import Network
 from modules.stacks import STATE_LAYER, LayerStack
 from modules.state import StateStore
@@ -40,3 +41,5 @@ def build_environment(app: App, env: Environment) -> None:
     Gateway(LayerStack(app, env, "gateway"), "gateway", env=env, network=network.outputs,
             foundation=foundation.outputs, data=data.outputs, edge=edge.outputs)
     Llm(LayerStack(app, env, "llm"), "llm", env=env, network=network.outputs, foundation=foundation.outputs)
+    Realtime(LayerStack(app, env, "realtime"), "realtime", env=env, network=network.outputs,
+             foundation=foundation.outputs, data=data.outputs)

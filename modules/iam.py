@@ -26,7 +26,7 @@ UNSCOPED_ACTIONS = frozenset({
     "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
     "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
-    "cloudwatch:PutMetricData", "ec2:DescribeTags",
+    "cloudwatch:PutMetricData", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags",
 })
 
 

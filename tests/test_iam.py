@@ -25,6 +25,13 @@ EXAMPLE_ARNS = (
     ("db_credentials_arn", "arn:aws:secretsmanager:eu-west-2:111122223333:secret:example"),
     ("aws_ecs_service", "arn:aws:ecs:eu-west-2:111122223333:service/example/example"),
     ("aws_sfn_state_machine", "arn:aws:states:eu-west-2:111122223333:stateMachine:example"),
+    ("aws_dynamodb_table", "arn:aws:dynamodb:eu-west-2:111122223333:table/example"),
+    ("aws_sqs_queue", "arn:aws:sqs:eu-west-2:111122223333:example"),
+    ("aws_sns_topic", "arn:aws:sns:eu-west-2:111122223333:example"),
+    ("aws_apigatewayv2_api", "arn:aws:execute-api:eu-west-2:111122223333:example"),
+    ("redis_auth", "arn:aws:secretsmanager:eu-west-2:111122223333:secret:example"),
+    ("aws_secretsmanager_secret", "arn:aws:secretsmanager:eu-west-2:111122223333:secret:example"),
+    ("aws_cloudwatch_log_group", "arn:aws:logs:eu-west-2:111122223333:log-group:example"),
 )
 from modules.iam import UNSCOPED_ACTIONS  # noqa: E402  (account-wide by API design)
 

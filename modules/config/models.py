@@ -163,6 +163,29 @@ class Llm(Section):
     queue_target_per_instance: Annotated[int, Field(ge=1, le=1000)] = 5
 
 
+class Realtime(Section):
+    """The WebSocket chat path: Cognito, API Gateway, functions, queue, topic."""
+
+    # Where the worker calls the model: the gateway's public URL (with a virtual key from
+    # Secrets Manager) or the internal model endpoint, OpenAI-compatible, https only.
+    model_endpoint_url: str | None = None
+    # Gateway model names a frame may ask for (default: every gateway route).
+    models: list[str] = []
+    mfa: Literal["OPTIONAL", "ON"] = "ON"
+    callback_urls: list[str] = ["https://localhost:3000/callback"]
+    logout_urls: list[str] = ["https://localhost:3000/"]
+    m2m_clients: list[Name] = []
+    scopes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9._-]{0,40}$")]] = ["chat.send", "chat.history"]
+    throttling_rate_limit: Annotated[int, Field(ge=1, le=10_000)] = 50
+    throttling_burst_limit: Annotated[int, Field(ge=1, le=5_000)] = 100
+    connection_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 7200
+    cache_ttl_seconds: Annotated[int, Field(ge=0, le=604_800)] = 3600
+    max_frame_bytes: Annotated[int, Field(ge=1024, le=131_072)] = 32_768
+    max_receives: Annotated[int, Field(ge=1, le=10)] = 3
+    model_timeout_seconds: Annotated[int, Field(ge=5, le=600)] = 60
+    reserved_concurrency: Annotated[int, Field(ge=1, le=1000)] = 10
+
+
 class Observability(Section):
     """Who is alerted (validated now; consumed by the observability layer)."""
 
@@ -183,6 +206,7 @@ class Environment(Section):
     data: Data = Data()
     gateway: Gateway
     llm: Llm = Llm()
+    realtime: Realtime = Realtime()
     observability: Observability = Observability()
 
     def resource_name(self, suffix: str) -> str:

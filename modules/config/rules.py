@@ -23,6 +23,7 @@ def check(env: Environment) -> Iterator[Problem]:
     yield from _check_sizing(env)
     yield from _check_edge(env)
     yield from _check_llm(env)
+    yield from _check_realtime(env)
     yield from _check_backend(env)
     yield from _check_foundation(env)
     yield from _check_observability(env)
@@ -197,6 +198,30 @@ def _check_llm(env: Environment) -> Iterator[Problem]:
     if env.protect_stateful and not _pinned(llm.vllm_image):
         yield Problem("llm.vllm_image", f"{llm.vllm_image!r} is not pinned.",
                       "pin a release tag (e.g. :v0.11.0) or a digest in protected environments.")
+
+
+def _check_realtime(env: Environment) -> Iterator[Problem]:
+    rt = env.realtime
+    if rt.model_endpoint_url is None:
+        yield Problem("realtime.model_endpoint_url", "is missing; the worker needs a model endpoint.",
+                      "set the gateway's URL (e.g. \"https://api.example.com/v1\") or the internal model endpoint.")
+    elif not rt.model_endpoint_url.startswith("https://"):
+        yield Problem("realtime.model_endpoint_url", "is not an https:// URL.", "call the model over TLS.")
+    routes = {m.name for m in env.gateway.models}
+    for i, name in enumerate(rt.models):
+        if name not in routes:
+            yield Problem(f"realtime.models[{i}]", f"{name!r} is not a gateway model.",
+                          f"use one of: {', '.join(sorted(routes))}.")
+    for field, urls in (("callback_urls", rt.callback_urls), ("logout_urls", rt.logout_urls)):
+        for i, url in enumerate(urls):
+            if not url.startswith("https://"):
+                yield Problem(f"realtime.{field}[{i}]", f"{url!r} is not an https:// URL.",
+                              "Cognito accepts only https (http only for localhost, which you should not ship).")
+    if env.protect_stateful and rt.mfa != "ON":
+        yield Problem("realtime.mfa", "is optional in a protected environment.", "set mfa = \"ON\".")
+    if rt.throttling_burst_limit < rt.throttling_rate_limit:
+        yield Problem("realtime.throttling_burst_limit", "is below throttling_rate_limit.",
+                      "allow a burst at least as large as the steady rate.")
 
 
 def _check_backend(env: Environment) -> Iterator[Problem]:

@@ -1,0 +1,354 @@
+"""Realtime layer: the WebSocket chat path — Cognito, API Gateway WebSocket API, the functions
+of `lambda/`, the request queue with its dead-letter queue and the response topic."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from cdktf import AssetType, TerraformAsset
+from constructs import Construct
+from cdktf_cdktf_provider_aws.apigatewayv2_api import Apigatewayv2Api
+from cdktf_cdktf_provider_aws.apigatewayv2_authorizer import Apigatewayv2Authorizer
+from cdktf_cdktf_provider_aws.apigatewayv2_integration import Apigatewayv2Integration
+from cdktf_cdktf_provider_aws.apigatewayv2_route import Apigatewayv2Route
+from cdktf_cdktf_provider_aws.apigatewayv2_stage import (
+    Apigatewayv2Stage,
+    Apigatewayv2StageAccessLogSettings,
+    Apigatewayv2StageDefaultRouteSettings,
+)
+from cdktf_cdktf_provider_aws.cognito_resource_server import CognitoResourceServer, CognitoResourceServerScope
+from cdktf_cdktf_provider_aws.cognito_user_pool import (
+    CognitoUserPool,
+    CognitoUserPoolAccountRecoverySetting,
+    CognitoUserPoolAccountRecoverySettingRecoveryMechanism,
+    CognitoUserPoolAdminCreateUserConfig,
+    CognitoUserPoolPasswordPolicy,
+    CognitoUserPoolSoftwareTokenMfaConfiguration,
+    CognitoUserPoolUserPoolAddOns,
+)
+from cdktf_cdktf_provider_aws.cognito_user_pool_client import (
+    CognitoUserPoolClient,
+    CognitoUserPoolClientTokenValidityUnits,
+)
+from cdktf_cdktf_provider_aws.cognito_user_pool_domain import CognitoUserPoolDomain
+from cdktf_cdktf_provider_aws.lambda_event_source_mapping import LambdaEventSourceMapping
+from cdktf_cdktf_provider_aws.lambda_function import (
+    LambdaFunction,
+    LambdaFunctionEnvironment,
+    LambdaFunctionLoggingConfig,
+    LambdaFunctionTracingConfig,
+    LambdaFunctionVpcConfig,
+)
+from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
+from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
+from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
+from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
+from cdktf_cdktf_provider_aws.sqs_queue_policy import SqsQueuePolicy
+
+from modules import iam, packaging
+from modules.compliance import skip
+from modules.config import Environment
+from modules.context import Account, current_account
+from modules.data import DataOutputs
+from modules.foundation import FoundationOutputs
+from modules.network import NetworkOutputs
+from modules.outputs import publish
+from modules.storage import encrypted_log_group, protect
+
+STAGE = "live"
+# The worker handles a batch's records one after another: its timeout covers every model call.
+WORKER_BATCH_SIZE = 2
+WORKER_TIMEOUT_MARGIN = 30
+ENVELOPE_CONTEXT_KEY = "userSession"  # the field-level encryption context the worker binds
+
+
+@dataclass(frozen=True)
+class RealtimeOutputs:
+    api_id: str
+    stage: str
+    request_queue_name: str
+    dead_letter_queue_name: str
+    function_names: dict[str, str]
+    user_pool_id: str
+
+
+@dataclass
+class Function:
+    """One function of `lambda/`: its settings and exactly the statements its role needs."""
+
+    name: str
+    timeout: int
+    memory: int = 256
+    environment: dict[str, str] = field(default_factory=dict)
+    statements: list[iam.Statement] = field(default_factory=list)
+
+
+def worker_timeout(model_timeout_seconds: int) -> int:
+    return WORKER_BATCH_SIZE * model_timeout_seconds + WORKER_TIMEOUT_MARGIN
+
+
+def _vpc_networking(account: Account) -> list[iam.Statement]:
+    """Lambda attaches a VPC function through network interfaces it manages with the function's role."""
+    ec2 = f"arn:{account.partition}:ec2:{account.region}:{account.id}"
+    return [
+        iam.allow(["ec2:CreateNetworkInterface"], [f"{ec2}:network-interface/*", f"{ec2}:subnet/*",
+                                                   f"{ec2}:security-group/*"], sid="CreateInterfaces"),
+        iam.allow(["ec2:AssignPrivateIpAddresses", "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"],
+                  [f"{ec2}:network-interface/*"], sid="ManageInterfaces"),
+        iam.allow_unscoped(["ec2:DescribeNetworkInterfaces"], sid="FindInterfaces"),
+    ]
+
+
+def tls_only(resource_arn: str, actions: list[str]) -> iam.Statement:
+    return iam.deny(actions, [resource_arn], sid="DenyInsecureTransport", principals={"AWS": "*"},
+                    conditions={"Bool": {"aws:SecureTransport": "false"}})
+
+
+class Realtime(Construct):
+    def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
+                 foundation: FoundationOutputs, data: DataOutputs) -> None:
+        super().__init__(scope, id)
+        cfg = env.realtime
+        account = current_account(self, env.region)
+        key = foundation.kms_key_arn
+        self._env, self._key, self._account, self._network = env, key, account, network
+
+        pool, web_client, m2m_clients, domain = self._cognito(env)
+        queue, dead_letters, topic = self._messaging(env, account)
+        model_key = SecretsmanagerSecret(
+            self, "model_api_key", name=f"{env.project}/{env.name}/realtime-model-key", kms_key_id=key,
+            description="LiteLLM virtual key the chat worker calls models with (set by an admin)",
+            recovery_window_in_days=30 if env.protect_stateful else 0)
+        protect(model_key, env.protect_stateful)
+        skip(model_key, "CKV2_AWS_57", "A LiteLLM virtual key is issued and revoked in LiteLLM; an admin "
+             "rotates it with /key/regenerate and put-secret-value, no rotation Lambda can.")
+
+        api = Apigatewayv2Api(self, "api", name=env.resource_name("chat"), protocol_type="WEBSOCKET",
+                              route_selection_expression="$request.body.action",
+                              description=f"WebSocket chat of {env.name}")
+        endpoint = f"https://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}"
+        connections_arn = f"{api.execution_arn}/{STAGE}/POST/@connections/*"
+        models = ",".join(cfg.models or [m.name for m in env.gateway.models])
+        redis = {"REDIS_HOST": data.redis_address, "REDIS_PORT": str(data.redis_port),
+                 "REDIS_AUTH_SECRET_ARN": data.redis_auth_secret_arn, "CACHE_TTL_SECONDS": str(cfg.cache_ttl_seconds)}
+        read_secret = [iam.allow(["kms:Decrypt"], [key], sid="DecryptSecrets", conditions={
+            "StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}})]
+        post = iam.allow(["execute-api:ManageConnections"], [connections_arn], sid="PostToConnections")
+
+        functions = [
+            Function("authorizer", timeout=10, environment={
+                "USER_POOL_ID": pool.id, "TOKEN_USE": "access",
+                "ALLOWED_CLIENT_IDS": ",".join([web_client.id, *(c.id for c in m2m_clients)])}),
+            Function("connect", timeout=10, environment={
+                "CONNECTIONS_TABLE": data.connections_table_name,
+                "CONNECTION_TTL_SECONDS": str(cfg.connection_ttl_seconds)},
+                statements=[iam.allow(["dynamodb:PutItem"], [data.connections_table_arn], sid="RecordConnection")]),
+            Function("disconnect", timeout=10, environment={"CONNECTIONS_TABLE": data.connections_table_name},
+                     statements=[iam.allow(["dynamodb:DeleteItem"], [data.connections_table_arn],
+                                           sid="ForgetConnection")]),
+            Function("message", timeout=15, environment={
+                "REQUEST_QUEUE_URL": queue.url, "WEBSOCKET_ENDPOINT": endpoint, "ALLOWED_MODELS": models,
+                "MAX_FRAME_BYTES": str(cfg.max_frame_bytes), **redis},
+                statements=[
+                    iam.allow(["sqs:SendMessage"], [queue.arn], sid="Enqueue"),
+                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EncryptQueue", conditions={
+                        "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
+                    iam.allow(["secretsmanager:GetSecretValue"], [data.redis_auth_secret_arn], sid="RedisAuth"),
+                    *read_secret, post]),
+            Function("worker", timeout=worker_timeout(cfg.model_timeout_seconds), memory=512, environment={
+                "HISTORY_TABLE": data.history_table_name, "CONNECTIONS_TABLE": data.connections_table_name,
+                "KMS_KEY_ARN": key, "MODEL_ENDPOINT": cfg.model_endpoint_url or "",
+                "MODEL_API_KEY_SECRET_ARN": model_key.arn, "MODEL_TIMEOUT_SECONDS": str(cfg.model_timeout_seconds),
+                "RESPONSE_TOPIC_ARN": topic.arn, "WEBSOCKET_ENDPOINT": endpoint, **redis},
+                statements=[
+                    iam.allow(["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [queue.arn],
+                              sid="ConsumeRequests"),
+                    iam.allow(["kms:Decrypt"], [key], sid="DecryptQueue", conditions={
+                        "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
+                    iam.allow(["dynamodb:PutItem", "dynamodb:Query"], [data.history_table_arn], sid="History"),
+                    iam.allow(["dynamodb:DeleteItem"], [data.connections_table_arn], sid="ForgetGoneConnections"),
+                    # Field-level envelope encryption of prompt and answer, bound to the conversation.
+                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EnvelopeEncryption", conditions={
+                        "Null": {f"kms:EncryptionContext:{ENVELOPE_CONTEXT_KEY}": "false"},
+                        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [ENVELOPE_CONTEXT_KEY]}}),
+                    iam.allow(["secretsmanager:GetSecretValue"], [model_key.arn, data.redis_auth_secret_arn],
+                              sid="ModelKeyAndRedisAuth"),
+                    *read_secret, post,
+                    iam.allow(["sns:Publish"], [topic.arn], sid="Notify"),
+                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EncryptNotifications", conditions={
+                        "StringEquals": {"kms:ViaService": f"sns.{env.region}.amazonaws.com"}}),
+                ]),
+        ]
+        layer_package = packaging.build_layer()
+        layer = LambdaLayerVersion(
+            self, "dependencies", layer_name=env.resource_name("chat-deps"),
+            filename=TerraformAsset(self, "dependencies_asset", path=str(layer_package.path),
+                                    type=AssetType.FILE).path,
+            source_code_hash=layer_package.source_code_hash, compatible_runtimes=[packaging.RUNTIME],
+            compatible_architectures=[packaging.ARCHITECTURE])
+        built = {f.name: self._function(f, layer.arn) for f in functions}
+
+        LambdaEventSourceMapping(self, "worker_source", event_source_arn=queue.arn,
+                                 function_name=built["worker"].arn, batch_size=WORKER_BATCH_SIZE,
+                                 maximum_batching_window_in_seconds=1,
+                                 # One poison message never redrives its whole batch.
+                                 function_response_types=["ReportBatchItemFailures"])
+        self._routes(env, api, built)
+
+        self.outputs = RealtimeOutputs(api_id=api.id, stage=STAGE, request_queue_name=queue.name,
+                                       dead_letter_queue_name=dead_letters.name,
+                                       function_names={n: f.function_name for n, f in built.items()},
+                                       user_pool_id=pool.id)
+        publish(self, {
+            "websocket_url": (f"wss://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}",
+                              "WebSocket URL clients connect to (?token=<Cognito access token>)"),
+            "user_pool_id": (pool.id, "Cognito user pool of chat users"),
+            "web_client_id": (web_client.id, "Cognito app client for the web UI (authorization code + PKCE)"),
+            "m2m_client_ids": ({c.name: c.id for c in m2m_clients},
+                               "Cognito machine-to-machine clients (their secrets stay in Cognito)"),
+            "auth_domain": (f"https://{domain.domain}.auth.{env.region}.amazoncognito.com",
+                            "Cognito hosted UI and OAuth2 token endpoint"),
+            "request_queue_url": (queue.url, "SQS queue of chat requests"),
+            "dead_letter_queue_url": (dead_letters.url, "SQS dead-letter queue: requests that failed every try"),
+            "response_topic_arn": (topic.arn, "SNS topic notified of every answer (ids only)"),
+            "model_api_key_secret_arn": (model_key.arn, "Secrets Manager ARN to put the worker's LiteLLM key in"),
+        })
+
+    # --- Cognito ------------------------------------------------------------------------------
+
+    def _cognito(self, env: Environment):
+        cfg = env.realtime
+        pool = CognitoUserPool(
+            self, "user_pool", name=env.resource_name("chat-users"), user_pool_tier="PLUS",
+            username_attributes=["email"], auto_verified_attributes=["email"],
+            mfa_configuration=cfg.mfa, software_token_mfa_configuration=CognitoUserPoolSoftwareTokenMfaConfiguration(
+                enabled=True),
+            password_policy=CognitoUserPoolPasswordPolicy(
+                minimum_length=12, require_lowercase=True, require_uppercase=True, require_numbers=True,
+                require_symbols=True, temporary_password_validity_days=3, password_history_size=5),
+            # Threat protection (compromised credentials, adaptive authentication): the Plus tier.
+            user_pool_add_ons=CognitoUserPoolUserPoolAddOns(advanced_security_mode="ENFORCED"),
+            account_recovery_setting=CognitoUserPoolAccountRecoverySetting(recovery_mechanism=[
+                CognitoUserPoolAccountRecoverySettingRecoveryMechanism(name="verified_email", priority=1)]),
+            admin_create_user_config=CognitoUserPoolAdminCreateUserConfig(allow_admin_create_user_only=True),
+            deletion_protection="ACTIVE" if env.protect_stateful else "INACTIVE")
+        protect(pool, env.protect_stateful)
+        domain = CognitoUserPoolDomain(self, "domain", domain=f"{env.resource_name('chat')}-{self._account.id}",
+                                       user_pool_id=pool.id)
+        identifier = f"{env.project}-{env.name}-chat"
+        server = CognitoResourceServer(self, "resource_server", identifier=identifier, name="chat", user_pool_id=pool.id,
+                                       scope=[CognitoResourceServerScope(scope_name=s, scope_description=f"chat: {s}")
+                                              for s in cfg.scopes])
+        scopes = [f"{identifier}/{s}" for s in cfg.scopes]
+        common = dict(user_pool_id=pool.id, allowed_oauth_flows_user_pool_client=True, enable_token_revocation=True,
+                      prevent_user_existence_errors="ENABLED", supported_identity_providers=["COGNITO"],
+                      access_token_validity=60, id_token_validity=60, refresh_token_validity=30,
+                      token_validity_units=[CognitoUserPoolClientTokenValidityUnits(
+                          access_token="minutes", id_token="minutes", refresh_token="days")], depends_on=[server])
+        web = CognitoUserPoolClient(
+            self, "web_client", name=env.resource_name("chat-web"), generate_secret=False,
+            allowed_oauth_flows=["code"], allowed_oauth_scopes=["openid", "email", *scopes],
+            callback_urls=cfg.callback_urls, logout_urls=cfg.logout_urls,
+            explicit_auth_flows=["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"], **common)
+        m2m = [CognitoUserPoolClient(
+            self, f"m2m_client_{name.replace('-', '_')}", name=env.resource_name(f"chat-{name}"), generate_secret=True,
+            allowed_oauth_flows=["client_credentials"], allowed_oauth_scopes=scopes,
+            explicit_auth_flows=["ALLOW_REFRESH_TOKEN_AUTH"], **common)
+            for name in cfg.m2m_clients]
+        return pool, web, m2m, domain
+
+    # --- queue and topic ----------------------------------------------------------------------
+
+    def _messaging(self, env: Environment, account: Account) -> tuple[SqsQueue, SqsQueue, SnsTopic]:
+        cfg = env.realtime
+        dead_letters = SqsQueue(self, "dead_letter_queue", name=env.resource_name("chat-requests-dlq"),
+                                kms_master_key_id=self._key, kms_data_key_reuse_period_seconds=300,
+                                message_retention_seconds=14 * 86_400)
+        queue = SqsQueue(
+            self, "request_queue", name=env.resource_name("chat-requests"), kms_master_key_id=self._key,
+            kms_data_key_reuse_period_seconds=300, message_retention_seconds=4 * 86_400,
+            # Six times the worker's timeout, as Lambda advises for SQS sources.
+            visibility_timeout_seconds=6 * worker_timeout(cfg.model_timeout_seconds),
+            redrive_policy=json.dumps({"deadLetterTargetArn": dead_letters.arn, "maxReceiveCount": cfg.max_receives}))
+        for id_, q in (("request_queue_policy", queue), ("dead_letter_queue_policy", dead_letters)):
+            SqsQueuePolicy(self, id_, queue_url=q.url, policy=iam.document(tls_only(q.arn, ["sqs:*"])))
+        topic = SnsTopic(self, "response_topic", name=env.resource_name("chat-responses"), kms_master_key_id=self._key)
+        SnsTopicPolicy(self, "response_topic_policy", arn=topic.arn, policy=iam.document(
+            iam.allow(["sns:GetTopicAttributes", "sns:Publish", "sns:Subscribe"], [topic.arn], sid="Account",
+                      principals={"AWS": f"arn:{account.partition}:iam::{account.id}:root"}),
+            tls_only(topic.arn, ["sns:Publish"])))
+        return queue, dead_letters, topic
+
+    # --- functions ----------------------------------------------------------------------------
+
+    def _function(self, spec: Function, layer_arn: str) -> LambdaFunction:
+        env, key = self._env, self._key
+        name = env.resource_name(f"chat-{spec.name}")
+        logs = encrypted_log_group(self, f"{spec.name}_log_group", name=f"/aws/lambda/{name}", kms_key_arn=key,
+                                   retention_days=env.foundation.log_retention_days,
+                                   protect_data=env.protect_stateful)
+        role = iam.service_role(self, f"{spec.name}_role", name=name, service="lambda.amazonaws.com",
+                                source_account=self._account.id, statements=[
+                                    iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{logs.arn}:*"],
+                                              sid="Logs"),
+                                    iam.allow_unscoped(["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+                                                       sid="Tracing"),
+                                    *_vpc_networking(self._account),
+                                    *spec.statements])
+        package = packaging.build_function(spec.name)
+        code = TerraformAsset(self, f"{spec.name}_code", path=str(package.path), type=AssetType.FILE)
+        function = LambdaFunction(
+            self, spec.name, function_name=name, role=role.arn, runtime=packaging.RUNTIME,
+            architectures=[packaging.ARCHITECTURE], handler=packaging.HANDLER, filename=code.path,
+            source_code_hash=package.source_code_hash, layers=[layer_arn], timeout=spec.timeout,
+            memory_size=spec.memory, reserved_concurrent_executions=env.realtime.reserved_concurrency,
+            kms_key_arn=key, tracing_config=LambdaFunctionTracingConfig(mode="Active"),
+            environment=LambdaFunctionEnvironment(variables={
+                "POWERTOOLS_SERVICE_NAME": f"chat-{spec.name}", "LOG_LEVEL": "INFO", **spec.environment}),
+            logging_config=LambdaFunctionLoggingConfig(log_format="JSON", log_group=logs.name),
+            vpc_config=LambdaFunctionVpcConfig(subnet_ids=self._network.private_subnet_ids,
+                                               security_group_ids=[self._network.security_group_ids["lambda"]]),
+            depends_on=[logs, *([role.policy] if role.policy else [])])
+        skip(function, "CKV_AWS_116", "Invoked synchronously (API Gateway) or by an SQS event source: a "
+             "Lambda DLQ applies only to asynchronous invocations; failed requests land in the queue's DLQ.")
+        skip(function, "CKV_AWS_272", "Code is built from this repository by the synth, hashed and pinned by "
+             "source_code_hash; no signing profile exists to verify against.")
+        return function
+
+    def _routes(self, env: Environment, api: Apigatewayv2Api, functions: dict[str, LambdaFunction]) -> None:
+        cfg = env.realtime
+        for name, function in functions.items():
+            LambdaPermission(self, f"{name}_invoke", action="lambda:InvokeFunction", function_name=function.function_name,
+                             principal="apigateway.amazonaws.com", source_arn=f"{api.execution_arn}/*")
+        authorizer = Apigatewayv2Authorizer(
+            self, "jwt_authorizer", api_id=api.id, authorizer_type="REQUEST", name=env.resource_name("chat-jwt"),
+            authorizer_uri=functions["authorizer"].invoke_arn)
+        for route_key, name in (("$connect", "connect"), ("$disconnect", "disconnect"), ("$default", "message")):
+            integration = Apigatewayv2Integration(self, f"{name}_integration", api_id=api.id, integration_type="AWS_PROXY",
+                                                  integration_uri=functions[name].invoke_arn)
+            route = Apigatewayv2Route(
+                self, f"{name}_route", api_id=api.id, route_key=route_key, target=f"integrations/{integration.id}",
+                **({"authorization_type": "CUSTOM", "authorizer_id": authorizer.id} if name == "connect" else {}))
+            if name != "connect":
+                skip(route, "CKV_AWS_309", "WebSocket APIs authorize once, on $connect; API Gateway accepts no "
+                     "authorizer on $disconnect or $default, which run only on an authorized connection.")
+        logs = encrypted_log_group(self, "access_log_group", name=f"/aws/apigateway/{env.resource_name('chat')}",
+                                   kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
+                                   protect_data=env.protect_stateful)
+        access_format = {k: f"$context.{v}" for k, v in (
+            ("requestId", "requestId"), ("ip", "identity.sourceIp"), ("requestTime", "requestTime"),
+            ("routeKey", "routeKey"), ("status", "status"), ("connectionId", "connectionId"),
+            ("eventType", "eventType"), ("integrationError", "integrationErrorMessage"),
+            ("authorizerError", "authorizer.error"), ("user", "authorizer.userId"))}
+        stage = Apigatewayv2Stage(
+            self, "stage", api_id=api.id, name=STAGE, auto_deploy=True,
+            access_log_settings=Apigatewayv2StageAccessLogSettings(destination_arn=logs.arn,
+                                                                   format=json.dumps(access_format)),
+            default_route_settings=Apigatewayv2StageDefaultRouteSettings(
+                throttling_rate_limit=cfg.throttling_rate_limit, throttling_burst_limit=cfg.throttling_burst_limit,
+                detailed_metrics_enabled=True))
+        skip(stage, "CKV2_AWS_51", "Clients are browsers and apps that authenticate with a Cognito token at "
+             "$connect; they hold no client certificates, and the integrations are Lambda, not HTTP backends.")

@@ -1,0 +1,153 @@
+"""RT-1…RT-4: Cognito, the WebSocket API, the functions' infrastructure, queue and topic."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ENVIRONMENTS, Stack
+from modules import packaging
+from modules.config import load_environment
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def realtime(request, stacks) -> Stack:
+    return stacks[f"{request.param}-realtime"]
+
+
+def functions(stack: Stack) -> dict[str, dict]:
+    return {f["function_name"].rsplit("-chat-", 1)[1]: f for f in stack.resources("aws_lambda_function").values()}
+
+
+def role_statements(stack: Stack, function: dict) -> dict[str, dict]:
+    role_id = function["role"].split(".")[1]
+    (policy,) = [p for p in stack.resources("aws_iam_role_policy").values()
+                 if p["role"] == stack.ref("aws_iam_role", role_id)]
+    return {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+
+
+def test_user_pool_policy_mfa_and_threat_protection(stacks) -> None:
+    for env, mfa, protection in (("dev", "OPTIONAL", "INACTIVE"), ("prod", "ON", "ACTIVE"), ("prod-us", "ON", "ACTIVE")):
+        pool = stacks[f"{env}-realtime"].one("aws_cognito_user_pool")
+        assert pool["password_policy"] | {"temporary_password_validity_days": 0, "password_history_size": 0} == {
+            "minimum_length": 12, "require_lowercase": True, "require_uppercase": True, "require_numbers": True,
+            "require_symbols": True, "temporary_password_validity_days": 0, "password_history_size": 0}
+        assert pool["mfa_configuration"] == mfa and pool["software_token_mfa_configuration"] == {"enabled": True}
+        assert pool["user_pool_tier"] == "PLUS" and pool["user_pool_add_ons"] == {"advanced_security_mode": "ENFORCED"}
+        assert pool["deletion_protection"] == protection
+
+
+def test_web_client_uses_code_flow_without_secret_and_m2m_clients_use_client_credentials(realtime: Stack) -> None:
+    clients = {c["name"].rsplit("-chat-", 1)[1]: c for c in realtime.resources("aws_cognito_user_pool_client").values()}
+    web = clients.pop("web")
+    assert web["generate_secret"] is False and web["allowed_oauth_flows"] == ["code"]
+    assert all(url.startswith("https://") for url in web["callback_urls"])
+    assert clients, "at least one machine-to-machine client"
+    for client in clients.values():
+        assert client["generate_secret"] is True and client["allowed_oauth_flows"] == ["client_credentials"]
+        assert all("/" in scope for scope in client["allowed_oauth_scopes"])  # resource-server scopes
+    # ids are published, secrets never are
+    outputs = json.dumps(realtime.doc["output"])
+    assert "client_secret" not in outputs
+
+
+def test_websocket_routes_and_authorizer(realtime: Stack) -> None:
+    api = realtime.one("aws_apigatewayv2_api")
+    assert api["protocol_type"] == "WEBSOCKET" and api["route_selection_expression"] == "$request.body.action"
+    routes = {r["route_key"]: r for r in realtime.resources("aws_apigatewayv2_route").values()}
+    assert set(routes) == {"$connect", "$disconnect", "$default"}
+    assert routes["$connect"]["authorization_type"] == "CUSTOM"
+    authorizer = realtime.one("aws_apigatewayv2_authorizer")
+    assert authorizer["authorizer_type"] == "REQUEST"
+    assert "identity_sources" not in authorizer  # the token comes from the query string or the subprotocol header
+    assert "realtime_authorizer" in authorizer["authorizer_uri"]
+
+
+def test_stage_logs_access_encrypted_and_throttles(realtime: Stack) -> None:
+    env = load_environment(realtime.name.removesuffix("-realtime"))
+    stage = realtime.one("aws_apigatewayv2_stage")
+    assert stage["default_route_settings"]["throttling_rate_limit"] == env.realtime.throttling_rate_limit
+    assert stage["default_route_settings"]["throttling_burst_limit"] == env.realtime.throttling_burst_limit
+    group_id = stage["access_log_settings"]["destination_arn"].split(".")[1]
+    group = realtime.resources("aws_cloudwatch_log_group")[group_id]
+    assert group["kms_key_id"] and group["retention_in_days"] == 365
+    assert "$context.connectionId" in stage["access_log_settings"]["format"]
+
+
+def test_every_function_is_hardened(realtime: Stack) -> None:
+    built = functions(realtime)
+    assert set(built) == set(packaging.FUNCTIONS)
+    groups = realtime.resources("aws_cloudwatch_log_group")
+    for name, function in built.items():
+        assert (function["runtime"], function["architectures"]) == ("python3.12", ["arm64"]), name
+        assert function["tracing_config"] == {"mode": "Active"}
+        assert function["reserved_concurrent_executions"] >= 1
+        assert function["kms_key_arn"].startswith("${data.terraform_remote_state")
+        assert "network_lambda_security_group" in function["vpc_config"]["security_group_ids"][0]
+        assert all("private_subnet" in s for s in function["vpc_config"]["subnet_ids"])
+        assert function["filename"].startswith("assets/") and function["source_code_hash"]
+        assert len(function["layers"]) == 1
+        (group_id,) = [lid for lid, g in groups.items() if g["name"] == f"/aws/lambda/{function['function_name']}"]
+        assert groups[group_id]["kms_key_id"] and groups[group_id]["retention_in_days"] == 365
+        assert function["logging_config"]["log_group"] == realtime.ref("aws_cloudwatch_log_group", group_id, "name")
+
+
+def test_roles_are_least_privilege_per_function(stacks) -> None:
+    stack = stacks["prod-realtime"]
+    built = functions(stack)
+    base = {"Logs", "Tracing", "CreateInterfaces", "ManageInterfaces", "FindInterfaces"}
+    expected = {
+        "authorizer": set(),
+        "connect": {"RecordConnection"},
+        "disconnect": {"ForgetConnection"},
+        "message": {"Enqueue", "EncryptQueue", "RedisAuth", "DecryptSecrets", "PostToConnections"},
+        "worker": {"ConsumeRequests", "DecryptQueue", "History", "ForgetGoneConnections", "EnvelopeEncryption",
+                   "ModelKeyAndRedisAuth", "DecryptSecrets", "PostToConnections", "Notify", "EncryptNotifications"},
+    }
+    for name, sids in expected.items():
+        statements = role_statements(stack, built[name])
+        assert set(statements) == base | sids, name
+    worker = role_statements(stack, built["worker"])
+    assert worker["EnvelopeEncryption"]["Condition"]["ForAllValues:StringEquals"] == {
+        "kms:EncryptionContextKeys": ["userSession"]}
+    assert worker["PostToConnections"]["Resource"][0].endswith("/live/POST/@connections/*")
+    assert role_statements(stack, built["connect"])["RecordConnection"]["Action"] == ["dynamodb:PutItem"]
+
+
+def test_queue_redrives_to_a_dead_letter_queue_and_the_worker_reports_partial_failures(realtime: Stack) -> None:
+    env = load_environment(realtime.name.removesuffix("-realtime"))
+    queues = {q["name"].rsplit("-", 1)[1]: q for q in realtime.resources("aws_sqs_queue").values()}
+    requests, dead = queues["requests"], queues["dlq"]
+    redrive = json.loads(requests["redrive_policy"])
+    assert redrive["maxReceiveCount"] == env.realtime.max_receives and "dead_letter_queue" in redrive["deadLetterTargetArn"]
+    assert requests["kms_master_key_id"] and dead["kms_master_key_id"]
+    worker = functions(realtime)["worker"]
+    assert requests["visibility_timeout_seconds"] >= 6 * worker["timeout"]  # Lambda's advice for SQS sources
+    assert worker["timeout"] >= 2 * env.realtime.model_timeout_seconds  # a batch's records run one by one
+    mapping = realtime.one("aws_lambda_event_source_mapping")
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    for policy in realtime.resources("aws_sqs_queue_policy").values():
+        (deny,) = json.loads(policy["policy"])["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_topic_is_encrypted_and_tls_only(realtime: Stack) -> None:
+    assert realtime.one("aws_sns_topic")["kms_master_key_id"]
+    statements = json.loads(realtime.one("aws_sns_topic_policy")["policy"])["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for s in statements)
+
+
+def test_function_environment_matches_what_the_code_reads(realtime: Stack) -> None:
+    built = functions(realtime)
+    env = {name: set(f["environment"]["variables"]) for name, f in built.items()}
+    assert {"USER_POOL_ID", "ALLOWED_CLIENT_IDS", "TOKEN_USE"} <= env["authorizer"]
+    assert {"CONNECTIONS_TABLE", "CONNECTION_TTL_SECONDS"} <= env["connect"]
+    assert {"REQUEST_QUEUE_URL", "WEBSOCKET_ENDPOINT", "ALLOWED_MODELS", "MAX_FRAME_BYTES", "REDIS_HOST",
+            "REDIS_AUTH_SECRET_ARN"} <= env["message"]
+    assert {"HISTORY_TABLE", "KMS_KEY_ARN", "MODEL_ENDPOINT", "MODEL_API_KEY_SECRET_ARN", "RESPONSE_TOPIC_ARN",
+            "WEBSOCKET_ENDPOINT", "CACHE_TTL_SECONDS"} <= env["worker"]
+    for variables in (f["environment"]["variables"] for f in built.values()):
+        assert not any(word in name for name in variables for word in ("PASSWORD", "TOKEN=", "SECRET_VALUE"))
+    assert built["worker"]["environment"]["variables"]["MODEL_ENDPOINT"].startswith("https://")
