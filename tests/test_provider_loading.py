@@ -58,7 +58,9 @@ def test_node_hook_recognises_the_providers_entry_point(tmp_path: Path) -> None:
 
 
 def test_lazy_and_eager_loading_synthesize_identical_json(synth_dir: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "NODE_OPTIONS"}  # Node side eager too
+    # Node side eager too, with jsii's own two-process runtime
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NODE_OPTIONS", "JSII_RUNTIME", "LLM_PLATFORM_JSII_EMBEDDED")}
     proc = subprocess.run([sys.executable, "-c", EAGER_SYNTH, str(tmp_path)], cwd=ROOT, capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -67,3 +69,32 @@ def test_lazy_and_eager_loading_synthesize_identical_json(synth_dir: Path, tmp_p
     assert lazy == eager and len(lazy) >= 15
     for stack in lazy:
         assert (synth_dir / stack).read_bytes() == (tmp_path / "stacks" / stack).read_bytes(), stack
+
+
+KERNEL_PROBE = """
+import os, modules
+from cdktf import App, TerraformStack
+app = App(outdir=os.environ["OUT"])
+TerraformStack(app, "probe")
+app.synth()
+def descendants(pid):
+    for task in os.listdir(f"/proc/{pid}/task"):
+        for child in open(f"/proc/{pid}/task/{task}/children").read().split():
+            yield int(child)
+            yield from descendants(int(child))
+print("node processes:", sum(open(f"/proc/{c}/comm").read().strip() == "node" for c in descendants(os.getpid())))
+"""
+
+
+def test_the_jsii_kernel_runs_in_one_node_process_and_its_output_is_relayed(tmp_path: Path) -> None:
+    """jsii's own runtime is a relay process plus the kernel; ours is the kernel alone, and
+    what the kernel prints still reaches Python's stdout and stderr, not the protocol."""
+    printer = tmp_path / "printer.js"
+    printer.write_text('setImmediate(() => { console.log("kernel says hello"); console.error("kernel warns"); });')
+    env = {**os.environ, "OUT": str(tmp_path / "out"),
+           "NODE_OPTIONS": f"{os.environ['NODE_OPTIONS']} --require {printer}"}
+    proc = subprocess.run([sys.executable, "-c", KERNEL_PROBE], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "node processes: 1" in proc.stdout
+    assert "kernel says hello" in proc.stdout and "kernel warns" in proc.stderr
