@@ -14,6 +14,7 @@ from modules.gateway import Gateway
 from modules.llm import Llm
 from modules.realtime import Realtime
 from modules.network import Network
+from modules.observability import Observability, Watched
 from modules.stacks import STATE_LAYER, LayerStack
 from modules.state import StateStore
 
@@ -38,8 +39,11 @@ def build_environment(app: App, env: Environment) -> None:
                 foundation=foundation.outputs)
     data = Data(LayerStack(app, env, "data"), "data", env=env, network=network.outputs,
                 foundation=foundation.outputs)
-    Gateway(LayerStack(app, env, "gateway"), "gateway", env=env, network=network.outputs,
-            foundation=foundation.outputs, data=data.outputs, edge=edge.outputs)
-    Llm(LayerStack(app, env, "llm"), "llm", env=env, network=network.outputs, foundation=foundation.outputs)
-    Realtime(LayerStack(app, env, "realtime"), "realtime", env=env, network=network.outputs,
-             foundation=foundation.outputs, data=data.outputs)
+    gateway = Gateway(LayerStack(app, env, "gateway"), "gateway", env=env, network=network.outputs,
+                      foundation=foundation.outputs, data=data.outputs, edge=edge.outputs)
+    llm = Llm(LayerStack(app, env, "llm"), "llm", env=env, network=network.outputs, foundation=foundation.outputs)
+    realtime = Realtime(LayerStack(app, env, "realtime"), "realtime", env=env, network=network.outputs,
+                        foundation=foundation.outputs, data=data.outputs)
+    Observability(LayerStack(app, env, "observability"), "observability", env=env, foundation=foundation.outputs,
+                  watched=Watched(edge=edge.outputs, gateway=gateway.outputs, data=data.outputs, llm=llm.outputs,
+                                  realtime=realtime.outputs))

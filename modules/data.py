@@ -51,6 +51,8 @@ class DataOutputs:
     redis_address: str
     redis_port: int
     redis_auth_secret_arn: str
+    db_instance_id: str
+    redis_node_ids: list[str]  # one cache cluster per node: ElastiCache metrics are per node
     connections_table_name: str
     connections_table_arn: str
     history_table_name: str
@@ -79,7 +81,9 @@ class Data(Construct):
                                                 db.master_user_secret.get(0).secret_arn).as_string,
             db_resource_id=db.resource_id,
             redis_address=redis.primary_endpoint_address, redis_port=Port.REDIS,
-            redis_auth_secret_arn=redis_secret.arn,
+            redis_auth_secret_arn=redis_secret.arn, db_instance_id=db.identifier,
+            # ElastiCache names a replication group's nodes <group>-001, -002, …
+            redis_node_ids=[f"{env.resource_name('redis')}-{i:03d}" for i in range(1, 2 + env.data.redis_replicas)],
             connections_table_name=connections.name, connections_table_arn=connections.arn,
             history_table_name=history.name, history_table_arn=history.arn)
         publish(self, {

@@ -76,6 +76,7 @@ class EdgeOutputs:
     target_group_arn: str
     target_group_arn_suffix: str
     web_acl_arn: str
+    web_acl_name: str
 
 
 def greater_than_pattern(limit: int) -> str:
@@ -135,7 +136,8 @@ class Edge(Construct):
         self.outputs = EdgeOutputs(
             alb_arn=self.alb.arn, alb_arn_suffix=self.alb.arn_suffix, alb_dns_name=self.alb.dns_name,
             alb_zone_id=self.alb.zone_id, target_group_arn=self.target_group.arn,
-            target_group_arn_suffix=self.target_group.arn_suffix, web_acl_arn=self.web_acl.arn)
+            target_group_arn_suffix=self.target_group.arn_suffix, web_acl_arn=self.web_acl.arn,
+            web_acl_name=self.web_acl.name)
         publish(self, {
             "alb_dns_name": (self.alb.dns_name, "DNS name of the public ALB: point the API's domain at it (CNAME/alias)"),
             "alb_zone_id": (self.alb.zone_id, "Hosted zone id of the public ALB, for a Route 53 alias record"),

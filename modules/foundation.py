@@ -158,6 +158,10 @@ def _key_policy(account: Account, trail_name: str | None) -> list[iam.Statement]
         iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="LogDelivery",
                   principals={"Service": "delivery.logs.amazonaws.com"},
                   conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
+        # Alarms and events publish to the KMS-encrypted alarm topic as themselves.
+        iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="AlarmsAndEventsToEncryptedTopics",
+                  principals={"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+                  conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
     ]
     if trail_name:
         trail = {"aws:SourceArn": account.arn("cloudtrail", f"trail/{trail_name}")}

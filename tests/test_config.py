@@ -131,6 +131,15 @@ CASES = {
     "GPU capacities out of order": (
         {"replace": {"capacity = { min = 1, desired = 1, max = 4 }": "capacity = { min = 3, desired = 1, max = 2 }"}},
         "llm.capacity: min 3, desired 1, max 2 are out of order", "min <= desired <= max"),
+    "override of an unknown alarm": (
+        {"append": '\n[observability.overrides.alb-5xx-rates]\nthreshold = 3\n'},
+        "observability.overrides.alb-5xx-rates: is not an alarm of the platform", "did you mean 'alb-5xx-rate'?"),
+    "percentage threshold out of range": (
+        {"append": '\n[observability.overrides.ecs-cpu]\nthreshold = 180\n'},
+        "observability.overrides.ecs-cpu.threshold: 180.0 is out of range for a percent alarm", "(0, 100]"),
+    "evaluation periods out of range": (
+        {"append": '\n[observability.overrides.ecs-cpu]\nperiods = 50\n'},
+        "observability.overrides.ecs-cpu.periods:", "correct the value"),
     "bad enum": (
         {"replace": {'managed_rules_action = "block"': 'managed_rules_action = "drop"'}},
         "edge.managed_rules_action: 'drop' is not allowed", "'block' or 'count'"),

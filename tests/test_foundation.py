@@ -27,9 +27,14 @@ def test_one_rotating_customer_key_per_environment(foundation: Stack) -> None:
 
 def test_key_policy_admits_exactly_the_services_that_encrypt_on_their_own(stacks) -> None:
     policy = json.loads(stacks["prod-foundation"].one("aws_kms_key")["policy"])
-    services = {s["Principal"].get("Service") for s in policy["Statement"] if "Service" in s["Principal"]}
-    # S3 server access logs go to an SSE-S3 bucket, so S3 log delivery needs no key grant
-    assert services == {"logs.eu-west-2.amazonaws.com", "delivery.logs.amazonaws.com", "cloudtrail.amazonaws.com"}
+    services = set()
+    for statement in policy["Statement"]:
+        named = statement["Principal"].get("Service", [])
+        services |= {named} if isinstance(named, str) else set(named)
+    # S3 server access logs go to an SSE-S3 bucket, so S3 log delivery needs no key grant;
+    # alarms and EventBridge publish to the encrypted alarm topic as themselves
+    assert services == {"logs.eu-west-2.amazonaws.com", "delivery.logs.amazonaws.com", "cloudtrail.amazonaws.com",
+                        "cloudwatch.amazonaws.com", "events.amazonaws.com"}
     logs = next(s for s in policy["Statement"] if s["Sid"] == "CloudWatchLogs")
     assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
     # dev has no trail, so CloudTrail is not admitted there

@@ -15,7 +15,7 @@ from modules.config import Backend, load_environment
 from modules.stacks import LAYERS
 
 
-BUILT_LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime")
+BUILT_LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
 
 
 def test_every_environment_has_one_stack_per_layer(stacks) -> None:
@@ -96,7 +96,7 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
     # it says what it wrote, where, and how long it took
     assert proc.stdout.startswith(f"synthesized {len(BUILT_LAYERS)} stacks of dev in ")
     assert f"into {tmp_path / 'stacks'}/" in proc.stdout
-    assert "  dev: data edge foundation gateway llm network realtime" in proc.stdout
+    assert "  dev: data edge foundation gateway llm network observability realtime" in proc.stdout
 
 
 def test_cdktf_cli_runs_the_same_entry_point() -> None:
@@ -129,6 +129,7 @@ OPERATOR_OUTPUTS = {
             "log_group_name", "ssm_parameter_names"},
     "realtime": {"websocket_url", "user_pool_id", "web_client_id", "m2m_client_ids", "auth_domain",
                  "request_queue_url", "dead_letter_queue_url", "response_topic_arn", "model_api_key_secret_arn"},
+    "observability": {"alarm_topic_arn", "dashboard_url", "composite_alarm_name"},
     "state": {"state_bucket", "state_kms_key_arn"},
 }
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+
 # Availability zones per supported region (Bedrock is offered in each of these).
 REGION_AZS: dict[str, tuple[str, ...]] = {
     "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
@@ -186,10 +187,17 @@ class Realtime(Section):
     reserved_concurrency: Annotated[int, Field(ge=1, le=1000)] = 10
 
 
+class AlarmOverride(Section):
+    threshold: Annotated[float, Strict(False)] | None = None  # 5 and 5.0 alike
+    periods: Annotated[int, Field(ge=1, le=10)] | None = None
+
+
 class Observability(Section):
-    """Who is alerted (validated now; consumed by the observability layer)."""
+    """Who is alerted, and any alarm whose threshold or evaluation periods differ here."""
 
     alarm_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+    # Keyed by alarm name (the on-call table in the README lists them).
+    overrides: dict[str, AlarmOverride] = {}
 
 
 class Environment(Section):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any
 
+from modules.alarms import BY_NAME, DB_MEMORY_GIB
 from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
 
 
@@ -240,6 +242,22 @@ def _check_backend(env: Environment) -> Iterator[Problem]:
 
 
 def _check_observability(env: Environment) -> Iterator[Problem]:
+    for name, override in env.observability.overrides.items():
+        spec = BY_NAME.get(name)
+        field = f"observability.overrides.{name}"
+        if spec is None:
+            close = difflib.get_close_matches(name, BY_NAME, n=1)
+            yield Problem(field, "is not an alarm of the platform.",
+                          (f"did you mean '{close[0]}'? " if close else "") + "use a name from the README's on-call table.")
+        elif override.threshold is not None and not (
+                0 < override.threshold <= 100 if spec.unit == "percent" else override.threshold >= 0):
+            yield Problem(f"{field}.threshold", f"{override.threshold} is out of range for a {spec.unit} alarm.",
+                          "use a value in (0, 100]." if spec.unit == "percent" else "use a value of 0 or more.")
+        elif override.periods is not None and override.periods * spec.period > 86_400:
+            yield Problem(f"{field}.periods", "spans more than a day.", "CloudWatch evaluates at most one day.")
+    if env.data.db_instance_class not in DB_MEMORY_GIB:
+        yield Problem("data.db_instance_class", f"{env.data.db_instance_class!r} has no known memory size, so the "
+                      "connection alarm cannot be sized.", f"use one of: {', '.join(DB_MEMORY_GIB)}.")
     if env.protect_stateful and not env.observability.alarm_emails:
         yield Problem("observability.alarm_emails", "is empty in a protected environment.",
                       "list at least one address so alarms reach someone.")

@@ -1,0 +1,165 @@
+"""The platform's alarms as data: one row per alarm, grouped by the layer whose resources it
+watches. Pure data (no cdktf import), so configuration overrides are validated against it
+before anything is built; `modules/observability.py` turns rows into CloudWatch alarms.
+
+A row names its metric and the *kinds* of dimension it needs ("alb", "target_group", …);
+the observability layer fills them from the other layers' outputs. Thresholds are the
+gateway design's §8.3 figures unless a row says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    name: str
+    layer: str
+    meaning: str
+    first_action: str
+    threshold: float
+    comparison: str  # GreaterThanThreshold, LessThanThreshold, …
+    namespace: str = ""
+    metric: str = ""
+    statistic: str = "Sum"
+    dimensions: tuple[str, ...] = ()
+    period: int = 300
+    periods: int = 1
+    # What a silent metric means: no traffic is no news ("notBreaching"), but a missing
+    # health signal is a problem ("breaching").
+    missing_data: str = "notBreaching"
+    unit: str = "count"  # "percent" thresholds lie in (0, 100]
+    critical: bool = False  # part of the composite "platform degraded" alarm
+    # Special kinds: "rate_5xx" (metric math), "anomaly_low" (anomaly detection band).
+    kind: str = "metric"
+    per: str = ""  # one alarm per item of an output list ("function", "redis_node")
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _percent(**kwargs) -> AlarmSpec:
+    return AlarmSpec(unit="percent", **kwargs)
+
+
+EDGE = (
+    AlarmSpec("waf-blocked", "edge", "WAF blocked more than 100 requests in 5 minutes (attack or a rule "
+              "hitting real traffic)", "Logs Insights: WAF blocks by rule and IP; tune or block upstream",
+              100, "GreaterThanThreshold", "AWS/WAFV2", "BlockedRequests", dimensions=("web_acl", "region", "rule")),
+    AlarmSpec("waf-allowed-drop", "edge", "Allowed requests fell well below their learned baseline (clients "
+              "cut off: DNS, certificate, WAF rule)", "Check the ALB and WAF metrics, recent WAF rule changes, DNS",
+              2, "LessThanLowerThreshold", "AWS/WAFV2", "AllowedRequests", dimensions=("web_acl", "region", "rule"),
+              periods=3, missing_data="breaching", kind="anomaly_low"),
+    _percent(name="alb-5xx-rate", layer="edge", meaning="More than 5 % of requests end in a 5xx (ALB or targets)",
+             first_action="Gateway logs for errors; ECS deployments and task health; upstream model status",
+             threshold=5, comparison="GreaterThanThreshold", namespace="AWS/ApplicationELB",
+             dimensions=("alb",), periods=2, critical=True, kind="rate_5xx"),
+    AlarmSpec("alb-p95-latency", "edge", "p95 target response time above 3 s", "Model latency by route in "
+              "LiteLLM logs; ECS CPU/memory; scale out", 3, "GreaterThanThreshold", "AWS/ApplicationELB",
+              "TargetResponseTime", "p95", dimensions=("alb",), periods=2),
+    AlarmSpec("alb-healthy-hosts", "edge", "No healthy gateway task behind the ALB", "ECS service events and "
+              "stopped-task reasons; roll back the last deployment", 1, "LessThanThreshold", "AWS/ApplicationELB",
+              "HealthyHostCount", "Minimum", dimensions=("alb", "target_group"), period=60, periods=2,
+              missing_data="breaching", critical=True),
+)
+
+GATEWAY = (
+    AlarmSpec("auth-401-spike", "gateway", "More than 50 rejected keys (401) in 5 minutes (leaked, revoked or "
+              "guessed keys)", "Logs Insights on the proxy log: 401s by key alias and source; revoke keys",
+              50, "GreaterThanThreshold", "", "GatewayUnauthorized", extra={"pattern": '"401 Unauthorized"'}),
+    AlarmSpec("gateway-throttled", "gateway", "More than 100 requests throttled (429) in 5 minutes: budgets or "
+              "rate limits are biting", "Find the keys hitting limits; raise limits or scale the model tier",
+              100, "GreaterThanThreshold", "", "GatewayThrottled", extra={"pattern": '"429 Too Many Requests"'}),
+    _percent(name="ecs-cpu", layer="gateway", meaning="Proxy tasks above 80 % CPU for 10 minutes",
+             first_action="Check autoscaling is at max; raise capacity.max or the task size",
+             threshold=80, comparison="GreaterThanThreshold", namespace="AWS/ECS", metric="CPUUtilization",
+             statistic="Average", dimensions=("cluster", "service"), periods=2),
+    _percent(name="ecs-memory", layer="gateway", meaning="Proxy tasks above 85 % memory for 10 minutes",
+             first_action="Look for a leak after the last release; raise memory", threshold=85,
+             comparison="GreaterThanThreshold", namespace="AWS/ECS", metric="MemoryUtilization",
+             statistic="Average", dimensions=("cluster", "service"), periods=2),
+)
+
+DATA = (
+    _percent(name="rds-cpu", layer="data", meaning="PostgreSQL above 80 % CPU for 10 minutes",
+             first_action="Performance Insights: top SQL; spend-log queries; scale the instance class",
+             threshold=80, comparison="GreaterThanThreshold", namespace="AWS/RDS", metric="CPUUtilization",
+             statistic="Average", dimensions=("db",), periods=2),
+    AlarmSpec("rds-free-storage", "data", "Less than 2 GB of database storage left", "Check storage autoscaling "
+              "reached db_max_storage_gb; prune spend logs or raise the ceiling", 2 * GIB, "LessThanThreshold",
+              "AWS/RDS", "FreeStorageSpace", "Minimum", dimensions=("db",), critical=True),
+    _percent(name="rds-connections", layer="data", meaning="Connections above 80 % of max_connections for the "
+             "instance class", first_action="Count tasks × pool size (database_connection_pool_limit); "
+             "lower the pool or scale the class", threshold=80, comparison="GreaterThanThreshold",
+             namespace="AWS/RDS", metric="DatabaseConnections", statistic="Maximum", dimensions=("db",),
+             periods=2, kind="connections"),
+    AlarmSpec("rds-read-latency", "data", "Database reads slower than 100 ms", "Performance Insights waits; "
+              "storage throughput", 0.1, "GreaterThanThreshold", "AWS/RDS", "ReadLatency", "Average",
+              dimensions=("db",), periods=2),
+    AlarmSpec("rds-write-latency", "data", "Database writes slower than 100 ms", "Performance Insights waits; "
+              "storage throughput", 0.1, "GreaterThanThreshold", "AWS/RDS", "WriteLatency", "Average",
+              dimensions=("db",), periods=2),
+    _percent(name="redis-cpu", layer="data", meaning="Redis engine above 80 % CPU", first_action="Hot keys "
+             "(rate-limit counters, cache); scale the node type", threshold=80, comparison="GreaterThanThreshold",
+             namespace="AWS/ElastiCache", metric="EngineCPUUtilization", statistic="Average",
+             dimensions=("redis_node",), periods=2, per="redis_node"),
+    _percent(name="redis-memory", layer="data", meaning="Redis memory above 80 %", first_action="Cache TTLs; "
+             "scale the node type before evictions drop rate-limit counters", threshold=80,
+             comparison="GreaterThanThreshold", namespace="AWS/ElastiCache", metric="DatabaseMemoryUsagePercentage",
+             statistic="Average", dimensions=("redis_node",), periods=2, per="redis_node"),
+    AlarmSpec("redis-evictions", "data", "Redis evicted more than 100 keys in 5 minutes (rate limits may "
+              "reset early)", "Scale the node type; shorten cache TTLs", 100, "GreaterThanThreshold",
+              "AWS/ElastiCache", "Evictions", dimensions=("redis_node",), per="redis_node"),
+)
+
+LLM = (
+    _percent(name="gpu-utilization-high", layer="llm", meaning="GPUs above 90 % for 15 minutes (scaling not "
+             "keeping up)", first_action="Check the group is at max and Spot capacity; raise capacity.max",
+             threshold=90, comparison="GreaterThanThreshold", namespace="CWAgent",
+             metric="nvidia_smi_utilization_gpu", statistic="Average", dimensions=("asg",), periods=3),
+    AlarmSpec("llm-unhealthy-hosts", "llm", "A GPU host fails its /health check", "Instance console and the "
+              "vLLM log stream; the group replaces it after the grace period", 0, "GreaterThanThreshold",
+              "AWS/ApplicationELB", "UnHealthyHostCount", "Maximum", dimensions=("llm_alb", "llm_target_group"),
+              period=60, periods=5, critical=True),
+    AlarmSpec("gpu-asg-at-max", "llm", "The GPU group has run at its maximum size for 30 minutes",
+              "Raise capacity.max or add Spot instance types", 0, "GreaterThanOrEqualToThreshold", "AWS/AutoScaling",
+              "GroupInServiceInstances", "Minimum", dimensions=("asg",), periods=6, kind="asg_max"),
+    AlarmSpec("llm-queue-backlog", "llm", "More than 50 requests waiting in vLLM across the group for 10 "
+              "minutes", "Scale out; lower max_model_len or move to larger GPUs", 50, "GreaterThanThreshold",
+              "CWAgent", "vllm_num_requests_waiting", "Sum", dimensions=("asg",), periods=2),
+)
+
+REALTIME = (
+    AlarmSpec("dlq-not-empty", "realtime", "A chat request failed every try and sits in the dead-letter queue",
+              "Read the message and the worker log; fix, then redrive the DLQ", 0, "GreaterThanThreshold",
+              "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", dimensions=("dlq",), period=60,
+              critical=True),
+    AlarmSpec("queue-oldest-message", "realtime", "A chat request has waited more than 5 minutes", "Worker "
+              "errors and throttles; model endpoint health", 300, "GreaterThanThreshold", "AWS/SQS",
+              "ApproximateAgeOfOldestMessage", "Maximum", dimensions=("queue",), period=60, periods=3),
+    AlarmSpec("lambda-errors", "realtime", "A chat function failed more than 5 times in 5 minutes",
+              "The function's log group (JSON, with request ids)", 5, "GreaterThanThreshold", "AWS/Lambda",
+              "Errors", dimensions=("function",), per="function"),
+    AlarmSpec("lambda-throttles", "realtime", "A chat function was throttled (reserved concurrency reached)",
+              "Raise realtime.reserved_concurrency", 0, "GreaterThanThreshold", "AWS/Lambda", "Throttles",
+              dimensions=("function",), per="function"),
+    AlarmSpec("websocket-integration-errors", "realtime", "WebSocket routes failed to reach their function "
+              "more than 10 times in 5 minutes", "API access log (integrationError); function errors", 10,
+              "GreaterThanThreshold", "AWS/ApiGateway", "IntegrationError", dimensions=("api", "stage")),
+    AlarmSpec("websocket-execution-errors", "realtime", "WebSocket executions failed (5xx) more than 10 times "
+              "in 5 minutes", "API access log; authorizer errors", 10, "GreaterThanThreshold", "AWS/ApiGateway",
+              "ExecutionError", dimensions=("api", "stage")),
+)
+
+CATALOGUE = EDGE + GATEWAY + DATA + LLM + REALTIME
+BY_NAME = {spec.name: spec for spec in CATALOGUE}
+
+# max_connections of RDS PostgreSQL: LEAST(DBInstanceClassMemory / 9531392, 5000).
+DB_MEMORY_GIB = {"db.t4g.micro": 1, "db.t4g.small": 2, "db.t4g.medium": 4, "db.t4g.large": 8,
+                 "db.t4g.xlarge": 16, "db.m7g.large": 8, "db.m7g.xlarge": 16, "db.r7g.large": 16,
+                 "db.r7g.xlarge": 32}
+
+
+def max_connections(instance_class: str) -> int:
+    return min(DB_MEMORY_GIB[instance_class] * GIB // 9_531_392, 5000)

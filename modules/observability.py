@@ -1,0 +1,243 @@
+"""Observability layer: the alarm topic, every alarm of `modules/alarms.py` with its
+dimensions filled from the other layers' outputs, a composite "platform degraded" alarm, the
+RDS event rule and one dashboard per environment."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from constructs import Construct
+from cdktf_cdktf_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
+from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
+from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
+from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
+from cdktf_cdktf_provider_aws.cloudwatch_log_metric_filter import (
+    CloudwatchLogMetricFilter,
+    CloudwatchLogMetricFilterMetricTransformation,
+)
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm, CloudwatchMetricAlarmMetricQuery
+from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
+from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
+
+from modules import iam
+from modules.alarms import CATALOGUE, AlarmSpec, max_connections
+from modules.config import Environment
+from modules.context import current_account
+from modules.data import DataOutputs
+from modules.edge import EdgeOutputs
+from modules.foundation import FoundationOutputs
+from modules.gateway import GatewayOutputs
+from modules.llm import LlmOutputs
+from modules.outputs import publish
+from modules.realtime import RealtimeOutputs
+
+# CloudWatch dimension names of each kind of dimension an alarm row asks for.
+DIMENSION_NAMES = {
+    "web_acl": "WebACL", "region": "Region", "rule": "Rule", "alb": "LoadBalancer", "target_group": "TargetGroup",
+    "cluster": "ClusterName", "service": "ServiceName", "db": "DBInstanceIdentifier", "redis_node": "CacheClusterId",
+    "asg": "AutoScalingGroupName", "llm_alb": "LoadBalancer", "llm_target_group": "TargetGroup",
+    "queue": "QueueName", "dlq": "QueueName", "function": "FunctionName", "api": "ApiId", "stage": "Stage",
+}
+
+
+@dataclass(frozen=True)
+class Watched:
+    """Everything the alarms point at, from the other layers' outputs."""
+
+    edge: EdgeOutputs
+    gateway: GatewayOutputs
+    data: DataOutputs
+    llm: LlmOutputs
+    realtime: RealtimeOutputs
+
+
+class Observability(Construct):
+    def __init__(self, scope: Construct, id: str, *, env: Environment, foundation: FoundationOutputs,
+                 watched: Watched) -> None:
+        super().__init__(scope, id)
+        account = current_account(self, env.region)
+        self._env = env
+        topic = SnsTopic(self, "alarm_topic", name=env.resource_name("alarms"), kms_master_key_id=foundation.kms_key_arn)
+        publishers = {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
+        SnsTopicPolicy(self, "alarm_topic_policy", arn=topic.arn, policy=iam.document(
+            iam.allow(["sns:Publish"], [topic.arn], sid="AlarmsAndEvents", principals=publishers,
+                      conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
+            iam.deny(["sns:Publish"], [topic.arn], sid="DenyInsecureTransport", principals={"AWS": "*"},
+                     conditions={"Bool": {"aws:SecureTransport": "false"}})))
+        for i, email in enumerate(env.observability.alarm_emails):
+            SnsTopicSubscription(self, f"alarm_email_{i}", topic_arn=topic.arn, protocol="email", endpoint=email)
+        self._topic = topic.arn
+        self._metrics_namespace = f"{env.project}/{env.name}"
+
+        for spec in CATALOGUE:
+            if spec.extra.get("pattern"):
+                CloudwatchLogMetricFilter(
+                    self, f"filter_{spec.name.replace('-', '_')}", name=env.resource_name(spec.name),
+                    log_group_name=watched.gateway.log_group_name, pattern=spec.extra["pattern"],
+                    metric_transformation=CloudwatchLogMetricFilterMetricTransformation(
+                        name=spec.metric, namespace=self._metrics_namespace, value="1", default_value="0"))
+        critical = []
+        for spec in CATALOGUE:
+            spec = self._configured(spec, watched)
+            for suffix, dimensions in self._dimension_sets(spec, watched):
+                alarm = self._alarm(spec, suffix, dimensions, watched)
+                if spec.critical:
+                    critical.append(alarm.alarm_name)
+        degraded = CloudwatchCompositeAlarm(
+            self, "platform_degraded", alarm_name=env.resource_name("platform-degraded"),
+            alarm_description="Any critical alarm: users are, or are about to be, affected",
+            alarm_rule=" OR ".join(f'ALARM("{name}")' for name in critical),
+            alarm_actions=[topic.arn], ok_actions=[topic.arn])
+        self._rds_events(env, watched.data, account.partition, account.id)
+        dashboard = CloudwatchDashboard(self, "dashboard", dashboard_name=env.resource_name("platform"),
+                                        dashboard_body=json.dumps(self._dashboard(watched)))
+        publish(self, {
+            "alarm_topic_arn": (topic.arn, "SNS topic every alarm notifies (email subscriptions need confirming)"),
+            "dashboard_url": (f"https://{env.region}.console.aws.amazon.com/cloudwatch/home?region={env.region}"
+                              f"#dashboards:name={dashboard.dashboard_name}", "CloudWatch dashboard of the platform"),
+            "composite_alarm_name": (degraded.alarm_name, "Composite alarm: the platform is degraded"),
+        })
+
+    # --- alarms -------------------------------------------------------------------------------
+
+    def _configured(self, spec: AlarmSpec, watched: Watched) -> AlarmSpec:
+        """Apply the environment's overrides and the thresholds that depend on its sizing."""
+        override = self._env.observability.overrides.get(spec.name)
+        if spec.kind == "asg_max":
+            spec = replace(spec, threshold=self._env.llm.capacity.max)
+        if override:
+            spec = replace(spec, threshold=override.threshold if override.threshold is not None else spec.threshold,
+                           periods=override.periods or spec.periods)
+        return spec
+
+    def _dimension_sets(self, spec: AlarmSpec, watched: Watched) -> list[tuple[str, dict[str, str]]]:
+        values = {
+            "web_acl": watched.edge.web_acl_name, "region": self._env.region, "rule": "ALL",
+            "alb": watched.edge.alb_arn_suffix, "target_group": watched.edge.target_group_arn_suffix,
+            "cluster": watched.gateway.cluster_name, "service": watched.gateway.service_name,
+            "db": watched.data.db_instance_id, "asg": watched.llm.asg_name,
+            "llm_alb": watched.llm.alb_arn_suffix, "llm_target_group": watched.llm.target_group_arn_suffix,
+            "queue": watched.realtime.request_queue_name, "dlq": watched.realtime.dead_letter_queue_name,
+            "api": watched.realtime.api_id, "stage": watched.realtime.stage,
+        }
+        items = {"function": watched.realtime.function_names, "redis_node": dict(
+            (node.rsplit("-", 1)[1], node) for node in watched.data.redis_node_ids)}.get(spec.per)
+        if items is None:
+            return [("", {DIMENSION_NAMES[k]: values[k] for k in spec.dimensions})]
+        return [(f"-{key}", {DIMENSION_NAMES[spec.per]: value}) for key, value in items.items()]
+
+    def _alarm(self, spec: AlarmSpec, suffix: str, dimensions: dict[str, str], watched: Watched) -> CloudwatchMetricAlarm:
+        env = self._env
+        common: dict[str, Any] = dict(
+            alarm_name=env.resource_name(f"{spec.name}{suffix}"), alarm_description=f"{spec.meaning}. First: "
+            f"{spec.first_action}.", comparison_operator=spec.comparison, evaluation_periods=spec.periods,
+            treat_missing_data=spec.missing_data, alarm_actions=[self._topic], ok_actions=[self._topic])
+        id_ = f"alarm_{spec.name.replace('-', '_')}{suffix.replace('-', '_')}"
+        if spec.kind == "rate_5xx":
+            def count(metric: str, id_: str) -> CloudwatchMetricAlarmMetricQuery:
+                return CloudwatchMetricAlarmMetricQuery(id=id_, metric={
+                    "namespace": spec.namespace, "metric_name": metric, "period": spec.period, "stat": "Sum",
+                    "dimensions": dimensions})
+            return CloudwatchMetricAlarm(self, id_, threshold=spec.threshold, **common, metric_query=[
+                count("HTTPCode_ELB_5XX_Count", "elb5xx"), count("HTTPCode_Target_5XX_Count", "target5xx"),
+                count("RequestCount", "requests"),
+                CloudwatchMetricAlarmMetricQuery(id="rate", label="5xx rate (%)", return_data=True, expression=(
+                    "IF(requests > 0, 100 * (FILL(elb5xx, 0) + FILL(target5xx, 0)) / requests, 0)"))])
+        if spec.kind == "anomaly_low":
+            return CloudwatchMetricAlarm(self, id_, threshold_metric_id="band", **common, metric_query=[
+                CloudwatchMetricAlarmMetricQuery(id="m1", return_data=True, metric={
+                    "namespace": spec.namespace, "metric_name": spec.metric, "period": spec.period,
+                    "stat": spec.statistic, "dimensions": dimensions}),
+                CloudwatchMetricAlarmMetricQuery(id="band", label="expected range", return_data=True,
+                                                 expression=f"ANOMALY_DETECTION_BAND(m1, {spec.threshold:g})")])
+        threshold = spec.threshold
+        if spec.kind == "connections":
+            threshold = round(max_connections(env.data.db_instance_class) * spec.threshold / 100)
+        namespace = spec.namespace or self._metrics_namespace
+        return CloudwatchMetricAlarm(
+            self, id_, namespace=namespace, metric_name=spec.metric, dimensions=dimensions or None,
+            period=spec.period, threshold=threshold,
+            **({"extended_statistic": spec.statistic} if spec.statistic.startswith("p") else {"statistic": spec.statistic}),
+            **common)
+
+    def _rds_events(self, env: Environment, data: DataOutputs, partition: str, account_id: str) -> None:
+        """RDS reports failed backups (and other failures) as events, not metrics."""
+        rule = CloudwatchEventRule(
+            self, "rds_failure_events", name=env.resource_name("rds-failures"),
+            description="Backup and other failure events of the platform's database",
+            event_pattern=json.dumps({
+                "source": ["aws.rds"], "detail-type": ["RDS DB Instance Event"],
+                "resources": [f"arn:{partition}:rds:{env.region}:{account_id}:db:{data.db_instance_id}"],
+                "$or": [{"detail": {"EventCategories": ["failure"]}},
+                        {"detail": {"EventCategories": ["backup"], "Message": [{"wildcard": "*fail*"}]}}]}))
+        CloudwatchEventTarget(self, "rds_failure_target", rule=rule.name, arn=self._topic)
+
+    # --- dashboard ----------------------------------------------------------------------------
+
+    def _dashboard(self, w: Watched) -> dict[str, Any]:
+        env, region = self._env, self._env.region
+        alb = ["LoadBalancer", w.edge.alb_arn_suffix]
+        ecs = ["ClusterName", w.gateway.cluster_name, "ServiceName", w.gateway.service_name]
+        db = ["DBInstanceIdentifier", w.data.db_instance_id]
+        waf = ["WebACL", w.edge.web_acl_name, "Region", region, "Rule", "ALL"]
+        asg = ["AutoScalingGroupName", w.llm.asg_name]
+
+        def metrics(title: str, rows: list[list[Any]], stat: str = "Sum", **props: Any) -> dict[str, Any]:
+            return {"type": "metric", "width": 12, "height": 6, "properties": {
+                "title": title, "region": region, "stat": stat, "period": 300, "metrics": rows, **props}}
+
+        def logs(title: str, group: str, query: str) -> dict[str, Any]:
+            return {"type": "log", "width": 24, "height": 6, "properties": {
+                "title": title, "region": region, "query": f"SOURCE '{group}' | {query}", "view": "table"}}
+
+        widgets = [
+            metrics("Requests and responses", [["AWS/ApplicationELB", "RequestCount", *alb],
+                                               [".", "HTTPCode_Target_2XX_Count", *alb],
+                                               [".", "HTTPCode_Target_4XX_Count", *alb],
+                                               [".", "HTTPCode_Target_5XX_Count", *alb],
+                                               [".", "HTTPCode_ELB_5XX_Count", *alb]]),
+            metrics("Success rate (%)", [["AWS/ApplicationELB", "RequestCount", *alb, {"id": "r", "visible": False}],
+                                         [".", "HTTPCode_Target_2XX_Count", *alb, {"id": "ok", "visible": False}],
+                                         [{"expression": "100 * ok / r", "label": "success %"}]]),
+            *[metrics(f"Latency {p}", [["AWS/ApplicationELB", "TargetResponseTime", *alb]], stat=p)
+              for p in ("p50", "p95", "p99")],
+            metrics("Gateway CPU / memory (%)", [["AWS/ECS", "CPUUtilization", *ecs], [".", "MemoryUtilization", *ecs]],
+                    stat="Average"),
+            metrics("WAF allowed vs blocked", [["AWS/WAFV2", "AllowedRequests", *waf], [".", "BlockedRequests", *waf]]),
+            metrics("WAF block rate (%)", [["AWS/WAFV2", "AllowedRequests", *waf, {"id": "a", "visible": False}],
+                                           [".", "BlockedRequests", *waf, {"id": "b", "visible": False}],
+                                           [{"expression": "100 * b / (a + b)", "label": "blocked %"}]]),
+            metrics("RDS CPU and connections", [["AWS/RDS", "CPUUtilization", *db],
+                                                [".", "DatabaseConnections", *db, {"yAxis": "right"}]], stat="Average"),
+            metrics("RDS memory, storage (bytes)", [["AWS/RDS", "FreeableMemory", *db],
+                                                    [".", "FreeStorageSpace", *db]], stat="Minimum"),
+            metrics("RDS latency (s)", [["AWS/RDS", "ReadLatency", *db], [".", "WriteLatency", *db]], stat="Average"),
+            metrics("Bedrock invocations and tokens", [
+                ["AWS/Bedrock", "Invocations", "ModelId", m.bedrock_model_id] for m in env.gateway.models
+                if m.bedrock_model_id] + [
+                ["AWS/Bedrock", name, "ModelId", m.bedrock_model_id, {"yAxis": "right"}]
+                for m in env.gateway.models if m.bedrock_model_id for name in ("InputTokenCount", "OutputTokenCount")]),
+            metrics("GPU utilization and vLLM queue", [["CWAgent", "nvidia_smi_utilization_gpu", *asg],
+                                                       [".", "vllm_num_requests_waiting", *asg, {"yAxis": "right"}]],
+                    stat="Average"),
+            metrics("Chat queue", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName",
+                                    w.realtime.request_queue_name],
+                                   [".", "ApproximateNumberOfMessagesVisible", "QueueName",
+                                    w.realtime.dead_letter_queue_name],
+                                   [".", "ApproximateAgeOfOldestMessage", "QueueName", w.realtime.request_queue_name,
+                                    {"yAxis": "right"}]], stat="Maximum"),
+            metrics("Chat functions: errors and throttles", [
+                ["AWS/Lambda", metric, "FunctionName", name] for name in w.realtime.function_names.values()
+                for metric in ("Errors", "Throttles")]),
+            logs("Recent gateway errors", w.gateway.log_group_name,
+                 "fields @timestamp, @message | filter @message like /(?i)(error|exception| 5\\d\\d )/ "
+                 "| sort @timestamp desc | limit 50"),
+        ]
+        if env.edge.waf_log_destination == "cloudwatch":
+            widgets.append(logs("WAF blocks by rule and client IP", f"aws-waf-logs-{env.resource_name('waf')}",
+                                "filter action = 'BLOCK' | stats count(*) as blocks by terminatingRuleId, "
+                                "httpRequest.clientIp | sort blocks desc | limit 25"))
+        return {"widgets": widgets}

@@ -1,0 +1,185 @@
+"""OBS-3…OBS-5: alarms (by name, with their thresholds), the dimension cross-check, the
+composite alarm, the topic, the RDS event rule and the dashboard."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import ENVIRONMENTS, Stack
+from modules.alarms import CATALOGUE, GIB, max_connections
+from modules.config import load_environment
+
+REMOTE = re.compile(r"^\$\{data\.terraform_remote_state\.cross-stack-reference-input-(?P<stack>[a-z0-9-]+)"
+                    r"\.outputs\.(?P<output>[^}]+)\}$")
+RESOURCE = re.compile(r"^\$\{(?P<type>aws_[a-z0-9_]+)\.(?P<id>[A-Za-z0-9_]+)\.(?P<attr>[a-z_]+)\}$")
+# What each CloudWatch dimension must point at.
+DIMENSION_TYPES = {
+    "LoadBalancer": ("aws_lb", "arn_suffix"), "TargetGroup": ("aws_lb_target_group", "arn_suffix"),
+    "ClusterName": ("aws_ecs_cluster", "name"), "ServiceName": ("aws_ecs_service", "name"),
+    "DBInstanceIdentifier": ("aws_db_instance", "identifier"), "AutoScalingGroupName": ("aws_autoscaling_group", "name"),
+    "QueueName": ("aws_sqs_queue", "name"), "FunctionName": ("aws_lambda_function", "function_name"),
+    "ApiId": ("aws_apigatewayv2_api", "id"), "WebACL": ("aws_wafv2_web_acl", "name"),
+}
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def observability(request, stacks) -> Stack:
+    return stacks[f"{request.param}-observability"]
+
+
+def alarms(stack: Stack) -> dict[str, dict]:
+    env = stack.name.removesuffix("-observability")
+    return {a["alarm_name"].removeprefix(f"llmlite-{env}-"): a
+            for a in stack.resources("aws_cloudwatch_metric_alarm").values()}
+
+
+def resolve(stacks: dict[str, Stack], value: str) -> tuple[str, dict, str]:
+    """A cross-stack reference -> (resource type, resource body, attribute)."""
+    remote = REMOTE.match(value)
+    assert remote, f"{value} is not a reference to another stack's resource"
+    producer = stacks[remote["stack"]]
+    target = RESOURCE.match(producer.doc["output"][remote["output"]]["value"])
+    assert target, value
+    body = producer.resources(target["type"]).get(target["id"])
+    assert body is not None, f"{value} names a resource that does not exist"
+    return target["type"], body, target["attr"]
+
+
+def dimension_sets(alarm: dict) -> list[tuple[str, dict[str, str]]]:
+    if "metric_query" in alarm:
+        return [(q["metric"]["namespace"], q["metric"].get("dimensions", {}))
+                for q in alarm["metric_query"] if "metric" in q]
+    return [(alarm["namespace"], alarm.get("dimensions", {}))]
+
+
+def test_every_alarm_watches_a_resource_that_exists(stacks, observability: Stack) -> None:
+    """An alarm on a metric nothing emits is a defect: each dimension must name a real resource."""
+    env = load_environment(observability.name.removesuffix("-observability"))
+    data = stacks[f"{env.name}-data"]
+    stage = stacks[f"{env.name}-realtime"].one("aws_apigatewayv2_stage")["name"]
+    filters = {(f["metric_transformation"]["namespace"], f["metric_transformation"]["name"]): f
+               for f in observability.resources("aws_cloudwatch_log_metric_filter").values()}
+    for name, alarm in alarms(observability).items():
+        for namespace, dimensions in dimension_sets(alarm):
+            if namespace == f"llmlite/{env.name}":  # from a metric filter on the proxy's log
+                metric_filter = filters[(namespace, alarm["metric_name"])]
+                type_, _, _ = resolve(stacks, metric_filter["log_group_name"])
+                assert type_ == "aws_cloudwatch_log_group", name
+                continue
+            assert dimensions, f"{name} has no dimensions"
+            for key, value in dimensions.items():
+                if key in DIMENSION_TYPES:
+                    assert resolve(stacks, value)[::2] == DIMENSION_TYPES[key], (name, key)
+                elif key == "CacheClusterId":
+                    group = data.one("aws_elasticache_replication_group")
+                    prefix, number = value.rsplit("-", 1)
+                    assert prefix == group["replication_group_id"] and 1 <= int(number) <= group["num_cache_clusters"]
+                else:
+                    assert (key, value) in {("Region", env.region), ("Rule", "ALL"), ("Stage", stage)}, (name, key)
+
+
+def test_the_gateway_designs_alarms_and_thresholds(stacks) -> None:
+    prod = alarms(stacks["prod-observability"])
+    assert prod["waf-blocked"]["threshold"] == 100 and prod["waf-blocked"]["period"] == 300
+    allowed = prod["waf-allowed-drop"]
+    assert allowed["comparison_operator"] == "LessThanLowerThreshold" and allowed["threshold_metric_id"] == "band"
+    assert "ANOMALY_DETECTION_BAND(m1, 2)" in json.dumps(allowed["metric_query"])
+    rate = prod["alb-5xx-rate"]
+    assert rate["threshold"] == 5 and "100 * (FILL(elb5xx, 0) + FILL(target5xx, 0)) / requests" in json.dumps(
+        rate["metric_query"])
+    assert (prod["alb-p95-latency"]["extended_statistic"], prod["alb-p95-latency"]["threshold"]) == ("p95", 3)
+    assert (prod["alb-healthy-hosts"]["comparison_operator"], prod["alb-healthy-hosts"]["threshold"]) == (
+        "LessThanThreshold", 1)
+    assert prod["alb-healthy-hosts"]["treat_missing_data"] == "breaching"  # silence is not health
+    assert prod["auth-401-spike"]["threshold"] == 50 and prod["ecs-cpu"]["threshold"] == 80
+    assert prod["ecs-memory"]["threshold"] == 85 and prod["rds-cpu"]["threshold"] == 80
+    assert prod["rds-free-storage"]["threshold"] == 2 * GIB
+    assert prod["rds-connections"]["threshold"] == round(0.8 * max_connections("db.t4g.small")) == 180
+    assert prod["rds-read-latency"]["threshold"] == prod["rds-write-latency"]["threshold"] == 0.1
+    assert prod["gpu-asg-at-max"]["threshold"] == load_environment("prod").llm.capacity.max
+    assert alarms(stacks["dev-observability"])["rds-connections"]["threshold"] == round(0.8 * 112)  # t4g.micro
+
+
+def test_no_replica_lag_alarm_without_a_read_replica(stacks) -> None:
+    """Multi-AZ standbys emit no ReplicaLag; the platform runs no read replica, so no alarm."""
+    for name in ENVIRONMENTS:
+        assert not any("ReplicaLag" in json.dumps(a) for a in alarms(stacks[f"{name}-observability"]).values())
+        assert not stacks[f"{name}-data"].resources("aws_db_instance") or all(
+            "replicate_source_db" not in db for db in stacks[f"{name}-data"].resources("aws_db_instance").values())
+
+
+def test_every_alarm_notifies_the_topic_on_alarm_and_ok(observability: Stack) -> None:
+    (topic_id,) = observability.resources("aws_sns_topic")
+    topic = observability.ref("aws_sns_topic", topic_id, "arn")
+    bodies = list(alarms(observability).values()) + list(observability.resources("aws_cloudwatch_composite_alarm").values())
+    for alarm in bodies:
+        assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic], alarm["alarm_name"]
+    for alarm in alarms(observability).values():
+        assert alarm["treat_missing_data"] in ("breaching", "notBreaching")
+    expected = {"alb", "gpu", "lambda", "rds", "redis", "waf", "websocket", "dlq", "queue", "auth", "gateway", "ecs",
+                "llm"}
+    assert {name.split("-")[0] for name in alarms(observability)} == expected
+
+
+def test_alarm_topic_is_encrypted_and_mails_the_environments_recipients(observability: Stack) -> None:
+    env = load_environment(observability.name.removesuffix("-observability"))
+    assert observability.one("aws_sns_topic")["kms_master_key_id"]
+    mails = sorted(s["endpoint"] for s in observability.resources("aws_sns_topic_subscription").values())
+    assert mails == sorted(env.observability.alarm_emails)
+    statements = json.loads(observability.one("aws_sns_topic_policy")["policy"])["Statement"]
+    publish = next(s for s in statements if s["Effect"] == "Allow")
+    assert publish["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
+
+
+def test_the_key_admits_alarms_and_events_to_the_encrypted_topic(stacks) -> None:
+    policy = json.loads(stacks["prod-foundation"].one("aws_kms_key")["policy"])
+    statement = next(s for s in policy["Statement"] if s["Sid"] == "AlarmsAndEventsToEncryptedTopics")
+    assert statement["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
+    assert "aws:SourceAccount" in statement["Condition"]["StringEquals"]
+
+
+def test_platform_degraded_combines_the_critical_alarms(observability: Stack) -> None:
+    composite = observability.one("aws_cloudwatch_composite_alarm")
+    env = observability.name.removesuffix("-observability")
+    critical = {spec.name for spec in CATALOGUE if spec.critical}
+    ids = re.findall(r'ALARM\("\$\{aws_cloudwatch_metric_alarm\.(\w+)\.alarm_name\}"\)', composite["alarm_rule"])
+    bodies = observability.resources("aws_cloudwatch_metric_alarm")
+    named = {bodies[i]["alarm_name"].removeprefix(f"llmlite-{env}-") for i in ids}
+    assert named == critical and composite["alarm_rule"].count(" OR ") == len(critical) - 1
+
+
+def test_rds_failures_and_failed_backups_reach_the_topic(observability: Stack) -> None:
+    rule = observability.one("aws_cloudwatch_event_rule")
+    pattern = json.loads(rule["event_pattern"])
+    assert pattern["source"] == ["aws.rds"] and pattern["detail-type"] == ["RDS DB Instance Event"]
+    assert {"EventCategories": ["backup"], "Message": [{"wildcard": "*fail*"}]} in [o["detail"] for o in pattern["$or"]]
+    target = observability.one("aws_cloudwatch_event_target")
+    assert target["arn"].startswith("${aws_sns_topic.")
+
+
+def test_dashboard_has_the_designs_widgets_and_a_url(observability: Stack) -> None:
+    body = json.loads(observability.one("aws_cloudwatch_dashboard")["dashboard_body"])
+    titles = [w["properties"]["title"] for w in body["widgets"]]
+    for title in ("Requests and responses", "Success rate (%)", "Latency p50", "Latency p95", "Latency p99",
+                  "Gateway CPU / memory (%)", "WAF allowed vs blocked", "WAF block rate (%)", "RDS CPU and connections",
+                  "RDS latency (s)", "Bedrock invocations and tokens", "GPU utilization and vLLM queue", "Chat queue",
+                  "Chat functions: errors and throttles", "Recent gateway errors"):
+        assert title in titles, title
+    env = load_environment(observability.name.removesuffix("-observability"))
+    assert ("WAF blocks by rule and client IP" in titles) == (env.edge.waf_log_destination == "cloudwatch")
+    assert observability.doc["output"]["dashboard_url"]["value"].startswith(f"https://{env.region}.console.aws")
+
+
+def test_overrides_change_thresholds_and_periods(tmp_path) -> None:
+    from modules.app import build_app
+    from modules.config.models import AlarmOverride
+    env = load_environment("dev")
+    observability = env.observability.model_copy(update={"overrides": {
+        "alb-5xx-rate": AlarmOverride(threshold=2), "ecs-cpu": AlarmOverride(periods=5)}})
+    env = env.model_copy(update={"observability": observability})
+    build_app([env], outdir=str(tmp_path)).synth()
+    stack = Stack("dev-observability", json.loads((tmp_path / "stacks" / "dev-observability" / "cdk.tf.json").read_text()))
+    assert alarms(stack)["alb-5xx-rate"]["threshold"] == 2 and alarms(stack)["ecs-cpu"]["evaluation_periods"] == 5
