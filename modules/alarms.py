@@ -163,3 +163,36 @@ DB_MEMORY_GIB = {"db.t4g.micro": 1, "db.t4g.small": 2, "db.t4g.medium": 4, "db.t
 
 def max_connections(instance_class: str) -> int:
     return min(DB_MEMORY_GIB[instance_class] * GIB // 9_531_392, 5000)
+
+
+def _threshold_text(spec: AlarmSpec) -> str:
+    if spec.kind == "anomaly_low":
+        return f"below the anomaly band ({spec.threshold:g} σ)"
+    if spec.kind == "asg_max":
+        return "≥ llm.capacity.max"
+    if spec.kind == "rate_5xx":
+        return f"(ELB + target 5xx) / requests > {spec.threshold:g} %"
+    if spec.kind == "connections":
+        return f"> {spec.threshold:g} % of max_connections"
+    sign = {"GreaterThanThreshold": ">", "LessThanThreshold": "<", "GreaterThanOrEqualToThreshold": "≥"}[spec.comparison]
+    value = f"{spec.threshold / GIB:g} GB" if spec.metric == "FreeStorageSpace" else (
+        f"{spec.threshold:g} %" if spec.unit == "percent" else f"{spec.threshold:g}")
+    unit = " s" if spec.metric in ("TargetResponseTime", "ReadLatency", "WriteLatency",
+                                  "ApproximateAgeOfOldestMessage") else ""
+    return f"{spec.statistic} {sign} {value}{unit}"
+
+
+def on_call_table() -> str:
+    """The README's on-call table, generated from the catalogue (a test keeps them equal)."""
+    rows = ["| alarm | layer | fires when | window | meaning | first action |", "|---|---|---|---|---|---|"]
+    for spec in CATALOGUE:
+        window = f"{spec.periods} × {spec.period // 60} min"
+        name = f"`{spec.name}`" + (f" (per {spec.per.replace('_', ' ')})" if spec.per else "") + (
+            " ★" if spec.critical else "")
+        rows.append(f"| {name} | {spec.layer} | {_threshold_text(spec)} | {window} | {spec.meaning} | "
+                    f"{spec.first_action} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(on_call_table(), end="")

@@ -183,3 +183,9 @@ def test_overrides_change_thresholds_and_periods(tmp_path) -> None:
     build_app([env], outdir=str(tmp_path)).synth()
     stack = Stack("dev-observability", json.loads((tmp_path / "stacks" / "dev-observability" / "cdk.tf.json").read_text()))
     assert alarms(stack)["alb-5xx-rate"]["threshold"] == 2 and alarms(stack)["ecs-cpu"]["evaluation_periods"] == 5
+
+
+def test_readme_on_call_table_matches_the_alarms() -> None:
+    from pathlib import Path
+    from modules.alarms import on_call_table
+    assert on_call_table() in (Path(__file__).resolve().parent.parent / "README.md").read_text()
