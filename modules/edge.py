@@ -190,6 +190,12 @@ class Edge(Construct):
             "regex_string": greater_than_pattern(cfg.max_body_bytes),
             "field_to_match": {"single_header": {"name": "content-length"}},
             "text_transformation": [{"priority": 0, "type": "NONE"}]}}, "block")
+        # A chunked body has no Content-Length for the size rule to read: refuse it (OpenAI
+        # clients send Content-Length; LiteLLM's own body limit is enterprise-only).
+        rule("ChunkedBody-Block", 9, {"byte_match_statement": {
+            "search_string": "chunked", "positional_constraint": "CONTAINS",
+            "field_to_match": {"single_header": {"name": "transfer-encoding"}},
+            "text_transformation": [{"priority": 0, "type": "LOWERCASE"}]}}, "block")
         # Nesting stays two levels deep: the API path is a label, not a nested match.
         rule("ApiPath-Label", 7, _api_path(), "count", label=API_PATH_LABEL)
         rule("BodyRules-OutsideApi", 8, _body_rules_outside_api(), cfg.managed_rules_action)

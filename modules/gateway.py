@@ -97,24 +97,30 @@ def litellm_config(env: Environment) -> dict[str, Any]:
             params = {"model": f"hosted_vllm/{env.llm.served_model_name}", "api_base": f"https://{env.llm.dns_name}/v1"}
         else:
             params = {"model": f"openai/{route.name}", "api_base": route.upstream_url, "api_key": "none"}
-        params.update({k: v for k, v in (("rpm", route.rpm), ("tpm", route.tpm)) if v is not None})
+        # LiteLLM 1.108's usage-based router admits a request only while used + 1 < rpm (seen
+        # against the real proxy): rpm + 1 makes the configured number the number admitted.
+        params.update({k: v for k, v in (("rpm", route.rpm and route.rpm + 1), ("tpm", route.tpm)) if v})
         models.append({"model_name": route.name, "litellm_params": params})
     redis = {"host": "os.environ/REDIS_HOST", "port": "os.environ/REDIS_PORT",
              "password": "os.environ/REDIS_PASSWORD"}
     router: dict[str, Any] = {f"redis_{k}": v for k, v in redis.items()}
     if any(route.rpm or route.tpm for route in env.gateway.models):
-        # The default router treats rpm/tpm as load-balancing weights; this one enforces them.
-        router["routing_strategy"] = "usage-based-routing-v2"
+        # The default router treats rpm/tpm as load-balancing weights; this one enforces them
+        # across tasks through Redis. Without retries a request over the limit gets its 429 at
+        # once (with retries LiteLLM holds it up to a minute, then answers 200).
+        router.update(routing_strategy="usage-based-routing-v2", num_retries=0)
+    general: dict[str, Any] = {"master_key": "os.environ/LITELLM_MASTER_KEY",
+                               "database_connection_pool_limit": 50, "database_connection_timeout": 60}
+    if env.gateway.license_secret_arn:
+        # Proxy-side body limit (enterprise only: without a licence LiteLLM skips it and warns
+        # on every request). The WAF's Content-Length rule holds the same limit either way.
+        general["max_request_size_mb"] = env.edge.max_body_bytes / 2**20
     return {
         "model_list": models,
         "router_settings": router,
-        "litellm_settings": {"cache": True, "cache_params": {"type": "redis", **redis, "ssl": True,
-                                                             "mode": "default_off"}},
-        "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY",
-                             "database_connection_pool_limit": 50, "database_connection_timeout": 60,
-                             # The WAF's body-size rule sees only Content-Length; the proxy
-                             # enforces the same limit on the body it reads.
-                             "max_request_size_mb": env.edge.max_body_bytes / 2**20},
+        "litellm_settings": {"cache": True, "cache_params": {
+            "type": "redis", **redis, "ssl": True, "mode": "default_off", "ttl": env.gateway.cache_ttl_seconds}},
+        "general_settings": general,
     }
 
 
@@ -163,7 +169,10 @@ class Gateway(Construct):
             "DB_PASSWORD": f"{data.db_master_secret_arn}:password::",
             "REDIS_PASSWORD": data.redis_auth_secret_arn,
         }
-        secret_arns = [master_key.arn, salt_key.arn, data.db_master_secret_arn, data.redis_auth_secret_arn]
+        if cfg.license_secret_arn:
+            secrets["LITELLM_LICENSE"] = cfg.license_secret_arn
+        secret_arns = [master_key.arn, salt_key.arn, data.db_master_secret_arn, data.redis_auth_secret_arn,
+                       *([cfg.license_secret_arn] if cfg.license_secret_arn else [])]
 
         execution_role = iam.service_role(
             self, "execution_role", name=env.resource_name("proxy-execution"), service="ecs-tasks.amazonaws.com",

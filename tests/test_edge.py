@@ -29,7 +29,7 @@ def test_rules_in_the_specified_priority_order(stacks) -> None:
     assert [(p, r["name"]) for p, r in sorted(rules.items())] == [
         (1, "AWSManagedRulesAmazonIpReputationList"), (2, "AWSManagedRulesCommonRuleSet"),
         (3, "AWSManagedRulesKnownBadInputsRuleSet"), (4, "RateLimit-PerIP"), (6, "BodySize-Limit"),
-        (7, "ApiPath-Label"), (8, "BodyRules-OutsideApi")]
+        (7, "ApiPath-Label"), (8, "BodyRules-OutsideApi"), (9, "ChunkedBody-Block")]
     geo = rules_by_priority(stacks["prod-us-edge"])[5]
     assert geo["name"] == "GeoBlock" and geo["action"] == {"block": {}}
     assert geo["statement"]["not_statement"]["statement"]["geo_match_statement"]["country_codes"] == [
@@ -84,6 +84,14 @@ def test_prompt_body_rules_block_outside_the_inference_api_only(stacks) -> None:
         assert not_api == {"not_statement": {"statement": {"label_match_statement": {
             "scope": "LABEL", "key": "platform:api-path"}}}}
         assert outside["action"] == action, env  # dev tunes in count mode like the managed rules
+
+
+def test_chunked_bodies_are_refused_since_their_size_is_unknown(edge: Stack) -> None:
+    rule = rules_by_priority(edge)[9]
+    match = rule["statement"]["byte_match_statement"]
+    assert rule["action"] == {"block": {}}
+    assert match["field_to_match"] == {"single_header": {"name": "transfer-encoding"}}
+    assert (match["search_string"], match["positional_constraint"]) == ("chunked", "CONTAINS")
 
 
 def test_body_size_rule_blocks_on_content_length_above_the_prompt_limit(edge: Stack) -> None:

@@ -231,20 +231,27 @@ def test_start_command_encodes_any_password_into_a_tls_database_url(stacks, tmp_
     assert (tmp_path / "args").read_text() == "--config /tmp/litellm-config.yaml --port 4000"
 
 
-def test_responses_are_cached_only_on_request_and_limits_are_shared(stacks, tmp_path: Path) -> None:
+def test_responses_are_cached_only_on_request_and_limits_are_shared(stacks) -> None:
+    """Behaviour checked against the real proxy (LiteLLM 1.108.11, TLS Redis, two proxies)."""
     config = json.loads(environment(stacks["prod-gateway"])["LITELLM_CONFIG_YAML"])
-    assert config["litellm_settings"]["cache_params"]["mode"] == "default_off"
-    assert config["litellm_settings"]["cache_params"]["ssl"] is True
+    cache = config["litellm_settings"]["cache_params"]
+    assert (cache["mode"], cache["ssl"], cache["ttl"]) == ("default_off", True, 600)
     assert "routing_strategy" not in config["router_settings"]  # no per-deployment limits configured
-    # the proxy refuses the same bodies the WAF's Content-Length rule refuses
-    assert config["general_settings"]["max_request_size_mb"] * 2**20 == load_environment("prod").edge.max_body_bytes
+    # an enterprise-only setting: without a licence LiteLLM ignores it and warns on every request
+    assert "max_request_size_mb" not in config["general_settings"]
+    from modules.gateway import litellm_config
     env = load_environment("dev")
     routes = [env.gateway.models[0].model_copy(update={"rpm": 60, "tpm": 100_000}), *env.gateway.models[1:]]
-    env = env.model_copy(update={"gateway": env.gateway.model_copy(update={"models": routes})})
-    from modules.gateway import litellm_config
-    limited = litellm_config(env)
+    gateway = env.gateway.model_copy(update={
+        "models": routes, "license_secret_arn": "arn:aws:secretsmanager:eu-west-2:111122223333:secret:licence"})
+    limited = litellm_config(env.model_copy(update={"gateway": gateway}))
     assert limited["router_settings"]["routing_strategy"] == "usage-based-routing-v2"
-    assert limited["model_list"][0]["litellm_params"]["rpm"] == 60
+    assert limited["router_settings"]["num_retries"] == 0  # an over-limit request gets its 429 at once
+    # the router admits rpm - 1 per minute: rendering rpm + 1 admits the configured 60
+    assert limited["model_list"][0]["litellm_params"]["rpm"] == 61
+    assert limited["model_list"][0]["litellm_params"]["tpm"] == 100_000
+    # with a licence the proxy enforces the WAF's body limit itself
+    assert limited["general_settings"]["max_request_size_mb"] * 2**20 == env.edge.max_body_bytes
 
 
 def test_service_waits_for_the_cluster_capacity_providers(gateway: Stack) -> None:

@@ -129,6 +129,10 @@ class Gateway(Section):
     memory_target_percent: Annotated[int, Field(ge=10, le=95)] = 75
     # ECS Exec (break-glass shell into a task), recorded to an encrypted log group.
     ecs_exec: bool = False
+    # How long an opted-in cached response lives (LiteLLM's own default is about a minute).
+    cache_ttl_seconds: Annotated[int, Field(ge=1, le=604_800)] = 600
+    # Secrets Manager ARN of a LiteLLM enterprise licence: enables the proxy's own body limit.
+    license_secret_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:secretsmanager:")] | None = None
     models: list[ModelRoute]
 
 
