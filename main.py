@@ -1,6 +1,7 @@
 """Synthesize the LLM platform's Terraform.
 
     python main.py [ENV ...] [--environments-dir DIR] [--outdir DIR]
+    python main.py --export-modules [DIR] [--environment prod] [--layers edge,data]
 
 Default: every folder under environments/. Every selected environment is loaded and
 validated before any construct is built; on a configuration error nothing is written and
@@ -23,7 +24,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("environments", nargs="*", help="environment folders (default: all)")
     parser.add_argument("--environments-dir", type=Path, default=ENVIRONMENTS_DIR)
     parser.add_argument("--outdir", help="output directory (default: cdktf.out, or $CDKTF_OUTDIR)")
+    parser.add_argument("--export-modules", nargs="?", const="terraform-modules", metavar="DIR",
+                        help="write every layer as a plain Terraform module instead (default DIR: terraform-modules)")
+    parser.add_argument("--environment", default="prod", help="environment the modules are exported from")
+    parser.add_argument("--layers", help="comma-separated layers to export (default: all)")
     args = parser.parse_args(argv)
+    if args.export_modules:
+        return export(args)
     names = args.environments or available_environments(args.environments_dir)
     try:
         environments = load_environments(names, args.environments_dir)
@@ -43,6 +50,26 @@ def main(argv: list[str]) -> int:
         print(f"  {env.name}: " + " ".join(s.removeprefix(f"{env.name}-") for s in stacks
                                           if s.startswith(f"{env.name}-") and s.count("-") == env.name.count("-") + 1))
     print("next: python -m policies.gate (compliance), cdktf diff|deploy <stack>")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    try:
+        (env,) = load_environments([args.environment], args.environments_dir)
+    except ConfigError as err:
+        print(f"configuration error, nothing exported:\n{err}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    from modules.export import EXPORTED_LAYERS, ExportError, export_modules
+
+    layers = tuple(args.layers.split(",")) if args.layers else EXPORTED_LAYERS
+    try:
+        written = export_modules(env, Path(args.export_modules), layers)
+    except ExportError as err:
+        print(f"export error, nothing exported: {err}", file=sys.stderr)
+        return 2
+    print(f"exported {len(written)} modules from {env.name} in {time.perf_counter() - started:.1f} s into "
+          f"{args.export_modules}/: {' '.join(p.name for p in written)}")
     return 0
 
 

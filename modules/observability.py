@@ -123,8 +123,8 @@ class Observability(Construct):
             "queue": watched.realtime.request_queue_name, "dlq": watched.realtime.dead_letter_queue_name,
             "api": watched.realtime.api_id, "stage": watched.realtime.stage,
         }
-        items = {"function": watched.realtime.function_names, "redis_node": dict(
-            (node.rsplit("-", 1)[1], node) for node in watched.data.redis_node_ids)}.get(spec.per)
+        items = {"function": watched.realtime.function_names, "redis_node": {
+            f"{i:03d}": node for i, node in enumerate(watched.data.redis_node_ids, start=1)}}.get(spec.per)
         if items is None:
             return [("", {DIMENSION_NAMES[k]: values[k] for k in spec.dimensions})]
         return [(f"-{key}", {DIMENSION_NAMES[spec.per]: value}) for key, value in items.items()]

@@ -1,0 +1,148 @@
+"""MOD-1, MOD-2: every layer as a plain Terraform module, the HCL example root that wires them,
+and the contract between the two."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import shutil
+import subprocess
+import typing
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from modules.config import load_environment
+from modules.export import (EXPORTED_LAYERS, MODULES_DIR, OUTPUT_TYPES, TERRAFORM_TYPES, ExportError, blocks,
+                            export_modules)
+from policies.gate import Stack as GateStack, classify, run_checkov
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "complete" / "main.tf"
+# The dependency layer is built from PyPI wheels: its bytes (and hash) are checked by name,
+# which carries the hash of its pinned requirements.
+LAYER_ASSET = "dependencies_asset"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("modules")
+    export_modules(load_environment("prod"), target)
+    return target
+
+
+def module_doc(root: Path, layer: str) -> dict:
+    return json.loads((root / layer / "main.tf.json").read_text())
+
+
+def test_every_layer_exports_a_provider_less_module(exported: Path) -> None:
+    assert sorted(p.name for p in exported.iterdir()) == sorted(EXPORTED_LAYERS)
+    for layer in EXPORTED_LAYERS:
+        doc = module_doc(exported, layer)
+        assert "provider" not in doc and "backend" not in doc["terraform"], layer
+        assert doc["terraform"]["required_providers"]["aws"] == {"source": "hashicorp/aws", "version": ">= 6.0, < 7.0"}
+        outputs = blocks(doc, "output")
+        # every field of the layer's typed outputs is a module output
+        if layer in OUTPUT_TYPES:
+            assert set(typing.get_type_hints(OUTPUT_TYPES[layer])) <= set(outputs), layer
+        assert all(o.get("description") for o in outputs.values()), layer
+        readme = (exported / layer / "README.md").read_text()
+        for name in [*blocks(doc, "variable"), *outputs]:
+            assert f"| {name} |" in readme, (layer, name)
+
+
+def test_module_files_are_found_relative_to_the_module(exported: Path) -> None:
+    doc = module_doc(exported, "realtime")
+    for function in doc["resource"]["aws_lambda_function"].values():
+        assert function["filename"].startswith("${path.module}/assets/")
+        assert (exported / "realtime" / function["filename"].removeprefix("${path.module}/")).is_file()
+
+
+def test_committed_modules_are_up_to_date(exported: Path) -> None:
+    """Regenerate with: python main.py --export-modules"""
+    stale = []
+    for path in sorted(p for p in exported.rglob("*") if p.is_file()):
+        relative = path.relative_to(exported)
+        committed = MODULES_DIR / relative
+        if LAYER_ASSET in relative.parts:
+            same = committed.is_file()  # the name holds the requirements' hash
+        elif path.name == "main.tf.json":
+            same = committed.is_file() and _without_layer_hash(committed) == _without_layer_hash(path)
+        else:
+            same = committed.is_file() and filecmp.cmp(path, committed, shallow=False)
+        if not same:
+            stale.append(str(relative))
+    extra = {str(p.relative_to(MODULES_DIR)) for p in MODULES_DIR.rglob("*") if p.is_file()} - {
+        str(p.relative_to(exported)) for p in exported.rglob("*") if p.is_file()}
+    assert not stale and not extra, f"stale: {stale}, not exported any more: {sorted(extra)}; run " \
+                                    "`python main.py --export-modules`"
+
+
+def _without_layer_hash(path: Path) -> dict:
+    doc = json.loads(path.read_text())
+    for layer in doc.get("resource", {}).get("aws_lambda_layer_version", {}).values():
+        layer.pop("source_code_hash", None)
+    return doc
+
+
+def test_example_root_honours_every_module_contract() -> None:
+    """Every argument is a declared variable of the right type, every required variable is
+    set, and every module output read exists."""
+    root = hcl2.loads(EXAMPLE.read_text())
+    calls = {name: {k: _scalar(v) for k, v in body.items() if not k.startswith("__")}  # parser's line markers
+             for block in root["module"] for name, body in block.items()}
+    assert set(calls) == set(EXPORTED_LAYERS)
+    for name, call in calls.items():
+        assert (EXAMPLE.parent / call.pop("source")).resolve() == MODULES_DIR / name
+        doc = module_doc(MODULES_DIR, name)
+        variables = blocks(doc, "variable")
+        assert set(call) <= set(variables), f"{name}: undeclared {set(call) - set(variables)}"
+        required = {v for v, body in variables.items() if "default" not in body}
+        assert required <= set(call), f"{name}: missing {required - set(call)}"
+        for argument, expression in call.items():
+            reference = expression.strip("${}").split(".")
+            assert reference[0] == "module" and reference[1] in calls, (name, argument)
+            producer, field = reference[1], reference[2]
+            assert field in blocks(module_doc(MODULES_DIR, producer), "output"), f"{name}.{argument}: no {field}"
+            produced = TERRAFORM_TYPES[typing.get_type_hints(OUTPUT_TYPES[producer])[field]]
+            assert variables[argument]["type"] == produced, (name, argument)
+    for block in root["output"]:
+        for output in block.values():
+            if not isinstance(output, dict):
+                continue
+            _, producer, field = _scalar(output["value"]).strip("${}").split(".")
+            assert field in blocks(module_doc(MODULES_DIR, producer), "output")
+
+
+def _scalar(value):
+    """The HCL parser wraps attribute values in one-element lists."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def test_example_root_is_terraform_formatted() -> None:
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform is not installed")
+    proc = subprocess.run([terraform, "fmt", "-check", "-diff", str(EXAMPLE.parent)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_checkov_finds_no_unexplained_failure_in_the_modules() -> None:
+    stacks = [GateStack(layer, MODULES_DIR / layer / "main.tf.json", f"{layer}/main.tf.json")
+              for layer in EXPORTED_LAYERS]
+    result = classify(run_checkov([s.path for s in stacks]), stacks)
+    assert result.parsing_errors == []
+    assert result.unexplained == [] and result.stale == [] and result.secrets == [], result.unexplained[:5]
+    assert result.passed > 300
+
+
+def test_bad_export_requests_are_refused_and_write_nothing(tmp_path: Path) -> None:
+    from main import main
+    target = tmp_path / "out"
+    assert main(["--export-modules", str(target), "--environment", "staging"]) == 2
+    assert main(["--export-modules", str(target), "--layers", "edge,cache"]) == 2
+    assert main(["--export-modules", str(target), "--environment", "prod-us"]) == 2  # replicas need aliases
+    assert not target.exists()
+    with pytest.raises(ExportError, match="unknown layer"):
+        export_modules(load_environment("prod"), target, ("cache",))
