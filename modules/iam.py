@@ -57,6 +57,12 @@ def deny(actions: list[str], resources: list[str], *, sid: str | None = None,
     return _statement("Deny", actions, resources, sid, principals, conditions)
 
 
+def deny_insecure_transport(actions: list[str], resources: list[str]) -> Statement:
+    """Refuse every request to `resources` that does not use TLS."""
+    return deny(actions, resources, sid="DenyInsecureTransport", principals={"AWS": "*"},
+                conditions={"Bool": {"aws:SecureTransport": "false"}})
+
+
 def _statement(effect: str, actions: list[str], resources: list[str], sid: str | None,
                principals: dict[str, Any] | None, conditions: dict[str, Any] | None) -> Statement:
     out: Statement = {"Effect": effect, "Action": sorted(actions), "Resource": resources}

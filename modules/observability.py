@@ -65,8 +65,7 @@ class Observability(Construct):
         SnsTopicPolicy(self, "alarm_topic_policy", arn=topic.arn, policy=iam.document(
             iam.allow(["sns:Publish"], [topic.arn], sid="AlarmsAndEvents", principals=publishers,
                       conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
-            iam.deny(["sns:Publish"], [topic.arn], sid="DenyInsecureTransport", principals={"AWS": "*"},
-                     conditions={"Bool": {"aws:SecureTransport": "false"}})))
+            iam.deny_insecure_transport(["sns:Publish"], [topic.arn])))
         for i, email in enumerate(env.observability.alarm_emails):
             SnsTopicSubscription(self, f"alarm_email_{i}", topic_arn=topic.arn, protocol="email", endpoint=email)
         self._topic = topic.arn

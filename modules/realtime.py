@@ -102,11 +102,6 @@ def _vpc_networking(account: Account) -> list[iam.Statement]:
     ]
 
 
-def tls_only(resource_arn: str, actions: list[str]) -> iam.Statement:
-    return iam.deny(actions, [resource_arn], sid="DenyInsecureTransport", principals={"AWS": "*"},
-                    conditions={"Bool": {"aws:SecureTransport": "false"}})
-
-
 class Realtime(Construct):
     def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
                  foundation: FoundationOutputs, data: DataOutputs) -> None:
@@ -267,6 +262,8 @@ class Realtime(Construct):
         dead_letters = SqsQueue(self, "dead_letter_queue", name=env.resource_name("chat-requests-dlq"),
                                 kms_master_key_id=self._key, kms_data_key_reuse_period_seconds=300,
                                 message_retention_seconds=14 * 86_400)
+        skip(dead_letters, "CKV_LLM_8", "This is the dead-letter queue: its messages wait for an operator "
+             "to read and redrive them, so it has no dead-letter queue of its own.")
         queue = SqsQueue(
             self, "request_queue", name=env.resource_name("chat-requests"), kms_master_key_id=self._key,
             kms_data_key_reuse_period_seconds=300, message_retention_seconds=4 * 86_400,
@@ -274,12 +271,12 @@ class Realtime(Construct):
             visibility_timeout_seconds=6 * worker_timeout(cfg.model_timeout_seconds),
             redrive_policy=json.dumps({"deadLetterTargetArn": dead_letters.arn, "maxReceiveCount": cfg.max_receives}))
         for id_, q in (("request_queue_policy", queue), ("dead_letter_queue_policy", dead_letters)):
-            SqsQueuePolicy(self, id_, queue_url=q.url, policy=iam.document(tls_only(q.arn, ["sqs:*"])))
+            SqsQueuePolicy(self, id_, queue_url=q.url, policy=iam.document(iam.deny_insecure_transport(["sqs:*"], [q.arn])))
         topic = SnsTopic(self, "response_topic", name=env.resource_name("chat-responses"), kms_master_key_id=self._key)
         SnsTopicPolicy(self, "response_topic_policy", arn=topic.arn, policy=iam.document(
             iam.allow(["sns:GetTopicAttributes", "sns:Publish", "sns:Subscribe"], [topic.arn], sid="Account",
                       principals={"AWS": f"arn:{account.partition}:iam::{account.id}:root"}),
-            tls_only(topic.arn, ["sns:Publish"])))
+            iam.deny_insecure_transport(["sns:Publish"], [topic.arn])))
         return queue, dead_letters, topic
 
     # --- functions ----------------------------------------------------------------------------

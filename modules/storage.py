@@ -43,7 +43,7 @@ from modules.context import Account
 NONCURRENT_VERSION_DAYS = 365  # how long an overwritten or deleted log object stays recoverable
 
 STATEFUL_TYPES = ("aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db_instance", "aws_dynamodb_table",
-                  "aws_elasticache_replication_group", "aws_secretsmanager_secret")
+                  "aws_elasticache_replication_group", "aws_secretsmanager_secret", "aws_cognito_user_pool")
 
 
 def protect(resource: TerraformResource, enabled: bool) -> None:
@@ -121,8 +121,7 @@ def _lifecycle_rule(archive_after_days: int | None, expire_after_days: int | Non
 def _tls_only(bucket_arn: str) -> tuple[iam.Statement, ...]:
     objects = [bucket_arn, f"{bucket_arn}/*"]
     return (
-        iam.deny(["s3:*"], objects, sid="DenyInsecureTransport", principals={"AWS": "*"},
-                 conditions={"Bool": {"aws:SecureTransport": "false"}}),
+        iam.deny_insecure_transport(["s3:*"], objects),
         iam.deny(["s3:*"], objects, sid="DenyOutdatedTls", principals={"AWS": "*"},
                  conditions={"NumericLessThan": {"s3:TlsVersion": "1.2"}}),
     )

@@ -110,6 +110,12 @@ BAD_STACK = {"resource": {
     "aws_ecs_task_definition": {"t": {"family": "f", "container_definitions": json.dumps(
         [{"name": "c", "image": "i", "environment": [{"name": "LITELLM_MASTER_KEY", "value": "x"}],
           "readonlyRootFilesystem": False}])}},
+    "aws_sqs_queue_policy": {"q": {"queue_url": "u", "policy": json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"},
+                                                 "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:x:1:q"}]})}},
+    "aws_sqs_queue": {"nodlq": {"name": "requests", "kms_master_key_id": "k"}},
+    "aws_cognito_user_pool": {"weak": {"name": "users", "mfa_configuration": "OFF",
+                                       "password_policy": {"minimum_length": 8, "require_symbols": False}}},
 }}
 
 
@@ -176,7 +182,7 @@ def test_custom_policies_catch_what_the_spec_forbids(broken) -> None:
     """Each CKV_LLM check fails on a resource that breaks the platform's own rule."""
     result, _, _ = broken
     failed = {f.check_id for f in result.unexplained if f.stack == "bad-stack"}
-    assert {f"CKV_LLM_{n}" for n in range(1, 7)} <= failed
+    assert {f"CKV_LLM_{n}" for n in range(1, 10)} <= failed
 
 
 def test_gate_reads_the_key_the_constructs_write() -> None:

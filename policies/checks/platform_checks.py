@@ -16,7 +16,7 @@ from checkov.terraform.checks.resource.base_resource_check import BaseResourceCh
 # Mirrors modules.storage.STATEFUL_TYPES (checks run inside Checkov, without the app's imports);
 # tests/test_compliance.py keeps the two equal.
 STATEFUL = ["aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db_instance", "aws_dynamodb_table",
-            "aws_elasticache_replication_group", "aws_secretsmanager_secret"]
+            "aws_elasticache_replication_group", "aws_secretsmanager_secret", "aws_cognito_user_pool"]
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|MASTER_KEY|API_KEY|DATABASE_URL|AUTH)", re.I)
 
 
@@ -71,26 +71,34 @@ class StatefulPreventDestroy(Check):
         return value(conf, "lifecycle", "prevent_destroy") in (True, "true")
 
 
+def denies_insecure_transport(conf: dict[str, Any]) -> bool:
+    policy = as_json(value(conf, "policy")) or {}
+    return any(s.get("Effect") == "Deny"
+               and str(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")).lower() == "false"
+               for s in as_list(policy.get("Statement")))
+
+
 class S3DeniesInsecureTransport(Check):
     def __init__(self) -> None:
         super().__init__("CKV_LLM_2", "S3 bucket policy denies requests without TLS",
                          ["aws_s3_bucket_policy"], CheckCategories.ENCRYPTION)
 
     def holds(self, conf: dict[str, Any]) -> bool:
-        policy = as_json(value(conf, "policy")) or {}
-        return any(s.get("Effect") == "Deny"
-                   and str(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")).lower() == "false"
-                   for s in as_list(policy.get("Statement")))
+        return denies_insecure_transport(conf)
+
+
+# Headers that carry a LiteLLM key: Authorization, and x-litellm-api-key which LiteLLM reads first.
+KEY_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
 
 
 class WafRedactsAuthorization(Check):
     def __init__(self) -> None:
-        super().__init__("CKV_LLM_3", "WAF logging redacts the authorization header (virtual keys)",
+        super().__init__("CKV_LLM_3", "WAF logging redacts every header that carries an API key",
                          ["aws_wafv2_web_acl_logging_configuration"], CheckCategories.LOGGING)
 
     def holds(self, conf: dict[str, Any]) -> bool:
-        fields = as_list(value(conf, "redacted_fields"))
-        return any(str(value(f, "single_header", "name")).lower() == "authorization" for f in fields)
+        redacted = {str(value(f, "single_header", "name")).lower() for f in as_list(value(conf, "redacted_fields"))}
+        return set(KEY_HEADERS) <= redacted
 
 
 class AlbListenerTls13(Check):
@@ -128,5 +136,38 @@ class ContainerRootReadOnly(Check):
                                         for c in containers)
 
 
+class QueueAndTopicDenyInsecureTransport(Check):
+    def __init__(self) -> None:
+        super().__init__("CKV_LLM_7", "SQS queue and SNS topic policies deny requests without TLS",
+                         ["aws_sqs_queue_policy", "aws_sns_topic_policy"], CheckCategories.ENCRYPTION)
+
+    def holds(self, conf: dict[str, Any]) -> bool:
+        return denies_insecure_transport(conf)
+
+
+class QueueHasDeadLetterQueue(Check):
+    def __init__(self) -> None:
+        super().__init__("CKV_LLM_8", "SQS queue redrives failed messages to a dead-letter queue",
+                         ["aws_sqs_queue"], CheckCategories.BACKUP_AND_RECOVERY)
+
+    def holds(self, conf: dict[str, Any]) -> bool:
+        return "deadLetterTargetArn" in str(value(conf, "redrive_policy") or "")
+
+
+class CognitoPasswordPolicyAndMfa(Check):
+    def __init__(self) -> None:
+        super().__init__("CKV_LLM_9", "Cognito user pool requires 12+ character passwords of every class and MFA",
+                         ["aws_cognito_user_pool"], CheckCategories.IAM)
+
+    def holds(self, conf: dict[str, Any]) -> bool:
+        policy = value(conf, "password_policy") or {}
+        classes = all(value(policy, f"require_{c}") in (True, "true")
+                      for c in ("lowercase", "uppercase", "numbers", "symbols"))
+        length = value(policy, "minimum_length")
+        return classes and isinstance(length, (int, float)) and length >= 12 and value(
+            conf, "mfa_configuration") in ("ON", "OPTIONAL")
+
+
 checks = [StatefulPreventDestroy(), S3DeniesInsecureTransport(), WafRedactsAuthorization(), AlbListenerTls13(),
-          NoSecretsInContainerEnvironment(), ContainerRootReadOnly()]
+          NoSecretsInContainerEnvironment(), ContainerRootReadOnly(), QueueAndTopicDenyInsecureTransport(),
+          QueueHasDeadLetterQueue(), CognitoPasswordPolicyAndMfa()]
