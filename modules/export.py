@@ -86,9 +86,40 @@ class Inputs:
         return len(self._env.network.availability_zones)  # subnet lists: one per zone
 
 
+def with_settings(stack: Construct, env: Environment, layer: str) -> Environment:
+    """The environment with the settings a consumer changes replaced by module variables
+    (their defaults are the exported environment's values). Only settings that flow straight
+    into resource arguments qualify: a token cannot take part in Python arithmetic."""
+    def variable(name: str, default: Any, description: str) -> Any:
+        kind = "number" if isinstance(default, int) else "string"
+        var = TFModuleVariable(stack, name, type=kind, default=default, description=description)
+        return var.number_value if kind == "number" else var.string_value
+
+    updates: dict[str, Any] = {
+        "project": variable("project", env.project, "Name prefix of every resource (`<project>-<environment>-…`)"),
+        "name": variable("environment", env.name, "Environment part of every resource name"),
+    }
+    if layer != "observability":
+        updates["foundation"] = env.foundation.model_copy(update={"log_retention_days": variable(
+            "log_retention_days", env.foundation.log_retention_days, "Retention of every log group (days)")})
+    if layer in ("edge", "llm"):
+        updates["edge"] = env.edge.model_copy(update={"certificate_arn": variable(
+            "certificate_arn", env.edge.certificate_arn, "ACM certificate of the HTTPS listeners (same region)")})
+    if layer == "gateway":
+        capacity = env.gateway.capacity.model_construct(**{
+            bound: variable(f"gateway_{bound}_tasks", getattr(env.gateway.capacity, bound),
+                            f"{bound} number of LiteLLM tasks") for bound in ("min", "desired", "max")})
+        updates["gateway"] = env.gateway.model_copy(update={
+            "image": variable("gateway_image", env.gateway.image, "LiteLLM image (pinned tag or digest)"),
+            "capacity": capacity})
+    # model_copy does not validate: the tokens stand in for values validated at export.
+    return env.model_copy(update=updates)
+
+
 def build_module(app: App, env: Environment, layer: str) -> TFModuleStack:
     stack = TFModuleStack(app, layer)
     ProviderRequirement(stack, "aws", *AWS_PROVIDER)
+    env = with_settings(stack, env, layer)
 
     def inputs(name: str) -> Any:
         return Inputs(stack, name, env)
@@ -176,14 +207,16 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              f"The `{layer}` layer of the LLM platform as a plain Terraform module, exported from the "
              f"`{env.name}` environment (`python main.py --export-modules --environment {env.name}`). Do not "
              "edit: regenerate.", "",
-             f"Fixed at export from `{env.name}`: region {env.region}, zones "
-             f"{', '.join(env.network.availability_zones)}, names `{env.project}-{env.name}-…`, sizes and "
-             "switches of `environments/" + env.name + "/environment.toml`; protection "
-             f"{'on' if env.protect_stateful else 'off'}.", "",
+             "Settings with a default below (names, log retention, certificate, gateway image and task "
+             f"counts) may be changed by the caller. Fixed at export from `{env.name}`: region {env.region}, "
+             f"zones {', '.join(env.network.availability_zones)}, every other size and switch of "
+             f"`environments/{env.name}/environment.toml`, protection {'on' if env.protect_stateful else 'off'}; "
+             "ECR pull rights follow the exported image's registry.", "",
              "## Requirements", "", "| name | version |", "|---|---|",
              f"| terraform | >= 1.11 |", f"| aws | {AWS_PROVIDER[0]} |", "",
              "## Inputs", "", "| name | description | type | required |", "|---|---|---|---|"]
-    lines += [f"| {name} | {v.get('description', '')} | `{v.get('type', 'any')}` | yes |"
+    lines += [f"| {name} | {v.get('description', '')} | `{v.get('type', 'any')}` | "
+              + ("yes |" if "default" not in v else f"no (`{json.dumps(v['default'])}`) |")
               for name, v in sorted(variables.items())] or ["| — | none | | |"]
     lines += ["", "## Outputs", "", "| name | description |", "|---|---|"]
     lines += [f"| {name} | {v.get('description', '')} |" for name, v in sorted(outputs.items())]

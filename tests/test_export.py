@@ -101,8 +101,12 @@ def test_example_root_honours_every_module_contract() -> None:
         required = {v for v, body in variables.items() if "default" not in body}
         assert required <= set(call), f"{name}: missing {required - set(call)}"
         for argument, expression in call.items():
+            if not (isinstance(expression, str) and expression.startswith("${module.")):
+                expected = "number" if isinstance(expression, (int, float)) else "string"
+                assert variables[argument]["type"] == expected, (name, argument)  # a literal setting
+                continue
             reference = expression.strip("${}").split(".")
-            assert reference[0] == "module" and reference[1] in calls, (name, argument)
+            assert reference[1] in calls, (name, argument)
             producer, field = reference[1], reference[2]
             assert field in blocks(module_doc(MODULES_DIR, producer), "output"), f"{name}.{argument}: no {field}"
             produced = TERRAFORM_TYPES[typing.get_type_hints(OUTPUT_TYPES[producer])[field]]

@@ -61,6 +61,10 @@ module "data" {
 module "gateway" {
   source = "../../terraform-modules/gateway"
 
+  # Settings with defaults from the exported environment may be overridden.
+  gateway_image     = "ghcr.io/berriai/litellm:v1.108.11"
+  gateway_min_tasks = 2
+
   data_db_address             = module.data.db_address
   data_db_master_secret_arn   = module.data.db_master_secret_arn
   data_db_name                = module.data.db_name
