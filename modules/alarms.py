@@ -184,12 +184,14 @@ def _threshold_text(spec: AlarmSpec) -> str:
 
 def on_call_table() -> str:
     """The README's on-call table, generated from the catalogue (a test keeps them equal)."""
-    rows = ["| alarm | layer | fires when | window | meaning | first action |", "|---|---|---|---|---|---|"]
+    rows = ["| alarm | layer | fires when | window | no data | meaning | first action |",
+            "|---|---|---|---|---|---|---|"]
     for spec in CATALOGUE:
         window = f"{spec.periods} × {spec.period // 60} min"
         name = f"`{spec.name}`" + (f" (per {spec.per.replace('_', ' ')})" if spec.per else "") + (
             " ★" if spec.critical else "")
-        rows.append(f"| {name} | {spec.layer} | {_threshold_text(spec)} | {window} | {spec.meaning} | "
+        silence = "alarm" if spec.missing_data == "breaching" else "ok"
+        rows.append(f"| {name} | {spec.layer} | {_threshold_text(spec)} | {window} | {silence} | {spec.meaning} | "
                     f"{spec.first_action} |")
     return "\n".join(rows) + "\n"
 

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from cdktf import AssetType, TerraformAsset
 from constructs import Construct
 from cdktf_cdktf_provider_aws.apigatewayv2_api import Apigatewayv2Api
+from cdktf_cdktf_provider_aws.apigatewayv2_api_mapping import Apigatewayv2ApiMapping
 from cdktf_cdktf_provider_aws.apigatewayv2_authorizer import Apigatewayv2Authorizer
+from cdktf_cdktf_provider_aws.apigatewayv2_domain_name import (
+    Apigatewayv2DomainName,
+    Apigatewayv2DomainNameDomainNameConfiguration,
+)
 from cdktf_cdktf_provider_aws.apigatewayv2_integration import Apigatewayv2Integration
 from cdktf_cdktf_provider_aws.apigatewayv2_route import Apigatewayv2Route
 from cdktf_cdktf_provider_aws.apigatewayv2_stage import (
@@ -192,14 +197,27 @@ class Realtime(Construct):
                                  # One poison message never redrives its whole batch.
                                  function_response_types=["ReportBatchItemFailures"])
         self._routes(env, api, built)
+        url = f"wss://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}"
+        extra_outputs = {}
+        if cfg.custom_domain:
+            domain_name = Apigatewayv2DomainName(
+                self, "custom_domain", domain_name=cfg.custom_domain,
+                domain_name_configuration=Apigatewayv2DomainNameDomainNameConfiguration(
+                    certificate_arn=cfg.certificate_arn or env.edge.certificate_arn or "", endpoint_type="REGIONAL",
+                    security_policy="TLS_1_2"))
+            Apigatewayv2ApiMapping(self, "custom_domain_mapping", api_id=api.id, domain_name=domain_name.id,
+                                   stage=STAGE, depends_on=[self._stage])
+            url = f"wss://{cfg.custom_domain}"
+            extra_outputs["custom_domain_target"] = (
+                domain_name.domain_name_configuration.target_domain_name,
+                "Point the custom domain at this name (CNAME or Route 53 alias)")
 
         self.outputs = RealtimeOutputs(api_id=api.id, stage=STAGE, request_queue_name=queue.name,
                                        dead_letter_queue_name=dead_letters.name,
                                        function_names={n: f.function_name for n, f in built.items()},
                                        user_pool_id=pool.id)
         publish(self, {
-            "websocket_url": (f"wss://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}",
-                              "WebSocket URL clients connect to (?token=<Cognito access token>)"),
+            "websocket_url": (url, "WebSocket URL clients connect to (?token=<Cognito access token>)"),
             "user_pool_id": (pool.id, "Cognito user pool of chat users"),
             "web_client_id": (web_client.id, "Cognito app client for the web UI (authorization code + PKCE)"),
             "m2m_client_ids": ({c.name: c.id for c in m2m_clients},
@@ -210,6 +228,7 @@ class Realtime(Construct):
             "dead_letter_queue_url": (dead_letters.url, "SQS dead-letter queue: requests that failed every try"),
             "response_topic_arn": (topic.arn, "SNS topic notified of every answer (ids only)"),
             "model_api_key_secret_arn": (model_key.arn, "Secrets Manager ARN to put the worker's LiteLLM key in"),
+            **extra_outputs,
         })
 
     # --- Cognito ------------------------------------------------------------------------------
@@ -340,7 +359,7 @@ class Realtime(Construct):
             ("routeKey", "routeKey"), ("status", "status"), ("connectionId", "connectionId"),
             ("eventType", "eventType"), ("integrationError", "integrationErrorMessage"),
             ("authorizerError", "authorizer.error"), ("user", "authorizer.userId"))}
-        stage = Apigatewayv2Stage(
+        self._stage = stage = Apigatewayv2Stage(
             self, "stage", api_id=api.id, name=STAGE, auto_deploy=True,
             access_log_settings=Apigatewayv2StageAccessLogSettings(destination_arn=logs.arn,
                                                                    format=json.dumps(access_format)),

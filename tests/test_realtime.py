@@ -151,3 +151,16 @@ def test_function_environment_matches_what_the_code_reads(realtime: Stack) -> No
     for variables in (f["environment"]["variables"] for f in built.values()):
         assert not any(word in name for name in variables for word in ("PASSWORD", "TOKEN=", "SECRET_VALUE"))
     assert built["worker"]["environment"]["variables"]["MODEL_ENDPOINT"].startswith("https://")
+
+
+def test_custom_domain_where_configured(stacks) -> None:
+    prod, dev = stacks["prod-realtime"], stacks["dev-realtime"]
+    domain = prod.one("aws_apigatewayv2_domain_name")
+    assert domain["domain_name"] == "ws.example.com"
+    assert domain["domain_name_configuration"]["endpoint_type"] == "REGIONAL"
+    assert domain["domain_name_configuration"]["security_policy"] == "TLS_1_2"
+    assert prod.one("aws_apigatewayv2_api_mapping")["stage"] == "live"
+    assert prod.doc["output"]["websocket_url"]["value"] == "wss://ws.example.com"
+    assert "custom_domain_target" in prod.doc["output"]
+    assert not dev.resources("aws_apigatewayv2_domain_name")
+    assert dev.doc["output"]["websocket_url"]["value"].endswith(".amazonaws.com/live")

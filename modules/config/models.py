@@ -189,6 +189,9 @@ class Realtime(Section):
     max_receives: Annotated[int, Field(ge=1, le=10)] = 3
     model_timeout_seconds: Annotated[int, Field(ge=5, le=600)] = 60
     reserved_concurrency: Annotated[int, Field(ge=1, le=1000)] = 10
+    # Optional custom domain (e.g. chat.example.com) with a regional ACM certificate.
+    custom_domain: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")] | None = None
+    certificate_arn: str | None = None
 
 
 class AlarmOverride(Section):

@@ -219,6 +219,9 @@ def _check_realtime(env: Environment) -> Iterator[Problem]:
             if not url.startswith("https://"):
                 yield Problem(f"realtime.{field}[{i}]", f"{url!r} is not an https:// URL.",
                               "Cognito accepts only https (http only for localhost, which you should not ship).")
+    if rt.custom_domain:
+        yield from _check_certificate("realtime.certificate_arn", rt.certificate_arn or env.edge.certificate_arn,
+                                      env.region, "the WebSocket custom domain")
     if env.protect_stateful and rt.mfa != "ON":
         yield Problem("realtime.mfa", "is optional in a protected environment.", "set mfa = \"ON\".")
     if rt.throttling_burst_limit < rt.throttling_rate_limit:
