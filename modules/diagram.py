@@ -1,0 +1,162 @@
+"""Architecture diagram of each environment, drawn from its synthesized stacks (never by hand,
+so it cannot drift from what deploys).
+
+    python -m modules.diagram [ENV ...] [--outdir cdktf.out]
+
+Writes `<outdir>/diagrams/<env>.dot`, `.svg` and `.png` (Graphviz `dot`, Debian package
+graphviz). The DOT text is deterministic: same synth, same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from modules.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load
+
+TOKEN = re.compile(r"\$\{[^}]*\}")
+
+
+def _label(*lines: str) -> str:
+    text = "\\n".join(TOKEN.sub("…", line).replace('"', "'") for line in lines if line)
+    return f'"{text}"'
+
+
+class Graph:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.edges: list[str] = []
+
+    def node(self, id_: str, *label: str, shape: str = "box", color: str = "#dbe9f6") -> str:
+        self.lines.append(f'  {id_} [label={_label(*label)}, shape={shape}, style="rounded,filled", '
+                          f'fillcolor="{color}"];')
+        return id_
+
+    def edge(self, a: str, b: str, label: str = "") -> None:
+        self.edges.append(f"  {a} -> {b}" + (f" [label={_label(label)}]" if label else "") + ";")
+
+    def cluster(self, id_: str, label: str, color: str) -> "Cluster":
+        return Cluster(self, id_, label, color)
+
+
+class Cluster:
+    def __init__(self, graph: Graph, id_: str, label: str, color: str) -> None:
+        self.graph, self.header = graph, [f"  subgraph cluster_{id_} {{", f"  label={_label(label)};",
+                                          f'  style="rounded,filled"; fillcolor="{color}";']
+
+    def __enter__(self) -> "Cluster":
+        self.graph.lines += self.header
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.graph.lines.append("  }")
+
+
+def dot(env: Environment) -> str:
+    """The environment's architecture as Graphviz DOT."""
+    g = Graph()
+    zones = len(env.resources("aws_subnet")) // 3
+    nats = len(env.resources("aws_nat_gateway"))
+    albs = {("internal" if lb["internal"] else "public"): lb for lb in env.resources("aws_lb")}
+    g.node("internet", "Internet", "clients", shape="ellipse", color="#ffffff")
+    (acl,) = env.resources("aws_wafv2_web_acl")
+    g.node("waf", "WAF web ACL", acl["name"], f"{len(acl['rule'])} rules", color="#f6dbdb")
+    (service,) = env.resources("aws_ecs_service")
+    (task,) = env.resources("aws_ecs_task_definition")
+    (container,) = json.loads(task["container_definitions"])
+    routes = json.loads({e["name"]: e["value"] for e in container["environment"]}["LITELLM_CONFIG_YAML"])["model_list"]
+    (db,) = env.resources("aws_db_instance")
+    (redis,) = env.resources("aws_elasticache_replication_group")
+    (group,) = env.resources("aws_autoscaling_group")
+    types = [o["instance_type"] for o in group.get("mixed_instances_policy", {}).get("launch_template", {})
+             .get("override", [])] or [env.resources("aws_launch_template")[0]["instance_type"]]
+    with g.cluster("vpc", f"VPC {env.resources('aws_vpc')[0]['cidr_block']} ({env.region}, {zones} AZs)", "#f5f5f5"):
+        with g.cluster("public", f"public subnets · {nats} NAT gateway{'s' if nats > 1 else ''}", "#e8f4e8"):
+            g.node("alb", "public ALB", albs["public"]["name"], "HTTPS 443 (80 → 301)")
+        with g.cluster("private", "private subnets", "#e8eef8"):
+            g.node("gateway", "LiteLLM gateway (ECS Fargate)", service["name"],
+                   f"{service['desired_count']} tasks · {task['cpu']} CPU / {task['memory']} MB")
+            g.node("llm_alb", "internal ALB", albs["internal"]["name"], "HTTPS 443 → 50051")
+            g.node("gpu", "GPU Auto Scaling group (vLLM)", group["name"], " / ".join(types),
+                   f"min {group['min_size']} · max {group['max_size']}", color="#fbe8c8")
+            functions = [f["function_name"].rsplit("-chat-", 1)[-1] for f in env.resources("aws_lambda_function")]
+            g.node("functions", "chat functions (Lambda)", ", ".join(functions), color="#fbe8c8")
+        with g.cluster("database", "database subnets (no internet route)", "#f8ece8"):
+            g.node("rds", "RDS PostgreSQL", db["identifier"],
+                   f"{db['instance_class']}{' · Multi-AZ' if db['multi_az'] else ''}", shape="cylinder")
+            g.node("redis", "ElastiCache Redis", redis["replication_group_id"],
+                   f"{redis['num_cache_clusters']} × {redis['node_type']}", shape="cylinder")
+    g.node("bedrock", "Amazon Bedrock", *[r["litellm_params"]["model"].removeprefix("bedrock/") for r in routes
+                                        if r["litellm_params"]["model"].startswith("bedrock/")], color="#efe3f7")
+    tables = [t["name"] for t in env.resources("aws_dynamodb_table")]
+    g.node("dynamodb", "DynamoDB", *tables, shape="cylinder")
+    (api,) = env.resources("aws_apigatewayv2_api")
+    g.node("websocket", "API Gateway WebSocket", api["name"], "$connect · $disconnect · $default")
+    (pool,) = env.resources("aws_cognito_user_pool")
+    g.node("cognito", "Cognito user pool", pool["name"], f"MFA {pool['mfa_configuration']}")
+    queues = [q["name"] for q in env.resources("aws_sqs_queue")]
+    g.node("sqs", "SQS", *queues, shape="folder")
+    topics = [t["name"] for t in env.resources("aws_sns_topic")]
+    g.node("sns", "SNS", *topics, shape="folder")
+    with g.cluster("shared", "foundation and observability", "#fafafa"):
+        g.node("kms", "KMS key", f"{len(env.resources('aws_kms_key'))} key(s)", color="#eeeeee")
+        g.node("logs", "S3 log buckets", f"{len(env.resources('aws_s3_bucket'))} buckets", color="#eeeeee")
+        g.node("alarms", "CloudWatch", f"{len(env.resources('aws_cloudwatch_metric_alarm'))} alarms · dashboard",
+               color="#eeeeee")
+    g.edge("internet", "waf", "HTTPS")
+    g.edge("waf", "alb")
+    g.edge("alb", "gateway", "4000")
+    g.edge("gateway", "rds", "5432 TLS")
+    g.edge("gateway", "redis", "6379 TLS")
+    g.edge("gateway", "bedrock", "VPC endpoint")
+    g.edge("gateway", "llm_alb", "443")
+    g.edge("llm_alb", "gpu", "50051")
+    g.edge("internet", "websocket", "WSS")
+    g.edge("websocket", "cognito", "JWT")
+    g.edge("websocket", "functions")
+    g.edge("functions", "sqs")
+    g.edge("functions", "dynamodb")
+    g.edge("functions", "redis", "cache")
+    g.edge("functions", "gateway", "model calls")
+    g.edge("functions", "sns")
+    return "\n".join([f"digraph {json.dumps(env.name)} {{", "  rankdir=LR; compound=true; fontname=Helvetica;",
+                      '  node [fontname=Helvetica, fontsize=10]; edge [fontname=Helvetica, fontsize=9];',
+                      f"  label={_label(f'LLM platform — {env.name}')}; labelloc=t;",
+                      *g.lines, *g.edges, "}"]) + "\n"
+
+
+def render(env: Environment, target: Path) -> list[Path]:
+    if shutil.which("dot") is None:
+        raise SynthError("Graphviz `dot` is not installed. Fix: apt-get install -y graphviz.")
+    target.mkdir(parents=True, exist_ok=True)
+    source = target / f"{env.name}.dot"
+    source.write_text(dot(env))
+    written = [source]
+    for fmt in ("svg", "png"):
+        out = target / f"{env.name}.{fmt}"
+        subprocess.run(["dot", f"-T{fmt}", str(source), "-o", str(out)], check=True, timeout=60)
+        written.append(out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Draw each environment's architecture from its synth.")
+    parser.add_argument("environments", nargs="*")
+    parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
+    args = parser.parse_args(argv)
+    try:
+        for env in load(args.outdir, args.environments):
+            print(" ".join(str(p) for p in render(env, args.outdir / "diagrams")))
+    except SynthError as err:
+        print(f"diagram: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

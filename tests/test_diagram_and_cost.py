@@ -1,0 +1,92 @@
+"""TOOL-4, TOOL-5: the architecture diagram and the monthly cost estimate, both read from the
+synthesized stacks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from conftest import ENVIRONMENTS
+from modules import cost, diagram
+from modules.synthesized import SynthError, load
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture(scope="module")
+def synthesized(synth_outdir: Path):
+    return {env.name: env for env in load(synth_outdir)}
+
+
+def test_diagram_holds_each_environments_main_resources(synthesized) -> None:
+    for name in ENVIRONMENTS:
+        env = synthesized[name]
+        text = diagram.dot(env)
+        for expected in (f"llmlite-{name}-waf", f"llmlite-{name}-alb", f"llmlite-{name}-proxy",
+                         f"llmlite-{name}-postgres", f"llmlite-{name}-redis", f"llmlite-{name}-gpu",
+                         f"llmlite-{name}-llm", f"llmlite-{name}-chat", f"llmlite-{name}-chat-requests",
+                         "authorizer, connect, disconnect, message, worker", "Amazon Bedrock", "database subnets"):
+            assert expected in text, (name, expected)
+        assert diagram.dot(env) == text  # deterministic
+
+
+def test_diagram_renders_and_the_committed_prod_copy_is_current(synthesized, tmp_path: Path) -> None:
+    if shutil.which("dot") is None:
+        pytest.skip("graphviz is not installed")
+    written = diagram.render(synthesized["prod"], tmp_path)
+    svg = next(p for p in written if p.suffix == ".svg")
+    assert ElementTree.parse(svg).getroot().tag.endswith("svg")
+    assert next(p for p in written if p.suffix == ".png").read_bytes().startswith(b"\x89PNG")
+    assert (DOCS / "prod-architecture.dot").read_text() == diagram.dot(synthesized["prod"]), \
+        "regenerate: python -m modules.diagram prod && cp cdktf.out/diagrams/prod.* docs/ (see README)"
+
+
+def test_every_synthesized_resource_type_is_priced_or_known_free(synthesized) -> None:
+    for env in synthesized.values():
+        assert cost.unpriced_types(env) == set(), env.name
+    assert not cost.PRICED & cost.FREE
+
+
+def line(lines: list[cost.Line], item: str) -> cost.Line:
+    return next(entry for entry in lines if entry.item.startswith(item))
+
+
+def test_arithmetic_on_known_cases(synthesized) -> None:
+    prices, hours = cost.prices_for(synthesized["prod"])
+    use = cost.assumptions_for("prod")
+    lines = cost.estimate(synthesized["prod"], use, prices, hours)
+    # two NAT gateways all month plus the processed gigabytes
+    assert line(lines, "NAT gateways").usd == round(2 * 730 * 0.05 + use["nat_gb"] * 0.05, 2)
+    # Multi-AZ doubles the instance line
+    assert line(lines, "RDS db.t4g.small Multi-AZ").usd == round(2 * 730 * 0.036, 2)
+    # the on-demand base runs at full price; Spot only above it, at the stated discount
+    assert line(lines, "GPU g5.xlarge on-demand").usd == round(730 * 1.258, 2)
+    assert line(lines, "GPU g5.xlarge Spot").usd == 0
+    dev_prices, _ = cost.prices_for(synthesized["dev"])
+    dev = cost.estimate(synthesized["dev"], cost.assumptions_for("dev"), dev_prices, hours)
+    assert line(dev, "GPU g5.xlarge on-demand").usd == 0  # on_demand_base = 0
+    assert line(dev, "GPU g5.xlarge Spot").usd == round(730 * 0.625 * 1.258 * 0.4, 2)
+    spot_tasks = line(dev, "Fargate Spot tasks")
+    assert spot_tasks.usd == round(730 * (0.5 * 0.04656 + 1 * 0.00511) * 0.3, 2)
+
+
+def test_prod_costs_more_than_dev_and_the_report_compares_them(synthesized) -> None:
+    text = cost.report([synthesized["dev"], synthesized["prod"]])
+    totals = {name: float(next(row for row in text.splitlines() if row.startswith("| total |")).split("|")[i]
+                           .replace(",", "")) for i, name in ((2, "dev"), (3, "prod"))}
+    assert totals["prod"] > totals["dev"] > 0
+    assert "list prices of 2026-11-23" in text
+
+
+def test_bad_input_gets_one_clear_line(synthesized, synth_outdir: Path, tmp_path: Path, capsys) -> None:
+    assert cost.main(["staging", "--outdir", str(synth_outdir)]) == 2
+    assert "environment 'staging' is not in the synth" in capsys.readouterr().err
+    assert cost.main(["--outdir", str(tmp_path)]) == 2
+    assert "run `python main.py` first" in capsys.readouterr().err
+    prices = tmp_path / "prices.toml"
+    prices.write_text('date = "x"\nsource = "y"\nhours_per_month = 730\n')
+    with pytest.raises(SynthError, match="region eu-west-2 is not in prices.toml"):
+        cost.prices_for(synthesized["prod"], prices)
