@@ -35,7 +35,7 @@ PRICED = {
 }
 # No charge of their own (configuration, wiring, or billed through a priced resource above).
 FREE = {
-    "aws_apigatewayv2_api_mapping", "aws_apigatewayv2_authorizer", "aws_apigatewayv2_domain_name",
+    "aws_api_gateway_account", "aws_apigatewayv2_api_mapping", "aws_apigatewayv2_authorizer", "aws_apigatewayv2_domain_name",
     "aws_apigatewayv2_integration", "aws_apigatewayv2_route", "aws_apigatewayv2_stage", "aws_appautoscaling_policy",
     "aws_appautoscaling_target", "aws_autoscaling_policy", "aws_autoscaling_schedule", "aws_cloudwatch_event_rule",
     "aws_cloudwatch_event_target", "aws_cloudwatch_log_metric_filter", "aws_cognito_resource_server",

@@ -288,10 +288,14 @@ class Gateway(Construct):
         logs = encrypted_log_group(self, "redeploy_log_group", name=f"/aws/vendedlogs/states/{name}",
                                    kms_key_arn=key, retention_days=env.foundation.log_retention_days,
                                    protect_data=env.protect_stateful)
+        states_key = iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="StateMachineKey", conditions={
+            "StringEquals": {"kms:ViaService": f"states.{env.region}.amazonaws.com"}})
         machine_role = iam.service_role(
             self, "redeploy_role", name=name, service="states.amazonaws.com", source_account=account.id,
             statements=[
                 iam.allow(["ecs:UpdateService"], [service.id], sid="RedeployProxy"),
+                # The state machine's definition and history are encrypted with the environment key.
+                states_key,
                 iam.allow_unscoped(["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
                                     "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
                                     "logs:PutResourcePolicy", "logs:UpdateLogDelivery"], sid="ExecutionLogs"),
@@ -320,7 +324,7 @@ class Gateway(Construct):
         events_role = iam.service_role(
             self, "rotation_rule_role", name=env.resource_name("db-password-rotated"), service="events.amazonaws.com",
             source_account=account.id,
-            statements=[iam.allow(["states:StartExecution"], [machine.arn], sid="StartRedeploy")])
+            statements=[iam.allow(["states:StartExecution"], [machine.arn], sid="StartRedeploy"), states_key])
         CloudwatchEventTarget(self, "rotation_target", rule=rule.name, arn=machine.arn, role_arn=events_role.arn)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from cdktf import AssetType, TerraformAsset
 from constructs import Construct
+from cdktf_cdktf_provider_aws.api_gateway_account import ApiGatewayAccount
 from cdktf_cdktf_provider_aws.apigatewayv2_api import Apigatewayv2Api
 from cdktf_cdktf_provider_aws.apigatewayv2_api_mapping import Apigatewayv2ApiMapping
 from cdktf_cdktf_provider_aws.apigatewayv2_authorizer import Apigatewayv2Authorizer
@@ -37,6 +38,7 @@ from cdktf_cdktf_provider_aws.cognito_user_pool_client import (
     CognitoUserPoolClientTokenValidityUnits,
 )
 from cdktf_cdktf_provider_aws.cognito_user_pool_domain import CognitoUserPoolDomain
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.lambda_event_source_mapping import LambdaEventSourceMapping
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
@@ -310,6 +312,9 @@ class Realtime(Construct):
                                 source_account=self._account.id, statements=[
                                     iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{logs.arn}:*"],
                                               sid="Logs"),
+                                    # The environment variables are encrypted with the environment key.
+                                    iam.allow(["kms:Decrypt"], [key], sid="DecryptEnvironment", conditions={
+                                        "StringEquals": {"kms:ViaService": f"lambda.{env.region}.amazonaws.com"}}),
                                     iam.allow_unscoped(["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
                                                        sid="Tracing"),
                                     *_vpc_networking(self._account),
@@ -351,6 +356,13 @@ class Realtime(Construct):
             if name != "connect":
                 skip(route, "CKV_AWS_309", "WebSocket APIs authorize once, on $connect; API Gateway accepts no "
                      "authorizer on $disconnect or $default, which run only on an authorized connection.")
+        # WebSocket APIs log through the region's API Gateway account role (one per account and
+        # region: environments sharing both set the same kind of role; any one of them serves).
+        push_role = iam.service_role(self, "api_logging_role", name=env.resource_name("apigw-logs"),
+                                     service="apigateway.amazonaws.com", source_account=self._account.id, statements=[])
+        IamRolePolicyAttachment(self, "api_logging_policy", role=push_role.name, policy_arn=(
+            f"arn:{self._account.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"))
+        account_settings = ApiGatewayAccount(self, "api_logging_account", cloudwatch_role_arn=push_role.arn)
         logs = encrypted_log_group(self, "access_log_group", name=f"/aws/apigateway/{env.resource_name('chat')}",
                                    kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
                                    protect_data=env.protect_stateful)
@@ -365,6 +377,7 @@ class Realtime(Construct):
                                                                    format=json.dumps(access_format)),
             default_route_settings=Apigatewayv2StageDefaultRouteSettings(
                 throttling_rate_limit=cfg.throttling_rate_limit, throttling_burst_limit=cfg.throttling_burst_limit,
-                detailed_metrics_enabled=True))
+                detailed_metrics_enabled=True),
+            depends_on=[account_settings])
         skip(stage, "CKV2_AWS_51", "Clients are browsers and apps that authenticate with a Cognito token at "
              "$connect; they hold no client certificates, and the integrations are Lambda, not HTTP backends.")

@@ -283,6 +283,9 @@ def test_database_password_rotation_redeploys_the_proxy(gateway: Stack) -> None:
                                                gateway.resources("aws_ecs_service"))))]}
     events = {s["Sid"]: s for s in role_policy(gateway, "-db-password-rotated")}
     assert events["StartRedeploy"]["Action"] == ["states:StartExecution"]
+    # both sides use the encrypted state machine, through Step Functions only
+    for role in (statements, events):
+        assert role["StateMachineKey"]["Condition"]["StringEquals"]["kms:ViaService"].startswith("states.")
 
 
 def test_ecs_exec_is_wired_end_to_end_in_dev_and_absent_in_prod(stacks) -> None:

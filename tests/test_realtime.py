@@ -96,7 +96,7 @@ def test_every_function_is_hardened(realtime: Stack) -> None:
 def test_roles_are_least_privilege_per_function(stacks) -> None:
     stack = stacks["prod-realtime"]
     built = functions(stack)
-    base = {"Logs", "Tracing", "CreateInterfaces", "ManageInterfaces", "FindInterfaces"}
+    base = {"Logs", "DecryptEnvironment", "Tracing", "CreateInterfaces", "ManageInterfaces", "FindInterfaces"}
     expected = {
         "authorizer": set(),
         "connect": {"RecordConnection"},
@@ -164,3 +164,14 @@ def test_custom_domain_where_configured(stacks) -> None:
     assert "custom_domain_target" in prod.doc["output"]
     assert not dev.resources("aws_apigatewayv2_domain_name")
     assert dev.doc["output"]["websocket_url"]["value"].endswith(".amazonaws.com/live")
+
+
+def test_websocket_access_logs_can_be_written(realtime: Stack) -> None:
+    """WebSocket APIs log through the region's API Gateway account role."""
+    account = realtime.one("aws_api_gateway_account")
+    (role_id,) = [lid for lid, r in realtime.resources("aws_iam_role").items() if r["name"].endswith("-apigw-logs")]
+    assert account["cloudwatch_role_arn"] == realtime.ref("aws_iam_role", role_id, "arn")
+    (attachment,) = [a for a in realtime.resources("aws_iam_role_policy_attachment").values()
+                     if a["policy_arn"].endswith("AmazonAPIGatewayPushToCloudWatchLogs")]
+    stage = realtime.one("aws_apigatewayv2_stage")
+    assert stage["depends_on"] == [f"aws_api_gateway_account.{next(iter(realtime.resources('aws_api_gateway_account')))}"]
