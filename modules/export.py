@@ -213,7 +213,7 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              f"`environments/{env.name}/environment.toml`, protection {'on' if env.protect_stateful else 'off'}; "
              "ECR pull rights follow the exported image's registry.", "",
              "## Requirements", "", "| name | version |", "|---|---|",
-             f"| terraform | >= 1.11 |", f"| aws | {AWS_PROVIDER[0]} |", "",
+             "| terraform | >= 1.11 |", f"| aws | {AWS_PROVIDER[0]} |", "",
              "## Inputs", "", "| name | description | type | required |", "|---|---|---|---|"]
     lines += [f"| {name} | {v.get('description', '')} | `{v.get('type', 'any')}` | "
               + ("yes |" if "default" not in v else f"no (`{json.dumps(v['default'])}`) |")
