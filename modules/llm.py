@@ -263,6 +263,8 @@ class Llm(Construct):
         if cfg.warm_pool_size:
             # Warm pools exclude mixed instances policies: on-demand, one type (validated).
             options["launch_template"] = AutoscalingGroupLaunchTemplate(id=template.id, version=version)
+            # Stopped, not Running or Hibernated: leaving the pool is then a boot, on which
+            # gpu-host-boot.service starts vLLM and completes the launch hook again.
             options["warm_pool"] = AutoscalingGroupWarmPool(
                 pool_state="Stopped", min_size=cfg.warm_pool_size,
                 instance_reuse_policy=AutoscalingGroupWarmPoolInstanceReusePolicy(reuse_on_scale_in=True))
