@@ -39,9 +39,9 @@ def build_environment(app: App, env: Environment) -> None:
                 foundation=foundation.outputs)
     data = Data(LayerStack(app, env, "data"), "data", env=env, network=network.outputs,
                 foundation=foundation.outputs)
-    gateway = Gateway(LayerStack(app, env, "gateway"), "gateway", env=env, network=network.outputs,
-                      foundation=foundation.outputs, data=data.outputs, edge=edge.outputs)
     llm = Llm(LayerStack(app, env, "llm"), "llm", env=env, network=network.outputs, foundation=foundation.outputs)
+    gateway = Gateway(LayerStack(app, env, "gateway"), "gateway", env=env, network=network.outputs,
+                      foundation=foundation.outputs, data=data.outputs, edge=edge.outputs, llm=llm.outputs)
     realtime = Realtime(LayerStack(app, env, "realtime"), "realtime", env=env, network=network.outputs,
                         foundation=foundation.outputs, data=data.outputs)
     Observability(LayerStack(app, env, "observability"), "observability", env=env, foundation=foundation.outputs,

@@ -42,9 +42,9 @@ FREE = {
     "aws_cognito_user_pool_client", "aws_cognito_user_pool_domain", "aws_db_parameter_group", "aws_db_subnet_group",
     "aws_default_security_group", "aws_ecs_cluster", "aws_ecs_cluster_capacity_providers", "aws_ecs_task_definition",
     "aws_elasticache_subnet_group", "aws_flow_log", "aws_iam_instance_profile", "aws_iam_role", "aws_iam_role_policy",
-    "aws_iam_role_policy_attachment", "aws_internet_gateway", "aws_kms_alias", "aws_lambda_event_source_mapping",
-    "aws_lambda_layer_version", "aws_lambda_permission", "aws_launch_template", "aws_lb_listener",
-    "aws_lb_target_group", "aws_network_acl", "aws_network_acl_rule", "aws_route", "aws_route53_record",
+    "aws_iam_role_policy_attachment", "aws_iam_service_linked_role", "aws_internet_gateway", "aws_kms_alias",
+    "aws_lambda_event_source_mapping", "aws_lambda_layer_version", "aws_lambda_permission", "aws_launch_template",
+    "aws_lb_listener", "aws_lb_target_group", "aws_network_acl", "aws_network_acl_rule", "aws_route", "aws_route53_record",
     "aws_route_table", "aws_route_table_association", "aws_s3_bucket_lifecycle_configuration",
     "aws_s3_bucket_logging", "aws_s3_bucket_object_lock_configuration", "aws_s3_bucket_ownership_controls",
     "aws_s3_bucket_policy", "aws_s3_bucket_public_access_block", "aws_s3_bucket_server_side_encryption_configuration",
@@ -152,11 +152,16 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
         add("llm", f"GPU {type_} on-demand", f"{base} × {running:g} h", base * running * instance(type_))
         add("llm", f"GPU {type_} Spot (−{GPU_SPOT_DISCOUNT:.0%})", f"{spot} × {running:g} h",
             spot * running * instance(type_) * (1 - GPU_SPOT_DISCOUNT))
-        disk = template["block_device_mappings"][0]["ebs"]["volume_size"]
+        ebs = template["block_device_mappings"][0]["ebs"]
+        disk = ebs["volume_size"]
         warm = group.get("warm_pool", {}).get("min_size", 0)
+        volumes = desired * use["gpu_hours_share"] + warm
         add("llm", "GPU root volumes (gp3, incl. warm pool)", f"{desired} running ({use['gpu_hours_share']:g} of "
-            f"the month) + {warm} warm × {disk} GB",
-            (desired * use["gpu_hours_share"] + warm) * disk * price["ebs_gp3_gb_month"])
+            f"the month) + {warm} warm × {disk} GB", volumes * disk * price["ebs_gp3_gb_month"])
+        # gp3 bills provisioned performance above its 3,000 IOPS / 125 MiB/s baseline.
+        iops, mibps = max(ebs.get("iops", 3000) - 3000, 0), max(ebs.get("throughput", 125) - 125, 0)
+        add("llm", "GPU root volumes' IOPS and throughput above baseline", f"+{iops} IOPS, +{mibps} MiB/s each",
+            volumes * (iops * price["ebs_gp3_iops_month"] + mibps * price["ebs_gp3_mibps_month"]))
 
     functions = env.resources("aws_lambda_function")
     memory = sum(f["memory_size"] for f in functions) / max(len(functions), 1) / 1024

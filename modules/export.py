@@ -102,9 +102,13 @@ def with_settings(stack: Construct, env: Environment, layer: str) -> Environment
     if layer != "observability":
         updates["foundation"] = env.foundation.model_copy(update={"log_retention_days": variable(
             "log_retention_days", env.foundation.log_retention_days, "Retention of every log group (days)")})
-    if layer in ("edge", "llm"):
+    if layer == "edge":
         updates["edge"] = env.edge.model_copy(update={"certificate_arn": variable(
             "certificate_arn", env.edge.certificate_arn, "ACM certificate of the HTTPS listeners (same region)")})
+    if layer == "llm":
+        updates["llm"] = env.llm.model_copy(update={"certificate_arn": variable(
+            "certificate_arn", env.llm.certificate_arn,
+            "ACM certificate of the internal model listener: must cover the private name (same region)")})
     if layer == "gateway":
         capacity = env.gateway.capacity.model_construct(**{
             bound: variable(f"gateway_{bound}_tasks", getattr(env.gateway.capacity, bound),
@@ -134,7 +138,7 @@ def build_module(app: App, env: Environment, layer: str) -> TFModuleStack:
         construct = Data(stack, layer, env=env, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "gateway":
         construct = Gateway(stack, layer, env=env, network=inputs("network"), foundation=inputs("foundation"),
-                            data=inputs("data"), edge=inputs("edge"))
+                            data=inputs("data"), edge=inputs("edge"), llm=inputs("llm"))
     elif layer == "llm":
         construct = Llm(stack, layer, env=env, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "realtime":

@@ -10,6 +10,7 @@ from cdktf import TerraformProvider
 from constructs import Construct
 from cdktf_cdktf_provider_aws.cloudtrail import Cloudtrail
 from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
+from cdktf_cdktf_provider_aws.iam_service_linked_role import IamServiceLinkedRole
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.kms_replica_key import KmsReplicaKey
@@ -43,10 +44,20 @@ class Foundation(Construct):
         account = current_account(self, env.region)
         trail_name = env.resource_name("trail")
 
+        # KMS refuses a key policy naming a principal that does not exist yet (CreateKey,
+        # PutKeyPolicy): where this environment creates the account's Auto Scaling role, the
+        # key waits for it (the provider retries while IAM propagates the new role).
+        autoscaling_role = None
+        if cfg.create_autoscaling_service_linked_role:
+            autoscaling_role = IamServiceLinkedRole(
+                self, "autoscaling_service_linked_role", aws_service_name="autoscaling.amazonaws.com",
+                description="Launches EC2 Auto Scaling instances (one per account; GPU volumes use the KMS key)")
+            protect(autoscaling_role, env.protect_stateful)
         self.key = KmsKey(
             self, "key", description=f"{env.resource_name('key')}: encrypts data and logs of {env.name}",
             enable_key_rotation=True, deletion_window_in_days=30, multi_region=bool(replica_providers),
-            policy=iam.document(*_key_policy(account, trail_name if cfg.cloudtrail else None)))
+            policy=iam.document(*_key_policy(account, trail_name if cfg.cloudtrail else None, autoscaling=True)),
+            depends_on=[autoscaling_role] if autoscaling_role else None)
         protect(self.key, env.protect_stateful)
         replica_keys = {}
         for region, provider in (replica_providers or {}).items():
@@ -143,7 +154,15 @@ def _log_delivery_statements(account: Account, bucket_arn: str) -> tuple[iam.Sta
     )
 
 
-def _key_policy(account: Account, trail_name: str | None) -> list[iam.Statement]:
+AUTOSCALING_ROLE_PATH = "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+
+
+def autoscaling_role_arn(account: Account) -> str:
+    """The Auto Scaling service-linked role: a fixed name and path in every account."""
+    return f"arn:{account.partition}:iam::{account.id}:{AUTOSCALING_ROLE_PATH}"
+
+
+def _key_policy(account: Account, trail_name: str | None, *, autoscaling: bool = False) -> list[iam.Statement]:
     """Key policy: account administration (IAM policies then grant per role), plus exactly the
     services that encrypt on their own behalf. Services that act for a caller (RDS, S3,
     DynamoDB, SQS, SNS, Secrets Manager, ElastiCache) use the caller's IAM grant."""
@@ -163,6 +182,17 @@ def _key_policy(account: Account, trail_name: str | None) -> list[iam.Statement]
                   principals={"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
                   conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
     ]
+    if autoscaling:
+        # EC2 Auto Scaling launches the GPU hosts with this key's encrypted root volumes as its
+        # service-linked role, which IAM policies cannot grant anything: the key must (Auto
+        # Scaling user guide, "Required AWS KMS key policy for use with encrypted volumes").
+        role = {"AWS": autoscaling_role_arn(account)}
+        statements += [
+            iam.allow(["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                      ["*"], sid="AutoScalingEncryptedVolumes", principals=role),
+            iam.allow(["kms:CreateGrant"], ["*"], sid="AutoScalingEncryptedVolumeGrants", principals=role,
+                      conditions={"Bool": {"kms:GrantIsForAWSResource": True}}),
+        ]
     if trail_name:
         trail = {"aws:SourceArn": account.arn("cloudtrail", f"trail/{trail_name}")}
         cloudtrail = {"Service": "cloudtrail.amazonaws.com"}

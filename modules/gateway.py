@@ -46,6 +46,7 @@ from modules.context import Account, current_account
 from modules.data import DataOutputs
 from modules.edge import EdgeOutputs, HEALTH_CHECK_PATH
 from modules.foundation import FoundationOutputs
+from modules.llm import LlmOutputs
 from modules.network import NetworkOutputs, Port
 from modules.outputs import publish
 from modules.secret import GeneratedSecret
@@ -67,6 +68,7 @@ START_SCRIPT = (
     f"printf '%s' \"$LITELLM_CONFIG_YAML\" > {CONFIG_PATH}\n"
     f"exec litellm --config {CONFIG_PATH} --port {Port.GATEWAY}\n")
 AUDIT_PREFIX = "litellm/"
+MODEL_API_KEY_VARIABLE = "VLLM_API_KEY"  # the self-hosted model's API key, in the task's environment
 # Cross-region inference profile ids start with a geography ("eu.anthropic…").
 INFERENCE_PROFILE_GEOS = ("us", "eu", "apac", "global")
 
@@ -93,8 +95,10 @@ def litellm_config(env: Environment) -> dict[str, Any]:
         if route.bedrock_model_id:
             params: dict[str, Any] = {"model": f"bedrock/{route.bedrock_model_id}", "aws_region_name": env.region}
         elif route.self_hosted:
-            # The GPU tier's vLLM server behind the internal ALB; TLS verified against the private name.
-            params = {"model": f"hosted_vllm/{env.llm.served_model_name}", "api_base": f"https://{env.llm.dns_name}/v1"}
+            # The GPU tier's vLLM server behind the internal ALB; TLS verified against the private
+            # name; vLLM serves only callers with its API key (filled by ECS from Secrets Manager).
+            params = {"model": f"hosted_vllm/{env.llm.served_model_name}", "api_base": f"https://{env.llm.dns_name}/v1",
+                      "api_key": f"os.environ/{MODEL_API_KEY_VARIABLE}"}
         else:
             params = {"model": f"openai/{route.name}", "api_base": route.upstream_url, "api_key": "none"}
         # LiteLLM 1.108's usage-based router admits a request only while used + 1 < rpm (seen
@@ -128,7 +132,7 @@ class Gateway(Construct):
     """ECS cluster, LiteLLM task and service in the private subnets, registered in the edge target group."""
 
     def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
-                 foundation: FoundationOutputs, data: DataOutputs, edge: EdgeOutputs) -> None:
+                 foundation: FoundationOutputs, data: DataOutputs, edge: EdgeOutputs, llm: LlmOutputs) -> None:
         super().__init__(scope, id)
         cfg = env.gateway
         account = current_account(self, env.region)
@@ -171,8 +175,11 @@ class Gateway(Construct):
         }
         if cfg.license_secret_arn:
             secrets["LITELLM_LICENSE"] = cfg.license_secret_arn
+        if any(route.self_hosted for route in cfg.models):
+            secrets[MODEL_API_KEY_VARIABLE] = llm.api_key_secret_arn
         secret_arns = [master_key.arn, salt_key.arn, data.db_master_secret_arn, data.redis_auth_secret_arn,
-                       *([cfg.license_secret_arn] if cfg.license_secret_arn else [])]
+                       *([cfg.license_secret_arn] if cfg.license_secret_arn else []),
+                       *([llm.api_key_secret_arn] if MODEL_API_KEY_VARIABLE in secrets else [])]
 
         execution_role = iam.service_role(
             self, "execution_role", name=env.resource_name("proxy-execution"), service="ecs-tasks.amazonaws.com",

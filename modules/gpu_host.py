@@ -30,6 +30,8 @@ class HostSettings:
     weights_s3_uri: str | None = None  # s3://bucket/prefix/ (exactly one weights source)
     hf_model_id: str | None = None  # Hugging Face model id
     hf_token_secret_arn: str | None = None  # Secrets Manager secret holding the HF token
+    api_key_secret_arn: str | None = None  # secret holding the key vLLM requires on /v1/*
+    lifecycle_hook_name: str | None = None  # launch hook the script completes (CONTINUE/ABANDON)
     metrics_namespace: str = "CWAgent"
     gpu_memory_utilization: float = 0.90
     ready_timeout_seconds: int = 900
@@ -40,6 +42,7 @@ class HostSettings:
     cw_agent_config: str | None = None  # [/opt/aws/amazon-cloudwatch-agent/etc/gpu-host.json]
     systemd_dir: str | None = None  # [/etc/systemd/system]
     bin_dir: str | None = None  # [/usr/local/bin]
+    boot_log: str | None = None  # [/var/log/gpu-host-boot.log] later boots' log, shipped by the agent
 
     def __post_init__(self) -> None:
         if (self.weights_s3_uri is None) == (self.hf_model_id is None):

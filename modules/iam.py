@@ -96,11 +96,23 @@ class ServiceRole:
         return self.role.name
 
 
-def service_role(scope: Construct, id: str, *, name: str, service: str, source_account: str,
+# Services that assume a role without sending aws:SourceAccount: a condition on a key absent
+# from the request evaluates false, so it would deny them. EC2 assumes an instance profile's
+# role with no such key (the EC2 user guide's instance-role trust policy has no condition); who
+# may attach the role to an instance is governed by iam:PassRole, which cannot cross accounts.
+WITHOUT_SOURCE_ACCOUNT = frozenset({"ec2.amazonaws.com"})
+
+
+def service_role(scope: Construct, id: str, *, name: str, service: str, source_account: str | None,
                  statements: list[Statement]) -> ServiceRole:
-    """A role only `service`, acting for this account, can assume; one inline least-privilege policy."""
-    trust = {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Principal": {"Service": service},
-             "Condition": {"StringEquals": {"aws:SourceAccount": source_account}}}
+    """A role only `service` can assume, acting for this account (`aws:SourceAccount`) wherever
+    the service sends that key; one inline least-privilege policy."""
+    if (source_account is None) != (service in WITHOUT_SOURCE_ACCOUNT):
+        raise ValueError(f"{service}: bind the trust to the account with source_account unless the service "
+                         f"sends no aws:SourceAccount ({', '.join(sorted(WITHOUT_SOURCE_ACCOUNT))})")
+    trust: Statement = {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Principal": {"Service": service}}
+    if source_account is not None:
+        trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
     role = IamRole(scope, id, name=name, assume_role_policy=document(trust))
     policy = IamRolePolicy(scope, f"{id}_policy", name=f"{name}-policy", role=role.id,
                            policy=document(*statements)) if statements else None

@@ -178,8 +178,11 @@ class Network(Construct):
             ("tcp", Port.HTTPS, Port.HTTPS, vpc),
             ("tcp", Port.GATEWAY, Port.GATEWAY, vpc),
             ("tcp", Port.GPU_SERVICE, Port.GPU_SERVICE, vpc),
-            # Replies to the workloads' own connections (Linux ephemeral range).
-            ("tcp", 32768, 65535, ANYWHERE),
+            # Replies to the workloads' own connections. Lambda's network interfaces and the
+            # internal ALB's nodes use source ports 1024-65535 (VPC user guide, "Ephemeral
+            # ports"), not only Linux's 32768-60999; and replies come from outside the VPC CIDR
+            # too: through NAT, and from S3/DynamoDB gateway endpoints (public service ranges).
+            ("tcp", 1024, 65535, ANYWHERE),
         ], egress=[("-1", 0, 0, ANYWHERE)])
         self._acl(
             env, "database", database,

@@ -140,6 +140,38 @@ CASES = {
     "evaluation periods out of range": (
         {"append": '\n[observability.overrides.ecs-cpu]\nperiods = 50\n'},
         "observability.overrides.ecs-cpu.periods:", "correct the value"),
+    "internal listener without its own certificate": (
+        {"replace": {'certificate_arn = "arn:aws:acm:eu-west-2:111122223333:certificate/5c4b': '# certificate_arn = "'}},
+        "llm.certificate_arn: is missing; the internal model ALB serves HTTPS for llm.dns_name",
+        "request an ACM certificate in eu-west-2 for the private name"),
+    "edge wildcard for the private name": (
+        {"replace": {'certificate_domains = ["llm.prod.internal.example.com"]': 'certificate_domains = ["*.example.com"]'}},
+        "llm.certificate_domains: *.example.com does not cover llm.dns_name 'llm.prod.internal.example.com'",
+        "'*.prod.internal.example.com'"),
+    "certificate names not declared": (
+        {"replace": {'certificate_domains = ["llm.prod.internal.example.com"]': "certificate_domains = []"}},
+        "llm.certificate_domains: is empty", "as ACM shows them"),
+    "scheduled scaling down to a zero minimum": (
+        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }":
+                     "capacity = { min = 0, desired = 1, max = 4 }\nscheduled_scaling = true"}},
+        "llm.capacity.min: is 0 with scheduled_scaling = true", "at least 1"),
+    "scheduled scaling at one hour": (
+        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }":
+                     "capacity = { min = 1, desired = 1, max = 4 }\nscheduled_scaling = true\n"
+                     "scale_down_hour = 15"}},
+        "llm.scale_up_hour: equals llm.scale_down_hour (15)", "different hours"),
+    "unknown schedule time zone": (
+        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }":
+                     'capacity = { min = 1, desired = 1, max = 4 }\nschedule_time_zone = "Central"'}},
+        "llm.schedule_time_zone: 'Central' is not an IANA time zone", "America/Chicago"),
+    "schedule hour out of range": (
+        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }":
+                     "capacity = { min = 1, desired = 1, max = 4 }\nscale_up_hour = 24"}},
+        "llm.scale_up_hour:", "correct the value"),
+    "gp3 throughput beyond its IOPS": (
+        {"replace": {"root_volume_gb = 200": "root_volume_gb = 200\nroot_volume_iops = 3000\n"
+                     "root_volume_throughput_mibps = 1000"}},
+        "llm.root_volume_throughput_mibps: 1000 MiB/s needs more than 3000 IOPS", "at least 4000"),
     "bad enum": (
         {"replace": {'managed_rules_action = "block"': 'managed_rules_action = "drop"'}},
         "edge.managed_rules_action: 'drop' is not allowed", "'block' or 'count'"),
@@ -194,3 +226,16 @@ def test_bad_environment_writes_nothing(tmp_path: Path) -> None:
     assert "environment 'broken': network.database_subnets[0]" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not outdir.exists()
+
+
+@pytest.mark.parametrize("certificate_name, host, covered", [
+    ("llm.prod.internal.example.com", "llm.prod.internal.example.com", True),
+    ("*.prod.internal.example.com", "llm.prod.internal.example.com", True),
+    ("*.example.com", "llm.prod.internal.example.com", False),  # a wildcard covers one label only
+    ("*.example.com", "example.com", False),
+    ("*.prod.internal.example.com", ".prod.internal.example.com", False),
+    ("llm.dev.internal.example.com", "llm.prod.internal.example.com", False),
+])
+def test_a_certificate_name_covers_a_host_as_acm_does(certificate_name, host, covered) -> None:
+    from modules.config.rules import covers
+    assert covers(certificate_name, host) is covered

@@ -146,3 +146,37 @@ def test_prod_trail_is_multi_region_validated_encrypted(stacks) -> None:
     assert trail["kms_key_id"].startswith("${aws_kms_key.")
     assert trail["cloud_watch_logs_group_arn"].endswith(":*")
     assert not stacks["dev-foundation"].resources("aws_cloudtrail")
+
+
+AUTOSCALING_ROLE = "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+
+
+def test_the_auto_scaling_role_may_use_the_key_for_encrypted_gpu_volumes(foundation: Stack) -> None:
+    """FACT-1: the Auto Scaling service-linked role launches the GPU hosts, whose root volumes
+    use this key; without these two statements every launch fails."""
+    statements = {s["Sid"]: s for s in json.loads(foundation.one("aws_kms_key")["policy"])["Statement"]}
+    use, grants = statements["AutoScalingEncryptedVolumes"], statements["AutoScalingEncryptedVolumeGrants"]
+    for statement in (use, grants):
+        principal = statement["Principal"]["AWS"]
+        assert principal.startswith("arn:${data.aws_partition.") and principal.endswith(f":{AUTOSCALING_ROLE}")
+        assert "account_id" in principal
+    assert set(use["Action"]) == {"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                                  "kms:DescribeKey"}
+    assert grants["Action"] == ["kms:CreateGrant"]
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": True}}
+
+
+@pytest.mark.parametrize("env,creates", [("prod", True), ("prod-us", False), ("dev", False)])
+def test_the_service_linked_role_is_created_only_where_configured_and_before_the_key(stacks, env, creates) -> None:
+    """One role per account: created where the config says the account lacks it; KMS refuses a
+    key policy naming a principal that does not exist yet, so the key waits for it."""
+    stack = stacks[f"{env}-foundation"]
+    roles = stack.resources("aws_iam_service_linked_role")
+    key = stack.one("aws_kms_key")
+    if not creates:
+        assert roles == {} and "depends_on" not in key
+        return
+    ((lid, role),) = roles.items()
+    assert role["aws_service_name"] == "autoscaling.amazonaws.com"
+    assert key["depends_on"] == [f"aws_iam_service_linked_role.{lid}"]
+    assert role["lifecycle"] == {"prevent_destroy": True}  # other environments of the account rely on it

@@ -46,7 +46,8 @@ def role_policy(stack: Stack, role_name_suffix: str) -> list[dict]:
 def test_secrets_come_only_from_secrets_manager(gateway: Stack) -> None:
     definition = container(gateway)
     secrets = {s["name"]: s["valueFrom"] for s in definition["secrets"]}
-    assert set(secrets) == {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "DB_USERNAME", "DB_PASSWORD", "REDIS_PASSWORD"}
+    assert set(secrets) == {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "DB_USERNAME", "DB_PASSWORD", "REDIS_PASSWORD",
+                            "VLLM_API_KEY"}  # every environment routes a model to its GPU tier
     assert all(v.startswith("${") for v in secrets.values())
     # username and password are JSON keys of the RDS-managed secret
     assert secrets["DB_PASSWORD"].endswith(":password::")
@@ -72,9 +73,10 @@ def test_model_list_and_shared_redis_are_rendered_from_environment_data(gateway:
     assert set(routes) == {m.name for m in expected}
     llm = load_environment(name).llm
     for route in expected:
-        if route.self_hosted:  # the GPU tier, by its private name, TLS verified
+        if route.self_hosted:  # the GPU tier, by its private name, TLS verified, with vLLM's API key
             assert routes[route.name] == {"model": f"hosted_vllm/{llm.served_model_name}",
-                                          "api_base": f"https://{llm.dns_name}/v1"}
+                                          "api_base": f"https://{llm.dns_name}/v1",
+                                          "api_key": "os.environ/VLLM_API_KEY"}
         else:
             assert routes[route.name]["model"] == f"bedrock/{route.bedrock_model_id}"
             assert routes[route.name]["aws_region_name"] == load_environment(name).region
@@ -140,7 +142,7 @@ def test_execution_role_reads_only_its_own_secrets(gateway: Stack) -> None:
     statements = {s["Sid"]: s for s in role_policy(gateway, "-proxy-execution")}
     assert set(statements) == {"Logs", "OwnSecrets", "DecryptSecrets"}  # ghcr.io image: no ECR rights
     secret_arns = statements["OwnSecrets"]["Resource"]
-    assert len(secret_arns) == 4 and all(a.startswith("${") for a in secret_arns)
+    assert len(secret_arns) == 5 and all(a.startswith("${") for a in secret_arns)  # incl. the model API key
     valued = {s["valueFrom"].split(":password::")[0].split(":username::")[0]
               for s in container(gateway)["secrets"]}
     assert valued == set(secret_arns)
@@ -314,3 +316,15 @@ def test_generated_keys_never_reach_terraform_state(gateway: Stack) -> None:
     assert not gateway.resources("aws_secretsmanager_random_password")
     assert set(gateway.doc["ephemeral"]["aws_secretsmanager_random_password"]) == {"gateway_master_key",
                                                                                   "gateway_salt_key"}
+
+
+def test_the_gateway_sends_the_model_api_key_it_reads_from_the_llm_layers_secret(gateway: Stack) -> None:
+    """vLLM serves /v1/* only with its key: ECS fills VLLM_API_KEY from the llm layer's secret,
+    and LiteLLM's `api_key: os.environ/VLLM_API_KEY` sends it as the bearer token."""
+    env = gateway.name.removesuffix("-gateway")
+    secrets = {s["name"]: s["valueFrom"] for s in container(gateway)["secrets"]}
+    reference = secrets["VLLM_API_KEY"]
+    assert reference.startswith(f"${{data.terraform_remote_state.cross-stack-reference-input-{env}-llm.outputs.")
+    assert "aws_secretsmanager_secretllm_api_key_secret" in reference
+    readable = {s["Sid"]: s for s in role_policy(gateway, "-proxy-execution")}["OwnSecrets"]["Resource"]
+    assert reference in readable

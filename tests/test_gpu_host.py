@@ -29,6 +29,9 @@ from modules.gpu_host import (
 )
 
 HF_TOKEN = "hf_standin_secret_9f8e7d"
+API_KEY = "vllm_standin_key_4c3b2a"
+API_KEY_ARN = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:llmlite/dev/vllm-api-key-AbCdEf"
+HOOK = "model-ready"
 INSTANCE_ID = "i-0123456789abcdef0"
 PRIVATE_DNS = "ip-10-1-11-23.eu-west-2.compute.internal"
 ECR_IMAGE = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/vllm-openai:v0.11.0"
@@ -36,12 +39,26 @@ PUBLIC_IMAGE = "vllm/vllm-openai@sha256:" + "ab" * 32
 
 # Each stand-in logs its argv, then acts on it (STANDIN_* come from the test env).
 LOG_ARGV = 'printf "%s" "${0##*/}" >>"$STANDIN_LOG"; printf " %q" "$@" >>"$STANDIN_LOG"; echo >>"$STANDIN_LOG"\n'
+# fails KIND N: fail the first N calls of KIND (counted in $STANDIN_STATE), then succeed.
+FAILS = 'fails() { local f="$STANDIN_STATE/$1" c=0; [ -f "$f" ] && c=$(cat "$f"); echo $((c + 1)) >"$f"; [ "$c" -lt "$2" ]; }\n'
 STANDINS = {
-    "docker": 'if [ "$1" = login ]; then cat >/dev/null; fi\n',
+    "docker": """case "$1" in
+  login) cat >/dev/null
+    # like the real client: no daemon, no login
+    [ -f "$STANDIN_STATE/dockerd" ] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; } ;;
+  pull) if fails pull "${STANDIN_PULL_FAILS:-0}"; then exit 1; fi ;;
+esac
+""",
     "aws": """case "$1 $2" in
-  "s3 sync") echo '{}' >"${!#}/config.json" ;;
+  "s3 sync") if fails s3-sync "${STANDIN_S3_FAILS:-0}"; then exit 1; fi
+    [ -n "${STANDIN_EMPTY_WEIGHTS:-}" ] || echo '{}' >"${!#}/config.json" ;;
   "ecr get-login-password") echo ecr-standin-password ;;
-  "secretsmanager get-secret-value") echo "$STANDIN_HF_TOKEN" ;;
+  "secretsmanager get-secret-value") case "$*" in
+      *vllm-api-key*) echo "$STANDIN_API_KEY" ;;
+      *) echo "$STANDIN_HF_TOKEN" ;;
+    esac ;;
+  "autoscaling complete-lifecycle-action")
+    if [ -n "${STANDIN_NO_PENDING_HOOK:-}" ]; then echo "No active Lifecycle Action found" >&2; exit 254; fi ;;
 esac
 """,
     "nvidia-smi": 'echo "GPU 0: NVIDIA A10G (UUID: GPU-1)"; echo "GPU 1: NVIDIA A10G (UUID: GPU-2)"\n',
@@ -51,6 +68,7 @@ case "$url" in
   */latest/api/token) echo imds-standin-token ;;
   */meta-data/local-hostname) echo {PRIVATE_DNS} ;;
   */meta-data/instance-id) echo {INSTANCE_ID} ;;
+  */meta-data/autoscaling/target-lifecycle-state) echo "${{STANDIN_TARGET_STATE:-InService}}" ;;
   */health) [ "${{STANDIN_HEALTH:-200}}" = 200 ] || exit 22 ;;
   */metrics) cat <<'EOF'
 # HELP vllm:num_requests_waiting Number of requests waiting to be processed.
@@ -63,10 +81,10 @@ EOF
   *) exit 7 ;;
 esac
 """,
-    "systemctl": "",
-    "amazon-cloudwatch-agent-ctl": "",
+    "systemctl": 'if [ "$*" = "enable --now docker" ]; then touch "$STANDIN_STATE/dockerd"; fi\n',
+    "amazon-cloudwatch-agent-ctl": 'if [ -n "${STANDIN_AGENT_BROKEN:-}" ]; then exit 1; fi\n',
     # dnf "installs" the agent: its ctl stand-in appears on PATH.
-    "dnf": 'cp "$STANDIN_SPARE/amazon-cloudwatch-agent-ctl" "${0%/*}/"\n',
+    "dnf": 'if fails dnf "${STANDIN_DNF_FAILS:-0}"; then exit 1; fi\ncp "$STANDIN_SPARE/amazon-cloudwatch-agent-ctl" "${0%/*}/"\n',
 }
 
 
@@ -92,15 +110,17 @@ class Host:
         self.log = tmp / "argv.log"
         for name, body in STANDINS.items():
             path = self.standins / name
-            path.write_text("#!/bin/bash\n" + LOG_ARGV + body)
+            path.write_text("#!/bin/bash\n" + LOG_ARGV + FAILS + body)
             path.chmod(0o755)
         spare = tmp / "spare"
         spare.mkdir()
+        (tmp / "standin-state").mkdir()
         shutil.copy2(self.standins / "amazon-cloudwatch-agent-ctl", spare)
         self.env = {
             "PATH": f"{self.standins}:{os.environ['PATH']}", "STANDIN_LOG": str(self.log),
-            "STANDIN_HF_TOKEN": HF_TOKEN, "STANDIN_SPARE": str(spare),
-            "IMDS_ENDPOINT": "http://imds.test", "HOME": str(tmp),
+            "STANDIN_HF_TOKEN": HF_TOKEN, "STANDIN_API_KEY": API_KEY, "STANDIN_SPARE": str(spare),
+            "STANDIN_STATE": str(tmp / "standin-state"), "IMDS_ENDPOINT": "http://imds.test", "HOME": str(tmp),
+            "RETRY_DELAY_SECONDS": "0",
         }
 
     def run(self, host_settings: HostSettings | None = None, *, script: str | None = None,
@@ -262,8 +282,10 @@ def test_cloudwatch_agent_collects_gpu_metrics_per_asg_and_boot_logs(booted: Hos
     assert set(metrics["metrics_collected"]["nvidia_gpu"]["measurement"]) == {
         "utilization_gpu", "utilization_memory", "memory_used", "memory_total",
         "temperature_gpu", "power_draw"}
-    [logs] = config["logs"]["logs_collected"]["files"]["collect_list"]
-    assert logs["log_group_name"] == "/llmlite/dev/gpu"
+    logs = config["logs"]["logs_collected"]["files"]["collect_list"]
+    # the first boot's cloud-init output, and later boots' log (gpu-host-boot.service)
+    assert [(f["file_path"], f["log_group_name"]) for f in logs] == [
+        ("/var/log/cloud-init-output.log", "/llmlite/dev/gpu"), ("/var/log/gpu-host-boot.log", "/llmlite/dev/gpu")]
     assert booted.one("amazon-cloudwatch-agent-ctl") == [
         "amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", f"file:{path}"]
     assert booted.calls("dnf") == []  # already installed
@@ -374,3 +396,130 @@ def test_readiness_wait_gives_up_after_the_timeout(host: Host) -> None:
     assert 2 <= len(health) <= 15 and health[0][-1] == "https://localhost:50051/health"
     assert host.calls("docker", "logs")  # the container's last lines go to the boot log
 
+
+
+# --- launch lifecycle hook, warm pool, secrets, retries ------------------------------
+
+def hooked(tmp: Path, **overrides) -> HostSettings:
+    return settings(tmp, lifecycle_hook_name=HOOK, **overrides)
+
+
+def hook_results(host: Host) -> list[str]:
+    return [option(a, "--lifecycle-action-result") for a in host.calls("aws", "autoscaling", "complete-lifecycle-action")]
+
+
+def lines_with(text: str, *words: str) -> list[str]:
+    return [line for line in text.splitlines() if all(w in line for w in words)]
+
+
+def test_the_launch_hook_is_completed_with_continue_once_health_answers(host: Host) -> None:
+    result = host.run(hooked(host.tmp))
+    assert result.returncode == 0, result.stderr
+    assert host.calls("aws", "autoscaling") == [[
+        "aws", "autoscaling", "complete-lifecycle-action", "--region", "eu-west-2",
+        "--auto-scaling-group-name", "llmlite-dev-gpu", "--lifecycle-hook-name", HOOK,
+        "--instance-id", INSTANCE_ID, "--lifecycle-action-result", "CONTINUE"]]
+    lines = host.log.read_text().splitlines()
+    last_health = max(i for i, line in enumerate(lines) if line.startswith("curl") and "/health" in line)
+    assert last_health < next(i for i, line in enumerate(lines) if "complete-lifecycle-action" in line)
+
+
+def test_a_model_that_never_answers_abandons_the_launch(host: Host) -> None:
+    result = host.run(hooked(host.tmp, ready_timeout_seconds=1), STANDIN_HEALTH="503", READY_POLL_SECONDS="0.2")
+    assert result.returncode == 1
+    assert hook_results(host) == ["ABANDON"]
+
+
+def test_an_empty_weights_location_refuses_to_serve_and_abandons_with_one_clear_line(host: Host) -> None:
+    result = host.run(hooked(host.tmp), STANDIN_EMPTY_WEIGHTS="1")
+    assert result.returncode == 1
+    (error,) = lines_with(result.stderr, "ERROR")
+    assert "s3://llmlite-dev-models/deepseek-r1/" in error and "config.json" in error
+    assert hook_results(host) == ["ABANDON"]
+    assert host.calls("docker", "pull") == [] and host.calls("docker", "run") == []
+
+
+def test_a_broken_metrics_agent_does_not_stop_the_model(host: Host) -> None:
+    result = host.run(hooked(host.tmp), STANDIN_AGENT_BROKEN="1")
+    assert result.returncode == 0, result.stderr
+    assert len(host.calls("amazon-cloudwatch-agent-ctl")) == 5  # retried, then given up
+    assert len(lines_with(result.stderr, "WARNING", "CloudWatch agent")) == 1
+    assert len(host.calls("docker", "run")) == 1
+    assert hook_results(host) == ["CONTINUE"]
+
+
+def test_transient_failures_of_installs_sync_and_pull_are_retried(host: Host) -> None:
+    (host.standins / "amazon-cloudwatch-agent-ctl").unlink()
+    result = host.run(hooked(host.tmp), STANDIN_DNF_FAILS="1", STANDIN_S3_FAILS="2", STANDIN_PULL_FAILS="1")
+    assert result.returncode == 0, result.stderr
+    assert (len(host.calls("dnf")), len(host.calls("aws", "s3", "sync")), len(host.calls("docker", "pull"))) == (2, 3, 2)
+    assert len(lines_with(result.stderr, "attempt 1 failed")) == 3
+    assert hook_results(host) == ["CONTINUE"]
+
+
+def test_a_step_that_keeps_failing_gives_up_and_abandons(host: Host) -> None:
+    result = host.run(hooked(host.tmp), STANDIN_PULL_FAILS="99", RETRY_ATTEMPTS="3")
+    assert result.returncode != 0
+    assert len(host.calls("docker", "pull")) == 3
+    assert lines_with(result.stderr, "giving up after 3 attempts: docker pull")
+    assert host.calls("docker", "run") == [] and hook_results(host) == ["ABANDON"]
+
+
+def test_docker_is_started_before_logging_in_to_the_registry(host: Host) -> None:
+    # the docker stand-in refuses a login while the daemon is not running, like the real client
+    result = host.run(settings(host.tmp, vllm_image=ECR_IMAGE))
+    assert result.returncode == 0, result.stderr
+    assert host.one("systemctl", "enable", "--now", "docker")
+    assert lines_with(result.stderr, "attempt 1 failed") == []
+
+
+def test_the_model_api_key_reaches_vllm_only_through_the_private_env_file(host: Host) -> None:
+    result = host.run(settings(host.tmp, api_key_secret_arn=API_KEY_ARN))
+    assert result.returncode == 0, result.stderr
+    assert host.one("aws", "secretsmanager") == [
+        "aws", "secretsmanager", "get-secret-value", "--region", "eu-west-2", "--secret-id", API_KEY_ARN,
+        "--query", "SecretString", "--output", "text"]
+    run = host.one("docker", "run")
+    env_file = Path(option(run, "--env-file"))
+    assert env_file.read_text() == f"VLLM_API_KEY={API_KEY}\n"  # vLLM's --api-key, from the environment
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert "--api-key" not in run
+    for text in (host.log.read_text(), result.stdout + result.stderr, (host.tmp / "etc/vllm/boot.env").read_text()):
+        assert API_KEY not in text
+
+
+def as_environment(host_settings: HostSettings) -> dict[str, str]:
+    """The preamble's exports, as a process environment."""
+    return {f.name.upper(): str(getattr(host_settings, f.name)) for f in dataclasses.fields(host_settings)
+            if getattr(host_settings, f.name) is not None}
+
+
+def test_a_warm_pool_host_prepares_without_serving_then_serves_on_its_next_boot(host: Host) -> None:
+    """FACT-4: cloud-init runs user data once; the unit runs the script on the boot out of the pool."""
+    first = host.run(script=SCRIPT.read_text(), STANDIN_TARGET_STATE="Warmed:Stopped",
+                     **as_environment(hooked(host.tmp, api_key_secret_arn=API_KEY_ARN)))
+    assert first.returncode == 0, first.stderr
+    assert len(host.calls("aws", "s3", "sync")) == 1 and len(host.calls("docker", "pull")) == 1
+    assert host.calls("docker", "run") == []  # stopped by the group as soon as the hook completes
+    assert hook_results(host) == ["CONTINUE"]
+    assert host.one("systemctl", "enable", "gpu-host-boot.service")  # enabled, not started now
+    unit = (host.tmp / "systemd/gpu-host-boot.service").read_text()
+    assert "WantedBy=multi-user.target" in unit and f"StandardOutput=append:{'/var/log/gpu-host-boot.log'}" in unit
+    (exec_start,) = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert API_KEY not in (host.tmp / "etc/vllm/boot.env").read_text()
+
+    host.log.unlink()  # the next boot: only the unit, with none of the preamble's settings in its environment
+    second = subprocess.run(shlex.split(exec_start), env={**host.env, "STANDIN_TARGET_STATE": "InService"},
+                            cwd=host.tmp, capture_output=True, text=True, timeout=20)
+    assert second.returncode == 0, second.stderr
+    run = host.one("docker", "run")
+    assert option(run, "--served-model-name") == "deepseek-r1"
+    assert Path(option(run, "--env-file")).read_text() == f"VLLM_API_KEY={API_KEY}\n"
+    assert hook_results(host) == ["CONTINUE"]
+
+
+def test_a_rerun_with_no_pending_hook_serves_and_only_warns(host: Host) -> None:
+    result = host.run(hooked(host.tmp), STANDIN_NO_PENDING_HOOK="1")
+    assert result.returncode == 0, result.stderr
+    assert len(host.calls("aws", "autoscaling")) == 3
+    assert len(lines_with(result.stderr, "WARNING", "lifecycle hook")) == 1

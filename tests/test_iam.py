@@ -7,6 +7,8 @@ import json
 import re
 import warnings
 
+import pytest
+
 from conftest import Stack
 
 with warnings.catch_warnings():
@@ -66,15 +68,39 @@ def test_identity_policies_have_no_parliament_findings(stacks) -> None:
     assert findings == []
 
 
+# EC2 assumes an instance profile's role without aws:SourceAccount in the request (the EC2
+# user guide's instance-role trust policy has no condition, unlike its Spot Fleet and Data
+# Lifecycle Manager roles); a condition on an absent key is false, so the hosts would get no
+# credentials. iam:PassRole decides who may attach the role to an instance.
+WITHOUT_SOURCE_ACCOUNT = {"ec2.amazonaws.com"}
+
+
 def test_trust_policies_admit_one_service_bound_to_this_account(stacks) -> None:
     """parliament reads only identity policies; trust policies are checked for shape here."""
+    seen = set()
     for name, stack in stacks.items():
         for lid, role in stack.resources("aws_iam_role").items():
             (statement,) = json.loads(role["assume_role_policy"])["Statement"]
             assert statement["Effect"] == "Allow" and statement["Action"] == ["sts:AssumeRole"], f"{name}: {lid}"
             assert list(statement["Principal"]) == ["Service"], f"{name}: {lid}"
-            assert statement["Principal"]["Service"].endswith(".amazonaws.com"), f"{name}: {lid}"
-            assert "account_id" in statement["Condition"]["StringEquals"]["aws:SourceAccount"], f"{name}: {lid}"
+            service = statement["Principal"]["Service"]
+            assert service.endswith(".amazonaws.com"), f"{name}: {lid}"
+            seen.add(service)
+            if service in WITHOUT_SOURCE_ACCOUNT:
+                assert "Condition" not in statement, f"{name}: {lid}"
+            else:
+                assert "account_id" in statement["Condition"]["StringEquals"]["aws:SourceAccount"], f"{name}: {lid}"
+    assert WITHOUT_SOURCE_ACCOUNT <= seen  # the GPU hosts' role
+
+
+def test_service_roles_refuse_a_trust_the_service_cannot_satisfy() -> None:
+    from cdktf import App, TerraformStack
+    from modules.iam import service_role
+    stack = TerraformStack(App(), "probe")
+    with pytest.raises(ValueError, match="sends no aws:SourceAccount"):
+        service_role(stack, "ec2", name="x", service="ec2.amazonaws.com", source_account="111122223333", statements=[])
+    with pytest.raises(ValueError, match="bind the trust to the account"):
+        service_role(stack, "ecs", name="y", service="ecs-tasks.amazonaws.com", source_account=None, statements=[])
 
 
 def _statements(stacks: dict[str, Stack]):

@@ -11,16 +11,36 @@ from pathlib import Path
 
 import pytest
 
+from cdktf import App
+
 from conftest import ENVIRONMENTS, Stack
-from modules.app import build_app
-from modules.config import load_environment
+from modules.config import Environment, load_environment
+from modules.foundation import Foundation
 from modules.gpu_host import SCRIPT
-from modules.llm import AMI_PARAMETER
+from modules.llm import AMI_PARAMETER, LAUNCH_HOOK, Llm
+from modules.network import Network
+from modules.stacks import LayerStack
 
 
 @pytest.fixture(params=ENVIRONMENTS)
 def llm(request, stacks) -> Stack:
     return stacks[f"{request.param}-llm"]
+
+
+def synth_llm(env: Environment, outdir: Path) -> Stack:
+    """Only the stacks the llm layer reads (foundation, network) and the llm stack itself."""
+    app = App(outdir=str(outdir))
+    foundation = Foundation(LayerStack(app, env, "foundation"), "foundation", env=env)
+    network = Network(LayerStack(app, env, "network"), "network", env=env,
+                      kms_key_arn=foundation.outputs.kms_key_arn)
+    Llm(LayerStack(app, env, "llm"), "llm", env=env, network=network.outputs, foundation=foundation.outputs)
+    app.synth()
+    name = f"{env.name}-llm"
+    return Stack(name, json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()))
+
+
+def with_llm(env: Environment, **changes) -> Environment:
+    return env.model_copy(update={"llm": env.llm.model_copy(update=changes)})
 
 
 def user_data(stack: Stack) -> str:
@@ -43,6 +63,10 @@ def test_launch_template_is_locked_down(llm: Stack) -> None:
     (disk,) = template["block_device_mappings"]
     assert disk["ebs"]["volume_type"] == "gp3" and disk["ebs"]["encrypted"] == "true"
     assert disk["ebs"]["volume_size"] == env.llm.root_volume_gb >= env.llm.model_size_gb + 30
+    # above gp3's 3,000 IOPS / 125 MiB/s baseline: the weights copy is the boot's long pole
+    assert (disk["ebs"]["iops"], disk["ebs"]["throughput"]) == (
+        env.llm.root_volume_iops, env.llm.root_volume_throughput_mibps)
+    assert disk["ebs"]["throughput"] > 125 and disk["ebs"]["iops"] >= 4 * disk["ebs"]["throughput"]
     assert "foundation" in disk["ebs"]["kms_key_id"]
     (nic,) = template["network_interfaces"]
     assert nic["associate_public_ip_address"] == "false" and "gpu_security_group" in nic["security_groups"][0]
@@ -65,7 +89,7 @@ def test_user_data_carries_the_tested_boot_script_byte_for_byte(llm: Stack, tmp_
     subprocess.run(["shellcheck", "--severity=style", str(script)], check=True)
 
 
-@pytest.mark.parametrize("env,minimum,desired,maximum,base", [("dev", 0, 0, 1, 0), ("prod", 1, 1, 4, 1),
+@pytest.mark.parametrize("env,minimum,desired,maximum,base", [("dev", 1, 1, 1, 0), ("prod", 1, 1, 4, 1),
                                                              ("prod-us", 1, 2, 6, 1)])
 def test_group_spans_every_private_subnet_with_spot_depth(stacks, env, minimum, desired, maximum, base) -> None:
     stack = stacks[f"{env}-llm"]
@@ -82,7 +106,56 @@ def test_group_spans_every_private_subnet_with_spot_depth(stacks, env, minimum, 
     assert [o["instance_type"] for o in policy["launch_template"]["override"]] == [
         config.llm.instance_type, *config.llm.spot_instance_types]
     assert group["instance_refresh"]["strategy"] == "Rolling"
-    assert group["lifecycle"]["ignore_changes"] == ["desired_capacity"]
+    # with scheduled scaling the schedules own the minimum too
+    ignored = ["desired_capacity", "min_size"] if config.llm.scheduled_scaling else ["desired_capacity"]
+    assert group["lifecycle"]["ignore_changes"] == ignored
+
+
+def _template_versions(group: dict) -> list[str]:
+    if "launch_template" in group:
+        return [group["launch_template"]["version"]]
+    return [group["mixed_instances_policy"]["launch_template"]["launch_template_specification"]["version"]]
+
+
+def test_instance_refresh_runs_on_a_pinned_template_version_launching_before_terminating(llm: Stack) -> None:
+    """FACT-3: a refresh never starts, and cannot roll back, with $Latest or $Default."""
+    group = llm.one("aws_autoscaling_group")
+    (template_id,) = llm.resources("aws_launch_template")
+    assert _template_versions(group) == [f"${{aws_launch_template.{template_id}.latest_version}}"]
+    preferences = group["instance_refresh"]["preferences"]
+    assert preferences["auto_rollback"] is True
+    # one host (dev, prod at night) is replaced by launching its successor first
+    assert preferences["min_healthy_percentage"] == 100 and preferences["max_healthy_percentage"] > 100
+
+
+def test_hosts_join_the_group_only_through_the_launch_hook(llm: Stack) -> None:
+    """FACT-4: a launch hook, created with the group, completed by the boot script."""
+    env = load_environment(llm.name.removesuffix("-llm"))
+    group = llm.one("aws_autoscaling_group")
+    assert group["initial_lifecycle_hook"] == [{
+        "name": LAUNCH_HOOK, "lifecycle_transition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+        "default_result": "ABANDON", "heartbeat_timeout": env.llm.launch_timeout_seconds}]
+    assert env.llm.launch_timeout_seconds > 900  # weights and image, then up to 900 s of model load
+    assert group["wait_for_capacity_timeout"] == "0"  # apply never waits on the hook
+    text = user_data(llm)
+    assert f"export LIFECYCLE_HOOK_NAME={LAUNCH_HOOK}\n" in text
+    assert f"export ASG_NAME={group['name']}\n" in text
+    (policy,) = llm.resources("aws_iam_role_policy").values()
+    statement = next(s for s in json.loads(policy["policy"])["Statement"] if s["Sid"] == "CompleteLaunchHook")
+    assert statement["Action"] == ["autoscaling:CompleteLifecycleAction"]
+    (resource,) = statement["Resource"]
+    assert resource.endswith(f":autoScalingGroup:*:autoScalingGroupName/{group['name']}")
+    assert f":autoscaling:{env.region}:" in resource
+
+
+def test_a_warm_pool_group_pins_its_template_and_keeps_the_hook(tmp_path: Path) -> None:
+    env = with_llm(load_environment("prod"), warm_pool_size=1, spot_instance_types=[], on_demand_base=4)
+    stack = synth_llm(env, tmp_path)
+    group = stack.one("aws_autoscaling_group")
+    assert "mixed_instances_policy" not in group and group["warm_pool"]["min_size"] == 1
+    (template_id,) = stack.resources("aws_launch_template")
+    assert group["launch_template"]["version"] == f"${{aws_launch_template.{template_id}.latest_version}}"
+    assert group["initial_lifecycle_hook"][0]["name"] == LAUNCH_HOOK
 
 
 def test_scaling_on_gpu_utilization_queue_depth_and_cpu(llm: Stack) -> None:
@@ -99,13 +172,30 @@ def test_scaling_on_gpu_utilization_queue_depth_and_cpu(llm: Stack) -> None:
     assert policies["cpu"]["target_value"] == 70
 
 
-def test_dev_scales_down_at_six_and_up_at_fifteen_utc(stacks) -> None:
-    schedules = {s["scheduled_action_name"]: s for s in stacks["dev-llm"].resources("aws_autoscaling_schedule").values()}
-    down, up = schedules["llmlite-dev-gpu-down"], schedules["llmlite-dev-gpu-up"]
+def _schedules(stack: Stack) -> tuple[dict, dict]:
+    schedules = {s["scheduled_action_name"].rsplit("-", 1)[1]: s
+                 for s in stack.resources("aws_autoscaling_schedule").values()}
+    return schedules["down"], schedules["up"]
+
+
+def test_dev_scales_down_at_six_and_up_at_fifteen_utc_back_to_its_configured_capacity(stacks) -> None:
+    down, up = _schedules(stacks["dev-llm"])
+    capacity = load_environment("dev").llm.capacity
     assert (down["recurrence"], down["time_zone"], down["desired_capacity"], down["min_size"]) == (
         "0 6 * * *", "Etc/UTC", 0, 0)
-    assert (up["recurrence"], up["desired_capacity"]) == ("0 15 * * *", 1)
+    # the morning restores exactly the configured capacity: no minimum of its own
+    assert (up["recurrence"], up["time_zone"]) == ("0 15 * * *", "Etc/UTC")
+    assert (up["min_size"], up["desired_capacity"], up["max_size"]) == (capacity.min, capacity.desired, capacity.max)
     assert not stacks["prod-llm"].resources("aws_autoscaling_schedule")
+
+
+def test_schedule_hours_and_time_zone_come_from_the_environment(tmp_path: Path) -> None:
+    env = with_llm(load_environment("dev"), scale_down_hour=19, scale_up_hour=7, schedule_time_zone="Europe/London",
+                   capacity=load_environment("dev").llm.capacity.model_copy(update={"max": 3, "desired": 2}))
+    down, up = _schedules(synth_llm(env, tmp_path))
+    assert (down["recurrence"], down["time_zone"]) == ("0 19 * * *", "Europe/London")
+    assert (up["recurrence"], up["time_zone"]) == ("0 7 * * *", "Europe/London")
+    assert (up["min_size"], up["desired_capacity"], up["max_size"]) == (1, 2, 3)
 
 
 def test_internal_alb_and_target_group(llm: Stack) -> None:
@@ -115,7 +205,9 @@ def test_internal_alb_and_target_group(llm: Stack) -> None:
     listener = llm.one("aws_lb_listener")
     assert (listener["port"], listener["protocol"], listener["ssl_policy"]) == (
         443, "HTTPS", "ELBSecurityPolicy-TLS13-1-2-2021-06")
-    assert listener["certificate_arn"].startswith("arn:aws:acm:")
+    # the private name's own certificate, never the public edge one (it does not cover the name)
+    env = load_environment(llm.name.removesuffix("-llm"))
+    assert listener["certificate_arn"] == env.llm.certificate_arn != env.edge.certificate_arn
     group = llm.one("aws_lb_target_group")
     assert (group["port"], group["protocol"], group["protocol_version"]) == (50051, "HTTPS", "HTTP1")
     assert group["health_check"]["path"] == "/health" and group["health_check"]["matcher"] == "200"
@@ -125,10 +217,7 @@ def test_internal_alb_and_target_group(llm: Stack) -> None:
 
 
 def test_a_grpc_model_service_gets_the_grpc_matcher(tmp_path: Path) -> None:
-    env = load_environment("dev")
-    env = env.model_copy(update={"llm": env.llm.model_copy(update={"protocol_version": "GRPC"})})
-    build_app([env], outdir=str(tmp_path)).synth()
-    stack = Stack("dev-llm", json.loads((tmp_path / "stacks" / "dev-llm" / "cdk.tf.json").read_text()))
+    stack = synth_llm(with_llm(load_environment("dev"), protocol_version="GRPC"), tmp_path)
     group = stack.one("aws_lb_target_group")
     assert group["protocol_version"] == "GRPC" and group["health_check"]["matcher"] == "0"  # API default is 12
 
@@ -155,10 +244,29 @@ def test_host_role_reads_only_its_weights_prefix(stacks) -> None:
     stack = stacks["prod-llm"]
     (policy,) = stack.resources("aws_iam_role_policy").values()
     statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
-    assert set(statements) == {"Logs", "Metrics", "AgentDimensions", "ListWeights", "ReadWeights", "DecryptWeights"}
+    assert set(statements) == {"Logs", "Metrics", "AgentDimensions", "ListWeights", "ReadWeights", "DecryptWeights",
+                               "CompleteLaunchHook", "ModelApiKey", "DecryptApiKey"}
     assert statements["ReadWeights"]["Resource"][0].endswith("/models/deepseek-r1-distill-qwen-7b/*")
     assert statements["ListWeights"]["Condition"] == {"StringLike": {"s3:prefix": [
         "models/deepseek-r1-distill-qwen-7b/*"]}}
     assert statements["Metrics"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "CWAgent"}}
     (attachment,) = stack.resources("aws_iam_role_policy_attachment").values()
     assert attachment["policy_arn"].endswith(":iam::aws:policy/AmazonSSMManagedInstanceCore")
+
+
+def test_the_model_api_key_is_generated_into_secrets_manager_and_never_into_state(llm: Stack) -> None:
+    (secret_id, secret), = llm.resources("aws_secretsmanager_secret").items()
+    env = llm.name.removesuffix("-llm")
+    assert secret["name"] == f"llmlite/{env}/vllm-api-key" and "foundation" in secret["kms_key_id"]
+    version = llm.one("aws_secretsmanager_secret_version")
+    assert "secret_string" not in version  # write-only: the value never reaches state
+    assert version["secret_string_wo"].startswith("${ephemeral.aws_secretsmanager_random_password.")
+    arn = f"${{aws_secretsmanager_secret.{secret_id}.arn}}"
+    # the host reads exactly this secret, decrypting only through Secrets Manager
+    assert f"export API_KEY_SECRET_ARN='{arn}'\n" in user_data(llm)
+    (policy,) = llm.resources("aws_iam_role_policy").values()
+    statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+    assert statements["ModelApiKey"]["Resource"] == [arn]
+    assert statements["DecryptApiKey"]["Condition"] == {"StringEquals": {
+        "kms:ViaService": f"secretsmanager.{load_environment(env).region}.amazonaws.com"}}
+    assert llm.doc["output"]["api_key_secret_arn"]["value"] == arn

@@ -118,17 +118,38 @@ def test_database_nacl_admits_only_data_ports_from_private_subnets(stacks) -> No
     assert all(r["rule_action"] == "allow" for r in rules)
 
 
-def test_public_nacl_admits_replies_on_every_ephemeral_port(network: Stack) -> None:
-    """NAT and ALB connections get replies on any port 1024-65535: a gap (3389) hangs them."""
-    acl = next(lid for lid, a in network.resources("aws_network_acl").items() if a["tags"]["Name"].endswith("-public-acl"))
-    ingress = [r for r in network.resources("aws_network_acl_rule").values()
-               if r["network_acl_id"] == network.ref("aws_network_acl", acl) and not r["egress"]]
-    open_ports = set()
-    for rule in ingress:
+def _ingress_of(network: Stack, tier: str) -> list[dict]:
+    acl = next(lid for lid, a in network.resources("aws_network_acl").items() if a["tags"]["Name"].endswith(f"-{tier}-acl"))
+    return [r for r in network.resources("aws_network_acl_rule").values()
+            if r["network_acl_id"] == network.ref("aws_network_acl", acl) and not r["egress"]]
+
+
+def _open_from_anywhere(rules: list[dict]) -> set[int]:
+    open_ports: set[int] = set()
+    for rule in rules:
         if rule["cidr_block"] == "0.0.0.0/0" and rule["protocol"] == "tcp" and rule["rule_action"] == "allow":
             open_ports |= set(range(rule["from_port"], rule["to_port"] + 1))
+    return open_ports
+
+
+def test_public_nacl_admits_replies_on_every_ephemeral_port(network: Stack) -> None:
+    """NAT and ALB connections get replies on any port 1024-65535: a gap (3389) hangs them."""
+    open_ports = _open_from_anywhere(_ingress_of(network, "public"))
     assert set(range(1024, 65536)) <= open_ports
     assert {80, 443} <= open_ports
+
+
+def test_private_nacl_admits_replies_on_every_port_lambda_and_the_internal_alb_use(network: Stack) -> None:
+    """Lambda's interfaces and the internal ALB's nodes connect from source ports 1024-65535
+    (not only Linux's 32768-60999); replies also come from outside the VPC CIDR: through NAT
+    and from the S3/DynamoDB gateway endpoints' public ranges."""
+    ingress = _ingress_of(network, "private")
+    assert set(range(1024, 65536)) <= _open_from_anywhere(ingress)
+    (replies,) = [r for r in ingress if (r["from_port"], r["to_port"]) == (1024, 65535)]
+    # 3389 from anywhere: a declared, reasoned skip (the stateful security groups keep RDP out)
+    assert "security groups" in replies["//"]["checkov_skip"]["CKV_AWS_231"]
+    # and nothing below 1024 from outside the VPC
+    assert not [r for r in ingress if r["cidr_block"] == "0.0.0.0/0" and r["from_port"] < 1024]
 
 
 def test_every_subnet_has_a_tier_acl(network: Stack) -> None:

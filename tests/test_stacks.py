@@ -126,7 +126,7 @@ OPERATOR_OUTPUTS = {
              "connections_table_name", "history_table_name"},
     "gateway": {"cluster_name", "service_name", "log_group_name", "master_key_secret_arn", "ecs_exec_enabled"},
     "llm": {"model_endpoint_url", "served_model_name", "internal_alb_dns_name", "asg_name", "weights_bucket",
-            "log_group_name", "ssm_parameter_names"},
+            "log_group_name", "ssm_parameter_names", "api_key_secret_arn"},
     "realtime": {"websocket_url", "user_pool_id", "web_client_id", "m2m_client_ids", "auth_domain",
                  "request_queue_url", "dead_letter_queue_url", "response_topic_arn", "model_api_key_secret_arn"},
     "observability": {"alarm_topic_arn", "dashboard_url", "composite_alarm_name"},

@@ -75,6 +75,7 @@ module "gateway" {
   edge_target_group_arn       = module.edge.target_group_arn
   foundation_audit_bucket_arn = module.foundation.audit_bucket_arn
   foundation_kms_key_arn      = module.foundation.kms_key_arn
+  llm_api_key_secret_arn      = module.llm.api_key_secret_arn
   network_private_subnet_ids  = module.network.private_subnet_ids
   network_security_group_ids  = module.network.security_group_ids
 }

@@ -74,6 +74,10 @@ class Foundation(Section):
     audit_object_lock: bool = False
     # One multi-region trail per account: a second one bills management events twice.
     cloudtrail: bool = False
+    # The Auto Scaling service-linked role (AWSServiceRoleForAutoScaling) exists once per
+    # account, and the key policy can name it only once it exists: create it here where the
+    # account has none yet (true in one environment per account, false where it exists).
+    create_autoscaling_service_linked_role: bool = False
 
 
 class Edge(Section):
@@ -145,9 +149,20 @@ class Llm(Section):
     capacity: Capacity = Capacity(min=1, desired=1, max=4)
     on_demand_base: Annotated[int, Field(ge=0)] = 1
     scheduled_scaling: bool = False
+    # With scheduled_scaling: the group goes to zero at scale_down_hour and back to its
+    # configured capacity at scale_up_hour, in schedule_time_zone (an IANA name).
+    scale_down_hour: Annotated[int, Field(ge=0, le=23)] = 6
+    scale_up_hour: Annotated[int, Field(ge=0, le=23)] = 15
+    schedule_time_zone: str = "Etc/UTC"
     # Stopped, pre-initialized instances (weights on disk) that serve in about a minute.
     warm_pool_size: Annotated[int, Field(ge=0)] = 0
     root_volume_gb: Annotated[int, Field(ge=30, le=16384)] = 200
+    # gp3 above its 3,000 IOPS / 125 MiB/s baseline: the weights copy is the boot's long pole.
+    root_volume_iops: Annotated[int, Field(ge=3000, le=16000)] = 4000
+    root_volume_throughput_mibps: Annotated[int, Field(ge=125, le=1000)] = 500
+    # Launch lifecycle hook: how long a host may take (weights, image, up to 900 s of model
+    # load) before the group abandons it. The boot script completes it once /health answers.
+    launch_timeout_seconds: Annotated[int, Field(ge=1200, le=7200)] = 3600
     model_size_gb: Annotated[int, Field(ge=1)] = 16
     served_model_name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]+$")] = "deepseek-r1-distill-qwen-7b"
     # Weights source: a prefix in the layer's KMS-encrypted weights bucket (default), or a
@@ -159,10 +174,12 @@ class Llm(Section):
     max_model_len: Annotated[int, Field(ge=256, le=1_048_576)] = 8192
     # HTTP1 for an OpenAI-compatible server (vLLM); HTTP2/GRPC for a gRPC model service.
     protocol_version: Literal["HTTP1", "HTTP2", "GRPC"] = "HTTP1"
-    # Private name of the internal ALB (Route 53 private zone = its parent domain); the
-    # certificate (llm.certificate_arn, else edge.certificate_arn) must cover it.
+    # Private name of the internal ALB (Route 53 private zone = its parent domain), and the
+    # certificate of its listener with the names that certificate holds (its domain name and
+    # subject alternative names, as in ACM): one of them must cover dns_name.
     dns_name: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")] | None = None
     certificate_arn: str | None = None
+    certificate_domains: list[Annotated[str, Field(pattern=r"^(\*\.)?([a-z0-9-]+\.)+[a-z]{2,}$")]] = []
     gpu_target_percent: Annotated[int, Field(ge=10, le=95)] = 70
     cpu_target_percent: Annotated[int, Field(ge=10, le=95)] = 70
     queue_target_per_instance: Annotated[int, Field(ge=1, le=1000)] = 5

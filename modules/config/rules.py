@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from modules.alarms import BY_NAME, DB_MEMORY_GIB
 from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
@@ -195,11 +196,74 @@ def _check_llm(env: Environment) -> Iterator[Problem]:
     if llm.dns_name is None:
         yield Problem("llm.dns_name", "is missing; the gateway reaches the model by a private name.",
                       "set a name your certificate covers, e.g. \"llm.internal.example.com\".")
-    yield from _check_certificate("llm.certificate_arn", llm.certificate_arn or env.edge.certificate_arn,
-                                  env.region, "the internal model ALB")
+    yield from _check_private_certificate(env)
+    yield from _check_schedule(env)
+    if llm.root_volume_throughput_mibps * 4 > llm.root_volume_iops:
+        yield Problem("llm.root_volume_throughput_mibps",
+                      f"{llm.root_volume_throughput_mibps} MiB/s needs more than {llm.root_volume_iops} IOPS "
+                      "(gp3 allows 0.25 MiB/s per provisioned IOPS).",
+                      f"raise llm.root_volume_iops to at least {llm.root_volume_throughput_mibps * 4} or lower the "
+                      f"throughput to {llm.root_volume_iops // 4}.")
     if env.protect_stateful and not _pinned(llm.vllm_image):
         yield Problem("llm.vllm_image", f"{llm.vllm_image!r} is not pinned.",
                       "pin a release tag (e.g. :v0.11.0) or a digest in protected environments.")
+
+
+def covers(certificate_name: str, host: str) -> bool:
+    """ACM semantics: an exact name, or a wildcard for exactly one more label on the left."""
+    if certificate_name.startswith("*."):
+        label, _, parent = host.partition(".")
+        return bool(label) and parent == certificate_name[2:]
+    return certificate_name == host
+
+
+def _check_private_certificate(env: Environment) -> Iterator[Problem]:
+    """The internal listener serves llm.dns_name, which LiteLLM verifies; the public edge
+    certificate (e.g. *.example.com) does not cover a deeper private name."""
+    llm = env.llm
+    example = f"llm.{env.name}.internal.example.com"
+    if llm.certificate_arn is None:
+        yield Problem("llm.certificate_arn", "is missing; the internal model ALB serves HTTPS for llm.dns_name, "
+                      "which the edge certificate does not cover.",
+                      f"request an ACM certificate in {env.region} for the private name (e.g. {example} or "
+                      f"*.{env.name}.internal.example.com), then set llm.certificate_arn and llm.certificate_domains.")
+    else:
+        yield from _check_certificate("llm.certificate_arn", llm.certificate_arn, env.region, "the internal model ALB")
+    if llm.dns_name is None:
+        return
+    if not llm.certificate_domains:
+        yield Problem("llm.certificate_domains", "is empty, so nothing shows the certificate covers llm.dns_name.",
+                      "list the certificate's domain name and subject alternative names as ACM shows them.")
+    elif not any(covers(name, llm.dns_name) for name in llm.certificate_domains):
+        parent = llm.dns_name.split(".", 1)[1]
+        yield Problem("llm.certificate_domains", f"{', '.join(llm.certificate_domains)} does not cover "
+                      f"llm.dns_name {llm.dns_name!r} (a wildcard covers exactly one label).",
+                      f"use a certificate for {llm.dns_name!r} or '*.{parent}', or change llm.dns_name.")
+
+
+def _known_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # Without a time zone database on this machine nothing can be checked; AWS checks it.
+        return not available_timezones()
+    return True
+
+
+def _check_schedule(env: Environment) -> Iterator[Problem]:
+    llm = env.llm
+    if not _known_time_zone(llm.schedule_time_zone):
+        yield Problem("llm.schedule_time_zone", f"{llm.schedule_time_zone!r} is not an IANA time zone.",
+                      "use a name such as \"Etc/UTC\", \"Europe/London\" or \"America/Chicago\".")
+    if not llm.scheduled_scaling:
+        return
+    if llm.scale_down_hour == llm.scale_up_hour:
+        yield Problem("llm.scale_up_hour", f"equals llm.scale_down_hour ({llm.scale_down_hour}).",
+                      "choose different hours for scaling down and up.")
+    if llm.capacity.min < 1:
+        yield Problem("llm.capacity.min", "is 0 with scheduled_scaling = true: in working hours target tracking "
+                      "could scale the group to zero, and no metric scales it out of zero again.",
+                      "set capacity.min to at least 1; the schedule takes the group to zero outside working hours.")
 
 
 def _check_realtime(env: Environment) -> Iterator[Problem]:

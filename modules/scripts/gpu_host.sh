@@ -3,6 +3,11 @@
 # Writes a self-signed TLS certificate, fetches the model weights, runs vLLM's
 # OpenAI-compatible server in Docker on port 50051 (HTTPS), waits until it is
 # healthy, and ships GPU metrics, logs and vLLM's queue depth to CloudWatch.
+# It completes the group's launch lifecycle hook: CONTINUE once /health answers
+# (only then does the host join the target group), ABANDON when the boot fails.
+# A host bound for the warm pool fetches weights and image, completes the hook
+# and is stopped; a systemd unit runs this script again on every later boot,
+# when the host leaves the pool and serves.
 # Settings come only from environment variables (exported by the user data
 # preamble). Safe to run again: every step converges on the same state.
 set -euo pipefail
@@ -17,10 +22,14 @@ set -euo pipefail
 WEIGHTS_S3_URI=${WEIGHTS_S3_URI:-}
 HF_MODEL_ID=${HF_MODEL_ID:-}
 HF_TOKEN_SECRET_ARN=${HF_TOKEN_SECRET_ARN:-}
+API_KEY_SECRET_ARN=${API_KEY_SECRET_ARN:-}
+LIFECYCLE_HOOK_NAME=${LIFECYCLE_HOOK_NAME:-}
 METRICS_NAMESPACE=${METRICS_NAMESPACE:-CWAgent}
 GPU_MEMORY_UTILIZATION=${GPU_MEMORY_UTILIZATION:-0.90}
 READY_TIMEOUT_SECONDS=${READY_TIMEOUT_SECONDS:-900}
 READY_POLL_SECONDS=${READY_POLL_SECONDS:-5}
+RETRY_ATTEMPTS=${RETRY_ATTEMPTS:-5}
+RETRY_DELAY_SECONDS=${RETRY_DELAY_SECONDS:-10}
 IMDS_ENDPOINT=${IMDS_ENDPOINT:-http://169.254.169.254}
 # Paths (production defaults; tests point them at a temporary directory).
 # Weights stay on the EBS root volume so warm-pool stop/start keeps them.
@@ -30,12 +39,28 @@ MODEL_DIR=${MODEL_DIR:-/opt/models}
 CW_AGENT_CONFIG=${CW_AGENT_CONFIG:-/opt/aws/amazon-cloudwatch-agent/etc/gpu-host.json}
 SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
 BIN_DIR=${BIN_DIR:-/usr/local/bin}
+BOOT_LOG=${BOOT_LOG:-/var/log/gpu-host-boot.log}
 PORT=50051
 export AWS_DEFAULT_REGION=$AWS_REGION
 PATH=$PATH:/opt/aws/amazon-cloudwatch-agent/bin
 
 log() { printf '%s gpu-host: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# retry CMD...: run CMD up to RETRY_ATTEMPTS times, waiting longer after each
+# failure (registries, S3 and package mirrors fail transiently at boot).
+retry() {
+  local attempt=1
+  until "$@"; do
+    if ((attempt >= RETRY_ATTEMPTS)); then
+      log "giving up after $attempt attempts: $1 ${2:-}"
+      return 1
+    fi
+    log "attempt $attempt failed: $1 ${2:-}; retrying"
+    sleep $((RETRY_DELAY_SECONDS * attempt))
+    attempt=$((attempt + 1))
+  done
+}
 
 if [[ -n $WEIGHTS_S3_URI && -n $HF_MODEL_ID ]]; then
   die "set exactly one weights source: WEIGHTS_S3_URI or HF_MODEL_ID, not both"
@@ -50,6 +75,7 @@ if [[ -n $HF_TOKEN_SECRET_ARN && -z $HF_MODEL_ID ]]; then
 fi
 [[ $MAX_MODEL_LEN =~ ^[1-9][0-9]*$ ]] || die "MAX_MODEL_LEN must be a positive integer"
 [[ $READY_TIMEOUT_SECONDS =~ ^[0-9]+$ ]] || die "READY_TIMEOUT_SECONDS must be a whole number"
+[[ $RETRY_ATTEMPTS =~ ^[1-9][0-9]*$ ]] || die "RETRY_ATTEMPTS must be a positive integer"
 
 # --- instance identity (IMDSv2) --------------------------------------------
 imds() {
@@ -61,7 +87,35 @@ imds() {
 }
 PRIVATE_DNS=$(imds local-hostname || hostname -f)
 INSTANCE_ID=$(imds instance-id || hostname -s)
-log "instance $INSTANCE_ID ($PRIVATE_DNS)"
+# Where Auto Scaling is taking this host: InService, or Warmed:Stopped (and the
+# like) while it is prepared for the warm pool, which stops it once the hook is
+# complete. Outside a group (or without IMDS) it serves.
+TARGET_STATE=$(imds autoscaling/target-lifecycle-state || echo InService)
+log "instance $INSTANCE_ID ($PRIVATE_DNS), target state $TARGET_STATE"
+
+# --- launch lifecycle hook --------------------------------------------------
+# The group keeps the host out of service (and out of the target group) until
+# the hook is completed; its default result, on timeout, is ABANDON.
+complete_hook() {
+  [[ -n $LIFECYCLE_HOOK_NAME ]] || return 0
+  if RETRY_ATTEMPTS=3 retry aws autoscaling complete-lifecycle-action --region "$AWS_REGION" \
+    --auto-scaling-group-name "$ASG_NAME" --lifecycle-hook-name "$LIFECYCLE_HOOK_NAME" \
+    --instance-id "$INSTANCE_ID" --lifecycle-action-result "$1"; then
+    log "lifecycle hook $LIFECYCLE_HOOK_NAME completed with $1"
+  else
+    # No pending action (a re-run on a host already in service) or no access.
+    log "WARNING: could not complete lifecycle hook $LIFECYCLE_HOOK_NAME with $1"
+  fi
+}
+HOOK_COMPLETED=
+on_exit() {
+  local status=$?
+  if ((status != 0)) && [[ -z $HOOK_COMPLETED ]]; then
+    HOOK_COMPLETED=1
+    complete_hook ABANDON
+  fi
+}
+trap on_exit EXIT
 
 # --- TLS: self-signed certificate for the ALB -> instance hop ---------------
 # The ALB does not verify target certificates; the key never leaves the host.
@@ -76,13 +130,10 @@ chmod 600 "$TLS_DIR/key.pem"
 chmod 644 "$TLS_DIR/cert.pem"
 
 # --- CloudWatch agent: GPU metrics and boot logs ----------------------------
-# Started early so a failed boot still ships its logs.
-if ! command -v amazon-cloudwatch-agent-ctl >/dev/null; then
-  log "installing the CloudWatch agent"
-  dnf install -y amazon-cloudwatch-agent
-fi
-mkdir -p "$(dirname "$CW_AGENT_CONFIG")"
-cat >"$CW_AGENT_CONFIG" <<EOF
+# Started early so a failed boot still ships its logs. Metrics are not worth an
+# outage: if the agent cannot be installed or started, the model serves anyway.
+agent_config() {
+  cat <<EOF
 {
   "agent": {"metrics_collection_interval": 60},
   "metrics": {
@@ -106,14 +157,29 @@ cat >"$CW_AGENT_CONFIG" <<EOF
         "collect_list": [
           {"file_path": "/var/log/cloud-init-output.log",
            "log_group_name": "$LOG_GROUP",
-           "log_stream_name": "{instance_id}/cloud-init-output"}
+           "log_stream_name": "{instance_id}/cloud-init-output"},
+          {"file_path": "$BOOT_LOG",
+           "log_group_name": "$LOG_GROUP",
+           "log_stream_name": "{instance_id}/boot"}
         ]
       }
     }
   }
 }
 EOF
-amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:$CW_AGENT_CONFIG"
+}
+start_agent() {
+  if ! command -v amazon-cloudwatch-agent-ctl >/dev/null; then
+    log "installing the CloudWatch agent"
+    retry dnf install -y amazon-cloudwatch-agent || return 1
+  fi
+  mkdir -p "$(dirname "$CW_AGENT_CONFIG")" || return 1
+  agent_config >"$CW_AGENT_CONFIG" || return 1
+  retry amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:$CW_AGENT_CONFIG"
+}
+if ! start_agent; then
+  log "WARNING: CloudWatch agent not running, so no GPU metrics or boot logs from this host; serving anyway"
+fi
 
 # --- vLLM queue depth -> CloudWatch, every minute ---------------------------
 # One value per instance with only the ASG dimension, so a target-tracking
@@ -159,8 +225,42 @@ AccuracySec=5
 [Install]
 WantedBy=timers.target
 EOF
+
+# --- later boots: a host leaving the warm pool, or a reboot -----------------
+# cloud-init runs user data on the first boot only; this unit runs the script,
+# with the settings of this run, on every later boot.
+SELF=$(readlink -f "$0")
+(
+  umask 077
+  for name in AWS_REGION LOG_GROUP ASG_NAME SERVED_MODEL_NAME MAX_MODEL_LEN VLLM_IMAGE \
+    WEIGHTS_S3_URI HF_MODEL_ID HF_TOKEN_SECRET_ARN API_KEY_SECRET_ARN LIFECYCLE_HOOK_NAME \
+    METRICS_NAMESPACE GPU_MEMORY_UTILIZATION READY_TIMEOUT_SECONDS CONFIG_DIR TLS_DIR MODEL_DIR \
+    CW_AGENT_CONFIG SYSTEMD_DIR BIN_DIR BOOT_LOG; do
+    printf 'export %s=%q\n' "$name" "${!name}"
+  done
+) >"$CONFIG_DIR/boot.env"
+cat >"$SYSTEMD_DIR/gpu-host-boot.service" <<EOF
+[Unit]
+Description=Serve the model again after a restart (warm pool, reboot)
+Wants=network-online.target
+After=network-online.target docker.service cloud-final.service
+ConditionPathExists=$CONFIG_DIR/boot.env
+
+[Service]
+Type=oneshot
+TimeoutStartSec=infinity
+ExecStart=/bin/bash -c '. $CONFIG_DIR/boot.env && exec /bin/bash $SELF'
+StandardOutput=append:$BOOT_LOG
+StandardError=append:$BOOT_LOG
+
+[Install]
+WantedBy=multi-user.target
+EOF
 systemctl daemon-reload
-systemctl enable --now vllm-queue-depth.timer
+systemctl enable gpu-host-boot.service # not started: this boot is running the script
+if ! systemctl enable --now vllm-queue-depth.timer; then
+  log "WARNING: queue-depth timer not running, so no vllm_num_requests_waiting from this host"
+fi
 
 # --- model weights ----------------------------------------------------------
 WEIGHTS_DIR=$MODEL_DIR/$SERVED_MODEL_NAME
@@ -169,7 +269,11 @@ mkdir -p "$WEIGHTS_DIR"
 (umask 077 && : >"$ENV_FILE") && chmod 600 "$ENV_FILE"
 if [[ -n $WEIGHTS_S3_URI ]]; then
   log "syncing weights from $WEIGHTS_S3_URI"
-  aws s3 sync --only-show-errors "$WEIGHTS_S3_URI" "$WEIGHTS_DIR"
+  retry aws s3 sync --only-show-errors "$WEIGHTS_S3_URI" "$WEIGHTS_DIR"
+  # An empty prefix syncs nothing and "succeeds": refuse here rather than let
+  # vLLM fail minutes later with a less obvious error.
+  [[ -s $WEIGHTS_DIR/config.json ]] ||
+    die "no model at $WEIGHTS_S3_URI (no config.json): upload the model's files there; not starting vLLM"
   MODEL_ARG=/models/$SERVED_MODEL_NAME
   MODEL_MOUNT=$MODEL_DIR:/models:ro
 else
@@ -178,43 +282,70 @@ else
   log "weights come from Hugging Face: $HF_MODEL_ID"
   MODEL_ARG=$HF_MODEL_ID
   MODEL_MOUNT=$WEIGHTS_DIR:/root/.cache/huggingface
-  if [[ -n $HF_TOKEN_SECRET_ARN ]]; then
-    # The token goes to a mode-600 env file, never onto a command line or a log.
-    hf_token=$(aws secretsmanager get-secret-value --region "$AWS_REGION" \
-      --secret-id "$HF_TOKEN_SECRET_ARN" --query SecretString --output text)
-    printf 'HF_TOKEN=%s\n' "$hf_token" >"$ENV_FILE"
-    unset hf_token
-  fi
+fi
+
+# --- secrets, into the container's environment only ---------------------------
+# Values go to the mode-600 env file, never onto a command line or into a log.
+secret_value() {
+  retry aws secretsmanager get-secret-value --region "$AWS_REGION" \
+    --secret-id "$1" --query SecretString --output text
+}
+if [[ -n $HF_TOKEN_SECRET_ARN ]]; then
+  hf_token=$(secret_value "$HF_TOKEN_SECRET_ARN") || die "cannot read the Hugging Face token secret"
+  printf 'HF_TOKEN=%s\n' "$hf_token" >>"$ENV_FILE"
+  unset hf_token
+fi
+if [[ -n $API_KEY_SECRET_ARN ]]; then
+  # vLLM serves /v1/* only to callers sending this key (VLLM_API_KEY is its
+  # --api-key); /health and /metrics stay open for the ALB and the timer.
+  api_key=$(secret_value "$API_KEY_SECRET_ARN") || die "cannot read the model API key secret"
+  printf 'VLLM_API_KEY=%s\n' "$api_key" >>"$ENV_FILE"
+  unset api_key
 fi
 
 # --- image ------------------------------------------------------------------
+# The Docker daemon first: a registry login needs it.
+retry systemctl enable --now docker
 REGISTRY=${VLLM_IMAGE%%/*}
+ecr_login() {
+  aws ecr get-login-password --region "$1" | docker login --username AWS --password-stdin "$REGISTRY"
+}
 if [[ $REGISTRY =~ ^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$ ]]; then
   log "logging in to $REGISTRY"
-  aws ecr get-login-password --region "${BASH_REMATCH[1]}" |
-    docker login --username AWS --password-stdin "$REGISTRY"
+  retry ecr_login "${BASH_REMATCH[1]}"
 fi
-systemctl enable --now docker
-docker pull "$VLLM_IMAGE"
+retry docker pull "$VLLM_IMAGE"
+
+if [[ $TARGET_STATE == Warmed:* ]]; then
+  # Weights and image are on disk; the group stops the host once the hook is
+  # complete, and gpu-host-boot.service serves when it starts again.
+  HOOK_COMPLETED=1
+  complete_hook CONTINUE
+  log "prepared for the warm pool ($TARGET_STATE); vLLM starts when the host leaves it"
+  exit 0
+fi
 
 # --- vLLM server --------------------------------------------------------------
 GPUS=$(nvidia-smi --list-gpus 2>/dev/null | wc -l || true)
 ((GPUS >= 1)) || GPUS=1
 log "starting vLLM on $GPUS GPU(s)"
-docker rm -f vllm >/dev/null 2>&1 || true  # a re-run replaces the container
-docker run -d --name vllm --restart unless-stopped --gpus all --ipc=host \
-  -p "$PORT:$PORT" \
-  -v "$MODEL_MOUNT" -v "$TLS_DIR:/tls:ro" \
-  --env-file "$ENV_FILE" \
-  --log-driver awslogs --log-opt "awslogs-region=$AWS_REGION" \
-  --log-opt "awslogs-group=$LOG_GROUP" --log-opt "awslogs-stream=$INSTANCE_ID" \
-  --log-opt mode=non-blocking --log-opt max-buffer-size=4m \
-  "$VLLM_IMAGE" \
-  --model "$MODEL_ARG" --served-model-name "$SERVED_MODEL_NAME" \
-  --max-model-len "$MAX_MODEL_LEN" --port "$PORT" \
-  --ssl-certfile /tls/cert.pem --ssl-keyfile /tls/key.pem \
-  --gpu-memory-utilization "$GPU_MEMORY_UTILIZATION" \
-  --tensor-parallel-size "$GPUS"
+start_vllm() {
+  docker rm -f vllm >/dev/null 2>&1 || true # a re-run replaces the container
+  docker run -d --name vllm --restart unless-stopped --gpus all --ipc=host \
+    -p "$PORT:$PORT" \
+    -v "$MODEL_MOUNT" -v "$TLS_DIR:/tls:ro" \
+    --env-file "$ENV_FILE" \
+    --log-driver awslogs --log-opt "awslogs-region=$AWS_REGION" \
+    --log-opt "awslogs-group=$LOG_GROUP" --log-opt "awslogs-stream=$INSTANCE_ID" \
+    --log-opt mode=non-blocking --log-opt max-buffer-size=4m \
+    "$VLLM_IMAGE" \
+    --model "$MODEL_ARG" --served-model-name "$SERVED_MODEL_NAME" \
+    --max-model-len "$MAX_MODEL_LEN" --port "$PORT" \
+    --ssl-certfile /tls/cert.pem --ssl-keyfile /tls/key.pem \
+    --gpu-memory-utilization "$GPU_MEMORY_UTILIZATION" \
+    --tensor-parallel-size "$GPUS"
+}
+retry start_vllm
 
 # --- readiness --------------------------------------------------------------
 log "waiting up to ${READY_TIMEOUT_SECONDS}s for https://localhost:$PORT/health"
@@ -227,3 +358,5 @@ until curl -skf -o /dev/null --max-time 5 "https://localhost:$PORT/health"; do
   sleep "$READY_POLL_SECONDS"
 done
 log "vLLM is ready: $SERVED_MODEL_NAME on port $PORT"
+HOOK_COMPLETED=1
+complete_hook CONTINUE
