@@ -26,7 +26,7 @@ UNSCOPED_ACTIONS = frozenset({
     "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
     "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
-    "cloudwatch:PutMetricData", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags",
+    "cloudwatch:PutMetricData", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeTags",
 })
 
 
@@ -96,11 +96,16 @@ class ServiceRole:
         return self.role.name
 
 
-def service_role(scope: Construct, id: str, *, name: str, service: str, source_account: str,
+def service_role(scope: Construct, id: str, *, name: str, service: str, source_account: str | None,
                  statements: list[Statement]) -> ServiceRole:
-    """A role only `service`, acting for this account, can assume; one inline least-privilege policy."""
-    trust = {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Principal": {"Service": service},
-             "Condition": {"StringEquals": {"aws:SourceAccount": source_account}}}
+    """A role only `service`, acting for this account, can assume; one inline least-privilege policy.
+
+    `source_account=None` only for a service documented not to send `aws:SourceAccount` when it
+    assumes the role (the condition would lock the service out); the caller says which and why.
+    """
+    trust: Statement = {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Principal": {"Service": service}}
+    if source_account is not None:
+        trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
     role = IamRole(scope, id, name=name, assume_role_policy=document(trust))
     policy = IamRolePolicy(scope, f"{id}_policy", name=f"{name}-policy", role=role.id,
                            policy=document(*statements)) if statements else None

@@ -66,6 +66,13 @@ def test_identity_policies_have_no_parliament_findings(stacks) -> None:
     assert findings == []
 
 
+# Services whose role-assumption the documentation shows without aws:SourceAccount: a
+# condition they do not satisfy would lock them out. API Gateway's CloudWatch logging role
+# (developer guide, "Set up CloudWatch logging for REST APIs": trusted entity
+# apigateway.amazonaws.com, no condition).
+WITHOUT_SOURCE_ACCOUNT = {"apigateway.amazonaws.com"}
+
+
 def test_trust_policies_admit_one_service_bound_to_this_account(stacks) -> None:
     """parliament reads only identity policies; trust policies are checked for shape here."""
     for name, stack in stacks.items():
@@ -74,6 +81,9 @@ def test_trust_policies_admit_one_service_bound_to_this_account(stacks) -> None:
             assert statement["Effect"] == "Allow" and statement["Action"] == ["sts:AssumeRole"], f"{name}: {lid}"
             assert list(statement["Principal"]) == ["Service"], f"{name}: {lid}"
             assert statement["Principal"]["Service"].endswith(".amazonaws.com"), f"{name}: {lid}"
+            if statement["Principal"]["Service"] in WITHOUT_SOURCE_ACCOUNT:
+                assert "Condition" not in statement, f"{name}: {lid}"
+                continue
             assert "account_id" in statement["Condition"]["StringEquals"]["aws:SourceAccount"], f"{name}: {lid}"
 
 
