@@ -141,8 +141,9 @@ REALTIME = (
     AlarmSpec("lambda-errors", "realtime", "A chat function failed more than 5 times in 5 minutes",
               "The function's log group (JSON, with request ids)", 5, "GreaterThanThreshold", "AWS/Lambda",
               "Errors", dimensions=("function",), per="function"),
-    AlarmSpec("lambda-throttles", "realtime", "A chat function was throttled (reserved concurrency reached)",
-              "Raise realtime.reserved_concurrency", 0, "GreaterThanThreshold", "AWS/Lambda", "Throttles",
+    AlarmSpec("lambda-throttles", "realtime", "A chat function was throttled (worker: its reservation; others: "
+              "the account's regional concurrency)", "Worker: raise realtime.worker_concurrency; others: raise the "
+              "account's Lambda concurrency quota", 0, "GreaterThanThreshold", "AWS/Lambda", "Throttles",
               dimensions=("function",), per="function"),
     AlarmSpec("websocket-integration-errors", "realtime", "WebSocket routes failed to reach their function "
               "more than 10 times in 5 minutes", "API access log (integrationError); function errors", 10,

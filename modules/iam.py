@@ -26,7 +26,7 @@ UNSCOPED_ACTIONS = frozenset({
     "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
     "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
-    "cloudwatch:PutMetricData", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags",
+    "cloudwatch:PutMetricData", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeTags",
 })
 
 
@@ -100,7 +100,8 @@ class ServiceRole:
 # from the request evaluates false, so it would deny them. EC2 assumes an instance profile's
 # role with no such key (the EC2 user guide's instance-role trust policy has no condition); who
 # may attach the role to an instance is governed by iam:PassRole, which cannot cross accounts.
-WITHOUT_SOURCE_ACCOUNT = frozenset({"ec2.amazonaws.com"})
+# API Gateway's CloudWatch logging role is documented with the service alone as trusted entity.
+WITHOUT_SOURCE_ACCOUNT = frozenset({"ec2.amazonaws.com", "apigateway.amazonaws.com"})
 
 
 def service_role(scope: Construct, id: str, *, name: str, service: str, source_account: str | None,

@@ -39,7 +39,10 @@ from cdktf_cdktf_provider_aws.cognito_user_pool_client import (
 )
 from cdktf_cdktf_provider_aws.cognito_user_pool_domain import CognitoUserPoolDomain
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
-from cdktf_cdktf_provider_aws.lambda_event_source_mapping import LambdaEventSourceMapping
+from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
+    LambdaEventSourceMapping,
+    LambdaEventSourceMappingScalingConfig,
+)
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
     LambdaFunctionEnvironment,
@@ -70,6 +73,10 @@ STAGE = "live"
 WORKER_BATCH_SIZE = 2
 WORKER_TIMEOUT_MARGIN = 30
 ENVELOPE_CONTEXT_KEY = "userSession"  # the field-level encryption context the worker binds
+CLAIM_PREFIX = "claim#"  # partition keys of the worker's claims on request ids (history table)
+# The functions API Gateway invokes (routes and the authorizer); the worker is invoked by its
+# SQS event source mapping only.
+API_FUNCTIONS = ("authorizer", "connect", "disconnect", "message")
 
 
 @dataclass(frozen=True)
@@ -91,21 +98,30 @@ class Function:
     memory: int = 256
     environment: dict[str, str] = field(default_factory=dict)
     statements: list[iam.Statement] = field(default_factory=list)
+    # None: no reservation (the API-facing functions, bounded by the stage's throttling).
+    reserved_concurrency: int | None = None
 
 
 def worker_timeout(model_timeout_seconds: int) -> int:
     return WORKER_BATCH_SIZE * model_timeout_seconds + WORKER_TIMEOUT_MARGIN
 
 
+def claim_lease_seconds(model_timeout_seconds: int) -> int:
+    """A claim older than this belongs to a worker that died: longer than the worker can run."""
+    return worker_timeout(model_timeout_seconds) + 60
+
+
 def _vpc_networking(account: Account) -> list[iam.Statement]:
-    """Lambda attaches a VPC function through network interfaces it manages with the function's role."""
+    """Lambda attaches a VPC function through network interfaces it manages with the function's
+    role: the actions of AWS's managed AWSLambdaVPCAccessExecutionRole (ec2:DescribeSubnets
+    since its v3 of January 2024), each scoped as narrowly as the EC2 API admits."""
     ec2 = f"arn:{account.partition}:ec2:{account.region}:{account.id}"
     return [
         iam.allow(["ec2:CreateNetworkInterface"], [f"{ec2}:network-interface/*", f"{ec2}:subnet/*",
                                                    f"{ec2}:security-group/*"], sid="CreateInterfaces"),
         iam.allow(["ec2:AssignPrivateIpAddresses", "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"],
                   [f"{ec2}:network-interface/*"], sid="ManageInterfaces"),
-        iam.allow_unscoped(["ec2:DescribeNetworkInterfaces"], sid="FindInterfaces"),
+        iam.allow_unscoped(["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], sid="FindInterfaces"),
     ]
 
 
@@ -160,17 +176,26 @@ class Realtime(Construct):
                         "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
                     iam.allow(["secretsmanager:GetSecretValue"], [data.redis_auth_secret_arn], sid="RedisAuth"),
                     *read_secret, post]),
-            Function("worker", timeout=worker_timeout(cfg.model_timeout_seconds), memory=512, environment={
+            Function("worker", timeout=worker_timeout(cfg.model_timeout_seconds), memory=512,
+                     reserved_concurrency=cfg.worker_concurrency, environment={
                 "HISTORY_TABLE": data.history_table_name, "CONNECTIONS_TABLE": data.connections_table_name,
                 "KMS_KEY_ARN": key, "MODEL_ENDPOINT": cfg.model_endpoint_url or "",
                 "MODEL_API_KEY_SECRET_ARN": model_key.arn, "MODEL_TIMEOUT_SECONDS": str(cfg.model_timeout_seconds),
+                "CLAIM_LEASE_SECONDS": str(claim_lease_seconds(cfg.model_timeout_seconds)),
+                "DEAD_LETTER_QUEUE_URL": dead_letters.url,
                 "RESPONSE_TOPIC_ARN": topic.arn, "WEBSOCKET_ENDPOINT": endpoint, **redis},
                 statements=[
                     iam.allow(["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [queue.arn],
                               sid="ConsumeRequests"),
-                    iam.allow(["kms:Decrypt"], [key], sid="DecryptQueue", conditions={
+                    # A job the configuration cannot serve is set aside for an operator, not retried.
+                    iam.allow(["sqs:SendMessage"], [dead_letters.arn], sid="SetAsideRequests"),
+                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="QueueEncryption", conditions={
                         "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
                     iam.allow(["dynamodb:PutItem", "dynamodb:Query"], [data.history_table_arn], sid="History"),
+                    # Claims on request ids: only items under the claim prefix are read, updated, deleted.
+                    iam.allow(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+                              [data.history_table_arn], sid="RequestClaims", conditions={
+                                  "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{CLAIM_PREFIX}*"]}}),
                     iam.allow(["dynamodb:DeleteItem"], [data.connections_table_arn], sid="ForgetGoneConnections"),
                     # Field-level envelope encryption of prompt and answer, bound to the conversation.
                     iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EnvelopeEncryption", conditions={
@@ -197,7 +222,11 @@ class Realtime(Construct):
                                  function_name=built["worker"].arn, batch_size=WORKER_BATCH_SIZE,
                                  maximum_batching_window_in_seconds=1,
                                  # One poison message never redrives its whole batch.
-                                 function_response_types=["ReportBatchItemFailures"])
+                                 function_response_types=["ReportBatchItemFailures"],
+                                 # Never more invocations than the worker's reservation: above it
+                                 # Lambda throttles, and throttled batches count as receives.
+                                 scaling_config=LambdaEventSourceMappingScalingConfig(
+                                     maximum_concurrency=cfg.worker_concurrency))
         self._routes(env, api, built)
         url = f"wss://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}"
         extra_outputs = {}
@@ -325,7 +354,7 @@ class Realtime(Construct):
             self, spec.name, function_name=name, role=role.arn, runtime=packaging.RUNTIME,
             architectures=[packaging.ARCHITECTURE], handler=packaging.HANDLER, filename=code.path,
             source_code_hash=package.source_code_hash, layers=[layer_arn], timeout=spec.timeout,
-            memory_size=spec.memory, reserved_concurrent_executions=env.realtime.reserved_concurrency,
+            memory_size=spec.memory, reserved_concurrent_executions=spec.reserved_concurrency,
             kms_key_arn=key, tracing_config=LambdaFunctionTracingConfig(mode="Active"),
             environment=LambdaFunctionEnvironment(variables={
                 "POWERTOOLS_SERVICE_NAME": f"chat-{spec.name}", "LOG_LEVEL": "INFO", **spec.environment}),
@@ -337,32 +366,34 @@ class Realtime(Construct):
              "Lambda DLQ applies only to asynchronous invocations; failed requests land in the queue's DLQ.")
         skip(function, "CKV_AWS_272", "Code is built from this repository by the synth, hashed and pinned by "
              "source_code_hash; no signing profile exists to verify against.")
+        if spec.reserved_concurrency is None:
+            skip(function, "CKV_AWS_115", "Invoked by API Gateway, whose stage throttling (rate and burst, from "
+                 "config) is this function's limit. A reservation that never caps below the stage would be at "
+                 "least the burst per function and would take that much from the account's regional pool, of "
+                 "which Lambda keeps 100 unreserved, so apply fails in accounts with a low quota; a smaller "
+                 "one throttles connections and frames the stage admits.")
         return function
 
     def _routes(self, env: Environment, api: Apigatewayv2Api, functions: dict[str, LambdaFunction]) -> None:
         cfg = env.realtime
-        for name, function in functions.items():
-            LambdaPermission(self, f"{name}_invoke", action="lambda:InvokeFunction", function_name=function.function_name,
-                             principal="apigateway.amazonaws.com", source_arn=f"{api.execution_arn}/*")
+        for name in API_FUNCTIONS:
+            LambdaPermission(self, f"{name}_invoke", action="lambda:InvokeFunction",
+                             function_name=functions[name].function_name, principal="apigateway.amazonaws.com",
+                             source_arn=f"{api.execution_arn}/*")
         authorizer = Apigatewayv2Authorizer(
             self, "jwt_authorizer", api_id=api.id, authorizer_type="REQUEST", name=env.resource_name("chat-jwt"),
             authorizer_uri=functions["authorizer"].invoke_arn)
         for route_key, name in (("$connect", "connect"), ("$disconnect", "disconnect"), ("$default", "message")):
+            # The API requires POST for Lambda integrations of WebSocket APIs (IntegrationMethod).
             integration = Apigatewayv2Integration(self, f"{name}_integration", api_id=api.id, integration_type="AWS_PROXY",
-                                                  integration_uri=functions[name].invoke_arn)
+                                                  integration_method="POST", integration_uri=functions[name].invoke_arn)
             route = Apigatewayv2Route(
                 self, f"{name}_route", api_id=api.id, route_key=route_key, target=f"integrations/{integration.id}",
                 **({"authorization_type": "CUSTOM", "authorizer_id": authorizer.id} if name == "connect" else {}))
             if name != "connect":
                 skip(route, "CKV_AWS_309", "WebSocket APIs authorize once, on $connect; API Gateway accepts no "
                      "authorizer on $disconnect or $default, which run only on an authorized connection.")
-        # WebSocket APIs log through the region's API Gateway account role (one per account and
-        # region: environments sharing both set the same kind of role; any one of them serves).
-        push_role = iam.service_role(self, "api_logging_role", name=env.resource_name("apigw-logs"),
-                                     service="apigateway.amazonaws.com", source_account=self._account.id, statements=[])
-        IamRolePolicyAttachment(self, "api_logging_policy", role=push_role.name, policy_arn=(
-            f"arn:{self._account.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"))
-        account_settings = ApiGatewayAccount(self, "api_logging_account", cloudwatch_role_arn=push_role.arn)
+        account_settings = self._api_gateway_account(env) if cfg.api_gateway_account else None
         logs = encrypted_log_group(self, "access_log_group", name=f"/aws/apigateway/{env.resource_name('chat')}",
                                    kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
                                    protect_data=env.protect_stateful)
@@ -378,6 +409,22 @@ class Realtime(Construct):
             default_route_settings=Apigatewayv2StageDefaultRouteSettings(
                 throttling_rate_limit=cfg.throttling_rate_limit, throttling_burst_limit=cfg.throttling_burst_limit,
                 detailed_metrics_enabled=True),
-            depends_on=[account_settings])
+            depends_on=[account_settings] if account_settings else None)
         skip(stage, "CKV2_AWS_51", "Clients are browsers and apps that authenticate with a Cognito token at "
              "$connect; they hold no client certificates, and the integrations are Lambda, not HTTP backends.")
+
+    def _api_gateway_account(self, env: Environment) -> ApiGatewayAccount:
+        """The region's API Gateway account settings: the role WebSocket stages log through.
+
+        One setting per account and region, owned by exactly one environment there
+        (`realtime.api_gateway_account`): a second owner would overwrite it, and destroying an
+        owner resets it (provider 6), cutting off the others' access logs.
+        """
+        # API Gateway's documented trust for this role names the service only: it is not
+        # documented to send aws:SourceAccount when it assumes it, and a condition it does not
+        # satisfy would stop every stage of the region from logging.
+        push_role = iam.service_role(self, "api_logging_role", name=env.resource_name("apigw-logs"),
+                                     service="apigateway.amazonaws.com", source_account=None, statements=[])
+        IamRolePolicyAttachment(self, "api_logging_policy", role=push_role.name, policy_arn=(
+            f"arn:{self._account.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"))
+        return ApiGatewayAccount(self, "api_logging_account", cloudwatch_role_arn=push_role.arn)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -62,6 +63,10 @@ class LambdaContext:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:test-function"
     aws_request_id: str = "test-invocation"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 def free_port() -> int:
@@ -112,9 +117,14 @@ def redis_server() -> Iterator[RedisServer]:
 
 # --- the model -----------------------------------------------------------------------------
 
+LONG_ANSWER = re.compile(r"\[long (\d+)\]")
+
+
 class ModelServer:
     """OpenAI-compatible /v1/chat/completions. The last message steers it: "[timeout]" answers
-    too late, "[500]" fails, "[400]" rejects; anything else is answered "answer: <content>"."""
+    too late, "[500]" fails, "[400]" rejects, "[slow]" answers after half the timeout, "[long N]"
+    answers N characters of "é" (2 bytes each), "[surrogate]" answers with an unpaired
+    surrogate escape; anything else is answered "answer: <content>"."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -136,6 +146,12 @@ class ModelServer:
                     return self._send(500, {"error": "upstream failed"})
                 if "[400]" in prompt:
                     return self._send(400, {"error": "context too long"})
+                if "[slow]" in prompt:
+                    time.sleep(MODEL_TIMEOUT_SECONDS / 2)
+                if long := LONG_ANSWER.search(prompt):
+                    return self._send(200, {"choices": [{"message": {"content": "é" * int(long.group(1))}}]})
+                if "[surrogate]" in prompt:
+                    return self._send(200, {"choices": [{"message": {"content": "half \ud800 a pair"}}]})
                 self._send(200, {"choices": [{"message": {"role": "assistant", "content": f"answer: {prompt}"}}]})
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
@@ -172,17 +188,33 @@ def model_server() -> Iterator[ModelServer]:
 
 # --- postToConnection --------------------------------------------------------------------
 
+# API Gateway WebSocket quotas: a message carries at most 128 KB, a frame 32 KB; a larger
+# message sent through @connections closes the connection (code 1009).
+MESSAGE_QUOTA_BYTES = 128 * 1024
+FRAME_QUOTA_BYTES = 32 * 1024
+
+
 @dataclass
 class FakeManagementApi:
-    """Records frames per connection; connections in `gone` answer like a closed socket."""
+    """Records frames per connection; connections in `gone` answer like a closed socket. Holds
+    posts to the WebSocket quotas: over 128 KB is refused (PayloadTooLargeException), over
+    32 KB closes the connection (recorded in `closed_1009`, later posts answer 410)."""
 
     frames: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     gone: set[str] = field(default_factory=set)
+    closed_1009: set[str] = field(default_factory=set)
 
     def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> dict[str, Any]:  # noqa: N803 (boto3's names)
         if ConnectionId in self.gone:
             raise ClientError({"Error": {"Code": "GoneException", "Message": ""},
                                "ResponseMetadata": {"HTTPStatusCode": 410}}, "PostToConnection")
+        if len(Data) > MESSAGE_QUOTA_BYTES:
+            raise ClientError({"Error": {"Code": "PayloadTooLargeException", "Message": "too large"},
+                               "ResponseMetadata": {"HTTPStatusCode": 413}}, "PostToConnection")
+        if len(Data) > FRAME_QUOTA_BYTES:
+            self.closed_1009.add(ConnectionId)
+            self.gone.add(ConnectionId)
+            return {}
         self.frames[ConnectionId].append(json.loads(Data))
         return {}
 
@@ -199,21 +231,30 @@ class Platform:
     sqs: Any
     queue_url: str
     queue_arn: str
+    dead_letter_url: str
     notifications_url: str
     kms: Any
     model: ModelServer
     redis: RedisServer
 
-    def queued(self) -> list[dict[str, Any]]:
-        """Receive (and so hide) everything in the request queue, as SQS messages."""
+    def queued(self, queue_url: str | None = None) -> list[dict[str, Any]]:
+        """Receive (and so hide) everything in the request queue (or `queue_url`), as SQS messages."""
         found: list[dict[str, Any]] = []
         for _ in range(10):
-            batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                             AttributeNames=["All"]).get("Messages", [])
+            batch = self.sqs.receive_message(QueueUrl=queue_url or self.queue_url, MaxNumberOfMessages=10,
+                                             AttributeNames=["All"], MessageAttributeNames=["All"]
+                                             ).get("Messages", [])
             if not batch:
                 break
             found.extend(batch)
         return found
+
+    def exchanges(self) -> list[dict[str, Any]]:
+        """The history table's exchanges (not the workers' claims on request ids)."""
+        return [item for item in self.history.scan()["Items"] if not item["userSession"].startswith("claim#")]
+
+    def claims(self) -> list[dict[str, Any]]:
+        return [item for item in self.history.scan()["Items"] if item["userSession"].startswith("claim#")]
 
     def notifications(self) -> list[dict[str, Any]]:
         messages = self.sqs.receive_message(QueueUrl=self.notifications_url, MaxNumberOfMessages=10)
@@ -270,6 +311,7 @@ def platform(monkeypatch: pytest.MonkeyPatch, aws: Account, redis_server: RedisS
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(QueueName=f"requests-{suffix}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dead_letter_url = sqs.create_queue(QueueName=f"requests-dlq-{suffix}")["QueueUrl"]
     notifications_url = sqs.create_queue(QueueName=f"notifications-{suffix}")["QueueUrl"]
     notifications_arn = sqs.get_queue_attributes(
         QueueUrl=notifications_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -279,7 +321,8 @@ def platform(monkeypatch: pytest.MonkeyPatch, aws: Account, redis_server: RedisS
 
     for name, value in {
         "AWS_REGION": REGION, "CONNECTIONS_TABLE": connections_table.name, "HISTORY_TABLE": history_table.name,
-        "REQUEST_QUEUE_URL": queue_url, "RESPONSE_TOPIC_ARN": topic_arn, "KMS_KEY_ARN": aws.key_arn,
+        "REQUEST_QUEUE_URL": queue_url, "DEAD_LETTER_QUEUE_URL": dead_letter_url,
+        "RESPONSE_TOPIC_ARN": topic_arn, "KMS_KEY_ARN": aws.key_arn,
         "WEBSOCKET_ENDPOINT": WS_ENDPOINT, "ALLOWED_MODELS": ",".join(MODELS),
         "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port),
         "REDIS_AUTH_SECRET_ARN": aws.redis_secret_arn, "REDIS_TLS": "false",
@@ -287,7 +330,8 @@ def platform(monkeypatch: pytest.MonkeyPatch, aws: Account, redis_server: RedisS
         "MODEL_API_KEY_SECRET_ARN": aws.model_secret_arn, "MODEL_TIMEOUT_SECONDS": str(MODEL_TIMEOUT_SECONDS),
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("CACHE_SCOPE", "CACHE_TTL_SECONDS", "MAX_FRAME_BYTES", "CONNECTION_TTL_SECONDS"):
+    for name in ("CACHE_SCOPE", "CACHE_TTL_SECONDS", "MAX_FRAME_BYTES", "CONNECTION_TTL_SECONDS",
+                 "CLAIM_LEASE_SECONDS", "CLAIM_WAIT_SECONDS"):
         monkeypatch.delenv(name, raising=False)
 
     api = FakeManagementApi()
@@ -296,6 +340,7 @@ def platform(monkeypatch: pytest.MonkeyPatch, aws: Account, redis_server: RedisS
     model_server.calls.clear()
     runtime.reset()  # a new container: configuration is read again
     yield Platform(api=api, connections=connections_table, history=history_table, sqs=sqs,
-                   queue_url=queue_url, queue_arn=queue_arn, notifications_url=notifications_url,
+                   queue_url=queue_url, queue_arn=queue_arn, dead_letter_url=dead_letter_url,
+                   notifications_url=notifications_url,
                    kms=boto3.client("kms", region_name=REGION), model=model_server, redis=redis_server)
     runtime.reset()

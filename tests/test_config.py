@@ -172,6 +172,17 @@ CASES = {
         {"replace": {"root_volume_gb = 200": "root_volume_gb = 200\nroot_volume_iops = 3000\n"
                      "root_volume_throughput_mibps = 1000"}},
         "llm.root_volume_throughput_mibps: 1000 MiB/s needs more than 3000 IOPS", "at least 4000"),
+    "fewer receives than Lambda's SQS guidance": (
+        {"replace": {"api_gateway_account = true": "api_gateway_account = true\nmax_receives = 3"}},
+        "realtime.max_receives: 3 would dead-letter requests whose batches were only throttled",
+        "at least 5, as Lambda's guidance for SQS sources says"),
+    "worker concurrency below the event source's minimum": (
+        {"replace": {"api_gateway_account = true": "api_gateway_account = true\nworker_concurrency = 1"}},
+        "realtime.worker_concurrency: 1 is outside 2-1000, the maximum concurrency an SQS event source mapping "
+        "accepts", "use a value from 2 to 1000"),
+    "the old reservation for every function": (
+        {"replace": {"api_gateway_account = true": "api_gateway_account = true\nreserved_concurrency = 10"}},
+        "realtime.reserved_concurrency: is not a known key", "worker_concurrency"),
     "bad enum": (
         {"replace": {'managed_rules_action = "block"': 'managed_rules_action = "drop"'}},
         "edge.managed_rules_action: 'drop' is not allowed", "'block' or 'count'"),

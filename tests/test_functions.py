@@ -3,20 +3,29 @@ and a fake OpenAI-compatible model server, all on loopback."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
 import json
 import os
+import random
+import re
+import threading
 import time
 from typing import Any
 
 import boto3
 import jwt
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chat_support import MODEL_KEY, LambdaContext, MODELS, REGION, WS_ENDPOINT, Platform, free_port, load_handler
 from chat_support import aws, model_server, platform, redis_server  # noqa: F401 (fixtures)
-from chat_common import connections, env, history, model, tokens
+from chat_common import claims, connections, env, frames, history, model, runtime, tokens
 from chat_common.cache import CacheSettings, ResponseCache
+from chat_common.observability import logger
 
 authorizer, connect, disconnect, message, worker = (
     load_handler(name) for name in ("authorizer", "connect", "disconnect", "message", "worker"))
@@ -96,7 +105,7 @@ def test_connect_message_worker_delivers_the_answer_and_stores_it_encrypted(plat
 def test_history_is_bound_to_its_user_session(platform: Platform) -> None:
     send(platform, chat_frame())
     run_worker(platform)
-    item = platform.history.scan()["Items"][0]
+    item = platform.exchanges()[0]
     item["userSession"] = "user-b#s-1"  # a copy under another user's key does not decrypt
     with pytest.raises(Exception):
         history.decrypt(item, platform.kms)
@@ -167,6 +176,57 @@ def test_the_frame_size_limit_is_configurable_and_binary_frames_are_refused(plat
     assert platform.queued() == []
 
 
+# Reproduced crashes and leaks of client input (each crashed the function or reached SQS).
+HOSTILE_FRAMES = {
+    "nested brackets (RecursionError)": "[" * 988 + "]" * 988,
+    "nested objects inside a valid frame": json.dumps({**chat_frame(), "extra": json.loads("[" * 20 + "]" * 20)}),
+    "escaped lone surrogate in content": json.dumps(chat_frame(content="\ud800")),
+    "raw lone surrogate in the body": '{"action": "sendMessage", "x": "\udc00"}',
+    "raw U+FFFE in content": json.dumps(chat_frame(content="a\ufffeb"), ensure_ascii=False),
+    "escaped U+FFFF in content": json.dumps(chat_frame(content="\uffff")),
+    "escaped NUL in content": json.dumps(chat_frame(content="a\u0000b")),
+    "a 5,000-digit number": '{"action": "sendMessage", "n": ' + "1" * 5000 + "}",
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_FRAMES.values(), ids=HOSTILE_FRAMES.keys())
+def test_hostile_frames_get_an_error_frame_never_a_crash_or_a_job(platform: Platform, body: str) -> None:
+    send(platform, body)
+    [reply] = platform.api.frames["conn-a"]
+    assert reply["type"] == "error" and reply["code"] == "bad_request" and reply["message"]
+    assert platform.queued() == []
+
+
+def test_the_nesting_limit_is_part_of_the_protocol(platform: Platform) -> None:
+    deep = {**chat_frame(), "extra": json.loads("[" * (frames.MAX_NESTING - 1) + "]" * (frames.MAX_NESTING - 1))}
+    send(platform, deep)  # exactly at the limit: accepted (unknown fields are ignored)
+    send(platform, {**deep, "extra": [deep["extra"]]})
+    assert [f["message"] for f in platform.api.frames["conn-a"]] == [
+        f"frame nests deeper than {frames.MAX_NESTING} levels"]
+    assert len(platform.queued()) == 1
+
+
+UNIDENTIFIED = {
+    "no connectionId": lambda e: e["requestContext"].pop("connectionId"),
+    "empty connectionId": lambda e: e["requestContext"].update(connectionId=""),
+    "no authorizer context": lambda e: e["requestContext"].pop("authorizer"),
+    "null userId": lambda e: e["requestContext"]["authorizer"].update(userId=None),
+    "empty userId": lambda e: e["requestContext"]["authorizer"].update(userId=""),
+    "authorizer context not an object": lambda e: e["requestContext"].update(authorizer="user-a"),
+    "no requestContext": lambda e: e.pop("requestContext"),
+}
+
+
+@pytest.mark.parametrize("damage", UNIDENTIFIED.values(), ids=UNIDENTIFIED.keys())
+def test_a_frame_without_connection_or_user_is_refused_not_queued(platform: Platform, damage) -> None:
+    event = ws_event("$default", "conn-a", body=chat_frame())
+    damage(event)
+    assert message.handler(event, CONTEXT) == {"statusCode": 403}
+    assert platform.queued() == [] and not platform.api.frames
+    assert connect.handler(event, CONTEXT) == {"statusCode": 403}
+    assert platform.connections.scan()["Items"] == []
+
+
 # --- the worker's failure modes ------------------------------------------------------------------
 
 def test_model_timeout_and_5xx_fail_only_their_own_records(platform: Platform) -> None:
@@ -181,7 +241,7 @@ def test_model_timeout_and_5xx_fail_only_their_own_records(platform: Platform) -
     assert failed == {by_content["slow [timeout]"], by_content["broken [500]"], "poison"}
     answered = {f["requestId"] for f in platform.api.frames["conn-a"]}
     assert answered == {"req-0", "req-3"}
-    assert len(platform.history.scan()["Items"]) == 2
+    assert len(platform.exchanges()) == 2
 
 
 def test_a_vanished_client_loses_its_connection_record_but_keeps_the_history(platform: Platform) -> None:
@@ -190,7 +250,7 @@ def test_a_vanished_client_loses_its_connection_record_but_keeps_the_history(pla
     platform.api.gone.add("conn-a")
     assert run_worker(platform) == {"batchItemFailures": []}
     assert "Item" not in platform.connections.get_item(Key={"connectionId": "conn-a"})
-    assert len(platform.history.scan()["Items"]) == 1
+    assert len(platform.exchanges()) == 1
     assert platform.notifications()[0]["delivered"] is False
 
 
@@ -200,7 +260,7 @@ def test_a_retried_record_is_answered_from_history_without_calling_the_model_aga
     run_worker(platform, [job])
     run_worker(platform, [job])  # the same message delivered again (e.g. after a crash)
     assert platform.model.call_count == 1
-    assert len(platform.history.scan()["Items"]) == 1
+    assert len(platform.exchanges()) == 1
     first, second = platform.api.frames["conn-a"]
     assert first == second
     assert [n["replayed"] for n in platform.notifications()] == [False, True]
@@ -211,7 +271,7 @@ def test_a_request_the_model_rejects_is_answered_with_an_error_frame_not_retried
     assert run_worker(platform) == {"batchItemFailures": []}
     [reply] = platform.api.frames["conn-a"]
     assert reply["type"] == "error" and reply["code"] == "model_error" and reply["requestId"] == "req-400"
-    assert platform.history.scan()["Items"] == []
+    assert platform.exchanges() == []
 
 
 def test_a_rotated_model_key_fails_the_record_then_the_retry_reads_the_new_key(platform: Platform, aws) -> None:
@@ -226,12 +286,206 @@ def test_a_rotated_model_key_fails_the_record_then_the_retry_reads_the_new_key(p
     assert platform.api.frames["conn-a"][0]["type"] == "answer"
 
 
+def job_message(body: str, message_id: str) -> dict[str, Any]:
+    """An SQS message as `Platform.sqs_event` takes it, for a body no client could send."""
+    return {"MessageId": message_id, "ReceiptHandle": f"rh-{message_id}", "Body": body,
+            "MD5OfBody": hashlib.md5(body.encode()).hexdigest()}
+
+
+def a_job(**overrides: Any) -> str:
+    body = {"connectionId": "conn-a", "userId": "user-a", "sessionId": "s-1", "model": MODELS[0],
+            "messages": [{"role": "user", "content": "hi"}], "requestId": "req-j", "requestedAt": 1_000}
+    body.update(overrides)
+    return json.dumps({k: v for k, v in body.items() if v is not ...})
+
+
+POISON_JOBS = {
+    "null userId": a_job(userId=None),
+    "missing userId": a_job(userId=...),
+    "empty connectionId": a_job(connectionId=""),
+    "null requestId": a_job(requestId=None),
+    "numeric sessionId": a_job(sessionId=7),
+    "requestedAt as text": a_job(requestedAt="1000"),
+    "requestedAt as boolean": a_job(requestedAt=True),
+    "not an object": "[1, 2]",
+    "not JSON": "{not json",
+}
+
+
+def test_a_job_with_missing_or_null_ids_fails_as_a_batch_item_and_is_never_processed(platform: Platform) -> None:
+    batch = [job_message(body, f"poison-{i}") for i, body in enumerate(POISON_JOBS.values())]
+    good = job_message(a_job(requestId="req-good"), "good")
+    result = run_worker(platform, batch + [good])
+    assert {f["itemIdentifier"] for f in result["batchItemFailures"]} == {m["MessageId"] for m in batch}
+    assert platform.model.call_count == 1  # the good one only
+    assert [i["userSession"] for i in platform.exchanges()] == ["user-a#s-1"]
+    assert [f["requestId"] for f in platform.api.frames["conn-a"]] == ["req-good"]
+
+
+def answer_of(frames_received: list[dict[str, Any]], request_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The answer a client reassembles: one answer frame, or chunks joined in index order."""
+    mine = [f for f in frames_received if f.get("requestId") == request_id]
+    if [f["type"] for f in mine] == ["answer"]:
+        return mine[0]["content"], mine
+    assert mine and all(f["type"] == "chunk" for f in mine)
+    assert [f["index"] for f in mine] == list(range(len(mine)))
+    assert [f["final"] for f in mine] == [False] * (len(mine) - 1) + [True]
+    return "".join(f["content"] for f in mine), mine
+
+
+@pytest.mark.parametrize("characters", [20_000, 70_000], ids=["over one frame (40 KB)", "over one message (140 KB)"])
+def test_a_long_answer_arrives_in_ordered_chunks_within_the_frame_quota(platform: Platform, characters: int) -> None:
+    """Reproduced: a 140 KB answer made postToConnection raise PayloadTooLarge, the record cycled
+    to the DLQ and the answer was cached first; a 40 KB one closed the connection (1009)."""
+    prompt = f"[long {characters}]"
+    send(platform, chat_frame(content=prompt), request_id="req-long")
+    assert run_worker(platform) == {"batchItemFailures": []}
+    assert not platform.api.closed_1009
+    content, chunks = answer_of(platform.api.frames["conn-a"], "req-long")
+    assert content == "é" * characters and len(chunks) > 1
+    assert all(len(frames.encoded(f)) <= frames.REPLY_FRAME_BYTES for f in chunks)
+    send(platform, chat_frame(content=prompt), request_id="req-again")  # from the cache, chunked too
+    assert answer_of(platform.api.frames["conn-a"], "req-again")[0] == content
+    assert platform.model.call_count == 1 and not platform.api.closed_1009
+
+
+def test_an_answer_that_could_not_be_delivered_is_not_cached(platform: Platform, monkeypatch) -> None:
+    def unavailable(**kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": ""},
+                           "ResponseMetadata": {"HTTPStatusCode": 500}}, "PostToConnection")
+
+    send(platform, chat_frame())
+    monkeypatch.setattr(platform.api, "post_to_connection", unavailable)
+    with pytest.raises(Exception, match="All records failed"):
+        run_worker(platform)
+    assert platform.redis.client().keys("chat:v1:*") == []
+
+
+def test_an_answer_with_an_unpaired_surrogate_is_repaired_not_retried_forever(platform: Platform) -> None:
+    send(platform, chat_frame(content="[surrogate]"), request_id="req-s")
+    assert run_worker(platform) == {"batchItemFailures": []}
+    assert platform.api.frames["conn-a"][0]["content"] == "half \ufffd a pair"
+
+
+def test_two_deliveries_at_the_same_moment_call_the_model_once(platform: Platform) -> None:
+    """Two workers get the same job at once: one claims the request id, the other waits for
+    the outcome and replays it; one model call, one history item."""
+    send(platform, chat_frame(content="take your time [slow]"), request_id="req-twice")
+    [message_] = platform.queued()
+    job = frames.ChatJob.from_json(message_["Body"])
+    shared = worker.dependencies()
+
+    def own_deps() -> Any:  # each delivery in its own container: own clients
+        table = boto3.resource("dynamodb", region_name=REGION).Table(platform.history.name)
+        return dataclasses.replace(shared, history=history.History(table, boto3.client("kms", region_name=REGION),
+                                                                   os.environ["KMS_KEY_ARN"]),
+                                   claims=claims.Claims(table, lease_ms=900_000, clock_ms=shared.clock_ms))
+
+    both = [own_deps(), own_deps()]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def deliver(deps: Any) -> None:
+        start.wait()
+        try:
+            worker.process(job, deps, wait_until_ms=deps.clock_ms() + 5_000)
+        except BaseException as err:  # noqa: BLE001 (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=deliver, args=(deps,)) for deps in both]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert platform.model.call_count == 1
+    assert len(platform.exchanges()) == 1
+    assert [f["requestId"] for f in platform.api.frames["conn-a"]] == ["req-twice", "req-twice"]
+    assert sorted(n["replayed"] for n in platform.notifications()) == [False, True]
+    [claim] = platform.claims()
+    assert claim["state"] == "answered" and "content" not in json.dumps(claim, default=str)
+
+
+def test_a_duplicate_still_in_flight_after_the_wait_is_retried_later(platform: Platform) -> None:
+    send(platform, chat_frame(), request_id="req-busy")
+    [message_] = platform.queued()
+    job = frames.ChatJob.from_json(message_["Body"])
+    deps = worker.dependencies()
+    held = deps.claims.acquire(history.user_session("user-a", "s-1"), "req-busy", wait_until_ms=0)
+    assert isinstance(held, claims.Claim)  # another worker holds it and is still working
+    started = time.monotonic()
+    with pytest.raises(Exception, match="All records failed"):  # a batch of one: the record returns to the queue
+        run_worker(platform, [message_])
+    assert time.monotonic() - started < 2, "the wait is bounded (here by the model timeout)"
+    assert platform.model.call_count == 0
+    deps.claims.release(held)  # that worker failed and gave it back: the retry answers
+    assert run_worker(platform, [message_]) == {"batchItemFailures": []}
+    assert platform.model.call_count == 1 and platform.api.frames["conn-a"][0]["requestId"] == "req-busy"
+    assert job.request_id == "req-busy"
+
+
+def test_a_claim_of_a_worker_that_died_is_taken_over_after_the_lease(platform: Platform, monkeypatch) -> None:
+    monkeypatch.setenv("CLAIM_LEASE_SECONDS", "0.2")
+    runtime.reset()
+    send(platform, chat_frame(), request_id="req-dead")
+    [message_] = platform.queued()
+    deps = worker.dependencies()
+    deps.claims.acquire(history.user_session("user-a", "s-1"), "req-dead", wait_until_ms=0)  # and never finishes
+    time.sleep(0.25)
+    assert run_worker(platform, [message_]) == {"batchItemFailures": []}
+    assert platform.model.call_count == 1
+
+
+def test_a_duplicate_of_a_rejected_request_replays_the_refusal_without_the_model(platform: Platform) -> None:
+    send(platform, chat_frame(content="too long [400]"), request_id="req-400")
+    [message_] = platform.queued()
+    session = history.user_session("user-a", "s-1")
+    run_worker(platform, [message_])
+    run_worker(platform, [{**message_, "MessageId": "copy"}])
+    assert platform.model.call_count == 1
+    assert [f["code"] for f in platform.api.frames["conn-a"]] == ["model_error", "model_error"]
+    assert platform.claims()[0]["userSession"] == f"claim#{session}#req-400"
+
+
+def test_a_missing_model_key_is_answered_and_set_aside_not_retried(platform: Platform, aws, monkeypatch) -> None:
+    """The secret is created empty: every request used to cycle to the DLQ in silence."""
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    empty = secrets.create_secret(Name=f"model-key-unset-{time.monotonic_ns()}")["ARN"]
+    monkeypatch.setenv("MODEL_API_KEY_SECRET_ARN", empty)
+    runtime.reset()
+    send(platform, chat_frame(), request_id="req-unset")
+    assert run_worker(platform) == {"batchItemFailures": []}  # not retried
+    [reply] = platform.api.frames["conn-a"]
+    assert reply["type"] == "error" and reply["code"] == "unavailable" and reply["requestId"] == "req-unset"
+    assert platform.model.call_count == 0
+    [parked] = platform.queued(platform.dead_letter_url)  # the DLQ alarm tells an operator
+    assert parked["MessageAttributes"]["reason"]["StringValue"] == "not_configured"
+
+    secrets.put_secret_value(SecretId=empty, SecretString=MODEL_KEY)  # the admin sets the key, redrives
+    assert run_worker(platform, [parked]) == {"batchItemFailures": []}
+    assert platform.api.frames["conn-a"][-1]["type"] == "answer" and platform.model.call_count == 1
+
+
+def test_an_empty_model_key_is_read_again_once_set(platform: Platform, aws, monkeypatch) -> None:
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    blank = secrets.create_secret(Name=f"model-key-blank-{time.monotonic_ns()}", SecretString=" ")["ARN"]
+    monkeypatch.setenv("MODEL_API_KEY_SECRET_ARN", blank)
+    runtime.reset()
+    send(platform, chat_frame(), request_id="req-blank")
+    run_worker(platform)
+    assert platform.api.frames["conn-a"][0]["code"] == "unavailable"
+    secrets.put_secret_value(SecretId=blank, SecretString=MODEL_KEY)
+    send(platform, chat_frame(), request_id="req-set")
+    run_worker(platform)
+    assert platform.api.frames["conn-a"][-1]["type"] == "answer"
+
+
 def test_two_exchanges_stored_in_the_same_millisecond_both_survive(platform: Platform) -> None:
     store = history.History(platform.history, platform.kms, os.environ["KMS_KEY_ARN"])
     for request_id in ("r1", "r2"):
         store.store(session="u#s", request_id=request_id, model="m", messages=[{"role": "user", "content": "x"}],
                     answer=request_id, now_ms=1_000)
-    items = platform.history.scan()["Items"]
+    items = platform.exchanges()
     assert sorted((int(i["createdAt"]), i["requestId"]) for i in items) == [(1000, "r1"), (1001, "r2")]
     assert store.find("u#s", "r2", requested_at=1_000)["createdAt"] == 1001
 
@@ -346,27 +600,67 @@ def test_a_valid_access_token_is_allowed_with_the_callers_identity(signing_keys,
     assert policy["context"] == {"userId": "user-123", "clientId": "web", "scope": "chat/send"}
 
 
+def assert_denied(policy: dict[str, Any]) -> None:
+    """The documented refusal: a Deny policy (API Gateway answers 403), no identity, no reason."""
+    assert policy["principalId"] == "anonymous" and "context" not in policy
+    assert [s["Effect"] for s in policy["policyDocument"]["Statement"]] == ["Deny"]
+
+
 REFUSED = {
     "no token": lambda keys: None,
-    "expired": lambda keys: token(keys, exp=int(time.time()) - 10),
+    "expired beyond the leeway": lambda keys: token(keys, exp=int(time.time()) - 60),
+    "issued beyond the leeway in the future": lambda keys: token(keys, iat=int(time.time()) + 120),
     "forged signature": lambda keys: token(keys, key="forger"),
     "unknown key id": lambda keys: token(keys, key="forger", kid="forger"),
     "wrong client": lambda keys: token(keys, client_id="someone-else"),
     "wrong issuer": lambda keys: token(keys, iss="https://cognito-idp.eu-west-2.amazonaws.com/eu-west-2_Other"),
     "id token when access expected": lambda keys: token(keys, token_use="id", client_id=None, aud="web"),
     "no expiry": lambda keys: token(keys, exp=None),
+    "sub not a string": lambda keys: token(keys, sub=["user-123"]),
     "garbage": lambda keys: "not.a.jwt",
     "HS256 with the public key": lambda keys: jwt.encode({"sub": "x"}, "s" * 32, algorithm="HS256",
                                                           headers={"kid": "k1"}),
+    # Reproduced: UnicodeEncodeError escaped jwt.get_unverified_header and API Gateway answered 500.
+    "unpaired surrogate": lambda keys: "eyJ\ud800.eyJ.sig",
+    "unpaired surrogate in a valid token": lambda keys: token(keys)[:-2] + "\udfff",
+    "non-ASCII": lambda keys: "ééé.ééé.ééé",
+    "oversized": lambda keys: "a" * 20_000 + ".b.c",
 }
 
 
 @pytest.mark.parametrize("make", REFUSED.values(), ids=REFUSED.keys())
-def test_a_bad_token_is_answered_401_without_details(signing_keys, make) -> None:
-    value = make(signing_keys)
-    with pytest.raises(Exception) as raised:
-        authorize(signing_keys, connect_request(value))
-    assert str(raised.value) == "Unauthorized" and raised.value.__cause__ is None
+def test_a_bad_token_is_denied_without_details_and_is_no_function_error(signing_keys, make) -> None:
+    """A refusal is a Deny policy, returned: an exception would count in Lambda's Errors metric
+    (and page through the authorizer's error alarm) for every rejected login."""
+    assert_denied(authorize(signing_keys, connect_request(make(signing_keys))))
+
+
+def test_the_handler_denies_a_bad_token_without_raising(signing_keys, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("USER_POOL_ID", POOL)
+    monkeypatch.setenv("ALLOWED_CLIENT_IDS", "web")
+    monkeypatch.setattr(authorizer, "key_set", lambda url: tokens.KeySet(url, fetch=lambda u: jwks(signing_keys, "k1")))
+    assert_denied(authorizer.handler(connect_request("eyJ\ud800.x.y"), CONTEXT))
+
+
+def test_a_small_clock_skew_is_tolerated(signing_keys) -> None:
+    now = int(time.time())
+    for claims in ({"iat": now + 1}, {"iat": now + 20}, {"exp": now - 10}):
+        assert authorize(signing_keys, connect_request(token(signing_keys, **claims)))["context"]["userId"] == "user-123"
+
+
+def test_an_unreachable_key_set_is_a_real_error_not_a_refusal(signing_keys) -> None:
+    """The pool's keys cannot be fetched: the invocation fails (API Gateway answers 500) and the
+    Errors alarm counts it; within the refetch interval it keeps failing rather than denying."""
+    now = [0.0]
+
+    def fetch(url: str) -> dict[str, Any]:
+        raise OSError("connection refused")
+
+    keys = tokens.KeySet(SETTINGS.jwks_url, fetch=fetch, clock=lambda: now[0])
+    for _ in range(2):
+        with pytest.raises(tokens.KeysUnavailable):
+            authorizer.authorize(connect_request(token(signing_keys)), SETTINGS, keys)
 
 
 def test_id_tokens_are_checked_against_aud_when_configured(signing_keys) -> None:
@@ -374,8 +668,7 @@ def test_id_tokens_are_checked_against_aud_when_configured(signing_keys) -> None
                                    token_use="id")
     id_token = token(signing_keys, token_use="id", client_id=None, aud="web", scope=None)
     assert authorize(signing_keys, connect_request(id_token), settings)["context"]["clientId"] == "web"
-    with pytest.raises(Exception, match="Unauthorized"):
-        authorize(signing_keys, connect_request(token(signing_keys)), settings)  # an access token
+    assert_denied(authorize(signing_keys, connect_request(token(signing_keys)), settings))  # an access token
 
 
 def test_the_handler_fetches_the_pools_keys_once_per_container(signing_keys, monkeypatch) -> None:
@@ -414,3 +707,283 @@ def test_an_unknown_key_id_refetches_the_keys_at_most_once_a_minute(signing_keys
     now[0] = 61.0
     assert tokens.verify(token(signing_keys, key="forger", kid="forger"), SETTINGS, keys).user_id == "user-123"
     assert len(fetches) == 2
+
+
+# --- a seeded hostile-input run ------------------------------------------------------------------
+#
+# Thousands of generated frames and tokens, fixed seed: the same run every time. The message
+# function and the authorizer are called through their plain functions (as the handlers call
+# them), the queue is a recorder that refuses what SQS refuses, and the jobs that come out are
+# then fed to the real worker handler in poison-laced batches with duplicate deliveries.
+
+SEED = 20_251_203
+FRAMES_IN_RUN, TOKENS_IN_RUN, JOBS_IN_RUN = 2_400, 600, 16
+# SQS's documented message characters, written out independently of the code under test.
+SQS_CHARACTERS = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+TEXT_POOL = list("abcdefghij KLMNOP0123456789.,;:!?'\"\\/{}()<>@#$%&*+=-_~|`") + [
+    "é", "ß", "中", "文", "😀", "🇬🇧", "\t", "\n", "\r", "\u2028", "\u00a0", "\ufffd", "\U0010fffd"]
+BAD_CHARACTERS = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1f", "\ufffe", "\uffff", "\ud800", "\udbff", "\udc00",
+                  "\udfff"]
+
+
+@dataclasses.dataclass
+class RecordingQueue:
+    """What the message function sends; refuses a body SQS would refuse (InvalidMessageContents)."""
+
+    bodies: list[str] = dataclasses.field(default_factory=list)
+
+    def send_message(self, *, QueueUrl: str, MessageBody: str) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+        if not SQS_CHARACTERS.fullmatch(MessageBody) or len(MessageBody.encode("utf-8")) > 262_144:
+            raise ClientError({"Error": {"Code": "InvalidMessageContents", "Message": "invalid"}}, "SendMessage")
+        self.bodies.append(MessageBody)
+        return {"MessageId": f"m{len(self.bodies)}"}
+
+
+def some_text(rng: random.Random, longest: int = 120) -> str:
+    return "".join(rng.choice(TEXT_POOL) for _ in range(rng.randint(1, longest)))
+
+
+def a_valid_frame(rng: random.Random) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "action": "sendMessage", "model": rng.choice(MODELS),
+        "sessionId": "".join(rng.choice("abcXYZ019_-") for _ in range(rng.randint(1, 64))),
+        "messages": [{"role": rng.choice(frames.ROLES), "content": some_text(rng)} for _ in range(rng.randint(1, 5))]}
+    if rng.random() < 0.2:
+        frame["extra"] = {"ignored": [1, {"two": [3]}]}  # unknown fields are ignored (within the nesting limit)
+    return frame
+
+
+def dumps(rng: random.Random, frame: Any) -> str:
+    return json.dumps(frame, ensure_ascii=rng.random() < 0.5)
+
+
+def with_bad_field(rng: random.Random) -> dict[str, Any]:
+    frame = a_valid_frame(rng)
+    field, value = rng.choice([
+        ("sessionId", 7), ("sessionId", None), ("sessionId", ""), ("sessionId", "s" * 65), ("sessionId", "../x"),
+        ("sessionId", ["s"]), ("sessionId", {"$gt": ""}), ("model", "gpt-unlisted"), ("model", None), ("model", 1),
+        ("model", [MODELS[0]]), ("messages", None), ("messages", {}), ("messages", []), ("messages", "text"),
+        ("messages", [1]), ("messages", [{"role": "user"}]), ("messages", [{"role": "tool", "content": "x"}]),
+        ("messages", [{"role": "user", "content": 1}]), ("messages", [{"role": "user", "content": "x"}] * 51),
+        ("action", "deleteEverything"), ("action", None), ("action", ["sendMessage"]), ("action", 1)])
+    frame[field] = value
+    if rng.random() < 0.2:
+        frame.pop(rng.choice(["action", "sessionId", "model", "messages"]))
+    return frame
+
+
+def hostile_body(rng: random.Random) -> tuple[Any, bool]:
+    """A frame body the protocol refuses, and whether it travels as a binary frame."""
+    kind = rng.randrange(11)
+    if kind == 0:  # truncated JSON
+        body = dumps(rng, a_valid_frame(rng))
+        return body[:rng.randint(1, len(body) - 1)], False
+    if kind == 1:  # nested past the limit, bare, unbalanced or inside a valid frame
+        depth = rng.randint(frames.MAX_NESTING + 1, 3_000)
+        shape = rng.randrange(3)
+        if shape == 0:
+            return "[" * depth + "]" * depth, False
+        if shape == 1:
+            return "{\"a\":" * depth + "1" + "}" * depth, False
+        return dumps(rng, {**a_valid_frame(rng), "extra": "@"})[:-1].replace('"@"', "[" * depth + "]" * depth) + "}", False
+    if kind == 2:  # a character SQS refuses, escaped in the JSON
+        frame = a_valid_frame(rng)
+        frame["messages"][-1]["content"] += rng.choice(BAD_CHARACTERS) + some_text(rng, 5)
+        return json.dumps(frame), False
+    if kind == 3:  # the same, raw in the body
+        body = dumps(rng, a_valid_frame(rng))
+        position = rng.randint(0, len(body))
+        return body[:position] + rng.choice(BAD_CHARACTERS) + body[position:], False
+    if kind == 4:
+        return dumps(rng, with_bad_field(rng)), False
+    if kind == 5:  # JSON that is not an object
+        return rng.choice(["null", "1", '"sendMessage"', "[]", "true", "1e999", "-0", "[{\"action\": \"sendMessage\"}]"]), False
+    if kind == 6:  # a number past the int conversion limit
+        return '{"action": "sendMessage", "n": ' + "9" * rng.randint(4_301, 20_000) + "}", False
+    if kind == 7:  # oversized
+        frame = a_valid_frame(rng)
+        frame["messages"][0]["content"] = "x" * rng.randint(32_769, 60_000)
+        return json.dumps(frame), False
+    if kind == 8:  # a binary frame
+        return dumps(rng, a_valid_frame(rng)), True
+    if kind == 9:  # not a string at all
+        return rng.choice([None, 5, {"action": "sendMessage"}, ["x"], 1.5]), False
+    return '{"action": "sendMessage", "action": "' + some_text(rng, 10).replace('"', "").replace("\\", "") + '"}', False
+
+
+def hostile_run_frames(rng: random.Random, count: int) -> list[tuple[dict[str, Any], str]]:
+    """(event, expectation): "queued", "error" (an error frame, nothing queued) or "refused" (403)."""
+    run = []
+    for index in range(count):
+        draw = rng.random()
+        expectation = "queued" if draw < 0.35 else "refused" if draw < 0.42 else "error"
+        event = ws_event("$default", f"c{index}", "user-a", request_id=f"r{index}")
+        if expectation == "error":
+            body, binary = hostile_body(rng)
+            event["isBase64Encoded"] = binary
+            if body is not None:
+                event["body"] = body
+        else:
+            event["body"], event["isBase64Encoded"] = dumps(rng, a_valid_frame(rng)), False
+        if expectation == "refused":
+            damage = rng.choice(list(UNIDENTIFIED.values()))
+            damage(event)
+        run.append((event, expectation))
+    return run
+
+
+def test_a_seeded_hostile_run_never_crashes_never_queues_bad_input_and_queues_each_valid_frame_once(
+        platform: Platform) -> None:
+    rng = random.Random(SEED)
+    queue, api = RecordingQueue(), connections.management_api("unused")
+    deps = message.Dependencies(allowed_models=frozenset(MODELS), max_frame_bytes=32_768, queue_url="queue",
+                                sqs=queue, api=api, cache=ResponseCache(CacheSettings.from_env()))
+    run = hostile_run_frames(rng, FRAMES_IN_RUN)
+    expected = {kind: [e for e, k in run if k == kind] for kind in ("queued", "error", "refused")}
+    assert len(run) >= 2_000 and all(len(events) >= 100 for events in expected.values())
+
+    level = logger.log_level
+    logger.setLevel("WARNING")  # thousands of "frame refused" lines are not what this run checks
+    try:
+        for event, expectation in run:
+            check_one_frame(event, expectation, deps, api)
+    finally:
+        logger.setLevel(level)
+
+    jobs = [frames.ChatJob.from_json(body) for body in queue.bodies]
+    queued_ids = [job.request_id for job in jobs]
+    assert sorted(queued_ids) == sorted(e["requestContext"]["requestId"] for e in expected["queued"])
+    assert len(set(queued_ids)) == len(queued_ids), "every valid frame is enqueued exactly once"
+    assert all(job.user_id == "user-a" and job.connection_id.startswith("c") for job in jobs)
+
+    run_jobs_through_the_worker(platform, rng, queue.bodies[:JOBS_IN_RUN])
+
+
+def check_one_frame(event: dict[str, Any], expectation: str, deps: Any, api: Any) -> None:
+    response = message.handle_frame(event, deps, now_ms=1_000_000)  # raises on no input
+    connection = event.get("requestContext", {}).get("connectionId")
+    sent = api.frames.get(connection, []) if isinstance(connection, str) else []
+    if expectation == "refused":
+        assert response == {"statusCode": 403} and sent == []
+    elif expectation == "error":
+        assert response == {"statusCode": 200}
+        assert [f["type"] for f in sent] == ["error"] and sent[0]["code"] in {
+            "bad_request", "too_large", "unknown_action"}, (event.get("body"), sent)
+    else:
+        assert response == {"statusCode": 200} and sent == [], (event["body"], sent)
+
+
+def run_jobs_through_the_worker(platform: Platform, rng: random.Random, bodies: list[str]) -> None:
+    """Every valid job answered (duplicates replayed, one model call each), every poison record
+    reported as a batch item failure, nothing processed for it."""
+    deliveries = [(f"ok-{i}-{copy}", body) for i, body in enumerate(bodies) for copy in range(rng.randint(1, 3))]
+    poison = [(f"poison-{i}", body) for i, body in enumerate(
+        list(POISON_JOBS.values()) + [mangled_job(rng, rng.choice(bodies)) for _ in range(12)])]
+    records = deliveries + poison
+    rng.shuffle(records)
+    reported: set[str] = set()
+    while records:
+        batch = records[:rng.randint(1, 5)]
+        records = records[len(batch):]
+        event = platform.sqs_event([job_message(body, message_id) for message_id, body in batch])
+        try:
+            result = worker.handler(event, CONTEXT)
+            reported |= {failure["itemIdentifier"] for failure in result["batchItemFailures"]}
+        except BatchProcessingError:  # every record of the batch failed: all of it returns to the queue
+            reported |= {message_id for message_id, _ in batch}
+    assert reported == {message_id for message_id, _ in poison}
+    assert platform.model.call_count == len(bodies)
+    stored = platform.exchanges()
+    assert len(stored) == len(bodies) and not any(item["userSession"].startswith("None#") for item in stored)
+    for body in bodies:
+        job = frames.ChatJob.from_json(body)
+        replies = platform.api.frames[job.connection_id]
+        assert replies and {f["type"] for f in replies} == {"answer"}
+        assert {f["content"] for f in replies} == {f"answer: {job.messages[-1]['content']}"}
+
+
+def mangled_job(rng: random.Random, body: str) -> str:
+    """A real job with one id removed, nulled, emptied or retyped, or the body cut short."""
+    data = json.loads(body)
+    field = rng.choice(["connectionId", "userId", "sessionId", "model", "requestId", "requestedAt", "messages"])
+    damage = rng.randrange(5)
+    if damage == 0:
+        data.pop(field)
+    elif damage == 1:
+        data[field] = None
+    elif damage == 2:
+        data[field] = "" if field != "requestedAt" else "1000"
+    elif damage == 3:
+        data[field] = [data[field]]
+    else:
+        return body[:rng.randint(1, len(body) - 1)]
+    return json.dumps(data)
+
+
+def hostile_tokens(rng: random.Random, keys: dict[str, Any], count: int) -> list[tuple[Any, bool]]:
+    """(token, allowed): a few valid tokens and many that must be denied."""
+    valid = [token(keys, sub=f"user-{i}") for i in range(12)]
+    now = int(time.time())
+    signed_bad = [
+        lambda: token(keys, exp=now - rng.randint(31, 10_000)),
+        lambda: token(keys, iat=now + rng.randint(31, 10_000)),
+        lambda: token(keys, iss=f"https://cognito-idp.{REGION}.amazonaws.com/{some_text(rng, 8)}"),
+        lambda: token(keys, client_id=rng.choice(["", "other", None, 7])),
+        lambda: token(keys, token_use=rng.choice(["id", "refresh", "", None])),
+        lambda: token(keys, sub=rng.choice([None, "", 42, ["user"], {"id": "user"}])),
+        lambda: token(keys, scope=rng.choice([["chat"], 5, {"a": 1}])),
+        lambda: token(keys, key="forger"),
+        lambda: token(keys, key="forger", kid=rng.choice(["forger", "", "k2", "../k1"])),
+        lambda: jwt.encode({"sub": "x", "iss": ISSUER, "exp": now + 60, "token_use": "access", "client_id": "web"},
+                           None, algorithm="none"),
+        lambda: jwt.encode({"sub": "x"}, "s" * 32, algorithm="HS256", headers={"kid": "k1"}),
+    ]
+    hostile_alphabet = list("abcXYZ012-_.=+/ ") + ["é", "\ud800", "\udfff", "\x00", "\ufffe", "😀", "%", "\n"]
+    made: list[tuple[Any, bool]] = []
+    while len(made) < count:
+        kind = rng.randrange(8)
+        base = rng.choice(valid)
+        if kind == 0:
+            made.append((base, True))
+        elif kind == 1:
+            made.append((rng.choice(signed_bad)(), False))
+        elif kind == 2:  # garbage of any shape
+            made.append(("".join(rng.choice(hostile_alphabet) for _ in range(rng.randint(0, 300))), False))
+        elif kind == 3:  # one character of a segment changed (never the last, whose low bits may be padding)
+            parts = base.split(".")
+            segment = rng.randrange(3)
+            position = rng.randrange(len(parts[segment]) - 1)
+            replacement = rng.choice([c for c in "AQgwBCDabc0189-_" if c != parts[segment][position]])
+            parts[segment] = parts[segment][:position] + replacement + parts[segment][position + 1:]
+            made.append((".".join(parts), False))
+        elif kind == 4:  # cut short
+            made.append((base[:rng.randint(0, len(base) - 1)], False))
+        elif kind == 5:  # a hostile character inserted
+            position = rng.randint(0, len(base))
+            made.append((base[:position] + rng.choice(["\ud800", "é", "\x00", " ", ".", "=", "\ufffe"]) + base[position:],
+                         False))
+        elif kind == 6:  # header of one token, claims of another
+            a, b = base.split("."), rng.choice(valid).split(".")
+            forged = ".".join([a[0], base64.urlsafe_b64encode(json.dumps(
+                {"sub": "admin", "iss": ISSUER, "exp": now + 600, "token_use": "access", "client_id": "web"}
+            ).encode()).decode().rstrip("="), b[2]])
+            made.append((forged, False))
+        else:  # oversized
+            made.append((base + "A" * rng.randint(16_384, 40_000), False))
+    return made
+
+
+def test_a_seeded_run_of_hostile_tokens_allows_only_valid_ones_and_never_raises(signing_keys) -> None:
+    rng = random.Random(SEED)
+    keys = tokens.KeySet(SETTINGS.jwks_url, fetch=lambda url: jwks(signing_keys, "k1"))
+    run = hostile_tokens(rng, signing_keys, TOKENS_IN_RUN)
+    assert len(run) >= 500 and sum(1 for _, allowed in run if not allowed) >= 450
+    for value, allowed in run:
+        via = rng.choice(["query", "subprotocol"])
+        policy = authorizer.authorize(connect_request(value, via=via) if isinstance(value, str) and value
+                                      else connect_request(None), SETTINGS, keys)
+        effects = [s["Effect"] for s in policy["policyDocument"]["Statement"]]
+        if allowed:
+            assert effects == ["Allow"] and policy["context"]["userId"].startswith("user-"), value
+        else:
+            assert effects == ["Deny"] and "context" not in policy, value

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import ENVIRONMENTS, Stack
 from modules import packaging
+from modules.app import build_app
+from modules.compliance import SKIP_KEY
 from modules.config import load_environment
+from modules.realtime import API_FUNCTIONS, claim_lease_seconds
 
 
 @pytest.fixture(params=ENVIRONMENTS)
@@ -82,7 +86,6 @@ def test_every_function_is_hardened(realtime: Stack) -> None:
     for name, function in built.items():
         assert (function["runtime"], function["architectures"]) == ("python3.12", ["arm64"]), name
         assert function["tracing_config"] == {"mode": "Active"}
-        assert function["reserved_concurrent_executions"] >= 1
         assert function["kms_key_arn"].startswith("${data.terraform_remote_state")
         assert "network_lambda_security_group" in function["vpc_config"]["security_group_ids"][0]
         assert all("private_subnet" in s for s in function["vpc_config"]["subnet_ids"])
@@ -91,6 +94,38 @@ def test_every_function_is_hardened(realtime: Stack) -> None:
         (group_id,) = [lid for lid, g in groups.items() if g["name"] == f"/aws/lambda/{function['function_name']}"]
         assert groups[group_id]["kms_key_id"] and groups[group_id]["retention_in_days"] == 365
         assert function["logging_config"]["log_group"] == realtime.ref("aws_cloudwatch_log_group", group_id, "name")
+
+
+def test_only_the_worker_reserves_concurrency_and_its_queue_never_invokes_beyond_it(realtime: Stack) -> None:
+    """FACT-5: an SQS mapping above the reservation throttles, and throttled batches count as
+    receives. The API-facing functions reserve nothing (the stage's throttling limits them) and
+    say why to Checkov; the worker reserves realtime.worker_concurrency and its mapping stops there."""
+    env = load_environment(realtime.name.removesuffix("-realtime"))
+    built = functions(realtime)
+    for name in API_FUNCTIONS:
+        assert "reserved_concurrent_executions" not in built[name], name
+        assert "CKV_AWS_115" in built[name]["//"][SKIP_KEY], name
+    worker = built["worker"]
+    assert worker["reserved_concurrent_executions"] == env.realtime.worker_concurrency
+    assert "CKV_AWS_115" not in worker.get("//", {}).get(SKIP_KEY, {})
+    mapping = realtime.one("aws_lambda_event_source_mapping")
+    assert 2 <= mapping["scaling_config"]["maximum_concurrency"] <= worker["reserved_concurrent_executions"]
+
+
+def test_only_api_gateway_functions_may_be_invoked_by_api_gateway(realtime: Stack) -> None:
+    built = functions(realtime)
+    invokable = {f["function_name"] for f in realtime.resources("aws_lambda_permission").values()
+                 if f["principal"] == "apigateway.amazonaws.com"}
+    by_ref = {realtime.ref("aws_lambda_function", lid, "function_name"): name
+              for lid, f in realtime.resources("aws_lambda_function").items()
+              for name, g in built.items() if g is f}
+    assert sorted(by_ref[ref] for ref in invokable) == sorted(API_FUNCTIONS)
+
+
+def test_lambda_integrations_use_post(realtime: Stack) -> None:
+    integrations = realtime.resources("aws_apigatewayv2_integration").values()
+    assert len(integrations) == 3
+    assert all(i["integration_type"] == "AWS_PROXY" and i["integration_method"] == "POST" for i in integrations)
 
 
 def test_roles_are_least_privilege_per_function(stacks) -> None:
@@ -102,8 +137,9 @@ def test_roles_are_least_privilege_per_function(stacks) -> None:
         "connect": {"RecordConnection"},
         "disconnect": {"ForgetConnection"},
         "message": {"Enqueue", "EncryptQueue", "RedisAuth", "DecryptSecrets", "PostToConnections"},
-        "worker": {"ConsumeRequests", "DecryptQueue", "History", "ForgetGoneConnections", "EnvelopeEncryption",
-                   "ModelKeyAndRedisAuth", "DecryptSecrets", "PostToConnections", "Notify", "EncryptNotifications"},
+        "worker": {"ConsumeRequests", "SetAsideRequests", "QueueEncryption", "History", "RequestClaims",
+                   "ForgetGoneConnections", "EnvelopeEncryption", "ModelKeyAndRedisAuth", "DecryptSecrets",
+                   "PostToConnections", "Notify", "EncryptNotifications"},
     }
     for name, sids in expected.items():
         statements = role_statements(stack, built[name])
@@ -113,6 +149,14 @@ def test_roles_are_least_privilege_per_function(stacks) -> None:
         "kms:EncryptionContextKeys": ["userSession"]}
     assert worker["PostToConnections"]["Resource"][0].endswith("/live/POST/@connections/*")
     assert role_statements(stack, built["connect"])["RecordConnection"]["Action"] == ["dynamodb:PutItem"]
+    # AWSLambdaVPCAccessExecutionRole (v3, 2024) lists ec2:DescribeSubnets for VPC functions.
+    for function in built.values():
+        assert role_statements(stack, function)["FindInterfaces"]["Action"] == [
+            "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+    claims = worker["RequestClaims"]
+    assert claims["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["claim#*"]}}
+    assert worker["SetAsideRequests"]["Resource"][0].startswith("${aws_sqs_queue.")
+    assert "dead_letter_queue" in worker["SetAsideRequests"]["Resource"][0]
 
 
 def test_queue_redrives_to_a_dead_letter_queue_and_the_worker_reports_partial_failures(realtime: Stack) -> None:
@@ -121,6 +165,7 @@ def test_queue_redrives_to_a_dead_letter_queue_and_the_worker_reports_partial_fa
     requests, dead = queues["requests"], queues["dlq"]
     redrive = json.loads(requests["redrive_policy"])
     assert redrive["maxReceiveCount"] == env.realtime.max_receives and "dead_letter_queue" in redrive["deadLetterTargetArn"]
+    assert redrive["maxReceiveCount"] >= 5  # Lambda's guidance: throttled batches count as receives
     assert requests["kms_master_key_id"] and dead["kms_master_key_id"]
     worker = functions(realtime)["worker"]
     assert requests["visibility_timeout_seconds"] >= 6 * worker["timeout"]  # Lambda's advice for SQS sources
@@ -147,7 +192,10 @@ def test_function_environment_matches_what_the_code_reads(realtime: Stack) -> No
     assert {"REQUEST_QUEUE_URL", "WEBSOCKET_ENDPOINT", "ALLOWED_MODELS", "MAX_FRAME_BYTES", "REDIS_HOST",
             "REDIS_AUTH_SECRET_ARN"} <= env["message"]
     assert {"HISTORY_TABLE", "KMS_KEY_ARN", "MODEL_ENDPOINT", "MODEL_API_KEY_SECRET_ARN", "RESPONSE_TOPIC_ARN",
-            "WEBSOCKET_ENDPOINT", "CACHE_TTL_SECONDS"} <= env["worker"]
+            "WEBSOCKET_ENDPOINT", "CACHE_TTL_SECONDS", "DEAD_LETTER_QUEUE_URL", "CLAIM_LEASE_SECONDS"} <= env["worker"]
+    worker = built["worker"]
+    # A claim outlives any worker run: only a dead worker's claim is ever taken over.
+    assert int(worker["environment"]["variables"]["CLAIM_LEASE_SECONDS"]) > worker["timeout"]
     for variables in (f["environment"]["variables"] for f in built.values()):
         assert not any(word in name for name in variables for word in ("PASSWORD", "TOKEN=", "SECRET_VALUE"))
     assert built["worker"]["environment"]["variables"]["MODEL_ENDPOINT"].startswith("https://")
@@ -175,3 +223,31 @@ def test_websocket_access_logs_can_be_written(realtime: Stack) -> None:
                      if a["policy_arn"].endswith("AmazonAPIGatewayPushToCloudWatchLogs")]
     stage = realtime.one("aws_apigatewayv2_stage")
     assert stage["depends_on"] == [f"aws_api_gateway_account.{next(iter(realtime.resources('aws_api_gateway_account')))}"]
+    # API Gateway's documented trust for this role names the service only (no aws:SourceAccount).
+    (trust,) = json.loads(realtime.resources("aws_iam_role")[role_id]["assume_role_policy"])["Statement"]
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"} and "Condition" not in trust
+
+
+def test_the_api_gateway_account_settings_are_owned_where_config_says(stacks, tmp_path: Path) -> None:
+    """One owner per account and region, declared in config: dev (its own account), prod
+    (eu-west-2) and prod-us (prod's account, but us-west-2: the setting is per region) each own
+    theirs. An environment sharing both with an owner sets false and leaves the setting alone."""
+    owners = {env: bool(stacks[f"{env}-realtime"].resources("aws_api_gateway_account")) for env in ENVIRONMENTS}
+    assert owners == {"dev": True, "prod": True, "prod-us": True}
+    env = load_environment("dev")
+    env = env.model_copy(update={"realtime": env.realtime.model_copy(update={"api_gateway_account": False})})
+    build_app([env], outdir=str(tmp_path)).synth()
+    stack = Stack("dev-realtime", json.loads((tmp_path / "stacks" / "dev-realtime" / "cdk.tf.json").read_text()))
+    assert not stack.resources("aws_api_gateway_account")
+    assert not [r for r in stack.resources("aws_iam_role").values() if r["name"].endswith("-apigw-logs")]
+    assert "depends_on" not in stack.one("aws_apigatewayv2_stage")
+
+
+def test_the_authorizers_error_alarm_watches_only_real_failures(stacks) -> None:
+    """FACT-6: the authorizer returns a Deny for a refused token (tests/test_functions.py proves
+    it never raises for one), so the Errors metric its alarm watches counts real failures only."""
+    for env in ENVIRONMENTS:
+        (alarm,) = [a for a in stacks[f"{env}-observability"].resources("aws_cloudwatch_metric_alarm").values()
+                    if a["alarm_name"].endswith("lambda-errors-authorizer")]
+        assert (alarm["namespace"], alarm["metric_name"], alarm["statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+        assert "realtime_authorizer" in alarm["dimensions"]["FunctionName"]  # the realtime stack's output

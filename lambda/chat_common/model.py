@@ -10,6 +10,7 @@ is answered to the client with an error frame.
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import urllib.error
 import urllib.request
@@ -29,6 +30,11 @@ class ModelRejected(Exception):
 
 class CredentialsRejected(ModelUnavailable):
     pass
+
+
+class NotConfigured(Exception):
+    """A deployment error no retry can fix (no model key, no valid endpoint): the request is
+    answered with an error frame and set aside for an operator, not retried."""
 
 
 @dataclass(frozen=True)
@@ -89,4 +95,9 @@ def complete(settings: ModelSettings, api_key: str, model: str, messages: Sequen
         content = None
     if not isinstance(content, str):
         raise ModelUnavailable("model endpoint returned no message content")
-    return content
+    # JSON may carry unpaired surrogates ("\\ud800"), which no UTF-8 consumer (history, cache,
+    # the client's frame) can take: replace them as a decoder would.
+    return _LONE_SURROGATE.sub("\ufffd", content)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -12,6 +12,7 @@ the connect function then answers with the `bearer` subprotocol.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -27,12 +28,23 @@ JWKS_TIMEOUT_SECONDS = 3
 # An unknown `kid` triggers a refetch (Cognito rotated its keys), at most this often, so
 # tokens with made-up kids cannot make every request fetch the JWKS.
 REFETCH_INTERVAL_SECONDS = 60
+# Clock skew allowed between Cognito and this function on exp, nbf and iat.
+LEEWAY_SECONDS = 30
+# A JWS in compact form: three base64url parts. Anything else is refused before parsing, so
+# odd input (non-ASCII, surrogates, megabytes) never reaches the JWT library. Cognito tokens
+# are a few KB; 16 KB leaves room for large group claims.
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+MAX_TOKEN_CHARS = 16_384
 
 Jwks = Mapping[str, Any]
 
 
 class Unauthorized(Exception):
     """The token is missing or not acceptable; the reason is for logs, never for the caller."""
+
+
+class KeysUnavailable(Exception):
+    """The pool's signing keys cannot be loaded: an outage, not the caller's fault."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +92,14 @@ class KeySet:
         self._url, self._fetch, self._clock = url, fetch, clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        self._failure: str | None = None
 
     def key(self, kid: str) -> jwt.PyJWK:
-        if kid not in self._keys and self._may_refetch():
-            self._load()
+        if kid not in self._keys:
+            if self._may_refetch():
+                self._load()
+            elif self._failure and not self._keys:  # still no keys: the outage goes on
+                raise KeysUnavailable(self._failure)
         try:
             return self._keys[kid]
         except KeyError:
@@ -96,36 +112,49 @@ class KeySet:
         self._fetched_at = self._clock()
         try:
             document = self._fetch(self._url)
-            self._keys = {item["kid"]: jwt.PyJWK(item, algorithm=ALGORITHM)
-                          for item in document["keys"] if item.get("kty") == "RSA" and "kid" in item}
-        except Exception as err:  # an outage of the JWKS endpoint must not reveal more than 401
-            raise Unauthorized(f"cannot load signing keys: {type(err).__name__}") from err
+            keys = {item["kid"]: jwt.PyJWK(item, algorithm=ALGORITHM)
+                    for item in document["keys"] if item.get("kty") == "RSA" and "kid" in item}
+        except Exception as err:  # a real error: the function fails (500) and the Errors alarm counts it
+            self._failure = f"cannot load signing keys: {type(err).__name__}"
+            raise KeysUnavailable(self._failure) from err
+        self._keys, self._failure = keys, None
 
 
-def verify(token: str, settings: AuthSettings, keys: KeySet) -> Identity:
-    """The caller's identity, or `Unauthorized`."""
+def verify(token: Any, settings: AuthSettings, keys: KeySet) -> Identity:
+    """The caller's identity, or `Unauthorized` for any token that is not acceptable.
+
+    Only `KeysUnavailable` (the pool's keys cannot be fetched) escapes otherwise.
+    """
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not COMPACT_JWS.fullmatch(token):
+        raise Unauthorized("not a compact JWS")
     try:
         header = jwt.get_unverified_header(token)
-        if header.get("alg") != ALGORITHM or not header.get("kid"):
+        kid = header.get("kid")
+        if header.get("alg") != ALGORITHM or not isinstance(kid, str) or not kid:
             raise Unauthorized("unexpected token header")
-        claims = jwt.decode(token, keys.key(header["kid"]).key, algorithms=[ALGORITHM],
-                            issuer=settings.issuer,
+        claims = jwt.decode(token, keys.key(kid).key, algorithms=[ALGORITHM], issuer=settings.issuer,
+                            leeway=LEEWAY_SECONDS,
                             options={"require": ["exp", "iss", "sub", "token_use"], "verify_aud": False})
-    except jwt.PyJWTError as err:
+    except (Unauthorized, KeysUnavailable):
+        raise
+    except Exception as err:  # PyJWTError, and whatever odd input makes the parser trip on
         raise Unauthorized(f"invalid token: {type(err).__name__}") from None
     if claims["token_use"] != settings.token_use:
-        raise Unauthorized(f"token_use {claims['token_use']!r} not accepted")
+        raise Unauthorized("token_use not accepted")
     client_id = claims.get("client_id" if settings.token_use == "access" else "aud")
     if not isinstance(client_id, str) or client_id not in settings.allowed_client_ids:
         raise Unauthorized("client not allowed")
-    return Identity(user_id=str(claims["sub"]), client_id=client_id, scope=str(claims.get("scope", "")))
+    user_id, scope = claims["sub"], claims.get("scope", "")
+    if not isinstance(user_id, str) or not user_id or not isinstance(scope, str):
+        raise Unauthorized("malformed sub or scope claim")
+    return Identity(user_id=user_id, client_id=client_id, scope=scope)
 
 
 def header(headers: Mapping[str, str] | None, name: str) -> str | None:
     """A request header, matched case-insensitively (API Gateway passes them as sent)."""
     for key, value in (headers or {}).items():
-        if key.lower() == name.lower():
-            return value
+        if isinstance(key, str) and key.lower() == name.lower():
+            return value if isinstance(value, str) else None
     return None
 
 
@@ -136,10 +165,12 @@ def offered_subprotocols(headers: Mapping[str, str] | None) -> list[str]:
 
 def token_from_request(event: Mapping[str, Any]) -> str | None:
     """`?token=…`, else the value after `bearer` in the offered subprotocols."""
-    token = (event.get("queryStringParameters") or {}).get("token")
+    query = event.get("queryStringParameters")
+    token = query.get("token") if isinstance(query, Mapping) else None
     if isinstance(token, str) and token:
         return token
-    protocols = offered_subprotocols(event.get("headers"))
+    headers = event.get("headers")
+    protocols = offered_subprotocols(headers if isinstance(headers, Mapping) else None)
     if BEARER_PROTOCOL in protocols:
         position = protocols.index(BEARER_PROTOCOL)
         if position + 1 < len(protocols):

@@ -10,13 +10,12 @@ from chat_common.observability import logger, tracer
 
 
 def connect(event: dict[str, Any], table: Any, *, ttl_seconds: int, now: int) -> dict[str, Any]:
-    context = event["requestContext"]
-    user_id = (context.get("authorizer") or {}).get("userId")
-    if not user_id:  # only reachable if the route was deployed without the authorizer
+    identity = connections.authorized_caller(event)
+    if identity is None:  # only reachable if the route was deployed without the authorizer
         logger.error("connection without an authorized user refused")
         return {"statusCode": 403}
-    connections.save(table, connection_id=context["connectionId"], user_id=user_id, now=now,
-                     ttl_seconds=ttl_seconds)
+    connection_id, user_id = identity
+    connections.save(table, connection_id=connection_id, user_id=user_id, now=now, ttl_seconds=ttl_seconds)
     response: dict[str, Any] = {"statusCode": 200}
     # A browser that offered subprotocols closes the socket unless the server picks one.
     if tokens.BEARER_PROTOCOL in tokens.offered_subprotocols(event.get("headers")):

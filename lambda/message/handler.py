@@ -12,6 +12,7 @@ from chat_common.cache import CacheSettings, ResponseCache
 from chat_common.observability import logger, tracer
 
 OK = {"statusCode": 200}
+REFUSED = {"statusCode": 403}
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,12 @@ def dependencies() -> Dependencies:
 
 
 def handle_frame(event: dict[str, Any], deps: Dependencies, *, now_ms: int) -> dict[str, Any]:
+    identity = connections.authorized_caller(event)
+    if identity is None:
+        logger.error("frame without a connection or an authorized user refused")
+        return REFUSED
+    connection_id, user_id = identity
     context = event["requestContext"]
-    connection_id, user_id = context["connectionId"], context["authorizer"]["userId"]
     try:
         request = frames.parse_request(event.get("body"), allowed_models=deps.allowed_models,
                                        max_bytes=deps.max_frame_bytes,
@@ -44,12 +49,14 @@ def handle_frame(event: dict[str, Any], deps: Dependencies, *, now_ms: int) -> d
         logger.info("frame refused", extra={"code": err.code})
         connections.post(deps.api, connection_id, frames.error_frame(err.code, err.message))
         return OK
-    request_id = context.get("requestId") or uuid.uuid4().hex
+    request_id = context.get("requestId")
+    if not isinstance(request_id, str) or not request_id:
+        request_id = uuid.uuid4().hex
     key = deps.cache.key(request.model, request.messages, user_id)
     cached = deps.cache.get(key)
     if cached is not None:
         logger.info("answered from cache", extra={"requestId": request_id, "model": request.model})
-        connections.post(deps.api, connection_id, frames.answer_frame(
+        connections.post_all(deps.api, connection_id, frames.answer_frames(
             session_id=request.session_id, request_id=request_id, content=cached, cached=True))
         return OK
     job = frames.ChatJob(connection_id=connection_id, user_id=user_id, session_id=request.session_id,

@@ -1,12 +1,18 @@
-"""SQS consumer: call the model, store the encrypted exchange, cache it, reply, notify.
+"""SQS consumer: call the model, store the encrypted exchange, reply, cache it, notify.
 
 Each record is processed on its own (powertools BatchProcessor); a failing record is
 reported in `batchItemFailures` so only it returns to the queue, and after the queue's
-maximum receives it lands in the DLQ.
+maximum receives it lands in the DLQ. A record this code did not write (missing or null
+ids, poison) fails the same way and is never processed.
 
-Idempotency (best effort): the answer is stored before it is posted, so a retried record
-whose exchange is already in the history is answered from there without calling the model
-again. Two deliveries of one message processed at the same moment can still both call it.
+Idempotency: a redelivered job whose exchange is already in the history is answered from
+there. Otherwise the worker claims the request id with a conditional write before calling
+the model (`chat_common.claims`): a second delivery of the same job arriving meanwhile waits,
+bounded, for the first one's outcome and replays it; it never calls the model itself.
+
+A deployment error (the model key secret has no value, no valid endpoint) is not retried:
+the client gets an `unavailable` error frame and the job is set aside in the dead-letter
+queue, whose alarm tells an operator, who redrives it once the configuration is fixed.
 """
 
 from __future__ import annotations
@@ -19,87 +25,194 @@ from typing import Any, Callable
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.exceptions import ClientError
 
-from chat_common import connections, env, frames, history, model, runtime
+from chat_common import claims, connections, env, frames, history, model, runtime
 from chat_common.cache import CacheSettings, ResponseCache
 from chat_common.observability import logger, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
+ERROR_MESSAGES = {
+    "model_error": "the model could not answer this request",
+    "unavailable": "the chat service cannot answer right now; try again later",
+}
+# Time kept free after a wait for a duplicate: enough to call the model and reply.
+REPLY_MARGIN_MS = 5_000
+DEFAULT_REMAINING_MS = 60_000  # outside Lambda (no context)
+
 
 @dataclass(frozen=True)
 class Dependencies:
     history: history.History
+    claims: claims.Claims
     connections_table: Any
     api: Any  # API Gateway management API
     cache: ResponseCache
     sns: Any
     topic_arn: str
-    model: model.ModelSettings
+    sqs: Any
+    dead_letter_queue_url: str
+    model: model.ModelSettings | env.ConfigError  # a ConfigError is answered, not raised
+    claim_wait_ms: int
     clock_ms: Callable[[], int]
+
+
+def _model_settings() -> model.ModelSettings | env.ConfigError:
+    try:
+        return model.ModelSettings.from_env()
+    except env.ConfigError as err:
+        return err
 
 
 @runtime.per_container
 def dependencies() -> Dependencies:
+    def clock_ms() -> int:
+        return int(time.time() * 1000)
+
+    history_table = runtime.table(env.required("HISTORY_TABLE"))
+    settings = _model_settings()
+    model_timeout = settings.timeout_seconds if isinstance(settings, model.ModelSettings) else 60.0
     return Dependencies(
-        history=history.History(runtime.table(env.required("HISTORY_TABLE")), runtime.client("kms"),
-                                env.required("KMS_KEY_ARN")),
+        history=history.History(history_table, runtime.client("kms"), env.required("KMS_KEY_ARN")),
+        claims=claims.Claims(history_table, lease_ms=int(env.number("CLAIM_LEASE_SECONDS", 900) * 1000),
+                             clock_ms=clock_ms),
         connections_table=runtime.table(env.required("CONNECTIONS_TABLE")),
         api=connections.management_api(env.required("WEBSOCKET_ENDPOINT")),
         cache=ResponseCache(CacheSettings.from_env()), sns=runtime.client("sns"),
-        topic_arn=env.required("RESPONSE_TOPIC_ARN"), model=model.ModelSettings.from_env(),
-        clock_ms=lambda: int(time.time() * 1000))
+        topic_arn=env.required("RESPONSE_TOPIC_ARN"), sqs=runtime.client("sqs"),
+        dead_letter_queue_url=env.required("DEAD_LETTER_QUEUE_URL"), model=settings,
+        claim_wait_ms=int(env.number("CLAIM_WAIT_SECONDS", model_timeout) * 1000), clock_ms=clock_ms)
+
+
+def model_key(deps: Dependencies, settings: model.ModelSettings) -> str:
+    """The model API key; `NotConfigured` while the secret has no (or an empty) value."""
+    try:
+        key = runtime.secret_string(settings.api_key_secret_arn)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise model.NotConfigured("the model key secret has no value") from None
+        raise
+    if not key.strip():
+        runtime.forget_secret(settings.api_key_secret_arn)  # read it again once an admin has set it
+        raise model.NotConfigured("the model key secret is empty")
+    return key
 
 
 def ask_model(deps: Dependencies, job: frames.ChatJob) -> str:
-    secret_arn = deps.model.api_key_secret_arn
+    settings = deps.model
+    if isinstance(settings, env.ConfigError):
+        raise model.NotConfigured(str(settings))
     try:
-        return model.complete(deps.model, runtime.secret_string(secret_arn), job.model, job.messages)
+        return model.complete(settings, model_key(deps, settings), job.model, job.messages)
     except model.CredentialsRejected:
-        runtime.forget_secret(secret_arn)  # rotated key: the retry reads the new one
+        runtime.forget_secret(settings.api_key_secret_arn)  # rotated key: the retry reads the new one
         raise
 
 
 @tracer.capture_method(capture_response=False)
-def process(job: frames.ChatJob, deps: Dependencies) -> None:
-    """Raises when the record must be retried (model unavailable, AWS errors)."""
+def process(job: frames.ChatJob, deps: Dependencies, *, wait_until_ms: int) -> None:
+    """Raises when the record must be retried (model unavailable, AWS errors, a duplicate
+    still in flight after the wait)."""
     ids = {"sessionId": job.session_id, "requestId": job.request_id}
     session = history.user_session(job.user_id, job.session_id)
     started = deps.clock_ms()
-    stored = deps.history.find(session, job.request_id, requested_at=job.requested_at)
-    if stored is not None:
-        answer = history.decrypt(stored, deps.history.kms).answer
-    else:
-        try:
-            answer = ask_model(deps, job)
-        except model.ModelRejected as err:
-            logger.warning("model rejected the request", extra={**ids, "error": str(err)})
-            _reply(deps, job, frames.error_frame("model_error", "the model could not answer this request", **ids))
-            return
-        deps.history.store(session=session, request_id=job.request_id, model=job.model,
-                           messages=job.messages, answer=answer, now_ms=deps.clock_ms())
+    answer, replayed = _stored_answer(deps, job, session), True
+    if answer is None:
+        outcome = deps.claims.acquire(session, job.request_id, wait_until_ms=wait_until_ms)
+        if isinstance(outcome, claims.Settled):
+            if outcome.state == claims.REJECTED:
+                _refuse(deps, job, outcome.code or "model_error")
+                return
+            answer = _stored_answer(deps, job, session)
+            if answer is None:
+                raise RuntimeError("request answered by another delivery, but its exchange is not readable yet")
+        else:
+            answer = _stored_answer(deps, job, session) if outcome.taken_over else None
+            if answer is None:
+                answer = _call_model(deps, job, session, outcome)
+                if answer is None:
+                    return  # refused, and the client told
+                replayed = False
+            else:
+                deps.claims.finish(outcome, claims.ANSWERED)
     latency_ms = deps.clock_ms() - started
+    delivered = _deliver(deps, job, frames.answer_frames(session_id=job.session_id, request_id=job.request_id,
+                                                         content=answer, cached=False))
+    # Cached only once the answer went out (or its client had gone): what cannot be
+    # delivered is never cached.
     deps.cache.put(deps.cache.key(job.model, job.messages, job.user_id), answer)
-    delivered = _reply(deps, job, frames.answer_frame(session_id=job.session_id, request_id=job.request_id,
-                                                      content=answer, cached=False))
     # Ids and timings only: subscribers never see the conversation.
     deps.sns.publish(TopicArn=deps.topic_arn, Message=json.dumps({
         "type": "answer", **ids, "userId": job.user_id, "model": job.model, "latencyMs": latency_ms,
-        "delivered": delivered, "replayed": stored is not None}))
+        "delivered": delivered, "replayed": replayed}))
     logger.info("answered", extra={**ids, "model": job.model, "latencyMs": latency_ms, "delivered": delivered})
 
 
-def _reply(deps: Dependencies, job: frames.ChatJob, frame: dict[str, Any]) -> bool:
-    """Post the frame; a vanished client only loses its connection record (history stays)."""
-    if connections.post(deps.api, job.connection_id, frame):
+def _stored_answer(deps: Dependencies, job: frames.ChatJob, session: str) -> str | None:
+    stored = deps.history.find(session, job.request_id, requested_at=job.requested_at)
+    return None if stored is None else history.decrypt(stored, deps.history.kms).answer
+
+
+def _call_model(deps: Dependencies, job: frames.ChatJob, session: str, claim: claims.Claim) -> str | None:
+    """The model's answer, stored; None when the request was refused (and the client told)."""
+    ids = {"sessionId": job.session_id, "requestId": job.request_id}
+    try:
+        answer = ask_model(deps, job)
+    except model.ModelRejected as err:
+        logger.warning("model rejected the request", extra={**ids, "error": str(err)})
+        deps.claims.finish(claim, claims.REJECTED, "model_error")
+        _refuse(deps, job, "model_error")
+        return None
+    except model.NotConfigured as err:
+        logger.error("model not configured: request set aside in the dead-letter queue",
+                     extra={**ids, "error": str(err)})
+        try:
+            deps.sqs.send_message(QueueUrl=deps.dead_letter_queue_url, MessageBody=job.to_json(),
+                                  MessageAttributes={"reason": {"DataType": "String", "StringValue": "not_configured"}})
+        finally:
+            deps.claims.release(claim)  # a redriven copy is processed afresh
+        _refuse(deps, job, "unavailable")
+        return None
+    except Exception:
+        deps.claims.release(claim)
+        raise
+    try:
+        deps.history.store(session=session, request_id=job.request_id, model=job.model,
+                           messages=job.messages, answer=answer, now_ms=deps.clock_ms())
+    except Exception:
+        deps.claims.release(claim)
+        raise
+    if not deps.claims.finish(claim, claims.ANSWERED):
+        logger.warning("claim was taken over while the model answered", extra=ids)
+    return answer
+
+
+def _refuse(deps: Dependencies, job: frames.ChatJob, code: str) -> None:
+    _deliver(deps, job, [frames.error_frame(code, ERROR_MESSAGES[code], sessionId=job.session_id,
+                                            requestId=job.request_id)])
+
+
+def _deliver(deps: Dependencies, job: frames.ChatJob, frame_list: list[dict[str, Any]]) -> bool:
+    """Post the frames; a vanished client only loses its connection record (history stays)."""
+    if connections.post_all(deps.api, job.connection_id, frame_list):
         return True
     connections.forget(deps.connections_table, job.connection_id)
     return False
 
 
-def record_handler(record: SQSRecord) -> None:
+def wait_bound(deps: Dependencies, lambda_context: Any) -> int:
+    """Until when a duplicate may wait: the configured bound, and never so long that the
+    invocation could not call the model and reply afterwards."""
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", lambda: DEFAULT_REMAINING_MS)()
+    model_ms = int(deps.model.timeout_seconds * 1000) if isinstance(deps.model, model.ModelSettings) else 0
+    return deps.clock_ms() + min(deps.claim_wait_ms, remaining - model_ms - REPLY_MARGIN_MS)
+
+
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     try:
-        process(frames.ChatJob.from_json(record.body), dependencies())
+        deps = dependencies()
+        process(frames.ChatJob.from_json(record.body), deps, wait_until_ms=wait_bound(deps, lambda_context))
     except Exception as err:  # reported to SQS as this record's failure by the batch processor
         logger.warning("record failed, left for retry", extra={
             "messageId": record.message_id, "error": type(err).__name__, "detail": str(err)[:200]})

@@ -203,9 +203,17 @@ class Realtime(Section):
     connection_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 7200
     cache_ttl_seconds: Annotated[int, Field(ge=0, le=604_800)] = 3600
     max_frame_bytes: Annotated[int, Field(ge=1024, le=131_072)] = 32_768
-    max_receives: Annotated[int, Field(ge=1, le=10)] = 3
+    # Receives before a request goes to the dead-letter queue (SQS allows 1-1000); at least 5,
+    # since throttled batches count too (rules say so with a fix).
+    max_receives: Annotated[int, Field(ge=1, le=1000)] = 5
     model_timeout_seconds: Annotated[int, Field(ge=5, le=600)] = 60
-    reserved_concurrency: Annotated[int, Field(ge=1, le=1000)] = 10
+    # The worker's reserved concurrency, and the most invocations its SQS event source mapping
+    # makes (Lambda's maximum concurrency, 2-1000). The API-facing functions reserve none: the
+    # stage's throttling limits them.
+    worker_concurrency: Annotated[int, Field(ge=1)] = 10
+    # This environment owns the region's API Gateway account settings (the CloudWatch role
+    # WebSocket stages log through): exactly one environment per account and region.
+    api_gateway_account: bool = True
     # Optional custom domain (e.g. chat.example.com) with a regional ACM certificate.
     custom_domain: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")] | None = None
     certificate_arn: str | None = None

@@ -131,6 +131,10 @@ def _check_sizing(env: Environment) -> Iterator[Problem]:
                           "route to the upstream over TLS (https://…).")
 
 
+# Lambda's guidance for SQS sources; the event source mapping's maximum concurrency range.
+MIN_MAX_RECEIVES = 5
+MIN_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY = 2, 1000
+
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
 
 
@@ -291,6 +295,16 @@ def _check_realtime(env: Environment) -> Iterator[Problem]:
     if rt.throttling_burst_limit < rt.throttling_rate_limit:
         yield Problem("realtime.throttling_burst_limit", "is below throttling_rate_limit.",
                       "allow a burst at least as large as the steady rate.")
+    if rt.max_receives < MIN_MAX_RECEIVES:
+        yield Problem("realtime.max_receives", f"{rt.max_receives} would dead-letter requests whose batches were "
+                      "only throttled (a throttled batch counts as a receive).",
+                      f"use at least {MIN_MAX_RECEIVES}, as Lambda's guidance for SQS sources says.")
+    if not MIN_WORKER_CONCURRENCY <= rt.worker_concurrency <= MAX_WORKER_CONCURRENCY:
+        yield Problem("realtime.worker_concurrency", f"{rt.worker_concurrency} is outside "
+                      f"{MIN_WORKER_CONCURRENCY}-{MAX_WORKER_CONCURRENCY}, the maximum concurrency an SQS event "
+                      "source mapping accepts (the worker reserves the same number).",
+                      f"use a value from {MIN_WORKER_CONCURRENCY} to {MAX_WORKER_CONCURRENCY}, sized to what the "
+                      "model endpoint serves at once.")
 
 
 def _check_backend(env: Environment) -> Iterator[Problem]:
