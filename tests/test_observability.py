@@ -134,11 +134,23 @@ def test_alarm_topic_is_encrypted_and_mails_the_environments_recipients(observab
     assert publish["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
 
 
-def test_the_key_admits_alarms_and_events_to_the_encrypted_topic(stacks) -> None:
-    policy = json.loads(stacks["prod-foundation"].one("aws_kms_key")["policy"])
-    statement = next(s for s in policy["Statement"] if s["Sid"] == "AlarmsAndEventsToEncryptedTopics")
-    assert statement["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
-    assert "aws:SourceAccount" in statement["Condition"]["StringEquals"]
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_key_admits_alarms_and_events_to_the_encrypted_topic(stacks, env: str) -> None:
+    """EventBridge sends KMS no aws:SourceAccount/aws:SourceArn when it publishes to an encrypted
+    topic: a statement conditioned on them never matches and RDS events are dropped silently.
+    CloudWatch alarms do send them, so their statement stays bound to the account."""
+    policy = json.loads(stacks[f"{env}-foundation"].one("aws_kms_key")["policy"])
+    by_service = {}
+    for statement in policy["Statement"]:
+        services = statement["Principal"].get("Service", [])
+        for service in [services] if isinstance(services, str) else services:
+            by_service.setdefault(service, []).append(statement)
+    (events,) = by_service["events.amazonaws.com"]
+    assert set(events["Action"]) >= {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert "Condition" not in events
+    (alarms,) = by_service["cloudwatch.amazonaws.com"]
+    assert set(alarms["Action"]) >= {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert list(alarms["Condition"]["StringEquals"]) == ["aws:SourceAccount"]
 
 
 def test_platform_degraded_combines_the_critical_alarms(observability: Stack) -> None:
