@@ -12,16 +12,19 @@ terraform {
     }
   }
   backend "s3" {
-    bucket       = "llmlite-prod-tfstate-111122223333"
-    key          = "llm-platform/modules/terraform.tfstate"
-    region       = "eu-west-2"
-    encrypt      = true
-    use_lockfile = true
+    bucket              = "llmlite-prod-tfstate-111122223333"
+    key                 = "llm-platform/modules/terraform.tfstate"
+    region              = "eu-west-2"
+    encrypt             = true
+    use_lockfile        = true
+    allowed_account_ids = ["111122223333"] # the account this root deploys to (example id)
   }
 }
 
 provider "aws" {
   region = "eu-west-2"
+  # Credentials of any other account stop the plan before it changes anything.
+  allowed_account_ids = ["111122223333"]
   default_tags {
     tags = {
       Project   = "llmlite"
