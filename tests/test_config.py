@@ -169,6 +169,10 @@ CASES = {
     "malformed ARN": (
         {"replace": {"memory = 2048\n": 'memory = 2048\nlicense_secret_arn = "arn:aws:secretsmanager:licence"\n'}},
         "gateway.license_secret_arn: 'arn:aws:secretsmanager:licence' is not a valid ARN", "arn:<partition>"),
+    "free-storage alarm at the storage autoscaling trigger": (
+        {"append": '\n[observability.overrides.rds-free-storage]\nthreshold = 3000000000\n'},
+        "observability.overrides.rds-free-storage.threshold: 3,000,000,000 bytes is at or above storage "
+        "autoscaling's trigger (10 % of 20 GiB = 2,147,483,648 bytes)", "alarm below 2,147,483,648 bytes"),
     "bad enum": (
         {"replace": {'managed_rules_action = "block"': 'managed_rules_action = "drop"'}},
         "edge.managed_rules_action: 'drop' is not allowed", "'block' or 'count'"),

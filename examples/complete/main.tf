@@ -111,7 +111,9 @@ module "realtime" {
 module "observability" {
   source = "../../terraform-modules/observability"
 
+  data_connections_table_name     = module.data.connections_table_name
   data_db_instance_id             = module.data.db_instance_id
+  data_history_table_name         = module.data.history_table_name
   data_redis_node_ids             = module.data.redis_node_ids
   edge_alb_arn_suffix             = module.edge.alb_arn_suffix
   edge_target_group_arn_suffix    = module.edge.target_group_arn_suffix

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any
 
-from modules.alarms import BY_NAME, DB_MEMORY_GIB
+from modules.alarms import BY_NAME, DB_MEMORY_GIB, storage_autoscaling_trigger
 from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
 
 
@@ -304,6 +304,17 @@ def _check_observability(env: Environment) -> Iterator[Problem]:
                           "use a value in (0, 100]." if spec.unit == "percent" else "use a value of 0 or more.")
         elif override.periods is not None and override.periods * spec.period > 86_400:
             yield Problem(f"{field}.periods", "spans more than a day.", "CloudWatch evaluates at most one day.")
+    storage = BY_NAME["rds-free-storage"]
+    override = env.observability.overrides.get(storage.name)
+    threshold = override.threshold if override and override.threshold is not None else storage.threshold
+    trigger = storage_autoscaling_trigger(env.data.db_storage_gb)
+    if env.data.db_max_storage_gb > env.data.db_storage_gb and threshold >= trigger:
+        # RDS grows the volume when free space falls to 10 % of the allocation: an alarm at or
+        # above that pages for growth autoscaling handles itself.
+        yield Problem(f"observability.overrides.{storage.name}.threshold" if override else "data.db_storage_gb",
+                      f"{threshold:,.0f} bytes is at or above storage autoscaling's trigger (10 % of "
+                      f"{env.data.db_storage_gb} GiB = {trigger:,} bytes).",
+                      f"alarm below {trigger:,} bytes, or allocate more storage (data.db_storage_gb).")
     if env.data.db_instance_class not in DB_MEMORY_GIB:
         yield Problem("data.db_instance_class", f"{env.data.db_instance_class!r} has no known memory size, so the "
                       "connection alarm cannot be sized.", f"use one of: {', '.join(DB_MEMORY_GIB)}.")
