@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 GIB = 2**30
+# RDS PostgreSQL's default max_connections: LEAST({DBInstanceClassMemory/9531392}, 5000).
+BYTES_PER_CONNECTION = 9_531_392
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,14 @@ class AlarmSpec:
     missing_data: str = "notBreaching"
     unit: str = "count"  # "percent" thresholds lie in (0, 100]
     critical: bool = False  # part of the composite "platform degraded" alarm
-    # Special kinds: "rate_5xx" (metric math), "anomaly_low" (anomaly detection band).
+    # Special kinds: "rate_5xx" (metric math), "anomaly_low" (anomaly detection band),
+    # "connections" (% of max_connections), "asg_max", "queue_per_host" (× the scaling
+    # target), "hosts_wanted" (healthy hosts while the group wants any), "operations" (sum
+    # over the DynamoDB operations the functions call).
     kind: str = "metric"
-    per: str = ""  # one alarm per item of an output list ("function", "redis_node")
+    per: str = ""  # one alarm per item of an output list ("function", "redis_node", "table")
+    # anomaly_low: traffic at or below this (per period) counts as idle, never as a drop.
+    floor: float = 0
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -47,10 +54,13 @@ EDGE = (
     AlarmSpec("waf-blocked", "edge", "WAF blocked more than 100 requests in 5 minutes (attack or a rule "
               "hitting real traffic)", "Logs Insights: WAF blocks by rule and IP; tune or block upstream",
               100, "GreaterThanThreshold", "AWS/WAFV2", "BlockedRequests", dimensions=("web_acl", "region", "rule")),
+    # The band is learned on traffic raised to a floor: an idle environment (a quiet dev, the
+    # night) sits on the floor and never breaches, while a busy one that drops to nothing
+    # falls from its band to the floor and does.
     AlarmSpec("waf-allowed-drop", "edge", "Allowed requests fell well below their learned baseline (clients "
               "cut off: DNS, certificate, WAF rule)", "Check the ALB and WAF metrics, recent WAF rule changes, DNS",
               2, "LessThanLowerThreshold", "AWS/WAFV2", "AllowedRequests", dimensions=("web_acl", "region", "rule"),
-              periods=3, missing_data="breaching", kind="anomaly_low"),
+              periods=3, kind="anomaly_low", floor=100),
     _percent(name="alb-5xx-rate", layer="edge", meaning="More than 5 % of requests end in a 5xx (ALB or targets)",
              first_action="Gateway logs for errors; ECS deployments and task health; upstream model status",
              threshold=5, comparison="GreaterThanThreshold", namespace="AWS/ApplicationELB",
@@ -86,14 +96,17 @@ DATA = (
              first_action="Performance Insights: top SQL; spend-log queries; scale the instance class",
              threshold=80, comparison="GreaterThanThreshold", namespace="AWS/RDS", metric="CPUUtilization",
              statistic="Average", dimensions=("db",), periods=2),
-    AlarmSpec("rds-free-storage", "data", "Less than 2 GB of database storage left", "Check storage autoscaling "
-              "reached db_max_storage_gb; prune spend logs or raise the ceiling", 2 * GIB, "LessThanThreshold",
+    # 2 GB as the design writes it (bytes, not GiB): below storage autoscaling's trigger
+    # (free space ≤ 10 % of the allocated GiB), so it pages only when autoscaling cannot help.
+    AlarmSpec("rds-free-storage", "data", "Less than 2 GB of database storage left (storage autoscaling has "
+              "reached its ceiling or cannot keep up)", "Check storage autoscaling reached db_max_storage_gb; "
+              "prune spend logs or raise the ceiling", 2_000_000_000, "LessThanThreshold",
               "AWS/RDS", "FreeStorageSpace", "Minimum", dimensions=("db",), critical=True),
-    _percent(name="rds-connections", layer="data", meaning="Connections above 80 % of max_connections for the "
-             "instance class", first_action="Count tasks × pool size (database_connection_pool_limit); "
-             "lower the pool or scale the class", threshold=80, comparison="GreaterThanThreshold",
-             namespace="AWS/RDS", metric="DatabaseConnections", statistic="Maximum", dimensions=("db",),
-             periods=2, kind="connections"),
+    _percent(name="rds-connections", layer="data", meaning="Connections above 80 % of the max_connections the "
+             "parameter group sets for the instance class", first_action="Count tasks × pool size "
+             "(database_connection_pool_limit); lower the pool or scale the class", threshold=80,
+             comparison="GreaterThanThreshold", namespace="AWS/RDS", metric="DatabaseConnections",
+             statistic="Maximum", dimensions=("db",), periods=2, kind="connections"),
     AlarmSpec("rds-read-latency", "data", "Database reads slower than 100 ms", "Performance Insights waits; "
               "storage throughput", 0.1, "GreaterThanThreshold", "AWS/RDS", "ReadLatency", "Average",
               dimensions=("db",), periods=2),
@@ -111,6 +124,16 @@ DATA = (
     AlarmSpec("redis-evictions", "data", "Redis evicted more than 100 keys in 5 minutes (rate limits may "
               "reset early)", "Scale the node type; shorten cache TTLs", 100, "GreaterThanThreshold",
               "AWS/ElastiCache", "Evictions", dimensions=("redis_node",), per="redis_node"),
+    # ThrottledRequests and SystemErrors exist only per table and operation: summed over the
+    # operations the chat functions call on each table (TABLE_OPERATIONS).
+    AlarmSpec("dynamodb-throttles", "data", "Requests to a chat table were throttled (a hot key, or traffic "
+              "doubling past the on-demand peak)", "Which operation (alarm metrics); hot partition keys; the "
+              "functions' retries and errors", 0, "GreaterThanThreshold", "AWS/DynamoDB", "ThrottledRequests",
+              dimensions=("table",), per="table", kind="operations"),
+    AlarmSpec("dynamodb-system-errors", "data", "A chat table answered more than 5 requests with a DynamoDB "
+              "internal error (HTTP 500) in 5 minutes", "AWS Health dashboard for DynamoDB in the region; the "
+              "functions retry, so check their errors too", 5, "GreaterThanThreshold", "AWS/DynamoDB",
+              "SystemErrors", dimensions=("table",), per="table", kind="operations"),
 )
 
 LLM = (
@@ -118,16 +141,30 @@ LLM = (
              "keeping up)", first_action="Check the group is at max and Spot capacity; raise capacity.max",
              threshold=90, comparison="GreaterThanThreshold", namespace="CWAgent",
              metric="nvidia_smi_utilization_gpu", statistic="Average", dimensions=("asg",), periods=3),
+    # Hosts join the target group only when their launch lifecycle hook completes, i.e. once
+    # the model answers /health: a loading host is never counted unhealthy.
     AlarmSpec("llm-unhealthy-hosts", "llm", "A GPU host fails its /health check", "Instance console and the "
               "vLLM log stream; the group replaces it after the grace period", 0, "GreaterThanThreshold",
               "AWS/ApplicationELB", "UnHealthyHostCount", "Maximum", dimensions=("llm_alb", "llm_target_group"),
               period=60, periods=5, critical=True),
+    # Where the group may be empty on purpose (llm.capacity.min = 0, or scheduled scaling
+    # down to zero at night), it pages only while the group wants hosts, for longer than a host takes to boot.
+    AlarmSpec("llm-healthy-hosts", "llm", "No healthy GPU host behind the model's ALB (self-hosted model "
+              "routes fail)", "Group activity history (launch failures, Spot capacity), instance console and "
+              "boot log", 1, "LessThanThreshold", "AWS/ApplicationELB", "HealthyHostCount", "Minimum",
+              dimensions=("llm_alb", "llm_target_group"), period=60, periods=3, missing_data="breaching",
+              critical=True, kind="hosts_wanted"),
+    # Not created where llm.capacity.max <= 1: one host is then the group's normal size.
     AlarmSpec("gpu-asg-at-max", "llm", "The GPU group has run at its maximum size for 30 minutes",
               "Raise capacity.max or add Spot instance types", 0, "GreaterThanOrEqualToThreshold", "AWS/AutoScaling",
               "GroupInServiceInstances", "Minimum", dimensions=("asg",), periods=6, kind="asg_max"),
-    AlarmSpec("llm-queue-backlog", "llm", "More than 50 requests waiting in vLLM across the group for 10 "
-              "minutes", "Scale out; lower max_model_len or move to larger GPUs", 50, "GreaterThanThreshold",
-              "CWAgent", "vllm_num_requests_waiting", "Sum", dimensions=("asg",), periods=2),
+    # A gauge: every host publishes its waiting requests once a minute under the group's
+    # name, so Average is the mean queue per host (what scaling tracks); a Sum over 5
+    # minutes would add five samples of each host. Threshold: 4 × llm.queue_target_per_instance.
+    AlarmSpec("llm-queue-backlog", "llm", "Requests waiting in vLLM stay well above the scaling target (4 × "
+              "queue_target_per_instance per host) for 10 minutes", "Scale out; lower max_model_len or move to "
+              "larger GPUs", 4, "GreaterThanThreshold", "CWAgent", "vllm_num_requests_waiting", "Average",
+              dimensions=("asg",), periods=2, kind="queue_per_host"),
 )
 
 REALTIME = (
@@ -151,32 +188,61 @@ REALTIME = (
     AlarmSpec("websocket-execution-errors", "realtime", "WebSocket executions failed (5xx) more than 10 times "
               "in 5 minutes", "API access log; authorizer errors", 10, "GreaterThanThreshold", "AWS/ApiGateway",
               "ExecutionError", dimensions=("api", "stage")),
+    AlarmSpec("websocket-client-errors", "realtime", "API Gateway refused more than 50 WebSocket requests (4xx) "
+              "before reaching a function in 5 minutes: denied or expired tokens, throttling", "API access log: "
+              "status and error by source IP; the authorizer log; realtime.throttling_* if the traffic is real",
+              50, "GreaterThanThreshold", "AWS/ApiGateway", "ClientError", dimensions=("api", "stage")),
 )
 
 CATALOGUE = EDGE + GATEWAY + DATA + LLM + REALTIME
 BY_NAME = {spec.name: spec for spec in CATALOGUE}
 
-# max_connections of RDS PostgreSQL: LEAST(DBInstanceClassMemory / 9531392, 5000).
+# Memory of the DB instance classes the configuration admits (GiB, RDS instance class table).
 DB_MEMORY_GIB = {"db.t4g.micro": 1, "db.t4g.small": 2, "db.t4g.medium": 4, "db.t4g.large": 8,
                  "db.t4g.xlarge": 16, "db.m7g.large": 8, "db.m7g.xlarge": 16, "db.r7g.large": 16,
                  "db.r7g.xlarge": 32}
 
+# DynamoDB operations the chat functions call on each table (lambda/chat_common).
+TABLE_OPERATIONS = {"connections": ("PutItem", "DeleteItem"), "history": ("PutItem", "Query")}
+
 
 def max_connections(instance_class: str) -> int:
-    return min(DB_MEMORY_GIB[instance_class] * GIB // 9_531_392, 5000)
+    """The max_connections the data layer's parameter group sets for the class.
+
+    RDS's default is LEAST({DBInstanceClassMemory/9531392}, 5000), where DBInstanceClassMemory
+    is the class's memory less what the OS and RDS's own processes reserve, an amount RDS
+    does not publish: the real default cannot be known before the instance runs, so an alarm
+    on "80 % of it" would guess. The platform sets the value itself, with the same formula
+    on three quarters of the class's memory (so it stays at or below RDS's own default
+    wherever RDS reserves less than a quarter of the memory), and alarms on 80 % of that.
+    """
+    return min(DB_MEMORY_GIB[instance_class] * GIB * 3 // 4 // BYTES_PER_CONNECTION, 5000)
+
+
+def storage_autoscaling_trigger(allocated_gib: int) -> int:
+    """Free bytes at which RDS storage autoscaling grows the volume: 10 % of the allocation."""
+    return allocated_gib * GIB // 10
 
 
 def _threshold_text(spec: AlarmSpec) -> str:
     if spec.kind == "anomaly_low":
-        return f"below the anomaly band ({spec.threshold:g} σ)"
+        return (f"below the anomaly band ({spec.threshold:g} σ) of {spec.statistic} raised to a floor of "
+                f"{spec.floor:g} (idle is not a drop)")
     if spec.kind == "asg_max":
-        return "≥ llm.capacity.max"
+        return "≥ llm.capacity.max (not created where max ≤ 1)"
     if spec.kind == "rate_5xx":
         return f"(ELB + target 5xx) / requests > {spec.threshold:g} %"
     if spec.kind == "connections":
-        return f"> {spec.threshold:g} % of max_connections"
+        return f"> {spec.threshold:g} % of max_connections (set by the parameter group)"
+    if spec.kind == "queue_per_host":
+        return f"{spec.statistic} per host > {spec.threshold:g} × llm.queue_target_per_instance"
+    if spec.kind == "hosts_wanted":
+        return (f"{spec.statistic} < {spec.threshold:g}; where the group may be empty (min 0 or scheduled) only while it "
+                "wants hosts, for the health-check grace period + 5 min (no data: ok)")
+    if spec.kind == "operations":
+        return f"{spec.statistic} over the table's operations > {spec.threshold:g}"
     sign = {"GreaterThanThreshold": ">", "LessThanThreshold": "<", "GreaterThanOrEqualToThreshold": "≥"}[spec.comparison]
-    value = f"{spec.threshold / GIB:g} GB" if spec.metric == "FreeStorageSpace" else (
+    value = f"{spec.threshold / 1e9:g} GB ({spec.threshold:,.0f} bytes)" if spec.metric == "FreeStorageSpace" else (
         f"{spec.threshold:g} %" if spec.unit == "percent" else f"{spec.threshold:g}")
     unit = " s" if spec.metric in ("TargetResponseTime", "ReadLatency", "WriteLatency",
                                   "ApproximateAgeOfOldestMessage") else ""

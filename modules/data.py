@@ -26,6 +26,7 @@ from cdktf_cdktf_provider_aws.elasticache_subnet_group import ElasticacheSubnetG
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 
 from modules import iam
+from modules.alarms import max_connections
 from modules.compliance import skip
 from modules.config import Environment
 from modules.context import current_account
@@ -112,7 +113,10 @@ class Data(Construct):
                                           for name, value in (("rds.force_ssl", "1"), ("log_connections", "1"),
                                                               ("log_disconnections", "1"),
                                                               ("log_min_duration_statement", "1000"),
-                                                              ("log_statement", "ddl"))])
+                                                              ("log_statement", "ddl"),
+                                                              # known, so rds-connections alarms on 80 % of it
+                                                              ("max_connections",
+                                                               str(max_connections(cfg.db_instance_class))))])
         monitoring = iam.service_role(self, "db_monitoring_role", name=env.resource_name("rds-monitoring"),
                                       service="monitoring.rds.amazonaws.com", source_account=account.id,
                                       statements=[])

@@ -80,18 +80,22 @@ class EdgeOutputs:
 
 
 def greater_than_pattern(limit: int) -> str:
-    """A regex matching exactly the decimal integers greater than `limit` (no leading zeros).
+    """A regex matching exactly the decimal integers greater than `limit`, leading zeros or not.
 
     WAF can inspect only the first 8 KB of an ALB request body, so the body-size rule reads
-    the Content-Length header as a number instead.
+    the Content-Length header as a number instead. Anchored at both ends and with `0*` in
+    front, so `000100000000` (100 MB) counts as 100000000, not as a 12-digit string that no
+    alternative expects; optional spaces or tabs around the value (HTTP's OWS) count too. WAF's
+    regex engine refuses capturing groups (the group is `(?:…)`) and patterns over 200
+    characters.
     """
     digits = str(limit)
-    options = [rf"[1-9]\d{{{len(digits)},}}"]  # more digits than the limit
+    options = [rf"[1-9]\d{{{len(digits)},}}"]  # more significant digits than the limit
     for i, digit in enumerate(digits):
         if digit != "9":
             rest = len(digits) - i - 1
             options.append(digits[:i] + f"[{int(digit) + 1}-9]" + (rf"\d{{{rest}}}" if rest else ""))
-    return "^(" + "|".join(options) + ")$"
+    return r"^[ \t]*0*(?:" + "|".join(options) + r")[ \t]*$"
 
 
 class Edge(Construct):

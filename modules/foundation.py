@@ -177,10 +177,16 @@ def _key_policy(account: Account, trail_name: str | None, *, autoscaling: bool =
         iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="LogDelivery",
                   principals={"Service": "delivery.logs.amazonaws.com"},
                   conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
-        # Alarms and events publish to the KMS-encrypted alarm topic as themselves.
-        iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="AlarmsAndEventsToEncryptedTopics",
-                  principals={"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+        # Alarms and events publish to the KMS-encrypted alarm topic as themselves. CloudWatch
+        # names its account to KMS; EventBridge does not (SNS developer guide: aws:SourceAccount
+        # and aws:SourceArn in a key policy are not supported for EventBridge-to-encrypted-topic
+        # delivery), so a condition would silently drop every event. The topic policy still
+        # admits only this account's rules.
+        iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="AlarmsToEncryptedTopics",
+                  principals={"Service": "cloudwatch.amazonaws.com"},
                   conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
+        iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="EventsToEncryptedTopics",
+                  principals={"Service": "events.amazonaws.com"}),
     ]
     if autoscaling:
         # EC2 Auto Scaling launches the GPU hosts with this key's encrypted root volumes as its

@@ -23,14 +23,14 @@ from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 
 from modules import iam
-from modules.alarms import CATALOGUE, AlarmSpec, max_connections
+from modules.alarms import CATALOGUE, TABLE_OPERATIONS, AlarmSpec, max_connections
 from modules.config import Environment
 from modules.context import current_account
 from modules.data import DataOutputs
 from modules.edge import EdgeOutputs
 from modules.foundation import FoundationOutputs
 from modules.gateway import GatewayOutputs
-from modules.llm import LlmOutputs
+from modules.llm import HEALTH_GRACE_SECONDS, LlmOutputs
 from modules.outputs import publish
 from modules.realtime import RealtimeOutputs
 
@@ -40,6 +40,7 @@ DIMENSION_NAMES = {
     "cluster": "ClusterName", "service": "ServiceName", "db": "DBInstanceIdentifier", "redis_node": "CacheClusterId",
     "asg": "AutoScalingGroupName", "llm_alb": "LoadBalancer", "llm_target_group": "TargetGroup",
     "queue": "QueueName", "dlq": "QueueName", "function": "FunctionName", "api": "ApiId", "stage": "Stage",
+    "table": "TableName",
 }
 
 
@@ -81,6 +82,8 @@ class Observability(Construct):
         critical = []
         for spec in CATALOGUE:
             spec = self._configured(spec, watched)
+            if spec is None:
+                continue
             for suffix, dimensions in self._dimension_sets(spec, watched):
                 alarm = self._alarm(spec, suffix, dimensions, watched)
                 if spec.critical:
@@ -102,11 +105,17 @@ class Observability(Construct):
 
     # --- alarms -------------------------------------------------------------------------------
 
-    def _configured(self, spec: AlarmSpec, watched: Watched) -> AlarmSpec:
-        """Apply the environment's overrides and the thresholds that depend on its sizing."""
+    def _configured(self, spec: AlarmSpec, watched: Watched) -> AlarmSpec | None:
+        """Apply the environment's overrides and the thresholds that depend on its sizing;
+        None where the alarm means nothing for this environment."""
         override = self._env.observability.overrides.get(spec.name)
+        llm = self._env.llm
         if spec.kind == "asg_max":
-            spec = replace(spec, threshold=self._env.llm.capacity.max)
+            if llm.capacity.max <= 1:
+                return None  # a one-host group is at its maximum whenever it runs
+            spec = replace(spec, threshold=llm.capacity.max)
+        if spec.kind == "queue_per_host":
+            spec = replace(spec, threshold=spec.threshold * llm.queue_target_per_instance)
         if override:
             spec = replace(spec, threshold=override.threshold if override.threshold is not None else spec.threshold,
                            periods=override.periods or spec.periods)
@@ -123,7 +132,9 @@ class Observability(Construct):
             "api": watched.realtime.api_id, "stage": watched.realtime.stage,
         }
         items = {"function": watched.realtime.function_names, "redis_node": {
-            f"{i:03d}": node for i, node in enumerate(watched.data.redis_node_ids, start=1)}}.get(spec.per)
+            f"{i:03d}": node for i, node in enumerate(watched.data.redis_node_ids, start=1)},
+            "table": {"connections": watched.data.connections_table_name,
+                      "history": watched.data.history_table_name}}.get(spec.per)
         if items is None:
             return [("", {DIMENSION_NAMES[k]: values[k] for k in spec.dimensions})]
         return [(f"-{key}", {DIMENSION_NAMES[spec.per]: value}) for key, value in items.items()]
@@ -146,12 +157,31 @@ class Observability(Construct):
                 CloudwatchMetricAlarmMetricQuery(id="rate", label="5xx rate (%)", return_data=True, expression=(
                     "IF(requests > 0, 100 * (FILL(elb5xx, 0) + FILL(target5xx, 0)) / requests, 0)"))])
         if spec.kind == "anomaly_low":
+            # The band is learned on traffic raised to the floor (CloudWatch anomaly detection
+            # on a metric math expression): a quiet environment sits on the floor, inside its
+            # band; missing data (no request at all) is no news.
+            floor = f"{spec.floor:g}"
             return CloudwatchMetricAlarm(self, id_, threshold_metric_id="band", **common, metric_query=[
-                CloudwatchMetricAlarmMetricQuery(id="m1", return_data=True, metric={
+                CloudwatchMetricAlarmMetricQuery(id="m1", return_data=False, metric={
                     "namespace": spec.namespace, "metric_name": spec.metric, "period": spec.period,
                     "stat": spec.statistic, "dimensions": dimensions}),
+                CloudwatchMetricAlarmMetricQuery(id="traffic", label=f"{spec.metric}, at least {floor}",
+                                                 return_data=True,
+                                                 expression=f"IF(FILL(m1, 0) > {floor}, FILL(m1, 0), {floor})"),
                 CloudwatchMetricAlarmMetricQuery(id="band", label="expected range", return_data=True,
-                                                 expression=f"ANOMALY_DETECTION_BAND(m1, {spec.threshold:g})")])
+                                                 expression=f"ANOMALY_DETECTION_BAND(traffic, {spec.threshold:g})")])
+        if spec.kind == "operations":
+            operations = TABLE_OPERATIONS[suffix.removeprefix("-")]
+            return CloudwatchMetricAlarm(self, id_, threshold=spec.threshold, **common, metric_query=[
+                *(CloudwatchMetricAlarmMetricQuery(id=f"op{i}", return_data=False, metric={
+                    "namespace": spec.namespace, "metric_name": spec.metric, "period": spec.period,
+                    "stat": spec.statistic, "dimensions": {**dimensions, "Operation": operation}})
+                  for i, operation in enumerate(operations)),
+                CloudwatchMetricAlarmMetricQuery(
+                    id="total", label=f"{spec.metric} ({', '.join(operations)})", return_data=True,
+                    expression="SUM([" + ", ".join(f"op{i}" for i in range(len(operations))) + "])")])
+        if spec.kind == "hosts_wanted" and (env.llm.capacity.min == 0 or env.llm.scheduled_scaling):
+            return self._healthy_while_wanted(spec, id_, common, dimensions, watched)
         threshold = spec.threshold
         if spec.kind == "connections":
             threshold = round(max_connections(env.data.db_instance_class) * spec.threshold / 100)
@@ -161,6 +191,24 @@ class Observability(Construct):
             period=spec.period, threshold=threshold,
             **({"extended_statistic": spec.statistic} if spec.statistic.startswith("p") else {"statistic": spec.statistic}),
             **common)
+
+    def _healthy_while_wanted(self, spec: AlarmSpec, id_: str, common: dict[str, Any], dimensions: dict[str, str],
+                              watched: Watched) -> CloudwatchMetricAlarm:
+        """A group that may be empty on purpose: no healthy host is news only while the group
+        wants hosts (desired ≥ 1), and only once a host has had time to boot and load the
+        model (the window outlasts the health-check grace period)."""
+        def metric(id_: str, namespace: str, name: str, dims: dict[str, str]) -> CloudwatchMetricAlarmMetricQuery:
+            return CloudwatchMetricAlarmMetricQuery(id=id_, return_data=False, metric={
+                "namespace": namespace, "metric_name": name, "period": spec.period, "stat": spec.statistic,
+                "dimensions": dims})
+        periods = max(common["evaluation_periods"], -(-(HEALTH_GRACE_SECONDS + 300) // spec.period))
+        common = {**common, "evaluation_periods": periods, "treat_missing_data": "notBreaching"}
+        return CloudwatchMetricAlarm(self, id_, threshold=spec.threshold, **common, metric_query=[
+            metric("healthy", spec.namespace, spec.metric, dimensions),
+            metric("wanted", "AWS/AutoScaling", "GroupDesiredCapacity", {"AutoScalingGroupName": watched.llm.asg_name}),
+            CloudwatchMetricAlarmMetricQuery(id="serving", label="healthy hosts while the group wants any",
+                                             return_data=True,
+                                             expression="IF(FILL(wanted, 0) >= 1, FILL(healthy, 0), 1)")])
 
     def _rds_events(self, env: Environment, data: DataOutputs, partition: str, account_id: str) -> None:
         """RDS reports failed backups (and other failures) as events, not metrics."""

@@ -1,15 +1,18 @@
 """Stacks: the only place that knows about providers and backends.
 
-Every stack is `<env>-<layer>`: one AWS provider (region, default tags), one backend
+Every stack is `<env>-<layer>`: one AWS provider (region, default tags, the environment's
+account as the only allowed one, optionally a role to assume), one backend
 (local by default, so synthesis needs no AWS credentials; or S3 with encryption and a
 native lock file), and one layer construct.
 """
 
 from __future__ import annotations
 
-from cdktf import LocalBackend, S3Backend, TerraformStack
+from typing import Any
+
+from cdktf import LocalBackend, S3Backend, S3BackendAssumeRoleConfig, TerraformStack
 from constructs import Construct
-from cdktf_cdktf_provider_aws.provider import AwsProvider
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderAssumeRole
 
 from modules.config import Environment
 
@@ -29,17 +32,26 @@ class LayerStack(TerraformStack):
         tags = {**env.tags, "Project": env.project, "Environment": env.name, "Layer": layer,
                 "ManagedBy": "cdktf"}
         region = (env.backend.region or env.region) if layer == STATE_LAYER else env.region
-        AwsProvider(self, "aws", region=region, default_tags=[{"tags": tags}])
+        # Every provider (and the state backend) refuses credentials of any other account, so
+        # a plan or apply with the wrong account's credentials stops before it changes anything.
+        guard: dict[str, Any] = {"allowed_account_ids": [env.account_id]}
+        if env.deploy_role_arn:
+            guard["assume_role"] = [AwsProviderAssumeRole(role_arn=env.deploy_role_arn,
+                                                          session_name=f"cdktf-{self.stack_name}")]
+        AwsProvider(self, "aws", region=region, default_tags=[{"tags": tags}], **guard)
         # Aliased providers for resources that must live in another region (replica keys).
         self.replica_providers: dict[str, AwsProvider] = {
             region: AwsProvider(self, f"aws_{region.replace('-', '_')}", alias=region.replace("-", "_"),
-                                region=region, default_tags=[{"tags": tags}])
+                                region=region, default_tags=[{"tags": tags}], **guard)
             for region in replica_regions}
         if env.backend.type == "s3" and layer != STATE_LAYER:
+            role = env.deploy_role_arn
             backend = S3Backend(self, bucket=env.backend.bucket or "",
                                 key=f"{env.backend.key_prefix}/{env.name}/{layer}.tfstate",
                                 region=env.backend.region or env.region, encrypt=True,
-                                kms_key_id=env.backend.kms_key_id)
+                                kms_key_id=env.backend.kms_key_id, allowed_account_ids=[env.account_id],
+                                assume_role=S3BackendAssumeRoleConfig(
+                                    role_arn=role, session_name=f"cdktf-{self.stack_name}") if role else None)
             backend.add_override("use_lockfile", True)
         else:
             # Relative to the stack's working directory (cdktf.out/stacks/<stack>), so state

@@ -183,6 +183,39 @@ CASES = {
     "the old reservation for every function": (
         {"replace": {"api_gateway_account = true": "api_gateway_account = true\nreserved_concurrency = 10"}},
         "realtime.reserved_concurrency: is not a known key", "worker_concurrency"),
+    "account id missing": (
+        {"replace": {'account_id = "111122223333"\n': ""}},
+        "account_id: is required", "add it to environment.toml"),
+    "account id not 12 digits": (
+        {"replace": {'account_id = "111122223333"': 'account_id = "11112222333"'}},
+        "account_id: '11112222333' is not a 12-digit AWS account id", 'account_id = "111122223333"'),
+    "account id as a number": (
+        {"replace": {'account_id = "111122223333"': "account_id = 111122223333"}},
+        "account_id: Input should be a valid string", "double quotes"),
+    "certificate of another account": (
+        {"replace": {"arn:aws:acm:eu-west-2:111122223333:": "arn:aws:acm:eu-west-2:444455556666:"}},
+        "edge.certificate_arn: names account 444455556666, but this environment deploys to account 111122223333",
+        "use a resource of account 111122223333, or correct account_id"),
+    "deploy role of another account": (
+        {"replace": {'account_id = "111122223333"\n': 'account_id = "111122223333"\n'
+                     'deploy_role_arn = "arn:aws:iam::444455556666:role/platform-deploy"\n'}},
+        "deploy_role_arn: names account 444455556666", "use a resource of account 111122223333"),
+    "deploy role that is not a role": (
+        {"replace": {'account_id = "111122223333"\n': 'account_id = "111122223333"\n'
+                     'deploy_role_arn = "arn:aws:iam::111122223333:user/deployer"\n'}},
+        "deploy_role_arn: 'arn:aws:iam::111122223333:user/deployer' is not an IAM role ARN",
+        "arn:aws:iam::111122223333:role/<name>"),
+    "secret ARN of another region": (
+        {"replace": {"memory = 2048\n": "memory = 2048\nlicense_secret_arn = "
+                     '"arn:aws:secretsmanager:us-east-1:111122223333:secret:litellm-licence"\n'}},
+        "gateway.license_secret_arn: is in us-east-1, not eu-west-2", "use a resource in eu-west-2"),
+    "malformed ARN": (
+        {"replace": {"memory = 2048\n": 'memory = 2048\nlicense_secret_arn = "arn:aws:secretsmanager:licence"\n'}},
+        "gateway.license_secret_arn: 'arn:aws:secretsmanager:licence' is not a valid ARN", "arn:<partition>"),
+    "free-storage alarm at the storage autoscaling trigger": (
+        {"append": '\n[observability.overrides.rds-free-storage]\nthreshold = 3000000000\n'},
+        "observability.overrides.rds-free-storage.threshold: 3,000,000,000 bytes is at or above storage "
+        "autoscaling's trigger (10 % of 20 GiB = 2,147,483,648 bytes)", "alarm below 2,147,483,648 bytes"),
     "bad enum": (
         {"replace": {'managed_rules_action = "block"': 'managed_rules_action = "drop"'}},
         "edge.managed_rules_action: 'drop' is not allowed", "'block' or 'count'"),
@@ -202,6 +235,12 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     message = rejection(tmp_path, replace={"memory = 2048": "memory = 1024",
                                            'instance_type = "g5.xlarge"': 'instance_type = "m5.large"'})
     assert "gateway.memory" in message and "llm.instance_type" in message
+
+
+def test_a_foreign_account_is_reported_with_every_other_problem(tmp_path: Path) -> None:
+    message = rejection(tmp_path, replace={"arn:aws:acm:eu-west-2:111122223333:": "arn:aws:acm:eu-west-2:444455556666:",
+                                           "memory = 2048": "memory = 1024"})
+    assert "edge.certificate_arn: names account 444455556666" in message and "gateway.memory" in message
 
 
 def test_a_typo_does_not_hide_the_other_problems(tmp_path: Path) -> None:

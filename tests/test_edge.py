@@ -95,23 +95,49 @@ def test_chunked_bodies_are_refused_since_their_size_is_unknown(edge: Stack) -> 
 
 
 def test_body_size_rule_blocks_on_content_length_above_the_prompt_limit(edge: Stack) -> None:
+    """The synthesized pattern, run as WAF would run it (Python's `re` stands in for PCRE: the
+    pattern uses only classes, counted repeats, alternation and anchors, which both read alike)."""
     rule = rules_by_priority(edge)[6]
     statement = rule["statement"]["regex_match_statement"]
     assert rule["action"] == {"block": {}}
     assert statement["field_to_match"] == {"single_header": {"name": "content-length"}}
+    limit = load_environment(edge.name.removesuffix("-edge")).edge.max_body_bytes
     pattern = re.compile(statement["regex_string"])
-    assert pattern.match("4000001") and not pattern.match("4000000") and not pattern.match("9000")
+    blocked = ["000100000000", "100000001", "0100000001", str(limit + 1), f"000{limit + 1}", "9" * 12,
+               f" {limit + 1}", f"{limit + 1}\t"]
+    allowed = ["0", "1", "42", "9000", "0009000", str(limit), f"000{limit}", f"0{limit - 1}", "0" * 20, ""]
+    assert [v for v in blocked if not pattern.search(v)] == []
+    assert [v for v in allowed if pattern.search(v)] == []
 
 
-@pytest.mark.parametrize("limit", [8192, 65536, 999_999, 1_000_000, 4_000_000, 10_485_760])
+def _waf_compatible(pattern: str) -> None:
+    """WAF refuses capturing subexpressions and regex patterns over 200 characters."""
+    assert re.compile(pattern).groups == 0, pattern
+    assert len(pattern) <= 200, (len(pattern), pattern)
+
+
+@pytest.mark.parametrize("limit", [8192, 65536, 999_999, 1_000_000, 4_000_000, 10_485_760, 88_888_888, 100_000_000])
 def test_greater_than_pattern_matches_exactly_the_larger_numbers(limit: int) -> None:
     pattern = re.compile(greater_than_pattern(limit))
-    assert len(pattern.pattern) < 512  # WAF's regex length limit
+    _waf_compatible(pattern.pattern)
     rng = random.Random(limit)
     samples = {0, 1, limit - 1, limit, limit + 1, limit * 10, 10 ** len(str(limit)) - 1}
     samples |= {rng.randrange(0, limit * 3) for _ in range(2000)}
     for n in samples:
-        assert bool(pattern.match(str(n))) == (n > limit), n
+        for text in (str(n), f"0{n}", f"0000{n}"):  # leading zeros change nothing
+            assert bool(pattern.search(text)) == (n > limit), text
+
+
+def test_greater_than_pattern_fits_waf_for_every_allowed_limit() -> None:
+    """The longest patterns come from limits with the most digits other than 9."""
+    from modules.config.models import Edge
+    bounds = Edge.model_fields["max_body_bytes"].metadata
+    low = next(b.ge for b in bounds if hasattr(b, "ge"))
+    high = next(b.le for b in bounds if hasattr(b, "le"))
+    worst = [int("1" + "0" * (n - 1)) for n in range(len(str(low)), len(str(high)) + 1)]
+    worst += [int("8" * n) for n in range(len(str(low)), len(str(high)))]
+    for limit in [low, high, *(w for w in worst if low <= w <= high)]:
+        _waf_compatible(greater_than_pattern(limit))
 
 
 def test_trusted_ips_are_allowed_first(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ import re
 import pytest
 
 from conftest import ENVIRONMENTS, Stack
-from modules.alarms import CATALOGUE, GIB, max_connections
+from modules.alarms import (CATALOGUE, DB_MEMORY_GIB, GIB, TABLE_OPERATIONS, max_connections,
+                            storage_autoscaling_trigger)
 from modules.config import load_environment
+from modules.llm import HEALTH_GRACE_SECONDS
 
 REMOTE = re.compile(r"^\$\{data\.terraform_remote_state\.cross-stack-reference-input-(?P<stack>[a-z0-9-]+)"
                     r"\.outputs\.(?P<output>[^}]+)\}$")
@@ -22,7 +24,9 @@ DIMENSION_TYPES = {
     "DBInstanceIdentifier": ("aws_db_instance", "identifier"), "AutoScalingGroupName": ("aws_autoscaling_group", "name"),
     "QueueName": ("aws_sqs_queue", "name"), "FunctionName": ("aws_lambda_function", "function_name"),
     "ApiId": ("aws_apigatewayv2_api", "id"), "WebACL": ("aws_wafv2_web_acl", "name"),
+    "TableName": ("aws_dynamodb_table", "name"),
 }
+OPERATIONS = {op for ops in TABLE_OPERATIONS.values() for op in ops}
 
 
 @pytest.fixture(params=ENVIRONMENTS)
@@ -77,6 +81,8 @@ def test_every_alarm_watches_a_resource_that_exists(stacks, observability: Stack
                     group = data.one("aws_elasticache_replication_group")
                     prefix, number = value.rsplit("-", 1)
                     assert prefix == group["replication_group_id"] and 1 <= int(number) <= group["num_cache_clusters"]
+                elif key == "Operation":
+                    assert value in OPERATIONS, (name, value)
                 else:
                     assert (key, value) in {("Region", env.region), ("Rule", "ALL"), ("Stage", stage)}, (name, key)
 
@@ -86,7 +92,7 @@ def test_the_gateway_designs_alarms_and_thresholds(stacks) -> None:
     assert prod["waf-blocked"]["threshold"] == 100 and prod["waf-blocked"]["period"] == 300
     allowed = prod["waf-allowed-drop"]
     assert allowed["comparison_operator"] == "LessThanLowerThreshold" and allowed["threshold_metric_id"] == "band"
-    assert "ANOMALY_DETECTION_BAND(m1, 2)" in json.dumps(allowed["metric_query"])
+    assert "ANOMALY_DETECTION_BAND(traffic, 2)" in json.dumps(allowed["metric_query"])
     rate = prod["alb-5xx-rate"]
     assert rate["threshold"] == 5 and "100 * (FILL(elb5xx, 0) + FILL(target5xx, 0)) / requests" in json.dumps(
         rate["metric_query"])
@@ -96,11 +102,150 @@ def test_the_gateway_designs_alarms_and_thresholds(stacks) -> None:
     assert prod["alb-healthy-hosts"]["treat_missing_data"] == "breaching"  # silence is not health
     assert prod["auth-401-spike"]["threshold"] == 50 and prod["ecs-cpu"]["threshold"] == 80
     assert prod["ecs-memory"]["threshold"] == 85 and prod["rds-cpu"]["threshold"] == 80
-    assert prod["rds-free-storage"]["threshold"] == 2 * GIB
-    assert prod["rds-connections"]["threshold"] == round(0.8 * max_connections("db.t4g.small")) == 180
+    assert prod["rds-free-storage"]["threshold"] == 2_000_000_000  # the design's 2 GB, not 2 GiB
+    assert prod["rds-connections"]["threshold"] == round(0.8 * max_connections("db.t4g.small")) == 134
     assert prod["rds-read-latency"]["threshold"] == prod["rds-write-latency"]["threshold"] == 0.1
     assert prod["gpu-asg-at-max"]["threshold"] == load_environment("prod").llm.capacity.max
-    assert alarms(stacks["dev-observability"])["rds-connections"]["threshold"] == round(0.8 * 112)  # t4g.micro
+    assert alarms(stacks["dev-observability"])["rds-connections"]["threshold"] == round(0.8 * 84)  # t4g.micro
+
+
+def test_connection_alarm_is_80_percent_of_the_max_connections_the_database_runs_with(stacks) -> None:
+    """RDS's default max_connections divides DBInstanceClassMemory (the class's memory less an
+    unpublished OS/RDS reserve) by 9531392, so it is unknown before the instance runs: the
+    parameter group pins it, and the alarm reads the pinned value."""
+    for env in ENVIRONMENTS:
+        data = stacks[f"{env}-data"].one("aws_db_parameter_group")
+        params = {p["name"]: p for p in data["parameter"]}
+        pinned = int(params["max_connections"]["value"])
+        assert params["max_connections"]["apply_method"] == "pending-reboot"  # a static parameter
+        assert alarms(stacks[f"{env}-observability"])["rds-connections"]["threshold"] == round(0.8 * pinned)
+    for instance_class, gib in DB_MEMORY_GIB.items():
+        rds_formula_on_nominal_memory = min(gib * GIB // 9_531_392, 5000)
+        assert max_connections(instance_class) <= 0.75 * rds_formula_on_nominal_memory + 1, instance_class
+
+
+def test_free_storage_pages_below_the_storage_autoscaling_trigger(stacks) -> None:
+    """RDS grows storage when free space is at most 10 % of the allocation; the alarm must fire
+    only below that, where autoscaling has reached its ceiling or cannot keep up."""
+    for env in ENVIRONMENTS:
+        data = stacks[f"{env}-data"].one("aws_db_instance")
+        assert data["max_allocated_storage"] > data["allocated_storage"]  # autoscaling is on
+        threshold = alarms(stacks[f"{env}-observability"])["rds-free-storage"]["threshold"]
+        assert threshold < storage_autoscaling_trigger(data["allocated_storage"]), env
+
+
+def test_gpu_queue_backlog_is_the_mean_waiting_per_host(stacks) -> None:
+    """Each host publishes its waiting requests once a minute (a gauge): a 5-minute Sum would add
+    five samples per host and page five times too early; Average is what scaling tracks."""
+    for env in ENVIRONMENTS:
+        backlog = alarms(stacks[f"{env}-observability"])["llm-queue-backlog"]
+        target = load_environment(env).llm.queue_target_per_instance
+        assert (backlog["statistic"], backlog["period"]) == ("Average", 300)
+        assert backlog["threshold"] == 4 * target and backlog["evaluation_periods"] == 2
+        policy = next(p for p in stacks[f"{env}-llm"].resources("aws_autoscaling_policy").values()
+                      if p["name"].endswith("gpu-queue"))
+        spec = policy["target_tracking_configuration"]["customized_metric_specification"]
+        assert (spec["metric_name"], spec["statistic"]) == (backlog["metric_name"], "Average")
+
+
+def test_gpu_at_max_only_where_the_group_can_grow(stacks) -> None:
+    for env in ENVIRONMENTS:
+        maximum = load_environment(env).llm.capacity.max
+        at_max = alarms(stacks[f"{env}-observability"]).get("gpu-asg-at-max")
+        if maximum <= 1:
+            assert at_max is None, env  # one host is the group's normal size, not saturation
+        else:
+            assert at_max["threshold"] == maximum and at_max["statistic"] == "Minimum"
+    assert load_environment("dev").llm.capacity.max == 1
+
+
+def test_no_healthy_gpu_host_pages(stacks) -> None:
+    """HealthyHostCount < 1 on the model's target group. With a minimum above zero silence is
+    bad news; where the group may be empty on purpose (min 0, or dev: scheduled to zero at night)
+    it pages only while the group wants hosts, and only after a boot's worth of time."""
+    for env in ENVIRONMENTS:
+        cfg = load_environment(env).llm
+        alarm = alarms(stacks[f"{env}-observability"])["llm-healthy-hosts"]
+        assert (alarm["comparison_operator"], alarm["threshold"]) == ("LessThanThreshold", 1)
+        if cfg.capacity.min > 0 and not cfg.scheduled_scaling:
+            assert (alarm["metric_name"], alarm["statistic"]) == ("HealthyHostCount", "Minimum")
+            assert set(alarm["dimensions"]) == {"LoadBalancer", "TargetGroup"}
+            assert alarm["treat_missing_data"] == "breaching"
+            continue
+        queries = {q["id"]: q for q in alarm["metric_query"]}
+        assert queries["healthy"]["metric"]["metric_name"] == "HealthyHostCount"
+        assert queries["wanted"]["metric"]["metric_name"] == "GroupDesiredCapacity"
+        assert queries["serving"]["expression"] == "IF(FILL(wanted, 0) >= 1, FILL(healthy, 0), 1)"
+        assert [q["id"] for q in alarm["metric_query"] if q["return_data"]] == ["serving"]
+        assert alarm["treat_missing_data"] == "notBreaching"
+        # a scheduled scale-up boots a host (weights, image, model load) before it can be healthy
+        assert alarm["evaluation_periods"] * queries["healthy"]["metric"]["period"] > HEALTH_GRACE_SECONDS
+        assert alarm["evaluation_periods"] * 60 <= 86_400
+    assert load_environment("dev").llm.scheduled_scaling and not load_environment("prod").llm.scheduled_scaling
+
+
+def test_gpu_hosts_join_the_target_group_only_after_the_launch_hook(stacks) -> None:
+    """llm-unhealthy-hosts counts a loading host as unhealthy unless the host is registered
+    with the target group only after its launch lifecycle hook completes (EC2 Auto Scaling
+    registers instances with the load balancer at the end of the hook)."""
+    for env in ENVIRONMENTS:
+        llm = stacks[f"{env}-llm"]
+        hooks = [h for g in llm.resources("aws_autoscaling_group").values() for h in g.get("initial_lifecycle_hook", [])]
+        hooks += list(llm.resources("aws_autoscaling_lifecycle_hook").values())
+        assert any(h["lifecycle_transition"] == "autoscaling:EC2_INSTANCE_LAUNCHING" for h in hooks), env
+
+
+def test_waf_drop_does_not_breach_on_an_idle_environment(stacks) -> None:
+    """The band is learned on allowed requests raised to a floor: an idle environment sits on the
+    floor (inside its band, never below it) and a request-less period is no news; a busy one that
+    loses its traffic falls from its band to the floor."""
+    for env in ENVIRONMENTS:
+        drop = alarms(stacks[f"{env}-observability"])["waf-allowed-drop"]
+        queries = {q["id"]: q for q in drop["metric_query"]}
+        assert queries["m1"]["metric"]["metric_name"] == "AllowedRequests" and not queries["m1"]["return_data"]
+        assert queries["traffic"]["expression"] == "IF(FILL(m1, 0) > 100, FILL(m1, 0), 100)"
+        assert queries["band"]["expression"] == "ANOMALY_DETECTION_BAND(traffic, 2)"
+        assert drop["threshold_metric_id"] == "band" and drop["comparison_operator"] == "LessThanLowerThreshold"
+        assert drop["treat_missing_data"] == "notBreaching"
+
+
+def test_dynamodb_throttles_and_system_errors_per_table(stacks) -> None:
+    for env in ENVIRONMENTS:
+        named = alarms(stacks[f"{env}-observability"])
+        for metric, kind in (("ThrottledRequests", "throttles"), ("SystemErrors", "system-errors")):
+            for table, operations in TABLE_OPERATIONS.items():
+                alarm = named[f"dynamodb-{kind}-{table}"]
+                metrics = [q["metric"] for q in alarm["metric_query"] if "metric" in q]
+                assert {m["metric_name"] for m in metrics} == {metric}
+                assert sorted(m["dimensions"]["Operation"] for m in metrics) == sorted(operations)
+                assert len({m["dimensions"]["TableName"] for m in metrics}) == 1
+                (total,) = [q for q in alarm["metric_query"] if q["return_data"]]
+                assert total["expression"] == "SUM([" + ", ".join(f"op{i}" for i in range(len(operations))) + "])"
+                assert alarm["treat_missing_data"] == "notBreaching"  # DynamoDB reports these only when they happen
+
+
+def test_table_operations_cover_what_the_functions_call() -> None:
+    """The alarms sum ThrottledRequests/SystemErrors over TABLE_OPERATIONS (the metrics exist
+    only per operation): every table call in the function code must be among them."""
+    from conftest import ROOT
+    calls = {"put_item": "PutItem", "delete_item": "DeleteItem", "query": "Query", "get_item": "GetItem",
+             "update_item": "UpdateItem", "scan": "Scan", "batch_writer": "BatchWriteItem",
+             "batch_get_item": "BatchGetItem", "transact_write_items": "TransactWriteItems"}
+    owner = {"connections.py": "connections", "history.py": "history"}
+    pattern = re.compile(r"\btable\.(" + "|".join(calls) + r")\(")
+    for path in (ROOT / "lambda").rglob("*.py"):
+        used = {calls[m] for m in pattern.findall(path.read_text())}
+        if path.name in owner:
+            assert used and used <= set(TABLE_OPERATIONS[owner[path.name]]), path
+        else:
+            assert not used, f"{path} calls a table directly: add it to TABLE_OPERATIONS"
+
+
+def test_websocket_client_errors_alarm(stacks) -> None:
+    for env in ENVIRONMENTS:
+        alarm = alarms(stacks[f"{env}-observability"])["websocket-client-errors"]
+        assert (alarm["namespace"], alarm["metric_name"], alarm["statistic"]) == ("AWS/ApiGateway", "ClientError", "Sum")
+        assert set(alarm["dimensions"]) == {"ApiId", "Stage"} and alarm["threshold"] == 50
 
 
 def test_no_replica_lag_alarm_without_a_read_replica(stacks) -> None:
@@ -120,7 +265,7 @@ def test_every_alarm_notifies_the_topic_on_alarm_and_ok(observability: Stack) ->
     for alarm in alarms(observability).values():
         assert alarm["treat_missing_data"] in ("breaching", "notBreaching")
     expected = {"alb", "gpu", "lambda", "rds", "redis", "waf", "websocket", "dlq", "queue", "auth", "gateway", "ecs",
-                "llm"}
+                "llm", "dynamodb"}
     assert {name.split("-")[0] for name in alarms(observability)} == expected
 
 
@@ -134,11 +279,23 @@ def test_alarm_topic_is_encrypted_and_mails_the_environments_recipients(observab
     assert publish["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
 
 
-def test_the_key_admits_alarms_and_events_to_the_encrypted_topic(stacks) -> None:
-    policy = json.loads(stacks["prod-foundation"].one("aws_kms_key")["policy"])
-    statement = next(s for s in policy["Statement"] if s["Sid"] == "AlarmsAndEventsToEncryptedTopics")
-    assert statement["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
-    assert "aws:SourceAccount" in statement["Condition"]["StringEquals"]
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_key_admits_alarms_and_events_to_the_encrypted_topic(stacks, env: str) -> None:
+    """EventBridge sends KMS no aws:SourceAccount/aws:SourceArn when it publishes to an encrypted
+    topic: a statement conditioned on them never matches and RDS events are dropped silently.
+    CloudWatch alarms do send them, so their statement stays bound to the account."""
+    policy = json.loads(stacks[f"{env}-foundation"].one("aws_kms_key")["policy"])
+    by_service = {}
+    for statement in policy["Statement"]:
+        services = statement["Principal"].get("Service", [])
+        for service in [services] if isinstance(services, str) else services:
+            by_service.setdefault(service, []).append(statement)
+    (events,) = by_service["events.amazonaws.com"]
+    assert set(events["Action"]) >= {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert "Condition" not in events
+    (alarms,) = by_service["cloudwatch.amazonaws.com"]
+    assert set(alarms["Action"]) >= {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert list(alarms["Condition"]["StringEquals"]) == ["aws:SourceAccount"]
 
 
 def test_platform_degraded_combines_the_critical_alarms(observability: Stack) -> None:

@@ -39,7 +39,8 @@ def test_backends_local_for_disposable_and_state_stacks_encrypted_s3_for_protect
         if env.protect_stateful and not name.endswith("-state"):
             layer = name.removeprefix(f"{env.name}-")
             assert backend == {"s3": {"bucket": env.backend.bucket, "key": f"llm-platform/{env.name}/{layer}.tfstate",
-                                      "region": env.region, "encrypt": True, "use_lockfile": True}}, name
+                                      "region": env.region, "encrypt": True, "use_lockfile": True,
+                                      "allowed_account_ids": [env.account_id]}}, name
         else:
             assert backend == {"local": {"path": f"../../../terraform.{name}.tfstate"}}, name
 
@@ -80,11 +81,47 @@ def test_s3_backend_is_encrypted_and_uses_the_native_lock_file(tmp_path: Path) -
     doc = json.loads((tmp_path / "stacks" / "prod-network" / "cdk.tf.json").read_text())
     assert doc["terraform"]["backend"] == {"s3": {
         "bucket": "example-terraform-state", "key": "llm-platform/prod/network.tfstate", "region": "eu-west-2",
-        "encrypt": True, "use_lockfile": True}}
-    # cross-stack references read the producer's state from the same backend
+        "encrypt": True, "use_lockfile": True, "allowed_account_ids": [env.account_id]}}
+    # cross-stack references read the producer's state from the same backend, with the same guard
     remote = doc["data"]["terraform_remote_state"]
     assert {r["backend"] for r in remote.values()} == {"s3"}
     assert all(r["config"]["encrypt"] is True for r in remote.values())
+    assert all(r["config"]["allowed_account_ids"] == [env.account_id] for r in remote.values())
+
+
+def test_every_provider_accepts_only_the_environments_account(stacks) -> None:
+    """A prod plan run with dev's credentials stops at provider configuration, before any
+    change (checked against Terraform 1.11 + AWS provider 5.100 and an emulated STS: "AWS
+    account ID not allowed"). Replica-region providers and state stacks are guarded alike."""
+    accounts = {name: load_environment(name).account_id for name in ENVIRONMENTS}
+    assert accounts == {"dev": "444455556666", "prod": "111122223333", "prod-us": "111122223333"}
+    aliased = 0
+    for name, stack in stacks.items():
+        env = name.rsplit("-", 1)[0]
+        for provider in stack.doc["provider"]["aws"]:
+            assert provider["allowed_account_ids"] == [accounts[env]], (name, provider.get("alias"))
+            assert "assume_role" not in provider, name  # no committed environment sets deploy_role_arn
+            aliased += "alias" in provider
+    assert aliased  # prod-us's replica-region provider is among them
+
+
+def test_deploy_role_is_assumed_by_the_provider_and_the_state_backend(tmp_path: Path) -> None:
+    from cdktf import App
+    from modules.stacks import STATE_LAYER, LayerStack
+    role = "arn:aws:iam::111122223333:role/platform-deploy"
+    env = load_environment("prod-us").model_copy(update={"deploy_role_arn": role})
+    app = App(outdir=str(tmp_path))
+    for layer in (STATE_LAYER, "foundation"):
+        LayerStack(app, env, layer, replica_regions=("us-east-1",) if layer == "foundation" else ())
+    app.synth()
+    for layer in (STATE_LAYER, "foundation"):
+        doc = json.loads((tmp_path / "stacks" / f"prod-us-{layer}" / "cdk.tf.json").read_text())
+        for provider in doc["provider"]["aws"]:
+            assert provider["allowed_account_ids"] == ["111122223333"]
+            assert provider["assume_role"] == [{"role_arn": role, "session_name": f"cdktf-prod-us-{layer}"}]
+    backend = json.loads((tmp_path / "stacks" / "prod-us-foundation" / "cdk.tf.json").read_text())["terraform"]["backend"]
+    assert backend["s3"]["assume_role"] == {"role_arn": role, "session_name": "cdktf-prod-us-foundation"}
+    assert backend["s3"]["allowed_account_ids"] == ["111122223333"]
 
 
 def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:

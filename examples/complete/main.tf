@@ -12,16 +12,19 @@ terraform {
     }
   }
   backend "s3" {
-    bucket       = "llmlite-prod-tfstate-111122223333"
-    key          = "llm-platform/modules/terraform.tfstate"
-    region       = "eu-west-2"
-    encrypt      = true
-    use_lockfile = true
+    bucket              = "llmlite-prod-tfstate-111122223333"
+    key                 = "llm-platform/modules/terraform.tfstate"
+    region              = "eu-west-2"
+    encrypt             = true
+    use_lockfile        = true
+    allowed_account_ids = ["111122223333"] # the account this root deploys to (example id)
   }
 }
 
 provider "aws" {
   region = "eu-west-2"
+  # Credentials of any other account stop the plan before it changes anything.
+  allowed_account_ids = ["111122223333"]
   default_tags {
     tags = {
       Project   = "llmlite"
@@ -109,7 +112,9 @@ module "realtime" {
 module "observability" {
   source = "../../terraform-modules/observability"
 
+  data_connections_table_name     = module.data.connections_table_name
   data_db_instance_id             = module.data.db_instance_id
+  data_history_table_name         = module.data.history_table_name
   data_redis_node_ids             = module.data.redis_node_ids
   edge_alb_arn_suffix             = module.edge.alb_arn_suffix
   edge_target_group_arn_suffix    = module.edge.target_group_arn_suffix

@@ -234,6 +234,11 @@ class Observability(Section):
 
 class Environment(Section):
     name: Name
+    # The AWS account the environment deploys to: every provider refuses any other
+    # (allowed_account_ids), and every ARN in this file must name it.
+    account_id: str
+    # Optional IAM role (in that account) the provider and the S3 backend assume.
+    deploy_role_arn: str | None = None
     project: Name = "llmlite"
     region: str
     high_availability: bool

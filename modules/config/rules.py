@@ -10,7 +10,7 @@ from ipaddress import IPv4Network
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from modules.alarms import BY_NAME, DB_MEMORY_GIB
+from modules.alarms import BY_NAME, DB_MEMORY_GIB, storage_autoscaling_trigger
 from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
 
 
@@ -22,6 +22,7 @@ class Problem:
 
 
 def check(env: Environment) -> Iterator[Problem]:
+    yield from _check_account(env)
     yield from _check_network(env)
     yield from _check_sizing(env)
     yield from _check_edge(env)
@@ -30,6 +31,51 @@ def check(env: Environment) -> Iterator[Problem]:
     yield from _check_backend(env)
     yield from _check_foundation(env)
     yield from _check_observability(env)
+
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+ARN = re.compile(r"^arn:(?P<partition>[^:]+):(?P<service>[^:]+):(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)$")
+ROLE_RESOURCE = re.compile(r"^role/[\w+=,.@/-]{1,512}$")
+
+
+def _check_account(env: Environment) -> Iterator[Problem]:
+    """The environment names its account; every ARN it holds names that account and, where the
+    service is regional, the region it is used in (the backend's for backend.*)."""
+    if not ACCOUNT_ID.match(env.account_id):
+        yield Problem("account_id", f"{env.account_id!r} is not a 12-digit AWS account id.",
+                      'write the account id as 12 digits in double quotes, e.g. account_id = "111122223333".')
+        return
+    for field, value in _strings(env.model_dump(exclude={"name"})):
+        if not value.startswith("arn:"):
+            continue
+        arn = ARN.match(value)
+        if arn is None:
+            yield Problem(field, f"{value!r} is not a valid ARN.",
+                          "use arn:<partition>:<service>:<region>:<account>:<resource>.")
+            continue
+        if field == "deploy_role_arn" and (arn["service"] != "iam" or not ROLE_RESOURCE.match(arn["resource"])):
+            yield Problem(field, f"{value!r} is not an IAM role ARN.",
+                          f"use arn:aws:iam::{env.account_id}:role/<name>, a role the provider can assume.")
+        if arn["account"] not in ("", "aws", env.account_id):
+            yield Problem(field, f"names account {arn['account']}, but this environment deploys to account "
+                          f"{env.account_id} (account_id).",
+                          f"use a resource of account {env.account_id}, or correct account_id.")
+        region = (env.backend.region or env.region) if field.startswith("backend.") else env.region
+        # Certificates' regions are checked with their purpose (an ALB needs its own region's).
+        if arn["region"] and arn["service"] != "acm" and arn["region"] != region:
+            yield Problem(field, f"is in {arn['region']}, not {region}.", f"use a resource in {region}.")
+
+
+def _strings(value: Any, field: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a dumped model, with its field path (`gateway.models[0].name`)."""
+    if isinstance(value, str):
+        yield field, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{field}.{key}" if field else str(key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{field}[{i}]")
 
 
 def _check_network(env: Environment) -> Iterator[Problem]:
@@ -336,6 +382,17 @@ def _check_observability(env: Environment) -> Iterator[Problem]:
                           "use a value in (0, 100]." if spec.unit == "percent" else "use a value of 0 or more.")
         elif override.periods is not None and override.periods * spec.period > 86_400:
             yield Problem(f"{field}.periods", "spans more than a day.", "CloudWatch evaluates at most one day.")
+    storage = BY_NAME["rds-free-storage"]
+    override = env.observability.overrides.get(storage.name)
+    threshold = override.threshold if override and override.threshold is not None else storage.threshold
+    trigger = storage_autoscaling_trigger(env.data.db_storage_gb)
+    if env.data.db_max_storage_gb > env.data.db_storage_gb and threshold >= trigger:
+        # RDS grows the volume when free space falls to 10 % of the allocation: an alarm at or
+        # above that pages for growth autoscaling handles itself.
+        yield Problem(f"observability.overrides.{storage.name}.threshold" if override else "data.db_storage_gb",
+                      f"{threshold:,.0f} bytes is at or above storage autoscaling's trigger (10 % of "
+                      f"{env.data.db_storage_gb} GiB = {trigger:,} bytes).",
+                      f"alarm below {trigger:,} bytes, or allocate more storage (data.db_storage_gb).")
     if env.data.db_instance_class not in DB_MEMORY_GIB:
         yield Problem("data.db_instance_class", f"{env.data.db_instance_class!r} has no known memory size, so the "
                       "connection alarm cannot be sized.", f"use one of: {', '.join(DB_MEMORY_GIB)}.")
