@@ -203,7 +203,9 @@ DB_MEMORY_GIB = {"db.t4g.micro": 1, "db.t4g.small": 2, "db.t4g.medium": 4, "db.t
                  "db.r7g.xlarge": 32}
 
 # DynamoDB operations the chat functions call on each table (lambda/chat_common).
-TABLE_OPERATIONS = {"connections": ("PutItem", "DeleteItem"), "history": ("PutItem", "Query")}
+# The history table also holds the worker's request claims (chat_common/claims.py).
+TABLE_OPERATIONS = {"connections": ("PutItem", "DeleteItem"),
+                    "history": ("PutItem", "Query", "GetItem", "UpdateItem", "DeleteItem")}
 
 
 def max_connections(instance_class: str) -> int:

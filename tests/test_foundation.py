@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import ENVIRONMENTS, Stack
+from modules.config import load_environment
 
 
 @pytest.fixture(params=ENVIRONMENTS)
@@ -166,7 +167,7 @@ def test_the_auto_scaling_role_may_use_the_key_for_encrypted_gpu_volumes(foundat
     assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": True}}
 
 
-@pytest.mark.parametrize("env,creates", [("prod", True), ("prod-us", False), ("dev", False)])
+@pytest.mark.parametrize("env,creates", [("prod", True), ("prod-us", False), ("dev", True)])
 def test_the_service_linked_role_is_created_only_where_configured_and_before_the_key(stacks, env, creates) -> None:
     """One role per account: created where the config says the account lacks it; KMS refuses a
     key policy naming a principal that does not exist yet, so the key waits for it."""
@@ -179,4 +180,6 @@ def test_the_service_linked_role_is_created_only_where_configured_and_before_the
     ((lid, role),) = roles.items()
     assert role["aws_service_name"] == "autoscaling.amazonaws.com"
     assert key["depends_on"] == [f"aws_iam_service_linked_role.{lid}"]
-    assert role["lifecycle"] == {"prevent_destroy": True}  # other environments of the account rely on it
+    # other environments of the account rely on it; a disposable environment may drop it
+    protected = load_environment(env).protect_stateful
+    assert role.get("lifecycle") == ({"prevent_destroy": True} if protected else None)
