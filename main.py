@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     try:
         environments = load_environments(names, args.environments_dir)
     except ConfigError as err:
-        print(f"configuration error, nothing synthesized:\n{err}", file=sys.stderr)
+        print(f"configuration error, nothing synthesized ({err.counted}):\n{err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     # Imported after validation: configuration errors answer at once, without loading jsii.
@@ -57,7 +57,7 @@ def export(args: argparse.Namespace) -> int:
     try:
         (env,) = load_environments([args.environment], args.environments_dir)
     except ConfigError as err:
-        print(f"configuration error, nothing exported:\n{err}", file=sys.stderr)
+        print(f"configuration error, nothing exported ({err.counted}):\n{err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     from modules.export import EXPORTED_LAYERS, ExportError, export_modules
