@@ -5,7 +5,9 @@
 
 Default: every folder under environments/. Every selected environment is loaded and
 validated before any construct is built; on a configuration error nothing is written and
-each problem is printed with its environment, field and fix (exit code 2).
+each problem is printed with its environment, file, field, rule and fix (exit code 2). The
+functions' packages are built (or found in the build cache) next; if that fails, one line
+says how to fill the cache (`python -m modules.packaging`) and nothing is written (exit 2).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main(argv: list[str]) -> int:
         print(f"configuration error, nothing synthesized ({err.counted}):\n{err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    if not packages_built("synthesized"):
+        return 2
     # Imported after validation: configuration errors answer at once, without loading jsii.
     from modules.app import build_app
 
@@ -53,6 +57,20 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def packages_built(what: str) -> bool:
+    """Build (or find cached) the functions' packages before anything is written: the layer is
+    the one input fetched from the package index, and a synth that fails half-way would leave
+    an empty output directory behind."""
+    from modules.packaging import BuildError, build_all
+
+    try:
+        build_all()
+    except BuildError as err:
+        print(f"build error, nothing {what}: {err}", file=sys.stderr)
+        return False
+    return True
+
+
 def export(args: argparse.Namespace) -> int:
     try:
         (env,) = load_environments([args.environment], args.environments_dir)
@@ -60,6 +78,8 @@ def export(args: argparse.Namespace) -> int:
         print(f"configuration error, nothing exported ({err.counted}):\n{err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    if not packages_built("exported"):
+        return 2
     from modules.export import EXPORTED_LAYERS, ExportError, export_modules
 
     layers = tuple(args.layers.split(",")) if args.layers else EXPORTED_LAYERS
