@@ -15,6 +15,11 @@ class SynthError(Exception):
     pass
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 node`, `2 nodes`, `0 nodes`; `many` for irregular plurals."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
 @dataclass(frozen=True)
 class Environment:
     """The synthesized stacks of one environment, by layer."""
