@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
+from modules.synthesized import synth_summary
 
 
 def main(argv: list[str]) -> int:
@@ -48,12 +49,8 @@ def main(argv: list[str]) -> int:
     app = build_app(environments, outdir=args.outdir)
     app.synth()
     stacks = sorted(json.loads((Path(app.outdir) / "manifest.json").read_text())["stacks"])
-    print(f"synthesized {len(stacks)} stacks of {', '.join(names)} in {time.perf_counter() - started:.1f} s "
-          f"into {Path(app.outdir) / 'stacks'}/")
-    for env in environments:
-        print(f"  {env.name}: " + " ".join(s.removeprefix(f"{env.name}-") for s in stacks
-                                          if s.startswith(f"{env.name}-") and s.count("-") == env.name.count("-") + 1))
-    print("next: python -m policies.gate (compliance), cdktf diff|deploy <stack>")
+    print(synth_summary([env.name for env in environments], stacks, time.perf_counter() - started,
+                        str(Path(app.outdir) / "stacks")))
     return 0
 
 

@@ -254,7 +254,7 @@ def _check_certificate(field: str, arn: str | None, region: str, purpose: str,
                       f"use arn:aws:acm:<region>:<account>:certificate/<uuid>{or_fix}.", inherited_from=inherited_from)
     elif match["region"] != region:
         yield Problem(field, f"is in {match['region']}, not {region}.",
-                      f"an ALB needs a certificate from its own region ({region}){or_fix}.",
+                      f"{purpose} needs a certificate from its own region ({region}){or_fix}.",
                       inherited_from=inherited_from)
 
 
