@@ -5,7 +5,9 @@
 
 Default: every folder under environments/. Every selected environment is loaded and
 validated before any construct is built; on a configuration error nothing is written and
-each problem is printed with its environment, field and fix (exit code 2).
+each problem is printed with its environment, file, field, rule and fix (exit code 2). The
+functions' packages are built (or found in the build cache) next; if that fails, one line
+says how to fill the cache (`python -m modules.packaging`) and nothing is written (exit 2).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
+from modules.synthesized import synth_summary
 
 
 def main(argv: list[str]) -> int:
@@ -35,31 +38,45 @@ def main(argv: list[str]) -> int:
     try:
         environments = load_environments(names, args.environments_dir)
     except ConfigError as err:
-        print(f"configuration error, nothing synthesized:\n{err}", file=sys.stderr)
+        print(f"configuration error, nothing synthesized ({err.counted}):\n{err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    if not packages_built("synthesized"):
+        return 2
     # Imported after validation: configuration errors answer at once, without loading jsii.
     from modules.app import build_app
 
     app = build_app(environments, outdir=args.outdir)
     app.synth()
     stacks = sorted(json.loads((Path(app.outdir) / "manifest.json").read_text())["stacks"])
-    print(f"synthesized {len(stacks)} stacks of {', '.join(names)} in {time.perf_counter() - started:.1f} s "
-          f"into {Path(app.outdir) / 'stacks'}/")
-    for env in environments:
-        print(f"  {env.name}: " + " ".join(s.removeprefix(f"{env.name}-") for s in stacks
-                                          if s.startswith(f"{env.name}-") and s.count("-") == env.name.count("-") + 1))
-    print("next: python -m policies.gate (compliance), cdktf diff|deploy <stack>")
+    print(synth_summary([env.name for env in environments], stacks, time.perf_counter() - started,
+                        str(Path(app.outdir) / "stacks")))
     return 0
+
+
+def packages_built(what: str) -> bool:
+    """Build (or find cached) the functions' packages before anything is written: the layer is
+    the one input fetched from the package index, and a synth that fails half-way would leave
+    an empty output directory behind."""
+    from modules.packaging import BuildError, build_all
+
+    try:
+        build_all()
+    except BuildError as err:
+        print(f"build error, nothing {what}: {err}", file=sys.stderr)
+        return False
+    return True
 
 
 def export(args: argparse.Namespace) -> int:
     try:
         (env,) = load_environments([args.environment], args.environments_dir)
     except ConfigError as err:
-        print(f"configuration error, nothing exported:\n{err}", file=sys.stderr)
+        print(f"configuration error, nothing exported ({err.counted}):\n{err}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    if not packages_built("exported"):
+        return 2
     from modules.export import EXPORTED_LAYERS, ExportError, export_modules
 
     layers = tuple(args.layers.split(",")) if args.layers else EXPORTED_LAYERS

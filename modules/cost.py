@@ -7,23 +7,33 @@ shipped and dated price table (`prices.toml`) and stated traffic assumptions
 What is built (counts, sizes, Multi-AZ, Spot) comes from the JSON; what is used (requests,
 gigabytes, users) from the assumptions. Every resource type the synth holds is either priced
 here or listed as free (a test fails on a new type that is neither).
+
+An assumptions file of your own has the shipped file's shape and may hold any part of it:
+it is validated like an environment file (every problem at once: unknown keys with a "did
+you mean", non-numbers, negative values, shares above 1, tables that name no environment),
+then laid over the shipped values, yours first: your [<env>], your [default], the shipped
+[<env>], the shipped [default]. The report says which values came from your file.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modules.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load
+from modules.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
 
 PRICES = Path(__file__).with_name("prices.toml")
 ASSUMPTIONS = Path(__file__).with_name("cost_assumptions.toml")
 # A GPU host on Spot costs about 40 % of on-demand (stated, not looked up per hour).
 GPU_SPOT_DISCOUNT = 0.60
+# Assumptions that are a share of the month, so between 0 and 1.
+SHARES = {"gpu_hours_share"}
 
 PRICED = {
     "aws_nat_gateway", "aws_eip", "aws_lb", "aws_ecs_service", "aws_db_instance", "aws_elasticache_replication_group",
@@ -63,9 +73,92 @@ class Line:
     usd: float
 
 
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_assumptions(path: Path, environments: Iterable[str] = ()) -> dict[str, dict[str, float]]:
+    """An assumptions file, validated: SynthError lists every problem, one line each.
+
+    The known keys are those of the shipped file's [default]; `environments` (if given) are
+    the table names accepted besides [default]."""
+    label = _shown(path)
+    if not path.is_file():
+        raise SynthError(f"assumptions {label}: the file does not exist. Fix: give an existing file; "
+                         f"{_shown(ASSUMPTIONS)} shows every key with its default.")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise SynthError(f"assumptions {label}: not valid TOML ({err}). Fix: correct the TOML syntax.") from None
+    known = tomllib.loads(ASSUMPTIONS.read_text())["default"] if path != ASSUMPTIONS else table.get("default", {})
+    names = sorted(set(environments))
+    problems = []
+    for name, section in table.items():
+        if not isinstance(section, dict):
+            problems.append(f"{name}: is a value outside any table. Fix: put it under [default] or [<environment>].")
+            continue
+        if names and name != "default" and name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            problems.append(f"[{name}]: names no environment. Fix: {_did_you_mean(close)}use [default] or one of: "
+                            f"{', '.join(names)}.")
+        for key, value in section.items():
+            field = f"{name}.{key}"
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                problems.append(f"{field}: is not a known assumption. Fix: {_did_you_mean(close)}use one of: "
+                                f"{', '.join(sorted(known))}.")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                problems.append(f"{field}: {value!r} is not a number. Fix: write a number without quotes.")
+            elif value < 0:
+                problems.append(f"{field}: {value:g} is negative. Fix: use 0 or more.")
+            elif key in SHARES and value > 1:
+                problems.append(f"{field}: {value:g} is more than the whole month. Fix: use a share between 0 and 1.")
+    if problems:
+        raise SynthError("\n".join(f"assumptions {label}: {problem}" for problem in problems))
+    return table
+
+
+def _did_you_mean(close: list[str]) -> str:
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    values: dict[str, float]
+    sources: dict[str, str]  # key -> "<file> [<table>]" its value came from
+
+
+def resolve_assumptions(env: str, path: Path | None = None, environments: Iterable[str] = ()) -> Assumptions:
+    """The shipped values, then `path`'s over them: [default] then [env] of each file."""
+    files = [ASSUMPTIONS] + ([path] if path is not None and path.resolve() != ASSUMPTIONS.resolve() else [])
+    values: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    for file in files:
+        table = read_assumptions(file, environments if file != ASSUMPTIONS else ())
+        for name in ("default", env):
+            for key, value in table.get(name, {}).items():
+                values[key], sources[key] = value, f"{_shown(file)} [{name}]"
+    return Assumptions(values, sources)
+
+
 def assumptions_for(env: str, path: Path = ASSUMPTIONS) -> dict[str, float]:
-    table = tomllib.loads(path.read_text())
-    return {**table["default"], **table.get(env, {})}
+    return resolve_assumptions(env, path).values
+
+
+def provenance(assumptions: Assumptions) -> str:
+    """Which values came from where: every value of a file of your own by name, the shipped ones counted."""
+    by_source: dict[str, list[str]] = {}
+    for key in sorted(assumptions.sources):
+        by_source.setdefault(assumptions.sources[key], []).append(key)
+    shipped = _shown(ASSUMPTIONS)
+    parts = [f"{source}: " + ", ".join(f"{k} = {assumptions.values[k]:g}" for k in keys)
+             for source, keys in by_source.items() if not source.startswith(shipped + " ")]
+    parts += [f"{source}: {plural(len(keys), 'value')}" for source, keys in by_source.items()
+              if source.startswith(shipped + " ")]
+    return "; ".join(parts)
 
 
 def prices_for(env: Environment, path: Path = PRICES) -> tuple[dict[str, Any], float]:
@@ -96,8 +189,8 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
     add("network", "public IPv4 addresses (NAT)", f"{ips} × {hours:g} h", ips * hours * price["public_ipv4_hour"])
     interface = [e for e in env.resources("aws_vpc_endpoint") if e["vpc_endpoint_type"] == "Interface"]
     az_hours = sum(len(e["subnet_ids"]) for e in interface) * hours
-    add("network", "interface endpoints", f"{len(interface)} × {len(interface[0]['subnet_ids']) if interface else 0} "
-        f"AZs + {use['endpoint_gb']:g} GB",
+    add("network", "interface endpoints", f"{len(interface)} × "
+        f"{plural(len(interface[0]['subnet_ids']) if interface else 0, 'AZ')} + {use['endpoint_gb']:g} GB",
         az_hours * price["interface_endpoint_az_hour"] + use["endpoint_gb"] * price["endpoint_gb"])
     add("network", "data transfer out", f"{use['data_out_gb']:g} GB", use["data_out_gb"] * price["data_out_gb"])
     zones = len(env.resources("aws_route53_zone"))
@@ -107,7 +200,8 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
     add("edge", "load balancers (public + internal)", f"{len(albs)} × {hours:g} h, {use['alb_lcu_average']:g} LCU",
         len(albs) * hours * (price["alb_hour"] + use["alb_lcu_average"] * price["alb_lcu_hour"]))
     for acl in env.resources("aws_wafv2_web_acl"):
-        add("edge", "WAF web ACL and rules", f"1 ACL, {len(acl['rule'])} rules, {use['api_requests_millions']:g} M req",
+        add("edge", "WAF web ACL and rules", f"1 ACL, {plural(len(acl['rule']), 'rule')}, "
+            f"{use['api_requests_millions']:g} M req",
             price["waf_acl_month"] + len(acl["rule"]) * price["waf_rule_month"]
             + use["api_requests_millions"] * price["waf_million_requests"])
 
@@ -128,11 +222,11 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
             copies * db["allocated_storage"] * price["rds_gp3_gb_month"])
     for redis in env.resources("aws_elasticache_replication_group"):
         nodes = redis["num_cache_clusters"]
-        add("data", f"ElastiCache {redis['node_type']}", f"{nodes} nodes × {hours:g} h",
+        add("data", f"ElastiCache {redis['node_type']}", f"{plural(nodes, 'node')} × {hours:g} h",
             nodes * hours * instance(redis["node_type"]))
     tables = env.resources("aws_dynamodb_table")
     copies = 1 + max((len(t.get("replica", [])) for t in tables), default=0)
-    add("data", "DynamoDB on-demand" + (f" (+{copies - 1} replica region)" if copies > 1 else ""),
+    add("data", "DynamoDB on-demand" + (f" (+{plural(copies - 1, 'replica region')})" if copies > 1 else ""),
         f"{use['dynamodb_writes_millions']:g} M writes, {use['dynamodb_reads_millions']:g} M reads, "
         f"{use['dynamodb_gb']:g} GB × {copies}",
         copies * (use["dynamodb_writes_millions"] * price["dynamodb_million_writes"]
@@ -175,11 +269,11 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
             use["websocket_messages_millions"] * price["websocket_million_messages"]
             + use["websocket_connection_minutes_millions"] * price["websocket_million_connection_minutes"])
     queues_topics = len(env.resources("aws_sqs_queue")) + len(env.resources("aws_sns_topic"))
-    add("realtime", "SQS and SNS", f"{queues_topics} queues/topics, {use['queue_and_topic_requests_millions']:g} M "
-        "req each",
+    add("realtime", "SQS and SNS", f"{plural(queues_topics, 'queue or topic', 'queues and topics')}, "
+        f"{use['queue_and_topic_requests_millions']:g} M req each",
         use["queue_and_topic_requests_millions"] * (price["sqs_million_requests"] + price["sns_million_requests"]))
     pools = len(env.resources("aws_cognito_user_pool"))
-    add("realtime", "Cognito (Plus tier)", f"{pools} pool, {use['cognito_mau']:g} MAU",
+    add("realtime", "Cognito (Plus tier)", f"{plural(pools, 'pool')}, {use['cognito_mau']:g} MAU",
         pools * use["cognito_mau"] * price["cognito_plus_mau"])
     add("realtime", "Step Functions (password-rotation redeploys)", "a few transitions a week", 0.0)
 
@@ -188,20 +282,22 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
     secrets = len(env.resources("aws_secretsmanager_secret"))
     add("foundation", "Secrets Manager secrets", f"{secrets}", secrets * price["secret_month"])
     buckets = len(env.resources("aws_s3_bucket"))
-    add("foundation", "S3 storage", f"{buckets} buckets, {use['s3_gb']:g} GB", use["s3_gb"] * price["s3_gb_month"])
+    add("foundation", "S3 storage", f"{plural(buckets, 'bucket')}, {use['s3_gb']:g} GB",
+        use["s3_gb"] * price["s3_gb_month"])
     trails = len(env.resources("aws_cloudtrail"))
-    add("foundation", "CloudTrail", f"{trails} trail (first copy of management events is free)", 0.0)
+    add("foundation", "CloudTrail", plural(trails, "trail") + (" (first copy of management events is free)"
+                                                              if trails else ""), 0.0)
 
     alarms = env.resources("aws_cloudwatch_metric_alarm")
     anomaly = sum(1 for a in alarms if "threshold_metric_id" in a)
     composite = len(env.resources("aws_cloudwatch_composite_alarm"))
     dashboards = len(env.resources("aws_cloudwatch_dashboard"))
     add("observability", "CloudWatch alarms and dashboards", f"{len(alarms) - anomaly} + {anomaly} anomaly + "
-        f"{composite} composite alarms, {dashboards} dashboard",
+        f"{plural(composite, 'composite alarm')}, {plural(dashboards, 'dashboard')}",
         (len(alarms) - anomaly) * price["alarm_month"] + anomaly * price["anomaly_alarm_month"]
         + composite * price["composite_alarm_month"] + dashboards * price["dashboard_month"])
     groups = len(env.resources("aws_cloudwatch_log_group"))
-    add("observability", "CloudWatch Logs", f"{groups} groups, {use['logs_ingest_gb']:g} GB in, "
+    add("observability", "CloudWatch Logs", f"{plural(groups, 'group')}, {use['logs_ingest_gb']:g} GB in, "
         f"{use['logs_stored_gb']:g} GB kept", use["logs_ingest_gb"] * price["logs_ingest_gb"]
         + use["logs_stored_gb"] * price["logs_store_gb_month"])
     return lines
@@ -211,16 +307,22 @@ def unpriced_types(env: Environment) -> set[str]:
     return env.types() - PRICED - FREE
 
 
-def report(envs: list[Environment], assumptions: Path = ASSUMPTIONS) -> str:
+def report(envs: list[Environment], assumptions: Path | None = None, known: Iterable[str] = ()) -> str:
+    """`assumptions`: a file of your own laid over the shipped one (validated; SynthError if not);
+    `known`: the environment names its tables may use (default: those of `envs`)."""
+    known = sorted(set(known) | {e.name for e in envs})
     table = tomllib.loads(PRICES.read_text())
+    files = _shown(ASSUMPTIONS) + (f" with {_shown(assumptions)} over it" if assumptions else "")
     out = [f"Monthly estimate, USD, list prices of {table['date']} ({table['source']}); traffic from "
-           f"{assumptions.name}; Bedrock tokens not included.", ""]
+           f"{files}; Bedrock tokens not included.", ""]
     totals: dict[str, dict[str, float]] = {}
     for env in envs:
         price, hours = prices_for(env)
-        lines = estimate(env, assumptions_for(env.name, assumptions), price, hours)
+        use = resolve_assumptions(env.name, assumptions, known)
+        lines = estimate(env, use.values, price, hours)
         width = max(len(line.item) for line in lines)
-        out += [f"{env.name} ({env.region})", f"  {'item'.ljust(width)}  {'monthly':>10}  quantity"]
+        out += [f"{env.name} ({env.region})", f"  assumptions: {provenance(use)}",
+                f"  {'item'.ljust(width)}  {'monthly':>10}  quantity"]
         out += [f"  {line.item.ljust(width)}  {line.usd:10,.2f}  {line.quantity}" for line in lines]
         total = sum(line.usd for line in lines)
         out += [f"  {'total'.ljust(width)}  {total:10,.2f}", ""]
@@ -239,17 +341,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Monthly cost estimate per environment.")
     parser.add_argument("environments", nargs="*")
     parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
-    parser.add_argument("--assumptions", type=Path, default=ASSUMPTIONS)
+    parser.add_argument("--assumptions", type=Path, metavar="FILE.toml",
+                        help=f"traffic assumptions laid over the shipped {_shown(ASSUMPTIONS)} (any part of its shape)")
     args = parser.parse_args(argv)
     try:
         envs = load(args.outdir, args.environments)
+        # Tables may name any environment of this synth or of environments/.
+        from modules.config import available_environments
+        known = {e.name for e in load(args.outdir)} | set(available_environments())
+        if args.assumptions:
+            read_assumptions(args.assumptions, known)  # every problem at once, before any estimate
         for env in envs:
             if unpriced_types(env):
                 raise SynthError(f"environment '{env.name}': no price for {', '.join(sorted(unpriced_types(env)))}. "
                                  "Fix: price it in modules/cost.py or list it as free.")
-        print(report(envs, args.assumptions), end="")
+        print(report(envs, args.assumptions, known), end="")
     except SynthError as err:
-        print(f"cost: {err}", file=sys.stderr)
+        print("\n".join(f"cost: {line}" for line in str(err).splitlines()), file=sys.stderr)
         return 2
     return 0
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modules.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load
+from modules.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
 
 TOKEN = re.compile(r"\$\{[^}]*\}")
 
@@ -37,8 +37,10 @@ class Graph:
                           f'fillcolor="{color}"];')
         return id_
 
-    def edge(self, a: str, b: str, label: str = "") -> None:
-        self.edges.append(f"  {a} -> {b}" + (f" [label={_label(label)}]" if label else "") + ";")
+    def edge(self, a: str, b: str, label: str = "", *, ranked: bool = True) -> None:
+        """`ranked=False`: the edge does not push `b` to the right of `a` (a way back out)."""
+        attrs = ([f"label={_label(label)}"] if label else []) + ([] if ranked else ["constraint=false"])
+        self.edges.append(f"  {a} -> {b}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
 
     def cluster(self, id_: str, label: str, color: str) -> "Cluster":
         return Cluster(self, id_, label, color)
@@ -64,6 +66,7 @@ def dot(env: Environment) -> str:
     nats = len(env.resources("aws_nat_gateway"))
     albs = {("internal" if lb["internal"] else "public"): lb for lb in env.resources("aws_lb")}
     g.node("internet", "Internet", "clients", shape="ellipse", color="#ffffff")
+    g.node("egress", "Internet", "outbound HTTPS", shape="ellipse", color="#ffffff")
     (acl,) = env.resources("aws_wafv2_web_acl")
     g.node("waf", "WAF web ACL", acl["name"], f"{len(acl['rule'])} rules", color="#f6dbdb")
     (service,) = env.resources("aws_ecs_service")
@@ -75,12 +78,23 @@ def dot(env: Environment) -> str:
     (group,) = env.resources("aws_autoscaling_group")
     types = [o["instance_type"] for o in group.get("mixed_instances_policy", {}).get("launch_template", {})
              .get("override", [])] or [env.resources("aws_launch_template")[0]["instance_type"]]
-    with g.cluster("vpc", f"VPC {env.resources('aws_vpc')[0]['cidr_block']} ({env.region}, {zones} AZs)", "#f5f5f5"):
-        with g.cluster("public", f"public subnets · {nats} NAT gateway{'s' if nats > 1 else ''}", "#e8f4e8"):
+    region_prefix = f"com.amazonaws.{env.region}."
+    endpoints = {kind: sorted(e["service_name"].removeprefix(region_prefix) for e in env.resources("aws_vpc_endpoint")
+                              if e["vpc_endpoint_type"] == kind) for kind in ("Gateway", "Interface")}
+    interface_zones = max((len(e.get("subnet_ids") or []) for e in env.resources("aws_vpc_endpoint")), default=0)
+    with g.cluster("vpc", f"VPC {env.resources('aws_vpc')[0]['cidr_block']} ({env.region}, {plural(zones, 'AZ')})",
+                   "#f5f5f5"):
+        with g.cluster("public", "public subnets", "#e8f4e8"):
             g.node("alb", "public ALB", albs["public"]["name"], "HTTPS 443 (80 → 301)")
+            g.node("nat", plural(nats, "NAT gateway"), "one per AZ" if nats == zones and nats > 1 else
+                   "shared by every AZ" if nats == 1 else "", "egress of the private subnets", color="#eeeeee")
         with g.cluster("private", "private subnets", "#e8eef8"):
             g.node("gateway", "LiteLLM gateway (ECS Fargate)", service["name"],
-                   f"{service['desired_count']} tasks · {task['cpu']} CPU / {task['memory']} MB")
+                   f"{plural(service['desired_count'], 'task')} · {task['cpu']} CPU / {task['memory']} MB")
+            g.node("endpoints", "VPC endpoints",
+                   f"gateway: {', '.join(endpoints['Gateway'])}" if endpoints["Gateway"] else "",
+                   *_wrapped(f"interface ({plural(interface_zones, 'AZ')}): ", endpoints["Interface"]),
+                   color="#eeeeee")
             g.node("llm_alb", "internal ALB", albs["internal"]["name"], "HTTPS 443 → 50051")
             g.node("gpu", "GPU Auto Scaling group (vLLM)", group["name"], " / ".join(types),
                    f"min {group['min_size']} · max {group['max_size']}", color="#fbe8c8")
@@ -104,16 +118,23 @@ def dot(env: Environment) -> str:
     topics = [t["name"] for t in env.resources("aws_sns_topic")]
     g.node("sns", "SNS", *topics, shape="folder")
     with g.cluster("shared", "foundation and observability", "#fafafa"):
-        g.node("kms", "KMS key", f"{len(env.resources('aws_kms_key'))} key(s)", color="#eeeeee")
-        g.node("logs", "S3 log buckets", f"{len(env.resources('aws_s3_bucket'))} buckets", color="#eeeeee")
-        g.node("alarms", "CloudWatch", f"{len(env.resources('aws_cloudwatch_metric_alarm'))} alarms · dashboard",
+        keys = len(env.resources("aws_kms_key")) + len(env.resources("aws_kms_replica_key"))
+        g.node("kms", plural(keys, "KMS key"), color="#eeeeee")
+        g.node("logs", plural(len(env.resources("aws_s3_bucket")), "S3 bucket"), "logs, audit, weights, state",
                color="#eeeeee")
+        dashboards = len(env.resources("aws_cloudwatch_dashboard"))
+        g.node("alarms", "CloudWatch", f"{plural(len(env.resources('aws_cloudwatch_metric_alarm')), 'alarm')} · "
+               f"{plural(dashboards, 'dashboard')}", color="#eeeeee")
     g.edge("internet", "waf", "HTTPS")
     g.edge("waf", "alb")
     g.edge("alb", "gateway", "4000")
     g.edge("gateway", "rds", "5432 TLS")
     g.edge("gateway", "redis", "6379 TLS")
-    g.edge("gateway", "bedrock", "VPC endpoint")
+    g.edge("gateway", "endpoints", "AWS APIs")
+    g.edge("endpoints", "bedrock", "bedrock-runtime")
+    g.edge("gateway", "nat", "other HTTPS", ranked=False)
+    g.edge("gpu", "nat", "public images, Hugging Face", ranked=False)
+    g.edge("nat", "egress")
     g.edge("gateway", "llm_alb", "443")
     g.edge("llm_alb", "gpu", "50051")
     g.edge("internet", "websocket", "WSS")
@@ -128,6 +149,20 @@ def dot(env: Environment) -> str:
                       '  node [fontname=Helvetica, fontsize=10]; edge [fontname=Helvetica, fontsize=9];',
                       f"  label={_label(f'LLM platform — {env.name}')}; labelloc=t;",
                       *g.lines, *g.edges, "}"]) + "\n"
+
+
+def _wrapped(head: str, names: list[str], width: int = 48) -> list[str]:
+    """`head` and comma-separated `names` as label lines of at most about `width` characters."""
+    if not names:
+        return []
+    lines, line = [], head
+    for i, name in enumerate(names):
+        piece = name + ("," if i < len(names) - 1 else "")
+        if len(line) + len(piece) > width and line.strip():
+            lines.append(line.rstrip())
+            line = ""
+        line += piece + " "
+    return lines + [line.rstrip()]
 
 
 def render(env: Environment, target: Path) -> list[Path]:

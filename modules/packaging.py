@@ -1,18 +1,28 @@
 """Lambda packages for the realtime functions: one layer with the third-party code, one zip
 per function (its folder under `lambda/` plus the shared `chat_common` package).
 
+    python -m modules.packaging [--cache-dir DIR]     # fill the build cache (needs PyPI once)
+
 Builds are deterministic — entries sorted, timestamps 1980-01-01, permissions 0644, no
 `__pycache__`/`.pyc` — so the same inputs give the same bytes and the same Terraform
 `source_code_hash`. They are cached by content hash under `<project>/.build/lambda/`
 (override with $LLM_PLATFORM_BUILD_CACHE): with a warm cache nothing runs pip or touches the
 network. Imports neither cdktf nor the AWS provider, so it is cheap to import anywhere.
+
+The layer is the one input fetched from the package index. `python main.py` builds every
+package before it synthesizes anything, so an unreachable index costs one line naming the
+fill command above, and no output. A cache filled on a connected machine serves an
+air-gapped one: copy the directory and point $LLM_PLATFORM_BUILD_CACHE at it (the cache key
+is the content of the inputs, not the machine).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -57,26 +67,64 @@ class Package:
     source_code_hash: str  # base64 of the zip's sha256, as Terraform's `source_code_hash` wants it
 
 
+FILL_COMMAND = "python -m modules.packaging --cache-dir DIR"
+
+
+class BuildError(Exception):
+    """A package could not be built; the message is one line saying what failed and what to do."""
+
+
 def pip_install(requirements: Path, target: Path) -> None:
     """Install the pinned wheels for the Lambda platform into `target` (needs PyPI)."""
     # --no-deps: the file lists the whole closure except what the runtime provides (botocore).
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--no-input", "--no-compile", "--no-deps", "--require-hashes", *PIP_PLATFORM_ARGS,
-                    "--target", str(target), "--requirement", str(requirements)], check=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                           "--no-input", "--no-compile", "--no-deps", "--require-hashes", *PIP_PLATFORM_ARGS,
+                           "--target", str(target), "--requirement", str(requirements)],
+                          check=False, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"pip install of {_shown(requirements)} failed: {_pip_reason(proc.stdout + proc.stderr)}")
+
+
+def _pip_reason(output: str) -> str:
+    """pip's output in a few words: the index unreachable and why, else its last error line."""
+    errors = [line.removeprefix("ERROR: ").strip() for line in output.splitlines() if line.startswith("ERROR:")]
+    last = errors[-1] if errors else (output.strip().splitlines() or ["no output"])[-1].strip()
+    network = re.search(r"^.*(NewConnectionError|ConnectTimeoutError|NameResolutionError|ProxyError|SSLError).*$",
+                        output, re.M)
+    if network:
+        errno = re.search(r"\[Errno -?\d+\] ([^\"')]+)", network[0])
+        return f"the package index could not be reached ({errno[1] if errno else network[1]}); {last}"
+    if "(from versions: none)" in output:  # what pip says, without retries, when the index does not answer
+        return f"the package index offered no version (is it reachable?); {last}"
+    return last
 
 
 def build_layer(*, requirements: Path = REQUIREMENTS, cache_dir: Path | None = None,
-                installer: Installer = pip_install) -> Package:
-    """The layer zip (`python/` prefix) with the third-party packages of `requirements`."""
+                installer: Installer | None = None) -> Package:
+    """The layer zip (`python/` prefix) with the third-party packages of `requirements`.
+
+    Raises BuildError (one line: what failed, how to fill the cache) when the install fails."""
     cache = _cache_dir(cache_dir)
     key = _digest([BUILD_FORMAT.encode(), requirements.read_bytes(), "\0".join(PIP_PLATFORM_ARGS).encode()])
     out = cache / f"layer-{key[:20]}.zip"
     if not out.exists():
         with tempfile.TemporaryDirectory(dir=cache, prefix="layer-") as work:
             site = Path(work) / "python"
-            installer(requirements, site)
+            try:
+                (installer or pip_install)(requirements, site)
+            except BuildError as err:
+                raise BuildError(f"the functions' layer is not in the build cache ({_shown(cache)}) and could not "
+                                 f"be built: {err}. Fix: run `python -m modules.packaging` where PyPI is reachable "
+                                 f"(for a machine without it: `{FILL_COMMAND}`, copy DIR over and set "
+                                 f"{CACHE_ENV}=DIR).") from None
             _write_zip(out, [(f"python/{name}", path) for name, path in _tree(site) if _in_layer(name)])
     return _package(out)
+
+
+def build_all(cache_dir: Path | None = None) -> dict[str, Package]:
+    """The layer and every function, as the synth uses them: `{"layer": …, "<function>": …}`."""
+    return {"layer": build_layer(cache_dir=cache_dir),
+            **{name: build_function(name, cache_dir=cache_dir) for name in FUNCTIONS}}
 
 
 def build_function(name: str, *, lambda_dir: Path = LAMBDA_DIR, cache_dir: Path | None = None) -> Package:
@@ -92,6 +140,13 @@ def build_function(name: str, *, lambda_dir: Path = LAMBDA_DIR, cache_dir: Path 
     if not out.exists():
         _write_zip(out, contents)
     return _package(out)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _cache_dir(cache_dir: Path | None) -> Path:
@@ -146,3 +201,22 @@ def _write_zip(out: Path, entries: Sequence[tuple[str, Path | bytes]]) -> None:
 def _package(path: Path) -> Package:
     digest = hashlib.sha256(path.read_bytes()).digest()
     return Package(path=path, source_code_hash=base64.b64encode(digest).decode("ascii"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the functions' layer and zips into the build cache.")
+    parser.add_argument("--cache-dir", type=Path,
+                        help=f"cache directory (default: ${CACHE_ENV}, else {_shown(DEFAULT_CACHE_DIR)})")
+    args = parser.parse_args(argv)
+    try:
+        built = build_all(args.cache_dir)
+    except BuildError as err:
+        print(f"packaging: {err}", file=sys.stderr)
+        return 2
+    for name, package in built.items():
+        print(f"{name}: {_shown(package.path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,21 @@ class SynthError(Exception):
     pass
 
 
+def synth_summary(environments: list[str], stacks: list[str], seconds: float, stacks_dir: str) -> str:
+    """What `python main.py` prints once it has synthesized (the README shows a sample of it)."""
+    lines = [f"synthesized {len(stacks)} stacks of {', '.join(environments)} in {seconds:.1f} s into {stacks_dir}/"]
+    for env in environments:
+        lines.append(f"  {env}: " + " ".join(s.removeprefix(f"{env}-") for s in sorted(stacks)
+                                              if s.startswith(f"{env}-") and s.count("-") == env.count("-") + 1))
+    lines.append("next: python -m policies.gate (compliance), cdktf diff|deploy <stack>")
+    return "\n".join(lines)
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 node`, `2 nodes`, `0 nodes`; `many` for irregular plurals."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
 @dataclass(frozen=True)
 class Environment:
     """The synthesized stacks of one environment, by layer."""

@@ -80,6 +80,7 @@ class GateResult:
     commit: str = "unknown"
     checkov_version: str = CHECKOV_VERSION
     run_at: str = ""  # UTC, ISO 8601
+    outdir: str = ""  # the scanned synth output directory, absolute: findings' files are relative to it
 
     @property
     def ok(self) -> bool:
@@ -212,7 +213,7 @@ def run_gate(outdir: Path = DEFAULT_OUTDIR, report_dir: Path | None = None) -> G
     run_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     stacks = manifest_stacks(outdir)
     result = classify(run_checkov([s.path.resolve() for s in stacks]), stacks)
-    result.commit, result.run_at = _git_commit(), run_at
+    result.commit, result.run_at, result.outdir = _git_commit(), run_at, str(outdir.resolve())
     if report_dir:
         write_reports(result, report_dir)
     return result
@@ -305,11 +306,33 @@ def junit(result: GateResult) -> ET.ElementTree:
     return ET.ElementTree(suite)
 
 
+# SARIF 2.1.0 (OASIS); policies/schemas/ holds the schema the tests validate against.
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SYNTH_BASE, PROJECT_BASE = "CDKTF_OUT", "PROJECTROOT"  # uriBaseIds of the findings' files
+
+
+def uri_bases(outdir: str) -> dict:
+    """`originalUriBaseIds`: the synth output directory, relative to the project root when it lies
+    inside it (as `cdktf.out/` does), so a code-scanning tool can map findings to files."""
+    def directory(path: Path) -> str:
+        return path.as_uri().rstrip("/") + "/"
+
+    out = Path(outdir or DEFAULT_OUTDIR).resolve()
+    bases = {PROJECT_BASE: {"uri": directory(ROOT), "description": {"text": "The project root."}}}
+    try:
+        relative = out.relative_to(ROOT)
+        synth = {"uri": f"{relative.as_posix()}/", "uriBaseId": PROJECT_BASE}
+    except ValueError:
+        synth = {"uri": directory(out)}
+    return {**bases, SYNTH_BASE: {**synth, "description": {
+        "text": "The synth output directory (python main.py --outdir); each stack is stacks/<stack>/cdk.tf.json."}}}
+
+
 def sarif(result: GateResult) -> dict:
     """SARIF 2.1.0: failures, secrets and stale skips are errors; skipped findings carry their reason
     as an in-source suppression, so code-scanning tools show them as justified, not open."""
     def entry(f: Finding, message: str, suppressed: bool = False) -> dict:
-        physical: dict = {"artifactLocation": {"uri": f.file}}
+        physical: dict = {"artifactLocation": {"uri": f.file, "uriBaseId": SYNTH_BASE}}
         if f.line:
             physical["region"] = {"startLine": f.line}
         out = {"ruleId": f.check_id, "level": "error", "message": {"text": message},
@@ -330,9 +353,10 @@ def sarif(result: GateResult) -> dict:
     titles = {**result.titles, **{f.check_id: f.check_name for f in findings if f.check_id not in result.titles}}
     rules = [{"id": k, "name": titles[k], "shortDescription": {"text": titles[k]}}
              for k in sorted({f.check_id for f in findings}, key=_natural)]
-    return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [{
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
         "tool": {"driver": {"name": "checkov", "version": result.checkov_version,
                             "informationUri": "https://www.checkov.io", "rules": rules}},
+        "originalUriBaseIds": uri_bases(result.outdir),
         "results": results,
     }]}
 

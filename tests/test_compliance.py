@@ -7,10 +7,29 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urljoin, urlparse
+from urllib.request import url2pathname
 
+import jsonschema
 import pytest
 
-from policies.gate import CHECKOV_VERSION, GateResult, main, run_gate, skip_groups
+from policies.gate import CHECKOV_VERSION, SYNTH_BASE, GateResult, main, run_gate, skip_groups
+
+# The OASIS SARIF 2.1.0 schema (errata 01), shipped so the check runs offline.
+SARIF_SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "policies" / "schemas" /
+                           "sarif-schema-2.1.0.json").read_text())
+
+
+def sarif_schema_errors(document: dict) -> list[str]:
+    validator = jsonschema.Draft4Validator(SARIF_SCHEMA)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def resolve(location: dict, bases: dict) -> str:
+    """An artifactLocation's absolute URI, through the run's originalUriBaseIds (SARIF 3.14.14)."""
+    if "uriBaseId" not in location:
+        return location["uri"]
+    return urljoin(resolve(bases[location["uriBaseId"]], bases), location["uri"])
 
 
 def test_gate_passes_every_stack_with_zero_unexplained_failures(gate, stacks) -> None:
@@ -60,8 +79,10 @@ def test_report_header_names_commit_checkov_and_time(gate) -> None:
 def assert_valid_sarif(report_dir: Path, outdir: Path, result: GateResult) -> dict:
     """The SARIF 2.1.0 shape code-scanning tools need, and counts that match the gate's result."""
     sarif = json.loads((report_dir / "report.sarif").read_text())
-    assert sarif["version"] == "2.1.0" and "sarif-2.1.0" in sarif["$schema"]
+    assert sarif["version"] == "2.1.0" and sarif["$schema"] == SARIF_SCHEMA["id"]
+    assert sarif_schema_errors(sarif) == []
     [run] = sarif["runs"]
+    bases = run["originalUriBaseIds"]
     driver = run["tool"]["driver"]
     assert driver["name"] == "checkov" and driver["version"] == CHECKOV_VERSION
     rules = {r["id"]: r for r in driver["rules"]}
@@ -71,8 +92,12 @@ def assert_valid_sarif(report_dir: Path, outdir: Path, result: GateResult) -> di
     for res in run["results"]:
         assert res["ruleId"] in rules and res["level"] == "error" and res["message"]["text"]
         [location] = res["locations"]
-        uri = location["physicalLocation"]["artifactLocation"]["uri"]
+        artifact = location["physicalLocation"]["artifactLocation"]
+        uri = artifact["uri"]
         assert not Path(uri).is_absolute() and (outdir / uri).is_file() and uri.endswith("/cdk.tf.json")
+        assert artifact["uriBaseId"] == SYNTH_BASE  # resolvable: the base says where the synth output is
+        absolute = urlparse(resolve(artifact, bases))
+        assert absolute.scheme == "file" and Path(url2pathname(absolute.path)) == (outdir / uri).resolve()
         assert location["logicalLocations"][0]["fullyQualifiedName"]
     suppressed = [r for r in run["results"] if "suppressions" in r]
     assert len(suppressed) == len(result.skipped)
@@ -87,6 +112,24 @@ def test_sarif_report_is_valid_and_matches_the_result(gate, synth_outdir) -> Non
     run = assert_valid_sarif(report_dir, synth_outdir, result)
     assert {r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] for r in run["results"]} == \
         {f"{f.resource_type}.{f.resource}" for f in result.skipped}
+
+
+def test_the_sarif_schema_check_catches_a_broken_report(gate) -> None:
+    """The shipped schema is live: the same report without a result's message, or with a bad level, fails it."""
+    _, report_dir = gate
+    sarif = json.loads((report_dir / "report.sarif").read_text())
+    result = sarif["runs"][0]["results"][0]
+    del result["message"]
+    result["level"] = "fatal"
+    errors = sarif_schema_errors(sarif)
+    assert any("'message' is a required property" in e for e in errors) and any("'fatal'" in e for e in errors)
+
+
+def test_the_synth_directory_inside_the_project_is_named_relative_to_its_root() -> None:
+    from policies.gate import PROJECT_BASE, ROOT, uri_bases
+    bases = uri_bases(str(ROOT / "cdktf.out"))
+    assert bases[SYNTH_BASE]["uri"] == "cdktf.out/" and bases[SYNTH_BASE]["uriBaseId"] == PROJECT_BASE
+    assert bases[PROJECT_BASE]["uri"] == ROOT.as_uri() + "/"
 
 
 def test_gate_before_any_synth_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,8 +38,15 @@ def rejection(tmp_path: Path, **edit) -> str:
     with contextlib.redirect_stderr(stderr):
         assert main(["broken", "--environments-dir", str(tmp_path), "--outdir", str(outdir)]) == 2
     assert not outdir.exists()
-    assert stderr.getvalue() == f"configuration error, nothing synthesized:\n{err.value}\n"
+    count = len(err.value.problems)
+    assert stderr.getvalue() == (f"configuration error, nothing synthesized ({count} problem{'s' * (count != 1)}):\n"
+                                 f"{err.value}\n")
     return str(err.value)
+
+
+def prefix(root: Path, name: str = "broken") -> str:
+    """How every line of a problem in `root/name/environment.toml` starts."""
+    return f"environment '{name}' ({root / name / 'environment.toml'}): "
 
 
 def test_committed_environments_are_valid() -> None:
@@ -90,7 +97,7 @@ CASES = {
         "observability.alarm_emails: is empty in a protected environment", "at least one address"),
     "malformed alarm address": (
         {"replace": {'alarm_emails = ["platform-oncall@example.com"]': 'alarm_emails = ["oncall"]'}},
-        "observability.alarm_emails[0]:", "correct the value"),
+        "observability.alarm_emails[0]: String should match pattern", "write a value matching"),
     "wrong type": (
         {"replace": {"idle_timeout_seconds = 300": 'idle_timeout_seconds = "five minutes"'}},
         "edge.idle_timeout_seconds:", "whole number without quotes"),
@@ -139,7 +146,8 @@ CASES = {
         "observability.overrides.ecs-cpu.threshold: 180.0 is out of range for a percent alarm", "(0, 100]"),
     "evaluation periods out of range": (
         {"append": '\n[observability.overrides.ecs-cpu]\nperiods = 50\n'},
-        "observability.overrides.ecs-cpu.periods:", "correct the value"),
+        "observability.overrides.ecs-cpu.periods: Input should be less than or equal to 10 (got 50)",
+        "use a value of at most 10"),
     "internal listener without its own certificate": (
         {"replace": {'certificate_arn = "arn:aws:acm:eu-west-2:111122223333:certificate/5c4b': '# certificate_arn = "'}},
         "llm.certificate_arn: is missing; the internal model ALB serves HTTPS for llm.dns_name",
@@ -226,9 +234,9 @@ CASES = {
 def test_bad_input_is_rejected_with_field_and_fix_and_nothing_written(tmp_path: Path, case: str) -> None:
     edit, problem, fix = CASES[case]
     message = rejection(tmp_path, **edit)
-    assert message.startswith("environment 'broken': ")
+    assert message.startswith(prefix(tmp_path))
     assert problem in message
-    assert f"Fix: " in message and fix in message
+    assert " Rule: " in message and "Fix: " in message and fix in message
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -256,7 +264,9 @@ def test_problems_of_several_environments_keep_their_own_names(tmp_path: Path) -
     with pytest.raises(ConfigError) as err:
         load_environments(["one", "two"], tmp_path)
     lines = str(err.value).splitlines()
-    assert [line.split(":")[0] for line in lines] == ["environment 'one'", "environment 'two'"]
+    assert [line[:len(prefix(tmp_path, name))] for line, name in zip(lines, ("one", "two"))] == \
+        [prefix(tmp_path, "one"), prefix(tmp_path, "two")]
+    assert len(lines) == 2
     assert "gateway.memory" in lines[0] and "llm.instance_type" in lines[1]
 
 
@@ -273,7 +283,7 @@ def test_bad_environment_writes_nothing(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "dev", "broken", "--environments-dir", str(envs),
                            "--outdir", str(outdir)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
-    assert "environment 'broken': network.database_subnets[0]" in proc.stderr
+    assert "environment 'broken' (" in proc.stderr and "): network.database_subnets[0]" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not outdir.exists()
 
@@ -289,3 +299,80 @@ def test_bad_environment_writes_nothing(tmp_path: Path) -> None:
 def test_a_certificate_name_covers_a_host_as_acm_does(certificate_name, host, covered) -> None:
     from modules.config.rules import covers
     assert covers(certificate_name, host) is covered
+
+
+def test_a_type_error_a_typo_and_a_cross_field_violation_are_reported_together(tmp_path: Path) -> None:
+    """Pydantic builds no model after a type error; the rules still run on what did parse."""
+    message = rejection(tmp_path, replace={"cpu = 1024": 'cpu = "1024"',                    # type
+                                           'nat_gateways = "per_az"': 'nat_gatways = "per_az"',  # typo
+                                           'vpc_cidr = "10.1.0.0/16"': 'vpc_cidr = "10.1.0.0/20"',  # cross-field
+                                           "capacity = { min = 2, desired = 2, max = 5 }":
+                                           "capacity = { min = 2, desired = 9, max = 5 }"})  # same section as the type error
+    lines = message.splitlines()
+    assert all(line.startswith(prefix(tmp_path)) for line in lines)
+    expected = {
+        "gateway.cpu: Input should be a valid integer (got '1024'). Rule: strict types. Fix: write a whole number",
+        "network.nat_gatways: is not a known key. Rule: known keys only. Fix: did you mean 'nat_gateways'?",
+        "network.database_subnets[0]: 10.1.21.0/24 is outside the VPC CIDR 10.1.0.0/20. Rule: subnets inside the VPC",
+        "gateway.capacity: min 2, desired 9, max 5 are out of order. Rule: capacities ordered",
+    }
+    for text in expected:
+        assert sum(text in line for line in lines) == 1, text
+    # the Fargate rule reads gateway.cpu, which did not parse: it stays silent rather than guess
+    assert not [line for line in lines if "Fargate" in line]
+
+
+def test_every_problem_of_every_environment_in_one_run(tmp_path: Path) -> None:
+    write_env(tmp_path, "one", replace={"cpu = 1024": 'cpu = "1024"', "memory = 2048": "memory = 10",
+                                        "redis_replicas = 1": "redis_replicas = 9"})
+    write_env(tmp_path, "two", replace={'nat_gateways = "per_az"': 'nat_gateways = "single"',
+                                        "idle_timeout_seconds = 300": "idle_timeout_seconds = 0"})
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert main(["one", "two", "--environments-dir", str(tmp_path), "--outdir", str(tmp_path / "out")]) == 2
+    head, *lines = stderr.getvalue().splitlines()
+    assert head == "configuration error, nothing synthesized (4 problems in 2 environments):"
+    assert [line[:len(prefix(tmp_path, "one"))] for line in lines] == [prefix(tmp_path, "one")] * 2 + \
+        [prefix(tmp_path, "two")] * 2
+    assert "data.redis_replicas: Input should be less than or equal to 5 (got 9)" in lines[0]
+    assert "gateway.cpu: Input should be a valid integer" in lines[1]  # and no Fargate-pair guess about memory
+    assert "edge.idle_timeout_seconds: Input should be greater than or equal to 1 (got 0). Rule: value ranges. " \
+           "Fix: use a value of at least 1." in lines[2] + lines[3]
+    assert "network.nat_gateways: is 'single' but high_availability = true" in lines[2] + lines[3]
+
+
+def test_an_inherited_certificate_is_named_as_inherited(tmp_path: Path) -> None:
+    """llm.certificate_arn is not in the file: its problem says where the value came from."""
+    message = rejection(tmp_path, replace={"arn:aws:acm:eu-west-2:": "arn:aws:acm:us-east-1:"})
+    assert ("llm.certificate_arn (inherited from edge.certificate_arn): is in us-east-1, not eu-west-2. "
+            "Rule: an ACM certificate of the environment's region.") in message
+    assert "or give llm.certificate_arn a certificate of its own" in message
+    own = rejection(tmp_path, replace={'dns_name = "llm.prod': 'certificate_arn = "arn:aws:acm:eu-west-1:111122223333:'
+                                       'certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"\ndns_name = "llm.prod'})
+    assert "llm.certificate_arn: is in eu-west-1, not eu-west-2" in own and "(inherited from" not in own
+
+
+def test_a_missing_edge_certificate_is_reported_once(tmp_path: Path) -> None:
+    message = rejection(tmp_path, replace={"certificate_arn = ": "# certificate_arn = "})
+    assert [line.split("): ", 1)[1].split(":")[0] for line in message.splitlines()] == ["edge.certificate_arn"]
+
+
+@pytest.mark.parametrize("edit, field, fix", [
+    ({'vpc_cidr = "10.1.0.0/16"': "vpc_cidr = 5"}, "network.vpc_cidr: Input should be a valid string (got 5)",
+     "double quotes"),  # not silently 0.0.0.5/32
+    ({'public_subnets = ["10.1.1.0/24", "10.1.2.0/24"]': 'public_subnets = ["10.1.1.0/24", "10.1.2.0/33"]'},
+     "network.public_subnets[1]: Input is not a valid IPv4 network", "CIDR notation"),
+    ({'m2m_clients = ["batch-jobs"]': 'm2m_clients = ["Batch Jobs"]'},
+     "realtime.m2m_clients[0]: String should match pattern", "write a value matching"),
+    ({"CostCenter = \"llm-platform\"": "\"cost center\" = 7"}, 'tags."cost center": Input should be a valid string',
+     "double quotes"),
+])
+def test_value_errors_name_the_path_as_written_and_how_to_write_it(tmp_path: Path, edit, field, fix) -> None:
+    message = rejection(tmp_path, replace=edit)
+    assert field in message and fix in message
+
+
+def test_a_name_in_the_file_does_not_hide_the_rest(tmp_path: Path) -> None:
+    message = rejection(tmp_path, replace={'region = "eu-west-2"': 'name = "other"\nregion = "eu-west-2"',
+                                           "memory = 2048": "memory = 1024"})
+    assert "name: is set in the file" in message and "gateway.memory: cpu 1024 / memory 1024" in message

@@ -3,6 +3,10 @@
 Stand-ins for docker, aws, nvidia-smi, curl, systemctl, the CloudWatch agent and
 dnf sit first on PATH; each appends its argv (one shell-quoted line) to a log,
 which the tests read back. No network, no Docker daemon, no GPU.
+
+Stand-ins can run at the same time (`aws ecr get-login-password | docker login …` is a
+pipeline), so each builds its whole line first and appends it in one write, under an
+exclusive lock on the log: lines never interleave.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ PRIVATE_DNS = "ip-10-1-11-23.eu-west-2.compute.internal"
 ECR_IMAGE = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/vllm-openai:v0.11.0"
 PUBLIC_IMAGE = "vllm/vllm-openai@sha256:" + "ab" * 32
 
-# Each stand-in logs its argv, then acts on it (STANDIN_* come from the test env).
-LOG_ARGV = 'printf "%s" "${0##*/}" >>"$STANDIN_LOG"; printf " %q" "$@" >>"$STANDIN_LOG"; echo >>"$STANDIN_LOG"\n'
+# Each stand-in logs its argv, then acts on it (STANDIN_* come from the test env). One line,
+# one write, under flock: concurrent stand-ins (a pipeline) must not interleave their lines.
+LOG_ARGV = ('line=${0##*/}; [ $# -eq 0 ] || line+=$(printf " %q" "$@")\n'
+            '{ flock 9; printf "%s\\n" "$line" >&9; } 9>>"$STANDIN_LOG"\n')
 # fails KIND N: fail the first N calls of KIND (counted in $STANDIN_STATE), then succeed.
 FAILS = 'fails() { local f="$STANDIN_STATE/$1" c=0; [ -f "$f" ] && c=$(cat "$f"); echo $((c + 1)) >"$f"; [ "$c" -lt "$2" ]; }\n'
 STANDINS = {

@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import zipfile
@@ -164,7 +165,8 @@ def test_the_layer_cache_follows_the_requirements_and_the_environment_override(t
 
 def test_the_pip_command_targets_lambda_arm64_python312_with_hashes(monkeypatch, tmp_path) -> None:
     seen: list[list[str]] = []
-    monkeypatch.setattr(packaging.subprocess, "run", lambda args, check: seen.append(args))
+    monkeypatch.setattr(packaging.subprocess, "run",
+                        lambda args, **_: seen.append(args) or subprocess.CompletedProcess(args, 0, "", ""))
     packaging.pip_install(packaging.REQUIREMENTS, tmp_path / "site")
     [args] = seen
     joined = " ".join(args)
@@ -172,6 +174,45 @@ def test_the_pip_command_targets_lambda_arm64_python312_with_hashes(monkeypatch,
                  "--python-version 3.12", "--implementation cp", "--require-hashes", "--no-deps", "--no-compile",
                  f"--target {tmp_path / 'site'}"):
         assert part in joined
+
+
+def test_an_offline_first_synth_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    """No layer in the cache and the package index unreachable (a closed loopback port)."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=f"http://127.0.0.1:{closed.getsockname()[1]}/simple",
+               PIP_RETRIES="0", **{packaging.CACHE_ENV: str(tmp_path / "cache")})
+    try:
+        proc = subprocess.run([sys.executable, str(packaging.PROJECT_ROOT / "main.py"), "dev",
+                               "--outdir", str(tmp_path / "cdktf.out")], cwd=packaging.PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        closed.close()
+    assert proc.returncode == 2 and proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("build error, nothing synthesized: the functions' layer is not in the build cache")
+    assert "package index" in line and "No matching distribution found" in line
+    assert "Fix: run `python -m modules.packaging` where PyPI is reachable" in line
+    assert f"set {packaging.CACHE_ENV}=DIR" in line
+    assert not (tmp_path / "cdktf.out").exists()
+    assert list((tmp_path / "cache").iterdir()) == []  # no half-built layer either
+
+
+def test_the_fill_command_builds_every_package_into_the_cache(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(packaging, "pip_install", fake_pip([]))
+    assert packaging.main(["--cache-dir", str(tmp_path)]) == 0
+    printed = dict(line.split(": ") for line in capsys.readouterr().out.splitlines())
+    assert list(printed) == ["layer", *FUNCTIONS]
+    assert all(Path(path).parent == tmp_path and Path(path).is_file() for path in printed.values())
+
+    def offline(requirements: Path, target: Path) -> None:
+        raise packaging.BuildError("offline")
+
+    monkeypatch.setattr(packaging, "pip_install", offline)
+    assert {name: str(p.path) for name, p in packaging.build_all(tmp_path).items()} == printed  # served from cache
+    assert packaging.main(["--cache-dir", str(tmp_path / "empty")]) == 2
+    assert capsys.readouterr().err.startswith("packaging: the functions' layer is not in the build cache")
 
 
 def requirements() -> dict[str, str]:

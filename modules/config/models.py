@@ -7,9 +7,10 @@ Strict: a quoted number (`cpu = "1024"`) or a word for a boolean (`high_availabi
 from __future__ import annotations
 
 from ipaddress import IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic_core import PydanticCustomError
 
 
 # Availability zones per supported region (Bedrock is offered in each of these).
@@ -40,8 +41,17 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       1827, 2192, 2557, 2922, 3288, 3653)
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")]
+
+
+def _cidr_text(value: Any) -> Any:
+    """A CIDR is written as a string: lax mode alone would turn `5` into 0.0.0.5/32."""
+    if not isinstance(value, (str, IPv4Network)):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
+
+
 # CIDRs are written as strings in TOML; strict mode would demand an IPv4Network object.
-Cidr = Annotated[IPv4Network, Strict(False)]
+Cidr = Annotated[IPv4Network, Strict(False), BeforeValidator(_cidr_text)]
 
 
 class Section(BaseModel):

@@ -1,11 +1,17 @@
-"""Rules that span fields. Each yields a Problem naming the field, what is wrong and the fix."""
+"""Rules that span fields. Each yields a Problem naming the field, what is wrong and the fix.
+
+Every rule is a small function registered with `@rule("what it demands")`: `check` runs
+them one by one, so a rule that reads a field which did not parse (the loader hands the
+rules a partial environment then, see `loader`) is skipped on its own and every other rule
+still reports.
+"""
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -16,29 +22,51 @@ from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DA
 
 @dataclass(frozen=True)
 class Problem:
-    field: str
+    field: str                        # dotted path as written in environment.toml
     message: str
     fix: str
+    rule: str = ""                    # what the violated rule demands (filled in by `check`)
+    inherited_from: str | None = None  # the field the value came from, when `field` is not set
+
+    @property
+    def where(self) -> str:
+        return f"{self.field} (inherited from {self.inherited_from})" if self.inherited_from else self.field
+
+
+class Unparsed(Exception):
+    """A rule read a field that did not parse; that field's own problem is already reported."""
+
+
+Rule = Callable[[Environment], Iterator[Problem]]
+RULES: list[tuple[str, Rule]] = []
+
+
+def rule(demands: str) -> Callable[[Rule], Rule]:
+    def register(fn: Rule) -> Rule:
+        RULES.append((demands, fn))
+        return fn
+    return register
 
 
 def check(env: Environment) -> Iterator[Problem]:
-    yield from _check_account(env)
-    yield from _check_network(env)
-    yield from _check_sizing(env)
-    yield from _check_edge(env)
-    yield from _check_llm(env)
-    yield from _check_realtime(env)
-    yield from _check_backend(env)
-    yield from _check_foundation(env)
-    yield from _check_observability(env)
+    """Every rule's problems; a rule that needs a field which did not parse is left out."""
+    for demands, fn in RULES:
+        try:
+            for problem in fn(env):
+                yield replace(problem, rule=problem.rule or demands)
+        except Unparsed:
+            continue
 
+
+# --- account ------------------------------------------------------------------------------
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 ARN = re.compile(r"^arn:(?P<partition>[^:]+):(?P<service>[^:]+):(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)$")
 ROLE_RESOURCE = re.compile(r"^role/[\w+=,.@/-]{1,512}$")
 
 
-def _check_account(env: Environment) -> Iterator[Problem]:
+@rule("every ARN names the environment's account and region")
+def _account(env: Environment) -> Iterator[Problem]:
     """The environment names its account; every ARN it holds names that account and, where the
     service is regional, the region it is used in (the backend's for backend.*)."""
     if not ACCOUNT_ID.match(env.account_id):
@@ -78,43 +106,75 @@ def _strings(value: Any, field: str = "") -> Iterator[tuple[str, str]]:
             yield from _strings(item, f"{field}[{i}]")
 
 
-def _check_network(env: Environment) -> Iterator[Problem]:
-    net = env.network
-    known = REGION_AZS.get(env.region)
-    if known is None:
-        yield Problem("region", f"{env.region!r} is not a supported region.",
-                      f"use one of: {', '.join(REGION_AZS)}.")
-        return
-    for i, az in enumerate(net.availability_zones):
-        if az not in known:
-            yield Problem(f"network.availability_zones[{i}]", f"{az!r} is not in region {env.region}.",
-                          f"use zones of {env.region}: {', '.join(known)}.")
-    if len(set(net.availability_zones)) != len(net.availability_zones):
+# --- network ------------------------------------------------------------------------------
+
+def _zones(env: Environment) -> tuple[str, ...] | None:
+    return REGION_AZS.get(env.region)
+
+
+@rule("a supported region")
+def _region(env: Environment) -> Iterator[Problem]:
+    if _zones(env) is None:
+        yield Problem("region", f"{env.region!r} is not a supported region.", f"use one of: {', '.join(REGION_AZS)}.")
+
+
+@rule("zones of the environment's region, each once")
+def _availability_zones(env: Environment) -> Iterator[Problem]:
+    known, zones = _zones(env), env.network.availability_zones
+    if known is not None:
+        for i, az in enumerate(zones):
+            if az not in known:
+                yield Problem(f"network.availability_zones[{i}]", f"{az!r} is not in region {env.region}.",
+                              f"use zones of {env.region}: {', '.join(known)}.")
+    if len(set(zones)) != len(zones):
         yield Problem("network.availability_zones", "lists a zone twice.", "list each zone once.")
-    if env.high_availability and len(net.availability_zones) < 2:
+
+
+@rule("high availability spans at least two zones")
+def _ha_zones(env: Environment) -> Iterator[Problem]:
+    if env.high_availability and len(env.network.availability_zones) < 2:
         yield Problem("network.availability_zones", "has fewer than 2 zones but high_availability = true.",
                       "list at least two zones, or set high_availability = false.")
-    tiers = {"public_subnets": net.public_subnets, "private_subnets": net.private_subnets,
-             "database_subnets": net.database_subnets}
-    all_subnets: list[tuple[str, IPv4Network]] = []
-    for tier, subnets in tiers.items():
-        if len(subnets) != len(net.availability_zones):
-            yield Problem(f"network.{tier}", f"has {len(subnets)} subnets for "
-                          f"{len(net.availability_zones)} availability zones.",
+
+
+_TIERS = ("public_subnets", "private_subnets", "database_subnets")
+
+
+@rule("one subnet per zone and tier")
+def _subnets_per_zone(env: Environment) -> Iterator[Problem]:
+    zones = len(env.network.availability_zones)
+    for tier in _TIERS:
+        subnets = getattr(env.network, tier)
+        if len(subnets) != zones:
+            yield Problem(f"network.{tier}", f"has {len(subnets)} subnets for {zones} availability zones.",
                           "give exactly one subnet per zone, in the same order.")
-        for i, subnet in enumerate(subnets):
+
+
+@rule("subnets inside the VPC, /28 or wider")
+def _subnets_inside_vpc(env: Environment) -> Iterator[Problem]:
+    for tier in _TIERS:
+        for i, subnet in enumerate(getattr(env.network, tier)):
             field = f"network.{tier}[{i}]"
-            if not subnet.subnet_of(net.vpc_cidr):
-                yield Problem(field, f"{subnet} is outside the VPC CIDR {net.vpc_cidr}.",
+            if not subnet.subnet_of(env.network.vpc_cidr):
+                yield Problem(field, f"{subnet} is outside the VPC CIDR {env.network.vpc_cidr}.",
                               "widen network.vpc_cidr to contain it (e.g. a /16) or move the subnet inside.")
             if subnet.prefixlen > 28:
                 yield Problem(field, f"{subnet} is smaller than /28, the smallest AWS subnet.",
                               "use a prefix of /28 or wider.")
-            all_subnets.append((field, subnet))
+
+
+@rule("subnets do not overlap")
+def _subnets_disjoint(env: Environment) -> Iterator[Problem]:
+    all_subnets: list[tuple[str, IPv4Network]] = [
+        (f"network.{tier}[{i}]", subnet) for tier in _TIERS for i, subnet in enumerate(getattr(env.network, tier))]
     for (field_a, a), (field_b, b) in _pairs(all_subnets):
         if a.overlaps(b):
             yield Problem(field_b, f"{b} overlaps {field_a} ({a}).", "give each subnet its own range.")
-    if env.high_availability and net.nat_gateways != "per_az":
+
+
+@rule("high availability has a NAT gateway per zone")
+def _ha_nat(env: Environment) -> Iterator[Problem]:
+    if env.high_availability and env.network.nat_gateways != "per_az":
         yield Problem("network.nat_gateways", "is 'single' but high_availability = true.",
                       "set nat_gateways = \"per_az\" so one zone's outage does not cut egress.")
 
@@ -125,61 +185,101 @@ def _pairs(items: list[Any]) -> Iterator[tuple[Any, Any]]:
             yield a, b
 
 
+# --- sizing: gateway and data -------------------------------------------------------------
+
 def _check_capacity(field: str, cap: Capacity) -> Iterator[Problem]:
     if not cap.min <= cap.desired <= cap.max:
         yield Problem(field, f"min {cap.min}, desired {cap.desired}, max {cap.max} are out of order.",
                       "choose values with min <= desired <= max.")
 
 
-def _check_sizing(env: Environment) -> Iterator[Problem]:
-    gw, data = env.gateway, env.data
+@rule("a valid Fargate cpu/memory pair")
+def _fargate_size(env: Environment) -> Iterator[Problem]:
+    gw = env.gateway
     if gw.memory not in FARGATE_SIZES.get(gw.cpu, ()):
         valid = FARGATE_SIZES.get(gw.cpu)
         fix = (f"for cpu {gw.cpu} use memory in {valid[0]}..{valid[-1]} (steps of {valid[1] - valid[0]})."
                if valid else f"use cpu one of {', '.join(map(str, FARGATE_SIZES))}.")
         yield Problem("gateway.memory" if valid else "gateway.cpu",
                       f"cpu {gw.cpu} / memory {gw.memory} is not a valid Fargate size.", fix)
-    yield from _check_capacity("gateway.capacity", gw.capacity)
-    if env.high_availability and gw.capacity.min < 2:
+
+
+@rule("capacities ordered min <= desired <= max")
+def _gateway_capacity(env: Environment) -> Iterator[Problem]:
+    yield from _check_capacity("gateway.capacity", env.gateway.capacity)
+
+
+@rule("high availability runs at least two gateway tasks")
+def _ha_tasks(env: Environment) -> Iterator[Problem]:
+    if env.high_availability and env.gateway.capacity.min < 2:
         yield Problem("gateway.capacity.min", "is below 2 but high_availability = true.",
                       "run at least 2 tasks so one can fail or deploy while the other serves.")
-    if data.db_max_storage_gb < data.db_storage_gb:
+
+
+@rule("database storage ceiling at or above its size")
+def _db_storage(env: Environment) -> Iterator[Problem]:
+    if env.data.db_max_storage_gb < env.data.db_storage_gb:
         yield Problem("data.db_max_storage_gb", "is below data.db_storage_gb.",
                       "set the autoscaling ceiling at or above the initial size.")
-    if env.high_availability and not data.multi_az:
+
+
+@rule("high availability keeps data in two zones")
+def _ha_data(env: Environment) -> Iterator[Problem]:
+    if env.high_availability and not env.data.multi_az:
         yield Problem("data.multi_az", "is false but high_availability = true.",
                       "set multi_az = true (standby database and Redis replica in a second zone).")
-    if data.multi_az and data.redis_replicas < 1:
+
+
+@rule("Multi-AZ Redis has a replica")
+def _redis_replicas(env: Environment) -> Iterator[Problem]:
+    if env.data.multi_az and env.data.redis_replicas < 1:
         yield Problem("data.redis_replicas", "is 0 but multi_az = true.",
                       "use at least 1 replica so Redis can fail over.")
-    for i, region in enumerate(data.dynamodb_replica_regions):
+
+
+@rule("table replicas in other supported regions")
+def _replica_regions(env: Environment) -> Iterator[Problem]:
+    for i, region in enumerate(env.data.dynamodb_replica_regions):
         if region not in REGION_AZS or region == env.region:
             yield Problem(f"data.dynamodb_replica_regions[{i}]", f"{region!r} is not a second supported region.",
                           f"use a region other than {env.region}: {', '.join(REGION_AZS)}.")
-    if env.protect_stateful and not _pinned(gw.image):
-        yield Problem("gateway.image", f"{gw.image!r} is not pinned.",
+
+
+@rule("protected environments pin their images")
+def _gateway_image_pinned(env: Environment) -> Iterator[Problem]:
+    if env.protect_stateful and not _pinned(env.gateway.image):
+        yield Problem("gateway.image", f"{env.gateway.image!r} is not pinned.",
                       "pin a release tag (e.g. :v1.108.11) or a digest (@sha256:…) in protected environments.")
-    names = [m.name for m in gw.models]
+
+
+@rule("gateway routes with unique names")
+def _route_names(env: Environment) -> Iterator[Problem]:
+    names = [m.name for m in env.gateway.models]
     if not names:
         yield Problem("gateway.models", "is empty.", "route at least one model.")
     if len(set(names)) != len(names):
         yield Problem("gateway.models", "repeats a model name.", "give each route a unique name.")
-    for i, model in enumerate(gw.models):
+
+
+@rule("each route has exactly one target, over TLS")
+def _route_targets(env: Environment) -> Iterator[Problem]:
+    for i, model in enumerate(env.gateway.models):
         targets = [model.bedrock_model_id is not None, model.upstream_url is not None, model.self_hosted]
         if sum(targets) != 1:
             yield Problem(f"gateway.models[{i}]", f"{model.name!r} sets {sum(targets)} targets.",
                           "set exactly one of bedrock_model_id, upstream_url or self_hosted = true.")
-        if model.self_hosted and env.llm.dns_name is None:
-            yield Problem(f"gateway.models[{i}].self_hosted", "routes to the GPU tier, which has no llm.dns_name.",
-                          "set llm.dns_name (the internal ALB's private name) or route elsewhere.")
         if model.upstream_url is not None and not model.upstream_url.startswith("https://"):
             yield Problem(f"gateway.models[{i}].upstream_url", "is not an https:// URL.",
                           "route to the upstream over TLS (https://…).")
 
 
-# Lambda's guidance for SQS sources; the event source mapping's maximum concurrency range.
-MIN_MAX_RECEIVES = 5
-MIN_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY = 2, 1000
+@rule("a self-hosted route needs the model's private name")
+def _self_hosted_route(env: Environment) -> Iterator[Problem]:
+    for i, model in enumerate(env.gateway.models):
+        if model.self_hosted and env.llm.dns_name is None:
+            yield Problem(f"gateway.models[{i}].self_hosted", "routes to the GPU tier, which has no llm.dns_name.",
+                          "set llm.dns_name (the internal ALB's private name) or route elsewhere.")
+
 
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
 
@@ -189,26 +289,50 @@ def _pinned(image: str) -> bool:
     return "@sha256:" in image or bool(tag and tag not in ("latest", "main-latest"))
 
 
-def _check_certificate(field: str, arn: str | None, region: str, purpose: str) -> Iterator[Problem]:
+# --- certificates and edge ----------------------------------------------------------------
+
+def _check_certificate(field: str, arn: str | None, region: str, purpose: str,
+                       inherited_from: str | None = None) -> Iterator[Problem]:
+    """`inherited_from`: the field `arn` was read from because `field` is not set."""
+    or_fix = f"; or give {field} a certificate of its own" if inherited_from else ""
     if arn is None:
         yield Problem(field, f"is missing; {purpose} serves HTTPS only.",
-                      f"set it to an ACM certificate ARN in {region}.")
+                      f"set it to an ACM certificate ARN in {region}.", inherited_from=inherited_from)
     elif not (match := _ACM_ARN.match(arn)):
         yield Problem(field, f"{arn!r} is not an ACM certificate ARN.",
-                      "use arn:aws:acm:<region>:<account>:certificate/<uuid>.")
+                      f"use arn:aws:acm:<region>:<account>:certificate/<uuid>{or_fix}.", inherited_from=inherited_from)
     elif match["region"] != region:
         yield Problem(field, f"is in {match['region']}, not {region}.",
-                      f"an ALB needs a certificate from its own region ({region}).")
+                      f"{purpose} needs a certificate from its own region ({region}){or_fix}.",
+                      inherited_from=inherited_from)
 
 
-def _check_edge(env: Environment) -> Iterator[Problem]:
+def _own_or_edge_certificate(env: Environment, section: str, own: str | None, region: str,
+                             purpose: str) -> Iterator[Problem]:
+    """A certificate that falls back to the edge's: problems of the fallback say so."""
+    if own is not None:
+        yield from _check_certificate(f"{section}.certificate_arn", own, region, purpose)
+    elif env.edge.certificate_arn is not None:  # a missing edge certificate is the edge rule's problem
+        yield from _check_certificate(f"{section}.certificate_arn", env.edge.certificate_arn, region, purpose,
+                                      inherited_from="edge.certificate_arn")
+
+
+@rule("an ACM certificate of the environment's region")
+def _edge_certificate(env: Environment) -> Iterator[Problem]:
     yield from _check_certificate("edge.certificate_arn", env.edge.certificate_arn, env.region, "the public ALB")
+
+
+@rule("trusted ranges narrower than the internet")
+def _trusted_cidrs(env: Environment) -> Iterator[Problem]:
     for i, cidr in enumerate(env.edge.trusted_cidrs):
         if cidr.prefixlen == 0:
             yield Problem(f"edge.trusted_cidrs[{i}]", "trusts the whole internet.", "list specific ranges.")
 
 
-def _check_llm(env: Environment) -> Iterator[Problem]:
+# --- llm ----------------------------------------------------------------------------------
+
+@rule("GPU instance types of one GPU memory class")
+def _gpu_types(env: Environment) -> Iterator[Problem]:
     llm = env.llm
     types = {"llm.instance_type": llm.instance_type,
              **{f"llm.spot_instance_types[{i}]": t for i, t in enumerate(llm.spot_instance_types)}}
@@ -222,10 +346,24 @@ def _check_llm(env: Environment) -> Iterator[Problem]:
             yield Problem(field, f"{instance_type!r} has {GPU_MEMORY_GB[family]} GB GPUs, "
                           f"{llm.instance_type} has {memory} GB.",
                           "list Spot alternatives of the same GPU memory class, so the model fits each.")
-    yield from _check_capacity("llm.capacity", llm.capacity)
+
+
+@rule("capacities ordered min <= desired <= max")
+def _gpu_capacity(env: Environment) -> Iterator[Problem]:
+    yield from _check_capacity("llm.capacity", env.llm.capacity)
+
+
+@rule("on-demand base within the group's maximum")
+def _on_demand_base(env: Environment) -> Iterator[Problem]:
+    llm = env.llm
     if llm.on_demand_base > llm.capacity.max:
         yield Problem("llm.on_demand_base", f"{llm.on_demand_base} exceeds llm.capacity.max {llm.capacity.max}.",
                       "lower on_demand_base or raise capacity.max.")
+
+
+@rule("a warm pool within the group's maximum, on-demand only")
+def _warm_pool(env: Environment) -> Iterator[Problem]:
+    llm = env.llm
     if llm.warm_pool_size > llm.capacity.max:
         yield Problem("llm.warm_pool_size", f"{llm.warm_pool_size} exceeds llm.capacity.max {llm.capacity.max}.",
                       "keep at most capacity.max instances warm.")
@@ -234,29 +372,32 @@ def _check_llm(env: Environment) -> Iterator[Problem]:
         yield Problem("llm.warm_pool_size", "is set on a group that uses Spot (a mixed instances policy).",
                       "for a warm pool run on-demand only: spot_instance_types = [] and "
                       "on_demand_base = capacity.max; or set warm_pool_size = 0.")
+
+
+@rule("a root volume that holds the model")
+def _root_volume(env: Environment) -> Iterator[Problem]:
+    llm = env.llm
     if llm.root_volume_gb < llm.model_size_gb + 30:
         yield Problem("llm.root_volume_gb", f"{llm.root_volume_gb} GB cannot hold the {llm.model_size_gb} GB model "
                       "beside the AMI and the vLLM image (about 30 GB).",
                       f"use at least {llm.model_size_gb + 30} GB.")
+
+
+@rule("exactly one weights location")
+def _weights(env: Environment) -> Iterator[Problem]:
+    llm = env.llm
     if (llm.weights_s3_prefix is None) == (llm.hf_model_id is None):
         yield Problem("llm.weights_s3_prefix", "and llm.hf_model_id are both set or both missing.",
                       "set exactly one weights location: a prefix in the weights bucket, or a Hugging Face id.")
     if llm.hf_token_secret_arn and not llm.hf_model_id:
         yield Problem("llm.hf_token_secret_arn", "is set without llm.hf_model_id.", "remove it or set hf_model_id.")
-    if llm.dns_name is None:
+
+
+@rule("the model has a private name")
+def _llm_dns_name(env: Environment) -> Iterator[Problem]:
+    if env.llm.dns_name is None:
         yield Problem("llm.dns_name", "is missing; the gateway reaches the model by a private name.",
                       "set a name your certificate covers, e.g. \"llm.internal.example.com\".")
-    yield from _check_private_certificate(env)
-    yield from _check_schedule(env)
-    if llm.root_volume_throughput_mibps * 4 > llm.root_volume_iops:
-        yield Problem("llm.root_volume_throughput_mibps",
-                      f"{llm.root_volume_throughput_mibps} MiB/s needs more than {llm.root_volume_iops} IOPS "
-                      "(gp3 allows 0.25 MiB/s per provisioned IOPS).",
-                      f"raise llm.root_volume_iops to at least {llm.root_volume_throughput_mibps * 4} or lower the "
-                      f"throughput to {llm.root_volume_iops // 4}.")
-    if env.protect_stateful and not _pinned(llm.vllm_image):
-        yield Problem("llm.vllm_image", f"{llm.vllm_image!r} is not pinned.",
-                      "pin a release tag (e.g. :v0.11.0) or a digest in protected environments.")
 
 
 def covers(certificate_name: str, host: str) -> bool:
@@ -267,7 +408,8 @@ def covers(certificate_name: str, host: str) -> bool:
     return certificate_name == host
 
 
-def _check_private_certificate(env: Environment) -> Iterator[Problem]:
+@rule("the internal listener has a certificate of its own that covers the private name")
+def _llm_certificate(env: Environment) -> Iterator[Problem]:
     """The internal listener serves llm.dns_name, which LiteLLM verifies; the public edge
     certificate (e.g. *.example.com) does not cover a deeper private name."""
     llm = env.llm
@@ -300,7 +442,8 @@ def _known_time_zone(name: str) -> bool:
     return True
 
 
-def _check_schedule(env: Environment) -> Iterator[Problem]:
+@rule("a schedule in a known time zone that scales between two hours")
+def _schedule(env: Environment) -> Iterator[Problem]:
     llm = env.llm
     if not _known_time_zone(llm.schedule_time_zone):
         yield Problem("llm.schedule_time_zone", f"{llm.schedule_time_zone!r} is not an IANA time zone.",
@@ -316,35 +459,92 @@ def _check_schedule(env: Environment) -> Iterator[Problem]:
                       "set capacity.min to at least 1; the schedule takes the group to zero outside working hours.")
 
 
-def _check_realtime(env: Environment) -> Iterator[Problem]:
-    rt = env.realtime
-    if rt.model_endpoint_url is None:
+@rule("gp3 throughput within what its IOPS allow")
+def _gp3_throughput(env: Environment) -> Iterator[Problem]:
+    llm = env.llm
+    if llm.root_volume_throughput_mibps * 4 > llm.root_volume_iops:
+        yield Problem("llm.root_volume_throughput_mibps",
+                      f"{llm.root_volume_throughput_mibps} MiB/s needs more than {llm.root_volume_iops} IOPS "
+                      "(gp3 allows 0.25 MiB/s per provisioned IOPS).",
+                      f"raise llm.root_volume_iops to at least {llm.root_volume_throughput_mibps * 4} or lower the "
+                      f"throughput to {llm.root_volume_iops // 4}.")
+
+
+@rule("protected environments pin their images")
+def _vllm_image_pinned(env: Environment) -> Iterator[Problem]:
+    if env.protect_stateful and not _pinned(env.llm.vllm_image):
+        yield Problem("llm.vllm_image", f"{env.llm.vllm_image!r} is not pinned.",
+                      "pin a release tag (e.g. :v0.11.0) or a digest in protected environments.")
+
+
+# --- realtime -----------------------------------------------------------------------------
+
+@rule("the worker calls its model over TLS")
+def _model_endpoint(env: Environment) -> Iterator[Problem]:
+    url = env.realtime.model_endpoint_url
+    if url is None:
         yield Problem("realtime.model_endpoint_url", "is missing; the worker needs a model endpoint.",
                       "set the gateway's URL (e.g. \"https://api.example.com/v1\") or the internal model endpoint.")
-    elif not rt.model_endpoint_url.startswith("https://"):
+    elif not url.startswith("https://"):
         yield Problem("realtime.model_endpoint_url", "is not an https:// URL.", "call the model over TLS.")
+
+
+@rule("chat models are gateway routes")
+def _chat_models(env: Environment) -> Iterator[Problem]:
     routes = {m.name for m in env.gateway.models}
-    for i, name in enumerate(rt.models):
+    for i, name in enumerate(env.realtime.models):
         if name not in routes:
             yield Problem(f"realtime.models[{i}]", f"{name!r} is not a gateway model.",
                           f"use one of: {', '.join(sorted(routes))}.")
-    for field, urls in (("callback_urls", rt.callback_urls), ("logout_urls", rt.logout_urls)):
-        for i, url in enumerate(urls):
+
+
+@rule("sign-in URLs over https")
+def _sign_in_urls(env: Environment) -> Iterator[Problem]:
+    for field in ("callback_urls", "logout_urls"):
+        for i, url in enumerate(getattr(env.realtime, field)):
             if not url.startswith("https://"):
                 yield Problem(f"realtime.{field}[{i}]", f"{url!r} is not an https:// URL.",
                               "Cognito accepts only https (http only for localhost, which you should not ship).")
-    if rt.custom_domain:
-        yield from _check_certificate("realtime.certificate_arn", rt.certificate_arn or env.edge.certificate_arn,
-                                      env.region, "the WebSocket custom domain")
-    if env.protect_stateful and rt.mfa != "ON":
+
+
+@rule("an ACM certificate of the environment's region")
+def _realtime_certificate(env: Environment) -> Iterator[Problem]:
+    if env.realtime.custom_domain:
+        yield from _own_or_edge_certificate(env, "realtime", env.realtime.certificate_arn, env.region,
+                                            "the WebSocket custom domain")
+
+
+@rule("protected environments require MFA")
+def _mfa(env: Environment) -> Iterator[Problem]:
+    if env.protect_stateful and env.realtime.mfa != "ON":
         yield Problem("realtime.mfa", "is optional in a protected environment.", "set mfa = \"ON\".")
+
+
+@rule("a burst at least the steady rate")
+def _throttling(env: Environment) -> Iterator[Problem]:
+    rt = env.realtime
     if rt.throttling_burst_limit < rt.throttling_rate_limit:
         yield Problem("realtime.throttling_burst_limit", "is below throttling_rate_limit.",
                       "allow a burst at least as large as the steady rate.")
+
+
+# Lambda's guidance for SQS sources; the event source mapping's maximum concurrency range.
+MIN_MAX_RECEIVES = 5
+MIN_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY = 2, 1000
+
+
+@rule("enough receives that throttling alone never dead-letters a request")
+def _max_receives(env: Environment) -> Iterator[Problem]:
+    rt = env.realtime
     if rt.max_receives < MIN_MAX_RECEIVES:
         yield Problem("realtime.max_receives", f"{rt.max_receives} would dead-letter requests whose batches were "
                       "only throttled (a throttled batch counts as a receive).",
                       f"use at least {MIN_MAX_RECEIVES}, as Lambda's guidance for SQS sources says.")
+
+
+@rule("a worker concurrency an SQS event source mapping accepts")
+def _worker_concurrency(env: Environment) -> Iterator[Problem]:
+    rt = env.realtime
     if not MIN_WORKER_CONCURRENCY <= rt.worker_concurrency <= MAX_WORKER_CONCURRENCY:
         yield Problem("realtime.worker_concurrency", f"{rt.worker_concurrency} is outside "
                       f"{MIN_WORKER_CONCURRENCY}-{MAX_WORKER_CONCURRENCY}, the maximum concurrency an SQS event "
@@ -353,7 +553,10 @@ def _check_realtime(env: Environment) -> Iterator[Problem]:
                       "model endpoint serves at once.")
 
 
-def _check_backend(env: Environment) -> Iterator[Problem]:
+# --- backend, foundation, observability ---------------------------------------------------
+
+@rule("a backend's settings match its type")
+def _backend_settings(env: Environment) -> Iterator[Problem]:
     backend = env.backend
     if backend.type == "s3" and not backend.bucket:
         yield Problem("backend.bucket", "is required when backend.type = \"s3\".",
@@ -361,14 +564,27 @@ def _check_backend(env: Environment) -> Iterator[Problem]:
     if backend.type == "local" and (backend.bucket or backend.kms_key_id):
         yield Problem("backend.type", "is \"local\" but S3 settings are given.",
                       "set type = \"s3\" or remove bucket/kms_key_id.")
-    if env.protect_stateful and backend.type != "s3":
+
+
+@rule("protected environments keep state in S3")
+def _protected_backend(env: Environment) -> Iterator[Problem]:
+    if env.protect_stateful and env.backend.type != "s3":
         # State holds secret values (the Redis AUTH token): never on one laptop.
         yield Problem("backend.type", "is \"local\" in a protected environment; its state holds secrets.",
                       f"set type = \"s3\" and bucket = the bucket the {env.name}-state stack creates "
                       f"(cdktf deploy {env.name}-state).")
 
 
-def _check_observability(env: Environment) -> Iterator[Problem]:
+@rule("a CloudWatch Logs retention of at least 90 days")
+def _log_retention(env: Environment) -> Iterator[Problem]:
+    days = env.foundation.log_retention_days
+    if days not in LOG_RETENTION_DAYS or days < 90:
+        yield Problem("foundation.log_retention_days", f"{days} is not an allowed retention.",
+                      "use a CloudWatch Logs retention value of at least 90 days (365 recommended).")
+
+
+@rule("overrides name platform alarms, within range")
+def _alarm_overrides(env: Environment) -> Iterator[Problem]:
     for name, override in env.observability.overrides.items():
         spec = BY_NAME.get(name)
         field = f"observability.overrides.{name}"
@@ -382,6 +598,10 @@ def _check_observability(env: Environment) -> Iterator[Problem]:
                           "use a value in (0, 100]." if spec.unit == "percent" else "use a value of 0 or more.")
         elif override.periods is not None and override.periods * spec.period > 86_400:
             yield Problem(f"{field}.periods", "spans more than a day.", "CloudWatch evaluates at most one day.")
+
+
+@rule("the free-storage alarm sits below storage autoscaling's trigger")
+def _free_storage_alarm(env: Environment) -> Iterator[Problem]:
     storage = BY_NAME["rds-free-storage"]
     override = env.observability.overrides.get(storage.name)
     threshold = override.threshold if override and override.threshold is not None else storage.threshold
@@ -393,16 +613,17 @@ def _check_observability(env: Environment) -> Iterator[Problem]:
                       f"{threshold:,.0f} bytes is at or above storage autoscaling's trigger (10 % of "
                       f"{env.data.db_storage_gb} GiB = {trigger:,} bytes).",
                       f"alarm below {trigger:,} bytes, or allocate more storage (data.db_storage_gb).")
+
+
+@rule("a database class the connection alarm can size")
+def _db_class(env: Environment) -> Iterator[Problem]:
     if env.data.db_instance_class not in DB_MEMORY_GIB:
         yield Problem("data.db_instance_class", f"{env.data.db_instance_class!r} has no known memory size, so the "
                       "connection alarm cannot be sized.", f"use one of: {', '.join(DB_MEMORY_GIB)}.")
+
+
+@rule("protected environments alert someone")
+def _alarm_recipients(env: Environment) -> Iterator[Problem]:
     if env.protect_stateful and not env.observability.alarm_emails:
         yield Problem("observability.alarm_emails", "is empty in a protected environment.",
                       "list at least one address so alarms reach someone.")
-
-
-def _check_foundation(env: Environment) -> Iterator[Problem]:
-    days = env.foundation.log_retention_days
-    if days not in LOG_RETENTION_DAYS or days < 90:
-        yield Problem("foundation.log_retention_days", f"{days} is not an allowed retention.",
-                      "use a CloudWatch Logs retention value of at least 90 days (365 recommended).")
