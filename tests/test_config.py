@@ -175,7 +175,7 @@ CASES = {
     "schedule hour out of range": (
         {"replace": {"capacity = { min = 1, desired = 1, max = 4 }":
                      "capacity = { min = 1, desired = 1, max = 4 }\nscale_up_hour = 24"}},
-        "llm.scale_up_hour:", "correct the value"),
+        "llm.scale_up_hour: Input should be less than or equal to 23 (got 24)", "use a value of at most 23"),
     "gp3 throughput beyond its IOPS": (
         {"replace": {"root_volume_gb = 200": "root_volume_gb = 200\nroot_volume_iops = 3000\n"
                      "root_volume_throughput_mibps = 1000"}},
@@ -342,18 +342,22 @@ def test_every_problem_of_every_environment_in_one_run(tmp_path: Path) -> None:
 
 
 def test_an_inherited_certificate_is_named_as_inherited(tmp_path: Path) -> None:
-    """llm.certificate_arn is not in the file: its problem says where the value came from."""
-    message = rejection(tmp_path, replace={"arn:aws:acm:eu-west-2:": "arn:aws:acm:us-east-1:"})
-    assert ("llm.certificate_arn (inherited from edge.certificate_arn): is in us-east-1, not eu-west-2. "
+    """realtime.certificate_arn is not in the file: its problem says where the value came from."""
+    edge = 'certificate_arn = "arn:aws:acm:eu-west-2:111122223333:certificate/0f1e'
+    message = rejection(tmp_path, replace={edge: edge.replace("eu-west-2", "us-east-1")})
+    assert ("realtime.certificate_arn (inherited from edge.certificate_arn): is in us-east-1, not eu-west-2. "
             "Rule: an ACM certificate of the environment's region.") in message
-    assert "or give llm.certificate_arn a certificate of its own" in message
-    own = rejection(tmp_path, replace={'dns_name = "llm.prod': 'certificate_arn = "arn:aws:acm:eu-west-1:111122223333:'
-                                       'certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"\ndns_name = "llm.prod'})
-    assert "llm.certificate_arn: is in eu-west-1, not eu-west-2" in own and "(inherited from" not in own
+    assert "or give realtime.certificate_arn a certificate of its own" in message
+    own = rejection(tmp_path, replace={'custom_domain = "ws.example.com"': 'custom_domain = "ws.example.com"\n'
+                                       'certificate_arn = "arn:aws:acm:eu-west-1:111122223333:'
+                                       'certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"'})
+    assert "realtime.certificate_arn: is in eu-west-1, not eu-west-2" in own and "(inherited from" not in own
 
 
 def test_a_missing_edge_certificate_is_reported_once(tmp_path: Path) -> None:
-    message = rejection(tmp_path, replace={"certificate_arn = ": "# certificate_arn = "})
+    """The WebSocket domain inherits the edge certificate: its absence is the edge's one problem."""
+    edge = 'certificate_arn = "arn:aws:acm:eu-west-2:111122223333:certificate/0f1e'
+    message = rejection(tmp_path, replace={edge: "# " + edge})
     assert [line.split("): ", 1)[1].split(":")[0] for line in message.splitlines()] == ["edge.certificate_arn"]
 
 
