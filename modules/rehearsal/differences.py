@@ -34,9 +34,12 @@ class Difference:
     evidence: str
     rewrite: Callable[[Doc, Seeded], int] | None = None  # changes the copy; returns how many places
     drift: Callable[[str, dict[str, Any], dict[str, Any]], bool] | None = None  # (type, before, after)
+    seed: Callable[[Doc, Any], int] | None = None  # (copy, emulator): creates what moto leaves out
 
     @property
     def handling(self) -> str:
+        if self.seed:
+            return "seeded before apply"
         return "rewritten in the copy" if self.rewrite else "plan change ignored"
 
 
@@ -82,6 +85,27 @@ def _public_ami_parameter(doc: Doc, seeded: Seeded) -> int:
     return count
 
 
+def _replication_group_members(doc: Doc, server: Any) -> int:
+    """Create the member cache clusters moto names but never creates (`<group>-001`, …)."""
+    count = 0
+    region = next((p["region"] for p in doc.get("provider", {}).get("aws", []) if "alias" not in p), None)
+    for block in doc.get("resource", {}).get("aws_elasticache_replication_group", {}).values():
+        group = block.get("replication_group_id", "")
+        if "${" in group or region is None:
+            continue
+        client = server.client("elasticache", region)
+        for member in range(1, int(block.get("num_cache_clusters", 1)) + 1):
+            client.create_cache_cluster(
+                CacheClusterId=f"{group}-{member:03d}", Engine=block.get("engine", "redis"),
+                CacheNodeType=block["node_type"], NumCacheNodes=1,
+                **{key: block[attr] for key, attr in (("PreferredMaintenanceWindow", "maintenance_window"),
+                                                      ("SnapshotWindow", "snapshot_window"),
+                                                      ("SnapshotRetentionLimit", "snapshot_retention_limit"))
+                   if attr in block})
+            count += 1
+    return count
+
+
 SG_RULE_TYPES = ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
 
 
@@ -123,6 +147,13 @@ DIFFERENCES: tuple[Difference, ...] = (
         "`ip_range.get(\"Description\")`, and a rule with a referenced group has no IP range; AWS "
         "returns the description of every rule (EC2 API, SecurityGroupRule.Description).",
         drift=_referenced_group_rule_description),
+    Difference(
+        "elasticache-member-clusters", "aws_elasticache_replication_group",
+        "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`.",
+        "moto/elasticache/models.py `ReplicationGroup` lists member cluster ids (`<group>-001`, …) but never "
+        "creates those cache clusters, and `describe_cache_clusters` looks only at created ones; on AWS the "
+        "members exist (ElastiCache API, ReplicationGroup.MemberClusters). The rehearsal creates them first.",
+        seed=_replication_group_members),
 )
 
 
@@ -138,6 +169,17 @@ def apply_rewrites(doc: Doc, seeded: Seeded) -> list[str]:
             count = row.rewrite(doc, seeded)
             if count:
                 notes.append(f"emulator difference {row.name}: {count} place(s) rewritten")
+    return notes
+
+
+def apply_seeds(doc: Doc, server: Any) -> list[str]:
+    """Create, in the emulator, what a stack's resources expect and moto leaves out."""
+    notes = []
+    for row in DIFFERENCES:
+        if row.seed:
+            count = row.seed(doc, server)
+            if count:
+                notes.append(f"emulator difference {row.name}: {count} object(s) seeded")
     return notes
 
 

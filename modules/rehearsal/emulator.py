@@ -51,7 +51,10 @@ class MotoServer:
     def __enter__(self) -> MotoServer:
         command = moto_server_command()
         env = {**os.environ, "MOTO_ACCOUNT_ID": self.account_id, "AWS_ACCESS_KEY_ID": "test",
-               "AWS_SECRET_ACCESS_KEY": "test"}
+               "AWS_SECRET_ACCESS_KEY": "test",
+               # AWS managed policies (AmazonSSMManagedInstanceCore, …) exist in every account;
+               # moto loads them only when asked (moto/settings.py).
+               "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
         with self.log.open("ab") as out:
             # Its own session: Ctrl-C reaches this process, which then stops the server itself.
             self.process = subprocess.Popen([command, "-H", "127.0.0.1", "-p", str(self.port)], stdout=out,

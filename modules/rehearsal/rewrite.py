@@ -52,7 +52,7 @@ class Target:
 def rehearsal_copy(doc: dict[str, Any], stack: str, target: Target) -> tuple[dict[str, Any], list[str]]:
     """The stack made safe to apply to the emulator, with a note per change. Raises UnsafeCopy."""
     out = copy.deepcopy(doc)
-    notes = [*pin_provider(out, target.provider_version), *close_provider_gap(out)]
+    notes = [*pin_provider(out, target.provider_version), *close_provider_gap(out, target.provider_version)]
     notes += local_state(out, stack, target.state_dir)
     notes += emulated_providers(out, target)
     check_loopback(out, target)
@@ -69,7 +69,10 @@ def pin_provider(doc: dict[str, Any], version: str) -> list[str]:
     return notes
 
 
-def close_provider_gap(doc: dict[str, Any]) -> list[str]:
+def close_provider_gap(doc: dict[str, Any], provider_version: str) -> list[str]:
+    """Strip the 6.x-only arguments when the local provider is older than 6 (else nothing to do)."""
+    if int(provider_version.split(".")[0]) >= 6:
+        return []
     notes = []
     for gap in PROVIDER_GAP:
         for address, block in doc.get("resource", {}).get(gap.resource_type, {}).items():

@@ -12,7 +12,7 @@ from threading import Lock
 from typing import Any
 
 from modules.rehearsal import terraform as tf
-from modules.rehearsal.differences import Seeded, apply_rewrites, explain_drift
+from modules.rehearsal.differences import Seeded, apply_rewrites, apply_seeds, explain_drift
 from modules.rehearsal.emulator import MotoServer
 from modules.rehearsal.plan import Stack
 from modules.rehearsal.report import EnvironmentResult, StackResult
@@ -117,6 +117,9 @@ def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], t
         if validate.returncode != 0:
             result.failures += [f"validate: {e}" for e in tf.errors(validate.stdout + validate.stderr)]
             return False
+        for note in apply_seeds(doc, server):
+            result.notes.append(note)
+            say(name, note)
         say(name, "apply")
         apply = tf.run(toolchain, cli_config, ["apply", "-auto-approve", "-input=false"], workdir, log)
         with lock:

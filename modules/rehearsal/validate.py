@@ -32,7 +32,7 @@ def build_root(synth_stacks: Path, work: Path, provider_version: str, project: P
     for stack_dir in sorted(p.parent for p in synth_stacks.glob("*/cdk.tf.json")):
         doc = json.loads((stack_dir / "cdk.tf.json").read_text())
         pin_provider(doc, provider_version)
-        close_provider_gap(doc)
+        close_provider_gap(doc, provider_version)
         doc.get("terraform", {}).pop("backend", None)
         providers = doc.get("provider", {}).get("aws", [])
         root_provider = root_provider or next((p for p in providers if "alias" not in p), {})
