@@ -119,15 +119,35 @@ def test_emulator_rewrites_certificate_arns_log_delivery_policy_and_public_ami_p
     assert parameter["name"] == differences.EMULATED_AMI_PARAMETER
 
 
+def _explained(type_: str, before: dict, after: dict) -> str | None:
+    row = explain_drift(type_, differences.changes(before, after, {}), before)
+    return row.name if row else None
+
+
 def test_only_the_known_false_drift_is_explained() -> None:
     rule = {"referenced_security_group_id": "sg-1", "from_port": 443, "description": None}
-    assert explain_drift("aws_vpc_security_group_ingress_rule", rule,
-                         {**rule, "description": "gateway to Redis"}).name == "sg-rule-referenced-group-description"
+    assert _explained("aws_vpc_security_group_ingress_rule", rule, {**rule, "description": "gateway to Redis"}) \
+        == "sg-rule-referenced-group-description"
     # a changed port, or a rule on a CIDR, is a real drift
-    assert explain_drift("aws_vpc_security_group_ingress_rule", rule,
-                         {**rule, "description": "x", "from_port": 80}) is None
+    assert _explained("aws_vpc_security_group_ingress_rule", rule, {**rule, "description": "x", "from_port": 80}) \
+        is None
     cidr = {"cidr_ipv4": "10.0.0.0/16", "description": None}
-    assert explain_drift("aws_vpc_security_group_egress_rule", cidr, {**cidr, "description": "x"}) is None
+    assert _explained("aws_vpc_security_group_egress_rule", cidr, {**cidr, "description": "x"}) is None
+    group = {"default_instance_warmup": 0, "max_size": 1, "capacity_reservation_specification": [
+        {"capacity_reservation_preference": None}]}
+    assert _explained("aws_autoscaling_group", group, {**group, "default_instance_warmup": 300,
+                      "capacity_reservation_specification": [{"capacity_reservation_preference": ""}]}) \
+        == "autoscaling-default-instance-warmup"
+    assert _explained("aws_autoscaling_group", group, {**group, "default_instance_warmup": 300, "max_size": 2}) is None
+    policy = {"enabled": False, "predictive_scaling_configuration": [{"mode": "", "metric_specification": []}]}
+    assert _explained("aws_autoscaling_policy", policy, {"enabled": True, "predictive_scaling_configuration": []}) \
+        == "autoscaling-policy-enabled"
+    tags = [{"resource_type": "instance", "tags": {"Name": "gpu"}}]
+    template = {"tag_specifications": [*tags, {"resource_type": "launch-template", "tags": {"Project": "x"}}]}
+    assert _explained("aws_launch_template", template, {"tag_specifications": tags}) == "launch-template-own-tags"
+    assert _explained("aws_launch_template", template, {"tag_specifications": []}) is None
+    assert _explained("aws_route53_zone", {"vpc": []}, {"vpc": [{"vpc_id": "vpc-1"}]}) == "route53-private-zone-vpc"
+    assert _explained("aws_route53_zone", {"vpc": [{"vpc_id": "vpc-1"}]}, {"vpc": [{"vpc_id": "vpc-2"}]}) is None
 
 
 def test_readme_shows_the_emulator_difference_table_and_the_provider_gap() -> None:
@@ -160,3 +180,22 @@ def test_missing_terraform_or_mirror_is_one_clear_line(tmp_path, monkeypatch) ->
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "rehearsal: terraform is not on PATH: install Terraform >= 1.11 (this project uses 1.11.4)."]
+
+
+def test_replication_group_members_are_seeded_where_moto_leaves_them_out(stacks) -> None:
+    import boto3
+    from moto import mock_aws
+
+    class Emulator:  # what the seed needs of MotoServer, on moto's in-process mock
+        def client(self, service: str, region: str):
+            return boto3.client(service, region_name=region)
+
+    doc = stacks["prod-data"].doc
+    (group,) = doc["resource"]["aws_elasticache_replication_group"].values()
+    with mock_aws():
+        notes = differences.apply_seeds(doc, Emulator())
+        clusters = boto3.client("elasticache", region_name="eu-west-2").describe_cache_clusters()["CacheClusters"]
+    members = group["num_cache_clusters"]
+    assert notes == [f"emulator difference elasticache-member-clusters: {members} object(s) seeded"]
+    assert sorted(c["CacheClusterId"] for c in clusters) == [
+        f"{group['replication_group_id']}-{i:03d}" for i in range(1, members + 1)]

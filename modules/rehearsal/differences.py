@@ -33,7 +33,8 @@ class Difference:
     symptom: str
     evidence: str
     rewrite: Callable[[Doc, Seeded], int] | None = None  # changes the copy; returns how many places
-    drift: Callable[[str, dict[str, Any], dict[str, Any]], bool] | None = None  # (type, before, after)
+    # (type, changes {attribute: (before, after)}, before): True when the row explains the change
+    drift: Callable[[str, dict[str, tuple[Any, Any]], dict[str, Any]], bool] | None = None
     seed: Callable[[Doc, Any], int] | None = None  # (copy, emulator): creates what moto leaves out
 
     @property
@@ -97,7 +98,7 @@ def _replication_group_members(doc: Doc, server: Any) -> int:
         for member in range(1, int(block.get("num_cache_clusters", 1)) + 1):
             client.create_cache_cluster(
                 CacheClusterId=f"{group}-{member:03d}", Engine=block.get("engine", "redis"),
-                CacheNodeType=block["node_type"], NumCacheNodes=1,
+                EngineVersion=block.get("engine_version", "7.1"), CacheNodeType=block["node_type"], NumCacheNodes=1,
                 **{key: block[attr] for key, attr in (("PreferredMaintenanceWindow", "maintenance_window"),
                                                       ("SnapshotWindow", "snapshot_window"),
                                                       ("SnapshotRetentionLimit", "snapshot_retention_limit"))
@@ -106,13 +107,57 @@ def _replication_group_members(doc: Doc, server: Any) -> int:
     return count
 
 
+def _empty(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_empty(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_empty(v) for v in value)
+    return value in (None, "", 0, False)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, counting unset, empty and zero values (and blocks of only those) as one."""
+    if _empty(a) and _empty(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_same(a.get(k), b.get(k)) for k in set(a) | set(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def changes(before: dict[str, Any], after: dict[str, Any], unknown: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The attributes a plan really changes: known after apply, and not just unset versus empty."""
+    return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
+            if not unknown.get(k) and not _same(before.get(k), after.get(k))}
+
+
 SG_RULE_TYPES = ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
 
 
-def _referenced_group_rule_description(resource_type: str, before: dict[str, Any], after: dict[str, Any]) -> bool:
-    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
-    return (resource_type in SG_RULE_TYPES and changed == {"description"} and not before.get("description")
-            and bool(after.get("referenced_security_group_id")))
+def _referenced_group_rule_description(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return (type_ in SG_RULE_TYPES and set(changed) == {"description"} and not changed["description"][0]
+            and bool(before.get("referenced_security_group_id")))
+
+
+def _default_instance_warmup(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_autoscaling_group" and set(changed) == {"default_instance_warmup"} and not changed[
+        "default_instance_warmup"][0]
+
+
+def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_autoscaling_policy" and changed == {"enabled": (False, True)}
+
+
+def _zone_vpc_dropped(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_route53_zone" and set(changed) == {"vpc"} and not changed["vpc"][0]
+
+
+def _launch_template_own_tags(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    if type_ != "aws_launch_template" or set(changed) != {"tag_specifications"}:
+        return False
+    was, wanted = changed["tag_specifications"]
+    return [t for t in was or [] if t.get("resource_type") != "launch-template"] == (wanted or [])
 
 
 DIFFERENCES: tuple[Difference, ...] = (
@@ -147,6 +192,37 @@ DIFFERENCES: tuple[Difference, ...] = (
         "`ip_range.get(\"Description\")`, and a rule with a referenced group has no IP range; AWS "
         "returns the description of every rule (EC2 API, SecurityGroupRule.Description).",
         drift=_referenced_group_rule_description),
+    Difference(
+        "autoscaling-default-instance-warmup", "aws_autoscaling_group",
+        "The group reads back `default_instance_warmup = 0`: the plan after apply sets it again.",
+        "moto/autoscaling (models.py, responses.py) has no DefaultInstanceWarmup: CreateAutoScalingGroup "
+        "drops it and DescribeAutoScalingGroups never returns it; AWS returns what was set (Auto Scaling API, "
+        "AutoScalingGroup.DefaultInstanceWarmup).",
+        drift=_default_instance_warmup),
+    Difference(
+        "autoscaling-policy-enabled", "aws_autoscaling_policy",
+        "Every scaling policy reads back disabled (and with an empty predictive block): the plan enables it "
+        "again.",
+        "moto/autoscaling/models.py `FakeScalingPolicy` keeps no Enabled flag (DescribePolicies omits it, so "
+        "it reads false), and responses.py stores an absent PredictiveScalingConfiguration as `{}`; AWS "
+        "returns Enabled=true for an enabled policy (Auto Scaling API, ScalingPolicy.Enabled).",
+        drift=_scaling_policy_enabled),
+    Difference(
+        "launch-template-own-tags", "aws_launch_template",
+        "The template's own tags (resource type `launch-template`, from default_tags) read back as part of "
+        "its data: the plan removes them, and a new version would follow.",
+        "moto/ec2/responses/launch_templates.py `create_launch_template` appends the request's "
+        "TagSpecifications into LaunchTemplateData.TagSpecifications; AWS tags the template itself and "
+        "keeps them out of the version's data (EC2 API, CreateLaunchTemplate TagSpecifications).",
+        drift=_launch_template_own_tags),
+    Difference(
+        "route53-private-zone-vpc", "aws_route53_zone",
+        "A private zone (created with its VPC) reads back public and without the VPC: the plan adds the VPC "
+        "again.",
+        "moto/route53/responses.py `create_hosted_zone` keeps the VPC only when HostedZoneConfig.PrivateZone "
+        "is true, which the provider does not send; on AWS a VPC in CreateHostedZone makes the zone private "
+        "(Route 53 API, CreateHostedZone, VPC).",
+        drift=_zone_vpc_dropped),
     Difference(
         "elasticache-member-clusters", "aws_elasticache_replication_group",
         "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`.",
@@ -183,9 +259,10 @@ def apply_seeds(doc: Doc, server: Any) -> list[str]:
     return notes
 
 
-def explain_drift(resource_type: str, before: dict[str, Any], after: dict[str, Any]) -> Difference | None:
-    """The row explaining a plan change of a resource, if any."""
-    return next((row for row in DIFFERENCES if row.drift and row.drift(resource_type, before, after)), None)
+def explain_drift(resource_type: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> Difference | None:
+    """The row explaining a plan change of a resource (its `changes()`), if any."""
+    return next((row for row in DIFFERENCES if row.drift and changed and row.drift(resource_type, changed, before)),
+                None)
 
 
 def markdown_table() -> str:

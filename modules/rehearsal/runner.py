@@ -13,6 +13,7 @@ from typing import Any
 
 from modules.rehearsal import terraform as tf
 from modules.rehearsal.differences import Seeded, apply_rewrites, apply_seeds, explain_drift
+from modules.rehearsal.differences import changes as attribute_changes
 from modules.rehearsal.emulator import MotoServer
 from modules.rehearsal.plan import Stack
 from modules.rehearsal.report import EnvironmentResult, StackResult
@@ -201,13 +202,14 @@ def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, 
     explained = []
     for change in changes:
         before, after = change["change"].get("before") or {}, change["change"].get("after") or {}
-        row = explain_drift(change["type"], before, after)
+        changed = attribute_changes(before, after, change["change"].get("after_unknown") or {})
+        row = explain_drift(change["type"], changed, before)
         if row:
             explained.append(row.name)
             result.notes.append(f"emulator difference {row.name}: {change['address']} "
                                 f"({'/'.join(change['change']['actions'])}) is a false drift")
         else:
-            keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            keys = list(changed) or sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
             result.failures.append(f"drift: {change['address']} would {'/'.join(change['change']['actions'])} "
                                    f"({', '.join(keys[:6])})")
     unexplained = len(changes) - len(explained)

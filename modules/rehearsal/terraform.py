@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,13 +60,15 @@ def write_cli_config(path: Path, mirror: Path) -> Path:
 def run(toolchain: Toolchain, cli_config: Path, args: list[str], cwd: Path, log: Path,
         timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """Run terraform, its output appended to `log` (and returned)."""
+    started = time.monotonic()
     try:
         done = subprocess.run([toolchain.terraform, *args, "-no-color"], cwd=cwd, text=True, capture_output=True,
                               env=toolchain.env(cli_config), timeout=timeout)
     except subprocess.TimeoutExpired as err:
         done = subprocess.CompletedProcess(err.cmd, 124, str(err.stdout or ""), f"timed out after {timeout:.0f} s")
     with log.open("a") as out:
-        out.write(f"$ terraform {' '.join(args)}  (exit {done.returncode})\n{done.stdout}{done.stderr}\n")
+        out.write(f"$ terraform {' '.join(args)}  (exit {done.returncode}, {time.monotonic() - started:.1f} s)\n"
+                  f"{done.stdout}{done.stderr}\n")
     return done
 
 
