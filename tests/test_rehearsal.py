@@ -113,6 +113,11 @@ def test_emulator_rewrites_certificate_arns_log_delivery_policy_and_public_ami_p
     delivery = [s for p in policies for s in p["Statement"] if s.get("Sid") == "S3ServerAccessLogDelivery"]
     assert delivery and all(isinstance(s["Resource"], str) for s in delivery)
 
+    gateway = json.loads(json.dumps(stacks["dev-gateway"].doc))
+    assert "emulator difference sfn-validate-definition: 1 place(s) rewritten" in apply_rewrites(gateway, seeded)
+    assert "aws_sfn_state_machine" not in json.dumps(gateway)
+    assert ":stateMachine:llmlite-dev-" in json.dumps(gateway)
+
     llm = json.loads(json.dumps(stacks["dev-llm"].doc))
     apply_rewrites(llm, seeded)
     (parameter,) = llm["data"]["aws_ssm_parameter"].values()
@@ -148,6 +153,17 @@ def test_only_the_known_false_drift_is_explained() -> None:
     assert _explained("aws_launch_template", template, {"tag_specifications": []}) is None
     assert _explained("aws_route53_zone", {"vpc": []}, {"vpc": [{"vpc_id": "vpc-1"}]}) == "route53-private-zone-vpc"
     assert _explained("aws_route53_zone", {"vpc": [{"vpc_id": "vpc-1"}]}, {"vpc": [{"vpc_id": "vpc-2"}]}) is None
+    insights = {"performance_insights_enabled": False, "performance_insights_retention_period": 0}
+    assert _explained("aws_db_instance", insights, {"performance_insights_enabled": True,
+                                                    "performance_insights_retention_period": 7}) \
+        == "rds-performance-insights"
+    assert _explained("aws_db_instance", {**insights, "multi_az": True}, {**insights, "multi_az": False}) is None
+    assert _explained("aws_db_parameter_group", {"parameter": []}, {"parameter": [{"name": "rds.force_ssl"}]}) \
+        == "rds-parameter-source"
+    redis = {"at_rest_encryption_enabled": "false", "auth_token": "", "node_type": "cache.t4g.micro"}
+    assert _explained("aws_elasticache_replication_group", redis, {
+        **redis, "at_rest_encryption_enabled": "true", "auth_token": "token"}) == "elasticache-member-cluster-view"
+    assert _explained("aws_elasticache_replication_group", redis, {**redis, "node_type": "cache.t4g.small"}) is None
 
 
 def test_readme_shows_the_emulator_difference_table_and_the_provider_gap() -> None:

@@ -77,7 +77,7 @@ def rehearse(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Pat
     print(f"{env}: {len(order)} stacks ({' -> '.join(s.removeprefix(env + '-') for s in order)}), "
           f"account {account}, provider {toolchain.provider_version} from {toolchain.mirror}", flush=True)
     with MotoServer(account, env_dir / "moto.log") as server:
-        seeded = Seeded(certificate_arns=seed_certificates(server, certificates))
+        seeded = Seeded(certificate_arns=seed_certificates(server, certificates), account_id=account)
         for configured, emulated in seeded.certificate_arns.items():
             print(f"  seeded: certificate {configured} (emulator ARN {emulated})", flush=True)
         target = Target(endpoint=server.url, endpoint_keys=keys, account_id=account, state_dir=env_dir / "state",

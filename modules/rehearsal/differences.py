@@ -8,6 +8,7 @@ project defect. The README's table is `markdown_table()` (a test keeps them equa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ class Seeded:
     """What the emulator was seeded with, for the rewrites that need it."""
 
     certificate_arns: dict[str, str] = field(default_factory=dict)  # configured ARN -> emulator's
+    account_id: str = "123456789012"
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,31 @@ def _public_ami_parameter(doc: Doc, seeded: Seeded) -> int:
     return count
 
 
+def _literal(doc: Doc, value: str) -> str | None:
+    """`value` itself, or the literal `name` of the resource it references (`${type.name.name|id}`)."""
+    ref = re.fullmatch(r"\$\{(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.(name|id)\}", value)
+    if not ref:
+        return None if "${" in value else value or None
+    name = doc.get("resource", {}).get(ref.group(1), {}).get(ref.group(2), {}).get("name")
+    return name if isinstance(name, str) and "${" not in name else None
+
+
+def _state_machines_left_out(doc: Doc, seeded: Seeded) -> int:
+    machines = doc.get("resource", {}).pop("aws_sfn_state_machine", {})
+    region = next((p["region"] for p in doc.get("provider", {}).get("aws", []) if "alias" not in p), "us-east-1")
+    for address, block in machines.items():
+        arn = f"arn:aws:states:{region}:{seeded.account_id}:stateMachine:{block['name']}"
+        for attr in ("arn", "id"):
+            for section in ("resource", "output", "locals", "data"):
+                if section in doc:
+                    doc[section], _ = replace_strings(doc[section], f"${{aws_sfn_state_machine.{address}.{attr}}}", arn)
+        for blocks in doc.get("resource", {}).values():
+            for other in blocks.values():
+                if f"aws_sfn_state_machine.{address}" in other.get("depends_on", []):
+                    other["depends_on"].remove(f"aws_sfn_state_machine.{address}")
+    return len(machines)
+
+
 def _replication_group_members(doc: Doc, server: Any) -> int:
     """Create the member cache clusters moto names but never creates (`<group>-001`, …)."""
     count = 0
@@ -95,14 +122,20 @@ def _replication_group_members(doc: Doc, server: Any) -> int:
         if "${" in group or region is None:
             continue
         client = server.client("elasticache", region)
+        settings = {key: block[attr] for key, attr in (
+            ("PreferredMaintenanceWindow", "maintenance_window"), ("SnapshotWindow", "snapshot_window"),
+            ("SnapshotRetentionLimit", "snapshot_retention_limit"), ("Port", "port"),
+            ("TransitEncryptionEnabled", "transit_encryption_enabled")) if attr in block}
+        if "auto_minor_version_upgrade" in block:
+            settings["AutoMinorVersionUpgrade"] = str(block["auto_minor_version_upgrade"]).lower() == "true"
+        subnet_group = _literal(doc, block.get("subnet_group_name", ""))
+        if subnet_group:
+            settings["CacheSubnetGroupName"] = subnet_group
         for member in range(1, int(block.get("num_cache_clusters", 1)) + 1):
             client.create_cache_cluster(
                 CacheClusterId=f"{group}-{member:03d}", Engine=block.get("engine", "redis"),
                 EngineVersion=block.get("engine_version", "7.1"), CacheNodeType=block["node_type"], NumCacheNodes=1,
-                **{key: block[attr] for key, attr in (("PreferredMaintenanceWindow", "maintenance_window"),
-                                                      ("SnapshotWindow", "snapshot_window"),
-                                                      ("SnapshotRetentionLimit", "snapshot_retention_limit"))
-                   if attr in block})
+                **settings)
             count += 1
     return count
 
@@ -129,7 +162,7 @@ def _same(a: Any, b: Any) -> bool:
 def changes(before: dict[str, Any], after: dict[str, Any], unknown: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """The attributes a plan really changes: known after apply, and not just unset versus empty."""
     return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
-            if not unknown.get(k) and not _same(before.get(k), after.get(k))}
+            if unknown.get(k) is not True and not _same(before.get(k), after.get(k))}
 
 
 SG_RULE_TYPES = ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
@@ -147,6 +180,22 @@ def _default_instance_warmup(type_: str, changed: dict[str, tuple[Any, Any]], be
 
 def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return type_ == "aws_autoscaling_policy" and changed == {"enabled": (False, True)}
+
+
+def _member_cluster_view(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return (type_ == "aws_elasticache_replication_group" and bool(changed)
+            and set(changed) <= {"at_rest_encryption_enabled", "auth_token"}
+            and all(not was or was == "false" for was, _ in changed.values()))
+
+
+def _performance_insights(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return (type_ == "aws_db_instance" and bool(changed) and set(changed) <= {
+        "performance_insights_enabled", "performance_insights_kms_key_id", "performance_insights_retention_period"}
+        and all(not was for was, _ in changed.values()))
+
+
+def _parameters_without_source(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_db_parameter_group" and set(changed) == {"parameter"} and not changed["parameter"][0]
 
 
 def _zone_vpc_dropped(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
@@ -223,6 +272,37 @@ DIFFERENCES: tuple[Difference, ...] = (
         "is true, which the provider does not send; on AWS a VPC in CreateHostedZone makes the zone private "
         "(Route 53 API, CreateHostedZone, VPC).",
         drift=_zone_vpc_dropped),
+    Difference(
+        "rds-performance-insights", "aws_db_instance",
+        "The instance reads back with Performance Insights off (no key, 0 days): the plan turns it on again.",
+        "moto/rds/models.py keeps no Performance Insights settings (no PerformanceInsights* field in "
+        "`DBInstance`), so DescribeDBInstances reports it disabled; AWS returns what CreateDBInstance set "
+        "(RDS API, DBInstance.PerformanceInsightsEnabled).",
+        drift=_performance_insights),
+    Difference(
+        "rds-parameter-source", "aws_db_parameter_group",
+        "The group's parameters read back empty: the plan sets every parameter again.",
+        "moto/rds/responses.py `describe_db_parameters` returns the parameters as ModifyDBParameterGroup "
+        "received them, without `Source` (and ignores the Source filter); the provider keeps only "
+        "parameters whose Source is `user`, which AWS reports for every parameter a user set (RDS API, "
+        "Parameter.Source).",
+        drift=_parameters_without_source),
+    Difference(
+        "sfn-validate-definition", "aws_sfn_state_machine",
+        "Creating a state machine fails: the provider first calls ValidateStateMachineDefinition, which "
+        "moto does not implement (HTTP 500).",
+        "moto/stepfunctions/responses.py has no `validate_state_machine_definition`; AWS validates the "
+        "definition (Step Functions API, ValidateStateMachineDefinition). The copy leaves the state machine "
+        "out and uses its would-be ARN where it is referenced: its definition is not rehearsed.",
+        rewrite=_state_machines_left_out),
+    Difference(
+        "elasticache-member-cluster-view", "aws_elasticache_replication_group",
+        "The group reads back without at-rest encryption and without its AUTH token: the plan replaces it.",
+        "The provider reads these from the group's first member cluster; moto/elasticache/models.py "
+        "`CacheCluster` has no at-rest encryption field and keeps no token for a cluster created without "
+        "one (the rehearsal creates the members, see elasticache-member-clusters); on AWS the members "
+        "share the group's encryption and AUTH settings.",
+        drift=_member_cluster_view),
     Difference(
         "elasticache-member-clusters", "aws_elasticache_replication_group",
         "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`.",

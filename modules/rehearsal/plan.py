@@ -31,11 +31,15 @@ class Stack:
                 for name, block in blocks.items() if block.get("lifecycle", {}).get("prevent_destroy")]
 
 
+NOT_SYNTH_INPUTS = ("rehearsal", "__pycache__")  # tools that read a synth, not what makes one
+
+
 def _newest_source() -> float:
     times = []
     for name in SOURCES:
         path = ROOT / name
-        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and not any(
+            part in NOT_SYNTH_INPUTS for part in p.relative_to(ROOT).parts)]
         times += [p.stat().st_mtime for p in files]
     return max(times)
 
