@@ -164,6 +164,13 @@ def test_only_the_known_false_drift_is_explained() -> None:
     assert _explained("aws_elasticache_replication_group", redis, {
         **redis, "at_rest_encryption_enabled": "true", "auth_token": "token"}) == "elasticache-member-cluster-view"
     assert _explained("aws_elasticache_replication_group", redis, {**redis, "node_type": "cache.t4g.small"}) is None
+    assert _explained("aws_lambda_function", {"logging_config": []}, {"logging_config": [{"log_format": "JSON"}]}) \
+        == "lambda-logging-config"
+    queue = {"redrive_policy": '{"deadLetterTargetArn": "arn:q", "maxReceiveCount": 3}'}
+    assert _explained("aws_sqs_queue", queue, {"redrive_policy": '{"deadLetterTargetArn":"arn:q","maxReceiveCount":3}'}) \
+        == "sqs-redrive-policy-format"
+    assert _explained("aws_sqs_queue", queue, {"redrive_policy": '{"deadLetterTargetArn":"arn:q","maxReceiveCount":5}'}) \
+        is None
 
 
 def test_readme_shows_the_emulator_difference_table_and_the_provider_gap() -> None:

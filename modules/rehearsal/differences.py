@@ -198,6 +198,20 @@ def _parameters_without_source(type_: str, changed: dict[str, tuple[Any, Any]], 
     return type_ == "aws_db_parameter_group" and set(changed) == {"parameter"} and not changed["parameter"][0]
 
 
+def _lambda_logging_config(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_lambda_function" and set(changed) == {"logging_config"} and not changed["logging_config"][0]
+
+
+def _same_json(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    if type_ != "aws_sqs_queue" or set(changed) != {"redrive_policy"}:
+        return False
+    was, wanted = changed["redrive_policy"]
+    try:
+        return bool(was) and json.loads(was) == json.loads(wanted)
+    except (TypeError, ValueError):
+        return False
+
+
 def _zone_vpc_dropped(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return type_ == "aws_route53_zone" and set(changed) == {"vpc"} and not changed["vpc"][0]
 
@@ -303,6 +317,20 @@ DIFFERENCES: tuple[Difference, ...] = (
         "one (the rehearsal creates the members, see elasticache-member-clusters); on AWS the members "
         "share the group's encryption and AUTH settings.",
         drift=_member_cluster_view),
+    Difference(
+        "lambda-logging-config", "aws_lambda_function",
+        "Functions read back without their logging configuration (JSON format, log group): the plan sets "
+        "it again.",
+        "moto/awslambda/models.py keeps no LoggingConfig (CreateFunction drops it, GetFunction omits it); "
+        "AWS returns it (Lambda API, FunctionConfiguration.LoggingConfig).",
+        drift=_lambda_logging_config),
+    Difference(
+        "sqs-redrive-policy-format", "aws_sqs_queue",
+        "The redrive policy reads back as the same JSON with other spacing: the plan rewrites it "
+        "(\"whitespace changes\").",
+        "moto/sqs/models.py returns `json.dumps(self.redrive_policy)` (Python's spaced separators) while "
+        "the provider compares with its compact normal form of the configured JSON; the documents are equal.",
+        drift=_same_json),
     Difference(
         "elasticache-member-clusters", "aws_elasticache_replication_group",
         "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`.",
