@@ -33,6 +33,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--parallel", type=int, default=3, help="stacks applied at once (default: %(default)s)")
     parser.add_argument("--mirror", type=Path, default=tf.MIRROR, help="local provider mirror (default: %(default)s)")
     args = parser.parse_args(argv)
+    # Terraform runs in each stack's directory: every path it is given must be absolute.
+    args.work_dir, args.mirror = args.work_dir.resolve(), args.mirror.resolve()
+    args.synth_dir = args.synth_dir.resolve() if args.synth_dir else None
     started = time.monotonic()
     try:
         toolchain = tf.find_toolchain(args.mirror)
