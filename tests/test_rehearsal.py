@@ -117,6 +117,7 @@ def test_emulator_rewrites_certificate_arns_log_delivery_policy_and_public_ami_p
     assert "emulator difference sfn-validate-definition: 1 place(s) rewritten" in apply_rewrites(gateway, seeded)
     assert "aws_sfn_state_machine" not in json.dumps(gateway)
     assert ":stateMachine:llmlite-dev-" in json.dumps(gateway)
+    assert not [t for t in gateway["resource"] if t.startswith("aws_appautoscaling_")]
 
     llm = json.loads(json.dumps(stacks["dev-llm"].doc))
     apply_rewrites(llm, seeded)

@@ -113,6 +113,19 @@ def _state_machines_left_out(doc: Doc, seeded: Seeded) -> int:
     return len(machines)
 
 
+APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
+
+
+def _application_auto_scaling_left_out(doc: Doc, seeded: Seeded) -> int:
+    """Drop the Application Auto Scaling resources when nothing else refers to them."""
+    resources = doc.get("resource", {})
+    family = [t for t in resources if t.startswith(APPLICATION_AUTO_SCALING)]
+    others = json.dumps({t: v for t, v in resources.items() if t not in family}) + json.dumps(doc.get("output", {}))
+    if not family or APPLICATION_AUTO_SCALING in others:
+        return 0
+    return sum(len(resources.pop(t)) for t in family)
+
+
 def _replication_group_members(doc: Doc, server: Any) -> int:
     """Create the member cache clusters moto names but never creates (`<group>-001`, …)."""
     count = 0
@@ -184,7 +197,7 @@ def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], bef
 
 def _member_cluster_view(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return (type_ == "aws_elasticache_replication_group" and bool(changed)
-            and set(changed) <= {"at_rest_encryption_enabled", "auth_token"}
+            and set(changed) <= {"at_rest_encryption_enabled", "auth_token", "security_group_ids"}
             and all(not was or was == "false" for was, _ in changed.values()))
 
 
@@ -310,12 +323,20 @@ DIFFERENCES: tuple[Difference, ...] = (
         "out and uses its would-be ARN where it is referenced: its definition is not rehearsed.",
         rewrite=_state_machines_left_out),
     Difference(
+        "appautoscaling-tags", "aws_appautoscaling_target (and its policies)",
+        "Reading a scalable target fails: ListTagsForResource answers HTTP 500.",
+        "moto/applicationautoscaling/responses.py implements targets, policies and scheduled actions but "
+        "no tagging (no ListTagsForResource/TagResource); the provider lists a target's tags on every read "
+        "(Application Auto Scaling API, ListTagsForResource). The copy leaves the target and its policies "
+        "out (nothing else refers to them): the service's scaling is not rehearsed.",
+        rewrite=_application_auto_scaling_left_out),
+    Difference(
         "elasticache-member-cluster-view", "aws_elasticache_replication_group",
-        "The group reads back without at-rest encryption and without its AUTH token: the plan replaces it.",
+        "The group reads back without at-rest encryption, AUTH token or security groups: the plan replaces it.",
         "The provider reads these from the group's first member cluster; moto/elasticache/models.py "
-        "`CacheCluster` has no at-rest encryption field and keeps no token for a cluster created without "
-        "one (the rehearsal creates the members, see elasticache-member-clusters); on AWS the members "
-        "share the group's encryption and AUTH settings.",
+        "`CacheCluster` has no at-rest encryption field, and the members the rehearsal creates before apply "
+        "(see elasticache-member-clusters) cannot know the token or the security groups Terraform resolves "
+        "later; on AWS the members share the group's settings.",
         drift=_member_cluster_view),
     Difference(
         "lambda-logging-config", "aws_lambda_function",
