@@ -135,7 +135,7 @@ def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], t
         with lock:
             applied_ok.add(name)
         say(name, "plan (no changes expected)")
-        result.drift = _drift(toolchain, cli_config, workdir, log, result)
+        result.drift = _drift(toolchain, cli_config, workdir, log, result, stack.protected_resources)
         result.seconds += time.monotonic() - started
         say(name, f"{result.resources} resources, drift: {result.drift} ({result.seconds:.0f} s)")
         return True
@@ -188,9 +188,22 @@ def _resource_count(state: Path) -> int:
     return sum(len(r.get("instances", [])) for r in doc.get("resources", []) if r.get("mode") == "managed")
 
 
-def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, result: StackResult) -> str:
-    plan = tf.run(toolchain, cli_config, ["plan", "-detailed-exitcode", "-input=false", "-out=drift.tfplan"],
-                  workdir, log)
+def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, result: StackResult,
+           protected: list[str]) -> str:
+    # prevent_destroy would turn a planned replacement into an error and hide the plan; an
+    # override file lifts it for this plan only (the destroy step checks the protection).
+    override = workdir / "drift_override.tf.json"
+    if protected:
+        lifted: dict[str, Any] = {}
+        for address in protected:
+            type_, name = address.split(".", 1)
+            lifted.setdefault(type_, {})[name] = {"lifecycle": {"prevent_destroy": False}}
+        override.write_text(json.dumps({"resource": lifted}))
+    try:
+        plan = tf.run(toolchain, cli_config, ["plan", "-detailed-exitcode", "-input=false", "-out=drift.tfplan"],
+                      workdir, log)
+    finally:
+        override.unlink(missing_ok=True)
     if plan.returncode == 0:
         return "none"
     if plan.returncode != 2:
