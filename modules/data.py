@@ -139,7 +139,8 @@ class Data(Construct):
             iam_database_authentication_enabled=True, multi_az=cfg.multi_az, db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[network.security_group_ids["database"]], publicly_accessible=False,
             parameter_group_name=parameters.name, backup_retention_period=cfg.backup_retention_days,
-            backup_window="03:00-04:00", maintenance_window="sun:04:00-sun:05:00", copy_tags_to_snapshot=True,
+            # The windows must not conflict (RDS API); a gap keeps them apart even at their edges.
+            backup_window="03:00-04:00", maintenance_window="sun:04:30-sun:05:30", copy_tags_to_snapshot=True,
             monitoring_interval=60, monitoring_role_arn=monitoring.arn, performance_insights_enabled=True,
             performance_insights_kms_key_id=self._key, performance_insights_retention_period=7,
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"], auto_minor_version_upgrade=True,

@@ -83,21 +83,21 @@ class Foundation(Construct):
             self, "access_logs", name=access_log_name, account=account, protect_data=env.protect_stateful,
             archive_after_days=cfg.archive_after_days, expire_after_days=cfg.audit_retention_days)
         audit = bucket("audit", f"{env.resource_name('audit')}-{account.id}", kms_key_arn=self.key.arn,
-                       access_log_bucket=access_logs.name,
+                       access_log_bucket=access_logs,
                        object_lock_days=cfg.audit_retention_days if cfg.audit_object_lock else None)
         waf = bucket(
-            "waf_logs", waf_name, kms_key_arn=self.key.arn, access_log_bucket=access_logs.name,
+            "waf_logs", waf_name, kms_key_arn=self.key.arn, access_log_bucket=access_logs,
             policy_statements=_log_delivery_statements(account, f"arn:{account.partition}:s3:::{waf_name}"))
         elb = DataAwsElbServiceAccount(self, "elb_account")
         alb_logs = bucket(
-            "alb_logs", alb_name, kms_key_arn=None, access_log_bucket=access_logs.name,
+            "alb_logs", alb_name, kms_key_arn=None, access_log_bucket=access_logs,
             sse_s3_reason="Elastic Load Balancing access log delivery supports only SSE-S3 buckets.",
             policy_statements=(iam.allow(
                 ["s3:PutObject"], [f"arn:{account.partition}:s3:::{alb_name}/*"], sid="ElbAccessLogDelivery",
                 principals={"AWS": elb.arn}),))
 
         if cfg.cloudtrail:
-            self._trail(env, account, trail_name, bucket, access_logs.name)
+            self._trail(env, account, trail_name, bucket, access_logs)
 
         self.outputs = FoundationOutputs(
             kms_key_arn=self.key.arn, access_log_bucket=access_logs.name, audit_bucket=audit.name,
@@ -112,7 +112,7 @@ class Foundation(Construct):
         })
 
     def _trail(self, env: Environment, account: Account, trail_name: str,
-               bucket: Callable[..., SecureBucket], access_log_bucket: str) -> None:
+               bucket: Callable[..., SecureBucket], access_log_bucket: SecureBucket) -> None:
         trail_bucket_name = f"{env.resource_name('trail')}-{account.id}"
         trail_bucket_arn = f"arn:{account.partition}:s3:::{trail_bucket_name}"
         trail_arn = account.arn("cloudtrail", f"trail/{trail_name}")

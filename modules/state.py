@@ -37,7 +37,7 @@ class StateStore(Construct):
         # Current state stays in S3 Standard (Terraform reads it on every plan); old versions
         # are archived and expire like the environment's logs.
         state = SecureBucket(self, "bucket", name=bucket_name, kms_key_arn=key.arn, protect_data=env.protect_stateful,
-                             archive_after_days=None, access_log_bucket=access_logs.name)
+                             archive_after_days=None, access_log_bucket=access_logs)
         publish(self, {
             "state_bucket": (state.name, "S3 bucket holding this environment's Terraform state (backend.bucket)"),
             "state_kms_key_arn": (key.arn, "KMS key encrypting the state objects (backend.kms_key_id, optional)"),

@@ -59,12 +59,14 @@ class SecureBucket(Construct):
     """A private, versioned, encrypted, TLS-only bucket with lifecycle and access logging.
 
     `kms_key_arn=None` means SSE-S3: only for writers that cannot use a customer key
-    (ELB access logs); the caller gives the reason.
+    (ELB access logs); the caller gives the reason. `access_log_bucket` is the target of the
+    bucket's server access logs: a bucket of the same stack, or the name of one that another
+    stack (applied earlier) created.
     """
 
     def __init__(self, scope: Construct, id: str, *, name: str, kms_key_arn: str | None,
                  protect_data: bool, archive_after_days: int | None, expire_after_days: int | None = None,
-                 access_log_bucket: str | None = None, object_lock_days: int | None = None,
+                 access_log_bucket: SecureBucket | str | None = None, object_lock_days: int | None = None,
                  policy_statements: tuple[iam.Statement, ...] = (), sse_s3_reason: str = "") -> None:
         super().__init__(scope, id)
         self.bucket = S3Bucket(self, "bucket", bucket=name, force_destroy=not protect_data,
@@ -91,7 +93,12 @@ class SecureBucket(Construct):
         noncurrent_days = max(NONCURRENT_VERSION_DAYS, object_lock_days or 0)
         S3BucketLifecycleConfiguration(self, "lifecycle", bucket=self.name, rule=[_lifecycle_rule(
             archive_after_days, expire_after_days, noncurrent_days)])
-        if access_log_bucket:
+        if isinstance(access_log_bucket, SecureBucket):
+            # S3 checks at PutBucketLogging that the target's policy admits
+            # logging.s3.amazonaws.com: the policy must exist first (as AWS's own templates order it).
+            S3BucketLoggingA(self, "access_logging", bucket=self.name, target_bucket=access_log_bucket.name,
+                             target_prefix=f"{name}/", depends_on=[access_log_bucket.policy])
+        elif access_log_bucket:
             S3BucketLoggingA(self, "access_logging", bucket=self.name, target_bucket=access_log_bucket,
                              target_prefix=f"{name}/")
         if object_lock_days:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,39 @@ def gate(synth_outdir: Path, tmp_path_factory: pytest.TempPathFactory):
     from policies.gate import run_gate
     report_dir = tmp_path_factory.mktemp("compliance-report")
     return run_gate(synth_outdir, report_dir), report_dir
+
+
+class BackgroundValidation(threading.Thread):
+    """`terraform validate` of every stack, exported module and example, run beside the other tests.
+
+    It takes ~20 s of one core (the provider's schema, every resource checked); started
+    as soon as the synth exists, its test only waits for the answer."""
+
+    def __init__(self, synth_dir: Path, work: Path) -> None:
+        super().__init__(name="terraform-validate", daemon=True)
+        self.synth_dir, self.work = synth_dir, work
+        self.errors: list[str] = []
+        self.skip_reason = ""
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        from modules.rehearsal.terraform import ToolError
+        from modules.rehearsal.validate import validate_all
+        started = time.monotonic()
+        try:
+            self.errors = validate_all(self.synth_dir, self.work)
+        except ToolError as err:
+            self.skip_reason = str(err)
+        self.seconds = time.monotonic() - started
+
+
+@pytest.fixture(scope="session", autouse=True)
+def terraform_validation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Starts the background validation when tests/test_terraform_validate.py is selected."""
+    if not any(Path(str(item.fspath)).name == "test_terraform_validate.py" for item in request.session.items):
+        yield None
+        return
+    job = BackgroundValidation(request.getfixturevalue("synth_dir"), tmp_path_factory.mktemp("validate"))
+    job.start()
+    yield job
+    job.join()

@@ -18,7 +18,7 @@ def test_prod_postgres_matches_the_design(stacks) -> None:
         "identifier": "llmlite-prod-postgres", "engine": "postgres", "instance_class": "db.t4g.small",
         "storage_type": "gp3", "allocated_storage": 20, "max_allocated_storage": 100, "multi_az": True,
         "port": 5432, "storage_encrypted": True, "backup_retention_period": 7, "backup_window": "03:00-04:00",
-        "maintenance_window": "sun:04:00-sun:05:00", "monitoring_interval": 60,
+        "maintenance_window": "sun:04:30-sun:05:30", "monitoring_interval": 60,
         "performance_insights_enabled": True, "performance_insights_retention_period": 7,
         "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"], "manage_master_user_password": True,
         "iam_database_authentication_enabled": True, "deletion_protection": True, "skip_final_snapshot": False,
@@ -129,3 +129,18 @@ def test_no_secret_value_in_any_synthesized_stack(stacks) -> None:
             if SECRET_KEYS.search(str(path[-1])):
                 literal = re.sub(r"\$\{[^}]*\}", "", value)
                 assert "${" in value and literal in ("", "sk-"), f"{stack.name}: {'.'.join(path)}"
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")[-2:]
+    return int(hours) * 60 + int(minutes)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_backup_and_maintenance_windows_do_not_meet(stacks, env: str) -> None:
+    # RDS: the backup window "must not conflict with the preferred maintenance window"; windows
+    # that share an edge minute are refused by an emulator, so a gap keeps them apart.
+    db = stacks[f"{env}-data"].one("aws_db_instance")
+    backup = [_minutes(t) for t in db["backup_window"].split("-")]
+    maintenance = [_minutes(t) for t in db["maintenance_window"].split("-")]
+    assert backup[1] < maintenance[0] or maintenance[1] < backup[0], (db["backup_window"], db["maintenance_window"])

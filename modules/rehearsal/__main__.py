@@ -1,0 +1,100 @@
+"""python -m modules.rehearsal ENV [ENV ...]: apply every stack of each environment to moto and back.
+
+Exit 0 when every stack applied, showed no unexplained drift and was destroyed (or, where the
+environment protects its data, refused destroy as it must); 1 otherwise; 2 when a tool is
+missing or the configuration is invalid (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from modules.rehearsal import terraform as tf
+from modules.rehearsal.differences import Seeded
+from modules.rehearsal.emulator import MOTO_DEFAULT_ACCOUNT, MotoServer, seed_certificates
+from modules.rehearsal.plan import ROOT, certificates_of, dependency_order, load_stacks, synth
+from modules.rehearsal.report import EnvironmentResult, write_junit
+from modules.rehearsal.rewrite import Target, UnsafeCopy, account_of, certificate_arns
+from modules.rehearsal.runner import endpoint_keys, rehearse_environment
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modules.rehearsal", description=__doc__.split("\n")[0])
+    parser.add_argument("environments", nargs="+", help="environments to rehearse, e.g. dev prod")
+    parser.add_argument("--synth-dir", type=Path,
+                        help="reuse this synth (default: cdktf.out if newer than the sources, else a fresh one)")
+    parser.add_argument("--work-dir", type=Path, default=ROOT / ".build" / "rehearsal",
+                        help="rehearsal copies, states and logs (default: .build/rehearsal)")
+    parser.add_argument("--junit", type=Path, help="JUnit XML report (default: WORK_DIR/junit.xml)")
+    parser.add_argument("--parallel", type=int, default=3, help="stacks applied at once (default: %(default)s)")
+    parser.add_argument("--mirror", type=Path, default=tf.MIRROR, help="local provider mirror (default: %(default)s)")
+    args = parser.parse_args(argv)
+    # Terraform runs in each stack's directory: every path it is given must be absolute.
+    args.work_dir, args.mirror = args.work_dir.resolve(), args.mirror.resolve()
+    args.synth_dir = args.synth_dir.resolve() if args.synth_dir else None
+    started = time.monotonic()
+    try:
+        toolchain = tf.find_toolchain(args.mirror)
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        cli_config = tf.write_cli_config(args.work_dir / "terraform.rc", toolchain.mirror)
+        synth_dir = synth(args.environments, args.synth_dir, args.work_dir)
+        keys = endpoint_keys(toolchain, cli_config, args.work_dir / "provider")
+        results = []
+        for env in args.environments:
+            results.append(rehearse(env, synth_dir, toolchain, cli_config, keys, args.work_dir, args.parallel))
+    except (tf.ToolError, UnsafeCopy) as err:
+        print(f"rehearsal: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rehearsal: interrupted; the emulator was stopped", file=sys.stderr)
+        return 130
+    junit = args.junit or args.work_dir / "junit.xml"
+    write_junit(results, junit)
+    ok = all(r.ok for r in results)
+    stacks = [s for r in results for s in r.stacks]
+    print(f"rehearsal {'passed' if ok else 'FAILED'} for {', '.join(args.environments)} in "
+          f"{time.monotonic() - started:.0f} s (JUnit: {junit}; logs: {args.work_dir}/<env>/<stack>/terraform.log)")
+    # The plain closing line CI tools read: one "test" per stack.
+    print(f"rehearsal: {sum(s.ok for s in stacks)} passed, {sum(not s.ok for s in stacks)} failed")
+    return 0 if ok else 1
+
+
+def rehearse(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Path, keys: tuple[str, ...],
+             work_dir: Path, workers: int) -> EnvironmentResult:
+    stacks = load_stacks(synth_dir, env)
+    order = dependency_order(stacks)
+    account = account_of([s.doc for s in stacks.values()], MOTO_DEFAULT_ACCOUNT)
+    env_dir = work_dir / env
+    _clean(env_dir)
+    env_dir.mkdir(parents=True)
+    certificates = certificates_of(env)
+    named = {arn for s in stacks.values() for arn in certificate_arns(s.doc)}
+    unseeded = named - {c.arn for c in certificates}
+    if unseeded:
+        raise UnsafeCopy(f"{env}: certificate ARNs in the stacks but not in the environment's config: "
+                         f"{', '.join(sorted(unseeded))}")
+    print(f"{env}: {len(order)} stacks ({' -> '.join(s.removeprefix(env + '-') for s in order)}), "
+          f"account {account}, provider {toolchain.provider_version} from {toolchain.mirror}", flush=True)
+    with MotoServer(account, env_dir / "moto.log") as server:
+        seeded = Seeded(certificate_arns=seed_certificates(server, certificates), account_id=account)
+        for configured, emulated in seeded.certificate_arns.items():
+            print(f"  seeded: certificate {configured} (emulator ARN {emulated})", flush=True)
+        target = Target(endpoint=server.url, endpoint_keys=keys, account_id=account, state_dir=env_dir / "state",
+                        provider_version=toolchain.provider_version)
+        result = rehearse_environment(env, stacks, order, target, seeded, toolchain, cli_config, env_dir, server,
+                                      workers)
+    print(f"  emulator stopped ({server.url})", flush=True)
+    return result
+
+
+def _clean(path: Path) -> None:
+    if path.exists():
+        subprocess.run(["rm", "-rf", str(path)], check=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,402 @@
+"""Where moto's server mode is not AWS: one row per difference, applied by name and reported.
+
+A row either rewrites the rehearsal copy before apply (the stack itself is right for AWS), or
+explains a plan change after apply (a false drift). Anything a row does not explain is a
+project defect. The README's table is `markdown_table()` (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modules.rehearsal.rewrite import replace_strings
+
+Doc = dict[str, Any]
+# moto ships these public parameters (moto/ssm/resources/ami-amazon-linux-latest/<region>.json.gz).
+EMULATED_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What the emulator was seeded with, for the rewrites that need it."""
+
+    certificate_arns: dict[str, str] = field(default_factory=dict)  # configured ARN -> emulator's
+    account_id: str = "123456789012"
+
+
+@dataclass(frozen=True)
+class Difference:
+    name: str
+    resource_type: str
+    symptom: str
+    evidence: str
+    rewrite: Callable[[Doc, Seeded], int] | None = None  # changes the copy; returns how many places
+    # (type, changes {attribute: (before, after)}, before): True when the row explains the change
+    drift: Callable[[str, dict[str, tuple[Any, Any]], dict[str, Any]], bool] | None = None
+    seed: Callable[[Doc, Any], int] | None = None  # (copy, emulator): creates what moto leaves out
+
+    @property
+    def handling(self) -> str:
+        if self.seed:
+            return "seeded before apply"
+        return "rewritten in the copy" if self.rewrite else "plan change ignored"
+
+
+def _certificate_arns(doc: Doc, seeded: Seeded) -> int:
+    count = 0
+    for configured, emulated in seeded.certificate_arns.items():
+        for section in ("resource", "data", "locals", "output"):
+            if section in doc:
+                doc[section], n = replace_strings(doc[section], configured, emulated)
+                count += n
+    return count
+
+
+LOG_DELIVERY = "logging.s3.amazonaws.com"
+
+
+def _log_delivery_resource_as_string(doc: Doc, seeded: Seeded) -> int:
+    count = 0
+    for block in doc.get("resource", {}).get("aws_s3_bucket_policy", {}).values():
+        policy = json.loads(block["policy"])
+        for statement in policy["Statement"]:
+            service = statement.get("Principal", {}).get("Service")
+            if LOG_DELIVERY not in (service if isinstance(service, list) else [service]):
+                continue
+            for key, value in (("Resource", statement.get("Resource")), ("Principal", service)):
+                if isinstance(value, list) and len(value) == 1:
+                    if key == "Resource":
+                        statement["Resource"] = value[0]
+                    else:
+                        statement["Principal"]["Service"] = value[0]
+                    count += 1
+        block["policy"] = json.dumps(policy)
+    return count
+
+
+def _public_ami_parameter(doc: Doc, seeded: Seeded) -> int:
+    count = 0
+    for block in doc.get("data", {}).get("aws_ssm_parameter", {}).values():
+        if block.get("name", "").startswith("/aws/service/") and not block["name"].startswith(
+                "/aws/service/ami-amazon-linux-latest/"):
+            block["name"] = EMULATED_AMI_PARAMETER
+            count += 1
+    return count
+
+
+def _literal(doc: Doc, value: str) -> str | None:
+    """`value` itself, or the literal `name` of the resource it references (`${type.name.name|id}`)."""
+    ref = re.fullmatch(r"\$\{(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.(name|id)\}", value)
+    if not ref:
+        return None if "${" in value else value or None
+    name = doc.get("resource", {}).get(ref.group(1), {}).get(ref.group(2), {}).get("name")
+    return name if isinstance(name, str) and "${" not in name else None
+
+
+def _state_machines_left_out(doc: Doc, seeded: Seeded) -> int:
+    machines = doc.get("resource", {}).pop("aws_sfn_state_machine", {})
+    region = next((p["region"] for p in doc.get("provider", {}).get("aws", []) if "alias" not in p), "us-east-1")
+    for address, block in machines.items():
+        arn = f"arn:aws:states:{region}:{seeded.account_id}:stateMachine:{block['name']}"
+        for attr in ("arn", "id"):
+            for section in ("resource", "output", "locals", "data"):
+                if section in doc:
+                    doc[section], _ = replace_strings(doc[section], f"${{aws_sfn_state_machine.{address}.{attr}}}", arn)
+        for blocks in doc.get("resource", {}).values():
+            for other in blocks.values():
+                if f"aws_sfn_state_machine.{address}" in other.get("depends_on", []):
+                    other["depends_on"].remove(f"aws_sfn_state_machine.{address}")
+    return len(machines)
+
+
+APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
+
+
+def _application_auto_scaling_left_out(doc: Doc, seeded: Seeded) -> int:
+    """Drop the Application Auto Scaling resources when nothing else refers to them."""
+    resources = doc.get("resource", {})
+    family = [t for t in resources if t.startswith(APPLICATION_AUTO_SCALING)]
+    others = json.dumps({t: v for t, v in resources.items() if t not in family}) + json.dumps(doc.get("output", {}))
+    if not family or APPLICATION_AUTO_SCALING in others:
+        return 0
+    return sum(len(resources.pop(t)) for t in family)
+
+
+def _replication_group_members(doc: Doc, server: Any) -> int:
+    """Create the member cache clusters moto names but never creates (`<group>-001`, …)."""
+    count = 0
+    region = next((p["region"] for p in doc.get("provider", {}).get("aws", []) if "alias" not in p), None)
+    for block in doc.get("resource", {}).get("aws_elasticache_replication_group", {}).values():
+        group = block.get("replication_group_id", "")
+        if "${" in group or region is None:
+            continue
+        client = server.client("elasticache", region)
+        settings = {key: block[attr] for key, attr in (
+            ("PreferredMaintenanceWindow", "maintenance_window"), ("SnapshotWindow", "snapshot_window"),
+            ("SnapshotRetentionLimit", "snapshot_retention_limit"), ("Port", "port"),
+            ("TransitEncryptionEnabled", "transit_encryption_enabled")) if attr in block}
+        if "auto_minor_version_upgrade" in block:
+            settings["AutoMinorVersionUpgrade"] = str(block["auto_minor_version_upgrade"]).lower() == "true"
+        subnet_group = _literal(doc, block.get("subnet_group_name", ""))
+        if subnet_group:
+            settings["CacheSubnetGroupName"] = subnet_group
+        for member in range(1, int(block.get("num_cache_clusters", 1)) + 1):
+            client.create_cache_cluster(
+                CacheClusterId=f"{group}-{member:03d}", Engine=block.get("engine", "redis"),
+                EngineVersion=block.get("engine_version", "7.1"), CacheNodeType=block["node_type"], NumCacheNodes=1,
+                **settings)
+            count += 1
+    return count
+
+
+def _empty(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_empty(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_empty(v) for v in value)
+    return value in (None, "", 0, False)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, counting unset, empty and zero values (and blocks of only those) as one."""
+    if _empty(a) and _empty(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_same(a.get(k), b.get(k)) for k in set(a) | set(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def changes(before: dict[str, Any], after: dict[str, Any], unknown: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The attributes a plan really changes: known after apply, and not just unset versus empty."""
+    return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
+            if unknown.get(k) is not True and not _same(before.get(k), after.get(k))}
+
+
+SG_RULE_TYPES = ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
+
+
+def _referenced_group_rule_description(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return (type_ in SG_RULE_TYPES and set(changed) == {"description"} and not changed["description"][0]
+            and bool(before.get("referenced_security_group_id")))
+
+
+def _default_instance_warmup(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_autoscaling_group" and set(changed) == {"default_instance_warmup"} and not changed[
+        "default_instance_warmup"][0]
+
+
+def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_autoscaling_policy" and changed == {"enabled": (False, True)}
+
+
+def _member_cluster_view(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return (type_ == "aws_elasticache_replication_group" and bool(changed)
+            and set(changed) <= {"at_rest_encryption_enabled", "auth_token", "security_group_ids"}
+            and all(not was or was == "false" for was, _ in changed.values()))
+
+
+def _performance_insights(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return (type_ == "aws_db_instance" and bool(changed) and set(changed) <= {
+        "performance_insights_enabled", "performance_insights_kms_key_id", "performance_insights_retention_period"}
+        and all(not was for was, _ in changed.values()))
+
+
+def _parameters_without_source(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_db_parameter_group" and set(changed) == {"parameter"} and not changed["parameter"][0]
+
+
+def _lambda_logging_config(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_lambda_function" and set(changed) == {"logging_config"} and not changed["logging_config"][0]
+
+
+def _same_json(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    if type_ != "aws_sqs_queue" or set(changed) != {"redrive_policy"}:
+        return False
+    was, wanted = changed["redrive_policy"]
+    try:
+        return bool(was) and json.loads(was) == json.loads(wanted)
+    except (TypeError, ValueError):
+        return False
+
+
+def _zone_vpc_dropped(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_route53_zone" and set(changed) == {"vpc"} and not changed["vpc"][0]
+
+
+def _launch_template_own_tags(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    if type_ != "aws_launch_template" or set(changed) != {"tag_specifications"}:
+        return False
+    was, wanted = changed["tag_specifications"]
+    return [t for t in was or [] if t.get("resource_type") != "launch-template"] == (wanted or [])
+
+
+DIFFERENCES: tuple[Difference, ...] = (
+    Difference(
+        "acm-certificate-arn", "aws_acm_certificate (configured ARN)",
+        "The environment's certificates are issued outside Terraform; an imported certificate cannot keep "
+        "its ARN in moto, so the configured ARN is unknown there.",
+        "moto/acm/models.py `import_certificate`: an ARN not already known raises CertificateNotFound; "
+        "without one moto generates the ARN. The rehearsal imports a self-signed certificate per configured "
+        "ARN and uses moto's ARN in the copy.",
+        rewrite=_certificate_arns),
+    Difference(
+        "s3-log-delivery-policy-resource", "aws_s3_bucket_policy",
+        "PutBucketLogging is refused when the target's log-delivery statement lists its Resource (or "
+        "Service principal) as a one-element array.",
+        "moto/s3/models.py `FakeBucket._log_permissions_enabled_policy` compares `Resource` and "
+        "`Principal.Service` with `!=` against one string; AWS accepts a string or an array "
+        "(IAM JSON policy reference, Resource element). The copy states the one value as a string.",
+        rewrite=_log_delivery_resource_as_string),
+    Difference(
+        "ssm-public-ami-parameter", "data.aws_ssm_parameter",
+        "The Deep Learning AMI's public parameter (/aws/service/deeplearning/…) is not found.",
+        "moto/ssm/models.py loads only ami-amazon-linux-latest, ecs and global-infrastructure public "
+        "parameters, and `put_parameter` refuses names starting with /aws (reserved). The copy reads "
+        f"{EMULATED_AMI_PARAMETER} instead (an image moto's EC2 knows).",
+        rewrite=_public_ami_parameter),
+    Difference(
+        "sg-rule-referenced-group-description", "aws_vpc_security_group_ingress_rule / _egress_rule",
+        "A rule that references another security group reads back without its description: the plan "
+        "after apply wants to add it again.",
+        "moto/ec2/models/security_groups.py `SecurityGroupRule.description` returns "
+        "`ip_range.get(\"Description\")`, and a rule with a referenced group has no IP range; AWS "
+        "returns the description of every rule (EC2 API, SecurityGroupRule.Description).",
+        drift=_referenced_group_rule_description),
+    Difference(
+        "autoscaling-default-instance-warmup", "aws_autoscaling_group",
+        "The group reads back `default_instance_warmup = 0`: the plan after apply sets it again.",
+        "moto/autoscaling (models.py, responses.py) has no DefaultInstanceWarmup: CreateAutoScalingGroup "
+        "drops it and DescribeAutoScalingGroups never returns it; AWS returns what was set (Auto Scaling API, "
+        "AutoScalingGroup.DefaultInstanceWarmup).",
+        drift=_default_instance_warmup),
+    Difference(
+        "autoscaling-policy-enabled", "aws_autoscaling_policy",
+        "Every scaling policy reads back disabled (and with an empty predictive block): the plan enables it "
+        "again.",
+        "moto/autoscaling/models.py `FakeScalingPolicy` keeps no Enabled flag (DescribePolicies omits it, so "
+        "it reads false), and responses.py stores an absent PredictiveScalingConfiguration as `{}`; AWS "
+        "returns Enabled=true for an enabled policy (Auto Scaling API, ScalingPolicy.Enabled).",
+        drift=_scaling_policy_enabled),
+    Difference(
+        "launch-template-own-tags", "aws_launch_template",
+        "The template's own tags (resource type `launch-template`, from default_tags) read back as part of "
+        "its data: the plan removes them, and a new version would follow.",
+        "moto/ec2/responses/launch_templates.py `create_launch_template` appends the request's "
+        "TagSpecifications into LaunchTemplateData.TagSpecifications; AWS tags the template itself and "
+        "keeps them out of the version's data (EC2 API, CreateLaunchTemplate TagSpecifications).",
+        drift=_launch_template_own_tags),
+    Difference(
+        "route53-private-zone-vpc", "aws_route53_zone",
+        "A private zone (created with its VPC) reads back public and without the VPC: the plan adds the VPC "
+        "again.",
+        "moto/route53/responses.py `create_hosted_zone` keeps the VPC only when HostedZoneConfig.PrivateZone "
+        "is true, which the provider does not send; on AWS a VPC in CreateHostedZone makes the zone private "
+        "(Route 53 API, CreateHostedZone, VPC).",
+        drift=_zone_vpc_dropped),
+    Difference(
+        "rds-performance-insights", "aws_db_instance",
+        "The instance reads back with Performance Insights off (no key, 0 days): the plan turns it on again.",
+        "moto/rds/models.py keeps no Performance Insights settings (no PerformanceInsights* field in "
+        "`DBInstance`), so DescribeDBInstances reports it disabled; AWS returns what CreateDBInstance set "
+        "(RDS API, DBInstance.PerformanceInsightsEnabled).",
+        drift=_performance_insights),
+    Difference(
+        "rds-parameter-source", "aws_db_parameter_group",
+        "The group's parameters read back empty: the plan sets every parameter again.",
+        "moto/rds/responses.py `describe_db_parameters` returns the parameters as ModifyDBParameterGroup "
+        "received them, without `Source` (and ignores the Source filter); the provider keeps only "
+        "parameters whose Source is `user`, which AWS reports for every parameter a user set (RDS API, "
+        "Parameter.Source).",
+        drift=_parameters_without_source),
+    Difference(
+        "sfn-validate-definition", "aws_sfn_state_machine",
+        "Creating a state machine fails: the provider first calls ValidateStateMachineDefinition, which "
+        "moto does not implement (HTTP 500).",
+        "moto/stepfunctions/responses.py has no `validate_state_machine_definition`; AWS validates the "
+        "definition (Step Functions API, ValidateStateMachineDefinition). The copy leaves the state machine "
+        "out and uses its would-be ARN where it is referenced: its definition is not rehearsed.",
+        rewrite=_state_machines_left_out),
+    Difference(
+        "appautoscaling-tags", "aws_appautoscaling_target (and its policies)",
+        "Reading a scalable target fails: ListTagsForResource answers HTTP 500.",
+        "moto/applicationautoscaling/responses.py implements targets, policies and scheduled actions but "
+        "no tagging (no ListTagsForResource/TagResource); the provider lists a target's tags on every read "
+        "(Application Auto Scaling API, ListTagsForResource). The copy leaves the target and its policies "
+        "out (nothing else refers to them): the service's scaling is not rehearsed.",
+        rewrite=_application_auto_scaling_left_out),
+    Difference(
+        "elasticache-member-cluster-view", "aws_elasticache_replication_group",
+        "The group reads back without at-rest encryption, AUTH token or security groups: the plan replaces it.",
+        "The provider reads these from the group's first member cluster; moto/elasticache/models.py "
+        "`CacheCluster` has no at-rest encryption field, and the members the rehearsal creates before apply "
+        "(see elasticache-member-clusters) cannot know the token or the security groups Terraform resolves "
+        "later; on AWS the members share the group's settings.",
+        drift=_member_cluster_view),
+    Difference(
+        "lambda-logging-config", "aws_lambda_function",
+        "Functions read back without their logging configuration (JSON format, log group): the plan sets "
+        "it again.",
+        "moto/awslambda/models.py keeps no LoggingConfig (CreateFunction drops it, GetFunction omits it); "
+        "AWS returns it (Lambda API, FunctionConfiguration.LoggingConfig).",
+        drift=_lambda_logging_config),
+    Difference(
+        "sqs-redrive-policy-format", "aws_sqs_queue",
+        "The redrive policy reads back as the same JSON with other spacing: the plan rewrites it "
+        "(\"whitespace changes\").",
+        "moto/sqs/models.py returns `json.dumps(self.redrive_policy)` (Python's spaced separators) while "
+        "the provider compares with its compact normal form of the configured JSON; the documents are equal.",
+        drift=_same_json),
+    Difference(
+        "elasticache-member-clusters", "aws_elasticache_replication_group",
+        "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`.",
+        "moto/elasticache/models.py `ReplicationGroup` lists member cluster ids (`<group>-001`, …) but never "
+        "creates those cache clusters, and `describe_cache_clusters` looks only at created ones; on AWS the "
+        "members exist (ElastiCache API, ReplicationGroup.MemberClusters). The rehearsal creates them first.",
+        seed=_replication_group_members),
+)
+
+
+def by_name(name: str) -> Difference:
+    return next(d for d in DIFFERENCES if d.name == name)
+
+
+def apply_rewrites(doc: Doc, seeded: Seeded) -> list[str]:
+    """Apply every rewrite row to the copy; one note per row that changed something."""
+    notes = []
+    for row in DIFFERENCES:
+        if row.rewrite:
+            count = row.rewrite(doc, seeded)
+            if count:
+                notes.append(f"emulator difference {row.name}: {count} place(s) rewritten")
+    return notes
+
+
+def apply_seeds(doc: Doc, server: Any) -> list[str]:
+    """Create, in the emulator, what a stack's resources expect and moto leaves out."""
+    notes = []
+    for row in DIFFERENCES:
+        if row.seed:
+            count = row.seed(doc, server)
+            if count:
+                notes.append(f"emulator difference {row.name}: {count} object(s) seeded")
+    return notes
+
+
+def explain_drift(resource_type: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> Difference | None:
+    """The row explaining a plan change of a resource (its `changes()`), if any."""
+    return next((row for row in DIFFERENCES if row.drift and changed and row.drift(resource_type, changed, before)),
+                None)
+
+
+def markdown_table() -> str:
+    lines = ["| name | resource type | symptom on moto | evidence | handling |", "|---|---|---|---|---|"]
+    for row in DIFFERENCES:
+        cells = [f"`{row.name}`", f"`{row.resource_type}`", row.symptom, row.evidence, row.handling]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""The per-stack steps: init, validate, apply, plan (no changes expected); destroy in reverse order."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+from threading import Lock
+from typing import Any
+
+from modules.rehearsal import terraform as tf
+from modules.rehearsal.differences import Seeded, apply_rewrites, apply_seeds, explain_drift
+from modules.rehearsal.differences import changes as attribute_changes
+from modules.rehearsal.emulator import MotoServer
+from modules.rehearsal.plan import Stack
+from modules.rehearsal.report import EnvironmentResult, StackResult
+from modules.rehearsal.rewrite import Target, rehearsal_copy
+
+ALIAS_WARNING = re.compile(r'Only one of the following attributes should be set: (.*)')
+REFUSAL = "lifecycle.prevent_destroy"
+
+
+def endpoint_keys(toolchain: tf.Toolchain, cli_config: Path, probe_dir: Path) -> tuple[str, ...]:
+    """One key per service of the provider's `endpoints` block (aliases of a service dropped).
+
+    The schema lists every key; the provider warns when two names of one service are set
+    ("Only one of the following attributes should be set"), so a probe plan finds the aliases.
+    Cached per provider version."""
+    cache = probe_dir / f"endpoints-{toolchain.provider_version}.json"
+    if cache.is_file():
+        return tuple(json.loads(cache.read_text()))
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    log = probe_dir / "terraform.log"
+    config: dict[str, Any] = {"terraform": {"required_providers": {"aws": {
+        "source": "hashicorp/aws", "version": toolchain.provider_version}}}}
+    (probe_dir / "main.tf.json").write_text(json.dumps(config))
+    tf.init(toolchain, cli_config, probe_dir, log, backend=False)
+    keys = tf.provider_endpoint_keys(toolchain, cli_config, probe_dir)
+    config["provider"] = {"aws": [{"region": "us-east-1", "access_key": "test", "secret_key": "test",
+                                   "skip_credentials_validation": True, "skip_requesting_account_id": True,
+                                   "skip_metadata_api_check": True,
+                                   "endpoints": [{k: "http://127.0.0.1:9" for k in keys}]}]}
+    config["data"] = {"aws_partition": {"probe": {}}}  # makes Terraform configure the provider, no API call
+    config["output"] = {"partition": {"value": "${data.aws_partition.probe.partition}"}}
+    (probe_dir / "main.tf.json").write_text(json.dumps(config))
+    done = tf.run(toolchain, cli_config, ["plan", "-json", "-input=false", "-refresh=false"], probe_dir, log)
+    aliases: set[str] = set()
+    for line in done.stdout.splitlines():
+        found = ALIAS_WARNING.search(json.loads(line).get("diagnostic", {}).get("detail", "")) if line.startswith(
+            "{") else None
+        if found:
+            names = re.findall(r'endpoints\[0\]\.(\w+)', found.group(1))
+            aliases.update(names[1:])  # the first name is the service's own
+    if done.returncode not in (0, 2) and not aliases:
+        raise tf.ToolError(f"probing the provider's endpoints failed: {tf.first_error(done.stdout + done.stderr)}")
+    chosen = sorted(set(keys) - aliases)
+    cache.write_text(json.dumps(chosen))
+    return tuple(chosen)
+
+
+def run_graph(order: list[str], needs: dict[str, set[str]], step: Callable[[str], bool], workers: int) -> None:
+    """Run `step` on every node once all it `needs` are done, up to `workers` at a time.
+
+    A node whose step returned False still counts as done: the caller decides what its
+    dependents do about it (they can read the results)."""
+    pending, running = list(order), {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while pending or running:
+            for name in [n for n in pending if not (needs[n] & (set(pending) | set(running)))][:workers - len(running)]:
+                pending.remove(name)
+                running[name] = pool.submit(step, name)
+            finished, _ = wait(running.values(), return_when=FIRST_COMPLETED)
+            for name in [n for n, f in running.items() if f in finished]:
+                running.pop(name).result()
+
+
+def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
+                         toolchain: tf.Toolchain, cli_config: Path, env_dir: Path, server: MotoServer,
+                         workers: int = 3) -> EnvironmentResult:
+    target.state_dir.mkdir(parents=True, exist_ok=True)
+    results = {name: StackResult(name) for name in order}
+    applied: set[str] = set()  # something may exist: destroy it
+    applied_ok: set[str] = set()  # applied without error (drift is reported, but dependents still apply)
+    lock = Lock()
+
+    def say(name: str, text: str) -> None:
+        with lock:
+            print(f"  {name}: {text}", flush=True)
+
+    def bring_up(name: str) -> bool:
+        stack, result = stacks[name], results[name]
+        started = time.monotonic()
+        missing = [d for d in stack.dependencies if d in results and d not in applied_ok]
+        if missing:
+            result.failures.append(f"not applied: {', '.join(missing)} did not apply")
+            return False
+        workdir = env_dir / name
+        workdir.mkdir(parents=True)
+        doc, notes = rehearsal_copy(stack.doc, name, target)
+        notes += apply_rewrites(doc, seeded)
+        result.notes += notes
+        (workdir / "main.tf.json").write_text(json.dumps(doc, indent=1))
+        if (stack.directory / "assets").is_dir():
+            (workdir / "assets").symlink_to(stack.directory / "assets")
+        for note in notes:
+            say(name, note)
+        log = workdir / "terraform.log"
+        say(name, "init, validate")
+        try:
+            tf.init(toolchain, cli_config, workdir, log)
+        except tf.ToolError as err:
+            result.failures.append(str(err))
+            return False
+        validate = tf.run(toolchain, cli_config, ["validate"], workdir, log)
+        if validate.returncode != 0:
+            result.failures += [f"validate: {e}" for e in tf.errors(validate.stdout + validate.stderr)]
+            return False
+        for note in apply_seeds(doc, server):
+            result.notes.append(note)
+            say(name, note)
+        say(name, "apply")
+        apply = tf.run(toolchain, cli_config, ["apply", "-auto-approve", "-input=false"], workdir, log)
+        with lock:
+            applied.add(name)
+        result.resources = _resource_count(target.state_dir / f"{name}.tfstate")
+        if apply.returncode != 0:
+            result.failures += [f"apply: {e}" for e in tf.errors(apply.stdout + apply.stderr)] or [
+                f"apply: exit {apply.returncode}"]
+            result.seconds += time.monotonic() - started
+            say(name, f"apply FAILED ({result.resources} resources created)")
+            return False
+        with lock:
+            applied_ok.add(name)
+        say(name, "plan (no changes expected)")
+        result.drift = _drift(toolchain, cli_config, workdir, log, result, stack.protected_resources)
+        result.seconds += time.monotonic() - started
+        say(name, f"{result.resources} resources, drift: {result.drift} ({result.seconds:.0f} s)")
+        return True
+
+    def tear_down(name: str) -> bool:
+        if name not in applied:
+            return True
+        started = time.monotonic()
+        result = results[name]
+        protected = stacks[name].protected_resources
+        say(name, "destroy" + (f" (refusal expected: {len(protected)} protected resources)" if protected else ""))
+        done = tf.run(toolchain, cli_config, ["destroy", "-auto-approve", "-input=false"], env_dir / name,
+                      env_dir / name / "terraform.log")
+        output = done.stdout + done.stderr
+        if protected:
+            if done.returncode != 0 and REFUSAL in output:
+                result.destroy = "refused (prevent_destroy)"
+                result.notes.append(f"destroy refused as required by {len(protected)} protected resources")
+            else:
+                result.destroy = "NOT REFUSED"
+                result.failures.append(f"destroy was not refused although {protected[0]} "
+                                       f"(+{len(protected) - 1}) has prevent_destroy")
+        elif done.returncode == 0:
+            result.destroy = "destroyed"
+        else:
+            result.destroy = "FAILED"
+            result.failures += [f"destroy: {e}" for e in tf.errors(output)] or [f"destroy: exit {done.returncode}"]
+        result.seconds += time.monotonic() - started
+        return True
+
+    needs = {name: {d for d in stacks[name].dependencies if d in stacks} for name in order}
+    run_graph(order, needs, bring_up, workers)
+    if not server.alive():
+        for name in order:
+            results[name].failures.append("the emulator stopped; see moto.log")
+    # Reverse order: a stack goes once every stack reading its outputs has gone.
+    dependents = {name: {other for other in order if name in needs[other]} for name in order}
+    run_graph(list(reversed(order)), dependents, tear_down, workers)
+    summary = EnvironmentResult(env, [results[name] for name in order])
+    print(f"{env}:")
+    for stack_result in summary.stacks:
+        print("  " + stack_result.line())
+    return summary
+
+
+def _resource_count(state: Path) -> int:
+    if not state.is_file():
+        return 0
+    doc = json.loads(state.read_text())
+    return sum(len(r.get("instances", [])) for r in doc.get("resources", []) if r.get("mode") == "managed")
+
+
+def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, result: StackResult,
+           protected: list[str]) -> str:
+    # prevent_destroy would turn a planned replacement into an error and hide the plan; an
+    # override file lifts it for this plan only (the destroy step checks the protection).
+    override = workdir / "drift_override.tf.json"
+    if protected:
+        lifted: dict[str, Any] = {}
+        for address in protected:
+            type_, name = address.split(".", 1)
+            lifted.setdefault(type_, {})[name] = {"lifecycle": {"prevent_destroy": False}}
+        override.write_text(json.dumps({"resource": lifted}))
+    try:
+        plan = tf.run(toolchain, cli_config, ["plan", "-detailed-exitcode", "-input=false", "-out=drift.tfplan"],
+                      workdir, log)
+    finally:
+        override.unlink(missing_ok=True)
+    if plan.returncode == 0:
+        return "none"
+    if plan.returncode != 2:
+        result.failures += [f"plan: {e}" for e in tf.errors(plan.stdout + plan.stderr)] or ["plan failed"]
+        return "plan failed"
+    shown = tf.run(toolchain, cli_config, ["show", "-json", "drift.tfplan"], workdir, Path("/dev/null"))
+    changes = [c for c in json.loads(shown.stdout).get("resource_changes", [])
+               if c["change"]["actions"] not in (["no-op"], ["read"])]
+    explained = []
+    for change in changes:
+        before, after = change["change"].get("before") or {}, change["change"].get("after") or {}
+        changed = attribute_changes(before, after, change["change"].get("after_unknown") or {})
+        row = explain_drift(change["type"], changed, before)
+        if row:
+            explained.append(row.name)
+            result.notes.append(f"emulator difference {row.name}: {change['address']} "
+                                f"({'/'.join(change['change']['actions'])}) is a false drift")
+        else:
+            keys = list(changed) or sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            result.failures.append(f"drift: {change['address']} would {'/'.join(change['change']['actions'])} "
+                                   f"({', '.join(keys[:6])})")
+    unexplained = len(changes) - len(explained)
+    if unexplained:
+        return f"{unexplained} UNEXPLAINED"
+    return f"{len(explained)} explained ({', '.join(sorted(set(explained)))})" if explained else "outputs only"

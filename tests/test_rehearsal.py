@@ -1,0 +1,225 @@
+"""The offline rehearsal's copies, safety checks, emulator differences and reports (no Terraform run).
+
+The full apply against moto runs in CI (`python -m modules.rehearsal dev`), not here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from modules.rehearsal import differences, terraform as tf
+from modules.rehearsal.differences import Seeded, apply_rewrites, explain_drift, markdown_table
+from modules.rehearsal.plan import dependency_order, load_stacks
+from modules.rehearsal.report import EnvironmentResult, StackResult, write_junit
+from modules.rehearsal.rewrite import (PROVIDER_GAP, Target, UnsafeCopy, account_of, certificate_arns,
+                                       check_loopback, rehearsal_copy)
+
+KEYS = ("acm", "ec2", "iam", "s3", "sts")
+
+
+def target(tmp_path: Path, endpoint: str = "http://127.0.0.1:4566", account: str = "111122223333") -> Target:
+    return Target(endpoint=endpoint, endpoint_keys=KEYS, account_id=account, state_dir=tmp_path / "state",
+                  provider_version="5.100.0")
+
+
+def test_copy_runs_on_loopback_with_fake_credentials_local_state_and_the_mirrors_provider(stacks, tmp_path) -> None:
+    doc, notes = rehearsal_copy(stacks["prod-network"].doc, "prod-network", target(tmp_path))
+    assert doc["terraform"]["required_providers"]["aws"]["version"] == "5.100.0"
+    assert doc["terraform"]["backend"] == {"local": {"path": str(tmp_path / "state" / "prod-network.tfstate")}}
+    assert doc["data"]["terraform_remote_state"]["cross-stack-reference-input-prod-foundation"] == {
+        "backend": "local", "config": {"path": str(tmp_path / "state" / "prod-foundation.tfstate")}}
+    (provider,) = doc["provider"]["aws"]
+    assert provider["endpoints"] == [{k: "http://127.0.0.1:4566" for k in KEYS}]
+    assert (provider["access_key"], provider["secret_key"]) == ("test", "test")
+    assert provider["allowed_account_ids"] == ["111122223333"]
+    assert any("6.25.0" in n and "5.100.0" in n for n in notes) and any("backend s3 -> local" in n for n in notes)
+    # the synthesized stack itself is untouched
+    assert stacks["prod-network"].doc["terraform"]["backend"].keys() == {"s3"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["provider"]["aws"][0]["endpoints"][0].update(ec2="https://ec2.eu-west-2.amazonaws.com"),
+     "endpoints not on loopback: ec2"),
+    (lambda d: d["provider"]["aws"][0]["endpoints"][0].pop("sts"), "no emulator endpoint for sts"),
+    (lambda d: d["provider"]["aws"][0].update(profile="prod-admin"), "profile would use a real identity"),
+    (lambda d: d["provider"]["aws"][0].update(secret_key="AKIA-real"), "credentials are not the rehearsal's"),
+    (lambda d: d["provider"]["aws"][0].update(allowed_account_ids=["999999999999"]), "exclude the emulator's"),
+    (lambda d: d["terraform"].update(backend={"s3": {"bucket": "x"}}), "backend s3 is not local"),
+    (lambda d: d["terraform"]["required_providers"].update(http={"source": "hashicorp/http"}),
+     "providers other than aws (http)"),
+])
+def test_a_copy_that_could_leave_loopback_is_refused(stacks, tmp_path, change, message) -> None:
+    doc, _ = rehearsal_copy(stacks["dev-edge"].doc, "dev-edge", target(tmp_path))
+    change(doc)
+    with pytest.raises(UnsafeCopy, match=re.escape(message)):
+        check_loopback(doc, target(tmp_path))
+
+
+def test_an_emulator_outside_loopback_is_refused(stacks, tmp_path) -> None:
+    with pytest.raises(UnsafeCopy, match="not a loopback address"):
+        rehearsal_copy(stacks["dev-edge"].doc, "dev-edge", target(tmp_path, endpoint="http://10.0.0.5:4566"))
+
+
+def test_every_provider_block_of_a_stack_is_redirected_including_replica_regions(stacks, tmp_path) -> None:
+    doc, _ = rehearsal_copy(stacks["prod-us-foundation"].doc, "prod-us-foundation", target(tmp_path))
+    blocks = doc["provider"]["aws"]
+    assert {b.get("alias") for b in blocks} == {None, "us_east_1"}
+    assert all(b["endpoints"] == [{k: "http://127.0.0.1:4566" for k in KEYS}] for b in blocks)
+
+
+def test_provider_gap_strips_6x_only_arguments_and_says_why(stacks, tmp_path) -> None:
+    (gap,) = [g for g in PROVIDER_GAP if g.resource_type == "aws_dynamodb_table"]
+    doc, notes = rehearsal_copy(stacks["prod-us-data"].doc, "prod-us-data", target(tmp_path))
+    replicas = [r for t in doc["resource"]["aws_dynamodb_table"].values() for r in t.get("replica", [])]
+    assert replicas and all("deletion_protection_enabled" not in r for r in replicas)
+    assert any(gap.path in n and "6.x" in n for n in notes)
+
+
+def test_the_emulator_answers_as_the_account_the_provider_allows(stacks) -> None:
+    docs = [s.doc for name, s in stacks.items() if name.startswith("dev-")]
+    pinned = {a for d in docs for b in d["provider"]["aws"] for a in b.get("allowed_account_ids", [])}
+    assert account_of(docs, "123456789012") == (pinned.pop() if pinned else "123456789012")
+    two = [{"provider": {"aws": [{"allowed_account_ids": ["111122223333"]}]}},
+           {"provider": {"aws": [{"allowed_account_ids": ["444455556666"]}]}}]
+    with pytest.raises(UnsafeCopy, match="different accounts"):
+        account_of(two, "123456789012")
+
+
+def test_stacks_are_rehearsed_in_dependency_order(synth_outdir) -> None:
+    order = dependency_order(load_stacks(synth_outdir, "prod"))
+    assert order.index("prod-foundation") < order.index("prod-network") < order.index("prod-data") \
+        < order.index("prod-gateway") < order.index("prod-observability")
+    assert order[-1] == "prod-observability" and set(order) >= {"prod-state", "prod-realtime"}
+
+
+def test_emulator_rewrites_certificate_arns_log_delivery_policy_and_public_ami_parameter(stacks, tmp_path) -> None:
+    configured = sorted(certificate_arns(stacks["dev-edge"].doc))[0]
+    seeded = Seeded(certificate_arns={configured: "arn:aws:acm:eu-west-2:123456789012:certificate/emulated"})
+    edge = json.loads(json.dumps(stacks["dev-edge"].doc))
+    assert "emulator difference acm-certificate-arn: 1 place(s) rewritten" in apply_rewrites(edge, seeded)
+    assert configured not in json.dumps(edge)
+
+    foundation = json.loads(json.dumps(stacks["dev-foundation"].doc))
+    apply_rewrites(foundation, seeded)
+    policies = [json.loads(p["policy"]) for p in foundation["resource"]["aws_s3_bucket_policy"].values()]
+    delivery = [s for p in policies for s in p["Statement"] if s.get("Sid") == "S3ServerAccessLogDelivery"]
+    assert delivery and all(isinstance(s["Resource"], str) for s in delivery)
+
+    gateway = json.loads(json.dumps(stacks["dev-gateway"].doc))
+    assert "emulator difference sfn-validate-definition: 1 place(s) rewritten" in apply_rewrites(gateway, seeded)
+    assert "aws_sfn_state_machine" not in json.dumps(gateway)
+    assert ":stateMachine:llmlite-dev-" in json.dumps(gateway)
+    assert not [t for t in gateway["resource"] if t.startswith("aws_appautoscaling_")]
+
+    llm = json.loads(json.dumps(stacks["dev-llm"].doc))
+    apply_rewrites(llm, seeded)
+    (parameter,) = llm["data"]["aws_ssm_parameter"].values()
+    assert parameter["name"] == differences.EMULATED_AMI_PARAMETER
+
+
+def _explained(type_: str, before: dict, after: dict) -> str | None:
+    row = explain_drift(type_, differences.changes(before, after, {}), before)
+    return row.name if row else None
+
+
+def test_only_the_known_false_drift_is_explained() -> None:
+    rule = {"referenced_security_group_id": "sg-1", "from_port": 443, "description": None}
+    assert _explained("aws_vpc_security_group_ingress_rule", rule, {**rule, "description": "gateway to Redis"}) \
+        == "sg-rule-referenced-group-description"
+    # a changed port, or a rule on a CIDR, is a real drift
+    assert _explained("aws_vpc_security_group_ingress_rule", rule, {**rule, "description": "x", "from_port": 80}) \
+        is None
+    cidr = {"cidr_ipv4": "10.0.0.0/16", "description": None}
+    assert _explained("aws_vpc_security_group_egress_rule", cidr, {**cidr, "description": "x"}) is None
+    group = {"default_instance_warmup": 0, "max_size": 1, "capacity_reservation_specification": [
+        {"capacity_reservation_preference": None}]}
+    assert _explained("aws_autoscaling_group", group, {**group, "default_instance_warmup": 300,
+                      "capacity_reservation_specification": [{"capacity_reservation_preference": ""}]}) \
+        == "autoscaling-default-instance-warmup"
+    assert _explained("aws_autoscaling_group", group, {**group, "default_instance_warmup": 300, "max_size": 2}) is None
+    policy = {"enabled": False, "predictive_scaling_configuration": [{"mode": "", "metric_specification": []}]}
+    assert _explained("aws_autoscaling_policy", policy, {"enabled": True, "predictive_scaling_configuration": []}) \
+        == "autoscaling-policy-enabled"
+    tags = [{"resource_type": "instance", "tags": {"Name": "gpu"}}]
+    template = {"tag_specifications": [*tags, {"resource_type": "launch-template", "tags": {"Project": "x"}}]}
+    assert _explained("aws_launch_template", template, {"tag_specifications": tags}) == "launch-template-own-tags"
+    assert _explained("aws_launch_template", template, {"tag_specifications": []}) is None
+    assert _explained("aws_route53_zone", {"vpc": []}, {"vpc": [{"vpc_id": "vpc-1"}]}) == "route53-private-zone-vpc"
+    assert _explained("aws_route53_zone", {"vpc": [{"vpc_id": "vpc-1"}]}, {"vpc": [{"vpc_id": "vpc-2"}]}) is None
+    insights = {"performance_insights_enabled": False, "performance_insights_retention_period": 0}
+    assert _explained("aws_db_instance", insights, {"performance_insights_enabled": True,
+                                                    "performance_insights_retention_period": 7}) \
+        == "rds-performance-insights"
+    assert _explained("aws_db_instance", {**insights, "multi_az": True}, {**insights, "multi_az": False}) is None
+    assert _explained("aws_db_parameter_group", {"parameter": []}, {"parameter": [{"name": "rds.force_ssl"}]}) \
+        == "rds-parameter-source"
+    redis = {"at_rest_encryption_enabled": "false", "auth_token": "", "node_type": "cache.t4g.micro"}
+    assert _explained("aws_elasticache_replication_group", redis, {
+        **redis, "at_rest_encryption_enabled": "true", "auth_token": "token"}) == "elasticache-member-cluster-view"
+    assert _explained("aws_elasticache_replication_group", redis, {**redis, "node_type": "cache.t4g.small"}) is None
+    assert _explained("aws_lambda_function", {"logging_config": []}, {"logging_config": [{"log_format": "JSON"}]}) \
+        == "lambda-logging-config"
+    queue = {"redrive_policy": '{"deadLetterTargetArn": "arn:q", "maxReceiveCount": 3}'}
+    assert _explained("aws_sqs_queue", queue, {"redrive_policy": '{"deadLetterTargetArn":"arn:q","maxReceiveCount":3}'}) \
+        == "sqs-redrive-policy-format"
+    assert _explained("aws_sqs_queue", queue, {"redrive_policy": '{"deadLetterTargetArn":"arn:q","maxReceiveCount":5}'}) \
+        is None
+
+
+def test_readme_shows_the_emulator_difference_table_and_the_provider_gap() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme
+    for gap in PROVIDER_GAP:
+        assert f"`{gap.resource_type}.{gap.path}`" in readme
+
+
+def test_junit_report_names_each_stack_and_its_unexplained_failure(tmp_path) -> None:
+    ok = StackResult("dev-network", resources=93, drift="16 explained", destroy="destroyed", seconds=12)
+    bad = StackResult("dev-edge", resources=20, drift="1 UNEXPLAINED", destroy="destroyed",
+                      failures=["drift: aws_lb.x would update (idle_timeout)"])
+    write_junit([EnvironmentResult("dev", [ok, bad])], tmp_path / "junit.xml")
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["dev-network"].find("failure") is None
+    assert "idle_timeout" in cases["dev-edge"].find("failure").get("message")
+
+
+def test_missing_terraform_or_mirror_is_one_clear_line(tmp_path, monkeypatch) -> None:
+    with pytest.raises(tf.ToolError, match="no AWS provider in the local mirror"):
+        tf.find_toolchain(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(tf.ToolError, match="terraform is not on PATH"):
+        tf.find_toolchain()
+    done = subprocess.run([sys.executable, "-m", "modules.rehearsal", "dev", "--work-dir", str(tmp_path / "w")],
+                          cwd=ROOT, capture_output=True, text=True, env={"PATH": str(tmp_path)})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "rehearsal: terraform is not on PATH: install Terraform >= 1.11 (this project uses 1.11.4)."]
+
+
+def test_replication_group_members_are_seeded_where_moto_leaves_them_out(stacks) -> None:
+    import boto3
+    from moto import mock_aws
+
+    class Emulator:  # what the seed needs of MotoServer, on moto's in-process mock
+        def client(self, service: str, region: str):
+            return boto3.client(service, region_name=region)
+
+    doc = stacks["prod-data"].doc
+    (group,) = doc["resource"]["aws_elasticache_replication_group"].values()
+    with mock_aws():
+        notes = differences.apply_seeds(doc, Emulator())
+        clusters = boto3.client("elasticache", region_name="eu-west-2").describe_cache_clusters()["CacheClusters"]
+    members = group["num_cache_clusters"]
+    assert notes == [f"emulator difference elasticache-member-clusters: {members} object(s) seeded"]
+    assert sorted(c["CacheClusterId"] for c in clusters) == [
+        f"{group['replication_group_id']}-{i:03d}" for i in range(1, members + 1)]
