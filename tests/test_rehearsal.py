@@ -57,10 +57,11 @@ def test_copy_runs_on_loopback_with_fake_credentials_local_state_and_the_mirrors
      "providers other than aws (http)"),
 ])
 def test_a_copy_that_could_leave_loopback_is_refused(stacks, tmp_path, change, message) -> None:
-    doc, _ = rehearsal_copy(stacks["dev-edge"].doc, "dev-edge", target(tmp_path))
+    dev = target(tmp_path, account="444455556666")  # dev's own account
+    doc, _ = rehearsal_copy(stacks["dev-edge"].doc, "dev-edge", dev)
     change(doc)
     with pytest.raises(UnsafeCopy, match=re.escape(message)):
-        check_loopback(doc, target(tmp_path))
+        check_loopback(doc, dev)
 
 
 def test_an_emulator_outside_loopback_is_refused(stacks, tmp_path) -> None:
