@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     for env in environments:
         print(f"  {env.name}: " + " ".join(s.removeprefix(f"{env.name}-") for s in stacks
                                           if s.startswith(f"{env.name}-") and s.count("-") == env.name.count("-") + 1))
-    print("next: python -m policies.gate (compliance), cdktf diff|deploy <stack>")
+    print("next: python -m policies.gate (compliance), cdktn diff|deploy <stack>")
     return 0
 
 

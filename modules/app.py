@@ -4,7 +4,7 @@ Adding a layer: its construct, its config section, and one line here."""
 
 from __future__ import annotations
 
-from cdktf import App
+from cdktn import App
 
 from modules.config import Environment
 from modules.data import Data

@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from cdktf import App, Fn, TerraformOutput
+from cdktn import App, Fn, TerraformOutput
 from cdktf_tf_module_stack import ProviderRequirement, TFModuleOutput, TFModuleStack, TFModuleVariable
 from constructs import Construct
 

@@ -1,10 +1,10 @@
 """Fast, on-demand loading of the AWS provider bindings.
 
-`cdktf_cdktf_provider_aws/__init__.py` imports all ~2,200 resource submodules (and
+`cdktn_provider_aws/__init__.py` imports all ~2,200 resource submodules (and
 their jsii types) although a stack uses a few dozen: 11-18 s and ~570 MB per process.
 Each submodule is self-contained (it imports only the package's `_jsii`, jsii, typeguard
-and cdktf), so we register a bare package object carrying the real `__path__` before the
-first import; Python then loads `cdktf_cdktf_provider_aws.<resource>` on demand and never
+and cdktn), so we register a bare package object carrying the real `__path__` before the
+first import; Python then loads `cdktn_provider_aws.<resource>` on demand and never
 runs the root `__init__`. The synthesized JSON is byte-identical (a test proves it).
 
 The JavaScript side has the same shape: the provider's `lib/index.js` requires every
@@ -30,7 +30,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-PACKAGE = "cdktf_cdktf_provider_aws"
+PACKAGE = "cdktn_provider_aws"
 
 
 NODE_HOOK = Path(__file__).with_name("provider_lazy_require.js")

@@ -7,9 +7,9 @@ native lock file), and one layer construct.
 
 from __future__ import annotations
 
-from cdktf import LocalBackend, S3Backend, TerraformStack
+from cdktn import LocalBackend, S3Backend, TerraformStack
 from constructs import Construct
-from cdktf_cdktf_provider_aws.provider import AwsProvider
+from cdktn_provider_aws.provider import AwsProvider
 
 from modules.config import Environment
 

@@ -1,5 +1,5 @@
 """Read a synth's output (what `python main.py` wrote) for the tools that describe it: the
-architecture diagram and the cost estimate. No cdktf import: reading JSON is instant."""
+architecture diagram and the cost estimate. No cdktn import: reading JSON is instant."""
 
 from __future__ import annotations
 

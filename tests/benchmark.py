@@ -5,7 +5,7 @@
 Reports, each as the median of --runs fresh processes:
 - full synth of every environment (`python main.py`), wall time and peak memory of the whole
   process tree (Python and the jsii Node process, sampled from /proc);
-- the eager-import floor: `python -c "import cdktf_cdktf_provider_aws.vpc"`, the cost every
+- the eager-import floor: `python -c "import cdktn_provider_aws.vpc"`, the cost every
   process paid before the on-demand provider loading;
 - their ratio (target: synth <= 0.3 x floor, peak <= 300 MB for the whole tree; Python's
   own peak is shown beside it);
@@ -93,7 +93,7 @@ def main() -> int:
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CHECKPOINT_DISABLE": "1"}
     with tempfile.TemporaryDirectory() as out:
         synth = median([measure([sys.executable, "main.py", "--outdir", out], env) for _ in range(args.runs)])
-        floor = median([measure([sys.executable, "-c", "import cdktf_cdktf_provider_aws.vpc"], env)
+        floor = median([measure([sys.executable, "-c", "import cdktn_provider_aws.vpc"], env)
                         for _ in range(args.runs)])
         gate = median([measure([sys.executable, "-m", "policies.gate", "--outdir", out,
                                 "--report-dir", f"{out}/report"], env) for _ in range(args.runs)])

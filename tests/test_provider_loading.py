@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 EAGER_SYNTH = """
 import os, sys
-import cdktf_cdktf_provider_aws  # the real package first: the lazy installer then stands aside
+import cdktn_provider_aws  # the real package first: the lazy installer then stands aside
 import modules.provider
 assert not modules.provider.is_lazy()
 assert "provider_lazy_require" not in os.environ.get("NODE_OPTIONS", "")
@@ -42,7 +42,7 @@ def test_the_suite_and_the_app_use_the_fast_path() -> None:
 
 def test_node_hook_recognises_the_providers_entry_point(tmp_path: Path) -> None:
     """If the provider's lib/index.js changed shape, the hook would silently fall back to eager loading."""
-    spec = importlib.util.find_spec("cdktf_cdktf_provider_aws")
+    spec = importlib.util.find_spec("cdktn_provider_aws")
     tarball = next(Path(spec.submodule_search_locations[0], "_jsii").glob("*.jsii.tgz"))
     with tarfile.open(tarball) as archive:
         for member in ("package/package.json", "package/lib/index.js"):
@@ -73,7 +73,7 @@ def test_lazy_and_eager_loading_synthesize_identical_json(synth_dir: Path, tmp_p
 
 KERNEL_PROBE = """
 import os, modules
-from cdktf import App, TerraformStack
+from cdktn import App, TerraformStack
 app = App(outdir=os.environ["OUT"])
 TerraformStack(app, "probe")
 app.synth()

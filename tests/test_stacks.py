@@ -26,7 +26,7 @@ def test_every_environment_has_one_stack_per_layer(stacks) -> None:
 
 
 def test_a_layer_outside_the_specification_is_refused() -> None:
-    from cdktf import App
+    from cdktn import App
     from modules.stacks import LayerStack
     with pytest.raises(ValueError, match="unknown layer 'cache'"):
         LayerStack(App(), load_environment("dev"), "cache")
@@ -100,7 +100,7 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
 
 
 def test_cdktf_cli_runs_the_same_entry_point() -> None:
-    """`cdktf synth/diff/deploy` run main.py through pipenv, so they take the validated, fast path."""
+    """`cdktn synth/diff/deploy` run main.py through pipenv, so they take the validated, fast path."""
     config = json.loads((Path(__file__).resolve().parent.parent / "cdktf.json").read_text())
     assert config["language"] == "python" and config["app"] == "pipenv run python main.py"
 
