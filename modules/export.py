@@ -33,6 +33,7 @@ from modules.llm import Llm, LlmOutputs
 from modules.network import SECURITY_GROUPS, Network, NetworkOutputs
 from modules.observability import Observability, Watched
 from modules.realtime import Realtime, RealtimeOutputs
+from modules.stacks import APP_CONTEXT
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "terraform-modules"
 AWS_PROVIDER = (">= 6.0, < 7.0", "hashicorp/aws")
@@ -164,7 +165,7 @@ def export_modules(env: Environment, target: Path, layers: tuple[str, ...] = EXP
                           "region, which a provider-less module cannot declare. Fix: export an environment "
                           "without replicas (e.g. --environment prod).")
     with tempfile.TemporaryDirectory() as scratch:
-        app = App(outdir=scratch)
+        app = App(outdir=scratch, context=APP_CONTEXT)
         for layer in layers:
             build_module(app, env, layer)
         app.synth()

@@ -17,6 +17,12 @@ from modules.config import Environment
 LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
 # The bucket holding the other stacks' state: always on a local backend (it cannot hold its own).
 STATE_LAYER = "state"
+# The Terraform releases the output is written for. cdktn checks version-gated features against
+# this at synth (write-only arguments such as secret_string_wo need Terraform >= 1.11); without a
+# declaration it assumes Terraform >= 1.5.7 and OpenTofu >= 1.6 and refuses them. cdktf.json
+# declares the same for the CLI. The project targets Terraform only.
+TARGET_VERSIONS = {"terraform": ">=1.11.0"}
+APP_CONTEXT = {"targetVersions": TARGET_VERSIONS}
 
 
 class LayerStack(TerraformStack):

@@ -105,6 +105,17 @@ def test_cdktf_cli_runs_the_same_entry_point() -> None:
     assert config["language"] == "python" and config["app"] == "pipenv run python main.py"
 
 
+def test_app_and_cli_declare_terraform_1_11_for_write_only_arguments(stacks) -> None:
+    """cdktn refuses write-only arguments (the generated secrets' secret_string_wo) unless the
+    declared targets all support them; the CLI reads the same declaration from cdktf.json."""
+    from modules.stacks import TARGET_VERSIONS
+    config = json.loads((Path(__file__).resolve().parent.parent / "cdktf.json").read_text())
+    assert config["targetVersions"] == TARGET_VERSIONS == {"terraform": ">=1.11.0"}
+    assert build_app([]).node.try_get_context("targetVersions") == TARGET_VERSIONS
+    assert any("secret_string_wo" in body for stack in stacks.values()
+               for body in stack.resources("aws_secretsmanager_secret_version").values())
+
+
 def test_every_depends_on_names_existing_resources(stacks) -> None:
     """A construct passed to depends_on synthesizes to nothing: only resource addresses count."""
     for name, stack in stacks.items():
