@@ -19,8 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from cdktn import App, Fn, TerraformOutput
-from cdktf_tf_module_stack import ProviderRequirement, TFModuleOutput, TFModuleStack, TFModuleVariable
+from cdktn import App, Fn, TerraformOutput, TerraformStack
 from constructs import Construct
 
 from modules import packaging
@@ -30,6 +29,7 @@ from modules.edge import Edge, EdgeOutputs
 from modules.foundation import Foundation, FoundationOutputs
 from modules.gateway import Gateway, GatewayOutputs
 from modules.llm import Llm, LlmOutputs
+from modules.module_stack import ProviderRequirement, TFModuleOutput, TFModuleVariable
 from modules.network import SECURITY_GROUPS, Network, NetworkOutputs
 from modules.observability import Observability, Watched
 from modules.realtime import Realtime, RealtimeOutputs
@@ -117,8 +117,8 @@ def with_settings(stack: Construct, env: Environment, layer: str) -> Environment
     return env.model_copy(update=updates)
 
 
-def build_module(app: App, env: Environment, layer: str) -> TFModuleStack:
-    stack = TFModuleStack(app, layer)
+def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
+    stack = TerraformStack(app, layer)
     ProviderRequirement(stack, "aws", *AWS_PROVIDER)
     env = with_settings(stack, env, layer)
 
@@ -175,10 +175,6 @@ def export_modules(env: Environment, target: Path, layers: tuple[str, ...] = EXP
             source = Path(scratch) / "stacks" / layer
             doc = json.loads((source / "cdk.tf.json").read_text())
             doc.get("terraform", {}).pop("backend", None)
-            # One block per name (the module stack writes lists of one, which Checkov cannot parse).
-            for kind in ("variable", "output"):
-                if kind in doc:
-                    doc[kind] = blocks(doc, kind)
             module = staged / layer
             module.mkdir(parents=True)
             if (source / "assets").is_dir():
