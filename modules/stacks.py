@@ -35,6 +35,7 @@ class LayerStack(TerraformStack):
             raise ValueError(f"unknown layer {layer!r}; known: {', '.join(LAYERS)}")
         self.stack_name = f"{env.name}-{layer}"
         super().__init__(scope, self.stack_name)
+        # ManagedBy keeps its CDKTF-era value: a new value would update every resource's tags.
         tags = {**env.tags, "Project": env.project, "Environment": env.name, "Layer": layer,
                 "ManagedBy": "cdktf"}
         region = (env.backend.region or env.region) if layer == STATE_LAYER else env.region
