@@ -157,7 +157,8 @@ class Data(Construct):
         token = GeneratedSecret(self, "redis_auth", name=f"{env.project}/{env.name}/redis-auth",
                                 description="Redis AUTH token for LiteLLM and the functions",
                                 kms_key_arn=self._key, protect_data=protected, length=64,
-                                # auth_token has no write-only form: the token is in state.
+                                # The token is in state: provider 6.25 had no write-only auth_token;
+                                # 6.69 has auth_token_wo (moving to it is a change of its own).
                                 expose_value=True)
         subnets = ElasticacheSubnetGroup(self, "redis_subnet_group", name=env.resource_name("redis"),
                                          subnet_ids=network.database_subnet_ids)

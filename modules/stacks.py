@@ -12,7 +12,6 @@ from constructs import Construct
 from cdktn_provider_aws.provider import AwsProvider
 
 from modules.config import Environment
-from modules.module_stack import ProviderRequirement
 
 # The layer names the specification fixes; modules/app.py decides which are built.
 LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
@@ -24,8 +23,6 @@ STATE_LAYER = "state"
 # declares the same for the CLI. The project targets Terraform only.
 TARGET_VERSIONS = {"terraform": ">=1.11.0"}
 APP_CONTEXT = {"targetVersions": TARGET_VERSIONS}
-# (version, source) of the AWS provider every stack requires.
-AWS_PROVIDER_REQUIREMENT = ("6.25.0", "aws")
 
 
 class LayerStack(TerraformStack):
@@ -45,9 +42,6 @@ class LayerStack(TerraformStack):
             region: AwsProvider(self, f"aws_{region.replace('-', '_')}", alias=region.replace("-", "_"),
                                 region=region, default_tags=[{"tags": tags}])
             for region in replica_regions}
-        # The requirement the stacks had under CDKTF (its bindings' provider, 6.25.0), kept
-        # while the engine changes so the output stays equal; the bindings would write 6.69.1.
-        ProviderRequirement(self, "aws", *AWS_PROVIDER_REQUIREMENT, id="aws_requirement")
         if env.backend.type == "s3" and layer != STATE_LAYER:
             backend = S3Backend(self, bucket=env.backend.bucket or "",
                                 key=f"{env.backend.key_prefix}/{env.name}/{layer}.tfstate",
