@@ -99,7 +99,7 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
     assert "  dev: data edge foundation gateway llm network observability realtime" in proc.stdout
 
 
-def test_cdktf_cli_runs_the_same_entry_point() -> None:
+def test_the_cli_runs_the_same_entry_point() -> None:
     """`cdktn synth/diff/deploy` run main.py through pipenv, so they take the validated, fast path."""
     config = json.loads((Path(__file__).resolve().parent.parent / "cdktf.json").read_text())
     assert config["language"] == "python" and config["app"] == "pipenv run python main.py"
