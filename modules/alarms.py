@@ -1,5 +1,5 @@
 """The platform's alarms as data: one row per alarm, grouped by the layer whose resources it
-watches. Pure data (no cdktf import), so configuration overrides are validated against it
+watches. Pure data (no cdktn import), so configuration overrides are validated against it
 before anything is built; `modules/observability.py` turns rows into CloudWatch alarms.
 
 A row names its metric and the *kinds* of dimension it needs ("alb", "target_group", …);

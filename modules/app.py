@@ -4,7 +4,7 @@ Adding a layer: its construct, its config section, and one line here."""
 
 from __future__ import annotations
 
-from cdktf import App
+from cdktn import App
 
 from modules.config import Environment
 from modules.data import Data
@@ -15,13 +15,13 @@ from modules.llm import Llm
 from modules.realtime import Realtime
 from modules.network import Network
 from modules.observability import Observability, Watched
-from modules.stacks import STATE_LAYER, LayerStack
+from modules.stacks import APP_CONTEXT, STATE_LAYER, LayerStack
 from modules.state import StateStore
 
 
 def build_app(environments: list[Environment], outdir: str | None = None) -> App:
     """Stacks `<env>-<layer>`, wired through each layer's typed outputs."""
-    app = App(outdir=outdir) if outdir else App()
+    app = App(outdir=outdir, context=APP_CONTEXT)  # outdir None: cdktf.out or $CDKTF_OUTDIR
     for env in environments:
         build_environment(app, env)
     return app

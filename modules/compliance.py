@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from cdktf import TerraformResource
+from cdktn import TerraformResource
 
 SKIP_KEY = "checkov_skip"
 _CHECK_ID = re.compile(r"^CKV2?_[A-Z0-9]+_\d+$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from constructs import Construct
-from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
-from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
+from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktn_provider_aws.data_aws_partition import DataAwsPartition
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf import TerraformLocal
+from cdktn import TerraformLocal
 from constructs import Construct
-from cdktf_cdktf_provider_aws.db_instance import DbInstance
-from cdktf_cdktf_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter
-from cdktf_cdktf_provider_aws.db_subnet_group import DbSubnetGroup
-from cdktf_cdktf_provider_aws.dynamodb_table import (
+from cdktn_provider_aws.db_instance import DbInstance
+from cdktn_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter
+from cdktn_provider_aws.db_subnet_group import DbSubnetGroup
+from cdktn_provider_aws.dynamodb_table import (
     DynamodbTable,
     DynamodbTableAttribute,
     DynamodbTablePointInTimeRecovery,
@@ -18,12 +18,12 @@ from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTableServerSideEncryption,
     DynamodbTableTtl,
 )
-from cdktf_cdktf_provider_aws.elasticache_replication_group import (
+from cdktn_provider_aws.elasticache_replication_group import (
     ElasticacheReplicationGroup,
     ElasticacheReplicationGroupLogDeliveryConfiguration,
 )
-from cdktf_cdktf_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
-from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktn_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
+from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 
 from modules import iam
 from modules.alarms import max_connections
@@ -75,7 +75,7 @@ class Data(Construct):
                               hash_key="userSession", range_key="createdAt")
         self.outputs = DataOutputs(
             db_address=db.address, db_port=Port.POSTGRES, db_name=DATABASE_NAME, db_username=MASTER_USERNAME,
-            # A plainly named local carries the ARN across stacks: cdktf names the cross-stack
+            # A plainly named local carries the ARN across stacks: cdktn names the cross-stack
             # output after the expression, and "…master_user_secret0secret_arn" trips the
             # secrets scanner's entropy rule although it is only an identifier.
             db_master_secret_arn=TerraformLocal(self, "db_credentials_arn",
@@ -162,7 +162,8 @@ class Data(Construct):
         token = GeneratedSecret(self, "redis_auth", name=f"{env.project}/{env.name}/redis-auth",
                                 description="Redis AUTH token for LiteLLM and the functions",
                                 kms_key_arn=self._key, protect_data=protected, length=64,
-                                # auth_token has no write-only form: the token is in state.
+                                # The token is in state: provider 6.25 had no write-only auth_token;
+                                # 6.69 has auth_token_wo (moving to it is a change of its own).
                                 expose_value=True)
         subnets = ElasticacheSubnetGroup(self, "redis_subnet_group", name=env.resource_name("redis"),
                                          subnet_ids=network.database_subnet_ids)

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from constructs import Construct
-from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
-from cdktf_cdktf_provider_aws.lb_listener import (
+from cdktn_provider_aws.lb import Lb, LbAccessLogs
+from cdktn_provider_aws.lb_listener import (
     LbListener,
     LbListenerDefaultAction,
     LbListenerDefaultActionRedirect,
 )
-from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
-from cdktf_cdktf_provider_aws.wafv2_ip_set import Wafv2IpSet
-from cdktf_cdktf_provider_aws.wafv2_web_acl import (
+from cdktn_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
+from cdktn_provider_aws.wafv2_ip_set import Wafv2IpSet
+from cdktn_provider_aws.wafv2_web_acl import (
     Wafv2WebAcl,
     Wafv2WebAclDefaultAction,
     Wafv2WebAclDefaultActionAllow,
@@ -30,8 +30,8 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAclRuleVisibilityConfig,
     Wafv2WebAclVisibilityConfig,
 )
-from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
-from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import (
+from cdktn_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
+from cdktn_provider_aws.wafv2_web_acl_logging_configuration import (
     Wafv2WebAclLoggingConfiguration,
     Wafv2WebAclLoggingConfigurationRedactedFields,
     Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader,

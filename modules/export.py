@@ -19,8 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from cdktf import App, Fn, TerraformOutput
-from cdktf_tf_module_stack import ProviderRequirement, TFModuleOutput, TFModuleStack, TFModuleVariable
+from cdktn import App, Fn, TerraformOutput, TerraformStack
 from constructs import Construct
 
 from modules import packaging
@@ -30,9 +29,11 @@ from modules.edge import Edge, EdgeOutputs
 from modules.foundation import Foundation, FoundationOutputs
 from modules.gateway import Gateway, GatewayOutputs
 from modules.llm import Llm, LlmOutputs
+from modules.module_stack import ProviderRequirement, TFModuleOutput, TFModuleVariable
 from modules.network import SECURITY_GROUPS, Network, NetworkOutputs
 from modules.observability import Observability, Watched
 from modules.realtime import Realtime, RealtimeOutputs
+from modules.stacks import APP_CONTEXT
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "terraform-modules"
 AWS_PROVIDER = (">= 6.0, < 7.0", "hashicorp/aws")
@@ -120,8 +121,8 @@ def with_settings(stack: Construct, env: Environment, layer: str) -> Environment
     return env.model_copy(update=updates)
 
 
-def build_module(app: App, env: Environment, layer: str) -> TFModuleStack:
-    stack = TFModuleStack(app, layer)
+def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
+    stack = TerraformStack(app, layer)
     ProviderRequirement(stack, "aws", *AWS_PROVIDER)
     env = with_settings(stack, env, layer)
 
@@ -168,7 +169,7 @@ def export_modules(env: Environment, target: Path, layers: tuple[str, ...] = EXP
                           "region, which a provider-less module cannot declare. Fix: export an environment "
                           "without replicas (e.g. --environment prod).")
     with tempfile.TemporaryDirectory() as scratch:
-        app = App(outdir=scratch)
+        app = App(outdir=scratch, context=APP_CONTEXT)
         for layer in layers:
             build_module(app, env, layer)
         app.synth()
@@ -178,10 +179,6 @@ def export_modules(env: Environment, target: Path, layers: tuple[str, ...] = EXP
             source = Path(scratch) / "stacks" / layer
             doc = json.loads((source / "cdk.tf.json").read_text())
             doc.get("terraform", {}).pop("backend", None)
-            # One block per name (the module stack writes lists of one, which Checkov cannot parse).
-            for kind in ("variable", "output"):
-                if kind in doc:
-                    doc[kind] = blocks(doc, kind)
             module = staged / layer
             module.mkdir(parents=True)
             if (source / "assets").is_dir():

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from cdktf import TerraformProvider
+from cdktn import TerraformProvider
 
 from constructs import Construct
-from cdktf_cdktf_provider_aws.cloudtrail import Cloudtrail
-from cdktf_cdktf_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
-from cdktf_cdktf_provider_aws.iam_service_linked_role import IamServiceLinkedRole
-from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
-from cdktf_cdktf_provider_aws.kms_key import KmsKey
-from cdktf_cdktf_provider_aws.kms_replica_key import KmsReplicaKey
+from cdktn_provider_aws.cloudtrail import Cloudtrail
+from cdktn_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
+from cdktn_provider_aws.iam_service_linked_role import IamServiceLinkedRole
+from cdktn_provider_aws.kms_alias import KmsAlias
+from cdktn_provider_aws.kms_key import KmsKey
+from cdktn_provider_aws.kms_replica_key import KmsReplicaKey
 
 from modules import iam
 from modules.compliance import skip

@@ -7,32 +7,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from constructs import Construct
-from cdktf_cdktf_provider_aws.appautoscaling_policy import (
+from cdktn_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicy,
     AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration as TargetTracking,
     AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification as PredefinedMetric,
 )
-from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
-from cdktf_cdktf_provider_aws.ecs_cluster import (
+from cdktn_provider_aws.appautoscaling_target import AppautoscalingTarget
+from cdktn_provider_aws.ecs_cluster import (
     EcsCluster,
     EcsClusterConfiguration,
     EcsClusterConfigurationExecuteCommandConfiguration,
     EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration,
     EcsClusterSetting,
 )
-from cdktf_cdktf_provider_aws.ecs_cluster_capacity_providers import EcsClusterCapacityProviders
-from cdktf_cdktf_provider_aws.ecs_service import (
+from cdktn_provider_aws.ecs_cluster_capacity_providers import EcsClusterCapacityProviders
+from cdktn_provider_aws.ecs_service import (
     EcsService,
     EcsServiceCapacityProviderStrategy,
     EcsServiceDeploymentCircuitBreaker,
     EcsServiceLoadBalancer,
     EcsServiceNetworkConfiguration,
 )
-from cdktf_cdktf_provider_aws.ecs_task_definition import EcsTaskDefinition, EcsTaskDefinitionRuntimePlatform
-from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
-from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.sfn_state_machine import (
+from cdktn_provider_aws.ecs_task_definition import EcsTaskDefinition, EcsTaskDefinitionRuntimePlatform
+from cdktn_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
+from cdktn_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
+from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktn_provider_aws.sfn_state_machine import (
     SfnStateMachine,
     SfnStateMachineEncryptionConfiguration,
     SfnStateMachineLoggingConfiguration,

@@ -86,7 +86,7 @@ def packed_user_data(settings: HostSettings) -> str:
     """User data for a launch template: the preamble, then the script body gzipped and base64
     encoded (deterministically) and unpacked on the host.
 
-    The packed body holds no `${` that Terraform or cdktf would read as an interpolation, and
+    The packed body holds no `${` that Terraform or cdktn would read as an interpolation, and
     stays far below EC2's 16 KB user-data limit."""
     packed = base64.b64encode(gzip.compress(SCRIPT.read_bytes(), compresslevel=9, mtime=0)).decode()
     lines = [packed[i:i + 76] for i in range(0, len(packed), 76)]

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from constructs import Construct
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktn_provider_aws.iam_role import IamRole
+from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 
 Statement = dict[str, Any]
 

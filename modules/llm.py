@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf import Fn, Token
+from cdktn import Fn, Token
 from constructs import Construct
-from cdktf_cdktf_provider_aws.autoscaling_group import (
+from cdktn_provider_aws.autoscaling_group import (
     AutoscalingGroup,
     AutoscalingGroupInitialLifecycleHook,
     AutoscalingGroupInstanceRefresh,
@@ -23,18 +23,18 @@ from cdktf_cdktf_provider_aws.autoscaling_group import (
     AutoscalingGroupWarmPool,
     AutoscalingGroupWarmPoolInstanceReusePolicy,
 )
-from cdktf_cdktf_provider_aws.autoscaling_policy import (
+from cdktn_provider_aws.autoscaling_policy import (
     AutoscalingPolicy,
     AutoscalingPolicyTargetTrackingConfiguration as TargetTracking,
     AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecification as CustomMetric,
     AutoscalingPolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimension as Dimension,
     AutoscalingPolicyTargetTrackingConfigurationPredefinedMetricSpecification as PredefinedMetric,
 )
-from cdktf_cdktf_provider_aws.autoscaling_schedule import AutoscalingSchedule
-from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
-from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
-from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
-from cdktf_cdktf_provider_aws.launch_template import (
+from cdktn_provider_aws.autoscaling_schedule import AutoscalingSchedule
+from cdktn_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
+from cdktn_provider_aws.iam_instance_profile import IamInstanceProfile
+from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktn_provider_aws.launch_template import (
     LaunchTemplate,
     LaunchTemplateBlockDeviceMappings,
     LaunchTemplateBlockDeviceMappingsEbs,
@@ -44,12 +44,12 @@ from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplateNetworkInterfaces,
     LaunchTemplateTagSpecifications,
 )
-from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
-from cdktf_cdktf_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
-from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck, LbTargetGroupStickiness
-from cdktf_cdktf_provider_aws.route53_record import Route53Record, Route53RecordAlias
-from cdktf_cdktf_provider_aws.route53_zone import Route53Zone, Route53ZoneVpc
-from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
+from cdktn_provider_aws.lb import Lb, LbAccessLogs
+from cdktn_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
+from cdktn_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck, LbTargetGroupStickiness
+from cdktn_provider_aws.route53_record import Route53Record, Route53RecordAlias
+from cdktn_provider_aws.route53_zone import Route53Zone, Route53ZoneVpc
+from cdktn_provider_aws.ssm_parameter import SsmParameter
 
 from modules import iam
 from modules.compliance import skip

@@ -9,18 +9,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from constructs import Construct
-from cdktf_cdktf_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
-from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
-from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
-from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
-from cdktf_cdktf_provider_aws.cloudwatch_log_metric_filter import (
+from cdktn_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
+from cdktn_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
+from cdktn_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
+from cdktn_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
+from cdktn_provider_aws.cloudwatch_log_metric_filter import (
     CloudwatchLogMetricFilter,
     CloudwatchLogMetricFilterMetricTransformation,
 )
-from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm, CloudwatchMetricAlarmMetricQuery
-from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
-from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
-from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
+from cdktn_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm, CloudwatchMetricAlarmMetricQuery
+from cdktn_provider_aws.sns_topic import SnsTopic
+from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
+from cdktn_provider_aws.sns_topic_subscription import SnsTopicSubscription
 
 from modules import iam
 from modules.alarms import CATALOGUE, TABLE_OPERATIONS, AlarmSpec, max_connections

@@ -1,11 +1,11 @@
-"""Named, non-sensitive stack outputs for operators (beside cdktf's own cross-stack outputs)."""
+"""Named, non-sensitive stack outputs for operators (beside cdktn's own cross-stack outputs)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from cdktf import TerraformOutput
+from cdktn import TerraformOutput
 from constructs import Construct
 
 

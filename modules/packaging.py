@@ -7,7 +7,7 @@ Builds are deterministic — entries sorted, timestamps 1980-01-01, permissions 
 `__pycache__`/`.pyc` — so the same inputs give the same bytes and the same Terraform
 `source_code_hash`. They are cached by content hash under `<project>/.build/lambda/`
 (override with $LLM_PLATFORM_BUILD_CACHE): with a warm cache nothing runs pip or touches the
-network. Imports neither cdktf nor the AWS provider, so it is cheap to import anywhere.
+network. Imports neither cdktn nor the AWS provider, so it is cheap to import anywhere.
 
 The layer is the one input fetched from the package index. `python main.py` builds every
 package before it synthesizes anything, so an unreachable index costs one line naming the

@@ -21,7 +21,7 @@ from pathlib import Path
 from modules.rehearsal.plan import dependency_order, load_stacks
 from modules.rehearsal.terraform import ToolError
 
-STATE_LAYER = "state"  # modules.stacks.STATE_LAYER; not imported here, it would load cdktf
+STATE_LAYER = "state"  # modules.stacks.STATE_LAYER; not imported here, it would load cdktn
 
 
 def deploy_order(synth_dir: Path, env: str) -> list[str]:
@@ -29,7 +29,7 @@ def deploy_order(synth_dir: Path, env: str) -> list[str]:
 
 
 def _fingerprints(synth_dir: Path) -> dict[str, str]:
-    """Stack -> hash of its Terraform JSON without cdktf's metadata (paths, versions)."""
+    """Stack -> hash of its Terraform JSON without cdktn's metadata (paths, versions)."""
     prints = {}
     for name, entry in json.loads((synth_dir / "manifest.json").read_text())["stacks"].items():
         doc = json.loads((synth_dir / entry["synthesizedStackPath"]).read_text())
@@ -65,7 +65,7 @@ def apply(synth_dir: Path, env: str) -> int:
 
 
 def plan(synth_dir: Path, stacks: list[str], markdown: Path) -> int:
-    """Plan each stack (`cdktf diff` does the same in the stack's directory); 2 when any would change."""
+    """Plan each stack (`cdktn diff` does the same in the stack's directory); 2 when any would change."""
     changed, failed, sections = [], [], []
     for stack in stacks:
         stack_dir = synth_dir / "stacks" / stack

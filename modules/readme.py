@@ -40,7 +40,7 @@ SKIP_KEY = "checkov_skip"  # as modules.compliance writes it (not imported: no j
 # Entries that cannot describe themselves (no room for a docstring or comment). A path here
 # that no longer exists is an error, so a move shows up as a failing test, not a stale row.
 NOTES = {
-    "cdktf.json": "The cdktf CLI's config: `cdktf synth|diff|deploy` run `pipenv run python main.py`.",
+    "cdktf.json": "The cdktn CLI's config: `cdktn synth|diff|deploy` run `pipenv run python main.py`.",
     "Pipfile": "Dependencies; `Pipfile.lock` pins every version and hash.",
     "environments": "One folder per environment, holding its `environment.toml`",
     "docs": "Generated documents, committed",

@@ -6,25 +6,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from cdktf import AssetType, TerraformAsset
+from cdktn import AssetType, TerraformAsset
 from constructs import Construct
-from cdktf_cdktf_provider_aws.api_gateway_account import ApiGatewayAccount
-from cdktf_cdktf_provider_aws.apigatewayv2_api import Apigatewayv2Api
-from cdktf_cdktf_provider_aws.apigatewayv2_api_mapping import Apigatewayv2ApiMapping
-from cdktf_cdktf_provider_aws.apigatewayv2_authorizer import Apigatewayv2Authorizer
-from cdktf_cdktf_provider_aws.apigatewayv2_domain_name import (
+from cdktn_provider_aws.api_gateway_account import ApiGatewayAccount
+from cdktn_provider_aws.apigatewayv2_api import Apigatewayv2Api
+from cdktn_provider_aws.apigatewayv2_api_mapping import Apigatewayv2ApiMapping
+from cdktn_provider_aws.apigatewayv2_authorizer import Apigatewayv2Authorizer
+from cdktn_provider_aws.apigatewayv2_domain_name import (
     Apigatewayv2DomainName,
     Apigatewayv2DomainNameDomainNameConfiguration,
 )
-from cdktf_cdktf_provider_aws.apigatewayv2_integration import Apigatewayv2Integration
-from cdktf_cdktf_provider_aws.apigatewayv2_route import Apigatewayv2Route
-from cdktf_cdktf_provider_aws.apigatewayv2_stage import (
+from cdktn_provider_aws.apigatewayv2_integration import Apigatewayv2Integration
+from cdktn_provider_aws.apigatewayv2_route import Apigatewayv2Route
+from cdktn_provider_aws.apigatewayv2_stage import (
     Apigatewayv2Stage,
     Apigatewayv2StageAccessLogSettings,
     Apigatewayv2StageDefaultRouteSettings,
 )
-from cdktf_cdktf_provider_aws.cognito_resource_server import CognitoResourceServer, CognitoResourceServerScope
-from cdktf_cdktf_provider_aws.cognito_user_pool import (
+from cdktn_provider_aws.cognito_resource_server import CognitoResourceServer, CognitoResourceServerScope
+from cdktn_provider_aws.cognito_user_pool import (
     CognitoUserPool,
     CognitoUserPoolAccountRecoverySetting,
     CognitoUserPoolAccountRecoverySettingRecoveryMechanism,
@@ -33,30 +33,30 @@ from cdktf_cdktf_provider_aws.cognito_user_pool import (
     CognitoUserPoolSoftwareTokenMfaConfiguration,
     CognitoUserPoolUserPoolAddOns,
 )
-from cdktf_cdktf_provider_aws.cognito_user_pool_client import (
+from cdktn_provider_aws.cognito_user_pool_client import (
     CognitoUserPoolClient,
     CognitoUserPoolClientTokenValidityUnits,
 )
-from cdktf_cdktf_provider_aws.cognito_user_pool_domain import CognitoUserPoolDomain
-from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
-from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
+from cdktn_provider_aws.cognito_user_pool_domain import CognitoUserPoolDomain
+from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktn_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMapping,
     LambdaEventSourceMappingScalingConfig,
 )
-from cdktf_cdktf_provider_aws.lambda_function import (
+from cdktn_provider_aws.lambda_function import (
     LambdaFunction,
     LambdaFunctionEnvironment,
     LambdaFunctionLoggingConfig,
     LambdaFunctionTracingConfig,
     LambdaFunctionVpcConfig,
 )
-from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
-from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
-from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
-from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
-from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
-from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
-from cdktf_cdktf_provider_aws.sqs_queue_policy import SqsQueuePolicy
+from cdktn_provider_aws.lambda_layer_version import LambdaLayerVersion
+from cdktn_provider_aws.lambda_permission import LambdaPermission
+from cdktn_provider_aws.secretsmanager_secret import SecretsmanagerSecret
+from cdktn_provider_aws.sns_topic import SnsTopic
+from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
+from cdktn_provider_aws.sqs_queue import SqsQueue
+from cdktn_provider_aws.sqs_queue_policy import SqsQueuePolicy
 
 from modules import iam, packaging
 from modules.compliance import skip

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from cdktf import TerraformStack
+from cdktn import TerraformStack
 from constructs import Construct
-from cdktf_cdktf_provider_aws.data_aws_secretsmanager_random_password import DataAwsSecretsmanagerRandomPassword
-from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret
-from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
+from cdktn_provider_aws.data_aws_secretsmanager_random_password import DataAwsSecretsmanagerRandomPassword
+from cdktn_provider_aws.secretsmanager_secret import SecretsmanagerSecret
+from cdktn_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 
 from modules.compliance import skip
 from modules.storage import protect
@@ -46,7 +46,8 @@ class GeneratedSecret(Construct):
             version.add_override("lifecycle.ignore_changes", ["secret_string"])
             self.value = version.secret_string
         else:
-            # cdktf has no ephemeral-resource class: declare the block on the stack directly.
+            # Declared on the stack directly (CDKTF had no ephemeral-resource class); cdktn's
+            # binding would add construct metadata to the block, i.e. change the output.
             ephemeral_id = re.sub(r"[^A-Za-z0-9_]", "_", self.node.path.split("/", 1)[1])
             TerraformStack.of(self).add_override(f"ephemeral.{RANDOM_PASSWORD}.{ephemeral_id}", {
                 "password_length": length, "exclude_punctuation": True})

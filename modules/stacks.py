@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktf import LocalBackend, S3Backend, S3BackendAssumeRoleConfig, TerraformStack
+from cdktn import LocalBackend, S3Backend, S3BackendAssumeRoleConfig, TerraformStack
 from constructs import Construct
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderAssumeRole
+from cdktn_provider_aws.provider import AwsProvider, AwsProviderAssumeRole
 
 from modules.config import Environment
 
@@ -20,6 +20,12 @@ from modules.config import Environment
 LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
 # The bucket holding the other stacks' state: always on a local backend (it cannot hold its own).
 STATE_LAYER = "state"
+# The Terraform releases the output is written for. cdktn checks version-gated features against
+# this at synth (write-only arguments such as secret_string_wo need Terraform >= 1.11); without a
+# declaration it assumes Terraform >= 1.5.7 and OpenTofu >= 1.6 and refuses them. cdktf.json
+# declares the same for the CLI. The project targets Terraform only.
+TARGET_VERSIONS = {"terraform": ">=1.11.0"}
+APP_CONTEXT = {"targetVersions": TARGET_VERSIONS}
 
 
 class LayerStack(TerraformStack):
@@ -29,6 +35,7 @@ class LayerStack(TerraformStack):
             raise ValueError(f"unknown layer {layer!r}; known: {', '.join(LAYERS)}")
         self.stack_name = f"{env.name}-{layer}"
         super().__init__(scope, self.stack_name)
+        # ManagedBy keeps its CDKTF-era value: a new value would update every resource's tags.
         tags = {**env.tags, "Project": env.project, "Environment": env.name, "Layer": layer,
                 "ManagedBy": "cdktf"}
         region = (env.backend.region or env.region) if layer == STATE_LAYER else env.region

@@ -9,8 +9,8 @@ bucket cannot hold the state of its own creation); commit or archive that small 
 from __future__ import annotations
 
 from constructs import Construct
-from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
-from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from cdktn_provider_aws.kms_alias import KmsAlias
+from cdktn_provider_aws.kms_key import KmsKey
 
 from modules import iam
 from modules.config import Environment

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformResource
+from cdktn import TerraformResource
 from constructs import Construct
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
-from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktn_provider_aws.s3_bucket import S3Bucket
+from cdktn_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule as Rule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload as AbortMultipart,
@@ -16,24 +16,24 @@ from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition as NoncurrentTransition,
     S3BucketLifecycleConfigurationRuleTransition as Transition,
 )
-from cdktf_cdktf_provider_aws.s3_bucket_logging import S3BucketLoggingA
-from cdktf_cdktf_provider_aws.s3_bucket_object_lock_configuration import (
+from cdktn_provider_aws.s3_bucket_logging import S3BucketLoggingA
+from cdktn_provider_aws.s3_bucket_object_lock_configuration import (
     S3BucketObjectLockConfigurationA,
     S3BucketObjectLockConfigurationRuleA,
     S3BucketObjectLockConfigurationRuleDefaultRetentionA,
 )
-from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
+from cdktn_provider_aws.s3_bucket_ownership_controls import (
     S3BucketOwnershipControls,
     S3BucketOwnershipControlsRule,
 )
-from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
-from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
-from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+from cdktn_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktn_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktn_provider_aws.s3_bucket_server_side_encryption_configuration import (
     S3BucketServerSideEncryptionConfigurationA,
     S3BucketServerSideEncryptionConfigurationRuleA,
     S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA as EncryptionDefault,
 )
-from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
+from cdktn_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
 
 from modules import iam
 from modules.compliance import skip

@@ -1,5 +1,5 @@
 """Read a synth's output (what `python main.py` wrote) for the tools that describe it: the
-architecture diagram and the cost estimate. No cdktf import: reading JSON is instant."""
+architecture diagram and the cost estimate. No cdktn import: reading JSON is instant."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def synth_summary(environments: list[str], stacks: list[str], seconds: float, st
     for env in environments:
         lines.append(f"  {env}: " + " ".join(s.removeprefix(f"{env}-") for s in sorted(stacks)
                                               if s.startswith(f"{env}-") and s.count("-") == env.count("-") + 1))
-    lines.append("next: python -m policies.gate (compliance), cdktf diff|deploy <stack>")
+    lines.append("next: python -m policies.gate (compliance), cdktn diff|deploy <stack>")
     return "\n".join(lines)
 
 

@@ -5,7 +5,7 @@
 Reports, each as the median of --runs fresh processes:
 - full synth of every environment (`python main.py`), wall time and peak memory of the whole
   process tree (Python and the jsii Node process, sampled from /proc);
-- the eager-import floor: `python -c "import cdktf_cdktf_provider_aws.vpc"`, the cost every
+- the eager-import floor: `python -c "import cdktn_provider_aws.vpc"`, the cost every
   process paid before the on-demand provider loading;
 - their ratio (target: synth <= 0.3 x floor, peak <= 300 MB for the whole tree; Python's
   own peak is shown beside it);
@@ -140,7 +140,7 @@ def main() -> int:
         stacks = len(list(Path(out, "stacks").glob("*/cdk.tf.json")))
         environments = sorted({p.parent.name.rsplit("-", 1)[0] for p in Path(out, "stacks").glob("*/cdk.tf.json")})
         row(f"full synth, all environments ({stacks} stacks)", synth)
-        floor = runs_of("eager-import floor", [sys.executable, "-c", "import cdktf_cdktf_provider_aws.vpc"], env,
+        floor = runs_of("eager-import floor", [sys.executable, "-c", "import cdktn_provider_aws.vpc"], env,
                         args.runs)
         row("eager-import floor (one provider import)", floor)
         gate = runs_of("compliance gate", [sys.executable, "-m", "policies.gate", "--outdir", out,

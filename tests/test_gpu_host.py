@@ -202,7 +202,7 @@ def test_packed_user_data_unpacks_to_the_script_and_fits_the_16_kb_limit(tmp_pat
     text = packed_user_data(settings(tmp_path, weights_s3_uri="s3://${TfToken[TOKEN.3]}/weights/"))
     assert "export WEIGHTS_S3_URI='s3://${TfToken[TOKEN.3]}/weights/'" in text
     body = text[text.index("<<'PACKED'"):]
-    assert "${" not in body  # nothing for Terraform or cdktf to read as an interpolation
+    assert "${" not in body  # nothing for Terraform or cdktn to read as an interpolation
     packed = body.split("\n", 1)[1].split("\nPACKED\n")[0]
     assert gzip.decompress(base64.b64decode(packed)) == SCRIPT.read_bytes()
     assert packed_user_data(settings(tmp_path)) == packed_user_data(settings(tmp_path))  # deterministic

@@ -95,7 +95,7 @@ def test_trust_policies_admit_one_service_bound_to_this_account(stacks) -> None:
 
 
 def test_service_roles_refuse_a_trust_the_service_cannot_satisfy() -> None:
-    from cdktf import App, TerraformStack
+    from cdktn import App, TerraformStack
     from modules.iam import service_role
     stack = TerraformStack(App(), "probe")
     with pytest.raises(ValueError, match="sends no aws:SourceAccount"):

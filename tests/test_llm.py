@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cdktf import App
+from cdktn import App
 
 from conftest import ENVIRONMENTS, Stack
 from modules.config import Environment, load_environment

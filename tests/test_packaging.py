@@ -49,12 +49,12 @@ def test_the_function_folders_are_the_declared_functions() -> None:
     assert (LAMBDA_DIR / packaging.SHARED_PACKAGE / "__init__.py").is_file()
 
 
-def test_importing_packaging_loads_neither_cdktf_nor_the_provider() -> None:
-    # `modules` registers a bare, empty provider package (see modules/provider.py); nothing
-    # of the provider, cdktf or jsii may actually load.
+def test_importing_packaging_loads_neither_cdktn_nor_the_provider() -> None:
+    # `modules` only prepares the jsii kernel's environment (see modules/provider.py); nothing
+    # of the provider, cdktn or the kernel may actually load.
     code = ("import sys, modules.packaging, modules.provider; assert modules.provider.is_lazy(); "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('cdktf', 'jsii', 'constructs') "
-            "or m.startswith('cdktf_cdktf_provider_aws.')]; assert not bad, bad")
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('cdktn', 'cdktn_provider_aws', 'jsii', 'constructs')]; "
+            "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=packaging.PROJECT_ROOT, check=True)
 
 

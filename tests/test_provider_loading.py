@@ -1,9 +1,10 @@
-"""The on-demand provider path (modules/provider.py, both its Python and Node halves) must
-change nothing but speed.
+"""The on-demand provider path (modules/provider.py and its Node hook) must change nothing
+but speed and memory.
 
-One eager synthesis (the provider's root package imported first, ~15 s) is compared byte
-for byte with the session's lazy one, so a provider or jsii upgrade that breaks the trick
-fails here instead of silently producing different Terraform.
+One eager synthesis (the provider package imported before `modules`, so the kernel starts
+with jsii's own runtime and the provider's eager entry point, ~15 s) is compared byte for
+byte with the session's lazy one, so a provider or jsii upgrade that breaks the hook fails
+here instead of silently producing different Terraform.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 EAGER_SYNTH = """
 import os, sys
-import cdktf_cdktf_provider_aws  # the real package first: the lazy installer then stands aside
+import cdktn_provider_aws  # starts the kernel first: the installer then stands aside
 import modules.provider
-assert not modules.provider.is_lazy()
-assert "provider_lazy_require" not in os.environ.get("NODE_OPTIONS", "")
+assert modules.provider.kernel_started() and not modules.provider.is_lazy()
+assert "JSII_RUNTIME" not in os.environ
 sys.argv = ["main.py", "--outdir", sys.argv[1]]
 import runpy
 runpy.run_path("main.py", run_name="__main__")
@@ -33,28 +34,64 @@ runpy.run_path("main.py", run_name="__main__")
 
 
 def test_the_suite_and_the_app_use_the_fast_path() -> None:
-    assert provider.is_lazy() and str(provider.NODE_HOOK) in os.environ["NODE_OPTIONS"]
+    assert provider.is_lazy() and os.environ["JSII_RUNTIME"] == str(provider.INPROCESS_RUNTIME)
     out = subprocess.run([sys.executable, "-c", "import main, os, modules.provider as p; "
                           "print(p.is_lazy(), 'provider_lazy_require' in os.environ['NODE_OPTIONS'])"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True True"
 
 
+def _node_with_hook(probe: str) -> list[str]:
+    return subprocess.run(["node", "--require", str(provider.NODE_HOOK), "-e", probe], capture_output=True,
+                          text=True, check=True).stdout.split()
+
+
 def test_node_hook_recognises_the_providers_entry_point(tmp_path: Path) -> None:
     """If the provider's lib/index.js changed shape, the hook would silently fall back to eager loading."""
-    spec = importlib.util.find_spec("cdktf_cdktf_provider_aws")
+    spec = importlib.util.find_spec("cdktn_provider_aws")
     tarball = next(Path(spec.submodule_search_locations[0], "_jsii").glob("*.jsii.tgz"))
     with tarfile.open(tarball) as archive:
         for member in ("package/package.json", "package/lib/index.js"):
             archive.extract(member, tmp_path, filter="data")
     entry = tmp_path / "package" / "lib" / "index.js"
-    probe = (f"const m = require({json.dumps(str(entry))});"
-             "const d = Object.getOwnPropertyDescriptor(m, 'vpc');"
-             "console.log(Object.keys(m).length, typeof d.get);")
-    out = subprocess.run(["node", "--require", str(provider.NODE_HOOK), "-e", probe], capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = _node_with_hook(f"const m = require({json.dumps(str(entry))});"
+                          "const d = Object.getOwnPropertyDescriptor(m, 'vpc');"
+                          "console.log(Object.keys(m).length, typeof d.get, m.__esModule);")
     # every namespace is exposed, none loaded yet (the submodule files are not even extracted)
-    assert int(out[0]) > 2000 and out[1] == "function"
+    assert int(out[0]) > 2000 and out[1:] == ["function", "true"]
+
+
+def _fake_provider(root: Path, index_js: str) -> Path:
+    (root / "lib" / "vpc").mkdir(parents=True)
+    (root / "package.json").write_text(json.dumps({"name": "@cdktn/provider-aws"}))
+    (root / "lib" / "vpc" / "index.js").write_text(
+        'Object.defineProperty(exports, "__esModule", { value: true }); exports.Vpc = class Vpc {};')
+    (root / "lib" / "plain.js").write_text("module.exports = { answer: 42 };")
+    (root / "lib" / "index.js").write_text(index_js)
+    return root / "lib" / "index.js"
+
+
+def test_node_hook_loads_namespaces_on_first_access_as_the_original_would(tmp_path: Path) -> None:
+    """The lazy namespaces equal what the compiled file itself exports, and a line the hook does
+    not know (here a side effect) makes it load the original file untouched."""
+    spec = importlib.util.find_spec("cdktn_provider_aws")
+    tarball = next(Path(spec.submodule_search_locations[0], "_jsii").glob("*.jsii.tgz"))
+    with tarfile.open(tarball) as archive:
+        original = archive.extractfile("package/lib/index.js").read().decode()
+    prelude = original[:original.index('Object.defineProperty(exports, "__esModule"')]
+    body = ('Object.defineProperty(exports, "__esModule", { value: true });\n'
+            "exports.plain = exports.vpc = void 0;\n"
+            'exports.vpc = __importStar(require("./vpc/index"));\n'
+            'exports.plain = __importStar(require("./plain"));\n')
+    probe = ("const m = require(process.argv[1]);"
+             "const lazy = typeof Object.getOwnPropertyDescriptor(m, 'vpc').get === 'function';"
+             "console.log(lazy, typeof m.vpc.Vpc, m.plain.answer, m.plain.default.answer, Object.keys(m).join(','));")
+    for name, text, lazy in (("lazy", prelude + body, "true"),
+                             ("changed", prelude + body + 'console.log("side effect");\n', "false")):
+        entry = _fake_provider(tmp_path / name, text)
+        out = subprocess.run(["node", "--require", str(provider.NODE_HOOK), "-e", probe, str(entry)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        assert out[-5:] == [lazy, "function", "42", "42", "vpc,plain"], (name, out)
 
 
 def test_lazy_and_eager_loading_synthesize_identical_json(synth_dir: Path, tmp_path: Path) -> None:
@@ -73,7 +110,7 @@ def test_lazy_and_eager_loading_synthesize_identical_json(synth_dir: Path, tmp_p
 
 KERNEL_PROBE = """
 import os, modules
-from cdktf import App, TerraformStack
+from cdktn import App, TerraformStack
 app = App(outdir=os.environ["OUT"])
 TerraformStack(app, "probe")
 app.synth()

@@ -26,7 +26,7 @@ def test_every_environment_has_one_stack_per_layer(stacks) -> None:
 
 
 def test_a_layer_outside_the_specification_is_refused() -> None:
-    from cdktf import App
+    from cdktn import App
     from modules.stacks import LayerStack
     with pytest.raises(ValueError, match="unknown layer 'cache'"):
         LayerStack(App(), load_environment("dev"), "cache")
@@ -106,7 +106,7 @@ def test_every_provider_accepts_only_the_environments_account(stacks) -> None:
 
 
 def test_deploy_role_is_assumed_by_the_provider_and_the_state_backend(tmp_path: Path) -> None:
-    from cdktf import App
+    from cdktn import App
     from modules.stacks import STATE_LAYER, LayerStack
     role = "arn:aws:iam::111122223333:role/platform-deploy"
     env = load_environment("prod-us").model_copy(update={"deploy_role_arn": role})
@@ -136,10 +136,21 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
     assert "  dev: data edge foundation gateway llm network observability realtime" in proc.stdout
 
 
-def test_cdktf_cli_runs_the_same_entry_point() -> None:
-    """`cdktf synth/diff/deploy` run main.py through pipenv, so they take the validated, fast path."""
+def test_the_cli_runs_the_same_entry_point() -> None:
+    """`cdktn synth/diff/deploy` run main.py through pipenv, so they take the validated, fast path."""
     config = json.loads((Path(__file__).resolve().parent.parent / "cdktf.json").read_text())
     assert config["language"] == "python" and config["app"] == "pipenv run python main.py"
+
+
+def test_app_and_cli_declare_terraform_1_11_for_write_only_arguments(stacks) -> None:
+    """cdktn refuses write-only arguments (the generated secrets' secret_string_wo) unless the
+    declared targets all support them; the CLI reads the same declaration from cdktf.json."""
+    from modules.stacks import TARGET_VERSIONS
+    config = json.loads((Path(__file__).resolve().parent.parent / "cdktf.json").read_text())
+    assert config["targetVersions"] == TARGET_VERSIONS == {"terraform": ">=1.11.0"}
+    assert build_app([]).node.try_get_context("targetVersions") == TARGET_VERSIONS
+    assert any("secret_string_wo" in body for stack in stacks.values()
+               for body in stack.resources("aws_secretsmanager_secret_version").values())
 
 
 def test_every_depends_on_names_existing_resources(stacks) -> None:

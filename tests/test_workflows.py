@@ -116,7 +116,7 @@ def test_changed_stacks_are_those_whose_terraform_differs(synth_outdir, tmp_path
     assert changed_stacks(synth_outdir, head, "dev") == []
     stack = head / "stacks" / "dev-edge" / "cdk.tf.json"
     doc = json.loads(stack.read_text())
-    doc["//"]["metadata"]["version"] = "0.0.0"  # cdktf metadata alone is no change
+    doc["//"]["metadata"]["version"] = "0.0.0"  # cdktn metadata alone is no change
     stack.write_text(json.dumps(doc))
     assert changed_stacks(synth_outdir, head) == []
     doc["output"]["alb_url"]["description"] = "changed"

@@ -572,7 +572,7 @@ def _protected_backend(env: Environment) -> Iterator[Problem]:
         # State holds secret values (the Redis AUTH token): never on one laptop.
         yield Problem("backend.type", "is \"local\" in a protected environment; its state holds secrets.",
                       f"set type = \"s3\" and bucket = the bucket the {env.name}-state stack creates "
-                      f"(cdktf deploy {env.name}-state).")
+                      f"(cdktn deploy {env.name}-state).")
 
 
 @rule("a CloudWatch Logs retention of at least 90 days")

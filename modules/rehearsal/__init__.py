@@ -7,5 +7,5 @@ local state, every endpoint on the loopback emulator, fake credentials, the acco
 is initialised from the local provider mirror, validated, applied, planned again (no changes
 expected) and, in reverse order, destroyed (refused where the environment protects its data).
 Where the emulator is not AWS, `differences.py` says so, row by row, and the run reports each
-row it applied. No cdktf import: the command reads a synth's JSON.
+row it applied. No cdktn import: the command reads a synth's JSON.
 """

@@ -95,10 +95,10 @@ def _strip(node: Any, steps: list[str]) -> bool:
 
 
 def producer(name: str, remote: dict[str, Any]) -> str:
-    """The stack whose state a `terraform_remote_state` reads (cdktf names it after that stack)."""
+    """The stack whose state a `terraform_remote_state` reads (cdktn names it after that stack)."""
     if name.startswith("cross-stack-reference-input-"):
         return name.removeprefix("cross-stack-reference-input-")
-    raise UnsafeCopy(f"remote state {name!r} is not a cdktf cross-stack reference; cannot map it to a local state")
+    raise UnsafeCopy(f"remote state {name!r} is not a cdktn cross-stack reference; cannot map it to a local state")
 
 
 def local_state(doc: dict[str, Any], stack: str, state_dir: Path) -> list[str]:

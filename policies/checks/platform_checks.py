@@ -124,7 +124,7 @@ class NoSecretsInContainerEnvironment(Check):
 
 
 class ContainerRootReadOnly(Check):
-    """Checkov's own CKV_AWS_336 cannot read cdktf's JSON-encoded container definitions."""
+    """Checkov's own CKV_AWS_336 cannot read cdktn's JSON-encoded container definitions."""
 
     def __init__(self) -> None:
         super().__init__("CKV_LLM_6", "ECS containers run unprivileged with a read-only root filesystem",
