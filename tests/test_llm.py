@@ -19,7 +19,7 @@ from modules.foundation import Foundation
 from modules.gpu_host import SCRIPT
 from modules.llm import AMI_PARAMETER, LAUNCH_HOOK, Llm
 from modules.network import Network
-from modules.stacks import LayerStack
+from modules.stacks import APP_CONTEXT, LayerStack
 
 
 @pytest.fixture(params=ENVIRONMENTS)
@@ -29,7 +29,7 @@ def llm(request, stacks) -> Stack:
 
 def synth_llm(env: Environment, outdir: Path) -> Stack:
     """Only the stacks the llm layer reads (foundation, network) and the llm stack itself."""
-    app = App(outdir=str(outdir))
+    app = App(outdir=str(outdir), context=APP_CONTEXT)
     foundation = Foundation(LayerStack(app, env, "foundation"), "foundation", env=env)
     network = Network(LayerStack(app, env, "network"), "network", env=env,
                       kms_key_arn=foundation.outputs.kms_key_arn)
