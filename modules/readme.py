@@ -103,7 +103,7 @@ def performance(bench: dict[str, Any]) -> str:
     lines = [f"Last run: {bench['date']}, on {bench['machine']}; median of {plural(bench['runs'], 'run')}{load}.",
              "", "| | wall | peak total | peak Python |", "|---|---|---|---|"]
     for label, row in ((f"full synth, {envs} ({bench['stacks']} stacks)", synth),
-                       ("eager-import floor (one provider import)", floor),
+                       ("eager floor (one resource, no on-demand loading)", floor),
                        (f"compliance gate (Checkov, {bench['stacks']} stacks)", gate)):
         lines.append(f"| {label} | {row['wall_s']:.1f} s | {row['peak_total_mb']} MB | {row['peak_python_mb']} MB |")
     lines += ["", f"Synth takes {ratio:.2f} × the floor (target ≤ 0.3: {'met' if ratio <= 0.3 else 'missed'}) and "
