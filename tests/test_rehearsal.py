@@ -1,6 +1,6 @@
 """The offline rehearsal's copies, safety checks, emulator differences and reports (no Terraform run).
 
-The full apply against moto runs in CI (`python -m modules.rehearsal dev`), not here.
+The full apply against moto is the command itself (`python -m modules.rehearsal dev`), not run here.
 """
 
 from __future__ import annotations
