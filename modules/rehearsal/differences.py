@@ -38,11 +38,15 @@ class Difference:
     # (type, changes {attribute: (before, after)}, before): True when the row explains the change
     drift: Callable[[str, dict[str, tuple[Any, Any]], dict[str, Any]], bool] | None = None
     seed: Callable[[Doc, Any], int] | None = None  # (copy, emulator): creates what moto leaves out
+    # (copy, emulator) -> addresses deleted in the emulator directly, to drop from state before destroy
+    teardown: Callable[[Doc, Any], list[str]] | None = None
 
     @property
     def handling(self) -> str:
         if self.seed:
             return "seeded before apply"
+        if self.teardown:
+            return "deleted directly before destroy"
         return "rewritten in the copy" if self.rewrite else "plan change ignored"
 
 
@@ -111,6 +115,20 @@ def _state_machines_left_out(doc: Doc, seeded: Seeded) -> int:
                 if f"aws_sfn_state_machine.{address}" in other.get("depends_on", []):
                     other["depends_on"].remove(f"aws_sfn_state_machine.{address}")
     return len(machines)
+
+
+def _delete_replication_groups(doc: Doc, server: Any) -> list[str]:
+    region = next((p["region"] for p in doc.get("provider", {}).get("aws", []) if "alias" not in p), None)
+    deleted = []
+    for address, block in doc.get("resource", {}).get("aws_elasticache_replication_group", {}).items():
+        group = block.get("replication_group_id", "")
+        if region and "${" not in group:
+            try:
+                server.client("elasticache", region).delete_replication_group(ReplicationGroupId=group)
+            except Exception:  # noqa: BLE001 - already gone or never created: nothing to wait for
+                pass
+            deleted.append(f"aws_elasticache_replication_group.{address}")
+    return deleted
 
 
 APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
@@ -353,6 +371,14 @@ DIFFERENCES: tuple[Difference, ...] = (
         "the provider compares with its compact normal form of the configured JSON; the documents are equal.",
         drift=_same_json),
     Difference(
+        "elasticache-delete-never-completes", "aws_elasticache_replication_group",
+        "Destroy waits up to 40 minutes: a deleted replication group stays `deleting` for ever.",
+        "moto/elasticache/models.py `delete_replication_group` sets the status to `deleting` and never "
+        "removes the group, while the provider waits for it to disappear; AWS removes it. The rehearsal "
+        "deletes it through the API and drops it from the rehearsal state before `terraform destroy` "
+        "(unprotected stacks only).",
+        teardown=_delete_replication_groups),
+    Difference(
         "elasticache-member-clusters", "aws_elasticache_replication_group",
         "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`.",
         "moto/elasticache/models.py `ReplicationGroup` lists member cluster ids (`<group>-001`, …) but never "
@@ -386,6 +412,11 @@ def apply_seeds(doc: Doc, server: Any) -> list[str]:
             if count:
                 notes.append(f"emulator difference {row.name}: {count} object(s) seeded")
     return notes
+
+
+def apply_teardowns(doc: Doc, server: Any) -> list[str]:
+    """Delete directly what moto never finishes deleting; the addresses to drop from state."""
+    return [address for row in DIFFERENCES if row.teardown for address in row.teardown(doc, server)]
 
 
 def explain_drift(resource_type: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> Difference | None:

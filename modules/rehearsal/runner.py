@@ -12,7 +12,7 @@ from threading import Lock
 from typing import Any
 
 from modules.rehearsal import terraform as tf
-from modules.rehearsal.differences import Seeded, apply_rewrites, apply_seeds, explain_drift
+from modules.rehearsal.differences import Seeded, apply_rewrites, apply_seeds, apply_teardowns, explain_drift
 from modules.rehearsal.differences import changes as attribute_changes
 from modules.rehearsal.emulator import MotoServer
 from modules.rehearsal.plan import Stack
@@ -68,13 +68,18 @@ def run_graph(order: list[str], needs: dict[str, set[str]], step: Callable[[str]
     dependents do about it (they can read the results)."""
     pending, running = list(order), {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        while pending or running:
-            for name in [n for n in pending if not (needs[n] & (set(pending) | set(running)))][:workers - len(running)]:
-                pending.remove(name)
-                running[name] = pool.submit(step, name)
-            finished, _ = wait(running.values(), return_when=FIRST_COMPLETED)
-            for name in [n for n, f in running.items() if f in finished]:
-                running.pop(name).result()
+        try:
+            while pending or running:
+                ready = [n for n in pending if not (needs[n] & (set(pending) | set(running)))]
+                for name in ready[:workers - len(running)]:
+                    pending.remove(name)
+                    running[name] = pool.submit(step, name)
+                finished, _ = wait(running.values(), return_when=FIRST_COMPLETED)
+                for name in [n for n, f in running.items() if f in finished]:
+                    running.pop(name).result()
+        except KeyboardInterrupt:
+            tf.STOPPING.set()  # the running steps end at their next Terraform command
+            raise
 
 
 def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
@@ -147,6 +152,13 @@ def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], t
         result = results[name]
         protected = stacks[name].protected_resources
         say(name, "destroy" + (f" (refusal expected: {len(protected)} protected resources)" if protected else ""))
+        log = env_dir / name / "terraform.log"
+        if not protected:
+            doc = json.loads((env_dir / name / "main.tf.json").read_text())
+            gone = apply_teardowns(doc, server)
+            if gone:
+                tf.run(toolchain, cli_config, ["state", "rm", *gone], env_dir / name, log)
+                result.notes.append(f"deleted directly before destroy (emulator difference): {', '.join(gone)}")
         done = tf.run(toolchain, cli_config, ["destroy", "-auto-approve", "-input=false"], env_dir / name,
                       env_dir / name / "terraform.log")
         output = done.stdout + done.stderr
