@@ -118,6 +118,9 @@ def test_emulator_rewrites_certificate_arns_log_delivery_policy_and_public_ami_p
     assert "aws_sfn_state_machine" not in json.dumps(gateway)
     assert ":stateMachine:llmlite-dev-" in json.dumps(gateway)
     assert not [t for t in gateway["resource"] if t.startswith("aws_appautoscaling_")]
+    realtime = json.loads(json.dumps(stacks["prod-realtime"].doc))
+    assert "emulator difference apigatewayv2-domain-status: 1 place(s) rewritten" in apply_rewrites(realtime, seeded)
+    assert "aws_apigatewayv2_domain_name" not in json.dumps(realtime) and "api_mapping" not in json.dumps(realtime)
 
     llm = json.loads(json.dumps(stacks["dev-llm"].doc))
     apply_rewrites(llm, seeded)

@@ -131,6 +131,21 @@ def _delete_replication_groups(doc: Doc, server: Any) -> list[str]:
     return deleted
 
 
+def _custom_domains_left_out(doc: Doc, seeded: Seeded) -> int:
+    """Drop API Gateway v2 custom domains and their mappings; references read the configured name."""
+    resources = doc.get("resource", {})
+    domains = resources.pop("aws_apigatewayv2_domain_name", {})
+    if not domains:
+        return 0
+    resources.pop("aws_apigatewayv2_api_mapping", None)
+    for address, block in domains.items():
+        pattern = re.compile(r"\$\{aws_apigatewayv2_domain_name\." + re.escape(address) + r"\.[^}]*\}")
+        for section in ("resource", "output", "locals"):
+            if section in doc:
+                doc[section] = json.loads(pattern.sub(block.get("domain_name", "omitted"), json.dumps(doc[section])))
+    return len(domains)
+
+
 APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
 
 
@@ -348,6 +363,13 @@ DIFFERENCES: tuple[Difference, ...] = (
         "(Application Auto Scaling API, ListTagsForResource). The copy leaves the target and its policies "
         "out (nothing else refers to them): the service's scaling is not rehearsed.",
         rewrite=_application_auto_scaling_left_out),
+    Difference(
+        "apigatewayv2-domain-status", "aws_apigatewayv2_domain_name (and its API mappings)",
+        "Creating a custom domain waits for status AVAILABLE and fails on an empty status.",
+        "moto/apigatewayv2/models.py `DomainName` never sets DomainNameStatus, while the provider waits for "
+        "AVAILABLE; AWS reports it (API Gateway v2 API, DomainNameConfiguration.DomainNameStatus). The copy "
+        "leaves the domain and its mappings out; references read the configured name.",
+        rewrite=_custom_domains_left_out),
     Difference(
         "elasticache-member-cluster-view", "aws_elasticache_replication_group",
         "The group reads back without at-rest encryption, AUTH token or security groups: the plan replaces it.",
