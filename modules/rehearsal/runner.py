@@ -234,10 +234,13 @@ def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, 
     shown = tf.run(toolchain, cli_config, ["show", "-json", "drift.tfplan"], workdir, Path("/dev/null"))
     changes = [c for c in json.loads(shown.stdout).get("resource_changes", [])
                if c["change"]["actions"] not in (["no-op"], ["read"])]
-    explained = []
+    explained, knock_on = [], []
     for change in changes:
         before, after = change["change"].get("before") or {}, change["change"].get("after") or {}
         changed = attribute_changes(before, after, change["change"].get("after_unknown") or {})
+        if not changed and change["change"]["actions"] == ["update"]:
+            knock_on.append(change["address"])  # only values known after another change: its consequence
+            continue
         row = explain_drift(change["type"], changed, before)
         if row:
             explained.append(row.name)
@@ -247,7 +250,12 @@ def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, 
             keys = list(changed) or sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
             result.failures.append(f"drift: {change['address']} would {'/'.join(change['change']['actions'])} "
                                    f"({', '.join(keys[:6])})")
-    unexplained = len(changes) - len(explained)
+    unexplained = len(changes) - len(explained) - len(knock_on)
     if unexplained:
         return f"{unexplained} UNEXPLAINED"
+    if knock_on:
+        if not explained:
+            result.failures.append(f"drift: {', '.join(knock_on)} would update (values known only after apply)")
+            return f"{len(knock_on)} UNEXPLAINED"
+        result.notes.append(f"updates that follow from the explained ones: {', '.join(knock_on)}")
     return f"{len(explained)} explained ({', '.join(sorted(set(explained)))})" if explained else "outputs only"
