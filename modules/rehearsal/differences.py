@@ -128,6 +128,9 @@ def _delete_replication_groups(doc: Doc, server: Any) -> list[str]:
             except Exception:  # noqa: BLE001 - already gone or never created: nothing to wait for
                 pass
             deleted.append(f"aws_elasticache_replication_group.{address}")
+    # moto cannot delete a cache subnet group at all; the emulator is discarded with it.
+    deleted += [f"aws_elasticache_subnet_group.{a}" for a in doc.get("resource", {}).get(
+        "aws_elasticache_subnet_group", {})]
     return deleted
 
 
@@ -427,12 +430,13 @@ DIFFERENCES: tuple[Difference, ...] = (
         "the provider compares with its compact normal form of the configured JSON; the documents are equal.",
         drift=_same_json),
     Difference(
-        "elasticache-delete-never-completes", "aws_elasticache_replication_group",
-        "Destroy waits up to 40 minutes: a deleted replication group stays `deleting` for ever.",
+        "elasticache-delete-never-completes", "aws_elasticache_replication_group / _subnet_group",
+        "Destroy waits up to 40 minutes: a deleted replication group stays `deleting` for ever; deleting "
+        "its subnet group answers HTTP 500.",
         "moto/elasticache/models.py `delete_replication_group` sets the status to `deleting` and never "
-        "removes the group, while the provider waits for it to disappear; AWS removes it. The rehearsal "
-        "deletes it through the API and drops it from the rehearsal state before `terraform destroy` "
-        "(unprotected stacks only).",
+        "removes the group, while the provider waits for it to disappear, and moto/elasticache/responses.py "
+        "has no `delete_cache_subnet_group`; AWS does both. The rehearsal deletes the group through the API "
+        "and drops both from the rehearsal state before `terraform destroy` (unprotected stacks only).",
         teardown=_delete_replication_groups),
     Difference(
         "elasticache-member-clusters", "aws_elasticache_replication_group",
