@@ -171,6 +171,8 @@ def test_only_the_known_false_drift_is_explained() -> None:
     redis = {"at_rest_encryption_enabled": "false", "auth_token": "", "node_type": "cache.t4g.micro"}
     assert _explained("aws_elasticache_replication_group", redis, {
         **redis, "at_rest_encryption_enabled": "true", "auth_token": "token"}) == "elasticache-member-cluster-view"
+    assert _explained("aws_elasticache_replication_group", {**redis, "num_cache_clusters": 1}, {
+        **redis, "num_cache_clusters": 2}) == "elasticache-member-cluster-view"
     assert _explained("aws_elasticache_replication_group", redis, {**redis, "node_type": "cache.t4g.small"}) is None
     assert _explained("aws_lambda_function", {"logging_config": []}, {"logging_config": [{"log_format": "JSON"}]}) \
         == "lambda-logging-config"
