@@ -169,6 +169,11 @@ def _ecs_service_settings(type_: str, changed: dict[str, tuple[Any, Any]], befor
             and all(_empty(was) or key == "deployment_controller" for key, (was, _) in changed.items()))
 
 
+def _cognito_resource_servers(doc: Doc, server: Any) -> list[str]:
+    # moto cannot delete a resource server; the emulator is discarded with it.
+    return [f"aws_cognito_resource_server.{a}" for a in doc.get("resource", {}).get("aws_cognito_resource_server", {})]
+
+
 APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
 
 
@@ -440,6 +445,13 @@ DIFFERENCES: tuple[Difference, ...] = (
         "has no `delete_cache_subnet_group`; AWS does both. The rehearsal deletes the group through the API "
         "and drops both from the rehearsal state before `terraform destroy` (unprotected stacks only).",
         teardown=_delete_replication_groups),
+    Difference(
+        "cognito-resource-server-delete", "aws_cognito_resource_server",
+        "Destroy fails: DeleteResourceServer answers HTTP 500.",
+        "moto/cognitoidp/responses.py implements CreateResourceServer and DescribeResourceServer but no "
+        "`delete_resource_server`; AWS has (Cognito API, DeleteResourceServer). The rehearsal drops it from "
+        "the rehearsal state before `terraform destroy` (unprotected stacks only).",
+        teardown=_cognito_resource_servers),
     Difference(
         "elasticache-member-clusters", "aws_elasticache_replication_group",
         "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`.",
