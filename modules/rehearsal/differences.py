@@ -174,6 +174,18 @@ def _cognito_resource_servers(doc: Doc, server: Any) -> list[str]:
     return [f"aws_cognito_resource_server.{a}" for a in doc.get("resource", {}).get("aws_cognito_resource_server", {})]
 
 
+def _replica_key_policy(doc: Doc, seeded: Seeded) -> int:
+    """Give each replica key its primary's policy: moto's replica always carries the primary's."""
+    keys = doc.get("resource", {}).get("aws_kms_key", {})
+    count = 0
+    for block in doc.get("resource", {}).get("aws_kms_replica_key", {}).values():
+        primary = re.fullmatch(r"\$\{aws_kms_key\.([A-Za-z0-9_-]+)\.arn\}", block.get("primary_key_arn", ""))
+        if primary and "policy" in block and keys.get(primary.group(1), {}).get("policy"):
+            block["policy"] = keys[primary.group(1)]["policy"]
+            count += 1
+    return count
+
+
 APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
 
 
@@ -398,6 +410,14 @@ DIFFERENCES: tuple[Difference, ...] = (
         "AVAILABLE; AWS reports it (API Gateway v2 API, DomainNameConfiguration.DomainNameStatus). The copy "
         "leaves the domain and its mappings out; references read the configured name.",
         rewrite=_custom_domains_left_out),
+    Difference(
+        "kms-replica-key-policy", "aws_kms_replica_key",
+        "Creating a replica key times out after 10 minutes waiting for its policy.",
+        "moto/kms/responses.py `replicate_key` ignores the Policy parameter and the replica copies the "
+        "primary key (policy included), while the provider waits until the replica's policy equals the "
+        "configured one; AWS applies the given policy (KMS API, ReplicateKey Policy). The copy gives the "
+        "replica its primary's policy.",
+        rewrite=_replica_key_policy),
     Difference(
         "cloudwatch-composite-alarm", "aws_cloudwatch_composite_alarm",
         "Creating a composite alarm fails: PutCompositeAlarm answers HTTP 500.",
