@@ -120,6 +120,13 @@ def test_emulator_rewrites_certificate_arns_log_delivery_policy_and_public_ami_p
     assert "aws_sfn_state_machine" not in json.dumps(gateway)
     assert ":stateMachine:llmlite-dev-" in json.dumps(gateway)
     assert not [t for t in gateway["resource"] if t.startswith("aws_appautoscaling_")]
+    observability = json.loads(json.dumps(stacks["dev-observability"].doc))
+    assert "emulator difference cloudwatch-composite-alarm: 1 place(s) rewritten" in apply_rewrites(observability,
+                                                                                                     seeded)
+    assert "aws_cloudwatch_composite_alarm" not in json.dumps(observability)
+    realtime = json.loads(json.dumps(stacks["prod-realtime"].doc))
+    assert "emulator difference apigatewayv2-domain-status: 1 place(s) rewritten" in apply_rewrites(realtime, seeded)
+    assert "aws_apigatewayv2_domain_name" not in json.dumps(realtime) and "api_mapping" not in json.dumps(realtime)
 
     llm = json.loads(json.dumps(stacks["dev-llm"].doc))
     apply_rewrites(llm, seeded)
@@ -166,9 +173,16 @@ def test_only_the_known_false_drift_is_explained() -> None:
     redis = {"at_rest_encryption_enabled": "false", "auth_token": "", "node_type": "cache.t4g.micro"}
     assert _explained("aws_elasticache_replication_group", redis, {
         **redis, "at_rest_encryption_enabled": "true", "auth_token": "token"}) == "elasticache-member-cluster-view"
+    assert _explained("aws_elasticache_replication_group", {**redis, "num_cache_clusters": 1}, {
+        **redis, "num_cache_clusters": 2}) == "elasticache-member-cluster-view"
     assert _explained("aws_elasticache_replication_group", redis, {**redis, "node_type": "cache.t4g.small"}) is None
     assert _explained("aws_lambda_function", {"logging_config": []}, {"logging_config": [{"log_format": "JSON"}]}) \
         == "lambda-logging-config"
+    service = {"enable_execute_command": False, "capacity_provider_strategy": [], "desired_count": 1}
+    assert _explained("aws_ecs_service", service, {**service, "enable_execute_command": True,
+                      "capacity_provider_strategy": [{"capacity_provider": "FARGATE_SPOT", "weight": 1}]}) \
+        == "ecs-service-settings"
+    assert _explained("aws_ecs_service", service, {**service, "desired_count": 2}) is None
     queue = {"redrive_policy": '{"deadLetterTargetArn": "arn:q", "maxReceiveCount": 3}'}
     assert _explained("aws_sqs_queue", queue, {"redrive_policy": '{"deadLetterTargetArn":"arn:q","maxReceiveCount":3}'}) \
         == "sqs-redrive-policy-format"

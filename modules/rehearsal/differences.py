@@ -38,11 +38,15 @@ class Difference:
     # (type, changes {attribute: (before, after)}, before): True when the row explains the change
     drift: Callable[[str, dict[str, tuple[Any, Any]], dict[str, Any]], bool] | None = None
     seed: Callable[[Doc, Any], int] | None = None  # (copy, emulator): creates what moto leaves out
+    # (copy, emulator) -> addresses deleted in the emulator directly, to drop from state before destroy
+    teardown: Callable[[Doc, Any], list[str]] | None = None
 
     @property
     def handling(self) -> str:
         if self.seed:
             return "seeded before apply"
+        if self.teardown:
+            return "deleted directly before destroy"
         return "rewritten in the copy" if self.rewrite else "plan change ignored"
 
 
@@ -111,6 +115,75 @@ def _state_machines_left_out(doc: Doc, seeded: Seeded) -> int:
                 if f"aws_sfn_state_machine.{address}" in other.get("depends_on", []):
                     other["depends_on"].remove(f"aws_sfn_state_machine.{address}")
     return len(machines)
+
+
+def _delete_replication_groups(doc: Doc, server: Any) -> list[str]:
+    region = next((p["region"] for p in doc.get("provider", {}).get("aws", []) if "alias" not in p), None)
+    deleted = []
+    for address, block in doc.get("resource", {}).get("aws_elasticache_replication_group", {}).items():
+        group = block.get("replication_group_id", "")
+        if region and "${" not in group:
+            try:
+                server.client("elasticache", region).delete_replication_group(ReplicationGroupId=group)
+            except Exception:  # noqa: BLE001 - already gone or never created: nothing to wait for
+                pass
+            deleted.append(f"aws_elasticache_replication_group.{address}")
+    # moto cannot delete a cache subnet group at all; the emulator is discarded with it.
+    deleted += [f"aws_elasticache_subnet_group.{a}" for a in doc.get("resource", {}).get(
+        "aws_elasticache_subnet_group", {})]
+    return deleted
+
+
+def _custom_domains_left_out(doc: Doc, seeded: Seeded) -> int:
+    """Drop API Gateway v2 custom domains and their mappings; references read the configured name."""
+    resources = doc.get("resource", {})
+    domains = resources.pop("aws_apigatewayv2_domain_name", {})
+    if not domains:
+        return 0
+    resources.pop("aws_apigatewayv2_api_mapping", None)
+    for address, block in domains.items():
+        pattern = re.compile(r"\$\{aws_apigatewayv2_domain_name\." + re.escape(address) + r"\.[^}]*\}")
+        for section in ("resource", "output", "locals"):
+            if section in doc:
+                doc[section] = json.loads(pattern.sub(block.get("domain_name", "omitted"), json.dumps(doc[section])))
+    return len(domains)
+
+
+def _composite_alarms_left_out(doc: Doc, seeded: Seeded) -> int:
+    """Drop composite alarms; references to their name read the configured name."""
+    alarms = doc.get("resource", {}).pop("aws_cloudwatch_composite_alarm", {})
+    for address, block in alarms.items():
+        pattern = re.compile(r"\$\{aws_cloudwatch_composite_alarm\." + re.escape(address) + r"\.(alarm_name|id)\}")
+        for section in ("resource", "output", "locals"):
+            if section in doc:
+                doc[section] = json.loads(pattern.sub(block.get("alarm_name", "omitted"), json.dumps(doc[section])))
+    return len(alarms)
+
+
+ECS_SERVICE_SETTINGS = {"availability_zone_rebalancing", "capacity_provider_strategy", "deployment_controller",
+                        "enable_ecs_managed_tags", "enable_execute_command", "health_check_grace_period_seconds"}
+
+
+def _ecs_service_settings(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return (type_ == "aws_ecs_service" and bool(changed) and set(changed) <= ECS_SERVICE_SETTINGS
+            and all(_empty(was) or key == "deployment_controller" for key, (was, _) in changed.items()))
+
+
+def _cognito_resource_servers(doc: Doc, server: Any) -> list[str]:
+    # moto cannot delete a resource server; the emulator is discarded with it.
+    return [f"aws_cognito_resource_server.{a}" for a in doc.get("resource", {}).get("aws_cognito_resource_server", {})]
+
+
+def _replica_key_policy(doc: Doc, seeded: Seeded) -> int:
+    """Give each replica key its primary's policy: moto's replica always carries the primary's."""
+    keys = doc.get("resource", {}).get("aws_kms_key", {})
+    count = 0
+    for block in doc.get("resource", {}).get("aws_kms_replica_key", {}).values():
+        primary = re.fullmatch(r"\$\{aws_kms_key\.([A-Za-z0-9_-]+)\.arn\}", block.get("primary_key_arn", ""))
+        if primary and "policy" in block and keys.get(primary.group(1), {}).get("policy"):
+            block["policy"] = keys[primary.group(1)]["policy"]
+            count += 1
+    return count
 
 
 APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
@@ -197,8 +270,8 @@ def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], bef
 
 def _member_cluster_view(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return (type_ == "aws_elasticache_replication_group" and bool(changed)
-            and set(changed) <= {"at_rest_encryption_enabled", "auth_token", "security_group_ids"}
-            and all(not was or was == "false" for was, _ in changed.values()))
+            and set(changed) <= {"at_rest_encryption_enabled", "auth_token", "security_group_ids", "num_cache_clusters"}
+            and all(not was or was == "false" for key, (was, _) in changed.items() if key != "num_cache_clusters"))
 
 
 def _performance_insights(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
@@ -331,12 +404,43 @@ DIFFERENCES: tuple[Difference, ...] = (
         "out (nothing else refers to them): the service's scaling is not rehearsed.",
         rewrite=_application_auto_scaling_left_out),
     Difference(
+        "apigatewayv2-domain-status", "aws_apigatewayv2_domain_name (and its API mappings)",
+        "Creating a custom domain waits for status AVAILABLE and fails on an empty status.",
+        "moto/apigatewayv2/models.py `DomainName` never sets DomainNameStatus, while the provider waits for "
+        "AVAILABLE; AWS reports it (API Gateway v2 API, DomainNameConfiguration.DomainNameStatus). The copy "
+        "leaves the domain and its mappings out; references read the configured name.",
+        rewrite=_custom_domains_left_out),
+    Difference(
+        "kms-replica-key-policy", "aws_kms_replica_key",
+        "Creating a replica key times out after 10 minutes waiting for its policy.",
+        "moto/kms/responses.py `replicate_key` ignores the Policy parameter and the replica copies the "
+        "primary key (policy included), while the provider waits until the replica's policy equals the "
+        "configured one; AWS applies the given policy (KMS API, ReplicateKey Policy). The copy gives the "
+        "replica its primary's policy.",
+        rewrite=_replica_key_policy),
+    Difference(
+        "cloudwatch-composite-alarm", "aws_cloudwatch_composite_alarm",
+        "Creating a composite alarm fails: PutCompositeAlarm answers HTTP 500.",
+        "moto/cloudwatch/responses.py has no `put_composite_alarm`; AWS has (CloudWatch API, "
+        "PutCompositeAlarm). The copy leaves composite alarms out; references read the configured name.",
+        rewrite=_composite_alarms_left_out),
+    Difference(
+        "ecs-service-settings", "aws_ecs_service",
+        "The service reads back without its capacity provider strategy, ECS Exec, managed tags and health "
+        "check grace period: the plan replaces it.",
+        "moto/ecs/responses.py `create_service` reads none of capacityProviderStrategy, enableExecuteCommand, "
+        "enableECSManagedTags, healthCheckGracePeriodSeconds or availabilityZoneRebalancing (and reports "
+        "launch type EC2); AWS returns them (ECS API, Service).",
+        drift=_ecs_service_settings),
+    Difference(
         "elasticache-member-cluster-view", "aws_elasticache_replication_group",
-        "The group reads back without at-rest encryption, AUTH token or security groups: the plan replaces it.",
+        "The group reads back without at-rest encryption, AUTH token or security groups, and with one member "
+        "where two were asked for: the plan replaces it.",
         "The provider reads these from the group's first member cluster; moto/elasticache/models.py "
         "`CacheCluster` has no at-rest encryption field, and the members the rehearsal creates before apply "
         "(see elasticache-member-clusters) cannot know the token or the security groups Terraform resolves "
-        "later; on AWS the members share the group's settings.",
+        "later; and `_set_node_members_clusters_disabled` sizes the group from ReplicasPerNodeGroup, ignoring "
+        "NumCacheClusters. On AWS the members share the group's settings and number NumCacheClusters.",
         drift=_member_cluster_view),
     Difference(
         "lambda-logging-config", "aws_lambda_function",
@@ -352,6 +456,22 @@ DIFFERENCES: tuple[Difference, ...] = (
         "moto/sqs/models.py returns `json.dumps(self.redrive_policy)` (Python's spaced separators) while "
         "the provider compares with its compact normal form of the configured JSON; the documents are equal.",
         drift=_same_json),
+    Difference(
+        "elasticache-delete-never-completes", "aws_elasticache_replication_group / _subnet_group",
+        "Destroy waits up to 40 minutes: a deleted replication group stays `deleting` for ever; deleting "
+        "its subnet group answers HTTP 500.",
+        "moto/elasticache/models.py `delete_replication_group` sets the status to `deleting` and never "
+        "removes the group, while the provider waits for it to disappear, and moto/elasticache/responses.py "
+        "has no `delete_cache_subnet_group`; AWS does both. The rehearsal deletes the group through the API "
+        "and drops both from the rehearsal state before `terraform destroy` (unprotected stacks only).",
+        teardown=_delete_replication_groups),
+    Difference(
+        "cognito-resource-server-delete", "aws_cognito_resource_server",
+        "Destroy fails: DeleteResourceServer answers HTTP 500.",
+        "moto/cognitoidp/responses.py implements CreateResourceServer and DescribeResourceServer but no "
+        "`delete_resource_server`; AWS has (Cognito API, DeleteResourceServer). The rehearsal drops it from "
+        "the rehearsal state before `terraform destroy` (unprotected stacks only).",
+        teardown=_cognito_resource_servers),
     Difference(
         "elasticache-member-clusters", "aws_elasticache_replication_group",
         "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`.",
@@ -386,6 +506,11 @@ def apply_seeds(doc: Doc, server: Any) -> list[str]:
             if count:
                 notes.append(f"emulator difference {row.name}: {count} object(s) seeded")
     return notes
+
+
+def apply_teardowns(doc: Doc, server: Any) -> list[str]:
+    """Delete directly what moto never finishes deleting; the addresses to drop from state."""
+    return [address for row in DIFFERENCES if row.teardown for address in row.teardown(doc, server)]
 
 
 def explain_drift(resource_type: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> Difference | None:

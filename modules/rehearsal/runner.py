@@ -12,7 +12,7 @@ from threading import Lock
 from typing import Any
 
 from modules.rehearsal import terraform as tf
-from modules.rehearsal.differences import Seeded, apply_rewrites, apply_seeds, explain_drift
+from modules.rehearsal.differences import Seeded, apply_rewrites, apply_seeds, apply_teardowns, explain_drift
 from modules.rehearsal.differences import changes as attribute_changes
 from modules.rehearsal.emulator import MotoServer
 from modules.rehearsal.plan import Stack
@@ -68,13 +68,18 @@ def run_graph(order: list[str], needs: dict[str, set[str]], step: Callable[[str]
     dependents do about it (they can read the results)."""
     pending, running = list(order), {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        while pending or running:
-            for name in [n for n in pending if not (needs[n] & (set(pending) | set(running)))][:workers - len(running)]:
-                pending.remove(name)
-                running[name] = pool.submit(step, name)
-            finished, _ = wait(running.values(), return_when=FIRST_COMPLETED)
-            for name in [n for n, f in running.items() if f in finished]:
-                running.pop(name).result()
+        try:
+            while pending or running:
+                ready = [n for n in pending if not (needs[n] & (set(pending) | set(running)))]
+                for name in ready[:workers - len(running)]:
+                    pending.remove(name)
+                    running[name] = pool.submit(step, name)
+                finished, _ = wait(running.values(), return_when=FIRST_COMPLETED)
+                for name in [n for n, f in running.items() if f in finished]:
+                    running.pop(name).result()
+        except KeyboardInterrupt:
+            tf.STOPPING.set()  # the running steps end at their next Terraform command
+            raise
 
 
 def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
@@ -145,8 +150,17 @@ def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], t
             return True
         started = time.monotonic()
         result = results[name]
-        protected = stacks[name].protected_resources
+        # Only protected resources that exist can refuse (a failed apply may not have made them).
+        present = _addresses(target.state_dir / f"{name}.tfstate")
+        protected = [a for a in stacks[name].protected_resources if a in present]
         say(name, "destroy" + (f" (refusal expected: {len(protected)} protected resources)" if protected else ""))
+        log = env_dir / name / "terraform.log"
+        if not protected:
+            doc = json.loads((env_dir / name / "main.tf.json").read_text())
+            gone = apply_teardowns(doc, server)
+            if gone:
+                tf.run(toolchain, cli_config, ["state", "rm", *gone], env_dir / name, log)
+                result.notes.append(f"deleted directly before destroy (emulator difference): {', '.join(gone)}")
         done = tf.run(toolchain, cli_config, ["destroy", "-auto-approve", "-input=false"], env_dir / name,
                       env_dir / name / "terraform.log")
         output = done.stdout + done.stderr
@@ -181,6 +195,14 @@ def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], t
     return summary
 
 
+def _addresses(state: Path) -> set[str]:
+    if not state.is_file():
+        return set()
+    doc = json.loads(state.read_text())
+    return {f"{r['type']}.{r['name']}" for r in doc.get("resources", []) if r.get("mode") == "managed"
+            and r.get("module") is None and r.get("instances")}
+
+
 def _resource_count(state: Path) -> int:
     if not state.is_file():
         return 0
@@ -212,10 +234,13 @@ def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, 
     shown = tf.run(toolchain, cli_config, ["show", "-json", "drift.tfplan"], workdir, Path("/dev/null"))
     changes = [c for c in json.loads(shown.stdout).get("resource_changes", [])
                if c["change"]["actions"] not in (["no-op"], ["read"])]
-    explained = []
+    explained, knock_on = [], []
     for change in changes:
         before, after = change["change"].get("before") or {}, change["change"].get("after") or {}
         changed = attribute_changes(before, after, change["change"].get("after_unknown") or {})
+        if not changed and change["change"]["actions"] == ["update"]:
+            knock_on.append(change["address"])  # only values known after another change: its consequence
+            continue
         row = explain_drift(change["type"], changed, before)
         if row:
             explained.append(row.name)
@@ -225,7 +250,12 @@ def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, 
             keys = list(changed) or sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
             result.failures.append(f"drift: {change['address']} would {'/'.join(change['change']['actions'])} "
                                    f"({', '.join(keys[:6])})")
-    unexplained = len(changes) - len(explained)
+    unexplained = len(changes) - len(explained) - len(knock_on)
     if unexplained:
         return f"{unexplained} UNEXPLAINED"
+    if knock_on:
+        if not explained:
+            result.failures.append(f"drift: {', '.join(knock_on)} would update (values known only after apply)")
+            return f"{len(knock_on)} UNEXPLAINED"
+        result.notes.append(f"updates that follow from the explained ones: {', '.join(knock_on)}")
     return f"{len(explained)} explained ({', '.join(sorted(set(explained)))})" if explained else "outputs only"

@@ -7,12 +7,17 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 MIRROR = Path("/opt/tf-plugins")
 AWS_PROVIDER = "registry.terraform.io/hashicorp/aws"
+
+
+# Set on Ctrl-C: no further Terraform command starts (running ones get the terminal's SIGINT).
+STOPPING = threading.Event()
 
 
 class ToolError(Exception):
@@ -60,6 +65,8 @@ def write_cli_config(path: Path, mirror: Path) -> Path:
 def run(toolchain: Toolchain, cli_config: Path, args: list[str], cwd: Path, log: Path,
         timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """Run terraform, its output appended to `log` (and returned)."""
+    if STOPPING.is_set():
+        return subprocess.CompletedProcess(args, 130, "", "Error: interrupted before it started")
     started = time.monotonic()
     try:
         done = subprocess.run([toolchain.terraform, *args, "-no-color"], cwd=cwd, text=True, capture_output=True,
