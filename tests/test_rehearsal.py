@@ -134,9 +134,36 @@ def test_emulator_rewrites_certificate_arns_log_delivery_policy_and_public_ami_p
     assert parameter["name"] == differences.EMULATED_AMI_PARAMETER
 
 
+def test_replica_keys_are_rehearsed_untagged_and_nothing_else_loses_its_tags(stacks) -> None:
+    foundation = json.loads(json.dumps(stacks["prod-us-foundation"].doc))
+    notes = apply_rewrites(foundation, Seeded())
+    assert any(note.startswith("emulator difference kms-replica-key-tags") for note in notes)
+    providers = {p.get("alias", ""): p for p in foundation["provider"]["aws"]}
+    replica_aliases = {r["provider"].removeprefix("aws.")
+                       for r in foundation["resource"]["aws_kms_replica_key"].values()}
+    assert replica_aliases and all("default_tags" not in providers[a] for a in replica_aliases)
+    assert "default_tags" in providers[""]  # the stack's own provider keeps its tags
+    assert all("tags" not in r for r in foundation["resource"]["aws_kms_replica_key"].values())
+
+
 def _explained(type_: str, before: dict, after: dict) -> str | None:
     row = explain_drift(type_, differences.changes(before, after, {}), before)
     return row.name if row else None
+
+
+def test_a_change_known_only_after_apply_is_a_consequence_not_a_drift() -> None:
+    """A group pinned to its template's latest version: when the template changes, the
+    version inside the mixed instances policy is unknown until apply. That follows from the
+    template's change; a changed instance type next to it is a drift of its own."""
+    def policy(version: str | None, instance_type: str = "g5.xlarge") -> dict:
+        return {"mixed_instances_policy": [{"launch_template": [{
+            "launch_template_specification": [{"launch_template_id": "lt-1", "version": version}],
+            "override": [{"instance_type": instance_type}]}]}]}
+    unknown = {"mixed_instances_policy": [{"launch_template": [{
+        "launch_template_specification": [{"version": True}], "override": [{}]}]}]}
+    assert differences.changes(policy("1"), policy(None), unknown) == {}
+    assert set(differences.changes(policy("1"), policy(None, "g6.xlarge"), unknown)) == {"mixed_instances_policy"}
+    assert set(differences.changes(policy("1"), policy("2"), {})) == {"mixed_instances_policy"}
 
 
 def test_only_the_known_false_drift_is_explained() -> None:

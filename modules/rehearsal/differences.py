@@ -186,6 +186,22 @@ def _replica_key_policy(doc: Doc, seeded: Seeded) -> int:
     return count
 
 
+def _replica_key_tags(doc: Doc, seeded: Seeded) -> int:
+    """Rehearse replica keys untagged: drop their tags, and the default tags of a provider that
+    serves nothing but replica keys (so every other resource keeps its tags)."""
+    resources = doc.get("resource", {})
+    replicas = resources.get("aws_kms_replica_key", {})
+    count = sum(block.pop("tags", None) is not None for block in replicas.values())
+    aliases = {block["provider"].removeprefix("aws.") for block in replicas.values() if "provider" in block}
+    others = {block.get("provider", "aws").removeprefix("aws.")
+              for type_, blocks in [*resources.items(), *doc.get("data", {}).items()]
+              if type_ != "aws_kms_replica_key" for block in blocks.values()}
+    for provider in doc.get("provider", {}).get("aws", []):
+        if provider.get("alias") in aliases - others and provider.pop("default_tags", None) is not None:
+            count += 1
+    return count
+
+
 APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
 
 
@@ -245,10 +261,30 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _same_where_known(a: Any, b: Any, unknown: Any) -> bool:
+    """Equal wherever the planned value is known: `unknown` is the plan's `after_unknown` for this
+    value, `true` where a part is known only after apply (at any depth, e.g. a launch template
+    version inside a group's mixed instances policy)."""
+    if unknown is True:
+        return True
+    if isinstance(unknown, dict) and unknown and isinstance(b, dict) and isinstance(a, (dict, type(None))):
+        a = a or {}
+        return all(_same_where_known(a.get(k), b.get(k), unknown.get(k)) for k in set(a) | set(b))
+    if isinstance(unknown, list) and unknown and isinstance(b, list) and isinstance(a, (list, type(None))):
+        a = a or []
+        if len(a) != len(b):
+            return _same(a, b)
+        return all(_same_where_known(x, y, unknown[i] if i < len(unknown) else None)
+                   for i, (x, y) in enumerate(zip(a, b)))
+    return _same(a, b)
+
+
 def changes(before: dict[str, Any], after: dict[str, Any], unknown: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """The attributes a plan really changes: known after apply, and not just unset versus empty."""
+    """The attributes a plan really changes: known after apply, and not just unset versus empty.
+    An attribute whose only differences are values known after apply is not a change of its
+    own: it follows from a change elsewhere (the caller counts it as a consequence)."""
     return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
-            if unknown.get(k) is not True and not _same(before.get(k), after.get(k))}
+            if not _same_where_known(before.get(k), after.get(k), unknown.get(k))}
 
 
 SG_RULE_TYPES = ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
@@ -418,6 +454,15 @@ DIFFERENCES: tuple[Difference, ...] = (
         "configured one; AWS applies the given policy (KMS API, ReplicateKey Policy). The copy gives the "
         "replica its primary's policy.",
         rewrite=_replica_key_policy),
+    Difference(
+        "kms-replica-key-tags", "aws_kms_replica_key",
+        "Creating a tagged replica key times out after 10 minutes waiting for its tags.",
+        "moto/kms/responses.py `replicate_key` reads only KeyId and ReplicaRegion, so the replica is created "
+        "without the Tags of the request; the provider passes its tags (default tags included) to ReplicateKey "
+        "and waits until the replica's region lists them (internal/service/kms/replica_key.go, "
+        "WaitTagsPropagated); AWS tags the replica (KMS API, ReplicateKey Tags). The copy leaves the replica "
+        "keys untagged (their tags and their region's default tags): their tags are not rehearsed.",
+        rewrite=_replica_key_tags),
     Difference(
         "cloudwatch-composite-alarm", "aws_cloudwatch_composite_alarm",
         "Creating a composite alarm fails: PutCompositeAlarm answers HTTP 500.",
