@@ -300,6 +300,11 @@ def _default_instance_warmup(type_: str, changed: dict[str, tuple[Any, Any]], be
         "default_instance_warmup"][0]
 
 
+def _mixed_instances_policy_cleared(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return (type_ == "aws_autoscaling_group" and set(changed) == {"mixed_instances_policy"}
+            and _empty(changed["mixed_instances_policy"][0]) and bool(before.get("initial_lifecycle_hook")))
+
+
 def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return type_ == "aws_autoscaling_policy" and changed == {"enabled": (False, True)}
 
@@ -384,6 +389,17 @@ DIFFERENCES: tuple[Difference, ...] = (
         "drops it and DescribeAutoScalingGroups never returns it; AWS returns what was set (Auto Scaling API, "
         "AutoScalingGroup.DefaultInstanceWarmup).",
         drift=_default_instance_warmup),
+    Difference(
+        "autoscaling-update-clears-mixed-instances-policy", "aws_autoscaling_group",
+        "A group with an initial lifecycle hook reads back without its mixed instances policy: the plan "
+        "after apply adds it again.",
+        "With an initial lifecycle hook the provider creates the group at zero capacity, puts the hook, "
+        "then sets the capacity with an UpdateAutoScalingGroup call that carries no MixedInstancesPolicy "
+        "(internal/service/autoscaling/group.go, resourceGroupCreate); moto/autoscaling/models.py "
+        "`FakeAutoScalingGroup.update` assigns the request's policy unconditionally, so the absent one "
+        "clears it. AWS changes only the parameters an update names (Auto Scaling API, "
+        "UpdateAutoScalingGroup).",
+        drift=_mixed_instances_policy_cleared),
     Difference(
         "autoscaling-policy-enabled", "aws_autoscaling_policy",
         "Every scaling policy reads back disabled (and with an empty predictive block): the plan enables it "
@@ -558,10 +574,17 @@ def apply_teardowns(doc: Doc, server: Any) -> list[str]:
     return [address for row in DIFFERENCES if row.teardown for address in row.teardown(doc, server)]
 
 
-def explain_drift(resource_type: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> Difference | None:
-    """The row explaining a plan change of a resource (its `changes()`), if any."""
-    return next((row for row in DIFFERENCES if row.drift and changed and row.drift(resource_type, changed, before)),
-                None)
+def explain_drift(resource_type: str, changed: dict[str, tuple[Any, Any]],
+                  before: dict[str, Any]) -> tuple[Difference, ...]:
+    """The rows explaining a plan change of a resource (its `changes()`), attribute by attribute:
+    empty unless every changed attribute is explained (one resource can show two differences)."""
+    rows: list[Difference] = []
+    for key, change in changed.items():
+        row = next((r for r in DIFFERENCES if r.drift and r.drift(resource_type, {key: change}, before)), None)
+        if row is None:
+            return ()
+        rows.append(row)
+    return tuple(dict.fromkeys(rows))
 
 
 def markdown_table() -> str:

@@ -234,23 +234,25 @@ def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, 
     shown = tf.run(toolchain, cli_config, ["show", "-json", "drift.tfplan"], workdir, Path("/dev/null"))
     changes = [c for c in json.loads(shown.stdout).get("resource_changes", [])
                if c["change"]["actions"] not in (["no-op"], ["read"])]
-    explained, knock_on = [], []
+    explained, explained_changes, knock_on = [], 0, []
     for change in changes:
         before, after = change["change"].get("before") or {}, change["change"].get("after") or {}
         changed = attribute_changes(before, after, change["change"].get("after_unknown") or {})
         if not changed and change["change"]["actions"] == ["update"]:
             knock_on.append(change["address"])  # only values known after another change: its consequence
             continue
-        row = explain_drift(change["type"], changed, before)
-        if row:
-            explained.append(row.name)
-            result.notes.append(f"emulator difference {row.name}: {change['address']} "
+        rows = explain_drift(change["type"], changed, before)
+        if rows:
+            names = ", ".join(row.name for row in rows)
+            explained.extend(row.name for row in rows)
+            explained_changes += 1
+            result.notes.append(f"emulator difference {names}: {change['address']} "
                                 f"({'/'.join(change['change']['actions'])}) is a false drift")
         else:
             keys = list(changed) or sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
             result.failures.append(f"drift: {change['address']} would {'/'.join(change['change']['actions'])} "
                                    f"({', '.join(keys[:6])})")
-    unexplained = len(changes) - len(explained) - len(knock_on)
+    unexplained = len(changes) - explained_changes - len(knock_on)
     if unexplained:
         return f"{unexplained} UNEXPLAINED"
     if knock_on:
