@@ -166,6 +166,17 @@ def test_a_change_known_only_after_apply_is_a_consequence_not_a_drift() -> None:
     assert set(differences.changes(policy("1"), policy("2"), {})) == {"mixed_instances_policy"}
 
 
+def test_a_destroy_is_retried_only_when_every_error_is_a_known_emulator_race() -> None:
+    race = ("Error: deleting VPC Security Group Rule (sgr-1)\n\napi error InvalidPermission.NotFound: "
+            "The specified rule does not exist in this security group.")
+    assert differences.destroy_retry(tf.errors(race), race).name == "ec2-rule-revoke-not-found"
+    other = race + "\nError: deleting RDS DB Instance (db): InvalidDBInstanceState"
+    assert differences.destroy_retry(tf.errors(other), other) is None
+    denied = "Error: deleting VPC Security Group Rule (sgr-1)\n\napi error UnauthorizedOperation"
+    assert differences.destroy_retry(tf.errors(denied), denied) is None
+    assert differences.destroy_retry([], "") is None
+
+
 def test_only_the_known_false_drift_is_explained() -> None:
     rule = {"referenced_security_group_id": "sg-1", "from_port": 443, "description": None}
     assert _explained("aws_vpc_security_group_ingress_rule", rule, {**rule, "description": "gateway to Redis"}) \

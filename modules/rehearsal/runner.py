@@ -12,7 +12,8 @@ from threading import Lock
 from typing import Any
 
 from modules.rehearsal import terraform as tf
-from modules.rehearsal.differences import Seeded, apply_rewrites, apply_seeds, apply_teardowns, explain_drift
+from modules.rehearsal.differences import (Seeded, apply_rewrites, apply_seeds, apply_teardowns, destroy_retry,
+                                             explain_drift)
 from modules.rehearsal.differences import changes as attribute_changes
 from modules.rehearsal.emulator import MotoServer
 from modules.rehearsal.plan import Stack
@@ -161,9 +162,14 @@ def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], t
             if gone:
                 tf.run(toolchain, cli_config, ["state", "rm", *gone], env_dir / name, log)
                 result.notes.append(f"deleted directly before destroy (emulator difference): {', '.join(gone)}")
-        done = tf.run(toolchain, cli_config, ["destroy", "-auto-approve", "-input=false"], env_dir / name,
-                      env_dir / name / "terraform.log")
+        done = tf.run(toolchain, cli_config, ["destroy", "-auto-approve", "-input=false"], env_dir / name, log)
         output = done.stdout + done.stderr
+        retry = None if protected or done.returncode == 0 else destroy_retry(tf.errors(output), output)
+        if retry:
+            result.notes.append(f"emulator difference {retry.name}: destroy run once more after "
+                                f"{'; '.join(tf.errors(output))}")
+            done = tf.run(toolchain, cli_config, ["destroy", "-auto-approve", "-input=false"], env_dir / name, log)
+            output = done.stdout + done.stderr
         if protected:
             if done.returncode != 0 and REFUSAL in output:
                 result.destroy = "refused (prevent_destroy)"
