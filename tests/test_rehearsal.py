@@ -288,3 +288,29 @@ def test_replication_group_members_are_seeded_where_moto_leaves_them_out(stacks)
     assert notes == [f"emulator difference elasticache-member-clusters: {members} object(s) seeded"]
     assert sorted(c["CacheClusterId"] for c in clusters) == [
         f"{group['replication_group_id']}-{i:03d}" for i in range(1, members + 1)]
+
+
+def test_the_emulator_keeps_a_replicated_primary_key_primary(monkeypatch) -> None:
+    """moto's bug the row names exists, and the rehearsal's server corrects it."""
+    import boto3
+    from moto import mock_aws
+    from moto.kms.models import KmsBackend
+
+    from modules.rehearsal import moto_corrected
+
+    def primary_key_type_after_reading_its_replica() -> str:
+        with mock_aws():
+            def kms(region: str):  # type: ignore[no-untyped-def]
+                return boto3.client("kms", region_name=region, aws_access_key_id="test",
+                                    aws_secret_access_key="test")
+            key = kms("us-west-2").create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+            replica = kms("us-west-2").replicate_key(KeyId=key, ReplicaRegion="us-east-1")["ReplicaKeyMetadata"]
+            kms("us-east-1").describe_key(KeyId=replica["KeyId"])
+            return kms("us-west-2").describe_key(KeyId=key)["KeyMetadata"]["MultiRegionConfiguration"][
+                "MultiRegionKeyType"]
+
+    assert primary_key_type_after_reading_its_replica() == "REPLICA"
+    monkeypatch.setattr(KmsBackend, "replicate_key", KmsBackend.replicate_key)  # restored after the test
+    moto_corrected.CORRECTIONS["kms-replica-shares-primary-configuration"]()
+    assert primary_key_type_after_reading_its_replica() == "PRIMARY"
+    assert {row.name for row in differences.DIFFERENCES if row.corrected} == set(moto_corrected.CORRECTIONS)

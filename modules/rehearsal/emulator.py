@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,17 +25,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def moto_server_command() -> str:
-    beside = Path(sys.executable).with_name("moto_server")
-    found = str(beside) if beside.is_file() else shutil.which("moto_server")
-    if not found:
-        raise ToolError("moto_server is not installed: `pipenv sync --dev` (the dev packages include moto[server]).")
+CORRECTED_SERVER = Path(__file__).with_name("moto_corrected.py")
+
+
+def moto_server_command() -> list[str]:
+    """moto's server, with the corrections of moto bugs the difference table lists."""
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        raise ToolError("moto_server is not installed: `pipenv sync --dev` (the dev packages include moto[server]).") \
+            from None
     try:
         import flask  # noqa: F401  (moto_server needs the [server] extra)
     except ImportError:
         raise ToolError("moto is installed without its server extra: `pip install 'moto[server]'` "
                         "(or `pipenv sync --dev`).") from None
-    return found
+    return [sys.executable, str(CORRECTED_SERVER)]
 
 
 class MotoServer:
@@ -57,7 +61,7 @@ class MotoServer:
                "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
         with self.log.open("ab") as out:
             # Its own session: Ctrl-C reaches this process, which then stops the server itself.
-            self.process = subprocess.Popen([command, "-H", "127.0.0.1", "-p", str(self.port)], stdout=out,
+            self.process = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(self.port)], stdout=out,
                                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
