@@ -146,6 +146,15 @@ def test_replica_keys_are_rehearsed_untagged_and_nothing_else_loses_its_tags(sta
     assert all("tags" not in r for r in foundation["resource"]["aws_kms_replica_key"].values())
 
 
+def test_global_tables_are_rehearsed_without_their_replicas(stacks) -> None:
+    data = json.loads(json.dumps(stacks["prod-us-data"].doc))
+    tables = data["resource"]["aws_dynamodb_table"]
+    assert any("replica" in table for table in tables.values())  # prod-us replicates to us-east-1
+    notes = apply_rewrites(data, Seeded())
+    assert any(note.startswith("emulator difference dynamodb-global-table-replicas") for note in notes)
+    assert all("replica" not in table and "server_side_encryption" in table for table in tables.values())
+
+
 def _explained(type_: str, before: dict, after: dict) -> str | None:
     rows = explain_drift(type_, differences.changes(before, after, {}), before)
     return ", ".join(row.name for row in rows) or None

@@ -209,6 +209,12 @@ def _replica_key_tags(doc: Doc, seeded: Seeded) -> int:
     return count
 
 
+def _dynamodb_replicas(doc: Doc, seeded: Seeded) -> int:
+    """Rehearse global tables as single-region tables: drop their `replica` blocks."""
+    tables = doc.get("resource", {}).get("aws_dynamodb_table", {}).values()
+    return sum(table.pop("replica", None) is not None for table in tables)
+
+
 APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
 
 
@@ -506,6 +512,17 @@ DIFFERENCES: tuple[Difference, ...] = (
         "WaitTagsPropagated); AWS tags the replica (KMS API, ReplicateKey Tags). The copy leaves the replica "
         "keys untagged (their tags and their region's default tags): their tags are not rehearsed.",
         rewrite=_replica_key_tags),
+    Difference(
+        "dynamodb-global-table-replicas", "aws_dynamodb_table (replica)",
+        "Creating a table with a replica never completes: the provider waits for a replica that never "
+        "appears, up to its 30-minute timeout.",
+        "moto/dynamodb/responses.py `update_table` reads no ReplicaUpdates (moto has no global tables of "
+        "version 2019.11.21), so DescribeTable never lists the replica; the provider adds replicas with "
+        "UpdateTable after the table is created and waits for each to be ACTIVE "
+        "(internal/service/dynamodb/table.go, createReplicas). AWS creates them (DynamoDB global tables). "
+        "The copy drops the tables' `replica` blocks: replicas are not rehearsed (their region's KMS "
+        "replica key is).",
+        rewrite=_dynamodb_replicas),
     Difference(
         "cloudwatch-composite-alarm", "aws_cloudwatch_composite_alarm",
         "Creating a composite alarm fails: PutCompositeAlarm answers HTTP 500.",
