@@ -195,6 +195,11 @@ def test_only_the_known_false_drift_is_explained() -> None:
         is None
     cidr = {"cidr_ipv4": "10.0.0.0/16", "description": None}
     assert _explained("aws_vpc_security_group_egress_rule", cidr, {**cidr, "description": "x"}) is None
+    replica = {"description": "primary's", "enabled": True}
+    assert _explained("aws_kms_replica_key", replica, {**replica, "description": "replica's"}) \
+        == "kms-replica-key-description"
+    assert _explained("aws_kms_replica_key", replica, {"description": "replica's", "enabled": False}) is None
+    assert _explained("aws_kms_key", replica, {**replica, "description": "replica's"}) is None
     group = {"default_instance_warmup": 0, "max_size": 1, "capacity_reservation_specification": [
         {"capacity_reservation_preference": None}]}
     assert _explained("aws_autoscaling_group", group, {**group, "default_instance_warmup": 300,

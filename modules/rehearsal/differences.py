@@ -363,6 +363,10 @@ def _launch_template_own_tags(type_: str, changed: dict[str, tuple[Any, Any]], b
     return [t for t in was or [] if t.get("resource_type") != "launch-template"] == (wanted or [])
 
 
+def _replica_key_description(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return type_ == "aws_kms_replica_key" and set(changed) == {"description"}
+
+
 DIFFERENCES: tuple[Difference, ...] = (
     Difference(
         "acm-certificate-arn", "aws_acm_certificate (configured ARN)",
@@ -523,6 +527,14 @@ DIFFERENCES: tuple[Difference, ...] = (
         "The copy drops the tables' `replica` blocks: replicas are not rehearsed (their region's KMS "
         "replica key is).",
         rewrite=_dynamodb_replicas),
+    Difference(
+        "kms-replica-key-description", "aws_kms_replica_key",
+        "After apply the plan changes the replica key's description back to its own: the replica reads "
+        "back with the primary key's description.",
+        "moto/kms/responses.py `replicate_key` reads only KeyId and ReplicaRegion and the backend copies the "
+        "primary key, description included; AWS gives the replica the Description of the request (KMS API, "
+        "ReplicateKey Description).",
+        drift=_replica_key_description),
     Difference(
         "cloudwatch-composite-alarm", "aws_cloudwatch_composite_alarm",
         "Creating a composite alarm fails: PutCompositeAlarm answers HTTP 500.",
