@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
+from modules.provider import kernel_started
+from modules.synth_switches import skip_binding_type_checks
 from modules.synthesized import synth_summary
 
 
@@ -43,9 +45,14 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     if not packages_built("synthesized"):
         return 2
+    # A kernel already running here was set up by the caller (a test, the eager comparison):
+    # its process keeps its type checks. Otherwise this is a production run: no checks.
+    production = not kernel_started()
     # Imported after validation: configuration errors answer at once, without loading jsii.
     from modules.app import build_app
 
+    if production:
+        skip_binding_type_checks()
     app = build_app(environments, outdir=args.outdir)
     app.synth()
     stacks = sorted(json.loads((Path(app.outdir) / "manifest.json").read_text())["stacks"])
