@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import main
+from modules.synth import synthesize
 from modules.synth_switches import binding_type_checks_on
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,11 +24,11 @@ except TypeError as err:
     print("raised:", type(err).__name__)
 """
 
-MAIN_PATH = """
-import sys, main
-from modules.synth_switches import binding_type_checks_on
-assert main.main(["dev", "--outdir", sys.argv[1]]) == 0
-print("checks on after main:", binding_type_checks_on())
+SKIPPED = """
+import modules.app
+from modules.synth_switches import binding_type_checks_on, skip_binding_type_checks
+skip_binding_type_checks()
+print("checks on after the switch:", binding_type_checks_on())
 """
 
 
@@ -42,7 +43,24 @@ def test_importing_the_library_keeps_type_checks_so_a_wrong_type_raises() -> Non
     assert binding_type_checks_on()  # the test session itself imported the library: checks on
 
 
-def test_mains_synth_path_turns_type_checks_off(tmp_path: Path) -> None:
-    assert "checks on after main: False" in _run(MAIN_PATH, str(tmp_path / "out"))
+def test_the_switch_turns_them_off() -> None:
+    assert "checks on after the switch: False" in _run(SKIPPED)
+
+
+def test_mains_synth_path_turns_type_checks_off_in_its_workers(tmp_path: Path, monkeypatch) -> None:
+    """main.py's production path (a process without a kernel yet) synthesizes in workers without
+    the checks; the calling process keeps its own."""
+    calls = []
+
+    def spy(*args, **kwargs):
+        outcome = synthesize(*args, **{**kwargs, "cache_dir": tmp_path / "cache"})
+        calls.append((kwargs, outcome))
+        return outcome
+
+    monkeypatch.setattr(main, "kernel_started", lambda: False)
+    monkeypatch.setattr(main, "synthesize", spy)
+    assert main.main(["dev", "--outdir", str(tmp_path / "out")]) == 0
+    [(kwargs, outcome)] = calls
+    assert kwargs["type_checks"] is False and outcome.type_checked is False and outcome.synthesized == ["dev"]
     assert (tmp_path / "out" / "stacks" / "dev-network" / "cdk.tf.json").is_file()
-    assert main.skip_binding_type_checks.__module__ == "modules.synth_switches"
+    assert binding_type_checks_on()
