@@ -1,0 +1,138 @@
+"""Checkov over stack files: one process per core, each stack's result cached by its inputs.
+
+A stack's result depends on nothing but the Checkov release, the gate's own code (which
+frameworks, which flags: `policies/gate.py` and this file), the platform's custom checks
+(`policies/checks/`) and the stack file itself, which also holds the skips declared in
+code. Those, with the file's path (results name it), make the key of its entry in
+`.build/checkov/`; a stack whose key is there is never rescanned. The rest are split over
+one Checkov process per core, by size. The cache is outside git and safe to delete;
+`python -m policies.gate --no-cache` ignores it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+from checkov.version import version as CHECKOV_VERSION  # a plain string: no Checkov runtime loaded here
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CUSTOM_CHECKS = HERE / "checks"
+CACHE_DIR = ROOT / ".build" / "checkov"
+CODE = (HERE / "gate.py", HERE / "scan.py")
+# What the gate reads of each Checkov result (policies.gate.classify); the rest is not kept.
+KEPT = ("check_id", "check_name", "resource", "file_abs_path", "file_line_range")
+STATUSES = ("passed_checks", "failed_checks")
+
+
+class ScanError(Exception):
+    """Checkov did not run."""
+
+
+def run_checkov(files: list[Path]) -> list[dict]:
+    """One Checkov process over `files`: its JSON reports, one per framework."""
+    env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE"}
+    cmd = [sys.executable, "-m", "checkov.main", "-f", *map(str, files), "--framework", "terraform_json", "secrets",
+           "--skip-download", "--external-checks-dir", str(CUSTOM_CHECKS), "-o", "json", "--compact"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+        raise ScanError(f"checkov did not run (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    reports = json.loads(proc.stdout)
+    return reports if isinstance(reports, list) else [reports]
+
+
+def scan(files: list[Path], cache_dir: Path | None = CACHE_DIR, jobs: int | None = None) -> list[dict]:
+    """Checkov's reports over `files` (absolute paths), stack by stack in the given order."""
+    keys = {file: stack_key(file) for file in files}
+    found = {file: _load(cache_dir, keys[file]) for file in files} if cache_dir else {}
+    misses = [file for file in files if found.get(file) is None]
+    for file, reports in scan_uncached(misses, jobs).items():
+        found[file] = reports
+        if cache_dir:
+            _save(cache_dir, keys[file], reports)
+    return [report for file in files for report in found[file] or []]
+
+
+def scan_uncached(files: list[Path], jobs: int | None = None) -> dict[Path, list[dict]]:
+    """Each file's reports, from one Checkov process per core over a share of the files."""
+    if not files:
+        return {}
+    groups = _balanced(files, max(1, min(jobs or os.cpu_count() or 1, len(files))))
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        outputs = list(pool.map(run_checkov, groups))
+    per_file: dict[Path, list[dict]] = {}
+    for group, reports in zip(groups, outputs):
+        per_file.update(split(reports, group))
+    return per_file
+
+
+def _balanced(files: list[Path], count: int) -> list[list[Path]]:
+    """`count` groups of about equal total size, largest files first (Checkov's time follows size)."""
+    groups: list[list[Path]] = [[] for _ in range(count)]
+    sizes = [0] * count
+    for file in sorted(files, key=lambda f: (-f.stat().st_size, str(f))):
+        smallest = sizes.index(min(sizes))
+        groups[smallest].append(file)
+        sizes[smallest] += file.stat().st_size
+    return [sorted(group) for group in groups if group]
+
+
+def split(reports: list[dict], files: list[Path]) -> dict[Path, list[dict]]:
+    """One process's reports as each file's own: per framework, the results naming that file."""
+    owner = {str(file.resolve()): file for file in files}
+    per_file: dict[Path, list[dict]] = {file: [] for file in files}
+    for report in reports:
+        if "results" not in report:  # a framework that finds nothing prints a bare summary
+            continue
+        parts = {file: {status: [] for status in STATUSES} | {"parsing_errors": []} for file in files}
+        for status in STATUSES:
+            for check in report["results"].get(status, []):
+                file = owner[str(Path(check["file_abs_path"]).resolve())]
+                parts[file][status].append({k: check[k] for k in KEPT})
+        for error in report["results"].get("parsing_errors", []):
+            parts[owner.get(str(Path(error).resolve()), files[0])]["parsing_errors"].append(error)
+        for file, results in parts.items():
+            if any(results.values()):
+                per_file[file].append({"check_type": report["check_type"], "results": results})
+    return per_file
+
+
+def stack_key(file: Path) -> str:
+    """Hex digest of everything a stack's result depends on (see the module's docstring)."""
+    digest = hashlib.sha256(code_key().encode())
+    digest.update(f"{file.resolve()}\0".encode())
+    digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@cache
+def code_key() -> str:
+    digest = hashlib.sha256(f"checkov {CHECKOV_VERSION}\n".encode())
+    checks = sorted(p for p in CUSTOM_CHECKS.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in (*CODE, *checks):
+        digest.update(f"{path.relative_to(ROOT).as_posix()}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _load(cache_dir: Path, key: str) -> list[dict] | None:
+    try:
+        return json.loads((cache_dir / f"{key}.json").read_text())
+    except (OSError, ValueError):  # absent or unreadable: a miss, scanned again
+        return None
+
+
+def _save(cache_dir: Path, key: str, reports: list[dict]) -> None:
+    """Written whole or not at all, so concurrent gates never read half an entry."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=cache_dir, suffix=".tmp", delete=False) as tmp:
+        json.dump(reports, tmp, separators=(",", ":"))
+    os.replace(tmp.name, cache_dir / f"{key}.json")
