@@ -1,6 +1,6 @@
 """Synthesize the LLM platform's Terraform.
 
-    python main.py [ENV ...] [--environments-dir DIR] [--outdir DIR] [--jobs N] [--force]
+    python main.py [ENV ...] [--environments-dir DIR] [--outdir DIR] [--jobs N] [--force] [--cache-dir DIR]
     python main.py --export-modules [DIR] [--environment prod] [--layers edge,data]
 
 Default: every folder under environments/. Every selected environment is loaded and
@@ -27,7 +27,7 @@ from pathlib import Path
 from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
 from modules.config.models import Environment
 from modules.provider import kernel_started
-from modules.synth import synthesize
+from modules.synth import CACHE_DIR, synthesize
 from modules.synthesized import synth_summary
 
 
@@ -43,7 +43,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="worker processes synthesizing environments in parallel (default: one per core)")
     parser.add_argument("--force", action="store_true",
-                        help="synthesize every environment afresh, ignoring the cache in .build/synth/")
+                        help="synthesize every environment afresh (and refresh its cache entry)")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
+                        help="where each environment's output is kept (default: .build/synth/; safe to delete)")
     args = parser.parse_args(argv)
     if args.export_modules:
         return export(args)
@@ -61,13 +63,13 @@ def main(argv: list[str]) -> int:
     if kernel_started():
         stacks = synthesize_here(environments, outdir)
     else:  # a production run: parallel, cached, without the bindings' runtime type checks
-        outcome = synthesize(names, args.environments_dir, outdir, jobs=args.jobs, force=args.force,
-                             type_checks=False)
+        outcome = synthesize(names, args.environments_dir, outdir, jobs=args.jobs, cache_dir=args.cache_dir,
+                             force=args.force, type_checks=False)
         stacks, cached = outcome.stacks, outcome.cached
     print(synth_summary([env.name for env in environments], stacks, time.perf_counter() - started,
                         str(outdir / "stacks")))
     if cached:
-        print(f"unchanged since their last synth, copied from .build/synth/: {', '.join(cached)} "
+        print(f"unchanged since their last synth, copied from {args.cache_dir}: {', '.join(cached)} "
               "(--force synthesizes afresh)")
     return 0
 

@@ -204,21 +204,26 @@ def _git_commit() -> str:
 
 
 def run_gate(outdir: Path = DEFAULT_OUTDIR, report_dir: Path | None = None, *, cache_dir: Path | None = None,
-             run_at: str | None = None) -> GateResult:
+             run_at: str | None = None, jobs: int | None = None) -> GateResult:
+    return gate(outdir, report_dir, cache_dir=cache_dir, run_at=run_at, jobs=jobs)[0]
+
+
+def gate(outdir: Path = DEFAULT_OUTDIR, report_dir: Path | None = None, *, cache_dir: Path | None = None,
+         run_at: str | None = None, jobs: int | None = None) -> tuple[GateResult, list[str]]:
     """Scan the stacks listed in `outdir/manifest.json`; write the reports if `report_dir` is given.
     Results are kept in and read from `cache_dir` if given (the command line's default: CACHE_DIR);
-    `run_at` (UTC, ISO 8601) defaults to now."""
+    `run_at` (UTC, ISO 8601) defaults to now; `jobs` Checkov processes (default: one per core)."""
     run_at = run_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     stacks = manifest_stacks(outdir)
     try:
-        reports = scan([s.path.resolve() for s in stacks], cache_dir)
+        scanned = scan([s.path.resolve() for s in stacks], cache_dir, jobs)
     except ScanError as err:
         raise GateError(str(err)) from err
-    result = classify(reports, stacks)
+    result = classify(scanned.reports, stacks)
     result.commit, result.run_at, result.outdir = _git_commit(), run_at, str(outdir.resolve())
     if report_dir:
         write_reports(result, report_dir)
-    return result
+    return result, [s.name for s in stacks if s.path.resolve() in scanned.scanned]
 
 
 # --- reports -------------------------------------------------------------------------------
@@ -369,15 +374,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="synth output directory holding manifest.json (default: cdktf.out, or $CDKTF_OUTDIR)")
     parser.add_argument("--report-dir", type=Path, default=ROOT / "compliance-report")
     parser.add_argument("--no-cache", action="store_true",
-                        help="rescan every stack, ignoring (and not writing) the results kept in .build/checkov/")
+                        help="rescan every stack, ignoring (and not writing) the results kept in the cache")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where each stack's result is kept "
+                        "(default: .build/checkov/; safe to delete)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="Checkov processes scanning stacks in parallel (default: one per core)")
     args = parser.parse_args(argv)
     try:
-        result = run_gate(args.outdir, args.report_dir, cache_dir=None if args.no_cache else CACHE_DIR)
+        result, scanned = gate(args.outdir, args.report_dir, cache_dir=None if args.no_cache else args.cache_dir,
+                               jobs=args.jobs)
     except GateError as err:
         print(f"compliance gate: {err}", file=sys.stderr)
         return 2
     print(f"compliance gate: {'PASS' if result.ok else 'FAIL'} — {summary(result)}; "
           f"report: {args.report_dir / 'report.md'}")
+    print(f"  scanned: {' '.join(scanned) or 'none'}; {len(result.stacks) - len(scanned)} unchanged, from the cache")
     for f in result.unexplained + result.stale + result.secrets:
         print(f"  {f.stack}: {f.check_id} {f.address} — {f.check_name}")
     return 0 if result.ok else 1

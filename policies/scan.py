@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -49,8 +50,14 @@ def run_checkov(files: list[Path]) -> list[dict]:
     return reports if isinstance(reports, list) else [reports]
 
 
-def scan(files: list[Path], cache_dir: Path | None = CACHE_DIR, jobs: int | None = None) -> list[dict]:
-    """Checkov's reports over `files` (absolute paths), stack by stack in the given order."""
+@dataclass(frozen=True)
+class Scan:
+    reports: list[dict]  # Checkov's JSON reports, stack by stack in the order asked
+    scanned: list[Path]  # the files Checkov ran over; the others' results came from the cache
+
+
+def scan(files: list[Path], cache_dir: Path | None = CACHE_DIR, jobs: int | None = None) -> Scan:
+    """Checkov's reports over `files` (absolute paths); `cache_dir=None` rescans every one."""
     keys = {file: stack_key(file) for file in files}
     found = {file: _load(cache_dir, keys[file]) for file in files} if cache_dir else {}
     misses = [file for file in files if found.get(file) is None]
@@ -58,7 +65,7 @@ def scan(files: list[Path], cache_dir: Path | None = CACHE_DIR, jobs: int | None
         found[file] = reports
         if cache_dir:
             _save(cache_dir, keys[file], reports)
-    return [report for file in files for report in found[file] or []]
+    return Scan([report for file in files for report in found[file] or []], misses)
 
 
 def scan_uncached(files: list[Path], jobs: int | None = None) -> dict[Path, list[dict]]:
