@@ -5,7 +5,7 @@ frameworks, which flags: `policies/gate.py` and this file), the platform's custo
 (`policies/checks/`) and the stack file itself, which also holds the skips declared in
 code. Those, with the file's path (results name it), make the key of its entry in
 `.build/checkov/`; a stack whose key is there is never rescanned. The rest are split over
-one Checkov process per core, by size. The cache is outside git and safe to delete;
+one Checkov process per core, by size, forked from one process that loaded Checkov once. The cache is outside git and safe to delete;
 `python -m policies.gate --no-cache` ignores it.
 """
 
@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -38,16 +37,62 @@ class ScanError(Exception):
     """Checkov did not run."""
 
 
+ENV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE"}  # offline, no update check
+
+
+def checkov_args(files: list[Path]) -> list[str]:
+    return ["-f", *map(str, files), "--framework", "terraform_json", "secrets", "--skip-download",
+            "--external-checks-dir", str(CUSTOM_CHECKS), "-o", "json", "--compact"]
+
+
 def run_checkov(files: list[Path]) -> list[dict]:
     """One Checkov process over `files`: its JSON reports, one per framework."""
-    env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE"}
-    cmd = [sys.executable, "-m", "checkov.main", "-f", *map(str, files), "--framework", "terraform_json", "secrets",
-           "--skip-download", "--external-checks-dir", str(CUSTOM_CHECKS), "-o", "json", "--compact"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode not in (0, 1) or not proc.stdout.strip():
-        raise ScanError(f"checkov did not run (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    reports = json.loads(proc.stdout)
+    proc = subprocess.run([sys.executable, "-m", "checkov.main", *checkov_args(files)], capture_output=True,
+                          text=True, env={**os.environ, **ENV}, check=False)
+    return _reports(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _reports(code: int, stdout: str, stderr: str) -> list[dict]:
+    if code not in (0, 1) or not stdout.strip():
+        raise ScanError(f"checkov did not run (exit {code}):\n{stderr[-2000:]}")
+    reports = json.loads(stdout)
     return reports if isinstance(reports, list) else [reports]
+
+
+def run_checkov_groups(groups: list[list[Path]]) -> list[list[dict]]:
+    """Checkov over each group of files, in parallel, at the start cost of one process: a helper
+    process loads Checkov (~2.5 s of CPU) once, then forks one child per group (`_fork_groups`)."""
+    with tempfile.TemporaryDirectory() as out:
+        spec = json.dumps({"groups": [[str(f) for f in group] for group in groups], "out": out})
+        proc = subprocess.run([sys.executable, "-m", "policies.scan", spec], cwd=ROOT, capture_output=True,
+                              text=True, env={**os.environ, **ENV}, check=False)
+        if proc.returncode != 0:
+            raise ScanError(f"checkov did not run (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        codes = json.loads(proc.stdout.splitlines()[-1])
+        return [_reports(codes[i], Path(out, f"{i}.json").read_text(), proc.stderr) for i in range(len(groups))]
+
+
+def _fork_groups(groups: list[list[str]], out: str) -> list[int]:
+    """In the helper process: Checkov loaded here, each group scanned by a forked child whose
+    standard output is `out/<i>.json`; their exit codes by group."""
+    import checkov.main
+
+    sys.stdout.flush()
+    children: dict[int, int] = {}
+    for i, group in enumerate(groups):
+        pid = os.fork()
+        if pid == 0:  # the child: one Checkov run, then out without running the parent's cleanup
+            code = 2
+            try:
+                with open(Path(out, f"{i}.json"), "w") as report:
+                    os.dup2(report.fileno(), sys.stdout.fileno())
+                    code = checkov.main.Checkov(checkov_args([Path(f) for f in group])).run() or 0
+                    sys.stdout.flush()
+            finally:
+                os._exit(code)
+        children[pid] = i
+    codes = {children[pid]: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in list(children)}
+    return [codes[i] for i in range(len(groups))]
 
 
 @dataclass(frozen=True)
@@ -73,8 +118,7 @@ def scan_uncached(files: list[Path], jobs: int | None = None) -> dict[Path, list
     if not files:
         return {}
     groups = _balanced(files, max(1, min(jobs or os.cpu_count() or 1, len(files))))
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        outputs = list(pool.map(run_checkov, groups))
+    outputs = run_checkov_groups(groups)
     per_file: dict[Path, list[dict]] = {}
     for group, reports in zip(groups, outputs):
         per_file.update(split(reports, group))
@@ -143,3 +187,8 @@ def _save(cache_dir: Path, key: str, reports: list[dict]) -> None:
     with tempfile.NamedTemporaryFile("w", dir=cache_dir, suffix=".tmp", delete=False) as tmp:
         json.dump(reports, tmp, separators=(",", ":"))
     os.replace(tmp.name, cache_dir / f"{key}.json")
+
+
+if __name__ == "__main__":  # the helper process of run_checkov_groups
+    request = json.loads(sys.argv[1])
+    print(json.dumps(_fork_groups(request["groups"], request["out"])))
