@@ -8,8 +8,9 @@ that builds them (cross-stack references never leave an environment), so:
   writes for them together: byte for byte what one serial synth writes (a test proves it);
 - each environment's output is kept in `.build/synth/` under a key of its inputs (its folder,
   the library's source — `modules/`, `lambda/`, `main.py`, `cdktf.json` —, `Pipfile.lock`,
-  Python's and the engine packages' versions); an unchanged environment is copied from there
-  instead of synthesized. The cache is outside git and safe to delete; `--force` rebuilds.
+  Python's and the engine packages' versions, the engine's environment variables that change
+  its output); an unchanged environment is copied from there instead of synthesized. The
+  cache is outside git and safe to delete; `--force` rebuilds.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ CACHE_DIR = ROOT / ".build" / "synth"
 # Everything besides an environment's own folder that its synthesized stacks depend on.
 SOURCES = ("modules", "lambda", "main.py", "cdktf.json", "Pipfile.lock")
 ENGINE_PACKAGES = ("cdktn", "cdktn-provider-aws", "constructs", "jsii")
+# Environment variables the engine reads that change what it writes (cdktn's lib/*.js; the CLI
+# sets some): part of the key. CDKTF_OUTDIR only says where, so it is not.
+ENGINE_VARIABLES = ("CDKTF_CONTEXT_JSON", "CDKTF_TARGET_STACK_ID", "CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS",
+                    "CDKTN_DISABLE_CREATION_STACK", "SYNTH_HCL_OUTPUT", "TERRAFORM_BINARY_NAME")
 MANIFEST = "manifest.json"
 KEY_LENGTH = 24
 CACHE_FORMAT = "1"  # bump when the layout of a cache entry changes
@@ -142,6 +147,8 @@ def library_key() -> str:
     digest = hashlib.sha256(f"{CACHE_FORMAT}\n{sys.version}\n".encode())
     for package in ENGINE_PACKAGES:
         digest.update(f"{package}=={metadata.version(package)}\n".encode())
+    for variable in ENGINE_VARIABLES:
+        digest.update(f"{variable}={os.environ.get(variable)!r}\n".encode())
     for source in SOURCES:
         _hash_tree(digest, ROOT / source, ROOT)
     return digest.hexdigest()

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from modules.config import available_environments
-from modules.synth import synthesize
+from modules.synth import environment_key, library_key, synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,3 +59,21 @@ def test_an_unchanged_environment_comes_from_the_cache_and_an_edited_one_is_rebu
     forced = run(force=True)
     assert (forced.synthesized, forced.cached) == (["dev", "prod"], [])
     assert tree(out) == tree(uncached)
+
+
+def test_the_key_follows_the_environments_files_and_the_engines_settings(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "dev"
+    shutil.copytree(ROOT / "environments" / "dev", folder)
+    before = environment_key(folder)
+    try:
+        monkeypatch.setenv("SYNTH_HCL_OUTPUT", "true")  # cdktn then writes HCL: another output
+        library_key.cache_clear()
+        assert environment_key(folder) != before
+        monkeypatch.delenv("SYNTH_HCL_OUTPUT")
+        monkeypatch.setenv("CDKTF_OUTDIR", str(tmp_path / "elsewhere"))  # only where, not what
+        library_key.cache_clear()
+        assert environment_key(folder) == before
+    finally:
+        library_key.cache_clear()
+    (folder / "environment.toml").write_text((folder / "environment.toml").read_text() + "\n")
+    assert environment_key(folder) != before
