@@ -60,7 +60,7 @@ def synthesize(names: list[str], environments_dir: Path, outdir: Path, *, jobs: 
     outcome = Outcome()
     keys = {name: environment_key(environments_dir / name) for name in names}
     ready = {name: cache_dir / f"{name}-{keys[name]}" for name in names} if cache_dir else {}
-    misses = [name for name in names if force or not (cache_dir and ready[name].is_dir())]
+    misses = [name for name in names if force or not (cache_dir and (ready[name] / MANIFEST).is_file())]
     outcome.cached = [name for name in names if name not in misses]
     work_root = cache_dir if cache_dir else None
     if work_root:
@@ -130,9 +130,11 @@ def _store(built: Path, cache_dir: Path, name: str, entry: Path) -> None:
     for old in cache_dir.iterdir():
         if own.fullmatch(old.name) and old != entry:
             shutil.rmtree(old, ignore_errors=True)
-    if entry.exists():
-        shutil.rmtree(entry)
-    os.replace(built, entry)
+    if entry.exists():  # --force, or a damaged entry: set aside first, so the rename cannot fail
+        aside = built.with_name(f"{built.name}.old")
+        os.replace(entry, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    os.replace(built, entry)  # atomic: an entry is whole or absent
 
 
 def environment_key(folder: Path) -> str:

@@ -59,6 +59,11 @@ def test_an_unchanged_environment_comes_from_the_cache_and_an_edited_one_is_rebu
     forced = run(force=True)
     assert (forced.synthesized, forced.cached) == (["dev", "prod"], [])
     assert tree(out) == tree(uncached)
+    damaged = next(p for p in cache.iterdir() if p.name.startswith("prod-"))
+    (damaged / "manifest.json").unlink()  # a damaged entry is a miss, rebuilt
+    repaired = run()
+    assert (repaired.synthesized, repaired.cached) == (["prod"], ["dev"])
+    assert tree(out) == tree(uncached)
 
 
 def test_the_key_follows_the_environments_files_and_the_engines_settings(tmp_path: Path, monkeypatch) -> None:
