@@ -130,12 +130,18 @@ def run(label: str, cmd: list[str], env: dict[str, str]) -> Sample:
     return sample
 
 
-def runs_of(label: str, cmd: list[str], env: dict[str, str], runs: int) -> Sample:
-    """`runs` fresh processes of `cmd`, saying each as it goes; their median."""
-    return median([run(f"{label}: run {i}/{runs}", cmd, env) for i in range(1, runs + 1)])
-
-
-ROW_FORMAT = "{:52} {:>8} {:>11} {:>12} {:>13}"
+ROW_FORMAT = "{:60} {:>8} {:>11} {:>12} {:>13}"
+ROWS = {  # key in docs/benchmark.json -> label
+    "floor": "eager floor (one resource, no on-demand loading)",
+    "synth_serial": "today's synth: serial, {environments} environments ({stacks} stacks)",
+    "gate_serial": "today's gate: one Checkov process",
+    "synth_cold": "cold synth: parallel, no type checks, empty cache",
+    "gate_cold": "cold gate: one Checkov process per core, empty cache",
+    "synth_warm": "warm synth, nothing changed",
+    "gate_warm": "warm gate, nothing changed",
+    "synth_edit": "synth after editing {edited}",
+    "gate_edit": "gate after editing {edited}",
+}
 
 
 def row(label: str, s: Sample) -> None:
@@ -210,9 +216,8 @@ def main() -> int:
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CHECKPOINT_DISABLE": "1",
            "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
     load = os.getloadavg()[0]  # other work on the machine inflates every figure: say how much there was
-    progress(f"benchmark: {args.runs} fresh processes each of the eager floor, today's serial synth and gate, and "
-             f"the cold and warm synth and gate (a few minutes); machine: {machine()}")
-    print(ROW_FORMAT.format("", "wall", "peak total", "peak python", "peak process"), flush=True)
+    progress(f"benchmark: {args.runs} runs, each of the eager floor, today's serial synth and gate, and the cold "
+             f"and warm synth and gate, in fresh processes (a few minutes); machine: {machine()}")
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -222,32 +227,30 @@ def main() -> int:
         names = sorted(p.parent.name for p in environments.glob("*/environment.toml"))
         # The floor imports neither `modules` nor its kernel settings.
         eager = {k: v for k, v in env.items() if k not in ("NODE_OPTIONS", "JSII_RUNTIME", "LLM_PLATFORM_JSII_EMBEDDED")}
-        floor = runs_of("eager floor", [py, "-c", EAGER_FLOOR], eager, args.runs)
-        row("eager floor (one resource, no on-demand loading)", floor)
         serial_out = work / "serial"
-        serial_synth = runs_of("today's synth (serial, type checks on)",
-                               [py, "-c", SERIAL_SYNTH, str(serial_out)], env, args.runs)
-        stacks = len(list((serial_out / "stacks").glob("*/cdk.tf.json")))
-        row(f"today's synth: serial, {len(names)} environments ({stacks} stacks)", serial_synth)
-        serial_gate = runs_of("today's gate (one Checkov process, no cache)",
-                              [py, "-m", "policies.gate", "--outdir", str(serial_out), "--report-dir",
-                               str(work / "report-serial"), "--no-cache", "--jobs", "1"], env, args.runs)
-        row("today's gate: one Checkov process", serial_gate)
-        samples: dict[str, list[Sample]] = {k: [] for k in ("synth_cold", "gate_cold", "synth_warm", "gate_warm",
-                                                            "synth_edit", "gate_edit")}
+        samples: dict[str, list[Sample]] = {k: [] for k in ROWS}
         identical_output = identical_reports = True
         edits: list[tuple[list[str], list[str], list[str]]] = []
+        # Every run measures the references and the new paths one after the other, so a swing
+        # in the machine's load hits both sides of each ratio alike.
         for i in range(1, args.runs + 1):
+            of = f"run {i}/{args.runs}"
+            samples["floor"].append(run(f"eager floor: {of}", [py, "-c", EAGER_FLOOR], eager))
+            samples["synth_serial"].append(run(f"today's synth (serial, type checks on): {of}",
+                                               [py, "-c", SERIAL_SYNTH, str(serial_out)], env))
+            samples["gate_serial"].append(run(f"today's gate (one Checkov process, no cache): {of}",
+                                              [py, "-m", "policies.gate", "--outdir", str(serial_out), "--report-dir",
+                                               str(work / "report-serial"), "--no-cache", "--jobs", "1"], env))
             out, synth_cache, gate_cache = work / f"out-{i}", work / f"synth-cache-{i}", work / f"gate-cache-{i}"
             synth = [py, "main.py", "--outdir", str(out), "--environments-dir", str(environments),
                      "--cache-dir", str(synth_cache)]
             gate = [py, "-m", "policies.gate", "--outdir", str(out), "--cache-dir", str(gate_cache)]
-            samples["synth_cold"].append(run(f"cold synth: run {i}/{args.runs}", synth, env))
+            samples["synth_cold"].append(run(f"cold synth: {of}", synth, env))
             identical_output &= tree(out) == tree(serial_out)
-            samples["gate_cold"].append(run(f"cold gate: run {i}/{args.runs}",
+            samples["gate_cold"].append(run(f"cold gate: {of}",
                                             gate + ["--report-dir", str(work / f"report-cold-{i}")], env))
-            samples["synth_warm"].append(run(f"warm synth, nothing changed: run {i}/{args.runs}", synth, env))
-            samples["gate_warm"].append(run(f"warm gate, nothing changed: run {i}/{args.runs}",
+            samples["synth_warm"].append(run(f"warm synth, nothing changed: {of}", synth, env))
+            samples["gate_warm"].append(run(f"warm gate, nothing changed: {of}",
                                             gate + ["--report-dir", str(work / f"report-warm-{i}")], env))
             identical_reports &= (reports_without_run_time(work / f"report-cold-{i}")
                                   == reports_without_run_time(work / f"report-warm-{i}"))
@@ -255,8 +258,8 @@ def main() -> int:
             original = config.read_text()
             edit(config, f"run-{i}")
             try:
-                synth_edit = run(f"synth after editing {names[0]}: run {i}/{args.runs}", synth, env)
-                gate_edit = run(f"gate after editing {names[0]}: run {i}/{args.runs}",
+                synth_edit = run(f"synth after editing {names[0]}: {of}", synth, env)
+                gate_edit = run(f"gate after editing {names[0]}: {of}",
                                 gate + ["--report-dir", str(work / f"report-edit-{i}")], env)
             finally:
                 config.write_text(original)
@@ -265,12 +268,12 @@ def main() -> int:
             own = sorted(json.loads((out / "manifest.json").read_text())["stacks"])
             edits.append((rebuilt(synth_edit.stdout, names), rescanned(gate_edit.stdout),
                           [s for s in own if s.rsplit("-", 1)[0] == names[0]]))
+        stacks = len(list((serial_out / "stacks").glob("*/cdk.tf.json")))
     rows = {k: median(v) for k, v in samples.items()}
-    for key, label in (("synth_cold", "cold synth: parallel, no type checks, empty cache"),
-                       ("gate_cold", "cold gate: one Checkov process per core, empty cache"),
-                       ("synth_warm", "warm synth, nothing changed"), ("gate_warm", "warm gate, nothing changed"),
-                       ("synth_edit", f"synth after editing {names[0]}"), ("gate_edit", f"gate after editing {names[0]}")):
-        row(label, rows[key])
+    print(ROW_FORMAT.format("", "wall", "peak total", "peak python", "peak process"), flush=True)
+    for key, label in ROWS.items():
+        row(label.format(environments=len(names), stacks=stacks, edited=names[0]), rows[key])
+    floor, serial_synth, serial_gate = rows.pop("floor"), rows.pop("synth_serial"), rows.pop("gate_serial")
     targets = judge(rows, floor, serial_synth, serial_gate, edits, names[0], stacks, identical_output,
                     identical_reports)
     print()
