@@ -100,6 +100,8 @@ def performance(bench: dict[str, Any]) -> str:
     envs = plural(len(bench["environments"]), "environment")
     edited = bench["environments"][0]
     load = f", load average {bench['load_average']:.1f} at the start" if "load_average" in bench else ""
+    if "load_average_end" in bench:
+        load += f" and {bench['load_average_end']:.1f} at the end"
     lines = [f"Last run: {bench['date']}, on {bench['machine']}; median of {plural(bench['runs'], 'run')}{load}.",
              "", "| | wall | peak total | peak Python | largest process |", "|---|---|---|---|---|"]
     for key, label in (("floor", "eager floor (one resource, no on-demand loading)"),

@@ -279,10 +279,12 @@ def main() -> int:
     print()
     for target in targets:
         print(f"{'PASS' if target.met else 'MISS'}  {target.name}: {target.figure}")
-    print(f"(medians of {args.runs} runs; load average {load:.1f} at the start)")
+    load_end = os.getloadavg()[0]
+    print(f"(medians of {args.runs} runs; load average {load:.1f} at the start, {load_end:.1f} at the end)")
     if str(args.save) not in ("", "."):
         saved = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": machine(), "runs": args.runs,
-                 "load_average": round(load, 1), "stacks": stacks, "environments": names,
+                 "load_average": round(load, 1), "load_average_end": round(load_end, 1), "stacks": stacks,
+                 "environments": names,
                  "rows": {name: {"wall_s": round(s.seconds, 2), "peak_total_mb": round(s.peak_mb),
                                  "peak_python_mb": round(s.python_peak_mb), "peak_process_mb": round(s.process_peak_mb)}
                           for name, s in (("floor", floor), ("synth_serial", serial_synth),
