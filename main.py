@@ -1,6 +1,6 @@
 """Synthesize the LLM platform's Terraform.
 
-    python main.py [ENV ...] [--environments-dir DIR] [--outdir DIR]
+    python main.py [ENV ...] [--environments-dir DIR] [--outdir DIR] [--jobs N] [--force] [--cache-dir DIR]
     python main.py --export-modules [DIR] [--environment prod] [--layers edge,data]
 
 Default: every folder under environments/. Every selected environment is loaded and
@@ -8,17 +8,26 @@ validated before any construct is built; on a configuration error nothing is wri
 each problem is printed with its environment, file, field, rule and fix (exit code 2). The
 functions' packages are built (or found in the build cache) next; if that fails, one line
 says how to fill the cache (`python -m modules.packaging`) and nothing is written (exit 2).
+
+The environments are synthesized in worker processes, one per core (`--jobs N`), without the
+bindings' runtime type checks; an environment whose inputs are unchanged since the last synth
+is copied from `.build/synth/` instead (`--force` synthesizes every one afresh). See
+modules/synth.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
+from modules.config.models import Environment
+from modules.provider import kernel_started
+from modules.synth import CACHE_DIR, synthesize
 from modules.synthesized import synth_summary
 
 
@@ -31,6 +40,12 @@ def main(argv: list[str]) -> int:
                         help="write every layer as a plain Terraform module instead (default DIR: terraform-modules)")
     parser.add_argument("--environment", default="prod", help="environment the modules are exported from")
     parser.add_argument("--layers", help="comma-separated layers to export (default: all)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="worker processes synthesizing environments in parallel (default: one per core)")
+    parser.add_argument("--force", action="store_true",
+                        help="synthesize every environment afresh (and refresh its cache entry)")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
+                        help="where each environment's output is kept (default: .build/synth/; safe to delete)")
     args = parser.parse_args(argv)
     if args.export_modules:
         return export(args)
@@ -43,15 +58,30 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     if not packages_built("synthesized"):
         return 2
+    outdir = Path(args.outdir or os.environ.get("CDKTF_OUTDIR") or "cdktf.out")
+    cached: list[str] = []
+    if kernel_started():
+        stacks = synthesize_here(environments, outdir)
+    else:  # a production run: parallel, cached, without the bindings' runtime type checks
+        outcome = synthesize(names, args.environments_dir, outdir, jobs=args.jobs, cache_dir=args.cache_dir,
+                             force=args.force, type_checks=False)
+        stacks, cached = outcome.stacks, outcome.cached
+    print(synth_summary([env.name for env in environments], stacks, time.perf_counter() - started,
+                        str(outdir / "stacks")))
+    if cached:
+        print(f"unchanged since their last synth, copied from {args.cache_dir}: {', '.join(cached)} "
+              "(--force synthesizes afresh)")
+    return 0
+
+
+def synthesize_here(environments: list[Environment], outdir: Path) -> list[str]:
+    """A jsii kernel already running in this process was set up by its caller (a test, the
+    eager-loading comparison): synthesize in it, serially and uncached, its type checks as they are."""
     # Imported after validation: configuration errors answer at once, without loading jsii.
     from modules.app import build_app
 
-    app = build_app(environments, outdir=args.outdir)
-    app.synth()
-    stacks = sorted(json.loads((Path(app.outdir) / "manifest.json").read_text())["stacks"])
-    print(synth_summary([env.name for env in environments], stacks, time.perf_counter() - started,
-                        str(Path(app.outdir) / "stacks")))
-    return 0
+    build_app(environments, outdir=str(outdir)).synth()
+    return sorted(json.loads((outdir / "manifest.json").read_text())["stacks"])
 
 
 def packages_built(what: str) -> bool:

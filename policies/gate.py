@@ -2,10 +2,14 @@
 
     python -m policies.gate [--outdir cdktf.out] [--report-dir compliance-report]
 
+    python -m policies.gate --no-cache   # rescan every stack
+
 Scans exactly the stacks listed in `<outdir>/manifest.json`, which every synth rewrites, so
 a stack directory left over from an earlier synth is never scanned. Runs Checkov offline
-(terraform_json + secrets frameworks, plus the custom checks in `policies/checks/`) in one
-process over those stack files, then classifies every failed check:
+(terraform_json + secrets frameworks, plus the custom checks in `policies/checks/`) over
+those stack files — a stack unchanged since it was last scanned is read from the cache in
+`.build/checkov/` instead, the others are split over one Checkov process per core
+(`policies/scan.py`) — then classifies every failed check:
 
 - skipped:     the resource declares a skip for that check id (`modules.compliance.skip`);
 - unexplained: no skip is declared — the gate fails;
@@ -15,6 +19,7 @@ process over those stack files, then classifies every failed check:
 Secrets findings can never be skipped. Writes `report.md` (for reviewers), `report.json`,
 `junit.xml` and `report.sarif` (for CI) to the report directory; exits 1 on any
 unexplained failure, stale skip, secret or parsing error, and 2 if it cannot run at all.
+The verdict and the reports are the same whether results came from the cache or not.
 """
 
 from __future__ import annotations
@@ -31,10 +36,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from checkov.version import version as CHECKOV_VERSION  # a plain string: no Checkov runtime loaded here
+from policies.scan import CACHE_DIR, CHECKOV_VERSION, ScanError, run_checkov, scan
 
 ROOT = Path(__file__).resolve().parent.parent
-CUSTOM_CHECKS = Path(__file__).resolve().parent / "checks"
 DEFAULT_OUTDIR = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))  # where main.py synthesizes by default
 SKIP_KEY = "checkov_skip"  # must match modules.compliance.SKIP_KEY (not imported: no jsii load here)
 
@@ -122,24 +126,14 @@ def read_stack(path: Path) -> StackIndex:
     return index
 
 
-def run_checkov(files: list[Path]) -> list[dict]:
-    env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE"}
-    cmd = [sys.executable, "-m", "checkov.main", "-f", *map(str, files), "--framework", "terraform_json", "secrets",
-           "--skip-download", "--external-checks-dir", str(CUSTOM_CHECKS), "-o", "json", "--compact"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode not in (0, 1) or not proc.stdout.strip():
-        raise GateError(f"checkov did not run (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    reports = json.loads(proc.stdout)
-    return reports if isinstance(reports, list) else [reports]
-
-
 def _natural(text: str) -> list:
     """Sort key that puts CKV_AWS_9 before CKV_AWS_10 and subnet_2 before subnet_10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def _order(f: Finding) -> tuple:
-    return (_natural(f.stack), f.resource_type, _natural(f.resource), _natural(f.check_id))
+    # Line and reason only break ties, so the order never depends on the order results arrived in.
+    return (_natural(f.stack), f.resource_type, _natural(f.resource), _natural(f.check_id), f.line, f.reason)
 
 
 def _entity(entity: str, types: dict[str, str]) -> tuple[str, str]:
@@ -195,6 +189,7 @@ def classify(reports: list[dict], stacks: list[Stack]) -> GateResult:
                                                 stack.uri, line))
     result.passed = sum(passed.values())
     result.passed_by_check = {k: passed[k] for k in sorted(passed, key=_natural)}
+    result.titles = {k: result.titles[k] for k in sorted(result.titles, key=_natural)}
     for findings in (result.skipped, result.unexplained, result.stale, result.secrets):
         findings.sort(key=_order)
     return result
@@ -208,15 +203,27 @@ def _git_commit() -> str:
     return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
-def run_gate(outdir: Path = DEFAULT_OUTDIR, report_dir: Path | None = None) -> GateResult:
-    """Scan the stacks listed in `outdir/manifest.json`; write the reports if `report_dir` is given."""
-    run_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def run_gate(outdir: Path = DEFAULT_OUTDIR, report_dir: Path | None = None, *, cache_dir: Path | None = None,
+             run_at: str | None = None, jobs: int | None = None) -> GateResult:
+    return gate(outdir, report_dir, cache_dir=cache_dir, run_at=run_at, jobs=jobs)[0]
+
+
+def gate(outdir: Path = DEFAULT_OUTDIR, report_dir: Path | None = None, *, cache_dir: Path | None = None,
+         run_at: str | None = None, jobs: int | None = None) -> tuple[GateResult, list[str]]:
+    """Scan the stacks listed in `outdir/manifest.json`; write the reports if `report_dir` is given.
+    Results are kept in and read from `cache_dir` if given (the command line's default: CACHE_DIR);
+    `run_at` (UTC, ISO 8601) defaults to now; `jobs` Checkov processes (default: one per core)."""
+    run_at = run_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     stacks = manifest_stacks(outdir)
-    result = classify(run_checkov([s.path.resolve() for s in stacks]), stacks)
+    try:
+        scanned = scan([s.path.resolve() for s in stacks], cache_dir, jobs)
+    except ScanError as err:
+        raise GateError(str(err)) from err
+    result = classify(scanned.reports, stacks)
     result.commit, result.run_at, result.outdir = _git_commit(), run_at, str(outdir.resolve())
     if report_dir:
         write_reports(result, report_dir)
-    return result
+    return result, [s.name for s in stacks if s.path.resolve() in scanned.scanned]
 
 
 # --- reports -------------------------------------------------------------------------------
@@ -366,14 +373,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR,
                         help="synth output directory holding manifest.json (default: cdktf.out, or $CDKTF_OUTDIR)")
     parser.add_argument("--report-dir", type=Path, default=ROOT / "compliance-report")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="rescan every stack, ignoring (and not writing) the results kept in the cache")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where each stack's result is kept "
+                        "(default: .build/checkov/; safe to delete)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="Checkov processes scanning stacks in parallel (default: one per core)")
     args = parser.parse_args(argv)
     try:
-        result = run_gate(args.outdir, args.report_dir)
+        result, scanned = gate(args.outdir, args.report_dir, cache_dir=None if args.no_cache else args.cache_dir,
+                               jobs=args.jobs)
     except GateError as err:
         print(f"compliance gate: {err}", file=sys.stderr)
         return 2
     print(f"compliance gate: {'PASS' if result.ok else 'FAIL'} — {summary(result)}; "
           f"report: {args.report_dir / 'report.md'}")
+    print(f"  scanned: {' '.join(scanned) or 'none'}; {len(result.stacks) - len(scanned)} unchanged, from the cache")
     for f in result.unexplained + result.stale + result.secrets:
         print(f"  {f.stack}: {f.check_id} {f.address} — {f.check_name}")
     return 0 if result.ok else 1
