@@ -152,6 +152,13 @@ def test_private_nacl_admits_replies_on_every_port_lambda_and_the_internal_alb_u
     assert not [r for r in ingress if r["cidr_block"] == "0.0.0.0/0" and r["from_port"] < 1024]
 
 
+def test_rule_numbers_are_unique_per_acl_and_direction(network: Stack) -> None:
+    """AWS refuses a second entry with the same number (NetworkAclEntryAlreadyExists)."""
+    keys = [(r["network_acl_id"], r.get("egress", False), r["rule_number"])
+            for r in network.resources("aws_network_acl_rule").values()]
+    assert keys and len(keys) == len(set(keys))
+
+
 def test_every_subnet_has_a_tier_acl(network: Stack) -> None:
     covered = [s for acl in network.resources("aws_network_acl").values() for s in acl["subnet_ids"]]
     assert sorted(covered) == sorted(network.ref("aws_subnet", lid) for lid in network.resources("aws_subnet"))
