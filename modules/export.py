@@ -43,6 +43,16 @@ EXPORTED_LAYERS = (*OUTPUT_TYPES, "observability")
 TERRAFORM_TYPES = {str: "string", int: "number", list[str]: "list(string)", dict[str, str]: "map(string)"}
 
 
+TESTS = "tests"  # a module's hand-written `terraform test` files, kept across exports
+
+
+def hand_written(path: Path) -> bool:
+    """Files under terraform-modules/ the export does not write: the recorded interface
+    (modules/release.py) and each module's tests."""
+    relative = path.relative_to(MODULES_DIR)
+    return relative.parts == ("interface.json",) or TESTS in relative.parts[1:2]
+
+
 class ExportError(Exception):
     pass
 
@@ -190,6 +200,8 @@ def export_modules(env: Environment, target: Path, layers: tuple[str, ...] = EXP
             (module / "README.md").write_text(module_readme(env, layer, json.loads(text)))
             written.append(target / layer)
         for layer in layers:
+            if (target / layer / TESTS).is_dir():
+                shutil.move(str(target / layer / TESTS), staged / layer / TESTS)
             if (target / layer).exists():
                 shutil.rmtree(target / layer)
             target.mkdir(parents=True, exist_ok=True)
