@@ -19,11 +19,12 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from cdktn import App, Fn, TerraformOutput, TerraformStack
+from cdktn import App, Fn, TerraformOutput, TerraformStack, TerraformVariableValidationConfig
 from constructs import Construct
 
 from modules import packaging
 from modules.config import Environment
+from modules.config.models import LOG_RETENTION_DAYS
 from modules.data import Data, DataOutputs
 from modules.edge import Edge, EdgeOutputs
 from modules.foundation import Foundation, FoundationOutputs
@@ -97,35 +98,66 @@ class Inputs:
         return len(self._env.network.availability_zones)  # subnet lists: one per zone
 
 
+# Module-side copies of the environment files' rules (modules/config), worded as there.
+# Each is (condition, message); Terraform checks them at plan, before any resource.
+NAME_RULE = ("can(regex(\"^[a-z][a-z0-9-]{{1,20}}$\", var.{name}))",
+             "{name} must match ^[a-z][a-z0-9-]{{1,20}}$: lowercase letters, digits and hyphens, starting with "
+             "a letter, 2 to 21 characters.")
+RETENTION_RULE = ("contains([" + ", ".join(str(d) for d in LOG_RETENTION_DAYS if d >= 90) + "], var.{name})",
+                  "{name} is not an allowed retention: use a CloudWatch Logs retention value of at least 90 days "
+                  "(365 recommended).")
+CERTIFICATE_RULE = ("can(regex(\"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{{12}}:certificate/[0-9a-f-]+$\", var.{name}))",
+                    "{name} must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>) in the "
+                    "caller's region and account.")
+PINNED_RULE = ("can(regex(\"@sha256:[0-9a-f]{{64}}$\", var.{name})) || !contains([\"\", \"latest\", "
+               "\"main-latest\"], try(regex(\":([^:/]+)$\", var.{name})[0], \"\"))",
+               "{name} is not pinned: pin a release tag (e.g. :v1.108.11) or a digest (@sha256:…) in protected "
+               "environments.")
+TASKS_RULE = ("var.gateway_min_tasks <= var.gateway_desired_tasks && var.gateway_desired_tasks <= var.gateway_max_tasks",
+              "gateway_min_tasks, gateway_desired_tasks and gateway_max_tasks are out of order: choose values with "
+              "min <= desired <= max.")
+
+
 def with_settings(stack: Construct, env: Environment, layer: str) -> Environment:
     """The environment with the settings a consumer changes replaced by module variables
-    (their defaults are the exported environment's values). Only settings that flow straight
-    into resource arguments qualify: a token cannot take part in Python arithmetic."""
-    def variable(name: str, default: Any, description: str) -> Any:
+    (their defaults are the exported environment's values), each validated by the rules of
+    the environment files. Only settings that flow straight into resource arguments qualify:
+    a token cannot take part in Python arithmetic."""
+    def variable(name: str, default: Any, description: str, *rules: tuple[str, str]) -> Any:
         kind = "number" if isinstance(default, int) else "string"
-        var = TFModuleVariable(stack, name, type=kind, default=default, description=description)
+        validation = [TerraformVariableValidationConfig(condition="${" + condition.format(name=name) + "}",
+                                                        error_message=message.format(name=name))
+                      for condition, message in rules]
+        var = TFModuleVariable(stack, name, type=kind, default=default, description=description,
+                               validation=validation or None)
         return var.number_value if kind == "number" else var.string_value
 
     updates: dict[str, Any] = {
-        "project": variable("project", env.project, "Name prefix of every resource (`<project>-<environment>-…`)"),
-        "name": variable("environment", env.name, "Environment part of every resource name"),
+        "project": variable("project", env.project, "Name prefix of every resource (`<project>-<environment>-…`)",
+                            NAME_RULE),
+        "name": variable("environment", env.name, "Environment part of every resource name", NAME_RULE),
     }
     if layer != "observability":
         updates["foundation"] = env.foundation.model_copy(update={"log_retention_days": variable(
-            "log_retention_days", env.foundation.log_retention_days, "Retention of every log group (days)")})
+            "log_retention_days", env.foundation.log_retention_days, "Retention of every log group (days)",
+            RETENTION_RULE)})
     if layer == "edge":
         updates["edge"] = env.edge.model_copy(update={"certificate_arn": variable(
-            "certificate_arn", env.edge.certificate_arn, "ACM certificate of the HTTPS listeners (same region)")})
+            "certificate_arn", env.edge.certificate_arn, "ACM certificate of the HTTPS listeners (same region)",
+            CERTIFICATE_RULE)})
     if layer == "llm":
         updates["llm"] = env.llm.model_copy(update={"certificate_arn": variable(
             "certificate_arn", env.llm.certificate_arn,
-            "ACM certificate of the internal model listener: must cover the private name (same region)")})
+            "ACM certificate of the internal model listener: must cover the private name (same region)",
+            CERTIFICATE_RULE)})
     if layer == "gateway":
         capacity = env.gateway.capacity.model_construct(**{
             bound: variable(f"gateway_{bound}_tasks", getattr(env.gateway.capacity, bound),
-                            f"{bound} number of LiteLLM tasks") for bound in ("min", "desired", "max")})
+                            f"{bound} number of LiteLLM tasks", *([TASKS_RULE] if bound == "min" else []))
+            for bound in ("min", "desired", "max")})
+        pinned = [PINNED_RULE] if env.protect_stateful else []
         updates["gateway"] = env.gateway.model_copy(update={
-            "image": variable("gateway_image", env.gateway.image, "LiteLLM image (pinned tag or digest)"),
+            "image": variable("gateway_image", env.gateway.image, "LiteLLM image (pinned tag or digest)", *pinned),
             "capacity": capacity})
     # model_copy does not validate: the tokens stand in for values validated at export.
     return env.model_copy(update=updates)

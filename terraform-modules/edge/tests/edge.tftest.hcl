@@ -1,0 +1,51 @@
+# terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
+mock_provider "aws" {}
+
+variables {
+  foundation_alb_log_bucket     = "alb-logs-111122223333"
+  foundation_waf_log_bucket_arn = "arn:aws:s3:::aws-waf-logs-111122223333"
+  network_public_subnet_ids     = ["subnet-0a", "subnet-0b"]
+  network_security_group_ids    = { alb = "sg-01", gateway = "sg-02", database = "sg-03", redis = "sg-04", lambda = "sg-05", llm_alb = "sg-06", gpu = "sg-07" }
+  network_vpc_id                = "vpc-01"
+}
+
+run "https_with_the_given_certificate_and_plain_http_redirected" {
+  command = plan
+
+  variables {
+    project         = "acme"
+    environment     = "staging"
+    certificate_arn = "arn:aws:acm:us-west-2:444455556666:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+  }
+
+  assert {
+    condition     = aws_lb_listener.edge_https_listener_1F8125E2.certificate_arn == var.certificate_arn
+    error_message = "The HTTPS listener does not serve the given certificate."
+  }
+  assert {
+    condition     = aws_lb_listener.edge_https_listener_1F8125E2.ssl_policy == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    error_message = "The HTTPS listener does not require TLS 1.2 or later."
+  }
+  assert {
+    condition     = one(aws_lb_listener.edge_http_redirect_listener_3A585E19.default_action).type == "redirect"
+    error_message = "Plain HTTP is not redirected."
+  }
+  assert {
+    condition     = aws_lb.edge_alb_C6312A24.name == "acme-staging-alb" && aws_wafv2_web_acl.edge_web_acl_1FE8432E.name == "acme-staging-waf"
+    error_message = "The ALB and the web ACL are not named after project and environment."
+  }
+  assert {
+    condition     = aws_lb.edge_alb_C6312A24.drop_invalid_header_fields
+    error_message = "The ALB forwards invalid headers."
+  }
+}
+
+run "a_certificate_that_is_not_an_acm_arn_is_refused" {
+  command = plan
+
+  variables {
+    certificate_arn = "arn:aws:iam::444455556666:server-certificate/edge"
+  }
+
+  expect_failures = [var.certificate_arn]
+}

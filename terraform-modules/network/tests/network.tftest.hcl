@@ -1,0 +1,66 @@
+# terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
+mock_provider "aws" {}
+
+variables {
+  foundation_kms_key_arn = "arn:aws:kms:eu-west-2:111122223333:key/11111111-2222-3333-4444-555555555555"
+}
+
+run "names_and_retention_follow_the_inputs" {
+  command = plan
+
+  variables {
+    project            = "acme"
+    environment        = "staging"
+    log_retention_days = 731
+  }
+
+  assert {
+    condition     = aws_cloudwatch_log_group.network_flow_log_group_03070248.name == "/vpc/acme-staging-flow-logs"
+    error_message = "The flow log group is not named after project and environment."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.network_flow_log_group_03070248.retention_in_days == 731
+    error_message = "The flow log group does not keep the chosen retention."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.network_flow_log_group_03070248.kms_key_id == var.foundation_kms_key_arn
+    error_message = "The flow log group is not encrypted with the foundation key."
+  }
+}
+
+run "a_subnet_per_tier_and_zone_inside_the_vpc" {
+  command = plan
+
+  assert {
+    condition = alltrue([for subnet in [
+      aws_subnet.network_public_subnet_0_5673B6E0, aws_subnet.network_public_subnet_1_6D5922CE,
+      aws_subnet.network_private_subnet_0_D39C5390, aws_subnet.network_private_subnet_1_FAF2D420,
+      aws_subnet.network_database_subnet_0_C9EEA676, aws_subnet.network_database_subnet_1_01EED8BE,
+    ] : cidrsubnet(subnet.cidr_block, 0, 0) == subnet.cidr_block && startswith(subnet.cidr_block, "10.1.")])
+    error_message = "A subnet lies outside the VPC."
+  }
+  assert {
+    condition     = aws_subnet.network_public_subnet_0_5673B6E0.availability_zone != aws_subnet.network_public_subnet_1_6D5922CE.availability_zone
+    error_message = "The public subnets share a zone."
+  }
+}
+
+run "a_short_retention_is_refused" {
+  command = plan
+
+  variables {
+    log_retention_days = 30
+  }
+
+  expect_failures = [var.log_retention_days]
+}
+
+run "a_name_with_capitals_is_refused" {
+  command = plan
+
+  variables {
+    project = "Acme"
+  }
+
+  expect_failures = [var.project]
+}
