@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cdktn import App, Fn, TerraformOutput, TerraformStack, TerraformVariableValidationConfig
+from cdktn_provider_aws.data_aws_region import DataAwsRegion
 from constructs import Construct
 
 from modules import packaging
@@ -113,6 +114,23 @@ PINNED_RULE = ("can(regex(\"@sha256:[0-9a-f]{{64}}$\", var.{name})) || !contains
                "\"main-latest\"], try(regex(\":([^:/]+)$\", var.{name})[0], \"\"))",
                "{name} is not pinned: pin a release tag (e.g. :v1.108.11) or a digest (@sha256:…) in protected "
                "environments.")
+ZONE_COUNT_RULE = ("length(var.{name}) == {count}",
+                   "{name} must list {count} entries, one per zone: the module's subnets, NAT gateways and routes "
+                   "are exported for {count} zones (export another environment for another count).")
+DISTINCT_RULE = ("length(distinct(var.{name})) == length(var.{name})",
+                 "{name} lists a zone twice: list each zone once.")
+CIDR_RULE = ("can(cidrnetmask(var.{name}))", "{name} must be an IPv4 CIDR such as 10.0.0.0/16.")
+INSIDE_VPC_RULE = ("can(cidrnetmask(var.vpc_cidr)) && alltrue([for c in var.{name} : can(cidrnetmask(c)) && "
+                   "tonumber(split(\"/\", c)[1]) >= tonumber(split(\"/\", var.vpc_cidr)[1]) && "
+                   "cidrhost(format(\"%s/%s\", cidrhost(c, 0), split(\"/\", var.vpc_cidr)[1]), 0) == "
+                   "cidrhost(var.vpc_cidr, 0)])",
+                   "{name}: a subnet is outside the VPC CIDR: widen vpc_cidr to contain it (e.g. a /16) or move "
+                   "the subnet inside.")
+SMALLEST_SUBNET_RULE = ("alltrue([for c in var.{name} : !can(cidrnetmask(c)) || tonumber(split(\"/\", c)[1]) <= 28])",
+                        "{name}: a subnet is smaller than /28, the smallest AWS subnet: use a prefix of /28 or wider.")
+ZONE_IN_REGION = ("${{alltrue([for az in var.availability_zones : startswith(az, {region})])}}",
+                  "availability_zones: every zone must be in the caller's provider region (${{{region}}}): use "
+                  "zones of that region.")
 TASKS_RULE = ("var.gateway_min_tasks <= var.gateway_desired_tasks && var.gateway_desired_tasks <= var.gateway_max_tasks",
               "gateway_min_tasks, gateway_desired_tasks and gateway_max_tasks are out of order: choose values with "
               "min <= desired <= max.")
@@ -123,14 +141,23 @@ def with_settings(stack: Construct, env: Environment, layer: str) -> Environment
     (their defaults are the exported environment's values), each validated by the rules of
     the environment files. Only settings that flow straight into resource arguments qualify:
     a token cannot take part in Python arithmetic."""
+    zones = len(env.network.availability_zones)
+
+    def declare(name: str, kind: str, default: Any, description: str, rules: tuple[tuple[str, str], ...]) -> Any:
+        validation = [TerraformVariableValidationConfig(
+            condition="${" + condition.format(name=name, count=zones) + "}",
+            error_message=message.format(name=name, count=zones)) for condition, message in rules]
+        return TFModuleVariable(stack, name, type=kind, default=default, description=description,
+                                validation=validation or None)
+
     def variable(name: str, default: Any, description: str, *rules: tuple[str, str]) -> Any:
         kind = "number" if isinstance(default, int) else "string"
-        validation = [TerraformVariableValidationConfig(condition="${" + condition.format(name=name) + "}",
-                                                        error_message=message.format(name=name))
-                      for condition, message in rules]
-        var = TFModuleVariable(stack, name, type=kind, default=default, description=description,
-                               validation=validation or None)
+        var = declare(name, kind, default, description, rules)
         return var.number_value if kind == "number" else var.string_value
+
+    def per_zone(name: str, default: list[Any], description: str, *rules: tuple[str, str]) -> list[str]:
+        var = declare(name, "list(string)", [str(item) for item in default], description, (ZONE_COUNT_RULE, *rules))
+        return [Fn.element(var.list_value, i) for i in range(zones)]
 
     updates: dict[str, Any] = {
         "project": variable("project", env.project, "Name prefix of every resource (`<project>-<environment>-…`)",
@@ -141,6 +168,18 @@ def with_settings(stack: Construct, env: Environment, layer: str) -> Environment
         updates["foundation"] = env.foundation.model_copy(update={"log_retention_days": variable(
             "log_retention_days", env.foundation.log_retention_days, "Retention of every log group (days)",
             RETENTION_RULE)})
+    if layer == "network":
+        net = env.network
+        subnet_rules = (INSIDE_VPC_RULE, SMALLEST_SUBNET_RULE)
+        updates["network"] = net.model_copy(update={
+            "vpc_cidr": variable("vpc_cidr", str(net.vpc_cidr), "CIDR of the VPC", CIDR_RULE),
+            "availability_zones": per_zone("availability_zones", net.availability_zones,
+                                           "Zones of the caller's provider region, one per subnet of each tier",
+                                           DISTINCT_RULE),
+            **{tier: per_zone(f"{tier.removesuffix('s')}_cidrs", getattr(net, tier),
+                              f"{tier.split('_')[0].capitalize()} subnets, one per zone in the order of "
+                              "availability_zones", *subnet_rules)
+               for tier in ("public_subnets", "private_subnets", "database_subnets")}})
     if layer == "edge":
         updates["edge"] = env.edge.model_copy(update={"certificate_arn": variable(
             "certificate_arn", env.edge.certificate_arn, "ACM certificate of the HTTPS listeners (same region)",
@@ -163,6 +202,14 @@ def with_settings(stack: Construct, env: Environment, layer: str) -> Environment
     return env.model_copy(update=updates)
 
 
+def refuse_zones_outside_the_region(stack: TerraformStack, network: Network) -> None:
+    """The region is the caller's provider's: the VPC's plan fails on a zone of another one."""
+    region = DataAwsRegion(stack, "region")
+    region.override_logical_id("region")
+    condition, message = (part.format(region="data.aws_region.region.name") for part in ZONE_IN_REGION)
+    network.vpc.add_override("lifecycle.precondition", [{"condition": condition, "error_message": message}])
+
+
 def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
     stack = TerraformStack(app, layer)
     ProviderRequirement(stack, "aws", *AWS_PROVIDER)
@@ -175,6 +222,7 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
         construct: Any = Foundation(stack, layer, env=env)
     elif layer == "network":
         construct = Network(stack, layer, env=env, kms_key_arn=inputs("foundation").kms_key_arn)
+        refuse_zones_outside_the_region(stack, construct)
     elif layer == "edge":
         construct = Edge(stack, layer, env=env, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "data":
@@ -253,8 +301,10 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              f"`{env.name}` environment (`python main.py --export-modules --environment {env.name}`). Do not "
              "edit: regenerate.", "",
              "Settings with a default below (names, log retention, certificate, gateway image and task "
-             f"counts) may be changed by the caller. Fixed at export from `{env.name}`: region {env.region}, "
-             f"zones {', '.join(env.network.availability_zones)}, every other size and switch of "
+             "counts, the network's CIDRs and zones) may be changed by the caller, within their validation. "
+             "The region is the caller's provider's. "
+             f"Fixed at export from `{env.name}`: {len(env.network.availability_zones)} zones, every other size "
+             "and switch of "
              f"`environments/{env.name}/environment.toml`, protection {'on' if env.protect_stateful else 'off'}; "
              "ECR pull rights follow the exported image's registry.", "",
              "## Requirements", "", "| name | version |", "|---|---|",

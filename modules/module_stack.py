@@ -28,10 +28,10 @@ class ProviderRequirement(TerraformProvider):
 
 
 class TFModuleVariable(TerraformVariable):
-    """A variable named exactly `name` (not a construct-path id)."""
+    """A variable named exactly `name` (not a construct-path id); an output may share the name."""
 
     def __init__(self, scope: Construct, name: str, **config: Any) -> None:
-        super().__init__(scope, name, **config)
+        super().__init__(scope, f"variable_{name}", **config)
         self.override_logical_id(name)
 
 

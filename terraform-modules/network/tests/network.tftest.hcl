@@ -1,5 +1,11 @@
 # terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
-mock_provider "aws" {}
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = {
+      name = "eu-west-2"
+    }
+  }
+}
 
 variables {
   foundation_kms_key_arn = "arn:aws:kms:eu-west-2:111122223333:key/11111111-2222-3333-4444-555555555555"
@@ -43,6 +49,65 @@ run "a_subnet_per_tier_and_zone_inside_the_vpc" {
     condition     = aws_subnet.network_public_subnet_0_5673B6E0.availability_zone != aws_subnet.network_public_subnet_1_6D5922CE.availability_zone
     error_message = "The public subnets share a zone."
   }
+}
+
+run "another_cidr_and_region_by_variables_only" {
+  command = plan
+
+  override_data {
+    target = data.aws_region.region
+    values = {
+      name = "us-west-2"
+    }
+  }
+
+  variables {
+    vpc_cidr              = "172.20.0.0/16"
+    availability_zones    = ["us-west-2b", "us-west-2c"]
+    public_subnet_cidrs   = ["172.20.0.0/24", "172.20.1.0/24"]
+    private_subnet_cidrs  = ["172.20.16.0/20", "172.20.32.0/20"]
+    database_subnet_cidrs = ["172.20.64.0/24", "172.20.65.0/24"]
+  }
+
+  assert {
+    condition     = aws_vpc.network_vpc_4E8F0223.cidr_block == "172.20.0.0/16"
+    error_message = "The VPC does not take the given CIDR."
+  }
+  assert {
+    condition = (aws_subnet.network_private_subnet_1_FAF2D420.cidr_block == "172.20.32.0/20"
+    && aws_subnet.network_private_subnet_1_FAF2D420.availability_zone == "us-west-2c")
+    error_message = "The second private subnet is not the given range in the second zone."
+  }
+}
+
+run "a_subnet_outside_the_vpc_is_refused" {
+  command = plan
+
+  variables {
+    public_subnet_cidrs = ["10.1.1.0/24", "10.9.2.0/24"]
+  }
+
+  expect_failures = [var.public_subnet_cidrs]
+}
+
+run "a_zone_of_another_region_is_refused" {
+  command = plan
+
+  variables {
+    availability_zones = ["eu-west-2a", "us-east-1b"]
+  }
+
+  expect_failures = [aws_vpc.network_vpc_4E8F0223]
+}
+
+run "a_zone_count_the_module_was_not_exported_for_is_refused" {
+  command = plan
+
+  variables {
+    availability_zones = ["eu-west-2a", "eu-west-2b", "eu-west-2c"]
+  }
+
+  expect_failures = [var.availability_zones]
 }
 
 run "a_short_retention_is_refused" {
