@@ -54,18 +54,19 @@ def build_root(synth_stacks: Path, work: Path, provider_version: str, project: P
         (copy / "main.tf.json").write_text(text)
         if (module_dir / "assets").is_dir():
             (copy / "assets").symlink_to(module_dir / "assets")
-    example = work / "examples" / "complete"
-    example.mkdir(parents=True)
-    for tf_file in (project / "examples" / "complete").glob("*.tf"):
-        text = EXPORTED_CONSTRAINT.sub(f'version = "{provider_version}"', tf_file.read_text())
-        # A child module's backend is ignored anyway; dropping it keeps the output free of warnings.
-        text = re.sub(r'\n  backend "[a-z0-9]+" \{.*?\n  \}\n', "\n", text, flags=re.S)
-        (example / tf_file.name).write_text(text)
-    modules["example_complete"] = "examples/complete (every module of terraform-modules/)"
+    for example_dir in sorted((project / "examples").glob("*/")):
+        example = work / "examples" / example_dir.name
+        example.mkdir(parents=True)
+        for tf_file in example_dir.glob("*.tf"):
+            text = EXPORTED_CONSTRAINT.sub(f'version = "{provider_version}"', tf_file.read_text())
+            # A child module's backend is ignored anyway; dropping it keeps the output free of warnings.
+            text = re.sub(r'\n  backend "[a-z0-9]+" \{.*?\n  \}\n', "\n", text, flags=re.S)
+            (example / tf_file.name).write_text(text)
+        modules[f"example_{example_dir.name}"] = f"examples/{example_dir.name}"
     root = {"terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": provider_version}}},
             "provider": {"aws": [root_provider or {"region": "eu-west-2"}]},
             "module": {name: {"source": f"./stacks/{what.split()[1]}" if what.startswith("stack ") else
-                              "./examples/complete"} for name, what in modules.items()}}
+                              f"./{what}"} for name, what in modules.items()}}
     (work / "main.tf.json").write_text(json.dumps(root, indent=1))
     return modules
 

@@ -1,0 +1,117 @@
+# The smallest platform from the modules: foundation, network, edge (WAF + ALB), data and the
+# LiteLLM gateway; no GPU tier, no realtime API, no observability layer. Dev-sized, in another
+# region and address range than the environment the modules were exported from: everything
+# below is a variable of the modules, nothing is edited in them.
+#
+# Without the GPU tier the gateway's route to the self-hosted model has no upstream (it
+# answers errors); its Bedrock routes serve. The key the gateway would present to that model
+# is a secret of this root, to be filled when a model tier is added.
+
+terraform {
+  required_version = ">= 1.11"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 6.0, < 7.0"
+    }
+  }
+}
+
+provider "aws" {
+  region              = "us-west-2"
+  allowed_account_ids = ["444455556666"] # the account this root deploys to (example id)
+  default_tags {
+    tags = {
+      Project   = "acme-llm"
+      ManagedBy = "terraform"
+    }
+  }
+}
+
+locals {
+  project     = "acme"
+  environment = "sandbox"
+}
+
+module "foundation" {
+  source = "../../terraform-modules/foundation"
+
+  project            = local.project
+  environment        = local.environment
+  log_retention_days = 90
+}
+
+module "network" {
+  source = "../../terraform-modules/network"
+
+  project                = local.project
+  environment            = local.environment
+  log_retention_days     = 90
+  vpc_cidr               = "10.40.0.0/16"
+  availability_zones     = ["us-west-2a", "us-west-2b"]
+  public_subnet_cidrs    = ["10.40.0.0/24", "10.40.1.0/24"]
+  private_subnet_cidrs   = ["10.40.16.0/20", "10.40.32.0/20"]
+  database_subnet_cidrs  = ["10.40.64.0/24", "10.40.65.0/24"]
+  foundation_kms_key_arn = module.foundation.kms_key_arn
+}
+
+module "edge" {
+  source = "../../terraform-modules/edge"
+
+  project                       = local.project
+  environment                   = local.environment
+  log_retention_days            = 90
+  certificate_arn               = "arn:aws:acm:us-west-2:444455556666:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+  foundation_alb_log_bucket     = module.foundation.alb_log_bucket
+  foundation_waf_log_bucket_arn = module.foundation.waf_log_bucket_arn
+  network_public_subnet_ids     = module.network.public_subnet_ids
+  network_security_group_ids    = module.network.security_group_ids
+  network_vpc_id                = module.network.vpc_id
+}
+
+module "data" {
+  source = "../../terraform-modules/data"
+
+  project                     = local.project
+  environment                 = local.environment
+  log_retention_days          = 90
+  foundation_kms_key_arn      = module.foundation.kms_key_arn
+  network_database_subnet_ids = module.network.database_subnet_ids
+  network_security_group_ids  = module.network.security_group_ids
+}
+
+resource "aws_secretsmanager_secret" "model_api_key" {
+  name_prefix = "${local.project}-${local.environment}-model-api-key-"
+  kms_key_id  = module.foundation.kms_key_arn
+}
+
+module "gateway" {
+  source = "../../terraform-modules/gateway"
+
+  project               = local.project
+  environment           = local.environment
+  log_retention_days    = 90
+  gateway_image         = "ghcr.io/berriai/litellm:v1.108.11"
+  gateway_min_tasks     = 1
+  gateway_desired_tasks = 1
+  gateway_max_tasks     = 2
+
+  data_db_address             = module.data.db_address
+  data_db_master_secret_arn   = module.data.db_master_secret_arn
+  data_db_name                = module.data.db_name
+  data_db_port                = module.data.db_port
+  data_redis_address          = module.data.redis_address
+  data_redis_auth_secret_arn  = module.data.redis_auth_secret_arn
+  data_redis_port             = module.data.redis_port
+  edge_target_group_arn       = module.edge.target_group_arn
+  foundation_audit_bucket_arn = module.foundation.audit_bucket_arn
+  foundation_kms_key_arn      = module.foundation.kms_key_arn
+  llm_api_key_secret_arn      = aws_secretsmanager_secret.model_api_key.arn
+  network_private_subnet_ids  = module.network.private_subnet_ids
+  network_security_group_ids  = module.network.security_group_ids
+}
+
+output "alb_dns_name" {
+  description = "Point the API's domain at this name"
+  value       = module.edge.alb_dns_name
+}
