@@ -1,0 +1,60 @@
+# terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
+mock_provider "aws" {
+  mock_data "aws_partition" {
+    defaults = {
+      partition = "aws"
+    }
+  }
+  # A mock value in the shape ElastiCache accepts for an AUTH token (not a real secret).
+  mock_data "aws_secretsmanager_random_password" {
+    defaults = {
+      random_password = "mock-token-0123456789-abcdefghij"
+    }
+  }
+}
+
+variables {
+  foundation_kms_key_arn      = "arn:aws:kms:us-west-2:444455556666:key/11111111-2222-3333-4444-555555555555"
+  network_database_subnet_ids = ["subnet-0a", "subnet-0b"]
+  network_security_group_ids  = { alb = "sg-01", gateway = "sg-02", database = "sg-03", redis = "sg-04", lambda = "sg-05", llm_alb = "sg-06", gpu = "sg-07" }
+}
+
+run "stores_are_encrypted_protected_and_named_after_the_inputs" {
+  command = plan
+
+  variables {
+    project     = "acme"
+    environment = "sandbox"
+  }
+
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.identifier == "acme-sandbox-postgres"
+    error_message = "The database is not named after project and environment."
+  }
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.storage_encrypted && aws_db_instance.data_postgres_BC6B9DCD.kms_key_id == var.foundation_kms_key_arn
+    error_message = "The database is not encrypted with the foundation key."
+  }
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.deletion_protection
+    error_message = "The exported (protected) database can be deleted."
+  }
+  assert {
+    condition     = contains(aws_db_instance.data_postgres_BC6B9DCD.vpc_security_group_ids, "sg-03")
+    error_message = "The database is not behind the database security group."
+  }
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.transit_encryption_enabled && aws_elasticache_replication_group.data_redis_E084F98E.at_rest_encryption_enabled
+    error_message = "Redis is not encrypted in transit and at rest."
+  }
+}
+
+run "a_capitalised_environment_is_refused" {
+  command = plan
+
+  variables {
+    environment = "Sandbox"
+  }
+
+  expect_failures = [var.environment]
+}
