@@ -35,6 +35,7 @@ from modules.module_stack import ProviderRequirement, TFModuleOutput, TFModuleVa
 from modules.network import SECURITY_GROUPS, Network, NetworkOutputs
 from modules.observability import Observability, Watched
 from modules.realtime import Realtime, RealtimeOutputs
+from modules.release import CHANGELOG, newest_version
 from modules.stacks import APP_CONTEXT
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "terraform-modules"
@@ -295,6 +296,8 @@ def blocks(doc: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 
 
 def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
+    """The module's README in terraform-docs' layout: usage, requirements, providers,
+    resources, inputs and outputs."""
     variables, outputs = blocks(doc, "variable"), blocks(doc, "output")
     lines = [f"# {layer} module", "",
              f"The `{layer}` layer of the LLM platform as a plain Terraform module, exported from the "
@@ -307,12 +310,28 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              "and switch of "
              f"`environments/{env.name}/environment.toml`, protection {'on' if env.protect_stateful else 'off'}; "
              "ECR pull rights follow the exported image's registry.", "",
-             "## Requirements", "", "| name | version |", "|---|---|",
+             "## Usage", "", "```hcl", *usage(layer, variables), "```", "",
+             "## Requirements", "", "| Name | Version |", "|---|---|",
              "| terraform | >= 1.11 |", f"| aws | {AWS_PROVIDER[0]} |", "",
-             "## Inputs", "", "| name | description | type | required |", "|---|---|---|---|"]
+             "## Providers", "", "| Name | Source |", "|---|---|", f"| aws | {AWS_PROVIDER[1]} |", "",
+             "## Resources", "", "| Name | Type |", "|---|---|"]
+    lines += [f"| {kind}.{name} | {section} |" for section in ("resource", "data", "ephemeral")
+              for kind, named in sorted(doc.get(section, {}).items()) for name in sorted(named)]
+    lines += ["", "## Inputs", "", "| Name | Description | Type | Default | Required |", "|---|---|---|---|:---:|"]
     lines += [f"| {name} | {v.get('description', '')} | `{v.get('type', 'any')}` | "
-              + ("yes |" if "default" not in v else f"no (`{json.dumps(v['default'])}`) |")
-              for name, v in sorted(variables.items())] or ["| — | none | | |"]
-    lines += ["", "## Outputs", "", "| name | description |", "|---|---|"]
+              + ("n/a | yes |" if "default" not in v else f"`{json.dumps(v['default'])}` | no |")
+              for name, v in sorted(variables.items())] or ["| — | none | | | |"]
+    lines += ["", "## Outputs", "", "| Name | Description |", "|---|---|"]
     lines += [f"| {name} | {v.get('description', '')} |" for name, v in sorted(outputs.items())]
     return "\n".join(lines) + "\n"
+
+
+def usage(layer: str, variables: dict[str, dict[str, Any]]) -> list[str]:
+    """A call with every required input wired to the module that produces it."""
+    required = sorted(name for name, v in variables.items() if "default" not in v)
+    width = max((len(name) for name in required), default=0)
+    wired = [f"  {name.ljust(width)} = module.{name.split('_', 1)[0]}.{name.split('_', 1)[1]}" for name in required]
+    version = ".".join(str(part) for part in newest_version(CHANGELOG.read_text()))
+    return [f'module "{layer}" {{',
+            f'  source = "git::https://example.com/platform/llm-platform.git//terraform-modules/{layer}'
+            f'?ref=modules/v{version}"', *([""] + wired if wired else []), "}"]
