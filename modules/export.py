@@ -22,6 +22,7 @@ from typing import Any
 from cdktn import App, Fn, TerraformOutput, TerraformStack, TerraformVariableValidationConfig
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
 from constructs import Construct
+from pydantic.fields import FieldInfo
 
 from modules import packaging
 from modules.config import Environment
@@ -132,6 +133,63 @@ SMALLEST_SUBNET_RULE = ("alltrue([for c in var.{name} : !can(cidrnetmask(c)) || 
 ZONE_IN_REGION = ("${{alltrue([for az in var.availability_zones : startswith(az, {region})])}}",
                   "availability_zones: every zone must be in the caller's provider region (${{{region}}}): use "
                   "zones of that region.")
+# Settings that flow straight into one resource argument of their layer, as variables named
+# after the field, validated by the field's own bounds (the config model's wording).
+STRAIGHT_SETTINGS: dict[str, tuple[str, ...]] = {
+    "data": ("backup_retention_days", "redis_node_type"),
+    "edge": ("idle_timeout_seconds", "rate_limit_per_5_minutes"),
+    "gateway": ("cpu_target_percent", "memory_target_percent"),
+}
+# What with_settings turns into variables by hand (the rest of the configuration is fixed).
+HAND_MADE_SETTINGS = ("project", "name", "foundation.log_retention_days", "edge.certificate_arn",
+                      "llm.certificate_arn", "gateway.image", "gateway.capacity.min", "gateway.capacity.desired",
+                      "gateway.capacity.max", "network.vpc_cidr", "network.availability_zones",
+                      "network.public_subnets", "network.private_subnets", "network.database_subnets")
+
+# Every other field of the environment files, with why a module cannot take it as a variable
+# (a test keeps this, the two lists above and the config model in agreement).
+FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
+    "the caller's provider and backend decide it": (
+        "account_id", "deploy_role_arn", "region", "tags", "backend.type", "backend.bucket", "backend.key_prefix",
+        "backend.region", "backend.kms_key_id"),
+    "decides which resources exist (count or presence), fixed when the constructs run": (
+        "high_availability", "protect_stateful", "network.nat_gateways", "foundation.audit_object_lock",
+        "foundation.cloudtrail", "foundation.create_autoscaling_service_linked_role", "edge.managed_rules_action",
+        "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination", "data.multi_az",
+        "data.redis_replicas", "data.dynamodb_replica_regions", "gateway.fargate_spot", "gateway.ecs_exec",
+        "gateway.license_secret_arn", "gateway.models", "llm.spot_instance_types", "llm.scheduled_scaling",
+        "llm.warm_pool_size", "llm.hf_token_secret_arn", "llm.dns_name", "llm.certificate_domains",
+        "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.custom_domain",
+        "realtime.certificate_arn", "realtime.api_gateway_account", "realtime.callback_urls",
+        "realtime.logout_urls", "realtime.mfa", "observability.alarm_emails", "observability.overrides"),
+    "the constructs compute with it (sizes, thresholds, derived settings or rendered files)": (
+        "foundation.archive_after_days", "foundation.audit_retention_days", "edge.max_body_bytes",
+        "data.postgres_version", "data.db_instance_class", "data.db_storage_gb", "data.db_max_storage_gb",
+        "data.redis_version", "gateway.cpu", "gateway.memory", "gateway.cache_ttl_seconds", "llm.instance_type",
+        "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max", "llm.on_demand_base",
+        "llm.scale_down_hour", "llm.scale_up_hour", "llm.schedule_time_zone", "llm.root_volume_gb",
+        "llm.root_volume_iops", "llm.root_volume_throughput_mibps", "llm.launch_timeout_seconds",
+        "llm.model_size_gb", "llm.served_model_name", "llm.weights_s3_prefix", "llm.hf_model_id",
+        "llm.vllm_image", "llm.max_model_len", "llm.protocol_version", "llm.gpu_target_percent",
+        "llm.cpu_target_percent", "llm.queue_target_per_instance", "realtime.model_endpoint_url",
+        "realtime.throttling_rate_limit", "realtime.throttling_burst_limit", "realtime.connection_ttl_seconds",
+        "realtime.cache_ttl_seconds", "realtime.max_frame_bytes", "realtime.max_receives",
+        "realtime.model_timeout_seconds", "realtime.worker_concurrency"),
+}
+
+
+def bounds_rules(field: FieldInfo) -> tuple[tuple[str, str], ...]:
+    """A config field's numeric bounds as validation rules, worded as the config model reports them."""
+    rules = []
+    for bound in field.metadata:
+        for attribute, operator, words in (("ge", ">=", "greater than or equal to"),
+                                           ("le", "<=", "less than or equal to")):
+            if hasattr(bound, attribute):
+                value = getattr(bound, attribute)
+                rules.append((f"var.{{name}} {operator} {value}", f"{{name}}: Input should be {words} {value}."))
+    return tuple(rules)
+
+
 TASKS_RULE = ("var.gateway_min_tasks <= var.gateway_desired_tasks && var.gateway_desired_tasks <= var.gateway_max_tasks",
               "gateway_min_tasks, gateway_desired_tasks and gateway_max_tasks are out of order: choose values with "
               "min <= desired <= max.")
@@ -199,6 +257,12 @@ def with_settings(stack: Construct, env: Environment, layer: str) -> Environment
         updates["gateway"] = env.gateway.model_copy(update={
             "image": variable("gateway_image", env.gateway.image, "LiteLLM image (pinned tag or digest)", *pinned),
             "capacity": capacity})
+    if layer in STRAIGHT_SETTINGS:
+        section = updates.get(layer, getattr(env, layer))
+        fields = type(section).model_fields
+        updates[layer] = section.model_copy(update={
+            name: variable(name, getattr(section, name), f"{layer}.{name} of the environment files",
+                           *bounds_rules(fields[name])) for name in STRAIGHT_SETTINGS[layer]})
     # model_copy does not validate: the tokens stand in for values validated at export.
     return env.model_copy(update=updates)
 

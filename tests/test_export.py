@@ -12,10 +12,12 @@ from pathlib import Path
 
 import hcl2
 import pytest
+from pydantic import BaseModel
 
 from modules.config import load_environment
-from modules.export import (EXPORTED_LAYERS, MODULES_DIR, OUTPUT_TYPES, TERRAFORM_TYPES, ExportError, blocks,
-                            export_modules, hand_written)
+from modules.config.models import Environment
+from modules.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, HAND_MADE_SETTINGS, MODULES_DIR, OUTPUT_TYPES,
+                            STRAIGHT_SETTINGS, TERRAFORM_TYPES, ExportError, blocks, export_modules, hand_written)
 from policies.gate import Stack as GateStack, classify, run_checkov
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,3 +155,36 @@ def test_bad_export_requests_are_refused_and_write_nothing(tmp_path: Path) -> No
     assert not target.exists()
     with pytest.raises(ExportError, match="unknown layer"):
         export_modules(load_environment("prod"), target, ("cache",))
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> list[str]:
+    found = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            found += _fields(kind, f"{prefix}{name}.")
+        else:
+            found.append(f"{prefix}{name}")
+    return found
+
+
+def test_every_config_field_is_a_module_variable_or_fixed_with_a_reason() -> None:
+    """A field added to the environment files fails here until the export makes it a
+    variable or says why it is fixed at export."""
+    variables = [*HAND_MADE_SETTINGS, *(f"{layer}.{name}" for layer, names in STRAIGHT_SETTINGS.items()
+                                        for name in names)]
+    fixed = [field for fields in FIXED_AT_EXPORT.values() for field in fields]
+    classified = variables + fixed
+    assert sorted(classified) == sorted(set(classified)), "a field is classified twice"
+    assert set(classified) == set(_fields(Environment))
+
+
+def test_straight_settings_are_variables_with_the_config_bounds(exported: Path) -> None:
+    for layer, names in STRAIGHT_SETTINGS.items():
+        variables = blocks(module_doc(exported, layer), "variable")
+        for name in names:
+            declared = variables[name]
+            field = type(getattr(load_environment("prod"), layer)).model_fields[name]
+            assert len(declared.get("validation", [])) == len([m for m in field.metadata if hasattr(m, "ge")
+                                                               or hasattr(m, "le")])
+            assert f"${{var.{name}}}" in json.dumps(module_doc(exported, layer)["resource"]), name
