@@ -10,8 +10,10 @@ block (the root's stands in; aliased ones stay): one init, one validate, ~20 s.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +86,13 @@ def validate_all(synth_stacks: Path, work: Path, toolchain: tf.Toolchain | None 
 
 def run_module_tests(work: Path, toolchain: tf.Toolchain | None = None, project: Path = ROOT) -> dict[str, str]:
     """`terraform test` of every exported module that has tests, each in a copy pinned to the
-    mirror's provider version: module -> output of a failed run ('' when it passed)."""
+    mirror's provider version, one per core at a time: module -> output of a failed run ('' when
+    it passed)."""
     toolchain = toolchain or tf.find_toolchain()
     work.mkdir(parents=True, exist_ok=True)
     cli_config = tf.write_cli_config(work / "terraform.rc", toolchain.mirror)
-    results = {}
-    for tests in sorted((project / "terraform-modules").glob("*/tests")):
-        module = tests.parent
+
+    def test(module: Path) -> str:
         copy = work / module.name
         shutil.copytree(module, copy, dirs_exist_ok=True)
         main = copy / "main.tf.json"
@@ -98,5 +100,8 @@ def run_module_tests(work: Path, toolchain: tf.Toolchain | None = None, project:
         log = work / f"{module.name}.log"
         tf.init(toolchain, cli_config, copy, log, backend=False)
         done = tf.run(toolchain, cli_config, ["test", "-no-color"], copy, log, timeout=600)
-        results[module.name] = "" if done.returncode == 0 else done.stdout + done.stderr
-    return results
+        return "" if done.returncode == 0 else done.stdout + done.stderr
+
+    modules = [tests.parent for tests in sorted((project / "terraform-modules").glob("*/tests"))]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return dict(zip((m.name for m in modules), pool.map(test, modules)))

@@ -1,0 +1,52 @@
+# terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
+mock_provider "aws" {
+  mock_data "aws_partition" {
+    defaults = {
+      partition = "aws"
+    }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "444455556666"
+    }
+  }
+}
+
+variables {
+  data_connections_table_arn  = "arn:aws:dynamodb:us-west-2:444455556666:table/acme-sandbox-connections"
+  data_connections_table_name = "acme-sandbox-connections"
+  data_history_table_arn      = "arn:aws:dynamodb:us-west-2:444455556666:table/acme-sandbox-chat-history"
+  data_history_table_name     = "acme-sandbox-chat-history"
+  data_redis_address          = "redis.example.internal"
+  data_redis_auth_secret_arn  = "arn:aws:secretsmanager:us-west-2:444455556666:secret:redis-AbCdEf"
+  data_redis_port             = 6379
+  foundation_kms_key_arn      = "arn:aws:kms:us-west-2:444455556666:key/11111111-2222-3333-4444-555555555555"
+  network_private_subnet_ids  = ["subnet-0a", "subnet-0b"]
+  network_security_group_ids  = { alb = "sg-01", gateway = "sg-02", database = "sg-03", redis = "sg-04", lambda = "sg-05", llm_alb = "sg-06", gpu = "sg-07" }
+}
+
+run "request_and_dead_letter_queues_encrypted" {
+  command = plan
+
+  variables {
+    project     = "acme"
+    environment = "sandbox"
+  }
+
+  assert {
+    condition     = aws_sqs_queue.realtime_request_queue_B276B451.name == "acme-sandbox-chat-requests"
+    error_message = "The request queue is not named after project and environment."
+  }
+  assert {
+    condition     = aws_sqs_queue.realtime_request_queue_B276B451.kms_master_key_id == var.foundation_kms_key_arn
+    error_message = "The request queue is not encrypted with the foundation key."
+  }
+  assert {
+    condition     = aws_sqs_queue.realtime_dead_letter_queue_85A93374.kms_master_key_id == var.foundation_kms_key_arn
+    error_message = "The dead-letter queue is not encrypted with the foundation key."
+  }
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.realtime_worker_105E8F74.vpc_config : contains(f.subnet_ids, "subnet-0a")])
+    error_message = "The worker does not run in the private subnets."
+  }
+}
