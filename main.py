@@ -7,7 +7,7 @@ Default: every folder under environments/. Every selected environment is loaded 
 validated before any construct is built; on a configuration error nothing is written and
 each problem is printed with its environment, file, field, rule and fix (exit code 2). The
 functions' packages are built (or found in the build cache) next; if that fails, one line
-says how to fill the cache (`python -m modules.packaging`) and nothing is written (exit 2).
+says how to fill the cache (`python -m modules.parts.packaging`) and nothing is written (exit 2).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
-from modules.synthesized import synth_summary
+from modules.tools.synthesized import synth_summary
 
 
 def main(argv: list[str]) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     if not packages_built("synthesized"):
         return 2
     # Imported after validation: configuration errors answer at once, without loading jsii.
-    from modules.app import build_app
+    from modules.engine.app import build_app
 
     app = build_app(environments, outdir=args.outdir)
     app.synth()
@@ -58,7 +58,7 @@ def packages_built(what: str) -> bool:
     """Build (or find cached) the functions' packages before anything is written: the layer is
     the one input fetched from the package index, and a synth that fails half-way would leave
     an empty output directory behind."""
-    from modules.packaging import BuildError, build_all
+    from modules.parts.packaging import BuildError, build_all
 
     try:
         build_all()
@@ -77,7 +77,7 @@ def export(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if not packages_built("exported"):
         return 2
-    from modules.export import EXPORTED_LAYERS, ExportError, export_modules
+    from modules.tools.export import EXPORTED_LAYERS, ExportError, export_modules
 
     layers = tuple(args.layers.split(",")) if args.layers else EXPORTED_LAYERS
     try:

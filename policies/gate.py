@@ -7,7 +7,7 @@ a stack directory left over from an earlier synth is never scanned. Runs Checkov
 (terraform_json + secrets frameworks, plus the custom checks in `policies/checks/`) in one
 process over those stack files, then classifies every failed check:
 
-- skipped:     the resource declares a skip for that check id (`modules.compliance.skip`);
+- skipped:     the resource declares a skip for that check id (`modules.parts.compliance.skip`);
 - unexplained: no skip is declared — the gate fails;
 - stale skip:  a declared skip that matches no failure — the gate fails, so skips are
                removed when the resource is fixed.
@@ -36,7 +36,7 @@ from checkov.version import version as CHECKOV_VERSION  # a plain string: no Che
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOM_CHECKS = Path(__file__).resolve().parent / "checks"
 DEFAULT_OUTDIR = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))  # where main.py synthesizes by default
-SKIP_KEY = "checkov_skip"  # must match modules.compliance.SKIP_KEY (not imported: no jsii load here)
+SKIP_KEY = "checkov_skip"  # must match modules.parts.compliance.SKIP_KEY (not imported: no jsii load here)
 
 
 class GateError(Exception):

@@ -15,7 +15,7 @@ Reports, each as the median of --runs fresh processes:
 It says what it runs as it goes (on stderr: which run of what, and each run's figures) and
 prints each row of the table as soon as its runs are done. The result, with the date and a
 description of the machine, is saved to `docs/benchmark.json` (`--save`), which the README's
-performance table is generated from (`python -m modules.readme --write`): commit both.
+performance table is generated from (`python -m modules.tools.readme --write`): commit both.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def main() -> int:
                                  "peak_python_mb": round(s.python_peak_mb)}
                           for name, s in (("synth", synth), ("floor", floor), ("gate", gate))}}
         args.save.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n")
-        progress(f"saved to {args.save}; regenerate the README's figures: python -m modules.readme --write")
+        progress(f"saved to {args.save}; regenerate the README's figures: python -m modules.tools.readme --write")
     return 0
 
 

@@ -14,7 +14,7 @@ import hcl2
 import pytest
 
 from modules.config import load_environment
-from modules.export import (EXPORTED_LAYERS, MODULES_DIR, OUTPUT_TYPES, TERRAFORM_TYPES, ExportError, blocks,
+from modules.tools.export import (EXPORTED_LAYERS, MODULES_DIR, OUTPUT_TYPES, TERRAFORM_TYPES, ExportError, blocks,
                             export_modules)
 from policies.gate import Stack as GateStack, classify, run_checkov
 

@@ -51,17 +51,17 @@ from cdktn_provider_aws.route53_record import Route53Record, Route53RecordAlias
 from cdktn_provider_aws.route53_zone import Route53Zone, Route53ZoneVpc
 from cdktn_provider_aws.ssm_parameter import SsmParameter
 
-from modules import iam
-from modules.compliance import skip
+from modules.parts import iam
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import Account, current_account
-from modules.edge import TLS_POLICY
-from modules.foundation import FoundationOutputs
-from modules.gpu_host import HostSettings, packed_user_data
-from modules.network import NetworkOutputs, Port
-from modules.outputs import publish
-from modules.secret import GeneratedSecret
-from modules.storage import SecureBucket, encrypted_log_group
+from modules.parts.context import Account, current_account
+from modules.layers.edge import TLS_POLICY
+from modules.layers.foundation import FoundationOutputs
+from modules.parts.gpu_host import HostSettings, packed_user_data
+from modules.layers.network import NetworkOutputs, Port
+from modules.parts.outputs import publish
+from modules.parts.secret import GeneratedSecret
+from modules.parts.storage import SecureBucket, encrypted_log_group
 
 # Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023): driver, Docker, NVIDIA
 # container toolkit. Read at plan time, so a new AMI shows in the plan and refreshes the group.

@@ -15,12 +15,12 @@ from cdktn_provider_aws.kms_alias import KmsAlias
 from cdktn_provider_aws.kms_key import KmsKey
 from cdktn_provider_aws.kms_replica_key import KmsReplicaKey
 
-from modules import iam
-from modules.compliance import skip
+from modules.parts import iam
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import Account, current_account
-from modules.outputs import publish
-from modules.storage import SecureBucket, access_log_bucket, encrypted_log_group, protect
+from modules.parts.context import Account, current_account
+from modules.parts.outputs import publish
+from modules.parts.storage import SecureBucket, access_log_bucket, encrypted_log_group, protect
 
 
 @dataclass(frozen=True)

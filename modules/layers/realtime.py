@@ -58,15 +58,15 @@ from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktn_provider_aws.sqs_queue import SqsQueue
 from cdktn_provider_aws.sqs_queue_policy import SqsQueuePolicy
 
-from modules import iam, packaging
-from modules.compliance import skip
+from modules.parts import iam, packaging
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import Account, current_account
-from modules.data import DataOutputs
-from modules.foundation import FoundationOutputs
-from modules.network import NetworkOutputs
-from modules.outputs import publish
-from modules.storage import encrypted_log_group, protect
+from modules.parts.context import Account, current_account
+from modules.layers.data import DataOutputs
+from modules.layers.foundation import FoundationOutputs
+from modules.layers.network import NetworkOutputs
+from modules.parts.outputs import publish
+from modules.parts.storage import encrypted_log_group, protect
 
 STAGE = "live"
 # The worker handles a batch's records one after another: its timeout covers every model call.

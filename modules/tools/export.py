@@ -22,20 +22,20 @@ from typing import Any
 from cdktn import App, Fn, TerraformOutput, TerraformStack
 from constructs import Construct
 
-from modules import packaging
+from modules.parts import packaging
 from modules.config import Environment
-from modules.data import Data, DataOutputs
-from modules.edge import Edge, EdgeOutputs
-from modules.foundation import Foundation, FoundationOutputs
-from modules.gateway import Gateway, GatewayOutputs
-from modules.llm import Llm, LlmOutputs
-from modules.module_stack import ProviderRequirement, TFModuleOutput, TFModuleVariable
-from modules.network import SECURITY_GROUPS, Network, NetworkOutputs
-from modules.observability import Observability, Watched
-from modules.realtime import Realtime, RealtimeOutputs
-from modules.stacks import APP_CONTEXT
+from modules.layers.data import Data, DataOutputs
+from modules.layers.edge import Edge, EdgeOutputs
+from modules.layers.foundation import Foundation, FoundationOutputs
+from modules.layers.gateway import Gateway, GatewayOutputs
+from modules.layers.llm import Llm, LlmOutputs
+from modules.engine.module_stack import ProviderRequirement, TFModuleOutput, TFModuleVariable
+from modules.layers.network import SECURITY_GROUPS, Network, NetworkOutputs
+from modules.layers.observability import Observability, Watched
+from modules.layers.realtime import Realtime, RealtimeOutputs
+from modules.engine.stacks import APP_CONTEXT
 
-MODULES_DIR = Path(__file__).resolve().parent.parent / "terraform-modules"
+MODULES_DIR = Path(__file__).resolve().parents[2] / "terraform-modules"
 AWS_PROVIDER = (">= 6.0, < 7.0", "hashicorp/aws")
 OUTPUT_TYPES = {"foundation": FoundationOutputs, "network": NetworkOutputs, "edge": EdgeOutputs, "data": DataOutputs,
                 "gateway": GatewayOutputs, "llm": LlmOutputs, "realtime": RealtimeOutputs}

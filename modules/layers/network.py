@@ -24,12 +24,12 @@ from cdktn_provider_aws.vpc_endpoint import VpcEndpoint
 from cdktn_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from cdktn_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 
-from modules import iam
-from modules.compliance import skip
+from modules.parts import iam
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import current_account
-from modules.outputs import publish
-from modules.storage import encrypted_log_group
+from modules.parts.context import current_account
+from modules.parts.outputs import publish
+from modules.parts.storage import encrypted_log_group
 
 
 class Port:

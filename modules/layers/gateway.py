@@ -39,18 +39,18 @@ from cdktn_provider_aws.sfn_state_machine import (
     SfnStateMachineTracingConfiguration,
 )
 
-from modules import iam
-from modules.compliance import skip
+from modules.parts import iam
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import Account, current_account
-from modules.data import DataOutputs
-from modules.edge import EdgeOutputs, HEALTH_CHECK_PATH
-from modules.foundation import FoundationOutputs
-from modules.llm import LlmOutputs
-from modules.network import NetworkOutputs, Port
-from modules.outputs import publish
-from modules.secret import GeneratedSecret
-from modules.storage import encrypted_log_group
+from modules.parts.context import Account, current_account
+from modules.layers.data import DataOutputs
+from modules.layers.edge import EdgeOutputs, HEALTH_CHECK_PATH
+from modules.layers.foundation import FoundationOutputs
+from modules.layers.llm import LlmOutputs
+from modules.layers.network import NetworkOutputs, Port
+from modules.parts.outputs import publish
+from modules.parts.secret import GeneratedSecret
+from modules.parts.storage import encrypted_log_group
 
 CONTAINER = "litellm"
 CONFIG_PATH = "/tmp/litellm-config.yaml"

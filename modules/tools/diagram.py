@@ -1,7 +1,7 @@
 """Architecture diagram of each environment, drawn from its synthesized stacks (never by hand,
 so it cannot drift from what deploys).
 
-    python -m modules.diagram [ENV ...] [--outdir cdktf.out]
+    python -m modules.tools.diagram [ENV ...] [--outdir cdktf.out]
 
 Writes `<outdir>/diagrams/<env>.dot`, `.svg` and `.png` (Graphviz `dot`, Debian package
 graphviz). The DOT text is deterministic: same synth, same bytes.
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modules.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
+from modules.tools.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
 
 TOKEN = re.compile(r"\$\{[^}]*\}")
 

@@ -2,7 +2,7 @@
 shipped and dated price table (`prices.toml`) and stated traffic assumptions
 (`cost_assumptions.toml`).
 
-    python -m modules.cost [ENV ...] [--outdir cdktf.out] [--assumptions FILE.toml]
+    python -m modules.tools.cost [ENV ...] [--outdir cdktf.out] [--assumptions FILE.toml]
 
 What is built (counts, sizes, Multi-AZ, Spot) comes from the JSON; what is used (requests,
 gigabytes, users) from the assumptions. Every resource type the synth holds is either priced
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modules.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
+from modules.tools.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
 
 PRICES = Path(__file__).with_name("prices.toml")
 ASSUMPTIONS = Path(__file__).with_name("cost_assumptions.toml")
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         for env in envs:
             if unpriced_types(env):
                 raise SynthError(f"environment '{env.name}': no price for {', '.join(sorted(unpriced_types(env)))}. "
-                                 "Fix: price it in modules/cost.py or list it as free.")
+                                 "Fix: price it in modules/tools/cost.py or list it as free.")
         print(report(envs, args.assumptions, known), end="")
     except SynthError as err:
         print("\n".join(f"cost: {line}" for line in str(err).splitlines()), file=sys.stderr)
