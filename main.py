@@ -7,12 +7,12 @@ Default: every folder under environments/. Every selected environment is loaded 
 validated before any construct is built; on a configuration error nothing is written and
 each problem is printed with its environment, file, field, rule and fix (exit code 2). The
 functions' packages are built (or found in the build cache) next; if that fails, one line
-says how to fill the cache (`python -m modules.packaging`) and nothing is written (exit 2).
+says how to fill the cache (`python -m modules.parts.packaging`) and nothing is written (exit 2).
 
 The environments are synthesized in worker processes, one per core (`--jobs N`), without the
 bindings' runtime type checks; an environment whose inputs are unchanged since the last synth
 is copied from `.build/synth/` instead (`--force` synthesizes every one afresh). See
-modules/synth.py.
+modules/engine/synth.py.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
 from modules.config.models import Environment
-from modules.provider import kernel_started
-from modules.synth import CACHE_DIR, synthesize
-from modules.synthesized import synth_summary
+from modules.engine.provider import kernel_started
+from modules.engine.synth import CACHE_DIR, synthesize
+from modules.tools.synthesized import synth_summary
 
 
 def main(argv: list[str]) -> int:
@@ -78,7 +78,7 @@ def synthesize_here(environments: list[Environment], outdir: Path) -> list[str]:
     """A jsii kernel already running in this process was set up by its caller (a test, the
     eager-loading comparison): synthesize in it, serially and uncached, its type checks as they are."""
     # Imported after validation: configuration errors answer at once, without loading jsii.
-    from modules.app import build_app
+    from modules.engine.app import build_app
 
     build_app(environments, outdir=str(outdir)).synth()
     return sorted(json.loads((outdir / "manifest.json").read_text())["stacks"])
@@ -88,7 +88,7 @@ def packages_built(what: str) -> bool:
     """Build (or find cached) the functions' packages before anything is written: the layer is
     the one input fetched from the package index, and a synth that fails half-way would leave
     an empty output directory behind."""
-    from modules.packaging import BuildError, build_all
+    from modules.parts.packaging import BuildError, build_all
 
     try:
         build_all()
@@ -107,7 +107,7 @@ def export(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if not packages_built("exported"):
         return 2
-    from modules.export import EXPORTED_LAYERS, ExportError, export_modules
+    from modules.tools.export import EXPORTED_LAYERS, ExportError, export_modules
 
     layers = tuple(args.layers.split(",")) if args.layers else EXPORTED_LAYERS
     try:

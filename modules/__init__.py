@@ -1,5 +1,5 @@
-"""Layer constructs of the LLM platform; importing this package enables the fast provider path."""
+"""The LLM platform: catalogue → config → parts → layers → engine → tools; importing this package enables the fast provider path."""
 
-from modules import provider as _provider
+from modules.engine import provider as _provider
 
 _provider.install()

@@ -11,7 +11,7 @@ those stack files — a stack unchanged since it was last scanned is read from t
 `.build/checkov/` instead, the others are split over one Checkov process per core
 (`policies/scan.py`) — then classifies every failed check:
 
-- skipped:     the resource declares a skip for that check id (`modules.compliance.skip`);
+- skipped:     the resource declares a skip for that check id (`modules.parts.compliance.skip`);
 - unexplained: no skip is declared — the gate fails;
 - stale skip:  a declared skip that matches no failure — the gate fails, so skips are
                removed when the resource is fixed.
@@ -40,7 +40,7 @@ from policies.scan import CACHE_DIR, CHECKOV_VERSION, ScanError, run_checkov, sc
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTDIR = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))  # where main.py synthesizes by default
-SKIP_KEY = "checkov_skip"  # must match modules.compliance.SKIP_KEY (not imported: no jsii load here)
+SKIP_KEY = "checkov_skip"  # must match modules.parts.compliance.SKIP_KEY (not imported: no jsii load here)
 
 
 class GateError(Exception):

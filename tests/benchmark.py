@@ -18,7 +18,7 @@ It checks that the cold output is byte-identical to the serial synth's, and that
 reports from the cache equal the uncached ones (but for the run time). Then it prints each
 target with its figure and PASS or MISS. Progress goes to stderr. The result, with the date
 and a description of the machine, is saved to `docs/benchmark.json` (`--save`), which the
-README's performance section is generated from (`python -m modules.readme --write`): commit both.
+README's performance section is generated from (`python -m modules.tools.readme --write`): commit both.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ with tempfile.TemporaryDirectory() as out:
 
 SERIAL_SYNTH = """
 import sys
-from modules.app import build_app
+from modules.engine.app import build_app
 from modules.config import available_environments, load_environments
 build_app(load_environments(available_environments()), outdir=sys.argv[1]).synth()
 """
@@ -291,7 +291,7 @@ def main() -> int:
                                           ("gate_serial", serial_gate), *rows.items())},
                  "targets": [{"name": t.name, "figure": t.figure, "met": t.met} for t in targets]}
         args.save.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n")
-        progress(f"saved to {args.save}; regenerate the README's figures: python -m modules.readme --write")
+        progress(f"saved to {args.save}; regenerate the README's figures: python -m modules.tools.readme --write")
     return 0
 
 

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modules.app import build_app  # noqa: E402
+from modules.engine.app import build_app  # noqa: E402
 from modules.config import available_environments, load_environments  # noqa: E402
 
 ENVIRONMENTS = available_environments()

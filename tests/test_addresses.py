@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 PINNED = Path(__file__).with_name("stateful_addresses.json")
 import pytest
 
-from modules.storage import STATEFUL_TYPES as PROTECTED_TYPES
+from modules.parts.storage import STATEFUL_TYPES as PROTECTED_TYPES
 
 # Log groups hold audit data too: their addresses are pinned as well.
 STATEFUL_TYPES = (*PROTECTED_TYPES, "aws_cloudwatch_log_group")
@@ -62,7 +62,7 @@ def test_prod_stateful_resources_cannot_be_destroyed(stacks, env: str) -> None:
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
-    from modules.app import build_app
+    from modules.engine.app import build_app
     from modules.config import available_environments, load_environments
 
     with tempfile.TemporaryDirectory() as out:

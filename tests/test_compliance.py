@@ -229,12 +229,12 @@ def test_custom_policies_catch_what_the_spec_forbids(broken) -> None:
 
 
 def test_gate_reads_the_key_the_constructs_write() -> None:
-    from modules.compliance import SKIP_KEY as written
+    from modules.parts.compliance import SKIP_KEY as written
     from policies.gate import SKIP_KEY as read
     assert written == read
 
 
 def test_custom_policy_and_constructs_agree_on_what_is_stateful() -> None:
-    from modules.storage import STATEFUL_TYPES
+    from modules.parts.storage import STATEFUL_TYPES
     from policies.checks.platform_checks import STATEFUL
     assert sorted(STATEFUL) == sorted(STATEFUL_TYPES)

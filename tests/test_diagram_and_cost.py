@@ -11,8 +11,8 @@ from xml.etree import ElementTree
 import pytest
 
 from conftest import ENVIRONMENTS
-from modules import cost, diagram
-from modules.synthesized import SynthError, load
+from modules.tools import cost, diagram
+from modules.tools.synthesized import SynthError, load
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SHIPPED = cost._shown(cost.ASSUMPTIONS)  # as the report names the shipped assumptions
@@ -60,7 +60,7 @@ def test_diagram_renders_and_the_committed_prod_copy_is_current(synthesized, tmp
     assert ElementTree.parse(svg).getroot().tag.endswith("svg")
     assert next(p for p in written if p.suffix == ".png").read_bytes().startswith(b"\x89PNG")
     assert (DOCS / "prod-architecture.dot").read_text() == diagram.dot(synthesized["prod"]), \
-        "regenerate: python -m modules.diagram prod && cp cdktf.out/diagrams/prod.* docs/ (see README)"
+        "regenerate: python -m modules.tools.diagram prod && cp cdktf.out/diagrams/prod.* docs/ (see README)"
 
 
 def test_every_synthesized_resource_type_is_priced_or_known_free(synthesized) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ENVIRONMENTS, Stack
-from modules.app import build_app
+from modules.engine.app import build_app
 from modules.config import load_environment
-from modules.edge import greater_than_pattern
+from modules.layers.edge import greater_than_pattern
 
 
 @pytest.fixture(params=ENVIRONMENTS)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from modules.config import load_environment
 from modules.config.models import Environment
-from modules.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, HAND_MADE_SETTINGS, MODULES_DIR, OUTPUT_TYPES,
+from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, HAND_MADE_SETTINGS, MODULES_DIR, OUTPUT_TYPES,
                             STRAIGHT_SETTINGS, TERRAFORM_TYPES, ExportError, blocks, export_modules, hand_written)
 from policies.gate import Stack as GateStack, classify, run_checkov
 

@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from conftest import ENVIRONMENTS, Stack
-from modules.app import build_app
+from modules.engine.app import build_app
 from modules.config import ModelRoute, load_environment
-from modules.context import Account
-from modules.gateway import bedrock_statements
-from modules.iam import registry_pull_statements
+from modules.parts.context import Account
+from modules.layers.gateway import bedrock_statements
+from modules.parts.iam import registry_pull_statements
 
 SECRET_LOOKING = ("KEY", "PASSWORD", "SECRET", "TOKEN", "DATABASE_URL")
 
@@ -241,7 +241,7 @@ def test_responses_are_cached_only_on_request_and_limits_are_shared(stacks) -> N
     assert "routing_strategy" not in config["router_settings"]  # no per-deployment limits configured
     # an enterprise-only setting: without a licence LiteLLM ignores it and warns on every request
     assert "max_request_size_mb" not in config["general_settings"]
-    from modules.gateway import litellm_config
+    from modules.layers.gateway import litellm_config
     env = load_environment("dev")
     routes = [env.gateway.models[0].model_copy(update={"rpm": 60, "tpm": 100_000}), *env.gateway.models[1:]]
     gateway = env.gateway.model_copy(update={

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.gpu_host import (
+from modules.parts.gpu_host import (
     SCRIPT,
     HostSettings,
     render_user_data,

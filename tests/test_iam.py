@@ -35,7 +35,7 @@ EXAMPLE_ARNS = (
     ("aws_secretsmanager_secret", "arn:aws:secretsmanager:eu-west-2:111122223333:secret:example"),
     ("aws_cloudwatch_log_group", "arn:aws:logs:eu-west-2:111122223333:log-group:example"),
 )
-from modules.iam import UNSCOPED_ACTIONS  # noqa: E402  (account-wide by API design)
+from modules.parts.iam import UNSCOPED_ACTIONS  # noqa: E402  (account-wide by API design)
 
 
 def concrete(document: str) -> str:
@@ -96,7 +96,7 @@ def test_trust_policies_admit_one_service_bound_to_this_account(stacks) -> None:
 
 def test_service_roles_refuse_a_trust_the_service_cannot_satisfy() -> None:
     from cdktn import App, TerraformStack
-    from modules.iam import service_role
+    from modules.parts.iam import service_role
     stack = TerraformStack(App(), "probe")
     with pytest.raises(ValueError, match="sends no aws:SourceAccount"):
         service_role(stack, "ec2", name="x", service="ec2.amazonaws.com", source_account="111122223333", statements=[])

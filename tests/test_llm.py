@@ -15,11 +15,11 @@ from cdktn import App
 
 from conftest import ENVIRONMENTS, Stack
 from modules.config import Environment, load_environment
-from modules.foundation import Foundation
-from modules.gpu_host import SCRIPT
-from modules.llm import AMI_PARAMETER, LAUNCH_HOOK, Llm
-from modules.network import Network
-from modules.stacks import APP_CONTEXT, LayerStack
+from modules.layers.foundation import Foundation
+from modules.parts.gpu_host import SCRIPT
+from modules.layers.llm import AMI_PARAMETER, LAUNCH_HOOK, Llm
+from modules.layers.network import Network
+from modules.engine.stacks import APP_CONTEXT, LayerStack
 
 
 @pytest.fixture(params=ENVIRONMENTS)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ENVIRONMENTS, Stack
 from modules.config import load_environment
-from modules.network import INTERFACE_ENDPOINTS
+from modules.layers.network import INTERFACE_ENDPOINTS
 
 
 @pytest.fixture(params=ENVIRONMENTS)

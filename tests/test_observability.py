@@ -9,10 +9,10 @@ import re
 import pytest
 
 from conftest import ENVIRONMENTS, Stack
-from modules.alarms import (CATALOGUE, DB_MEMORY_GIB, GIB, TABLE_OPERATIONS, max_connections,
+from modules.catalogue.alarms import (CATALOGUE, DB_MEMORY_GIB, GIB, TABLE_OPERATIONS, max_connections,
                             storage_autoscaling_trigger)
 from modules.config import load_environment
-from modules.llm import HEALTH_GRACE_SECONDS
+from modules.layers.llm import HEALTH_GRACE_SECONDS
 
 REMOTE = re.compile(r"^\$\{data\.terraform_remote_state\.cross-stack-reference-input-(?P<stack>[a-z0-9-]+)"
                     r"\.outputs\.(?P<output>[^}]+)\}$")
@@ -331,7 +331,7 @@ def test_dashboard_has_the_designs_widgets_and_a_url(observability: Stack) -> No
 
 
 def test_overrides_change_thresholds_and_periods(tmp_path) -> None:
-    from modules.app import build_app
+    from modules.engine.app import build_app
     from modules.config.models import AlarmOverride
     env = load_environment("dev")
     observability = env.observability.model_copy(update={"overrides": {
@@ -344,5 +344,5 @@ def test_overrides_change_thresholds_and_periods(tmp_path) -> None:
 
 def test_readme_on_call_table_matches_the_alarms() -> None:
     from pathlib import Path
-    from modules.alarms import on_call_table
+    from modules.catalogue.alarms import on_call_table
     assert on_call_table() in (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -90,7 +90,7 @@ def test_normalization_keeps_everything_but_the_engine_version() -> None:
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
-    from modules.app import build_app
+    from modules.engine.app import build_app
     from modules.config import available_environments, load_environments
 
     with tempfile.TemporaryDirectory() as out:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from modules import packaging
-from modules.packaging import FUNCTIONS, LAMBDA_DIR, Package, build_function, build_layer
+from modules.parts import packaging
+from modules.parts.packaging import FUNCTIONS, LAMBDA_DIR, Package, build_function, build_layer
 
 RUNTIME_PROVIDED = {"boto3", "botocore", "python-dateutil", "six", "urllib3", "s3transfer"}
 
@@ -50,9 +50,9 @@ def test_the_function_folders_are_the_declared_functions() -> None:
 
 
 def test_importing_packaging_loads_neither_cdktn_nor_the_provider() -> None:
-    # `modules` only prepares the jsii kernel's environment (see modules/provider.py); nothing
+    # `modules` only prepares the jsii kernel's environment (see modules/engine/provider.py); nothing
     # of the provider, cdktn or the kernel may actually load.
-    code = ("import sys, modules.packaging, modules.provider; assert modules.provider.is_lazy(); "
+    code = ("import sys, modules.parts.packaging, modules.engine.provider; assert modules.engine.provider.is_lazy(); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('cdktn', 'cdktn_provider_aws', 'jsii', 'constructs')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=packaging.PROJECT_ROOT, check=True)
@@ -193,7 +193,7 @@ def test_an_offline_first_synth_prints_one_line_and_writes_nothing(tmp_path: Pat
     [line] = proc.stderr.splitlines()
     assert line.startswith("build error, nothing synthesized: the functions' layer is not in the build cache")
     assert "package index" in line and "No matching distribution found" in line
-    assert "Fix: run `python -m modules.packaging` where PyPI is reachable" in line
+    assert "Fix: run `python -m modules.parts.packaging` where PyPI is reachable" in line
     assert f"set {packaging.CACHE_ENV}=DIR" in line
     assert not (tmp_path / "cdktf.out").exists()
     assert list((tmp_path / "cache").iterdir()) == []  # no half-built layer either

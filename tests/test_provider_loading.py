@@ -1,4 +1,4 @@
-"""The on-demand provider path (modules/provider.py and its Node hook) must change nothing
+"""The on-demand provider path (modules/engine/provider.py and its Node hook) must change nothing
 but speed and memory.
 
 One eager synthesis (the provider package imported before `modules`, so the kernel starts
@@ -17,15 +17,15 @@ import sys
 import tarfile
 from pathlib import Path
 
-from modules import provider
+from modules.engine import provider
 
 ROOT = Path(__file__).resolve().parent.parent
 
 EAGER_SYNTH = """
 import os, sys
 import cdktn_provider_aws  # starts the kernel first: the installer then stands aside
-import modules.provider
-assert modules.provider.kernel_started() and not modules.provider.is_lazy()
+import modules.engine.provider
+assert modules.engine.provider.kernel_started() and not modules.engine.provider.is_lazy()
 assert "JSII_RUNTIME" not in os.environ
 sys.argv = ["main.py", "--outdir", sys.argv[1]]
 import runpy
@@ -35,7 +35,7 @@ runpy.run_path("main.py", run_name="__main__")
 
 def test_the_suite_and_the_app_use_the_fast_path() -> None:
     assert provider.is_lazy() and os.environ["JSII_RUNTIME"] == str(provider.INPROCESS_RUNTIME)
-    out = subprocess.run([sys.executable, "-c", "import main, os, modules.provider as p; "
+    out = subprocess.run([sys.executable, "-c", "import main, os, modules.engine.provider as p; "
                           "print(p.is_lazy(), 'provider_lazy_require' in os.environ['NODE_OPTIONS'])"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True True"

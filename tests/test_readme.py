@@ -1,4 +1,4 @@
-"""The README's generated sections equal what `python -m modules.readme` produces from the code,
+"""The README's generated sections equal what `python -m modules.tools.readme` produces from the code,
 the session's synth and the benchmark's last run."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modules import readme
-from modules.synthesized import SynthError
+from modules.tools import readme
+from modules.tools.synthesized import SynthError
 
 
 @pytest.fixture(scope="module")

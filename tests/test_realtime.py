@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ENVIRONMENTS, Stack
-from modules import packaging
-from modules.app import build_app
-from modules.compliance import SKIP_KEY
+from modules.parts import packaging
+from modules.engine.app import build_app
+from modules.parts.compliance import SKIP_KEY
 from modules.config import load_environment
-from modules.realtime import API_FUNCTIONS, claim_lease_seconds
+from modules.layers.realtime import API_FUNCTIONS, claim_lease_seconds
 
 
 @pytest.fixture(params=ENVIRONMENTS)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from modules import release
+from modules.tools import release
 
 RELEASED = {"network": {"variables": {"project": False, "kms_key_arn": True}, "outputs": {"vpc_id": True}}}
 CHANGELOG_1 = "# Changelog\n\n## [Unreleased]\n\n## [1.0.0] - 2026-12-04\n"

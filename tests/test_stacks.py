@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ENVIRONMENTS
-from modules.app import build_app
+from modules.engine.app import build_app
 from modules.config import Backend, load_environment
-from modules.stacks import LAYERS
+from modules.engine.stacks import LAYERS
 
 
 BUILT_LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
@@ -27,7 +27,7 @@ def test_every_environment_has_one_stack_per_layer(stacks) -> None:
 
 def test_a_layer_outside_the_specification_is_refused() -> None:
     from cdktn import App
-    from modules.stacks import LayerStack
+    from modules.engine.stacks import LayerStack
     with pytest.raises(ValueError, match="unknown layer 'cache'"):
         LayerStack(App(), load_environment("dev"), "cache")
 
@@ -107,7 +107,7 @@ def test_every_provider_accepts_only_the_environments_account(stacks) -> None:
 
 def test_deploy_role_is_assumed_by_the_provider_and_the_state_backend(tmp_path: Path) -> None:
     from cdktn import App
-    from modules.stacks import STATE_LAYER, LayerStack
+    from modules.engine.stacks import STATE_LAYER, LayerStack
     role = "arn:aws:iam::111122223333:role/platform-deploy"
     env = load_environment("prod-us").model_copy(update={"deploy_role_arn": role})
     app = App(outdir=str(tmp_path))
@@ -145,7 +145,7 @@ def test_the_cli_runs_the_same_entry_point() -> None:
 def test_app_and_cli_declare_terraform_1_11_for_write_only_arguments(stacks) -> None:
     """cdktn refuses write-only arguments (the generated secrets' secret_string_wo) unless the
     declared targets all support them; the CLI reads the same declaration from cdktf.json."""
-    from modules.stacks import TARGET_VERSIONS
+    from modules.engine.stacks import TARGET_VERSIONS
     config = json.loads((Path(__file__).resolve().parent.parent / "cdktf.json").read_text())
     assert config["targetVersions"] == TARGET_VERSIONS == {"terraform": ">=1.11.0"}
     assert build_app([]).node.try_get_context("targetVersions") == TARGET_VERSIONS

@@ -1,4 +1,4 @@
-"""Parallel and cached synthesis (modules/synth.py) write exactly what one serial synth writes.
+"""Parallel and cached synthesis (modules/engine/synth.py) write exactly what one serial synth writes.
 
 The session's synth (`synth_outdir`) is the serial, uncached path: one app, one process, type
 checks on. The parallel path (one worker per environment, type checks off) and the cached path
@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from modules.config import available_environments
-from modules.synth import environment_key, library_key, synthesize
+from modules.engine.synth import environment_key, library_key, synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,16 +7,16 @@ import sys
 from pathlib import Path
 
 import main
-from modules.synth import synthesize
-from modules.synth_switches import binding_type_checks_on
+from modules.engine.synth import synthesize
+from modules.engine.synth_switches import binding_type_checks_on
 
 ROOT = Path(__file__).resolve().parent.parent
 
 LIBRARY_ONLY = """
-import modules.app
+import modules.engine.app
 from cdktn import App, TerraformStack
 from cdktn_provider_aws.vpc import Vpc
-from modules.synth_switches import binding_type_checks_on
+from modules.engine.synth_switches import binding_type_checks_on
 assert binding_type_checks_on()
 try:
     Vpc(TerraformStack(App(), "s"), "vpc", cidr_block=16)
@@ -25,8 +25,8 @@ except TypeError as err:
 """
 
 SKIPPED = """
-import modules.app
-from modules.synth_switches import binding_type_checks_on, skip_binding_type_checks
+import modules.engine.app
+from modules.engine.synth_switches import binding_type_checks_on, skip_binding_type_checks
 skip_binding_type_checks()
 print("checks on after the switch:", binding_type_checks_on())
 """

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from modules.pipeline import changed_stacks, deploy_order
+from modules.tools.pipeline import changed_stacks, deploy_order
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -87,7 +87,7 @@ def test_merge_deploys_dev_first_then_prod_and_prod_us_behind_their_environments
     assert production["strategy"]["matrix"]["environment"] == ["prod", "prod-us"]
     assert production["environment"] == "${{ matrix.environment }}"
     for job in (dev, production):
-        assert any("modules.pipeline apply" in s.get("run", "") for s in job["steps"])
+        assert any("modules.tools.pipeline apply" in s.get("run", "") for s in job["steps"])
         assert any(s.get("with", {}).get("role-to-assume") == "${{ vars.AWS_DEPLOY_ROLE_ARN }}" for s in job["steps"])
     assert deploy["concurrency"]["cancel-in-progress"] is False  # never cancel an apply half-way
 
@@ -95,13 +95,13 @@ def test_merge_deploys_dev_first_then_prod_and_prod_us_behind_their_environments
 def test_pull_requests_gate_rehearse_and_diff_and_the_nightly_plan_opens_an_issue() -> None:
     pr = load(WORKFLOWS / "pull-request.yml")
     runs = " ".join(s.get("run", "") for s in steps(pr))
-    assert "policies.gate" in runs and "modules.rehearsal dev" in runs and "modules.pipeline plan" in runs
+    assert "policies.gate" in runs and "modules.rehearsal dev" in runs and "modules.tools.pipeline plan" in runs
     assert any("upload-sarif" in s.get("uses", "") for s in steps(pr))
     assert pr["jobs"]["diff"]["environment"] == "${{ matrix.environment }}-plan"
     drift = load(WORKFLOWS / "drift.yml")
     assert "schedule" in drift["on"]
     drift_runs = " ".join(s.get("run", "") for s in steps(drift))
-    assert "modules.pipeline plan" in drift_runs and "gh issue create" in drift_runs
+    assert "modules.tools.pipeline plan" in drift_runs and "gh issue create" in drift_runs
 
 
 def test_deploy_order_follows_cross_stack_references_without_the_state_stack(synth_outdir) -> None:

@@ -16,7 +16,7 @@ from ipaddress import IPv4Network
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from modules.alarms import BY_NAME, DB_MEMORY_GIB, storage_autoscaling_trigger
+from modules.catalogue.alarms import BY_NAME, DB_MEMORY_GIB, storage_autoscaling_trigger
 from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
 
 

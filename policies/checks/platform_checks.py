@@ -1,7 +1,7 @@
 """The platform's own Checkov policies: rules of its specification that Checkov lacks.
 
 Loaded by the compliance gate with `--external-checks-dir policies/checks`. Ids are
-CKV_LLM_<n>; skips for them are declared in code like any other (modules.compliance.skip).
+CKV_LLM_<n>; skips for them are declared in code like any other (modules.parts.compliance.skip).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
 
-# Mirrors modules.storage.STATEFUL_TYPES (checks run inside Checkov, without the app's imports);
+# Mirrors modules.parts.storage.STATEFUL_TYPES (checks run inside Checkov, without the app's imports);
 # tests/test_compliance.py keeps the two equal.
 STATEFUL = ["aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db_instance", "aws_dynamodb_table",
             "aws_elasticache_replication_group", "aws_secretsmanager_secret", "aws_cognito_user_pool"]

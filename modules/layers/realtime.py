@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from cdktn import AssetType, TerraformAsset
 from constructs import Construct
@@ -58,15 +59,15 @@ from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktn_provider_aws.sqs_queue import SqsQueue
 from cdktn_provider_aws.sqs_queue_policy import SqsQueuePolicy
 
-from modules import iam, packaging
-from modules.compliance import skip
+from modules.parts import iam, packaging
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import Account, current_account
-from modules.data import DataOutputs
-from modules.foundation import FoundationOutputs
-from modules.network import NetworkOutputs
-from modules.outputs import publish
-from modules.storage import encrypted_log_group, protect
+from modules.parts.context import Account, current_account
+from modules.layers.data import DataOutputs
+from modules.layers.foundation import FoundationOutputs
+from modules.layers.network import NetworkOutputs
+from modules.parts.outputs import publish
+from modules.parts.storage import encrypted_log_group, protect
 
 STAGE = "live"
 # The worker handles a batch's records one after another: its timeout covers every model call.
@@ -125,123 +126,41 @@ def _vpc_networking(account: Account) -> list[iam.Statement]:
     ]
 
 
+@dataclass(frozen=True)
+class _Wiring:
+    """What the functions are wired to: built by the identity, messaging and API steps."""
+    pool: CognitoUserPool
+    client_ids: list[str]
+    queue: SqsQueue
+    dead_letters: SqsQueue
+    topic: SnsTopic
+    model_key: SecretsmanagerSecret
+    data: DataOutputs
+    endpoint: str
+    connections_arn: str
+
+
+
 class Realtime(Construct):
     def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
                  foundation: FoundationOutputs, data: DataOutputs) -> None:
         super().__init__(scope, id)
-        cfg = env.realtime
         account = current_account(self, env.region)
-        key = foundation.kms_key_arn
-        self._env, self._key, self._account, self._network = env, key, account, network
+        self._env, self._key, self._account, self._network = env, foundation.kms_key_arn, account, network
 
-        pool, web_client, m2m_clients, domain = self._cognito(env)
+        pool, web_client, m2m_clients, domain = self._cognito(env)  # identity
         queue, dead_letters, topic = self._messaging(env, account)
-        model_key = SecretsmanagerSecret(
-            self, "model_api_key", name=f"{env.project}/{env.name}/realtime-model-key", kms_key_id=key,
-            description="LiteLLM virtual key the chat worker calls models with (set by an admin)",
-            recovery_window_in_days=30 if env.protect_stateful else 0)
-        protect(model_key, env.protect_stateful)
-        skip(model_key, "CKV2_AWS_57", "A LiteLLM virtual key is issued and revoked in LiteLLM; an admin "
-             "rotates it with /key/regenerate and put-secret-value, no rotation Lambda can.")
-
+        model_key = self._model_key(env)
         api = Apigatewayv2Api(self, "api", name=env.resource_name("chat"), protocol_type="WEBSOCKET",
                               route_selection_expression="$request.body.action",
                               description=f"WebSocket chat of {env.name}")
-        endpoint = f"https://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}"
-        connections_arn = f"{api.execution_arn}/{STAGE}/POST/@connections/*"
-        models = ",".join(cfg.models or [m.name for m in env.gateway.models])
-        redis = {"REDIS_HOST": data.redis_address, "REDIS_PORT": str(data.redis_port),
-                 "REDIS_AUTH_SECRET_ARN": data.redis_auth_secret_arn, "CACHE_TTL_SECONDS": str(cfg.cache_ttl_seconds)}
-        read_secret = [iam.allow(["kms:Decrypt"], [key], sid="DecryptSecrets", conditions={
-            "StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}})]
-        post = iam.allow(["execute-api:ManageConnections"], [connections_arn], sid="PostToConnections")
-
-        functions = [
-            Function("authorizer", timeout=10, environment={
-                "USER_POOL_ID": pool.id, "TOKEN_USE": "access",
-                "ALLOWED_CLIENT_IDS": ",".join([web_client.id, *(c.id for c in m2m_clients)])}),
-            Function("connect", timeout=10, environment={
-                "CONNECTIONS_TABLE": data.connections_table_name,
-                "CONNECTION_TTL_SECONDS": str(cfg.connection_ttl_seconds)},
-                statements=[iam.allow(["dynamodb:PutItem"], [data.connections_table_arn], sid="RecordConnection")]),
-            Function("disconnect", timeout=10, environment={"CONNECTIONS_TABLE": data.connections_table_name},
-                     statements=[iam.allow(["dynamodb:DeleteItem"], [data.connections_table_arn],
-                                           sid="ForgetConnection")]),
-            Function("message", timeout=15, environment={
-                "REQUEST_QUEUE_URL": queue.url, "WEBSOCKET_ENDPOINT": endpoint, "ALLOWED_MODELS": models,
-                "MAX_FRAME_BYTES": str(cfg.max_frame_bytes), **redis},
-                statements=[
-                    iam.allow(["sqs:SendMessage"], [queue.arn], sid="Enqueue"),
-                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EncryptQueue", conditions={
-                        "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
-                    iam.allow(["secretsmanager:GetSecretValue"], [data.redis_auth_secret_arn], sid="RedisAuth"),
-                    *read_secret, post]),
-            Function("worker", timeout=worker_timeout(cfg.model_timeout_seconds), memory=512,
-                     reserved_concurrency=cfg.worker_concurrency, environment={
-                "HISTORY_TABLE": data.history_table_name, "CONNECTIONS_TABLE": data.connections_table_name,
-                "KMS_KEY_ARN": key, "MODEL_ENDPOINT": cfg.model_endpoint_url or "",
-                "MODEL_API_KEY_SECRET_ARN": model_key.arn, "MODEL_TIMEOUT_SECONDS": str(cfg.model_timeout_seconds),
-                "CLAIM_LEASE_SECONDS": str(claim_lease_seconds(cfg.model_timeout_seconds)),
-                "DEAD_LETTER_QUEUE_URL": dead_letters.url,
-                "RESPONSE_TOPIC_ARN": topic.arn, "WEBSOCKET_ENDPOINT": endpoint, **redis},
-                statements=[
-                    iam.allow(["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [queue.arn],
-                              sid="ConsumeRequests"),
-                    # A job the configuration cannot serve is set aside for an operator, not retried.
-                    iam.allow(["sqs:SendMessage"], [dead_letters.arn], sid="SetAsideRequests"),
-                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="QueueEncryption", conditions={
-                        "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
-                    iam.allow(["dynamodb:PutItem", "dynamodb:Query"], [data.history_table_arn], sid="History"),
-                    # Claims on request ids: only items under the claim prefix are read, updated, deleted.
-                    iam.allow(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
-                              [data.history_table_arn], sid="RequestClaims", conditions={
-                                  "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{CLAIM_PREFIX}*"]}}),
-                    iam.allow(["dynamodb:DeleteItem"], [data.connections_table_arn], sid="ForgetGoneConnections"),
-                    # Field-level envelope encryption of prompt and answer, bound to the conversation.
-                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EnvelopeEncryption", conditions={
-                        "Null": {f"kms:EncryptionContext:{ENVELOPE_CONTEXT_KEY}": "false"},
-                        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [ENVELOPE_CONTEXT_KEY]}}),
-                    iam.allow(["secretsmanager:GetSecretValue"], [model_key.arn, data.redis_auth_secret_arn],
-                              sid="ModelKeyAndRedisAuth"),
-                    *read_secret, post,
-                    iam.allow(["sns:Publish"], [topic.arn], sid="Notify"),
-                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EncryptNotifications", conditions={
-                        "StringEquals": {"kms:ViaService": f"sns.{env.region}.amazonaws.com"}}),
-                ]),
-        ]
-        layer_package = packaging.build_layer()
-        layer = LambdaLayerVersion(
-            self, "dependencies", layer_name=env.resource_name("chat-deps"),
-            filename=TerraformAsset(self, "dependencies_asset", path=str(layer_package.path),
-                                    type=AssetType.FILE).path,
-            source_code_hash=layer_package.source_code_hash, compatible_runtimes=[packaging.RUNTIME],
-            compatible_architectures=[packaging.ARCHITECTURE])
-        built = {f.name: self._function(f, layer.arn) for f in functions}
-
-        LambdaEventSourceMapping(self, "worker_source", event_source_arn=queue.arn,
-                                 function_name=built["worker"].arn, batch_size=WORKER_BATCH_SIZE,
-                                 maximum_batching_window_in_seconds=1,
-                                 # One poison message never redrives its whole batch.
-                                 function_response_types=["ReportBatchItemFailures"],
-                                 # Never more invocations than the worker's reservation: above it
-                                 # Lambda throttles, and throttled batches count as receives.
-                                 scaling_config=LambdaEventSourceMappingScalingConfig(
-                                     maximum_concurrency=cfg.worker_concurrency))
+        wiring = _Wiring(pool=pool, client_ids=[web_client.id, *(c.id for c in m2m_clients)], queue=queue,
+                         dead_letters=dead_letters, topic=topic, model_key=model_key, data=data,
+                         endpoint=f"https://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}",
+                         connections_arn=f"{api.execution_arn}/{STAGE}/POST/@connections/*")
+        built = self._functions(env, self._function_specs(env, wiring), queue)
         self._routes(env, api, built)
-        url = f"wss://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}"
-        extra_outputs = {}
-        if cfg.custom_domain:
-            domain_name = Apigatewayv2DomainName(
-                self, "custom_domain", domain_name=cfg.custom_domain,
-                domain_name_configuration=Apigatewayv2DomainNameDomainNameConfiguration(
-                    certificate_arn=cfg.certificate_arn or env.edge.certificate_arn or "", endpoint_type="REGIONAL",
-                    security_policy="TLS_1_2"))
-            Apigatewayv2ApiMapping(self, "custom_domain_mapping", api_id=api.id, domain_name=domain_name.id,
-                                   stage=STAGE, depends_on=[self._stage])
-            url = f"wss://{cfg.custom_domain}"
-            extra_outputs["custom_domain_target"] = (
-                domain_name.domain_name_configuration.target_domain_name,
-                "Point the custom domain at this name (CNAME or Route 53 alias)")
+        url, extra_outputs = self._custom_domain(env, api)
 
         self.outputs = RealtimeOutputs(api_id=api.id, stage=STAGE, request_queue_name=queue.name,
                                        dead_letter_queue_name=dead_letters.name,
@@ -261,6 +180,122 @@ class Realtime(Construct):
             "model_api_key_secret_arn": (model_key.arn, "Secrets Manager ARN to put the worker's LiteLLM key in"),
             **extra_outputs,
         })
+
+    def _model_key(self, env: Environment) -> SecretsmanagerSecret:
+        model_key = SecretsmanagerSecret(
+            self, "model_api_key", name=f"{env.project}/{env.name}/realtime-model-key", kms_key_id=self._key,
+            description="LiteLLM virtual key the chat worker calls models with (set by an admin)",
+            recovery_window_in_days=30 if env.protect_stateful else 0)
+        protect(model_key, env.protect_stateful)
+        skip(model_key, "CKV2_AWS_57", "A LiteLLM virtual key is issued and revoked in LiteLLM; an admin "
+             "rotates it with /key/regenerate and put-secret-value, no rotation Lambda can.")
+        return model_key
+
+    # --- functions ----------------------------------------------------------------------------
+
+    def _function_specs(self, env: Environment, w: _Wiring) -> list[Function]:
+        cfg, data, key = env.realtime, w.data, self._key
+        models = ",".join(cfg.models or [m.name for m in env.gateway.models])
+        redis = {"REDIS_HOST": data.redis_address, "REDIS_PORT": str(data.redis_port),
+                 "REDIS_AUTH_SECRET_ARN": data.redis_auth_secret_arn, "CACHE_TTL_SECONDS": str(cfg.cache_ttl_seconds)}
+        return [
+            Function("authorizer", timeout=10, environment={
+                "USER_POOL_ID": w.pool.id, "TOKEN_USE": "access", "ALLOWED_CLIENT_IDS": ",".join(w.client_ids)}),
+            Function("connect", timeout=10, environment={
+                "CONNECTIONS_TABLE": data.connections_table_name,
+                "CONNECTION_TTL_SECONDS": str(cfg.connection_ttl_seconds)},
+                statements=[iam.allow(["dynamodb:PutItem"], [data.connections_table_arn], sid="RecordConnection")]),
+            Function("disconnect", timeout=10, environment={"CONNECTIONS_TABLE": data.connections_table_name},
+                     statements=[iam.allow(["dynamodb:DeleteItem"], [data.connections_table_arn],
+                                           sid="ForgetConnection")]),
+            Function("message", timeout=15, environment={
+                "REQUEST_QUEUE_URL": w.queue.url, "WEBSOCKET_ENDPOINT": w.endpoint, "ALLOWED_MODELS": models,
+                "MAX_FRAME_BYTES": str(cfg.max_frame_bytes), **redis},
+                statements=[
+                    iam.allow(["sqs:SendMessage"], [w.queue.arn], sid="Enqueue"),
+                    iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EncryptQueue", conditions={
+                        "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
+                    iam.allow(["secretsmanager:GetSecretValue"], [data.redis_auth_secret_arn], sid="RedisAuth"),
+                    *self._read_secret_and_post(env, w)]),
+            Function("worker", timeout=worker_timeout(cfg.model_timeout_seconds), memory=512,
+                     reserved_concurrency=cfg.worker_concurrency, environment={
+                "HISTORY_TABLE": data.history_table_name, "CONNECTIONS_TABLE": data.connections_table_name,
+                "KMS_KEY_ARN": key, "MODEL_ENDPOINT": cfg.model_endpoint_url or "",
+                "MODEL_API_KEY_SECRET_ARN": w.model_key.arn, "MODEL_TIMEOUT_SECONDS": str(cfg.model_timeout_seconds),
+                "CLAIM_LEASE_SECONDS": str(claim_lease_seconds(cfg.model_timeout_seconds)),
+                "DEAD_LETTER_QUEUE_URL": w.dead_letters.url,
+                "RESPONSE_TOPIC_ARN": w.topic.arn, "WEBSOCKET_ENDPOINT": w.endpoint, **redis},
+                statements=self._worker_statements(env, w)),
+        ]
+
+    def _read_secret_and_post(self, env: Environment, w: _Wiring) -> list[iam.Statement]:
+        return [iam.allow(["kms:Decrypt"], [self._key], sid="DecryptSecrets", conditions={
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}}),
+                iam.allow(["execute-api:ManageConnections"], [w.connections_arn], sid="PostToConnections")]
+
+    def _worker_statements(self, env: Environment, w: _Wiring) -> list[iam.Statement]:
+        key, data = self._key, w.data
+        return [
+            iam.allow(["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [w.queue.arn],
+                      sid="ConsumeRequests"),
+            # A job the configuration cannot serve is set aside for an operator, not retried.
+            iam.allow(["sqs:SendMessage"], [w.dead_letters.arn], sid="SetAsideRequests"),
+            iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="QueueEncryption", conditions={
+                "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
+            iam.allow(["dynamodb:PutItem", "dynamodb:Query"], [data.history_table_arn], sid="History"),
+            # Claims on request ids: only items under the claim prefix are read, updated, deleted.
+            iam.allow(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+                      [data.history_table_arn], sid="RequestClaims", conditions={
+                          "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{CLAIM_PREFIX}*"]}}),
+            iam.allow(["dynamodb:DeleteItem"], [data.connections_table_arn], sid="ForgetGoneConnections"),
+            # Field-level envelope encryption of prompt and answer, bound to the conversation.
+            iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EnvelopeEncryption", conditions={
+                "Null": {f"kms:EncryptionContext:{ENVELOPE_CONTEXT_KEY}": "false"},
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [ENVELOPE_CONTEXT_KEY]}}),
+            iam.allow(["secretsmanager:GetSecretValue"], [w.model_key.arn, data.redis_auth_secret_arn],
+                      sid="ModelKeyAndRedisAuth"),
+            *self._read_secret_and_post(env, w),
+            iam.allow(["sns:Publish"], [w.topic.arn], sid="Notify"),
+            iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EncryptNotifications", conditions={
+                "StringEquals": {"kms:ViaService": f"sns.{env.region}.amazonaws.com"}}),
+        ]
+
+    def _functions(self, env: Environment, functions: list[Function], queue: SqsQueue) -> dict[str, LambdaFunction]:
+        layer_package = packaging.build_layer()
+        layer = LambdaLayerVersion(
+            self, "dependencies", layer_name=env.resource_name("chat-deps"),
+            filename=TerraformAsset(self, "dependencies_asset", path=str(layer_package.path),
+                                    type=AssetType.FILE).path,
+            source_code_hash=layer_package.source_code_hash, compatible_runtimes=[packaging.RUNTIME],
+            compatible_architectures=[packaging.ARCHITECTURE])
+        built = {f.name: self._function(f, layer.arn) for f in functions}
+
+        LambdaEventSourceMapping(self, "worker_source", event_source_arn=queue.arn,
+                                 function_name=built["worker"].arn, batch_size=WORKER_BATCH_SIZE,
+                                 maximum_batching_window_in_seconds=1,
+                                 # One poison message never redrives its whole batch.
+                                 function_response_types=["ReportBatchItemFailures"],
+                                 # Never more invocations than the worker's reservation: above it
+                                 # Lambda throttles, and throttled batches count as receives.
+                                 scaling_config=LambdaEventSourceMappingScalingConfig(
+                                     maximum_concurrency=env.realtime.worker_concurrency))
+        return built
+
+    def _custom_domain(self, env: Environment, api: Apigatewayv2Api) -> tuple[str, dict[str, tuple[Any, str]]]:
+        """The clients' URL, and the extra output a custom domain needs (its DNS target)."""
+        cfg = env.realtime
+        if not cfg.custom_domain:
+            return f"wss://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}", {}
+        domain_name = Apigatewayv2DomainName(
+            self, "custom_domain", domain_name=cfg.custom_domain,
+            domain_name_configuration=Apigatewayv2DomainNameDomainNameConfiguration(
+                certificate_arn=cfg.certificate_arn or env.edge.certificate_arn or "", endpoint_type="REGIONAL",
+                security_policy="TLS_1_2"))
+        Apigatewayv2ApiMapping(self, "custom_domain_mapping", api_id=api.id, domain_name=domain_name.id,
+                               stage=STAGE, depends_on=[self._stage])
+        return f"wss://{cfg.custom_domain}", {"custom_domain_target": (
+            domain_name.domain_name_configuration.target_domain_name,
+            "Point the custom domain at this name (CNAME or Route 53 alias)")}
 
     # --- Cognito ------------------------------------------------------------------------------
 

@@ -39,18 +39,18 @@ from cdktn_provider_aws.sfn_state_machine import (
     SfnStateMachineTracingConfiguration,
 )
 
-from modules import iam
-from modules.compliance import skip
+from modules.parts import iam
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import Account, current_account
-from modules.data import DataOutputs
-from modules.edge import EdgeOutputs, HEALTH_CHECK_PATH
-from modules.foundation import FoundationOutputs
-from modules.llm import LlmOutputs
-from modules.network import NetworkOutputs, Port
-from modules.outputs import publish
-from modules.secret import GeneratedSecret
-from modules.storage import encrypted_log_group
+from modules.parts.context import Account, current_account
+from modules.layers.data import DataOutputs
+from modules.layers.edge import EdgeOutputs, HEALTH_CHECK_PATH
+from modules.layers.foundation import FoundationOutputs
+from modules.layers.llm import LlmOutputs
+from modules.layers.network import NetworkOutputs, Port
+from modules.parts.outputs import publish
+from modules.parts.secret import GeneratedSecret
+from modules.parts.storage import encrypted_log_group
 
 CONTAINER = "litellm"
 CONFIG_PATH = "/tmp/litellm-config.yaml"
@@ -128,6 +128,39 @@ def litellm_config(env: Environment) -> dict[str, Any]:
     }
 
 
+def _container(env: Environment, data: DataOutputs, secrets: dict[str, str], log_group_name: str) -> dict[str, Any]:
+    """The LiteLLM container definition: plain settings in the environment, credentials as secrets."""
+    environment = {
+        "AWS_REGION": env.region,
+        "LITELLM_LOG": "INFO",
+        "STORE_MODEL_IN_DB": "True",
+        "LITELLM_MODE": "PRODUCTION",
+        "DB_ENDPOINT": f"{data.db_address}:{data.db_port}",
+        "DB_NAME": data.db_name,
+        "REDIS_HOST": data.redis_address,
+        "REDIS_PORT": str(data.redis_port),
+        "REDIS_SSL": "True",  # gives the router's Redis client TLS
+        "LITELLM_CONFIG_YAML": json.dumps(litellm_config(env), sort_keys=True),
+    }
+    return {
+        "name": CONTAINER,
+        "image": env.gateway.image,
+        "essential": True,
+        "entryPoint": ["/bin/sh", "-c"],
+        "command": [START_SCRIPT],
+        "portMappings": [{"containerPort": Port.GATEWAY, "protocol": "tcp"}],
+        "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+        "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
+        "healthCheck": {"command": ["CMD-SHELL", "python3 -c \"import urllib.request; urllib.request."
+                                    f"urlopen('http://localhost:{Port.GATEWAY}{HEALTH_CHECK_PATH}')\""],
+                        "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 60},
+        "readonlyRootFilesystem": False,
+        "privileged": False,
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": log_group_name, "awslogs-region": env.region, "awslogs-stream-prefix": "proxy"}},
+    }
+
+
 class Gateway(Construct):
     """ECS cluster, LiteLLM task and service in the private subnets, registered in the edge target group."""
 
@@ -139,6 +172,34 @@ class Gateway(Construct):
         key = foundation.kms_key_arn
         name = env.resource_name("proxy")
 
+        logs, exec_logs, cluster, capacity_providers = self._cluster(env, name, key)
+        master_key, secrets, secret_arns = self._secrets(env, key, data, llm)
+        execution_role, task_role = self._roles(env, account, foundation, key, logs, exec_logs, secret_arns)
+        task = EcsTaskDefinition(
+            self, "task", family=name, network_mode="awsvpc", requires_compatibilities=["FARGATE"],
+            cpu=str(cfg.cpu), memory=str(cfg.memory), execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            container_definitions=json.dumps([_container(env, data, secrets, logs.name)]),
+            runtime_platform=EcsTaskDefinitionRuntimePlatform(operating_system_family="LINUX",
+                                                              cpu_architecture="X86_64"))
+        skip(task, "CKV_LLM_6", "LiteLLM writes at start-up (rendered config, Prisma engine and migration "
+             "files under the home directory), so the root filesystem cannot be read-only.")
+        service = self._service(env, name, cluster, task, network, edge, capacity_providers)
+
+        self._autoscaling(env, cluster.name, service.name)
+        self._redeploy_on_rotation(env, account, cluster.name, service, data.db_master_secret_arn, key)
+        self.outputs = GatewayOutputs(cluster_name=cluster.name, service_name=service.name,
+                                      master_key_secret_arn=master_key.arn, log_group_name=logs.name)
+        publish(self, {
+            "cluster_name": (cluster.name, "ECS cluster running the LiteLLM proxy"),
+            "service_name": (service.name, "ECS service of the LiteLLM proxy"),
+            "log_group_name": (logs.name, "CloudWatch log group of the proxy containers"),
+            "master_key_secret_arn": (master_key.arn, "Secrets Manager ARN of the LiteLLM master key (read it there)"),
+            "ecs_exec_enabled": (cfg.ecs_exec, "Whether `aws ecs execute-command` into proxy tasks is switched on"),
+        })
+
+    def _cluster(self, env: Environment, name: str, key: str
+                 ) -> tuple[CloudwatchLogGroup, CloudwatchLogGroup | None, EcsCluster, EcsClusterCapacityProviders]:
         def log_group(id: str, group_name: str) -> CloudwatchLogGroup:
             return encrypted_log_group(self, id, name=group_name, kms_key_arn=key,
                                        retention_days=env.foundation.log_retention_days,
@@ -146,7 +207,7 @@ class Gateway(Construct):
 
         logs = log_group("log_group", f"/ecs/{name}")
         # ECS Exec (break-glass shell), only where switched on; sessions are recorded, encrypted.
-        exec_logs = log_group("exec_log_group", f"/ecs/{name}-exec") if cfg.ecs_exec else None
+        exec_logs = log_group("exec_log_group", f"/ecs/{name}-exec") if env.gateway.ecs_exec else None
         cluster = EcsCluster(
             self, "cluster", name=env.resource_name("cluster"),
             setting=[EcsClusterSetting(name="containerInsights", value="enabled")],
@@ -158,7 +219,12 @@ class Gateway(Construct):
             if exec_logs else None)
         capacity_providers = EcsClusterCapacityProviders(self, "capacity_providers", cluster_name=cluster.name,
                                                          capacity_providers=["FARGATE", "FARGATE_SPOT"])
+        return logs, exec_logs, cluster, capacity_providers
 
+    def _secrets(self, env: Environment, key: str, data: DataOutputs, llm: LlmOutputs
+                 ) -> tuple[GeneratedSecret, dict[str, str], list[str]]:
+        """The container's secrets by variable name, and every secret ARN the task may read."""
+        cfg = env.gateway
         master_key = GeneratedSecret(self, "master_key", name=f"{env.project}/{env.name}/litellm-master-key",
                                      description="LiteLLM admin (master) key", kms_key_arn=key,
                                      protect_data=env.protect_stateful, prefix="sk-")
@@ -180,7 +246,12 @@ class Gateway(Construct):
         secret_arns = [master_key.arn, salt_key.arn, data.db_master_secret_arn, data.redis_auth_secret_arn,
                        *([cfg.license_secret_arn] if cfg.license_secret_arn else []),
                        *([llm.api_key_secret_arn] if MODEL_API_KEY_VARIABLE in secrets else [])]
+        return master_key, secrets, secret_arns
 
+    def _roles(self, env: Environment, account: Account, foundation: FoundationOutputs, key: str,
+               logs: CloudwatchLogGroup, exec_logs: CloudwatchLogGroup | None,
+               secret_arns: list[str]) -> tuple[iam.ServiceRole, iam.ServiceRole]:
+        cfg = env.gateway
         execution_role = iam.service_role(
             self, "execution_role", name=env.resource_name("proxy-execution"), service="ecs-tasks.amazonaws.com",
             source_account=account.id, statements=[
@@ -198,45 +269,12 @@ class Gateway(Construct):
                     "StringEquals": {"kms:ViaService": f"s3.{env.region}.amazonaws.com"}}),
                 *(_exec_statements(exec_logs.arn, key) if exec_logs else []),
             ])
+        return execution_role, task_role
 
-        environment = {
-            "AWS_REGION": env.region,
-            "LITELLM_LOG": "INFO",
-            "STORE_MODEL_IN_DB": "True",
-            "LITELLM_MODE": "PRODUCTION",
-            "DB_ENDPOINT": f"{data.db_address}:{data.db_port}",
-            "DB_NAME": data.db_name,
-            "REDIS_HOST": data.redis_address,
-            "REDIS_PORT": str(data.redis_port),
-            "REDIS_SSL": "True",  # gives the router's Redis client TLS
-            "LITELLM_CONFIG_YAML": json.dumps(litellm_config(env), sort_keys=True),
-        }
-        container = {
-            "name": CONTAINER,
-            "image": cfg.image,
-            "essential": True,
-            "entryPoint": ["/bin/sh", "-c"],
-            "command": [START_SCRIPT],
-            "portMappings": [{"containerPort": Port.GATEWAY, "protocol": "tcp"}],
-            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-            "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
-            "healthCheck": {"command": ["CMD-SHELL", "python3 -c \"import urllib.request; urllib.request."
-                                        f"urlopen('http://localhost:{Port.GATEWAY}{HEALTH_CHECK_PATH}')\""],
-                            "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 60},
-            "readonlyRootFilesystem": False,
-            "privileged": False,
-            "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": logs.name, "awslogs-region": env.region, "awslogs-stream-prefix": "proxy"}},
-        }
-        task = EcsTaskDefinition(
-            self, "task", family=name, network_mode="awsvpc", requires_compatibilities=["FARGATE"],
-            cpu=str(cfg.cpu), memory=str(cfg.memory), execution_role_arn=execution_role.arn,
-            task_role_arn=task_role.arn, container_definitions=json.dumps([container]),
-            runtime_platform=EcsTaskDefinitionRuntimePlatform(operating_system_family="LINUX",
-                                                              cpu_architecture="X86_64"))
-        skip(task, "CKV_LLM_6", "LiteLLM writes at start-up (rendered config, Prisma engine and migration "
-             "files under the home directory), so the root filesystem cannot be read-only.")
-
+    def _service(self, env: Environment, name: str, cluster: EcsCluster, task: EcsTaskDefinition,
+                 network: NetworkOutputs, edge: EdgeOutputs,
+                 capacity_providers: EcsClusterCapacityProviders) -> EcsService:
+        cfg = env.gateway
         service = EcsService(
             self, "service", name=name, cluster=cluster.id, task_definition=task.arn, desired_count=cfg.capacity.desired,
             platform_version="LATEST",
@@ -256,18 +294,7 @@ class Gateway(Construct):
             depends_on=[capacity_providers])
         # Autoscaling owns the task count after the first deployment.
         service.add_override("lifecycle.ignore_changes", ["desired_count"])
-
-        self._autoscaling(env, cluster.name, service.name)
-        self._redeploy_on_rotation(env, account, cluster.name, service, data.db_master_secret_arn, key)
-        self.outputs = GatewayOutputs(cluster_name=cluster.name, service_name=service.name,
-                                      master_key_secret_arn=master_key.arn, log_group_name=logs.name)
-        publish(self, {
-            "cluster_name": (cluster.name, "ECS cluster running the LiteLLM proxy"),
-            "service_name": (service.name, "ECS service of the LiteLLM proxy"),
-            "log_group_name": (logs.name, "CloudWatch log group of the proxy containers"),
-            "master_key_secret_arn": (master_key.arn, "Secrets Manager ARN of the LiteLLM master key (read it there)"),
-            "ecs_exec_enabled": (cfg.ecs_exec, "Whether `aws ecs execute-command` into proxy tasks is switched on"),
-        })
+        return service
 
     def _autoscaling(self, env: Environment, cluster_name: str, service_name: str) -> None:
         cfg = env.gateway

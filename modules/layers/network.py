@@ -24,12 +24,12 @@ from cdktn_provider_aws.vpc_endpoint import VpcEndpoint
 from cdktn_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from cdktn_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 
-from modules import iam
-from modules.compliance import skip
+from modules.parts import iam
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import current_account
-from modules.outputs import publish
-from modules.storage import encrypted_log_group
+from modules.parts.context import current_account
+from modules.parts.outputs import publish
+from modules.parts.storage import encrypted_log_group
 
 
 class Port:
@@ -107,21 +107,7 @@ class Network(Construct):
             private_rts.append(rt)
         database_rt = self._route_table(env, "database", database)  # local routes only
 
-        for service in ("s3", "dynamodb"):
-            VpcEndpoint(self, f"endpoint_{service}", vpc_id=vpc_id, vpc_endpoint_type="Gateway",
-                        service_name=f"com.amazonaws.{env.region}.{service}",
-                        route_table_ids=[rt.id for rt in private_rts],
-                        tags={"Name": env.resource_name(f"{service}-endpoint")})
-        endpoint_sg = self._security_group(env, "endpoints", "interface VPC endpoints")
-        VpcSecurityGroupIngressRule(self, "endpoints_https_from_vpc", security_group_id=endpoint_sg.id,
-                                    ip_protocol="tcp", from_port=Port.HTTPS, to_port=Port.HTTPS,
-                                    cidr_ipv4=str(net.vpc_cidr), description="HTTPS from inside the VPC")
-        for service in INTERFACE_ENDPOINTS:
-            VpcEndpoint(self, f"endpoint_{service.replace('.', '_').replace('-', '_')}", vpc_id=vpc_id,
-                        vpc_endpoint_type="Interface", service_name=f"com.amazonaws.{env.region}.{service}",
-                        private_dns_enabled=True, subnet_ids=[s.id for s in private],
-                        security_group_ids=[endpoint_sg.id],
-                        tags={"Name": env.resource_name(f"{service}-endpoint")})
+        self._endpoints(env, vpc_id, private, private_rts)
 
         self._acls(env, public, private, database)
         self._flow_logs(env, account.id, kms_key_arn)
@@ -142,6 +128,24 @@ class Network(Construct):
         })
 
     # --- subnets and routes -------------------------------------------------------------------
+
+    def _endpoints(self, env: Environment, vpc_id: str, private: list[Subnet], private_rts: list[RouteTable]) -> None:
+        """Gateway endpoints on the private route tables, interface endpoints in the private subnets."""
+        for service in ("s3", "dynamodb"):
+            VpcEndpoint(self, f"endpoint_{service}", vpc_id=vpc_id, vpc_endpoint_type="Gateway",
+                        service_name=f"com.amazonaws.{env.region}.{service}",
+                        route_table_ids=[rt.id for rt in private_rts],
+                        tags={"Name": env.resource_name(f"{service}-endpoint")})
+        endpoint_sg = self._security_group(env, "endpoints", "interface VPC endpoints")
+        VpcSecurityGroupIngressRule(self, "endpoints_https_from_vpc", security_group_id=endpoint_sg.id,
+                                    ip_protocol="tcp", from_port=Port.HTTPS, to_port=Port.HTTPS,
+                                    cidr_ipv4=str(env.network.vpc_cidr), description="HTTPS from inside the VPC")
+        for service in INTERFACE_ENDPOINTS:
+            VpcEndpoint(self, f"endpoint_{service.replace('.', '_').replace('-', '_')}", vpc_id=vpc_id,
+                        vpc_endpoint_type="Interface", service_name=f"com.amazonaws.{env.region}.{service}",
+                        private_dns_enabled=True, subnet_ids=[s.id for s in private],
+                        security_group_ids=[endpoint_sg.id],
+                        tags={"Name": env.resource_name(f"{service}-endpoint")})
 
     def _subnets(self, env: Environment, tier: str, cidrs: list[IPv4Network]) -> list[Subnet]:
         return [Subnet(self, f"{tier}_subnet_{i}", vpc_id=self.vpc.id, cidr_block=str(cidr),

@@ -25,16 +25,16 @@ from cdktn_provider_aws.elasticache_replication_group import (
 from cdktn_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
 from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 
-from modules import iam
-from modules.alarms import max_connections
-from modules.compliance import skip
+from modules.parts import iam
+from modules.catalogue.alarms import max_connections
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import current_account
-from modules.foundation import FoundationOutputs
-from modules.network import NetworkOutputs, Port
-from modules.secret import GeneratedSecret
-from modules.outputs import publish
-from modules.storage import encrypted_log_group, protect
+from modules.parts.context import current_account
+from modules.layers.foundation import FoundationOutputs
+from modules.layers.network import NetworkOutputs, Port
+from modules.parts.secret import GeneratedSecret
+from modules.parts.outputs import publish
+from modules.parts.storage import encrypted_log_group, protect
 
 DATABASE_NAME = "litellm"
 MASTER_USERNAME = "litellm_admin"

@@ -1,4 +1,4 @@
-"""Observability layer: the alarm topic, every alarm of `modules/alarms.py` with its
+"""Observability layer: the alarm topic, every alarm of `modules/catalogue/alarms.py` with its
 dimensions filled from the other layers' outputs, a composite "platform degraded" alarm, the
 RDS event rule and one dashboard per environment."""
 
@@ -22,17 +22,17 @@ from cdktn_provider_aws.sns_topic import SnsTopic
 from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktn_provider_aws.sns_topic_subscription import SnsTopicSubscription
 
-from modules import iam
-from modules.alarms import CATALOGUE, TABLE_OPERATIONS, AlarmSpec, max_connections
+from modules.parts import iam
+from modules.catalogue.alarms import CATALOGUE, TABLE_OPERATIONS, AlarmSpec, max_connections
 from modules.config import Environment
-from modules.context import current_account
-from modules.data import DataOutputs
-from modules.edge import EdgeOutputs
-from modules.foundation import FoundationOutputs
-from modules.gateway import GatewayOutputs
-from modules.llm import HEALTH_GRACE_SECONDS, LlmOutputs
-from modules.outputs import publish
-from modules.realtime import RealtimeOutputs
+from modules.parts.context import current_account
+from modules.layers.data import DataOutputs
+from modules.layers.edge import EdgeOutputs
+from modules.layers.foundation import FoundationOutputs
+from modules.layers.gateway import GatewayOutputs
+from modules.layers.llm import HEALTH_GRACE_SECONDS, LlmOutputs
+from modules.parts.outputs import publish
+from modules.layers.realtime import RealtimeOutputs
 
 # CloudWatch dimension names of each kind of dimension an alarm row asks for.
 DIMENSION_NAMES = {

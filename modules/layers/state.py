@@ -12,11 +12,11 @@ from constructs import Construct
 from cdktn_provider_aws.kms_alias import KmsAlias
 from cdktn_provider_aws.kms_key import KmsKey
 
-from modules import iam
+from modules.parts import iam
 from modules.config import Environment
-from modules.context import current_account
-from modules.outputs import publish
-from modules.storage import SecureBucket, access_log_bucket, protect
+from modules.parts.context import current_account
+from modules.parts.outputs import publish
+from modules.parts.storage import SecureBucket, access_log_bucket, protect
 
 
 class StateStore(Construct):

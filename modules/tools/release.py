@@ -7,8 +7,8 @@ heading is the version being prepared. `terraform-modules/interface.json` record
 and outputs of the version it names. A change that removes or renames a variable or an output,
 or adds a variable without a default, breaks callers: it needs a new major version.
 
-    python -m modules.release            # check (what the tests run)
-    python -m modules.release --record   # after a release: record the interface under its version
+    python -m modules.tools.release            # check (what the tests run)
+    python -m modules.tools.release --record   # after a release: record the interface under its version
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODULES_DIR = ROOT / "terraform-modules"
 CHANGELOG = ROOT / "CHANGELOG.md"
 RECORD = MODULES_DIR / "interface.json"

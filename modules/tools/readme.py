@@ -1,6 +1,6 @@
 """The README's generated sections, from the code and the synth so they cannot drift.
 
-    python main.py && python -m modules.readme [--write] [--outdir cdktf.out]
+    python main.py && python -m modules.tools.readme [--write] [--outdir cdktf.out]
 
 Each section sits between `<!-- generated: NAME … -->` and `<!-- end generated: NAME -->`
 in README.md; everything else in the README is written by hand. Without `--write` the
@@ -30,13 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modules.synthesized import DEFAULT_OUTDIR, SynthError, plural, synth_summary
+from modules.tools.synthesized import DEFAULT_OUTDIR, SynthError, plural, synth_summary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 BENCHMARK = ROOT / "docs" / "benchmark.json"
-COMMAND = "python -m modules.readme --write"
-SKIP_KEY = "checkov_skip"  # as modules.compliance writes it (not imported: no jsii here)
+COMMAND = "python -m modules.tools.readme --write"
+SKIP_KEY = "checkov_skip"  # as modules.parts.compliance writes it (not imported: no jsii here)
 
 # Entries that cannot describe themselves (no room for a docstring or comment). A path here
 # that no longer exists is an error, so a move shows up as a failing test, not a stale row.
@@ -125,7 +125,7 @@ def performance(bench: dict[str, Any]) -> str:
 def layout(root: Path = ROOT) -> str:
     missing = [path for path in NOTES if not (root / path).exists()]
     if missing:
-        raise SynthError(f"modules/readme.py NOTES names paths that do not exist: {', '.join(missing)}. "
+        raise SynthError(f"modules/tools/readme.py NOTES names paths that do not exist: {', '.join(missing)}. "
                          "Fix: move or remove their entries.")
     ignored = _ignored(root)
     rows = ["| path | what |", "|---|---|"]

@@ -1,4 +1,4 @@
-// Node side of modules/provider.py, preloaded into the jsii kernel with NODE_OPTIONS=--require.
+// Node side of modules/engine/provider.py, preloaded into the jsii kernel with NODE_OPTIONS=--require.
 //
 // The AWS provider's JavaScript entry point (lib/index.js) is ~2,500 lines of
 // `exports.<name> = __importStar(require("./<dir>/index"));`, so the first resource a stack

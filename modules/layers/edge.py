@@ -37,12 +37,12 @@ from cdktn_provider_aws.wafv2_web_acl_logging_configuration import (
     Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader,
 )
 
-from modules.compliance import skip
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.foundation import FoundationOutputs
-from modules.network import NetworkOutputs, Port
-from modules.outputs import publish
-from modules.storage import encrypted_log_group
+from modules.layers.foundation import FoundationOutputs
+from modules.layers.network import NetworkOutputs, Port
+from modules.parts.outputs import publish
+from modules.parts.storage import encrypted_log_group
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # LiteLLM's /health calls every model; liveliness only says the proxy is up.

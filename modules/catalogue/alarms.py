@@ -1,6 +1,6 @@
 """The platform's alarms as data: one row per alarm, grouped by the layer whose resources it
 watches. Pure data (no cdktn import), so configuration overrides are validated against it
-before anything is built; `modules/observability.py` turns rows into CloudWatch alarms.
+before anything is built; `modules/layers/observability.py` turns rows into CloudWatch alarms.
 
 A row names its metric and the *kinds* of dimension it needs ("alb", "target_group", …);
 the observability layer fills them from the other layers' outputs. Thresholds are the

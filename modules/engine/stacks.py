@@ -16,7 +16,7 @@ from cdktn_provider_aws.provider import AwsProvider, AwsProviderAssumeRole
 
 from modules.config import Environment
 
-# The layer names the specification fixes; modules/app.py decides which are built.
+# The layer names the specification fixes; modules/engine/app.py decides which are built.
 LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
 # The bucket holding the other stacks' state: always on a local backend (it cannot hold its own).
 STATE_LAYER = "state"

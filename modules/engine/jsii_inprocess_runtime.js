@@ -1,5 +1,5 @@
 // A jsii runtime that runs the kernel in this process. jsii's Python side starts it as
-// `node <this file>` when JSII_RUNTIME names it (modules/provider.py sets that).
+// `node <this file>` when JSII_RUNTIME names it (modules/engine/provider.py sets that).
 //
 // jsii's own entry point (bin/jsii-runtime.js) only spawns a second Node process for the
 // kernel (lib/program.js) and relays: requests arrive on its stdin, answers leave on its
@@ -17,7 +17,7 @@ const { Writable } = require("stream");
 
 const CHANNEL_FD = 3;
 const embedded = process.env.LLM_PLATFORM_JSII_EMBEDDED;
-if (!embedded) throw new Error("LLM_PLATFORM_JSII_EMBEDDED is not set (see modules/provider.py)");
+if (!embedded) throw new Error("LLM_PLATFORM_JSII_EMBEDDED is not set (see modules/engine/provider.py)");
 
 // The kernel looks for its index worker beside itself: lay both out once per kernel build.
 const program = fs.readFileSync(path.join(embedded, "lib__program.js"));
@@ -56,7 +56,7 @@ Object.defineProperty(process, "stderr", { value: wrapped("stderr"), configurabl
 
 // jsii's relay starts the kernel with --preserve-symlinks, and the kernel then links each cached
 // package into its node_modules with one symlink instead of hard-linking every file (~0.8 s
-// for the AWS provider). modules/provider.py passes the flag through NODE_OPTIONS, which
+// for the AWS provider). modules/engine/provider.py passes the flag through NODE_OPTIONS, which
 // process.execArgv does not show, so the kernel is told here.
 if (!process.execArgv.includes("--preserve-symlinks")) process.execArgv.push("--preserve-symlinks");
 require(path.join(lib, "program.js"));

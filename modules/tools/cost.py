@@ -2,7 +2,7 @@
 shipped and dated price table (`prices.toml`) and stated traffic assumptions
 (`cost_assumptions.toml`).
 
-    python -m modules.cost [ENV ...] [--outdir cdktf.out] [--assumptions FILE.toml]
+    python -m modules.tools.cost [ENV ...] [--outdir cdktf.out] [--assumptions FILE.toml]
 
 What is built (counts, sizes, Multi-AZ, Spot) comes from the JSON; what is used (requests,
 gigabytes, users) from the assumptions. Every resource type the synth holds is either priced
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modules.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
+from modules.tools.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
 
 PRICES = Path(__file__).with_name("prices.toml")
 ASSUMPTIONS = Path(__file__).with_name("cost_assumptions.toml")
@@ -170,18 +170,35 @@ def prices_for(env: Environment, path: Path = PRICES) -> tuple[dict[str, Any], f
     return table[env.region], table["hours_per_month"]
 
 
+@dataclass
+class _Bill:
+    """What every section of the estimate prices against, and the lines it adds."""
+    env: Environment
+    use: dict[str, float]
+    price: dict[str, Any]
+    hours: float
+    lines: list[Line]
+
+    def add(self, group: str, item: str, quantity: str, usd: float) -> None:
+        self.lines.append(Line(group, item, quantity, round(usd, 2)))
+
+    def instance(self, type_: str) -> float:
+        if type_ not in self.price["instances"]:
+            raise SynthError(f"environment '{self.env.name}': no price for {type_} in {self.env.region}. Fix: add it "
+                             f"to [{self.env.region}.instances] in {PRICES.name}.")
+        return self.price["instances"][type_]
+
+
 def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hours: float) -> list[Line]:
-    lines: list[Line] = []
+    bill = _Bill(env, use, price, hours, [])
+    for section in (_network, _edge, _gateway, _data, _llm, _realtime, _foundation, _observability):
+        section(bill)
+    return bill.lines
 
-    def add(group: str, item: str, quantity: str, usd: float) -> None:
-        lines.append(Line(group, item, quantity, round(usd, 2)))
 
-    def instance(type_: str) -> float:
-        if type_ not in price["instances"]:
-            raise SynthError(f"environment '{env.name}': no price for {type_} in {env.region}. Fix: add it to "
-                             f"[{env.region}.instances] in {PRICES.name}.")
-        return price["instances"][type_]
-
+def _network(bill: _Bill) -> None:
+    env, use, price, hours = bill.env, bill.use, bill.price, bill.hours
+    add = bill.add
     nats = len(env.resources("aws_nat_gateway"))
     add("network", "NAT gateways", f"{nats} × {hours:g} h + {use['nat_gb']:g} GB",
         nats * hours * price["nat_gateway_hour"] + use["nat_gb"] * price["nat_gateway_gb"])
@@ -196,6 +213,10 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
     zones = len(env.resources("aws_route53_zone"))
     add("network", "Route 53 private zones", f"{zones}", zones * price["private_zone_month"])
 
+
+def _edge(bill: _Bill) -> None:
+    env, use, price, hours = bill.env, bill.use, bill.price, bill.hours
+    add = bill.add
     albs = env.resources("aws_lb")
     add("edge", "load balancers (public + internal)", f"{len(albs)} × {hours:g} h, {use['alb_lcu_average']:g} LCU",
         len(albs) * hours * (price["alb_hour"] + use["alb_lcu_average"] * price["alb_lcu_hour"]))
@@ -205,6 +226,10 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
             price["waf_acl_month"] + len(acl["rule"]) * price["waf_rule_month"]
             + use["api_requests_millions"] * price["waf_million_requests"])
 
+
+def _gateway(bill: _Bill) -> None:
+    env, price, hours = bill.env, bill.price, bill.hours
+    add = bill.add
     for service in env.resources("aws_ecs_service"):
         (task,) = env.resources("aws_ecs_task_definition")
         vcpu, gb = int(task["cpu"]) / 1024, int(task["memory"]) / 1024
@@ -214,6 +239,10 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
         add("gateway", f"Fargate{' Spot' if spot else ''} tasks", f"{service['desired_count']} × {vcpu:g} vCPU / "
             f"{gb:g} GB × {hours:g} h", service["desired_count"] * rate * hours)
 
+
+def _data(bill: _Bill) -> None:
+    env, use, price, hours = bill.env, bill.use, bill.price, bill.hours
+    add, instance = bill.add, bill.instance
     for db in env.resources("aws_db_instance"):
         copies = 2 if db["multi_az"] else 1
         add("data", f"RDS {db['instance_class']}{' Multi-AZ' if copies == 2 else ''}", f"{copies} × {hours:g} h",
@@ -233,6 +262,10 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
                   + use["dynamodb_gb"] * price["dynamodb_gb_month"])
         + use["dynamodb_reads_millions"] * price["dynamodb_million_reads"])
 
+
+def _llm(bill: _Bill) -> None:
+    env, use, price, hours = bill.env, bill.use, bill.price, bill.hours
+    add, instance = bill.add, bill.instance
     for group in env.resources("aws_autoscaling_group"):
         mixed = group.get("mixed_instances_policy")
         (template,) = env.resources("aws_launch_template")
@@ -257,6 +290,10 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
         add("llm", "GPU root volumes' IOPS and throughput above baseline", f"+{iops} IOPS, +{mibps} MiB/s each",
             volumes * (iops * price["ebs_gp3_iops_month"] + mibps * price["ebs_gp3_mibps_month"]))
 
+
+def _realtime(bill: _Bill) -> None:
+    env, use, price = bill.env, bill.use, bill.price
+    add = bill.add
     functions = env.resources("aws_lambda_function")
     memory = sum(f["memory_size"] for f in functions) / max(len(functions), 1) / 1024
     add("realtime", "Lambda (arm64)", f"{use['lambda_invocations_millions']:g} M × {use['lambda_average_seconds']:g} s "
@@ -277,6 +314,10 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
         pools * use["cognito_mau"] * price["cognito_plus_mau"])
     add("realtime", "Step Functions (password-rotation redeploys)", "a few transitions a week", 0.0)
 
+
+def _foundation(bill: _Bill) -> None:
+    env, use, price = bill.env, bill.use, bill.price
+    add = bill.add
     keys = len(env.resources("aws_kms_key")) + len(env.resources("aws_kms_replica_key"))
     add("foundation", "KMS keys", f"{keys}", keys * price["kms_key_month"])
     secrets = len(env.resources("aws_secretsmanager_secret"))
@@ -288,6 +329,10 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
     add("foundation", "CloudTrail", plural(trails, "trail") + (" (first copy of management events is free)"
                                                               if trails else ""), 0.0)
 
+
+def _observability(bill: _Bill) -> None:
+    env, use, price = bill.env, bill.use, bill.price
+    add = bill.add
     alarms = env.resources("aws_cloudwatch_metric_alarm")
     anomaly = sum(1 for a in alarms if "threshold_metric_id" in a)
     composite = len(env.resources("aws_cloudwatch_composite_alarm"))
@@ -300,7 +345,6 @@ def estimate(env: Environment, use: dict[str, float], price: dict[str, Any], hou
     add("observability", "CloudWatch Logs", f"{plural(groups, 'group')}, {use['logs_ingest_gb']:g} GB in, "
         f"{use['logs_stored_gb']:g} GB kept", use["logs_ingest_gb"] * price["logs_ingest_gb"]
         + use["logs_stored_gb"] * price["logs_store_gb_month"])
-    return lines
 
 
 def unpriced_types(env: Environment) -> set[str]:
@@ -354,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         for env in envs:
             if unpriced_types(env):
                 raise SynthError(f"environment '{env.name}': no price for {', '.join(sorted(unpriced_types(env)))}. "
-                                 "Fix: price it in modules/cost.py or list it as free.")
+                                 "Fix: price it in modules/tools/cost.py or list it as free.")
         print(report(envs, args.assumptions, known), end="")
     except SynthError as err:
         print("\n".join(f"cost: {line}" for line in str(err).splitlines()), file=sys.stderr)

@@ -1,7 +1,7 @@
 """Architecture diagram of each environment, drawn from its synthesized stacks (never by hand,
 so it cannot drift from what deploys).
 
-    python -m modules.diagram [ENV ...] [--outdir cdktf.out]
+    python -m modules.tools.diagram [ENV ...] [--outdir cdktf.out]
 
 Writes `<outdir>/diagrams/<env>.dot`, `.svg` and `.png` (Graphviz `dot`, Debian package
 graphviz). The DOT text is deterministic: same synth, same bytes.
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modules.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
+from modules.tools.synthesized import DEFAULT_OUTDIR, Environment, SynthError, load, plural
 
 TOKEN = re.compile(r"\$\{[^}]*\}")
 
@@ -57,6 +57,32 @@ class Cluster:
 
     def __exit__(self, *_: object) -> None:
         self.graph.lines.append("  }")
+
+
+# Who talks to whom, drawn after the nodes: (from, to, label).
+EDGES: list[tuple[str, str, str]] = [
+    ("internet", "waf", "HTTPS"),
+    ("waf", "alb", ""),
+    ("alb", "gateway", "4000"),
+    ("gateway", "rds", "5432 TLS"),
+    ("gateway", "redis", "6379 TLS"),
+    ("gateway", "endpoints", "AWS APIs"),
+    ("endpoints", "bedrock", "bedrock-runtime"),
+    ("gateway", "nat", "other HTTPS"),
+    ("gpu", "nat", "public images, Hugging Face"),
+    ("nat", "egress", ""),
+    ("gateway", "llm_alb", "443"),
+    ("llm_alb", "gpu", "50051"),
+    ("internet", "websocket", "WSS"),
+    ("websocket", "cognito", "JWT"),
+    ("websocket", "functions", ""),
+    ("functions", "sqs", ""),
+    ("functions", "dynamodb", ""),
+    ("functions", "redis", "cache"),
+    ("functions", "gateway", "model calls"),
+    ("functions", "sns", ""),
+]
+WAYS_OUT = {("gateway", "nat"), ("gpu", "nat")}  # not ranked: they do not push NAT rightwards
 
 
 def dot(env: Environment) -> str:
@@ -105,6 +131,17 @@ def dot(env: Environment) -> str:
                    f"{db['instance_class']}{' · Multi-AZ' if db['multi_az'] else ''}", shape="cylinder")
             g.node("redis", "ElastiCache Redis", redis["replication_group_id"],
                    f"{redis['num_cache_clusters']} × {redis['node_type']}", shape="cylinder")
+    _outside_vpc(g, env, routes)
+    for a, b, label in EDGES:
+        g.edge(a, b, label, ranked=(a, b) not in WAYS_OUT)
+    return "\n".join([f"digraph {json.dumps(env.name)} {{", "  rankdir=LR; compound=true; fontname=Helvetica;",
+                      '  node [fontname=Helvetica, fontsize=10]; edge [fontname=Helvetica, fontsize=9];',
+                      f"  label={_label(f'LLM platform — {env.name}')}; labelloc=t;",
+                      *g.lines, *g.edges, "}"]) + "\n"
+
+
+def _outside_vpc(g: Graph, env: Environment, routes: list[dict]) -> None:
+    """Regional services the VPC reaches, and the shared foundation and observability resources."""
     g.node("bedrock", "Amazon Bedrock", *[r["litellm_params"]["model"].removeprefix("bedrock/") for r in routes
                                         if r["litellm_params"]["model"].startswith("bedrock/")], color="#efe3f7")
     tables = [t["name"] for t in env.resources("aws_dynamodb_table")]
@@ -125,30 +162,6 @@ def dot(env: Environment) -> str:
         dashboards = len(env.resources("aws_cloudwatch_dashboard"))
         g.node("alarms", "CloudWatch", f"{plural(len(env.resources('aws_cloudwatch_metric_alarm')), 'alarm')} · "
                f"{plural(dashboards, 'dashboard')}", color="#eeeeee")
-    g.edge("internet", "waf", "HTTPS")
-    g.edge("waf", "alb")
-    g.edge("alb", "gateway", "4000")
-    g.edge("gateway", "rds", "5432 TLS")
-    g.edge("gateway", "redis", "6379 TLS")
-    g.edge("gateway", "endpoints", "AWS APIs")
-    g.edge("endpoints", "bedrock", "bedrock-runtime")
-    g.edge("gateway", "nat", "other HTTPS", ranked=False)
-    g.edge("gpu", "nat", "public images, Hugging Face", ranked=False)
-    g.edge("nat", "egress")
-    g.edge("gateway", "llm_alb", "443")
-    g.edge("llm_alb", "gpu", "50051")
-    g.edge("internet", "websocket", "WSS")
-    g.edge("websocket", "cognito", "JWT")
-    g.edge("websocket", "functions")
-    g.edge("functions", "sqs")
-    g.edge("functions", "dynamodb")
-    g.edge("functions", "redis", "cache")
-    g.edge("functions", "gateway", "model calls")
-    g.edge("functions", "sns")
-    return "\n".join([f"digraph {json.dumps(env.name)} {{", "  rankdir=LR; compound=true; fontname=Helvetica;",
-                      '  node [fontname=Helvetica, fontsize=10]; edge [fontname=Helvetica, fontsize=9];',
-                      f"  label={_label(f'LLM platform — {env.name}')}; labelloc=t;",
-                      *g.lines, *g.edges, "}"]) + "\n"
 
 
 def _wrapped(head: str, names: list[str], width: int = 48) -> list[str]:

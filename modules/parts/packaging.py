@@ -1,7 +1,7 @@
 """Lambda packages for the realtime functions: one layer with the third-party code, one zip
 per function (its folder under `lambda/` plus the shared `chat_common` package).
 
-    python -m modules.packaging [--cache-dir DIR]     # fill the build cache (needs PyPI once)
+    python -m modules.parts.packaging [--cache-dir DIR]     # fill the build cache (needs PyPI once)
 
 Builds are deterministic — entries sorted, timestamps 1980-01-01, permissions 0644, no
 `__pycache__`/`.pyc` — so the same inputs give the same bytes and the same Terraform
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_DIR = PROJECT_ROOT / "lambda"
 REQUIREMENTS = LAMBDA_DIR / "requirements.txt"
 SHARED_PACKAGE = "chat_common"
@@ -67,7 +67,7 @@ class Package:
     source_code_hash: str  # base64 of the zip's sha256, as Terraform's `source_code_hash` wants it
 
 
-FILL_COMMAND = "python -m modules.packaging --cache-dir DIR"
+FILL_COMMAND = "python -m modules.parts.packaging --cache-dir DIR"
 
 
 class BuildError(Exception):
@@ -114,7 +114,7 @@ def build_layer(*, requirements: Path = REQUIREMENTS, cache_dir: Path | None = N
                 (installer or pip_install)(requirements, site)
             except BuildError as err:
                 raise BuildError(f"the functions' layer is not in the build cache ({_shown(cache)}) and could not "
-                                 f"be built: {err}. Fix: run `python -m modules.packaging` where PyPI is reachable "
+                                 f"be built: {err}. Fix: run `python -m modules.parts.packaging` where PyPI is reachable "
                                  f"(for a machine without it: `{FILL_COMMAND}`, copy DIR over and set "
                                  f"{CACHE_ENV}=DIR).") from None
             _write_zip(out, [(f"python/{name}", path) for name, path in _tree(site) if _in_layer(name)])

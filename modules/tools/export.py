@@ -24,22 +24,22 @@ from cdktn_provider_aws.data_aws_region import DataAwsRegion
 from constructs import Construct
 from pydantic.fields import FieldInfo
 
-from modules import packaging
+from modules.parts import packaging
 from modules.config import Environment
 from modules.config.models import LOG_RETENTION_DAYS
-from modules.data import Data, DataOutputs
-from modules.edge import Edge, EdgeOutputs
-from modules.foundation import Foundation, FoundationOutputs
-from modules.gateway import Gateway, GatewayOutputs
-from modules.llm import Llm, LlmOutputs
-from modules.module_stack import ProviderRequirement, TFModuleOutput, TFModuleVariable
-from modules.network import SECURITY_GROUPS, Network, NetworkOutputs
-from modules.observability import Observability, Watched
-from modules.realtime import Realtime, RealtimeOutputs
-from modules.release import CHANGELOG, newest_version
-from modules.stacks import APP_CONTEXT
+from modules.layers.data import Data, DataOutputs
+from modules.layers.edge import Edge, EdgeOutputs
+from modules.layers.foundation import Foundation, FoundationOutputs
+from modules.layers.gateway import Gateway, GatewayOutputs
+from modules.layers.llm import Llm, LlmOutputs
+from modules.engine.module_stack import ProviderRequirement, TFModuleOutput, TFModuleVariable
+from modules.layers.network import SECURITY_GROUPS, Network, NetworkOutputs
+from modules.layers.observability import Observability, Watched
+from modules.layers.realtime import Realtime, RealtimeOutputs
+from modules.engine.stacks import APP_CONTEXT
+from modules.tools.release import CHANGELOG, newest_version
 
-MODULES_DIR = Path(__file__).resolve().parent.parent / "terraform-modules"
+MODULES_DIR = Path(__file__).resolve().parents[2] / "terraform-modules"
 AWS_PROVIDER = (">= 6.0, < 7.0", "hashicorp/aws")
 OUTPUT_TYPES = {"foundation": FoundationOutputs, "network": NetworkOutputs, "edge": EdgeOutputs, "data": DataOutputs,
                 "gateway": GatewayOutputs, "llm": LlmOutputs, "realtime": RealtimeOutputs}
@@ -52,7 +52,7 @@ TESTS = "tests"  # a module's hand-written `terraform test` files, kept across e
 
 def hand_written(path: Path) -> bool:
     """Files under terraform-modules/ the export does not write: the recorded interface
-    (modules/release.py) and each module's tests."""
+    (modules/tools/release.py) and each module's tests."""
     relative = path.relative_to(MODULES_DIR)
     return relative.parts == ("interface.json",) or TESTS in relative.parts[1:2]
 
@@ -195,29 +195,38 @@ TASKS_RULE = ("var.gateway_min_tasks <= var.gateway_desired_tasks && var.gateway
               "min <= desired <= max.")
 
 
+class ModuleVariables:
+    """Declares validated module variables and hands back the values the constructs read."""
+
+    def __init__(self, stack: Construct, zones: int) -> None:
+        self.stack, self.zones = stack, zones
+
+    def declare(self, name: str, kind: str, default: Any, description: str,
+                rules: tuple[tuple[str, str], ...]) -> TFModuleVariable:
+        validation = [TerraformVariableValidationConfig(
+            condition="${" + condition.format(name=name, count=self.zones) + "}",
+            error_message=message.format(name=name, count=self.zones)) for condition, message in rules]
+        return TFModuleVariable(self.stack, name, type=kind, default=default, description=description,
+                                validation=validation or None)
+
+    def scalar(self, name: str, default: Any, description: str, *rules: tuple[str, str]) -> Any:
+        kind = "number" if isinstance(default, int) else "string"
+        var = self.declare(name, kind, default, description, rules)
+        return var.number_value if kind == "number" else var.string_value
+
+    def per_zone(self, name: str, default: list[Any], description: str, *rules: tuple[str, str]) -> list[str]:
+        var = self.declare(name, "list(string)", [str(item) for item in default], description,
+                           (ZONE_COUNT_RULE, *rules))
+        return [Fn.element(var.list_value, i) for i in range(self.zones)]
+
+
 def with_settings(stack: Construct, env: Environment, layer: str) -> Environment:
     """The environment with the settings a consumer changes replaced by module variables
     (their defaults are the exported environment's values), each validated by the rules of
     the environment files. Only settings that flow straight into resource arguments qualify:
     a token cannot take part in Python arithmetic."""
-    zones = len(env.network.availability_zones)
-
-    def declare(name: str, kind: str, default: Any, description: str, rules: tuple[tuple[str, str], ...]) -> Any:
-        validation = [TerraformVariableValidationConfig(
-            condition="${" + condition.format(name=name, count=zones) + "}",
-            error_message=message.format(name=name, count=zones)) for condition, message in rules]
-        return TFModuleVariable(stack, name, type=kind, default=default, description=description,
-                                validation=validation or None)
-
-    def variable(name: str, default: Any, description: str, *rules: tuple[str, str]) -> Any:
-        kind = "number" if isinstance(default, int) else "string"
-        var = declare(name, kind, default, description, rules)
-        return var.number_value if kind == "number" else var.string_value
-
-    def per_zone(name: str, default: list[Any], description: str, *rules: tuple[str, str]) -> list[str]:
-        var = declare(name, "list(string)", [str(item) for item in default], description, (ZONE_COUNT_RULE, *rules))
-        return [Fn.element(var.list_value, i) for i in range(zones)]
-
+    variables = ModuleVariables(stack, len(env.network.availability_zones))
+    variable = variables.scalar
     updates: dict[str, Any] = {
         "project": variable("project", env.project, "Name prefix of every resource (`<project>-<environment>-…`)",
                             NAME_RULE),
@@ -228,35 +237,15 @@ def with_settings(stack: Construct, env: Environment, layer: str) -> Environment
             "log_retention_days", env.foundation.log_retention_days, "Retention of every log group (days)",
             RETENTION_RULE)})
     if layer == "network":
-        net = env.network
-        subnet_rules = (INSIDE_VPC_RULE, SMALLEST_SUBNET_RULE)
-        updates["network"] = net.model_copy(update={
-            "vpc_cidr": variable("vpc_cidr", str(net.vpc_cidr), "CIDR of the VPC", CIDR_RULE),
-            "availability_zones": per_zone("availability_zones", net.availability_zones,
-                                           "Zones of the caller's provider region, one per subnet of each tier",
-                                           DISTINCT_RULE),
-            **{tier: per_zone(f"{tier.removesuffix('s')}_cidrs", getattr(net, tier),
-                              f"{tier.split('_')[0].capitalize()} subnets, one per zone in the order of "
-                              "availability_zones", *subnet_rules)
-               for tier in ("public_subnets", "private_subnets", "database_subnets")}})
-    if layer == "edge":
-        updates["edge"] = env.edge.model_copy(update={"certificate_arn": variable(
-            "certificate_arn", env.edge.certificate_arn, "ACM certificate of the HTTPS listeners (same region)",
-            CERTIFICATE_RULE)})
-    if layer == "llm":
-        updates["llm"] = env.llm.model_copy(update={"certificate_arn": variable(
-            "certificate_arn", env.llm.certificate_arn,
-            "ACM certificate of the internal model listener: must cover the private name (same region)",
-            CERTIFICATE_RULE)})
+        updates["network"] = network_settings(variables, env)
+    if layer in ("edge", "llm"):
+        section = getattr(env, layer)
+        purpose = ("ACM certificate of the HTTPS listeners (same region)" if layer == "edge" else
+                   "ACM certificate of the internal model listener: must cover the private name (same region)")
+        updates[layer] = section.model_copy(update={"certificate_arn": variable(
+            "certificate_arn", section.certificate_arn, purpose, CERTIFICATE_RULE)})
     if layer == "gateway":
-        capacity = env.gateway.capacity.model_construct(**{
-            bound: variable(f"gateway_{bound}_tasks", getattr(env.gateway.capacity, bound),
-                            f"{bound} number of LiteLLM tasks", *([TASKS_RULE] if bound == "min" else []))
-            for bound in ("min", "desired", "max")})
-        pinned = [PINNED_RULE] if env.protect_stateful else []
-        updates["gateway"] = env.gateway.model_copy(update={
-            "image": variable("gateway_image", env.gateway.image, "LiteLLM image (pinned tag or digest)", *pinned),
-            "capacity": capacity})
+        updates["gateway"] = gateway_settings(variables, env)
     if layer in STRAIGHT_SETTINGS:
         section = updates.get(layer, getattr(env, layer))
         fields = type(section).model_fields
@@ -265,6 +254,31 @@ def with_settings(stack: Construct, env: Environment, layer: str) -> Environment
                            *bounds_rules(fields[name])) for name in STRAIGHT_SETTINGS[layer]})
     # model_copy does not validate: the tokens stand in for values validated at export.
     return env.model_copy(update=updates)
+
+
+def network_settings(variables: ModuleVariables, env: Environment) -> Any:
+    net, subnet_rules = env.network, (INSIDE_VPC_RULE, SMALLEST_SUBNET_RULE)
+    return net.model_copy(update={
+        "vpc_cidr": variables.scalar("vpc_cidr", str(net.vpc_cidr), "CIDR of the VPC", CIDR_RULE),
+        "availability_zones": variables.per_zone("availability_zones", net.availability_zones,
+                                                 "Zones of the caller's provider region, one per subnet of each tier",
+                                                 DISTINCT_RULE),
+        **{tier: variables.per_zone(f"{tier.removesuffix('s')}_cidrs", getattr(net, tier),
+                                    f"{tier.split('_')[0].capitalize()} subnets, one per zone in the order of "
+                                    "availability_zones", *subnet_rules)
+           for tier in ("public_subnets", "private_subnets", "database_subnets")}})
+
+
+def gateway_settings(variables: ModuleVariables, env: Environment) -> Any:
+    capacity = env.gateway.capacity.model_construct(**{
+        bound: variables.scalar(f"gateway_{bound}_tasks", getattr(env.gateway.capacity, bound),
+                                f"{bound} number of LiteLLM tasks", *([TASKS_RULE] if bound == "min" else []))
+        for bound in ("min", "desired", "max")})
+    pinned = [PINNED_RULE] if env.protect_stateful else []
+    return env.gateway.model_copy(update={
+        "image": variables.scalar("gateway_image", env.gateway.image, "LiteLLM image (pinned tag or digest)",
+                                  *pinned),
+        "capacity": capacity})
 
 
 def refuse_zones_outside_the_region(stack: TerraformStack, network: Network) -> None:

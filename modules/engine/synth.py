@@ -29,9 +29,9 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from modules.provider import kernel_started
+from modules.engine.provider import kernel_started
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = ROOT / ".build" / "synth"
 # Everything besides an environment's own folder that its synthesized stacks depend on.
 SOURCES = ("modules", "lambda", "main.py", "cdktf.json", "Pipfile.lock")
@@ -93,11 +93,11 @@ def _build(targets: dict[str, Path], environments_dir: Path, jobs: int | None, t
 
 def _synth_environment(name: str, environments_dir: Path, target: Path, type_checks: bool) -> bool:
     """Worker: one environment's app, synthesized into `target`; says whether type checks were on."""
-    from modules.synth_switches import binding_type_checks_on, skip_binding_type_checks
+    from modules.engine.synth_switches import binding_type_checks_on, skip_binding_type_checks
 
     if not type_checks:
         skip_binding_type_checks()
-    from modules.app import build_app
+    from modules.engine.app import build_app
     from modules.config import load_environments
 
     build_app(load_environments([name], environments_dir), outdir=str(target)).synth()

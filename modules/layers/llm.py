@@ -51,17 +51,17 @@ from cdktn_provider_aws.route53_record import Route53Record, Route53RecordAlias
 from cdktn_provider_aws.route53_zone import Route53Zone, Route53ZoneVpc
 from cdktn_provider_aws.ssm_parameter import SsmParameter
 
-from modules import iam
-from modules.compliance import skip
+from modules.parts import iam
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import Account, current_account
-from modules.edge import TLS_POLICY
-from modules.foundation import FoundationOutputs
-from modules.gpu_host import HostSettings, packed_user_data
-from modules.network import NetworkOutputs, Port
-from modules.outputs import publish
-from modules.secret import GeneratedSecret
-from modules.storage import SecureBucket, encrypted_log_group
+from modules.parts.context import Account, current_account
+from modules.layers.edge import TLS_POLICY
+from modules.layers.foundation import FoundationOutputs
+from modules.parts.gpu_host import HostSettings, packed_user_data
+from modules.layers.network import NetworkOutputs, Port
+from modules.parts.outputs import publish
+from modules.parts.secret import GeneratedSecret
+from modules.parts.storage import SecureBucket, encrypted_log_group
 
 # Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023): driver, Docker, NVIDIA
 # container toolkit. Read at plan time, so a new AMI shows in the plan and refreshes the group.
@@ -122,20 +122,49 @@ class Llm(Construct):
                                   description=f"API key of the self-hosted model of {env.name} (vLLM)",
                                   kms_key_arn=key, protect_data=env.protect_stateful)
 
-        # EC2 sends no aws:SourceAccount when it assumes an instance profile's role.
-        role = iam.service_role(self, "instance_role", name=env.resource_name("gpu-host"),
-                                service="ec2.amazonaws.com", source_account=None,
-                                statements=self._host_statements(env, weights.arn, logs.arn, key, account,
-                                                                 api_key.arn, asg_name))
-        IamRolePolicyAttachment(self, "session_manager", role=role.name,
-                                policy_arn=f"arn:{account.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
-        profile = IamInstanceProfile(self, "instance_profile", name=env.resource_name("gpu-host"), role=role.name)
-
+        profile = self._instance_profile(env, account, weights.arn, logs.arn, key, api_key.arn, asg_name)
         settings = HostSettings(
             aws_region=env.region, log_group=logs.name, asg_name=asg_name, served_model_name=cfg.served_model_name,
             max_model_len=cfg.max_model_len, vllm_image=cfg.vllm_image, weights_s3_uri=weights_uri,
             hf_model_id=cfg.hf_model_id, hf_token_secret_arn=cfg.hf_token_secret_arn,
             metrics_namespace=METRICS_NAMESPACE, api_key_secret_arn=api_key.arn, lifecycle_hook_name=LAUNCH_HOOK)
+        template = self._launch_template(env, asg_name, settings, profile, network, key)
+
+        alb, target_group = self._internal_alb(env, network, foundation)
+        group = self._group(env, asg_name, template, network, target_group)
+        self._scaling(env, group)
+        self._private_dns(env, network, alb, dns_name)
+
+        names = self._parameters(env, network, alb, endpoint_url)
+
+        self.outputs = LlmOutputs(alb_arn_suffix=alb.arn_suffix, target_group_arn_suffix=target_group.arn_suffix,
+                                  asg_name=group.name, endpoint_url=endpoint_url, metrics_namespace=METRICS_NAMESPACE,
+                                  api_key_secret_arn=api_key.arn)
+        publish(self, {
+            "model_endpoint_url": (endpoint_url, "OpenAI-compatible base URL of the self-hosted model (private DNS)"),
+            "served_model_name": (cfg.served_model_name, "Model name to send in requests to the endpoint"),
+            "internal_alb_dns_name": (alb.dns_name, "DNS name of the internal model ALB"),
+            "asg_name": (group.name, "Auto Scaling group of the GPU hosts"),
+            "weights_bucket": (weights.name, "S3 bucket for model weights (upload under the configured prefix)"),
+            "log_group_name": (logs.name, "CloudWatch log group of vLLM and the hosts' boot logs"),
+            "api_key_secret_arn": (api_key.arn, "Secrets Manager ARN of the model's API key (callers send it)"),
+            "ssm_parameter_names": (names, "SSM parameters publishing this environment's ids for consumers"),
+        })
+
+    def _instance_profile(self, env: Environment, account: Account, weights_arn: str, log_group_arn: str,
+                          key: str, api_key_arn: str, asg_name: str) -> IamInstanceProfile:
+        # EC2 sends no aws:SourceAccount when it assumes an instance profile's role.
+        role = iam.service_role(self, "instance_role", name=env.resource_name("gpu-host"),
+                                service="ec2.amazonaws.com", source_account=None,
+                                statements=self._host_statements(env, weights_arn, log_group_arn, key, account,
+                                                                 api_key_arn, asg_name))
+        IamRolePolicyAttachment(self, "session_manager", role=role.name,
+                                policy_arn=f"arn:{account.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
+        return IamInstanceProfile(self, "instance_profile", name=env.resource_name("gpu-host"), role=role.name)
+
+    def _launch_template(self, env: Environment, asg_name: str, settings: HostSettings,
+                         profile: IamInstanceProfile, network: NetworkOutputs, key: str) -> LaunchTemplate:
+        cfg = env.llm
         user_data = packed_user_data(settings)
         ami = DataAwsSsmParameter(self, "ami", name=AMI_PARAMETER)
         template = LaunchTemplate(
@@ -158,12 +187,10 @@ class Llm(Construct):
                 security_groups=[network.security_group_ids["gpu"]])],
             tag_specifications=[LaunchTemplateTagSpecifications(resource_type=t, tags={"Name": asg_name})
                                 for t in ("instance", "volume")])
+        return template
 
-        alb, target_group = self._internal_alb(env, network, foundation)
-        group = self._group(env, asg_name, template, network, target_group)
-        self._scaling(env, group)
-        self._private_dns(env, network, alb, dns_name)
-
+    def _parameters(self, env: Environment, network: NetworkOutputs, alb: Lb, endpoint_url: str) -> dict[str, str]:
+        """This environment's ids in SSM for other teams' Terraform; returns parameter names by suffix."""
         parameters = {
             "vpc-id": network.vpc_id,
             "private-subnet-ids": Fn.join(",", network.private_subnet_ids),
@@ -182,20 +209,7 @@ class Llm(Construct):
             skip(parameter, "CKV2_AWS_34", "Identifiers published for other teams' Terraform, not secrets; "
                  "SecureString would make every reader hold kms:Decrypt for public-looking ids.")
             names[suffix] = name
-
-        self.outputs = LlmOutputs(alb_arn_suffix=alb.arn_suffix, target_group_arn_suffix=target_group.arn_suffix,
-                                  asg_name=group.name, endpoint_url=endpoint_url, metrics_namespace=METRICS_NAMESPACE,
-                                  api_key_secret_arn=api_key.arn)
-        publish(self, {
-            "model_endpoint_url": (endpoint_url, "OpenAI-compatible base URL of the self-hosted model (private DNS)"),
-            "served_model_name": (cfg.served_model_name, "Model name to send in requests to the endpoint"),
-            "internal_alb_dns_name": (alb.dns_name, "DNS name of the internal model ALB"),
-            "asg_name": (group.name, "Auto Scaling group of the GPU hosts"),
-            "weights_bucket": (weights.name, "S3 bucket for model weights (upload under the configured prefix)"),
-            "log_group_name": (logs.name, "CloudWatch log group of vLLM and the hosts' boot logs"),
-            "api_key_secret_arn": (api_key.arn, "Secrets Manager ARN of the model's API key (callers send it)"),
-            "ssm_parameter_names": (names, "SSM parameters publishing this environment's ids for consumers"),
-        })
+        return names
 
     def _host_statements(self, env: Environment, weights_arn: str, log_group_arn: str, key: str,
                          account: Account, api_key_arn: str, asg_name: str) -> list[iam.Statement]:

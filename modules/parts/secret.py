@@ -10,8 +10,8 @@ from cdktn_provider_aws.data_aws_secretsmanager_random_password import DataAwsSe
 from cdktn_provider_aws.secretsmanager_secret import SecretsmanagerSecret
 from cdktn_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 
-from modules.compliance import skip
-from modules.storage import protect
+from modules.parts.compliance import skip
+from modules.parts.storage import protect
 
 RANDOM_PASSWORD = "aws_secretsmanager_random_password"
 

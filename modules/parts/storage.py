@@ -35,9 +35,9 @@ from cdktn_provider_aws.s3_bucket_server_side_encryption_configuration import (
 )
 from cdktn_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
 
-from modules import iam
-from modules.compliance import skip
-from modules.context import Account
+from modules.parts import iam
+from modules.parts.compliance import skip
+from modules.parts.context import Account
 
 
 NONCURRENT_VERSION_DAYS = 365  # how long an overwritten or deleted log object stays recoverable

@@ -2,7 +2,7 @@
 variables and outputs under their own names.
 
 CDKTF had these in `cdktf-tf-module-stack`, which has no CDK Terrain build; this is the
-part the project uses. The export (modules/export.py) drops the backend itself.
+part the project uses. The export (modules/tools/export.py) drops the backend itself.
 """
 
 from __future__ import annotations

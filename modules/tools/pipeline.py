@@ -1,9 +1,9 @@
 """Small answers the deploy pipeline (.github/workflows/) asks of a synth, one stack name per line.
 
-    python -m modules.pipeline order ENV [--synth-dir cdktf.out]   # deploy order, state stack excluded
-    python -m modules.pipeline changed BASE_SYNTH HEAD_SYNTH [ENV]  # stacks whose Terraform differs
-    python -m modules.pipeline apply ENV                            # init, plan, apply each, in order
-    python -m modules.pipeline plan STACK ... --markdown FILE       # exit 2 when any stack would change
+    python -m modules.tools.pipeline order ENV [--synth-dir cdktf.out]   # deploy order, state stack excluded
+    python -m modules.tools.pipeline changed BASE_SYNTH HEAD_SYNTH [ENV]  # stacks whose Terraform differs
+    python -m modules.tools.pipeline apply ENV                            # init, plan, apply each, in order
+    python -m modules.tools.pipeline plan STACK ... --markdown FILE       # exit 2 when any stack would change
 
 The `<env>-state` stack is left out of `order`: it holds the other stacks' state bucket,
 keeps its own state in a local file and is deployed by hand once (README, "Deploying").
@@ -21,7 +21,7 @@ from pathlib import Path
 from modules.rehearsal.plan import dependency_order, load_stacks
 from modules.rehearsal.terraform import ToolError
 
-STATE_LAYER = "state"  # modules.stacks.STATE_LAYER; not imported here, it would load cdktn
+STATE_LAYER = "state"  # modules.engine.stacks.STATE_LAYER; not imported here, it would load cdktn
 
 
 def deploy_order(synth_dir: Path, env: str) -> list[str]:
@@ -87,7 +87,7 @@ def plan(synth_dir: Path, stacks: list[str], markdown: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modules.pipeline", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m modules.tools.pipeline", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     order = commands.add_parser("order", help="an environment's stacks in deploy order")
     order.add_argument("environment")

@@ -7,16 +7,16 @@ from __future__ import annotations
 from cdktn import App
 
 from modules.config import Environment
-from modules.data import Data
-from modules.edge import Edge
-from modules.foundation import Foundation
-from modules.gateway import Gateway
-from modules.llm import Llm
-from modules.realtime import Realtime
-from modules.network import Network
-from modules.observability import Observability, Watched
-from modules.stacks import APP_CONTEXT, STATE_LAYER, LayerStack
-from modules.state import StateStore
+from modules.layers.data import Data
+from modules.layers.edge import Edge
+from modules.layers.foundation import Foundation
+from modules.layers.gateway import Gateway
+from modules.layers.llm import Llm
+from modules.layers.realtime import Realtime
+from modules.layers.network import Network
+from modules.layers.observability import Observability, Watched
+from modules.engine.stacks import APP_CONTEXT, STATE_LAYER, LayerStack
+from modules.layers.state import StateStore
 
 
 def build_app(environments: list[Environment], outdir: str | None = None) -> App:

@@ -15,12 +15,12 @@ from cdktn_provider_aws.kms_alias import KmsAlias
 from cdktn_provider_aws.kms_key import KmsKey
 from cdktn_provider_aws.kms_replica_key import KmsReplicaKey
 
-from modules import iam
-from modules.compliance import skip
+from modules.parts import iam
+from modules.parts.compliance import skip
 from modules.config import Environment
-from modules.context import Account, current_account
-from modules.outputs import publish
-from modules.storage import SecureBucket, access_log_bucket, encrypted_log_group, protect
+from modules.parts.context import Account, current_account
+from modules.parts.outputs import publish
+from modules.parts.storage import SecureBucket, access_log_bucket, encrypted_log_group, protect
 
 
 @dataclass(frozen=True)
@@ -44,30 +44,7 @@ class Foundation(Construct):
         account = current_account(self, env.region)
         trail_name = env.resource_name("trail")
 
-        # KMS refuses a key policy naming a principal that does not exist yet (CreateKey,
-        # PutKeyPolicy): where this environment creates the account's Auto Scaling role, the
-        # key waits for it (the provider retries while IAM propagates the new role).
-        autoscaling_role = None
-        if cfg.create_autoscaling_service_linked_role:
-            autoscaling_role = IamServiceLinkedRole(
-                self, "autoscaling_service_linked_role", aws_service_name="autoscaling.amazonaws.com",
-                description="Launches EC2 Auto Scaling instances (one per account; GPU volumes use the KMS key)")
-            protect(autoscaling_role, env.protect_stateful)
-        self.key = KmsKey(
-            self, "key", description=f"{env.resource_name('key')}: encrypts data and logs of {env.name}",
-            enable_key_rotation=True, deletion_window_in_days=30, multi_region=bool(replica_providers),
-            policy=iam.document(*_key_policy(account, trail_name if cfg.cloudtrail else None, autoscaling=True)),
-            depends_on=[autoscaling_role] if autoscaling_role else None)
-        protect(self.key, env.protect_stateful)
-        replica_keys = {}
-        for region, provider in (replica_providers or {}).items():
-            replica = KmsReplicaKey(
-                self, f"key_replica_{region.replace('-', '_')}", provider=provider, primary_key_arn=self.key.arn,
-                description=f"{env.resource_name('key')} replica for data replicated to {region}",
-                deletion_window_in_days=30, policy=iam.document(*_key_policy(replace(account, region=region), None)))
-            protect(replica, env.protect_stateful)
-            replica_keys[region] = replica.arn
-        KmsAlias(self, "key_alias", name=f"alias/{env.resource_name('key')}", target_key_id=self.key.key_id)
+        replica_keys = self._keys(env, account, trail_name, replica_providers or {})
 
         def bucket(id: str, name: str, **kwargs: object) -> SecureBucket:
             return SecureBucket(self, id, name=name, protect_data=env.protect_stateful,
@@ -110,6 +87,35 @@ class Foundation(Construct):
             "alb_log_bucket": (alb_logs.name, "S3 bucket receiving the public ALB's access logs"),
             "access_log_bucket": (access_logs.name, "S3 bucket receiving the other buckets' server access logs"),
         })
+
+    def _keys(self, env: Environment, account: Account, trail_name: str,
+              replica_providers: Mapping[str, TerraformProvider]) -> dict[str, str]:
+        """The environment's key (self.key) and its replicas; returns replica key ARNs by region."""
+        # KMS refuses a key policy naming a principal that does not exist yet (CreateKey,
+        # PutKeyPolicy): where this environment creates the account's Auto Scaling role, the
+        # key waits for it (the provider retries while IAM propagates the new role).
+        autoscaling_role = None
+        if env.foundation.create_autoscaling_service_linked_role:
+            autoscaling_role = IamServiceLinkedRole(
+                self, "autoscaling_service_linked_role", aws_service_name="autoscaling.amazonaws.com",
+                description="Launches EC2 Auto Scaling instances (one per account; GPU volumes use the KMS key)")
+            protect(autoscaling_role, env.protect_stateful)
+        self.key = KmsKey(
+            self, "key", description=f"{env.resource_name('key')}: encrypts data and logs of {env.name}",
+            enable_key_rotation=True, deletion_window_in_days=30, multi_region=bool(replica_providers),
+            policy=iam.document(*_key_policy(account, trail_name if env.foundation.cloudtrail else None, autoscaling=True)),
+            depends_on=[autoscaling_role] if autoscaling_role else None)
+        protect(self.key, env.protect_stateful)
+        replica_keys = {}
+        for region, provider in replica_providers.items():
+            replica = KmsReplicaKey(
+                self, f"key_replica_{region.replace('-', '_')}", provider=provider, primary_key_arn=self.key.arn,
+                description=f"{env.resource_name('key')} replica for data replicated to {region}",
+                deletion_window_in_days=30, policy=iam.document(*_key_policy(replace(account, region=region), None)))
+            protect(replica, env.protect_stateful)
+            replica_keys[region] = replica.arn
+        KmsAlias(self, "key_alias", name=f"alias/{env.resource_name('key')}", target_key_id=self.key.key_id)
+        return replica_keys
 
     def _trail(self, env: Environment, account: Account, trail_name: str,
                bucket: Callable[..., SecureBucket], access_log_bucket: SecureBucket) -> None:

@@ -1,0 +1,1 @@
+"""The platform's layers: one module per Terraform stack, plus the state stack. Layers import parts and config only."""

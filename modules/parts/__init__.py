@@ -1,0 +1,1 @@
+"""Building blocks the layers are made of (secure bucket, generated secret, IAM documents, GPU host, Lambda packaging)."""

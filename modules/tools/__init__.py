@@ -1,0 +1,1 @@
+"""Tools that read synthesized output or compose the app for another purpose: export, diagram, cost, README, pipeline."""
