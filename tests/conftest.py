@@ -7,6 +7,7 @@ compliance gate runs once over the same output.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
 import time
@@ -90,6 +91,45 @@ class BackgroundValidation(threading.Thread):
         except ToolError as err:
             self.skip_reason = str(err)
         self.seconds = time.monotonic() - started
+
+
+class BackgroundModuleTests(threading.Thread):
+    """`terraform test` of the exported modules, and of a copy of the network's with one
+    promise broken (it must fail), run beside the other tests."""
+
+    def __init__(self, work: Path) -> None:
+        super().__init__(name="terraform-test", daemon=True)
+        self.work = work
+        self.results: dict[str, str] = {}
+        self.broken: dict[str, str] = {}
+        self.skip_reason = ""
+
+    def run(self) -> None:
+        from modules.rehearsal.terraform import ToolError, find_toolchain
+        from modules.rehearsal.validate import run_module_tests
+        modules = ROOT / "terraform-modules"
+        broken = self.work / "project" / "terraform-modules" / "network"
+        shutil.copytree(modules / "network", broken)
+        tests = broken / "tests" / "network.tftest.hcl"
+        tests.write_text(tests.read_text().replace('"/vpc/acme-staging-flow-logs"', '"/vpc/somebody-else"'))
+        try:
+            toolchain = find_toolchain()
+            self.results = run_module_tests(self.work / "modules", toolchain)
+            self.broken = run_module_tests(self.work / "broken", toolchain, self.work / "project")
+        except ToolError as err:
+            self.skip_reason = str(err)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def module_tests(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Starts the background `terraform test` runs when tests/test_module_tests.py is selected."""
+    if not any(Path(str(item.fspath)).name == "test_module_tests.py" for item in request.session.items):
+        yield None
+        return
+    job = BackgroundModuleTests(tmp_path_factory.mktemp("module-tests"))
+    job.start()
+    yield job
+    job.join()
 
 
 @pytest.fixture(scope="session", autouse=True)

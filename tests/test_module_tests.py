@@ -1,38 +1,30 @@
 """`terraform test` of the exported modules (their tests/*.tftest.hcl), with a mocked AWS
 provider from the local mirror: inputs produce the resources they promise, bad inputs fail
-their validation at plan."""
+their validation at plan. The runs start beside the other tests (conftest's `module_tests`)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from modules.rehearsal import terraform as tf
-from modules.rehearsal.validate import run_module_tests
-
 MODULES = Path(__file__).resolve().parent.parent / "terraform-modules"
 
 
-def test_every_module_test_passes(tmp_path: Path) -> None:
-    try:
-        toolchain = tf.find_toolchain()
-    except tf.ToolError as missing:
-        pytest.skip(f"terraform test not run: {missing}")
-    results = run_module_tests(tmp_path, toolchain)
-    assert sorted(results) == sorted(p.parent.name for p in MODULES.glob("*/tests"))
-    assert {module: output for module, output in results.items() if output} == {}
+def _finished(module_tests) -> None:  # type: ignore[no-untyped-def]
+    module_tests.join(timeout=600)
+    if module_tests.skip_reason:
+        pytest.skip(f"terraform test not run: {module_tests.skip_reason}")
+    assert not module_tests.is_alive(), "terraform test did not finish within 10 minutes"
 
 
-def test_a_broken_promise_fails_the_module_tests(tmp_path: Path) -> None:
-    try:
-        toolchain = tf.find_toolchain()
-    except tf.ToolError as missing:
-        pytest.skip(f"terraform test not run: {missing}")
-    project = tmp_path / "project"
-    shutil.copytree(MODULES / "network", project / "terraform-modules" / "network")
-    tests = project / "terraform-modules" / "network" / "tests" / "network.tftest.hcl"
-    tests.write_text(tests.read_text().replace('"/vpc/acme-staging-flow-logs"', '"/vpc/somebody-else"'))
-    results = run_module_tests(tmp_path / "work", toolchain, project)
-    assert "The flow log group is not named after project and environment." in results["network"]
+def test_every_module_test_passes(module_tests) -> None:
+    _finished(module_tests)
+    assert sorted(module_tests.results) == sorted(p.parent.name for p in MODULES.glob("*/tests"))
+    assert {module: output for module, output in module_tests.results.items() if output} == {}
+
+
+def test_a_broken_promise_fails_the_module_tests(module_tests) -> None:
+    """The network's tests, with one asserted name changed, must fail on that assertion."""
+    _finished(module_tests)
+    assert "The flow log group is not named after project and environment." in module_tests.broken["network"]
