@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from modules.config import load_environment
 from modules.config.models import Environment
+from modules.rehearsal.validate import MODULE_CONSTRAINT
 from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, HAND_MADE_SETTINGS, MODULES_DIR, OUTPUT_TYPES,
                             STRAIGHT_SETTINGS, TERRAFORM_TYPES, ExportError, blocks, export_modules, hand_written)
 from policies.gate import Stack as GateStack, classify, run_checkov
@@ -44,6 +45,7 @@ def test_every_layer_exports_a_provider_less_module(exported: Path) -> None:
         doc = module_doc(exported, layer)
         assert "provider" not in doc and "backend" not in doc["terraform"], layer
         assert doc["terraform"]["required_providers"]["aws"] == {"source": "hashicorp/aws", "version": ">= 6.0, < 7.0"}
+        assert MODULE_CONSTRAINT == ">= 6.0, < 7.0"  # what validate and the module tests pin for the mirror
         outputs = blocks(doc, "output")
         # every field of the layer's typed outputs is a module output
         if layer in OUTPUT_TYPES:

@@ -50,3 +50,14 @@ def test_the_changelog_names_its_versions_newest_first() -> None:
     assert release.newest_version(CHANGELOG_2) == (2, 0, 0)
     with pytest.raises(ValueError, match="no released version"):
         release.newest_version("# Changelog\n\n## [Unreleased]\n")
+
+
+def test_a_missing_record_or_version_is_one_clear_line(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(release, "RECORD", tmp_path / "interface.json")
+    assert release.main([]) == 2
+    assert "python -m modules.tools.release --record" in capsys.readouterr().err
+    monkeypatch.setattr(release, "CHANGELOG", tmp_path / "CHANGELOG.md")
+    (tmp_path / "CHANGELOG.md").write_text("# Changelog\n\n## [Unreleased]\n")
+    assert release.main(["--record"]) == 2
+    assert "no released version" in capsys.readouterr().err
+    assert not (tmp_path / "interface.json").exists()

@@ -162,13 +162,13 @@ def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], t
             if gone:
                 tf.run(toolchain, cli_config, ["state", "rm", *gone], env_dir / name, log)
                 result.notes.append(f"deleted directly before destroy (emulator difference): {', '.join(gone)}")
-        done = tf.run(toolchain, cli_config, ["destroy", "-auto-approve", "-input=false"], env_dir / name, log)
-        output = done.stdout + done.stderr
-        retry = None if protected or done.returncode == 0 else destroy_retry(tf.errors(output), output)
+        destroy = ["destroy", "-auto-approve", "-input=false"]
+        done = tf.run(toolchain, cli_config, destroy, env_dir / name, log)
+        output, errors = done.stdout + done.stderr, tf.errors(done.stdout + done.stderr)
+        retry = None if protected or done.returncode == 0 else destroy_retry(errors, output)
         if retry:
-            result.notes.append(f"emulator difference {retry.name}: destroy run once more after "
-                                f"{'; '.join(tf.errors(output))}")
-            done = tf.run(toolchain, cli_config, ["destroy", "-auto-approve", "-input=false"], env_dir / name, log)
+            result.notes.append(f"emulator difference {retry.name}: destroy run once more after {'; '.join(errors)}")
+            done = tf.run(toolchain, cli_config, destroy, env_dir / name, log)
             output = done.stdout + done.stderr
         if protected:
             if done.returncode != 0 and REFUSAL in output:

@@ -22,6 +22,13 @@ from modules.rehearsal.rewrite import close_provider_gap, pin_provider
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXPORTED_CONSTRAINT = re.compile(r'version\s*=\s*">= 6[^"]*"')
+# The exported modules' constraint (modules/tools/export.py, not imported: it loads the bindings).
+MODULE_CONSTRAINT = ">= 6.0, < 7.0"
+
+
+def pinned_module(main_tf_json: str, provider_version: str) -> str:
+    """An exported module's main.tf.json requiring the mirror's provider version instead."""
+    return main_tf_json.replace(MODULE_CONSTRAINT, provider_version)
 
 
 def build_root(synth_stacks: Path, work: Path, provider_version: str, project: Path = ROOT) -> dict[str, str]:
@@ -52,7 +59,7 @@ def build_root(synth_stacks: Path, work: Path, provider_version: str, project: P
     for module_dir in sorted(p.parent for p in (project / "terraform-modules").glob("*/main.tf.json")):
         copy = work / "terraform-modules" / module_dir.name
         copy.mkdir(parents=True)
-        text = (module_dir / "main.tf.json").read_text().replace(">= 6.0, < 7.0", provider_version)
+        text = pinned_module((module_dir / "main.tf.json").read_text(), provider_version)
         (copy / "main.tf.json").write_text(text)
         if (module_dir / "assets").is_dir():
             (copy / "assets").symlink_to(module_dir / "assets")
@@ -96,7 +103,7 @@ def run_module_tests(work: Path, toolchain: tf.Toolchain | None = None, project:
         copy = work / module.name
         shutil.copytree(module, copy, dirs_exist_ok=True)
         main = copy / "main.tf.json"
-        main.write_text(main.read_text().replace(">= 6.0, < 7.0", toolchain.provider_version))
+        main.write_text(pinned_module(main.read_text(), toolchain.provider_version))
         log = work / f"{module.name}.log"
         tf.init(toolchain, cli_config, copy, log, backend=False)
         done = tf.run(toolchain, cli_config, ["test", "-no-color"], copy, log, timeout=600)

@@ -80,13 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="record the interface under the newest version")
     args = parser.parse_args(argv)
-    changelog, current = CHANGELOG.read_text(), interface()
-    if args.record:
-        version = ".".join(str(part) for part in newest_version(changelog))
-        RECORD.write_text(json.dumps({"version": version, "modules": current}, indent=1, sort_keys=True) + "\n")
-        print(f"recorded the interface of modules/v{version} in {RECORD.relative_to(ROOT)}")
-        return 0
-    found = problems(changelog, json.loads(RECORD.read_text()), current)
+    try:
+        changelog, current = CHANGELOG.read_text(), interface()
+        if args.record:
+            version = ".".join(str(part) for part in newest_version(changelog))
+            RECORD.write_text(json.dumps({"version": version, "modules": current}, indent=1, sort_keys=True) + "\n")
+            print(f"recorded the interface of modules/v{version} in {RECORD.relative_to(ROOT)}")
+            return 0
+        found = problems(changelog, json.loads(RECORD.read_text()), current)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"release: cannot check the modules' interface: {err}. Fix: keep CHANGELOG.md with a "
+              "`## [X.Y.Z] - YYYY-MM-DD` entry and record the interface with `python -m modules.tools.release "
+              "--record`.", file=sys.stderr)
+        return 2
     print("\n".join(found) or "the modules keep the recorded interface or declare a new major version")
     return 1 if found else 0
 
