@@ -241,12 +241,13 @@ def test_responses_are_cached_only_on_request_and_limits_are_shared(stacks) -> N
     assert "routing_strategy" not in config["router_settings"]  # no per-deployment limits configured
     # an enterprise-only setting: without a licence LiteLLM ignores it and warns on every request
     assert "max_request_size_mb" not in config["general_settings"]
+    from modules.config.settings import Identity, settings_for
     from modules.layers.gateway import litellm_config
     env = load_environment("dev")
     routes = [env.gateway.models[0].model_copy(update={"rpm": 60, "tpm": 100_000}), *env.gateway.models[1:]]
     gateway = env.gateway.model_copy(update={
         "models": routes, "license_secret_arn": "arn:aws:secretsmanager:eu-west-2:111122223333:secret:licence"})
-    limited = litellm_config(env.model_copy(update={"gateway": gateway}))
+    limited = litellm_config(Identity.of(env), settings_for(env.model_copy(update={"gateway": gateway}), "gateway"))
     assert limited["router_settings"]["routing_strategy"] == "usage-based-routing-v2"
     assert limited["router_settings"]["num_retries"] == 0  # an over-limit request gets its 429 at once
     # the router admits rpm - 1 per minute: rendering rpm + 1 admits the configured 60

@@ -17,6 +17,7 @@ from conftest import ENVIRONMENTS, Stack
 from modules.config import Environment, load_environment
 from modules.layers.foundation import Foundation
 from modules.parts.gpu_host import SCRIPT
+from modules.config.settings import Identity, settings_for
 from modules.layers.llm import AMI_PARAMETER, LAUNCH_HOOK, Llm
 from modules.layers.network import Network
 from modules.engine.stacks import APP_CONTEXT, LayerStack
@@ -30,10 +31,13 @@ def llm(request, stacks) -> Stack:
 def synth_llm(env: Environment, outdir: Path) -> Stack:
     """Only the stacks the llm layer reads (foundation, network) and the llm stack itself."""
     app = App(outdir=str(outdir), context=APP_CONTEXT)
-    foundation = Foundation(LayerStack(app, env, "foundation"), "foundation", env=env)
-    network = Network(LayerStack(app, env, "network"), "network", env=env,
-                      kms_key_arn=foundation.outputs.kms_key_arn)
-    Llm(LayerStack(app, env, "llm"), "llm", env=env, network=network.outputs, foundation=foundation.outputs)
+    identity = Identity.of(env)
+    foundation = Foundation(LayerStack(app, env, "foundation"), "foundation", identity=identity,
+                            settings=settings_for(env, "foundation"))
+    network = Network(LayerStack(app, env, "network"), "network", identity=identity,
+                      settings=settings_for(env, "network"), kms_key_arn=foundation.outputs.kms_key_arn)
+    Llm(LayerStack(app, env, "llm"), "llm", identity=identity, settings=settings_for(env, "llm"),
+        network=network.outputs, foundation=foundation.outputs)
     app.synth()
     name = f"{env.name}-llm"
     return Stack(name, json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text()))

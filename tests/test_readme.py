@@ -31,7 +31,7 @@ def test_the_sections_come_from_their_sources(sections: dict[str, str], stacks) 
     assert len(sections["skips"].splitlines()) == 2 + len(declared)
     assert "| CKV_AWS_252 | `prod` (1 resource) |" in sections["skips"]  # an environment's own skip
     assert f"synthesized {len(stacks)} stacks of " in sections["synth-output"]
-    assert "| `modules/config/` | Typed, validated environment configuration. Modules: loader, models, rules. |" \
+    assert "| `modules/config/` | Typed, validated environment configuration. Modules: loader, models, rules, settings. |" \
         in sections["layout"]
 
 

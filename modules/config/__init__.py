@@ -4,7 +4,7 @@ An environment is a folder under `environments/` holding `environment.toml`. It 
 into frozen, strictly typed pydantic models (`models`), then checked against the rules that
 span fields (`rules`: subnets inside the VPC, HA needs two AZs, …). `loader` reports every
 problem at once, each naming the environment, the field and the fix; no construct is built
-before all selected environments pass.
+before all selected environments pass. `settings` says what each layer is given of it.
 """
 
 from modules.config.loader import (CONFIG_FILE, ENVIRONMENTS_DIR, ConfigError, available_environments,

@@ -129,7 +129,7 @@ class _Partial:
     def __getattr__(self, name: str) -> Any:
         field = self._model.model_fields.get(name)
         if field is None:
-            method = getattr(self._model, name)  # e.g. Environment.resource_name, bound to this view
+            method = getattr(self._model, name)  # a model's method, bound to this view
             return method.__get__(self) if callable(method) else method
         loc = self._loc + (name,)
         if name not in self._raw:

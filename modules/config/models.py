@@ -263,7 +263,3 @@ class Environment(Section):
     llm: Llm = Llm()
     realtime: Realtime = Realtime()
     observability: Observability = Observability()
-
-    def resource_name(self, suffix: str) -> str:
-        """`<project>-<env>-<suffix>`: the one naming rule for AWS resource names."""
-        return f"{self.project}-{self.name}-{suffix}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from cdktn import App
 
 from modules.config import Environment
+from modules.config.settings import Identity, settings_for
 from modules.layers.data import Data
 from modules.layers.edge import Edge
 from modules.layers.foundation import Foundation
@@ -28,22 +29,30 @@ def build_app(environments: list[Environment], outdir: str | None = None) -> App
 
 
 def build_environment(app: App, env: Environment) -> None:
+    identity = Identity.of(env)
+
+    def read(layer: str) -> dict:
+        """What a layer is given of the environment: the identity and its own settings."""
+        return {"identity": identity, "settings": settings_for(env, layer)}
+
     if env.backend.type == "s3":
-        StateStore(LayerStack(app, env, STATE_LAYER), "state", env=env)
+        StateStore(LayerStack(app, env, STATE_LAYER), "state", **read(STATE_LAYER))
     foundation_stack = LayerStack(app, env, "foundation", replica_regions=tuple(env.data.dynamodb_replica_regions))
-    foundation = Foundation(foundation_stack, "foundation", env=env,
+    foundation = Foundation(foundation_stack, "foundation", **read("foundation"),
                             replica_providers=foundation_stack.replica_providers)
-    network = Network(LayerStack(app, env, "network"), "network", env=env,
+    network = Network(LayerStack(app, env, "network"), "network", **read("network"),
                       kms_key_arn=foundation.outputs.kms_key_arn)
-    edge = Edge(LayerStack(app, env, "edge"), "edge", env=env, network=network.outputs,
+    edge = Edge(LayerStack(app, env, "edge"), "edge", **read("edge"), network=network.outputs,
                 foundation=foundation.outputs)
-    data = Data(LayerStack(app, env, "data"), "data", env=env, network=network.outputs,
+    data = Data(LayerStack(app, env, "data"), "data", **read("data"), network=network.outputs,
                 foundation=foundation.outputs)
-    llm = Llm(LayerStack(app, env, "llm"), "llm", env=env, network=network.outputs, foundation=foundation.outputs)
-    gateway = Gateway(LayerStack(app, env, "gateway"), "gateway", env=env, network=network.outputs,
+    llm = Llm(LayerStack(app, env, "llm"), "llm", **read("llm"), network=network.outputs,
+              foundation=foundation.outputs)
+    gateway = Gateway(LayerStack(app, env, "gateway"), "gateway", **read("gateway"), network=network.outputs,
                       foundation=foundation.outputs, data=data.outputs, edge=edge.outputs, llm=llm.outputs)
-    realtime = Realtime(LayerStack(app, env, "realtime"), "realtime", env=env, network=network.outputs,
+    realtime = Realtime(LayerStack(app, env, "realtime"), "realtime", **read("realtime"), network=network.outputs,
                         foundation=foundation.outputs, data=data.outputs)
-    Observability(LayerStack(app, env, "observability"), "observability", env=env, foundation=foundation.outputs,
-                  watched=Watched(edge=edge.outputs, gateway=gateway.outputs, data=data.outputs, llm=llm.outputs,
-                                  realtime=realtime.outputs))
+    Observability(LayerStack(app, env, "observability"), "observability", **read("observability"),
+                  foundation=foundation.outputs, watched=Watched(edge=edge.outputs, gateway=gateway.outputs,
+                                                                 data=data.outputs, llm=llm.outputs,
+                                                                 realtime=realtime.outputs))

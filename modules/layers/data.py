@@ -28,7 +28,8 @@ from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachmen
 from modules.parts import iam
 from modules.catalogue.alarms import max_connections
 from modules.parts.compliance import skip
-from modules.config import Environment
+from modules.config import models
+from modules.config.settings import Identity
 from modules.parts.context import current_account
 from modules.layers.foundation import FoundationOutputs
 from modules.layers.network import NetworkOutputs, Port
@@ -63,15 +64,16 @@ class DataOutputs:
 class Data(Construct):
     """The stateful stores, in the database subnets, encrypted with the environment key."""
 
-    def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
+    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: models.Data, network: NetworkOutputs,
                  foundation: FoundationOutputs) -> None:
         super().__init__(scope, id)
+        self._identity, self._settings = identity, settings
         self._key = foundation.kms_key_arn
-        db = self._postgres(env, network)
-        redis, redis_secret = self._redis(env, network)
-        connections = self._table(env, foundation, "connections_table", env.resource_name("connections"),
+        db = self._postgres(network)
+        redis, redis_secret = self._redis(network)
+        connections = self._table(foundation, "connections_table", identity.resource_name("connections"),
                                   hash_key="connectionId")
-        history = self._table(env, foundation, "history_table", env.resource_name("chat-history"),
+        history = self._table(foundation, "history_table", identity.resource_name("chat-history"),
                               hash_key="userSession", range_key="createdAt")
         self.outputs = DataOutputs(
             db_address=db.address, db_port=Port.POSTGRES, db_name=DATABASE_NAME, db_username=MASTER_USERNAME,
@@ -84,7 +86,8 @@ class Data(Construct):
             redis_address=redis.primary_endpoint_address, redis_port=Port.REDIS,
             redis_auth_secret_arn=redis_secret.arn, db_instance_id=db.identifier,
             # ElastiCache names a replication group's nodes <group>-001, -002, …
-            redis_node_ids=[f"{env.resource_name('redis')}-{i:03d}" for i in range(1, 2 + env.data.redis_replicas)],
+            redis_node_ids=[f"{identity.resource_name('redis')}-{i:03d}" for i in range(1,
+                                                                                        2 + settings.redis_replicas)],
             connections_table_name=connections.name, connections_table_arn=connections.arn,
             history_table_name=history.name, history_table_arn=history.arn)
         publish(self, {
@@ -100,24 +103,26 @@ class Data(Construct):
 
     # --- PostgreSQL ---------------------------------------------------------------------------
 
-    def _postgres(self, env: Environment, network: NetworkOutputs) -> DbInstance:
-        cfg, protected = env.data, env.protect_stateful
-        identifier = env.resource_name("postgres")
-        account = current_account(self, env.region)
-        subnets = DbSubnetGroup(self, "db_subnet_group", name=env.resource_name("db"),
+    def _postgres(self, network: NetworkOutputs) -> DbInstance:
+        identity, settings = self._identity, self._settings
+        protected = identity.protect_stateful
+        identifier = identity.resource_name("postgres")
+        account = current_account(self, identity.region)
+        subnets = DbSubnetGroup(self, "db_subnet_group", name=identity.resource_name("db"),
                                 subnet_ids=network.database_subnet_ids)
-        major = cfg.postgres_version.split(".")[0]
-        parameters = DbParameterGroup(self, "db_parameters", name=env.resource_name(f"postgres{major}"),
+        major = settings.postgres_version.split(".")[0]
+        parameters = DbParameterGroup(self, "db_parameters", name=identity.resource_name(f"postgres{major}"),
                                       family=f"postgres{major}", parameter=[
-                                          DbParameterGroupParameter(name=name, value=value, apply_method="pending-reboot")
+                                          DbParameterGroupParameter(name=name, value=value,
+                                                                    apply_method="pending-reboot")
                                           for name, value in (("rds.force_ssl", "1"), ("log_connections", "1"),
                                                               ("log_disconnections", "1"),
                                                               ("log_min_duration_statement", "1000"),
                                                               ("log_statement", "ddl"),
                                                               # known, so rds-connections alarms on 80 % of it
                                                               ("max_connections",
-                                                               str(max_connections(cfg.db_instance_class))))])
-        monitoring = iam.service_role(self, "db_monitoring_role", name=env.resource_name("rds-monitoring"),
+                                                               str(max_connections(settings.db_instance_class))))])
+        monitoring = iam.service_role(self, "db_monitoring_role", name=identity.resource_name("rds-monitoring"),
                                       service="monitoring.rds.amazonaws.com", source_account=account.id,
                                       statements=[])
         IamRolePolicyAttachment(
@@ -125,20 +130,20 @@ class Data(Construct):
             policy_arn=f"arn:{account.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
         # Created ahead of RDS so the exported logs are encrypted and expire.
         log_groups = [encrypted_log_group(self, f"db_log_group_{log}", name=f"/aws/rds/instance/{identifier}/{log}",
-                                          kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
+                                          kms_key_arn=self._key, retention_days=identity.log_retention_days,
                                           protect_data=protected)
                       for log in ("postgresql", "upgrade")]
         db = DbInstance(
-            self, "postgres", identifier=identifier, engine="postgres", engine_version=cfg.postgres_version,
-            instance_class=cfg.db_instance_class, storage_type="gp3", allocated_storage=cfg.db_storage_gb,
-            max_allocated_storage=cfg.db_max_storage_gb, storage_encrypted=True, kms_key_id=self._key,
+            self, "postgres", identifier=identifier, engine="postgres", engine_version=settings.postgres_version,
+            instance_class=settings.db_instance_class, storage_type="gp3", allocated_storage=settings.db_storage_gb,
+            max_allocated_storage=settings.db_max_storage_gb, storage_encrypted=True, kms_key_id=self._key,
             db_name=DATABASE_NAME, username=MASTER_USERNAME, port=Port.POSTGRES,
             # RDS generates, stores (Secrets Manager, environment key) and rotates the password:
             # it never appears in code, synthesized JSON or Terraform state.
             manage_master_user_password=True, master_user_secret_kms_key_id=self._key,
-            iam_database_authentication_enabled=True, multi_az=cfg.multi_az, db_subnet_group_name=subnets.name,
+            iam_database_authentication_enabled=True, multi_az=settings.multi_az, db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[network.security_group_ids["database"]], publicly_accessible=False,
-            parameter_group_name=parameters.name, backup_retention_period=cfg.backup_retention_days,
+            parameter_group_name=parameters.name, backup_retention_period=settings.backup_retention_days,
             # The windows must not conflict (RDS API); a gap keeps them apart even at their edges.
             backup_window="03:00-04:00", maintenance_window="sun:04:30-sun:05:30", copy_tags_to_snapshot=True,
             monitoring_interval=60, monitoring_role_arn=monitoring.arn, performance_insights_enabled=True,
@@ -148,7 +153,7 @@ class Data(Construct):
             final_snapshot_identifier=f"{identifier}-final" if protected else None,
             depends_on=log_groups)
         protect(db, protected)
-        if not cfg.multi_az:
+        if not settings.multi_az:
             skip(db, "CKV_AWS_157", DISPOSABLE + "a single-AZ database halves the cost of a development stack.")
         if not protected:
             skip(db, "CKV_AWS_293", DISPOSABLE + "the database is dropped with the environment.")
@@ -156,26 +161,28 @@ class Data(Construct):
 
     # --- Redis --------------------------------------------------------------------------------
 
-    def _redis(self, env: Environment, network: NetworkOutputs) -> tuple[ElasticacheReplicationGroup, GeneratedSecret]:
-        cfg, protected = env.data, env.protect_stateful
-        name = env.resource_name("redis")
-        token = GeneratedSecret(self, "redis_auth", name=f"{env.project}/{env.name}/redis-auth",
+    def _redis(self, network: NetworkOutputs) -> tuple[ElasticacheReplicationGroup, GeneratedSecret]:
+        identity, settings = self._identity, self._settings
+        protected = identity.protect_stateful
+        name = identity.resource_name("redis")
+        token = GeneratedSecret(self, "redis_auth", name=f"{identity.project}/{identity.environment}/redis-auth",
                                 description="Redis AUTH token for LiteLLM and the functions",
                                 kms_key_arn=self._key, protect_data=protected, length=64,
                                 # The token is in state: provider 6.25 had no write-only auth_token;
                                 # 6.69 has auth_token_wo (moving to it is a change of its own).
                                 expose_value=True)
-        subnets = ElasticacheSubnetGroup(self, "redis_subnet_group", name=env.resource_name("redis"),
+        subnets = ElasticacheSubnetGroup(self, "redis_subnet_group", name=identity.resource_name("redis"),
                                          subnet_ids=network.database_subnet_ids)
         slow_log = encrypted_log_group(self, "redis_slow_log", name=f"/aws/elasticache/{name}/slow-log",
-                                       kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
+                                       kms_key_arn=self._key, retention_days=identity.log_retention_days,
                                        protect_data=protected)
-        failover = cfg.redis_replicas > 0
+        failover = settings.redis_replicas > 0
         redis = ElasticacheReplicationGroup(
-            self, "redis", replication_group_id=name, description=f"LiteLLM rate limits and response cache ({env.name})",
-            engine="redis", engine_version=cfg.redis_version, node_type=cfg.redis_node_type, port=Port.REDIS,
-            num_cache_clusters=1 + cfg.redis_replicas, automatic_failover_enabled=failover,
-            multi_az_enabled=failover and cfg.multi_az, subnet_group_name=subnets.name,
+            self, "redis", replication_group_id=name,
+            description=f"LiteLLM rate limits and response cache ({identity.environment})",
+            engine="redis", engine_version=settings.redis_version, node_type=settings.redis_node_type, port=Port.REDIS,
+            num_cache_clusters=1 + settings.redis_replicas, automatic_failover_enabled=failover,
+            multi_az_enabled=failover and settings.multi_az, subnet_group_name=subnets.name,
             security_group_ids=[network.security_group_ids["redis"]], at_rest_encryption_enabled="true",
             kms_key_id=self._key, transit_encryption_enabled=True, auth_token=token.value,
             auth_token_update_strategy="ROTATE", snapshot_retention_limit=7 if protected else 1,
@@ -191,23 +198,24 @@ class Data(Construct):
 
     # --- DynamoDB -----------------------------------------------------------------------------
 
-    def _table(self, env: Environment, foundation: FoundationOutputs, id: str, name: str, *, hash_key: str,
+    def _table(self, foundation: FoundationOutputs, id: str, name: str, *, hash_key: str,
                range_key: str | None = None) -> DynamodbTable:
+        identity, settings = self._identity, self._settings
         attributes = [DynamodbTableAttribute(name=hash_key, type="S")]
         if range_key:
             attributes.append(DynamodbTableAttribute(name=range_key, type="N"))
         replicas = [DynamodbTableReplica(region_name=region, kms_key_arn=foundation.replica_kms_key_arns[region],
                                          point_in_time_recovery=True, propagate_tags=True,
-                                         deletion_protection_enabled=env.protect_stateful)
-                    for region in env.data.dynamodb_replica_regions]
+                                         deletion_protection_enabled=identity.protect_stateful)
+                    for region in settings.dynamodb_replica_regions]
         table = DynamodbTable(
             self, id, name=name, billing_mode="PAY_PER_REQUEST", hash_key=hash_key, range_key=range_key,
             attribute=attributes, ttl=DynamodbTableTtl(enabled=True, attribute_name="expiresAt"),
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
             server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self._key),
-            deletion_protection_enabled=env.protect_stateful, replica=replicas or None,
+            deletion_protection_enabled=identity.protect_stateful, replica=replicas or None,
             # Global tables replicate through the stream.
             stream_enabled=True if replicas else None,
             stream_view_type="NEW_AND_OLD_IMAGES" if replicas else None)
-        protect(table, env.protect_stateful)
+        protect(table, identity.protect_stateful)
         return table

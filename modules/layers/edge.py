@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from constructs import Construct
@@ -38,7 +39,8 @@ from cdktn_provider_aws.wafv2_web_acl_logging_configuration import (
 )
 
 from modules.parts.compliance import skip
-from modules.config import Environment
+from modules.config import models
+from modules.config.settings import Identity
 from modules.layers.foundation import FoundationOutputs
 from modules.layers.network import NetworkOutputs, Port
 from modules.parts.outputs import publish
@@ -101,17 +103,17 @@ def greater_than_pattern(limit: int) -> str:
 class Edge(Construct):
     """WAF (managed rules, rate limit, body size, optional geo and trusted IPs) and the public ALB."""
 
-    def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
+    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: models.Edge, network: NetworkOutputs,
                  foundation: FoundationOutputs) -> None:
         super().__init__(scope, id)
-        cfg = env.edge
+        self._identity, self._settings = identity, settings
         self.alb = Lb(
-            self, "alb", name=env.resource_name("alb"), internal=False, load_balancer_type="application",
+            self, "alb", name=identity.resource_name("alb"), internal=False, load_balancer_type="application",
             security_groups=[network.security_group_ids["alb"]], subnets=network.public_subnet_ids,
-            drop_invalid_header_fields=True, idle_timeout=cfg.idle_timeout_seconds,
-            enable_deletion_protection=env.protect_stateful, desync_mitigation_mode="defensive",
+            drop_invalid_header_fields=True, idle_timeout=settings.idle_timeout_seconds,
+            enable_deletion_protection=identity.protect_stateful, desync_mitigation_mode="defensive",
             access_logs=LbAccessLogs(bucket=foundation.alb_log_bucket, prefix="public-alb", enabled=True))
-        if not env.protect_stateful:
+        if not identity.protect_stateful:
             skip(self.alb, "CKV_AWS_150", "Disposable environment (protect_stateful = false): the ALB is "
                  "rebuilt with the environment, so deletion protection would only block teardown.")
 
@@ -120,22 +122,22 @@ class Edge(Construct):
              "dev boxes, ordinary clients of this API.")
 
         self.target_group = LbTargetGroup(
-            self, "gateway_target_group", name=env.resource_name("gateway"), target_type="ip",
+            self, "gateway_target_group", name=identity.resource_name("gateway"), target_type="ip",
             port=Port.GATEWAY, protocol="HTTP", vpc_id=network.vpc_id, deregistration_delay="30",
             health_check=LbTargetGroupHealthCheck(
                 enabled=True, path=HEALTH_CHECK_PATH, protocol="HTTP", port="traffic-port", interval=30,
                 timeout=5, healthy_threshold=2, unhealthy_threshold=3, matcher="200"))
         LbListener(self, "https_listener", load_balancer_arn=self.alb.arn, port=Port.HTTPS, protocol="HTTPS",
-                   ssl_policy=TLS_POLICY, certificate_arn=cfg.certificate_arn,
+                   ssl_policy=TLS_POLICY, certificate_arn=settings.certificate_arn,
                    default_action=[LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)])
         LbListener(self, "http_redirect_listener", load_balancer_arn=self.alb.arn, port=Port.HTTP, protocol="HTTP",
                    default_action=[LbListenerDefaultAction(type="redirect", redirect=LbListenerDefaultActionRedirect(
                        port=str(Port.HTTPS), protocol="HTTPS", status_code="HTTP_301"))])
 
-        self.web_acl = self._web_acl(env)
+        self.web_acl = self._web_acl()
         Wafv2WebAclAssociation(self, "web_acl_association", resource_arn=self.alb.arn,
                                web_acl_arn=self.web_acl.arn)
-        self._logging(env, foundation)
+        self._logging(foundation)
 
         self.outputs = EdgeOutputs(
             alb_arn=self.alb.arn, alb_arn_suffix=self.alb.arn_suffix, alb_dns_name=self.alb.dns_name,
@@ -143,15 +145,16 @@ class Edge(Construct):
             target_group_arn_suffix=self.target_group.arn_suffix, web_acl_arn=self.web_acl.arn,
             web_acl_name=self.web_acl.name)
         publish(self, {
-            "alb_dns_name": (self.alb.dns_name, "DNS name of the public ALB: point the API's domain at it (CNAME/alias)"),
+            "alb_dns_name": (self.alb.dns_name,
+                             "DNS name of the public ALB: point the API's domain at it (CNAME/alias)"),
             "alb_zone_id": (self.alb.zone_id, "Hosted zone id of the public ALB, for a Route 53 alias record"),
             "alb_url": (f"https://{self.alb.dns_name}", "HTTPS URL of the ALB (the certificate names your domain)"),
             "web_acl_arn": (self.web_acl.arn, "WAF web ACL in front of the ALB"),
         })
 
-    def _web_acl(self, env: Environment) -> Wafv2WebAcl:
-        cfg = env.edge
-        name = env.resource_name("waf")
+    def _web_acl(self) -> Wafv2WebAcl:
+        identity, settings = self._identity, self._settings
+        name = identity.resource_name("waf")
         rules: list[Wafv2WebAclRule] = []
 
         def visibility(metric: str) -> Wafv2WebAclRuleVisibilityConfig:
@@ -167,31 +170,21 @@ class Edge(Construct):
                                          action=rule_action, visibility_config=visibility(rule_name),
                                          rule_label=[Wafv2WebAclRuleRuleLabel(name=label)] if label else None))
 
-        if cfg.trusted_cidrs:
-            trusted = Wafv2IpSet(self, "trusted_ip_set", name=env.resource_name("trusted"), scope="REGIONAL",
-                                 ip_address_version="IPV4", addresses=[str(c) for c in cfg.trusted_cidrs])
+        if settings.trusted_cidrs:
+            trusted = Wafv2IpSet(self, "trusted_ip_set", name=identity.resource_name("trusted"), scope="REGIONAL",
+                                 ip_address_version="IPV4", addresses=[str(c) for c in settings.trusted_cidrs])
             rule("TrustedIps-Allow", 0, {"ip_set_reference_statement": {"arn": trusted.arn}}, "allow")
 
-        override = (Wafv2WebAclRuleOverrideAction(count=Wafv2WebAclRuleOverrideActionCount())
-                    if cfg.managed_rules_action == "count"
-                    else Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()))
-        for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
-            statement: dict[str, Any] = {"name": group, "vendor_name": "AWS"}
-            counted = COUNTED_MANAGED_RULES.get(group, ())
-            if counted:
-                statement["rule_action_override"] = [{"name": r, "action_to_use": {"count": {}}} for r in counted]
-            rules.append(Wafv2WebAclRule(name=group, priority=priority, override_action=override,
-                                         statement={"managed_rule_group_statement": statement},
-                                         visibility_config=visibility(group)))
+        rules += _managed_rule_groups(settings.managed_rules_action, visibility)
 
         rule("RateLimit-PerIP", 4, {"rate_based_statement": {
-            "limit": cfg.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
+            "limit": settings.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
             "block")
-        if cfg.allowed_countries:
+        if settings.allowed_countries:
             rule("GeoBlock", 5, {"not_statement": {"statement": {"geo_match_statement": {
-                "country_codes": list(cfg.allowed_countries)}}}}, "block")
+                "country_codes": list(settings.allowed_countries)}}}}, "block")
         rule("BodySize-Limit", 6, {"regex_match_statement": {
-            "regex_string": greater_than_pattern(cfg.max_body_bytes),
+            "regex_string": greater_than_pattern(settings.max_body_bytes),
             "field_to_match": {"single_header": {"name": "content-length"}},
             "text_transformation": [{"priority": 0, "type": "NONE"}]}}, "block")
         # A chunked body has no Content-Length for the size rule to read: refuse it (OpenAI
@@ -202,27 +195,28 @@ class Edge(Construct):
             "text_transformation": [{"priority": 0, "type": "LOWERCASE"}]}}, "block")
         # Nesting stays two levels deep: the API path is a label, not a nested match.
         rule("ApiPath-Label", 7, _api_path(), "count", label=API_PATH_LABEL)
-        rule("BodyRules-OutsideApi", 8, _body_rules_outside_api(), cfg.managed_rules_action)
+        rule("BodyRules-OutsideApi", 8, _body_rules_outside_api(), settings.managed_rules_action)
 
         acl = Wafv2WebAcl(
-            self, "web_acl", name=name, scope="REGIONAL", description=f"Front door of {env.resource_name('alb')}",
+            self, "web_acl", name=name, scope="REGIONAL", description=f"Front door of {identity.resource_name('alb')}",
             default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()), rule=rules,
             visibility_config=Wafv2WebAclVisibilityConfig(cloudwatch_metrics_enabled=True, metric_name=name,
                                                           sampled_requests_enabled=True))
-        if cfg.managed_rules_action == "count":
+        if settings.managed_rules_action == "count":
             skip(acl, "CKV_AWS_192", "managed_rules_action = count: new managed rules are tuned in count "
                  "mode before they block (WAF operations runbook); production sets block.")
         return acl
 
-    def _logging(self, env: Environment, foundation: FoundationOutputs) -> None:
-        if env.edge.waf_log_destination == "s3":
+    def _logging(self, foundation: FoundationOutputs) -> None:
+        identity, settings = self._identity, self._settings
+        if settings.waf_log_destination == "s3":
             destination = foundation.waf_log_bucket_arn
         else:
             # WAF delivers only to log groups named aws-waf-logs-*.
-            group = encrypted_log_group(self, "waf_log_group", name=f"aws-waf-logs-{env.resource_name('waf')}",
+            group = encrypted_log_group(self, "waf_log_group", name=f"aws-waf-logs-{identity.resource_name('waf')}",
                                         kms_key_arn=foundation.kms_key_arn,
-                                        retention_days=env.foundation.log_retention_days,
-                                        protect_data=env.protect_stateful)
+                                        retention_days=identity.log_retention_days,
+                                        protect_data=identity.protect_stateful)
             destination = group.arn
         Wafv2WebAclLoggingConfiguration(
             self, "waf_logging", resource_arn=self.web_acl.arn, log_destination_configs=[destination],
@@ -247,3 +241,20 @@ def _body_rules_outside_api() -> dict[str, Any]:
         {"or_statement": {"statement": [label(CORE_RULE_SET_LABEL + name.replace("_BODY", "_Body"))
                                         for name in PROMPT_BODY_RULES]}},
         {"not_statement": {"statement": label(API_PATH_LABEL)}}]}}
+
+
+def _managed_rule_groups(action: str, visibility: Callable[[str], Wafv2WebAclRuleVisibilityConfig]
+                         ) -> list[Wafv2WebAclRule]:
+    """AWS's managed rule groups, first after the trusted IPs; in count mode while being tuned."""
+    override = (Wafv2WebAclRuleOverrideAction(count=Wafv2WebAclRuleOverrideActionCount()) if action == "count"
+                else Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()))
+    rules = []
+    for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
+        statement: dict[str, Any] = {"name": group, "vendor_name": "AWS"}
+        counted = COUNTED_MANAGED_RULES.get(group, ())
+        if counted:
+            statement["rule_action_override"] = [{"name": r, "action_to_use": {"count": {}}} for r in counted]
+        rules.append(Wafv2WebAclRule(name=group, priority=priority, override_action=override,
+                                     statement={"managed_rule_group_statement": statement},
+                                     visibility_config=visibility(group)))
+    return rules

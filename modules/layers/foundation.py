@@ -17,7 +17,8 @@ from cdktn_provider_aws.kms_replica_key import KmsReplicaKey
 
 from modules.parts import iam
 from modules.parts.compliance import skip
-from modules.config import Environment
+from modules.config import models
+from modules.config.settings import Identity
 from modules.parts.context import Account, current_account
 from modules.parts.outputs import publish
 from modules.parts.storage import SecureBucket, access_log_bucket, encrypted_log_group, protect
@@ -37,31 +38,31 @@ class FoundationOutputs:
 class Foundation(Construct):
     """One customer-managed KMS key and the S3 buckets every other layer logs into."""
 
-    def __init__(self, scope: Construct, id: str, *, env: Environment,
+    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: models.Foundation,
                  replica_providers: Mapping[str, TerraformProvider] | None = None) -> None:
         super().__init__(scope, id)
-        cfg = env.foundation
-        account = current_account(self, env.region)
-        trail_name = env.resource_name("trail")
+        self._identity, self._settings = identity, settings
+        account = current_account(self, identity.region)
+        trail_name = identity.resource_name("trail")
 
-        replica_keys = self._keys(env, account, trail_name, replica_providers or {})
+        replica_keys = self._keys(account, trail_name, replica_providers or {})
 
         def bucket(id: str, name: str, **kwargs: object) -> SecureBucket:
-            return SecureBucket(self, id, name=name, protect_data=env.protect_stateful,
-                                archive_after_days=cfg.archive_after_days,
-                                expire_after_days=cfg.audit_retention_days, **kwargs)  # type: ignore[arg-type]
+            return SecureBucket(self, id, name=name, protect_data=identity.protect_stateful,
+                                archive_after_days=settings.archive_after_days,
+                                expire_after_days=settings.audit_retention_days, **kwargs)  # type: ignore[arg-type]
 
         # Bucket names are global: suffix the account id.
-        access_log_name = f"{env.resource_name('access-logs')}-{account.id}"
-        waf_name = f"aws-waf-logs-{env.resource_name('waf')}-{account.id}"  # WAF requires this prefix
-        alb_name = f"{env.resource_name('alb-logs')}-{account.id}"
+        access_log_name = f"{identity.resource_name('access-logs')}-{account.id}"
+        waf_name = f"aws-waf-logs-{identity.resource_name('waf')}-{account.id}"  # WAF requires this prefix
+        alb_name = f"{identity.resource_name('alb-logs')}-{account.id}"
 
         access_logs = access_log_bucket(
-            self, "access_logs", name=access_log_name, account=account, protect_data=env.protect_stateful,
-            archive_after_days=cfg.archive_after_days, expire_after_days=cfg.audit_retention_days)
-        audit = bucket("audit", f"{env.resource_name('audit')}-{account.id}", kms_key_arn=self.key.arn,
+            self, "access_logs", name=access_log_name, account=account, protect_data=identity.protect_stateful,
+            archive_after_days=settings.archive_after_days, expire_after_days=settings.audit_retention_days)
+        audit = bucket("audit", f"{identity.resource_name('audit')}-{account.id}", kms_key_arn=self.key.arn,
                        access_log_bucket=access_logs,
-                       object_lock_days=cfg.audit_retention_days if cfg.audit_object_lock else None)
+                       object_lock_days=settings.audit_retention_days if settings.audit_object_lock else None)
         waf = bucket(
             "waf_logs", waf_name, kms_key_arn=self.key.arn, access_log_bucket=access_logs,
             policy_statements=_log_delivery_statements(account, f"arn:{account.partition}:s3:::{waf_name}"))
@@ -73,8 +74,8 @@ class Foundation(Construct):
                 ["s3:PutObject"], [f"arn:{account.partition}:s3:::{alb_name}/*"], sid="ElbAccessLogDelivery",
                 principals={"AWS": elb.arn}),))
 
-        if cfg.cloudtrail:
-            self._trail(env, account, trail_name, bucket, access_logs)
+        if settings.cloudtrail:
+            self._trail(account, trail_name, bucket, access_logs)
 
         self.outputs = FoundationOutputs(
             kms_key_arn=self.key.arn, access_log_bucket=access_logs.name, audit_bucket=audit.name,
@@ -88,38 +89,41 @@ class Foundation(Construct):
             "access_log_bucket": (access_logs.name, "S3 bucket receiving the other buckets' server access logs"),
         })
 
-    def _keys(self, env: Environment, account: Account, trail_name: str,
+    def _keys(self, account: Account, trail_name: str,
               replica_providers: Mapping[str, TerraformProvider]) -> dict[str, str]:
         """The environment's key (self.key) and its replicas; returns replica key ARNs by region."""
+        identity, settings = self._identity, self._settings
         # KMS refuses a key policy naming a principal that does not exist yet (CreateKey,
         # PutKeyPolicy): where this environment creates the account's Auto Scaling role, the
         # key waits for it (the provider retries while IAM propagates the new role).
         autoscaling_role = None
-        if env.foundation.create_autoscaling_service_linked_role:
+        if settings.create_autoscaling_service_linked_role:
             autoscaling_role = IamServiceLinkedRole(
                 self, "autoscaling_service_linked_role", aws_service_name="autoscaling.amazonaws.com",
                 description="Launches EC2 Auto Scaling instances (one per account; GPU volumes use the KMS key)")
-            protect(autoscaling_role, env.protect_stateful)
+            protect(autoscaling_role, identity.protect_stateful)
         self.key = KmsKey(
-            self, "key", description=f"{env.resource_name('key')}: encrypts data and logs of {env.name}",
+            self, "key",
+            description=f"{identity.resource_name('key')}: encrypts data and logs of {identity.environment}",
             enable_key_rotation=True, deletion_window_in_days=30, multi_region=bool(replica_providers),
-            policy=iam.document(*_key_policy(account, trail_name if env.foundation.cloudtrail else None, autoscaling=True)),
+            policy=iam.document(*_key_policy(account, trail_name if settings.cloudtrail else None, autoscaling=True)),
             depends_on=[autoscaling_role] if autoscaling_role else None)
-        protect(self.key, env.protect_stateful)
+        protect(self.key, identity.protect_stateful)
         replica_keys = {}
         for region, provider in replica_providers.items():
             replica = KmsReplicaKey(
                 self, f"key_replica_{region.replace('-', '_')}", provider=provider, primary_key_arn=self.key.arn,
-                description=f"{env.resource_name('key')} replica for data replicated to {region}",
+                description=f"{identity.resource_name('key')} replica for data replicated to {region}",
                 deletion_window_in_days=30, policy=iam.document(*_key_policy(replace(account, region=region), None)))
-            protect(replica, env.protect_stateful)
+            protect(replica, identity.protect_stateful)
             replica_keys[region] = replica.arn
-        KmsAlias(self, "key_alias", name=f"alias/{env.resource_name('key')}", target_key_id=self.key.key_id)
+        KmsAlias(self, "key_alias", name=f"alias/{identity.resource_name('key')}", target_key_id=self.key.key_id)
         return replica_keys
 
-    def _trail(self, env: Environment, account: Account, trail_name: str,
+    def _trail(self, account: Account, trail_name: str,
                bucket: Callable[..., SecureBucket], access_log_bucket: SecureBucket) -> None:
-        trail_bucket_name = f"{env.resource_name('trail')}-{account.id}"
+        identity = self._identity
+        trail_bucket_name = f"{identity.resource_name('trail')}-{account.id}"
         trail_bucket_arn = f"arn:{account.partition}:s3:::{trail_bucket_name}"
         trail_arn = account.arn("cloudtrail", f"trail/{trail_name}")
         source = {"StringEquals": {"aws:SourceArn": trail_arn}}
@@ -132,10 +136,10 @@ class Foundation(Construct):
                           principals={"Service": "cloudtrail.amazonaws.com"}, conditions=source),
             ))
         group = encrypted_log_group(self, "trail_log_group", name=f"/aws/cloudtrail/{trail_name}",
-                                    kms_key_arn=self.key.arn, retention_days=env.foundation.log_retention_days,
-                                    protect_data=env.protect_stateful)
+                                    kms_key_arn=self.key.arn, retention_days=identity.log_retention_days,
+                                    protect_data=identity.protect_stateful)
         role = iam.service_role(
-            self, "trail_role", name=env.resource_name("trail-logs"), service="cloudtrail.amazonaws.com",
+            self, "trail_role", name=identity.resource_name("trail-logs"), service="cloudtrail.amazonaws.com",
             source_account=account.id,
             statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{group.arn}:*"])])
         # CloudTrail checks its bucket policy, the bucket's encryption and its role when the

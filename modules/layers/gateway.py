@@ -41,7 +41,7 @@ from cdktn_provider_aws.sfn_state_machine import (
 
 from modules.parts import iam
 from modules.parts.compliance import skip
-from modules.config import Environment
+from modules.config.settings import Identity, GatewaySettings
 from modules.parts.context import Account, current_account
 from modules.layers.data import DataOutputs
 from modules.layers.edge import EdgeOutputs, HEALTH_CHECK_PATH
@@ -81,7 +81,7 @@ class GatewayOutputs:
     log_group_name: str
 
 
-def litellm_config(env: Environment) -> dict[str, Any]:
+def litellm_config(identity: Identity, settings: GatewaySettings) -> dict[str, Any]:
     """LiteLLM's config: routes from the environment's model list, Redis shared by all tasks.
 
     Holds no secret: every credential is an `os.environ/NAME` reference filled by ECS from
@@ -91,13 +91,14 @@ def litellm_config(env: Environment) -> dict[str, Any]:
     would be replayed to another who sends the same request.
     """
     models = []
-    for route in env.gateway.models:
+    for route in settings.models:
         if route.bedrock_model_id:
-            params: dict[str, Any] = {"model": f"bedrock/{route.bedrock_model_id}", "aws_region_name": env.region}
+            params: dict[str, Any] = {"model": f"bedrock/{route.bedrock_model_id}", "aws_region_name": identity.region}
         elif route.self_hosted:
             # The GPU tier's vLLM server behind the internal ALB; TLS verified against the private
             # name; vLLM serves only callers with its API key (filled by ECS from Secrets Manager).
-            params = {"model": f"hosted_vllm/{env.llm.served_model_name}", "api_base": f"https://{env.llm.dns_name}/v1",
+            params = {"model": f"hosted_vllm/{settings.self_hosted_model_name}",
+                      "api_base": f"https://{settings.self_hosted_dns_name}/v1",
                       "api_key": f"os.environ/{MODEL_API_KEY_VARIABLE}"}
         else:
             params = {"model": f"openai/{route.name}", "api_base": route.upstream_url, "api_key": "none"}
@@ -108,30 +109,31 @@ def litellm_config(env: Environment) -> dict[str, Any]:
     redis = {"host": "os.environ/REDIS_HOST", "port": "os.environ/REDIS_PORT",
              "password": "os.environ/REDIS_PASSWORD"}
     router: dict[str, Any] = {f"redis_{k}": v for k, v in redis.items()}
-    if any(route.rpm or route.tpm for route in env.gateway.models):
+    if any(route.rpm or route.tpm for route in settings.models):
         # The default router treats rpm/tpm as load-balancing weights; this one enforces them
         # across tasks through Redis. Without retries a request over the limit gets its 429 at
         # once (with retries LiteLLM holds it up to a minute, then answers 200).
         router.update(routing_strategy="usage-based-routing-v2", num_retries=0)
     general: dict[str, Any] = {"master_key": "os.environ/LITELLM_MASTER_KEY",
                                "database_connection_pool_limit": 50, "database_connection_timeout": 60}
-    if env.gateway.license_secret_arn:
+    if settings.license_secret_arn:
         # Proxy-side body limit (enterprise only: without a licence LiteLLM skips it and warns
         # on every request). The WAF's Content-Length rule holds the same limit either way.
-        general["max_request_size_mb"] = env.edge.max_body_bytes / 2**20
+        general["max_request_size_mb"] = settings.max_body_bytes / 2**20
     return {
         "model_list": models,
         "router_settings": router,
         "litellm_settings": {"cache": True, "cache_params": {
-            "type": "redis", **redis, "ssl": True, "mode": "default_off", "ttl": env.gateway.cache_ttl_seconds}},
+            "type": "redis", **redis, "ssl": True, "mode": "default_off", "ttl": settings.cache_ttl_seconds}},
         "general_settings": general,
     }
 
 
-def _container(env: Environment, data: DataOutputs, secrets: dict[str, str], log_group_name: str) -> dict[str, Any]:
+def _container(identity: Identity, settings: GatewaySettings, data: DataOutputs, secrets: dict[str, str],
+               log_group_name: str) -> dict[str, Any]:
     """The LiteLLM container definition: plain settings in the environment, credentials as secrets."""
     environment = {
-        "AWS_REGION": env.region,
+        "AWS_REGION": identity.region,
         "LITELLM_LOG": "INFO",
         "STORE_MODEL_IN_DB": "True",
         "LITELLM_MODE": "PRODUCTION",
@@ -140,11 +142,11 @@ def _container(env: Environment, data: DataOutputs, secrets: dict[str, str], log
         "REDIS_HOST": data.redis_address,
         "REDIS_PORT": str(data.redis_port),
         "REDIS_SSL": "True",  # gives the router's Redis client TLS
-        "LITELLM_CONFIG_YAML": json.dumps(litellm_config(env), sort_keys=True),
+        "LITELLM_CONFIG_YAML": json.dumps(litellm_config(identity, settings), sort_keys=True),
     }
     return {
         "name": CONTAINER,
-        "image": env.gateway.image,
+        "image": settings.image,
         "essential": True,
         "entryPoint": ["/bin/sh", "-c"],
         "command": [START_SCRIPT],
@@ -157,37 +159,38 @@ def _container(env: Environment, data: DataOutputs, secrets: dict[str, str], log
         "readonlyRootFilesystem": False,
         "privileged": False,
         "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": log_group_name, "awslogs-region": env.region, "awslogs-stream-prefix": "proxy"}},
+            "awslogs-group": log_group_name, "awslogs-region": identity.region, "awslogs-stream-prefix": "proxy"}},
     }
 
 
 class Gateway(Construct):
     """ECS cluster, LiteLLM task and service in the private subnets, registered in the edge target group."""
 
-    def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
+    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: GatewaySettings,
+                 network: NetworkOutputs,
                  foundation: FoundationOutputs, data: DataOutputs, edge: EdgeOutputs, llm: LlmOutputs) -> None:
         super().__init__(scope, id)
-        cfg = env.gateway
-        account = current_account(self, env.region)
+        self._identity, self._settings = identity, settings
+        account = current_account(self, identity.region)
         key = foundation.kms_key_arn
-        name = env.resource_name("proxy")
+        name = identity.resource_name("proxy")
 
-        logs, exec_logs, cluster, capacity_providers = self._cluster(env, name, key)
-        master_key, secrets, secret_arns = self._secrets(env, key, data, llm)
-        execution_role, task_role = self._roles(env, account, foundation, key, logs, exec_logs, secret_arns)
+        logs, exec_logs, cluster, capacity_providers = self._cluster(name, key)
+        master_key, secrets, secret_arns = self._secrets(key, data, llm)
+        execution_role, task_role = self._roles(account, foundation, key, logs, exec_logs, secret_arns)
         task = EcsTaskDefinition(
             self, "task", family=name, network_mode="awsvpc", requires_compatibilities=["FARGATE"],
-            cpu=str(cfg.cpu), memory=str(cfg.memory), execution_role_arn=execution_role.arn,
+            cpu=str(settings.cpu), memory=str(settings.memory), execution_role_arn=execution_role.arn,
             task_role_arn=task_role.arn,
-            container_definitions=json.dumps([_container(env, data, secrets, logs.name)]),
+            container_definitions=json.dumps([_container(identity, settings, data, secrets, logs.name)]),
             runtime_platform=EcsTaskDefinitionRuntimePlatform(operating_system_family="LINUX",
                                                               cpu_architecture="X86_64"))
         skip(task, "CKV_LLM_6", "LiteLLM writes at start-up (rendered config, Prisma engine and migration "
              "files under the home directory), so the root filesystem cannot be read-only.")
-        service = self._service(env, name, cluster, task, network, edge, capacity_providers)
+        service = self._service(name, cluster, task, network, edge, capacity_providers)
 
-        self._autoscaling(env, cluster.name, service.name)
-        self._redeploy_on_rotation(env, account, cluster.name, service, data.db_master_secret_arn, key)
+        self._autoscaling(cluster.name, service.name)
+        self._redeploy_on_rotation(account, cluster.name, service, data.db_master_secret_arn, key)
         self.outputs = GatewayOutputs(cluster_name=cluster.name, service_name=service.name,
                                       master_key_secret_arn=master_key.arn, log_group_name=logs.name)
         publish(self, {
@@ -195,21 +198,23 @@ class Gateway(Construct):
             "service_name": (service.name, "ECS service of the LiteLLM proxy"),
             "log_group_name": (logs.name, "CloudWatch log group of the proxy containers"),
             "master_key_secret_arn": (master_key.arn, "Secrets Manager ARN of the LiteLLM master key (read it there)"),
-            "ecs_exec_enabled": (cfg.ecs_exec, "Whether `aws ecs execute-command` into proxy tasks is switched on"),
+            "ecs_exec_enabled": (settings.ecs_exec,
+                                 "Whether `aws ecs execute-command` into proxy tasks is switched on"),
         })
 
-    def _cluster(self, env: Environment, name: str, key: str
+    def _cluster(self, name: str, key: str
                  ) -> tuple[CloudwatchLogGroup, CloudwatchLogGroup | None, EcsCluster, EcsClusterCapacityProviders]:
+        identity, settings = self._identity, self._settings
         def log_group(id: str, group_name: str) -> CloudwatchLogGroup:
             return encrypted_log_group(self, id, name=group_name, kms_key_arn=key,
-                                       retention_days=env.foundation.log_retention_days,
-                                       protect_data=env.protect_stateful)
+                                       retention_days=identity.log_retention_days,
+                                       protect_data=identity.protect_stateful)
 
         logs = log_group("log_group", f"/ecs/{name}")
         # ECS Exec (break-glass shell), only where switched on; sessions are recorded, encrypted.
-        exec_logs = log_group("exec_log_group", f"/ecs/{name}-exec") if env.gateway.ecs_exec else None
+        exec_logs = log_group("exec_log_group", f"/ecs/{name}-exec") if settings.ecs_exec else None
         cluster = EcsCluster(
-            self, "cluster", name=env.resource_name("cluster"),
+            self, "cluster", name=identity.resource_name("cluster"),
             setting=[EcsClusterSetting(name="containerInsights", value="enabled")],
             configuration=EcsClusterConfiguration(execute_command_configuration=(
                 EcsClusterConfigurationExecuteCommandConfiguration(
@@ -221,17 +226,18 @@ class Gateway(Construct):
                                                          capacity_providers=["FARGATE", "FARGATE_SPOT"])
         return logs, exec_logs, cluster, capacity_providers
 
-    def _secrets(self, env: Environment, key: str, data: DataOutputs, llm: LlmOutputs
+    def _secrets(self, key: str, data: DataOutputs, llm: LlmOutputs
                  ) -> tuple[GeneratedSecret, dict[str, str], list[str]]:
         """The container's secrets by variable name, and every secret ARN the task may read."""
-        cfg = env.gateway
-        master_key = GeneratedSecret(self, "master_key", name=f"{env.project}/{env.name}/litellm-master-key",
+        identity, settings = self._identity, self._settings
+        master_key = GeneratedSecret(self, "master_key",
+                                     name=f"{identity.project}/{identity.environment}/litellm-master-key",
                                      description="LiteLLM admin (master) key", kms_key_arn=key,
-                                     protect_data=env.protect_stateful, prefix="sk-")
+                                     protect_data=identity.protect_stateful, prefix="sk-")
         # Encrypts provider credentials LiteLLM stores in PostgreSQL; must never change.
-        salt_key = GeneratedSecret(self, "salt_key", name=f"{env.project}/{env.name}/litellm-salt-key",
+        salt_key = GeneratedSecret(self, "salt_key", name=f"{identity.project}/{identity.environment}/litellm-salt-key",
                                    description="LiteLLM salt key for credentials stored in the database",
-                                   kms_key_arn=key, protect_data=env.protect_stateful, prefix="sk-")
+                                   kms_key_arn=key, protect_data=identity.protect_stateful, prefix="sk-")
         secrets = {
             "LITELLM_MASTER_KEY": master_key.arn,
             "LITELLM_SALT_KEY": salt_key.arn,
@@ -239,47 +245,48 @@ class Gateway(Construct):
             "DB_PASSWORD": f"{data.db_master_secret_arn}:password::",
             "REDIS_PASSWORD": data.redis_auth_secret_arn,
         }
-        if cfg.license_secret_arn:
-            secrets["LITELLM_LICENSE"] = cfg.license_secret_arn
-        if any(route.self_hosted for route in cfg.models):
+        if settings.license_secret_arn:
+            secrets["LITELLM_LICENSE"] = settings.license_secret_arn
+        if any(route.self_hosted for route in settings.models):
             secrets[MODEL_API_KEY_VARIABLE] = llm.api_key_secret_arn
         secret_arns = [master_key.arn, salt_key.arn, data.db_master_secret_arn, data.redis_auth_secret_arn,
-                       *([cfg.license_secret_arn] if cfg.license_secret_arn else []),
+                       *([settings.license_secret_arn] if settings.license_secret_arn else []),
                        *([llm.api_key_secret_arn] if MODEL_API_KEY_VARIABLE in secrets else [])]
         return master_key, secrets, secret_arns
 
-    def _roles(self, env: Environment, account: Account, foundation: FoundationOutputs, key: str,
+    def _roles(self, account: Account, foundation: FoundationOutputs, key: str,
                logs: CloudwatchLogGroup, exec_logs: CloudwatchLogGroup | None,
                secret_arns: list[str]) -> tuple[iam.ServiceRole, iam.ServiceRole]:
-        cfg = env.gateway
+        identity, settings = self._identity, self._settings
         execution_role = iam.service_role(
-            self, "execution_role", name=env.resource_name("proxy-execution"), service="ecs-tasks.amazonaws.com",
+            self, "execution_role", name=identity.resource_name("proxy-execution"), service="ecs-tasks.amazonaws.com",
             source_account=account.id, statements=[
                 iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{logs.arn}:*"], sid="Logs"),
                 iam.allow(["secretsmanager:GetSecretValue"], secret_arns, sid="OwnSecrets"),
                 iam.allow(["kms:Decrypt"], [key], sid="DecryptSecrets", conditions={
-                    "StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}}),
-                *iam.registry_pull_statements(cfg.image, account.partition)])
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{identity.region}.amazonaws.com"}}),
+                *iam.registry_pull_statements(settings.image, account.partition)])
         task_role = iam.service_role(
-            self, "task_role", name=env.resource_name("proxy-task"), service="ecs-tasks.amazonaws.com",
+            self, "task_role", name=identity.resource_name("proxy-task"), service="ecs-tasks.amazonaws.com",
             source_account=account.id, statements=[
-                *bedrock_statements(account, [m.bedrock_model_id for m in cfg.models if m.bedrock_model_id]),
+                *bedrock_statements(account, [m.bedrock_model_id for m in settings.models if m.bedrock_model_id]),
                 iam.allow(["s3:PutObject"], [f"{foundation.audit_bucket_arn}/{AUDIT_PREFIX}*"], sid="AuditLogs"),
                 iam.allow(["kms:GenerateDataKey", "kms:Decrypt"], [key], sid="EncryptAuditLogs", conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{env.region}.amazonaws.com"}}),
+                    "StringEquals": {"kms:ViaService": f"s3.{identity.region}.amazonaws.com"}}),
                 *(_exec_statements(exec_logs.arn, key) if exec_logs else []),
             ])
         return execution_role, task_role
 
-    def _service(self, env: Environment, name: str, cluster: EcsCluster, task: EcsTaskDefinition,
+    def _service(self, name: str, cluster: EcsCluster, task: EcsTaskDefinition,
                  network: NetworkOutputs, edge: EdgeOutputs,
                  capacity_providers: EcsClusterCapacityProviders) -> EcsService:
-        cfg = env.gateway
+        settings = self._settings
         service = EcsService(
-            self, "service", name=name, cluster=cluster.id, task_definition=task.arn, desired_count=cfg.capacity.desired,
+            self, "service", name=name, cluster=cluster.id, task_definition=task.arn,
+            desired_count=settings.capacity.desired,
             platform_version="LATEST",
             capacity_provider_strategy=[EcsServiceCapacityProviderStrategy(
-                capacity_provider="FARGATE_SPOT" if cfg.fargate_spot else "FARGATE", weight=1)],
+                capacity_provider="FARGATE_SPOT" if settings.fargate_spot else "FARGATE", weight=1)],
             network_configuration=EcsServiceNetworkConfiguration(
                 subnets=network.private_subnet_ids, security_groups=[network.security_group_ids["gateway"]],
                 assign_public_ip=False),
@@ -288,7 +295,7 @@ class Gateway(Construct):
             health_check_grace_period_seconds=60, deployment_maximum_percent=200,
             deployment_minimum_healthy_percent=100,
             deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
-            enable_execute_command=cfg.ecs_exec, propagate_tags="SERVICE", enable_ecs_managed_tags=True,
+            enable_execute_command=settings.ecs_exec, propagate_tags="SERVICE", enable_ecs_managed_tags=True,
             wait_for_steady_state=False,
             # ECS rejects a capacity provider strategy the cluster does not list yet.
             depends_on=[capacity_providers])
@@ -296,34 +303,36 @@ class Gateway(Construct):
         service.add_override("lifecycle.ignore_changes", ["desired_count"])
         return service
 
-    def _autoscaling(self, env: Environment, cluster_name: str, service_name: str) -> None:
-        cfg = env.gateway
+    def _autoscaling(self, cluster_name: str, service_name: str) -> None:
+        identity, settings = self._identity, self._settings
         target = AppautoscalingTarget(
             self, "scaling_target", service_namespace="ecs", scalable_dimension="ecs:service:DesiredCount",
-            resource_id=f"service/{cluster_name}/{service_name}", min_capacity=cfg.capacity.min,
-            max_capacity=cfg.capacity.max)
-        for metric, value in (("ECSServiceAverageCPUUtilization", cfg.cpu_target_percent),
-                              ("ECSServiceAverageMemoryUtilization", cfg.memory_target_percent)):
+            resource_id=f"service/{cluster_name}/{service_name}", min_capacity=settings.capacity.min,
+            max_capacity=settings.capacity.max)
+        for metric, value in (("ECSServiceAverageCPUUtilization", settings.cpu_target_percent),
+                              ("ECSServiceAverageMemoryUtilization", settings.memory_target_percent)):
             short = "cpu" if "CPU" in metric else "memory"
             AppautoscalingPolicy(
-                self, f"scale_on_{short}", name=env.resource_name(f"proxy-{short}"), policy_type="TargetTrackingScaling",
+                self, f"scale_on_{short}", name=identity.resource_name(f"proxy-{short}"),
+                policy_type="TargetTrackingScaling",
                 service_namespace=target.service_namespace, resource_id=target.resource_id,
                 scalable_dimension=target.scalable_dimension,
                 target_tracking_scaling_policy_configuration=TargetTracking(
                     target_value=value, scale_out_cooldown=60, scale_in_cooldown=300,
                     predefined_metric_specification=PredefinedMetric(predefined_metric_type=metric)))
 
-    def _redeploy_on_rotation(self, env: Environment, account: Account, cluster_name: str, service: EcsService,
+    def _redeploy_on_rotation(self, account: Account, cluster_name: str, service: EcsService,
                               secret_arn: str, key: str) -> None:
         """RDS rotates the database password (every 7 days) and ECS reads secrets only when a task
         starts: when Secrets Manager reports the rotation, a state machine forces a new deployment
         (rolling, circuit-breaker protected) so new tasks start with the new password."""
-        name = env.resource_name("proxy-redeploy")
+        identity = self._identity
+        name = identity.resource_name("proxy-redeploy")
         logs = encrypted_log_group(self, "redeploy_log_group", name=f"/aws/vendedlogs/states/{name}",
-                                   kms_key_arn=key, retention_days=env.foundation.log_retention_days,
-                                   protect_data=env.protect_stateful)
+                                   kms_key_arn=key, retention_days=identity.log_retention_days,
+                                   protect_data=identity.protect_stateful)
         states_key = iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="StateMachineKey", conditions={
-            "StringEquals": {"kms:ViaService": f"states.{env.region}.amazonaws.com"}})
+            "StringEquals": {"kms:ViaService": f"states.{identity.region}.amazonaws.com"}})
         machine_role = iam.service_role(
             self, "redeploy_role", name=name, service="states.amazonaws.com", source_account=account.id,
             statements=[
@@ -352,11 +361,12 @@ class Gateway(Construct):
                 type="CUSTOMER_MANAGED_KMS_KEY", kms_key_id=key, kms_data_key_reuse_period_seconds=300),
             depends_on=[machine_role.policy])
         rule = CloudwatchEventRule(
-            self, "rotation_rule", name=env.resource_name("db-password-rotated"),
+            self, "rotation_rule", name=identity.resource_name("db-password-rotated"),
             description="The RDS-managed database password was rotated",
             event_pattern=json.dumps(rotation_event_pattern(secret_arn)))
         events_role = iam.service_role(
-            self, "rotation_rule_role", name=env.resource_name("db-password-rotated"), service="events.amazonaws.com",
+            self, "rotation_rule_role", name=identity.resource_name("db-password-rotated"),
+            service="events.amazonaws.com",
             source_account=account.id,
             statements=[iam.allow(["states:StartExecution"], [machine.arn], sid="StartRedeploy"), states_key])
         CloudwatchEventTarget(self, "rotation_target", rule=rule.name, arn=machine.arn, role_arn=events_role.arn)
@@ -368,7 +378,8 @@ def rotation_event_pattern(secret_arn: str) -> dict[str, Any]:
     Secrets Manager emits `Secret Label Updated` (AWSCURRENT moved) itself; the CloudTrail
     service event `RotationSucceeded` needs a trail in the account. Either one redeploys."""
     return {"source": ["aws.secretsmanager"], "$or": [
-        {"detail-type": ["Secret Label Updated"], "resources": [secret_arn], "detail": {"labelUpdated": ["AWSCURRENT"]}},
+        {"detail-type": ["Secret Label Updated"], "resources": [secret_arn],
+         "detail": {"labelUpdated": ["AWSCURRENT"]}},
         {"detail-type": ["AWS Service Event via CloudTrail"],
          "detail": {"eventSource": ["secretsmanager.amazonaws.com"], "eventName": ["RotationSucceeded"],
                     "additionalEventData": {"SecretId": [secret_arn]}}},

@@ -26,7 +26,8 @@ from cdktn_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupI
 
 from modules.parts import iam
 from modules.parts.compliance import skip
-from modules.config import Environment
+from modules.config import models
+from modules.config.settings import Identity
 from modules.parts.context import current_account
 from modules.parts.outputs import publish
 from modules.parts.storage import encrypted_log_group
@@ -74,48 +75,49 @@ class Network(Construct):
     """VPC across the configured AZs: public (ALB, NAT), private (workloads) and database
     (no route to the internet) tiers, each behind its own NACL."""
 
-    def __init__(self, scope: Construct, id: str, *, env: Environment, kms_key_arn: str) -> None:
+    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: models.Network,
+                 kms_key_arn: str) -> None:
         super().__init__(scope, id)
-        net = env.network
-        account = current_account(self, env.region)
-        self.vpc = Vpc(self, "vpc", cidr_block=str(net.vpc_cidr), enable_dns_support=True,
-                       enable_dns_hostnames=True, tags={"Name": env.resource_name("vpc")})
+        self._identity, self._settings = identity, settings
+        account = current_account(self, identity.region)
+        self.vpc = Vpc(self, "vpc", cidr_block=str(settings.vpc_cidr), enable_dns_support=True,
+                       enable_dns_hostnames=True, tags={"Name": identity.resource_name("vpc")})
         vpc_id = self.vpc.id
         # No rules: the default security group admits and emits nothing.
         DefaultSecurityGroup(self, "default_security_group", vpc_id=vpc_id, ingress=[], egress=[])
 
-        public = self._subnets(env, "public", net.public_subnets)
-        private = self._subnets(env, "private", net.private_subnets)
-        database = self._subnets(env, "database", net.database_subnets)
+        public = self._subnets("public", settings.public_subnets)
+        private = self._subnets("private", settings.private_subnets)
+        database = self._subnets("database", settings.database_subnets)
 
-        igw = InternetGateway(self, "igw", vpc_id=vpc_id, tags={"Name": env.resource_name("igw")})
-        public_rt = self._route_table(env, "public", public)
+        igw = InternetGateway(self, "igw", vpc_id=vpc_id, tags={"Name": identity.resource_name("igw")})
+        public_rt = self._route_table("public", public)
         Route(self, "public_default_route", route_table_id=public_rt.id, destination_cidr_block=ANYWHERE,
               gateway_id=igw.id)
 
-        nat_count = len(public) if net.nat_gateways == "per_az" else 1
+        nat_count = len(public) if settings.nat_gateways == "per_az" else 1
         nats = []
         for i in range(nat_count):
-            eip = Eip(self, f"nat_eip_{i}", domain="vpc", tags={"Name": env.resource_name(f"nat-{i}")})
+            eip = Eip(self, f"nat_eip_{i}", domain="vpc", tags={"Name": identity.resource_name(f"nat-{i}")})
             nats.append(NatGateway(self, f"nat_{i}", allocation_id=eip.id, subnet_id=public[i].id,
-                                   tags={"Name": env.resource_name(f"nat-{i}")}, depends_on=[igw]))
+                                   tags={"Name": identity.resource_name(f"nat-{i}")}, depends_on=[igw]))
         private_rts = []
         for i, subnet in enumerate(private):
-            rt = self._route_table(env, f"private_{i}", [subnet])
+            rt = self._route_table(f"private_{i}", [subnet])
             Route(self, f"private_{i}_default_route", route_table_id=rt.id, destination_cidr_block=ANYWHERE,
                   nat_gateway_id=nats[i % nat_count].id)
             private_rts.append(rt)
-        database_rt = self._route_table(env, "database", database)  # local routes only
+        database_rt = self._route_table("database", database)  # local routes only
 
-        self._endpoints(env, vpc_id, private, private_rts)
+        self._endpoints(vpc_id, private, private_rts)
 
-        self._acls(env, public, private, database)
-        self._flow_logs(env, account.id, kms_key_arn)
-        groups = {name: self._security_group(env, name, purpose) for name, purpose in SECURITY_GROUPS.items()}
+        self._acls(public, private, database)
+        self._flow_logs(account.id, kms_key_arn)
+        groups = {name: self._security_group(name, purpose) for name, purpose in SECURITY_GROUPS.items()}
         self._connect(groups)
 
         self.outputs = NetworkOutputs(
-            vpc_id=vpc_id, vpc_cidr=str(net.vpc_cidr),
+            vpc_id=vpc_id, vpc_cidr=str(settings.vpc_cidr),
             public_subnet_ids=[s.id for s in public], private_subnet_ids=[s.id for s in private],
             database_subnet_ids=[s.id for s in database],
             security_group_ids={name: sg.id for name, sg in groups.items()})
@@ -129,33 +131,36 @@ class Network(Construct):
 
     # --- subnets and routes -------------------------------------------------------------------
 
-    def _endpoints(self, env: Environment, vpc_id: str, private: list[Subnet], private_rts: list[RouteTable]) -> None:
+    def _endpoints(self, vpc_id: str, private: list[Subnet], private_rts: list[RouteTable]) -> None:
         """Gateway endpoints on the private route tables, interface endpoints in the private subnets."""
+        identity, settings = self._identity, self._settings
         for service in ("s3", "dynamodb"):
             VpcEndpoint(self, f"endpoint_{service}", vpc_id=vpc_id, vpc_endpoint_type="Gateway",
-                        service_name=f"com.amazonaws.{env.region}.{service}",
+                        service_name=f"com.amazonaws.{identity.region}.{service}",
                         route_table_ids=[rt.id for rt in private_rts],
-                        tags={"Name": env.resource_name(f"{service}-endpoint")})
-        endpoint_sg = self._security_group(env, "endpoints", "interface VPC endpoints")
+                        tags={"Name": identity.resource_name(f"{service}-endpoint")})
+        endpoint_sg = self._security_group("endpoints", "interface VPC endpoints")
         VpcSecurityGroupIngressRule(self, "endpoints_https_from_vpc", security_group_id=endpoint_sg.id,
                                     ip_protocol="tcp", from_port=Port.HTTPS, to_port=Port.HTTPS,
-                                    cidr_ipv4=str(env.network.vpc_cidr), description="HTTPS from inside the VPC")
+                                    cidr_ipv4=str(settings.vpc_cidr), description="HTTPS from inside the VPC")
         for service in INTERFACE_ENDPOINTS:
             VpcEndpoint(self, f"endpoint_{service.replace('.', '_').replace('-', '_')}", vpc_id=vpc_id,
-                        vpc_endpoint_type="Interface", service_name=f"com.amazonaws.{env.region}.{service}",
+                        vpc_endpoint_type="Interface", service_name=f"com.amazonaws.{identity.region}.{service}",
                         private_dns_enabled=True, subnet_ids=[s.id for s in private],
                         security_group_ids=[endpoint_sg.id],
-                        tags={"Name": env.resource_name(f"{service}-endpoint")})
+                        tags={"Name": identity.resource_name(f"{service}-endpoint")})
 
-    def _subnets(self, env: Environment, tier: str, cidrs: list[IPv4Network]) -> list[Subnet]:
+    def _subnets(self, tier: str, cidrs: list[IPv4Network]) -> list[Subnet]:
+        identity, settings = self._identity, self._settings
         return [Subnet(self, f"{tier}_subnet_{i}", vpc_id=self.vpc.id, cidr_block=str(cidr),
                        availability_zone=az, map_public_ip_on_launch=False,
-                       tags={"Name": env.resource_name(f"{tier}-{az}"), "Tier": tier})
-                for i, (cidr, az) in enumerate(zip(cidrs, env.network.availability_zones))]
+                       tags={"Name": identity.resource_name(f"{tier}-{az}"), "Tier": tier})
+                for i, (cidr, az) in enumerate(zip(cidrs, settings.availability_zones))]
 
-    def _route_table(self, env: Environment, name: str, subnets: list[Subnet]) -> RouteTable:
+    def _route_table(self, name: str, subnets: list[Subnet]) -> RouteTable:
+        identity = self._identity
         rt = RouteTable(self, f"{name}_route_table", vpc_id=self.vpc.id,
-                        tags={"Name": env.resource_name(f"{name.replace('_', '-')}-rt")})
+                        tags={"Name": identity.resource_name(f"{name.replace('_', '-')}-rt")})
         for i, subnet in enumerate(subnets):
             RouteTableAssociation(self, f"{name}_route_table_association_{i}", route_table_id=rt.id,
                                   subnet_id=subnet.id)
@@ -163,14 +168,13 @@ class Network(Construct):
 
     # --- network ACLs (stateless: return traffic needs explicit ephemeral-port rules) ---------
 
-    def _acls(self, env: Environment, public: list[Subnet], private: list[Subnet],
-              database: list[Subnet]) -> None:
-        net = env.network
-        vpc = str(net.vpc_cidr)
-        private_cidrs = [str(c) for c in net.private_subnets]
-        database_cidrs = [str(c) for c in net.database_subnets]
+    def _acls(self, public: list[Subnet], private: list[Subnet], database: list[Subnet]) -> None:
+        settings = self._settings
+        vpc = str(settings.vpc_cidr)
+        private_cidrs = [str(c) for c in settings.private_subnets]
+        database_cidrs = [str(c) for c in settings.database_subnets]
 
-        self._acl(env, "public", public, ingress=[
+        self._acl("public", public, ingress=[
             ("tcp", Port.HTTPS, Port.HTTPS, ANYWHERE),
             ("tcp", Port.HTTP, Port.HTTP, ANYWHERE),
             # Replies to NAT and ALB connections arrive on any port 1024-65535 (3389
@@ -178,7 +182,7 @@ class Network(Construct):
             # Security groups, which are stateful, keep RDP and everything else out.
             ("tcp", 1024, 65535, ANYWHERE),
         ], egress=[("-1", 0, 0, ANYWHERE)])
-        self._acl(env, "private", private, ingress=[
+        self._acl("private", private, ingress=[
             ("tcp", Port.HTTPS, Port.HTTPS, vpc),
             ("tcp", Port.GATEWAY, Port.GATEWAY, vpc),
             ("tcp", Port.GPU_SERVICE, Port.GPU_SERVICE, vpc),
@@ -189,16 +193,17 @@ class Network(Construct):
             ("tcp", 1024, 65535, ANYWHERE),
         ], egress=[("-1", 0, 0, ANYWHERE)])
         self._acl(
-            env, "database", database,
+            "database", database,
             ingress=[("tcp", port, port, cidr) for cidr in private_cidrs for port in (Port.POSTGRES, Port.REDIS)]
             # Replication between data nodes, and its replies.
             + [("tcp", 1024, 65535, cidr) for cidr in database_cidrs],
             egress=[("tcp", 1024, 65535, cidr) for cidr in private_cidrs + database_cidrs])
 
-    def _acl(self, env: Environment, tier: str, subnets: list[Subnet], *,
+    def _acl(self, tier: str, subnets: list[Subnet], *,
              ingress: list[tuple[str, int, int, str]], egress: list[tuple[str, int, int, str]]) -> NetworkAcl:
+        identity = self._identity
         acl = NetworkAcl(self, f"{tier}_acl", vpc_id=self.vpc.id, subnet_ids=[s.id for s in subnets],
-                         tags={"Name": env.resource_name(f"{tier}-acl")})
+                         tags={"Name": identity.resource_name(f"{tier}-acl")})
         for direction, rules in (("ingress", ingress), ("egress", egress)):
             for i, (protocol, low, high, cidr) in enumerate(rules):
                 rule = NetworkAclRule(self, f"{tier}_acl_{direction}_{i}", network_acl_id=acl.id,
@@ -212,12 +217,13 @@ class Network(Construct):
 
     # --- flow logs ----------------------------------------------------------------------------
 
-    def _flow_logs(self, env: Environment, account_id: str, kms_key_arn: str) -> None:
-        group = encrypted_log_group(self, "flow_log_group", name=f"/vpc/{env.resource_name('flow-logs')}",
-                                    kms_key_arn=kms_key_arn, retention_days=env.foundation.log_retention_days,
-                                    protect_data=env.protect_stateful)
+    def _flow_logs(self, account_id: str, kms_key_arn: str) -> None:
+        identity = self._identity
+        group = encrypted_log_group(self, "flow_log_group", name=f"/vpc/{identity.resource_name('flow-logs')}",
+                                    kms_key_arn=kms_key_arn, retention_days=identity.log_retention_days,
+                                    protect_data=identity.protect_stateful)
         role = iam.service_role(
-            self, "flow_log_role", name=env.resource_name("flow-logs"), service="vpc-flow-logs.amazonaws.com",
+            self, "flow_log_role", name=identity.resource_name("flow-logs"), service="vpc-flow-logs.amazonaws.com",
             source_account=account_id,
             statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                                   [group.arn, f"{group.arn}:*"])])
@@ -226,10 +232,11 @@ class Network(Construct):
 
     # --- security groups ----------------------------------------------------------------------
 
-    def _security_group(self, env: Environment, name: str, purpose: str) -> SecurityGroup:
+    def _security_group(self, name: str, purpose: str) -> SecurityGroup:
+        identity = self._identity
         sg = SecurityGroup(self, f"{name}_security_group", vpc_id=self.vpc.id,
-                           name=env.resource_name(f"{name.replace('_', '-')}-sg"), description=f"{purpose}",
-                           tags={"Name": env.resource_name(f"{name.replace('_', '-')}-sg")})
+                           name=identity.resource_name(f"{name.replace('_', '-')}-sg"), description=f"{purpose}",
+                           tags={"Name": identity.resource_name(f"{name.replace('_', '-')}-sg")})
         if name in SECURITY_GROUPS:
             skip(sg, "CKV2_AWS_5", "Created here so every layer can reference it; the owning layer "
                  "attaches it in its own stack, which Checkov scans separately.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from constructs import Construct
@@ -24,7 +25,8 @@ from cdktn_provider_aws.sns_topic_subscription import SnsTopicSubscription
 
 from modules.parts import iam
 from modules.catalogue.alarms import CATALOGUE, TABLE_OPERATIONS, AlarmSpec, max_connections
-from modules.config import Environment
+from modules.config.models import ModelRoute
+from modules.config.settings import Identity, ObservabilitySettings
 from modules.parts.context import current_account
 from modules.layers.data import DataOutputs
 from modules.layers.edge import EdgeOutputs
@@ -56,26 +58,28 @@ class Watched:
 
 
 class Observability(Construct):
-    def __init__(self, scope: Construct, id: str, *, env: Environment, foundation: FoundationOutputs,
+    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: ObservabilitySettings,
+                 foundation: FoundationOutputs,
                  watched: Watched) -> None:
         super().__init__(scope, id)
-        account = current_account(self, env.region)
-        self._env = env
-        topic = SnsTopic(self, "alarm_topic", name=env.resource_name("alarms"), kms_master_key_id=foundation.kms_key_arn)
+        account = current_account(self, identity.region)
+        self._identity, self._settings = identity, settings
+        topic = SnsTopic(self, "alarm_topic", name=identity.resource_name("alarms"),
+                         kms_master_key_id=foundation.kms_key_arn)
         publishers = {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
         SnsTopicPolicy(self, "alarm_topic_policy", arn=topic.arn, policy=iam.document(
             iam.allow(["sns:Publish"], [topic.arn], sid="AlarmsAndEvents", principals=publishers,
                       conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
             iam.deny_insecure_transport(["sns:Publish"], [topic.arn])))
-        for i, email in enumerate(env.observability.alarm_emails):
+        for i, email in enumerate(settings.alarm_emails):
             SnsTopicSubscription(self, f"alarm_email_{i}", topic_arn=topic.arn, protocol="email", endpoint=email)
         self._topic = topic.arn
-        self._metrics_namespace = f"{env.project}/{env.name}"
+        self._metrics_namespace = f"{identity.project}/{identity.environment}"
 
         for spec in CATALOGUE:
             if spec.extra.get("pattern"):
                 CloudwatchLogMetricFilter(
-                    self, f"filter_{spec.name.replace('-', '_')}", name=env.resource_name(spec.name),
+                    self, f"filter_{spec.name.replace('-', '_')}", name=identity.resource_name(spec.name),
                     log_group_name=watched.gateway.log_group_name, pattern=spec.extra["pattern"],
                     metric_transformation=CloudwatchLogMetricFilterMetricTransformation(
                         name=spec.metric, namespace=self._metrics_namespace, value="1", default_value="0"))
@@ -89,16 +93,17 @@ class Observability(Construct):
                 if spec.critical:
                     critical.append(alarm.alarm_name)
         degraded = CloudwatchCompositeAlarm(
-            self, "platform_degraded", alarm_name=env.resource_name("platform-degraded"),
+            self, "platform_degraded", alarm_name=identity.resource_name("platform-degraded"),
             alarm_description="Any critical alarm: users are, or are about to be, affected",
             alarm_rule=" OR ".join(f'ALARM("{name}")' for name in critical),
             alarm_actions=[topic.arn], ok_actions=[topic.arn])
-        self._rds_events(env, watched.data, account.partition, account.id)
-        dashboard = CloudwatchDashboard(self, "dashboard", dashboard_name=env.resource_name("platform"),
+        self._rds_events(watched.data, account.partition, account.id)
+        dashboard = CloudwatchDashboard(self, "dashboard", dashboard_name=identity.resource_name("platform"),
                                         dashboard_body=json.dumps(self._dashboard(watched)))
         publish(self, {
             "alarm_topic_arn": (topic.arn, "SNS topic every alarm notifies (email subscriptions need confirming)"),
-            "dashboard_url": (f"https://{env.region}.console.aws.amazon.com/cloudwatch/home?region={env.region}"
+            "dashboard_url": (f"https://{identity.region}.console.aws.amazon.com/cloudwatch/home"
+                              f"?region={identity.region}"
                               f"#dashboards:name={dashboard.dashboard_name}", "CloudWatch dashboard of the platform"),
             "composite_alarm_name": (degraded.alarm_name, "Composite alarm: the platform is degraded"),
         })
@@ -108,14 +113,14 @@ class Observability(Construct):
     def _configured(self, spec: AlarmSpec, watched: Watched) -> AlarmSpec | None:
         """Apply the environment's overrides and the thresholds that depend on its sizing;
         None where the alarm means nothing for this environment."""
-        override = self._env.observability.overrides.get(spec.name)
-        llm = self._env.llm
+        settings = self._settings
+        override = settings.overrides.get(spec.name)
         if spec.kind == "asg_max":
-            if llm.capacity.max <= 1:
+            if settings.gpu_capacity.max <= 1:
                 return None  # a one-host group is at its maximum whenever it runs
-            spec = replace(spec, threshold=llm.capacity.max)
+            spec = replace(spec, threshold=settings.gpu_capacity.max)
         if spec.kind == "queue_per_host":
-            spec = replace(spec, threshold=spec.threshold * llm.queue_target_per_instance)
+            spec = replace(spec, threshold=spec.threshold * settings.gpu_queue_target_per_instance)
         if override:
             spec = replace(spec, threshold=override.threshold if override.threshold is not None else spec.threshold,
                            periods=override.periods or spec.periods)
@@ -123,7 +128,7 @@ class Observability(Construct):
 
     def _dimension_sets(self, spec: AlarmSpec, watched: Watched) -> list[tuple[str, dict[str, str]]]:
         values = {
-            "web_acl": watched.edge.web_acl_name, "region": self._env.region, "rule": "ALL",
+            "web_acl": watched.edge.web_acl_name, "region": self._identity.region, "rule": "ALL",
             "alb": watched.edge.alb_arn_suffix, "target_group": watched.edge.target_group_arn_suffix,
             "cluster": watched.gateway.cluster_name, "service": watched.gateway.service_name,
             "db": watched.data.db_instance_id, "asg": watched.llm.asg_name,
@@ -139,10 +144,11 @@ class Observability(Construct):
             return [("", {DIMENSION_NAMES[k]: values[k] for k in spec.dimensions})]
         return [(f"-{key}", {DIMENSION_NAMES[spec.per]: value}) for key, value in items.items()]
 
-    def _alarm(self, spec: AlarmSpec, suffix: str, dimensions: dict[str, str], watched: Watched) -> CloudwatchMetricAlarm:
-        env = self._env
+    def _alarm(self, spec: AlarmSpec, suffix: str, dimensions: dict[str, str],
+               watched: Watched) -> CloudwatchMetricAlarm:
+        identity, settings = self._identity, self._settings
         common: dict[str, Any] = dict(
-            alarm_name=env.resource_name(f"{spec.name}{suffix}"), alarm_description=f"{spec.meaning}. First: "
+            alarm_name=identity.resource_name(f"{spec.name}{suffix}"), alarm_description=f"{spec.meaning}. First: "
             f"{spec.first_action}.", comparison_operator=spec.comparison, evaluation_periods=spec.periods,
             treat_missing_data=spec.missing_data, alarm_actions=[self._topic], ok_actions=[self._topic])
         id_ = f"alarm_{spec.name.replace('-', '_')}{suffix.replace('-', '_')}"
@@ -180,11 +186,11 @@ class Observability(Construct):
                 CloudwatchMetricAlarmMetricQuery(
                     id="total", label=f"{spec.metric} ({', '.join(operations)})", return_data=True,
                     expression="SUM([" + ", ".join(f"op{i}" for i in range(len(operations))) + "])")])
-        if spec.kind == "hosts_wanted" and (env.llm.capacity.min == 0 or env.llm.scheduled_scaling):
+        if spec.kind == "hosts_wanted" and (settings.gpu_capacity.min == 0 or settings.gpu_scheduled_scaling):
             return self._healthy_while_wanted(spec, id_, common, dimensions, watched)
         threshold = spec.threshold
         if spec.kind == "connections":
-            threshold = round(max_connections(env.data.db_instance_class) * spec.threshold / 100)
+            threshold = round(max_connections(settings.db_instance_class) * spec.threshold / 100)
         namespace = spec.namespace or self._metrics_namespace
         return CloudwatchMetricAlarm(
             self, id_, namespace=namespace, metric_name=spec.metric, dimensions=dimensions or None,
@@ -210,14 +216,15 @@ class Observability(Construct):
                                              return_data=True,
                                              expression="IF(FILL(wanted, 0) >= 1, FILL(healthy, 0), 1)")])
 
-    def _rds_events(self, env: Environment, data: DataOutputs, partition: str, account_id: str) -> None:
+    def _rds_events(self, data: DataOutputs, partition: str, account_id: str) -> None:
         """RDS reports failed backups (and other failures) as events, not metrics."""
+        identity = self._identity
         rule = CloudwatchEventRule(
-            self, "rds_failure_events", name=env.resource_name("rds-failures"),
+            self, "rds_failure_events", name=identity.resource_name("rds-failures"),
             description="Backup and other failure events of the platform's database",
             event_pattern=json.dumps({
                 "source": ["aws.rds"], "detail-type": ["RDS DB Instance Event"],
-                "resources": [f"arn:{partition}:rds:{env.region}:{account_id}:db:{data.db_instance_id}"],
+                "resources": [f"arn:{partition}:rds:{identity.region}:{account_id}:db:{data.db_instance_id}"],
                 "$or": [{"detail": {"EventCategories": ["failure"]}},
                         {"detail": {"EventCategories": ["backup"], "Message": [{"wildcard": "*fail*"}]}}]}))
         CloudwatchEventTarget(self, "rds_failure_target", rule=rule.name, arn=self._topic)
@@ -225,21 +232,14 @@ class Observability(Construct):
     # --- dashboard ----------------------------------------------------------------------------
 
     def _dashboard(self, w: Watched) -> dict[str, Any]:
-        env, region = self._env, self._env.region
+        identity, settings = self._identity, self._settings
+        region = identity.region
         alb = ["LoadBalancer", w.edge.alb_arn_suffix]
         ecs = ["ClusterName", w.gateway.cluster_name, "ServiceName", w.gateway.service_name]
         db = ["DBInstanceIdentifier", w.data.db_instance_id]
         waf = ["WebACL", w.edge.web_acl_name, "Region", region, "Rule", "ALL"]
         asg = ["AutoScalingGroupName", w.llm.asg_name]
-
-        def metrics(title: str, rows: list[list[Any]], stat: str = "Sum", **props: Any) -> dict[str, Any]:
-            return {"type": "metric", "width": 12, "height": 6, "properties": {
-                "title": title, "region": region, "stat": stat, "period": 300, "metrics": rows, **props}}
-
-        def logs(title: str, group: str, query: str) -> dict[str, Any]:
-            return {"type": "log", "width": 24, "height": 6, "properties": {
-                "title": title, "region": region, "query": f"SOURCE '{group}' | {query}", "view": "table"}}
-
+        metrics, logs = partial(_metric_widget, region), partial(_log_widget, region)
         widgets = [
             metrics("Requests and responses", [["AWS/ApplicationELB", "RequestCount", *alb],
                                                [".", "HTTPCode_Target_2XX_Count", *alb],
@@ -262,11 +262,7 @@ class Observability(Construct):
             metrics("RDS memory, storage (bytes)", [["AWS/RDS", "FreeableMemory", *db],
                                                     [".", "FreeStorageSpace", *db]], stat="Minimum"),
             metrics("RDS latency (s)", [["AWS/RDS", "ReadLatency", *db], [".", "WriteLatency", *db]], stat="Average"),
-            metrics("Bedrock invocations and tokens", [
-                ["AWS/Bedrock", "Invocations", "ModelId", m.bedrock_model_id] for m in env.gateway.models
-                if m.bedrock_model_id] + [
-                ["AWS/Bedrock", name, "ModelId", m.bedrock_model_id, {"yAxis": "right"}]
-                for m in env.gateway.models if m.bedrock_model_id for name in ("InputTokenCount", "OutputTokenCount")]),
+            metrics("Bedrock invocations and tokens", _bedrock_rows(settings.model_routes)),
             metrics("GPU utilization and vLLM queue", [["CWAgent", "nvidia_smi_utilization_gpu", *asg],
                                                        [".", "vllm_num_requests_waiting", *asg, {"yAxis": "right"}]],
                     stat="Average"),
@@ -283,8 +279,26 @@ class Observability(Construct):
                  "fields @timestamp, @message | filter @message like /(?i)(error|exception| 5\\d\\d )/ "
                  "| sort @timestamp desc | limit 50"),
         ]
-        if env.edge.waf_log_destination == "cloudwatch":
-            widgets.append(logs("WAF blocks by rule and client IP", f"aws-waf-logs-{env.resource_name('waf')}",
+        if settings.waf_log_destination == "cloudwatch":
+            widgets.append(logs("WAF blocks by rule and client IP", f"aws-waf-logs-{identity.resource_name('waf')}",
                                 "filter action = 'BLOCK' | stats count(*) as blocks by terminatingRuleId, "
                                 "httpRequest.clientIp | sort blocks desc | limit 25"))
         return {"widgets": widgets}
+
+
+def _metric_widget(region: str, title: str, rows: list[list[Any]], stat: str = "Sum", **props: Any) -> dict[str, Any]:
+    return {"type": "metric", "width": 12, "height": 6, "properties": {
+        "title": title, "region": region, "stat": stat, "period": 300, "metrics": rows, **props}}
+
+
+def _log_widget(region: str, title: str, group: str, query: str) -> dict[str, Any]:
+    return {"type": "log", "width": 24, "height": 6, "properties": {
+        "title": title, "region": region, "query": f"SOURCE '{group}' | {query}", "view": "table"}}
+
+
+def _bedrock_rows(routes: list[ModelRoute]) -> list[list[Any]]:
+    """Invocations of every Bedrock route, and its tokens on the right axis."""
+    bedrock = [m.bedrock_model_id for m in routes if m.bedrock_model_id]
+    return ([["AWS/Bedrock", "Invocations", "ModelId", model] for model in bedrock]
+            + [["AWS/Bedrock", name, "ModelId", model, {"yAxis": "right"}]
+               for model in bedrock for name in ("InputTokenCount", "OutputTokenCount")])

@@ -61,7 +61,7 @@ from cdktn_provider_aws.sqs_queue_policy import SqsQueuePolicy
 
 from modules.parts import iam, packaging
 from modules.parts.compliance import skip
-from modules.config import Environment
+from modules.config.settings import Identity, RealtimeSettings
 from modules.parts.context import Account, current_account
 from modules.layers.data import DataOutputs
 from modules.layers.foundation import FoundationOutputs
@@ -142,25 +142,27 @@ class _Wiring:
 
 
 class Realtime(Construct):
-    def __init__(self, scope: Construct, id: str, *, env: Environment, network: NetworkOutputs,
+    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: RealtimeSettings,
+                 network: NetworkOutputs,
                  foundation: FoundationOutputs, data: DataOutputs) -> None:
         super().__init__(scope, id)
-        account = current_account(self, env.region)
-        self._env, self._key, self._account, self._network = env, foundation.kms_key_arn, account, network
+        account = current_account(self, identity.region)
+        self._identity, self._settings = identity, settings
+        self._key, self._account, self._network = foundation.kms_key_arn, account, network
 
-        pool, web_client, m2m_clients, domain = self._cognito(env)  # identity
-        queue, dead_letters, topic = self._messaging(env, account)
-        model_key = self._model_key(env)
-        api = Apigatewayv2Api(self, "api", name=env.resource_name("chat"), protocol_type="WEBSOCKET",
+        pool, web_client, m2m_clients, domain = self._cognito()  # identity
+        queue, dead_letters, topic = self._messaging(account)
+        model_key = self._model_key()
+        api = Apigatewayv2Api(self, "api", name=identity.resource_name("chat"), protocol_type="WEBSOCKET",
                               route_selection_expression="$request.body.action",
-                              description=f"WebSocket chat of {env.name}")
+                              description=f"WebSocket chat of {identity.environment}")
         wiring = _Wiring(pool=pool, client_ids=[web_client.id, *(c.id for c in m2m_clients)], queue=queue,
                          dead_letters=dead_letters, topic=topic, model_key=model_key, data=data,
-                         endpoint=f"https://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}",
+                         endpoint=f"https://{api.id}.execute-api.{identity.region}.amazonaws.com/{STAGE}",
                          connections_arn=f"{api.execution_arn}/{STAGE}/POST/@connections/*")
-        built = self._functions(env, self._function_specs(env, wiring), queue)
-        self._routes(env, api, built)
-        url, extra_outputs = self._custom_domain(env, api)
+        built = self._functions(self._function_specs(wiring), queue)
+        self._routes(api, built)
+        url, extra_outputs = self._custom_domain(api)
 
         self.outputs = RealtimeOutputs(api_id=api.id, stage=STAGE, request_queue_name=queue.name,
                                        dead_letter_queue_name=dead_letters.name,
@@ -172,7 +174,7 @@ class Realtime(Construct):
             "web_client_id": (web_client.id, "Cognito app client for the web UI (authorization code + PKCE)"),
             "m2m_client_ids": ({c.name: c.id for c in m2m_clients},
                                "Cognito machine-to-machine clients (their secrets stay in Cognito)"),
-            "auth_domain": (f"https://{domain.domain}.auth.{env.region}.amazoncognito.com",
+            "auth_domain": (f"https://{domain.domain}.auth.{identity.region}.amazoncognito.com",
                             "Cognito hosted UI and OAuth2 token endpoint"),
             "request_queue_url": (queue.url, "SQS queue of chat requests"),
             "dead_letter_queue_url": (dead_letters.url, "SQS dead-letter queue: requests that failed every try"),
@@ -181,59 +183,66 @@ class Realtime(Construct):
             **extra_outputs,
         })
 
-    def _model_key(self, env: Environment) -> SecretsmanagerSecret:
+    def _model_key(self) -> SecretsmanagerSecret:
+        identity = self._identity
         model_key = SecretsmanagerSecret(
-            self, "model_api_key", name=f"{env.project}/{env.name}/realtime-model-key", kms_key_id=self._key,
+            self, "model_api_key", name=f"{identity.project}/{identity.environment}/realtime-model-key",
+            kms_key_id=self._key,
             description="LiteLLM virtual key the chat worker calls models with (set by an admin)",
-            recovery_window_in_days=30 if env.protect_stateful else 0)
-        protect(model_key, env.protect_stateful)
+            recovery_window_in_days=30 if identity.protect_stateful else 0)
+        protect(model_key, identity.protect_stateful)
         skip(model_key, "CKV2_AWS_57", "A LiteLLM virtual key is issued and revoked in LiteLLM; an admin "
              "rotates it with /key/regenerate and put-secret-value, no rotation Lambda can.")
         return model_key
 
     # --- functions ----------------------------------------------------------------------------
 
-    def _function_specs(self, env: Environment, w: _Wiring) -> list[Function]:
-        cfg, data, key = env.realtime, w.data, self._key
-        models = ",".join(cfg.models or [m.name for m in env.gateway.models])
+    def _function_specs(self, w: _Wiring) -> list[Function]:
+        identity, settings = self._identity, self._settings
+        data, key = w.data, self._key
+        models = ",".join(settings.models or [m.name for m in settings.model_routes])
         redis = {"REDIS_HOST": data.redis_address, "REDIS_PORT": str(data.redis_port),
-                 "REDIS_AUTH_SECRET_ARN": data.redis_auth_secret_arn, "CACHE_TTL_SECONDS": str(cfg.cache_ttl_seconds)}
+                 "REDIS_AUTH_SECRET_ARN": data.redis_auth_secret_arn,
+                 "CACHE_TTL_SECONDS": str(settings.cache_ttl_seconds)}
         return [
             Function("authorizer", timeout=10, environment={
                 "USER_POOL_ID": w.pool.id, "TOKEN_USE": "access", "ALLOWED_CLIENT_IDS": ",".join(w.client_ids)}),
             Function("connect", timeout=10, environment={
                 "CONNECTIONS_TABLE": data.connections_table_name,
-                "CONNECTION_TTL_SECONDS": str(cfg.connection_ttl_seconds)},
+                "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds)},
                 statements=[iam.allow(["dynamodb:PutItem"], [data.connections_table_arn], sid="RecordConnection")]),
             Function("disconnect", timeout=10, environment={"CONNECTIONS_TABLE": data.connections_table_name},
                      statements=[iam.allow(["dynamodb:DeleteItem"], [data.connections_table_arn],
                                            sid="ForgetConnection")]),
             Function("message", timeout=15, environment={
                 "REQUEST_QUEUE_URL": w.queue.url, "WEBSOCKET_ENDPOINT": w.endpoint, "ALLOWED_MODELS": models,
-                "MAX_FRAME_BYTES": str(cfg.max_frame_bytes), **redis},
+                "MAX_FRAME_BYTES": str(settings.max_frame_bytes), **redis},
                 statements=[
                     iam.allow(["sqs:SendMessage"], [w.queue.arn], sid="Enqueue"),
                     iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EncryptQueue", conditions={
-                        "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
+                        "StringEquals": {"kms:ViaService": f"sqs.{identity.region}.amazonaws.com"}}),
                     iam.allow(["secretsmanager:GetSecretValue"], [data.redis_auth_secret_arn], sid="RedisAuth"),
-                    *self._read_secret_and_post(env, w)]),
-            Function("worker", timeout=worker_timeout(cfg.model_timeout_seconds), memory=512,
-                     reserved_concurrency=cfg.worker_concurrency, environment={
+                    *self._read_secret_and_post(w)]),
+            Function("worker", timeout=worker_timeout(settings.model_timeout_seconds), memory=512,
+                     reserved_concurrency=settings.worker_concurrency, environment={
                 "HISTORY_TABLE": data.history_table_name, "CONNECTIONS_TABLE": data.connections_table_name,
-                "KMS_KEY_ARN": key, "MODEL_ENDPOINT": cfg.model_endpoint_url or "",
-                "MODEL_API_KEY_SECRET_ARN": w.model_key.arn, "MODEL_TIMEOUT_SECONDS": str(cfg.model_timeout_seconds),
-                "CLAIM_LEASE_SECONDS": str(claim_lease_seconds(cfg.model_timeout_seconds)),
+                "KMS_KEY_ARN": key, "MODEL_ENDPOINT": settings.model_endpoint_url or "",
+                "MODEL_API_KEY_SECRET_ARN": w.model_key.arn,
+                "MODEL_TIMEOUT_SECONDS": str(settings.model_timeout_seconds),
+                "CLAIM_LEASE_SECONDS": str(claim_lease_seconds(settings.model_timeout_seconds)),
                 "DEAD_LETTER_QUEUE_URL": w.dead_letters.url,
                 "RESPONSE_TOPIC_ARN": w.topic.arn, "WEBSOCKET_ENDPOINT": w.endpoint, **redis},
-                statements=self._worker_statements(env, w)),
+                statements=self._worker_statements(w)),
         ]
 
-    def _read_secret_and_post(self, env: Environment, w: _Wiring) -> list[iam.Statement]:
+    def _read_secret_and_post(self, w: _Wiring) -> list[iam.Statement]:
+        identity = self._identity
         return [iam.allow(["kms:Decrypt"], [self._key], sid="DecryptSecrets", conditions={
-                    "StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}}),
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{identity.region}.amazonaws.com"}}),
                 iam.allow(["execute-api:ManageConnections"], [w.connections_arn], sid="PostToConnections")]
 
-    def _worker_statements(self, env: Environment, w: _Wiring) -> list[iam.Statement]:
+    def _worker_statements(self, w: _Wiring) -> list[iam.Statement]:
+        identity = self._identity
         key, data = self._key, w.data
         return [
             iam.allow(["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [w.queue.arn],
@@ -241,7 +250,7 @@ class Realtime(Construct):
             # A job the configuration cannot serve is set aside for an operator, not retried.
             iam.allow(["sqs:SendMessage"], [w.dead_letters.arn], sid="SetAsideRequests"),
             iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="QueueEncryption", conditions={
-                "StringEquals": {"kms:ViaService": f"sqs.{env.region}.amazonaws.com"}}),
+                "StringEquals": {"kms:ViaService": f"sqs.{identity.region}.amazonaws.com"}}),
             iam.allow(["dynamodb:PutItem", "dynamodb:Query"], [data.history_table_arn], sid="History"),
             # Claims on request ids: only items under the claim prefix are read, updated, deleted.
             iam.allow(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
@@ -254,16 +263,17 @@ class Realtime(Construct):
                 "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [ENVELOPE_CONTEXT_KEY]}}),
             iam.allow(["secretsmanager:GetSecretValue"], [w.model_key.arn, data.redis_auth_secret_arn],
                       sid="ModelKeyAndRedisAuth"),
-            *self._read_secret_and_post(env, w),
+            *self._read_secret_and_post(w),
             iam.allow(["sns:Publish"], [w.topic.arn], sid="Notify"),
             iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EncryptNotifications", conditions={
-                "StringEquals": {"kms:ViaService": f"sns.{env.region}.amazonaws.com"}}),
+                "StringEquals": {"kms:ViaService": f"sns.{identity.region}.amazonaws.com"}}),
         ]
 
-    def _functions(self, env: Environment, functions: list[Function], queue: SqsQueue) -> dict[str, LambdaFunction]:
+    def _functions(self, functions: list[Function], queue: SqsQueue) -> dict[str, LambdaFunction]:
+        identity, settings = self._identity, self._settings
         layer_package = packaging.build_layer()
         layer = LambdaLayerVersion(
-            self, "dependencies", layer_name=env.resource_name("chat-deps"),
+            self, "dependencies", layer_name=identity.resource_name("chat-deps"),
             filename=TerraformAsset(self, "dependencies_asset", path=str(layer_package.path),
                                     type=AssetType.FILE).path,
             source_code_hash=layer_package.source_code_hash, compatible_runtimes=[packaging.RUNTIME],
@@ -278,33 +288,35 @@ class Realtime(Construct):
                                  # Never more invocations than the worker's reservation: above it
                                  # Lambda throttles, and throttled batches count as receives.
                                  scaling_config=LambdaEventSourceMappingScalingConfig(
-                                     maximum_concurrency=env.realtime.worker_concurrency))
+                                     maximum_concurrency=settings.worker_concurrency))
         return built
 
-    def _custom_domain(self, env: Environment, api: Apigatewayv2Api) -> tuple[str, dict[str, tuple[Any, str]]]:
+    def _custom_domain(self, api: Apigatewayv2Api) -> tuple[str, dict[str, tuple[Any, str]]]:
         """The clients' URL, and the extra output a custom domain needs (its DNS target)."""
-        cfg = env.realtime
-        if not cfg.custom_domain:
-            return f"wss://{api.id}.execute-api.{env.region}.amazonaws.com/{STAGE}", {}
+        identity, settings = self._identity, self._settings
+        if not settings.custom_domain:
+            return f"wss://{api.id}.execute-api.{identity.region}.amazonaws.com/{STAGE}", {}
         domain_name = Apigatewayv2DomainName(
-            self, "custom_domain", domain_name=cfg.custom_domain,
+            self, "custom_domain", domain_name=settings.custom_domain,
             domain_name_configuration=Apigatewayv2DomainNameDomainNameConfiguration(
-                certificate_arn=cfg.certificate_arn or env.edge.certificate_arn or "", endpoint_type="REGIONAL",
+                certificate_arn=settings.certificate_arn or settings.edge_certificate_arn or "",
+                endpoint_type="REGIONAL",
                 security_policy="TLS_1_2"))
         Apigatewayv2ApiMapping(self, "custom_domain_mapping", api_id=api.id, domain_name=domain_name.id,
                                stage=STAGE, depends_on=[self._stage])
-        return f"wss://{cfg.custom_domain}", {"custom_domain_target": (
+        return f"wss://{settings.custom_domain}", {"custom_domain_target": (
             domain_name.domain_name_configuration.target_domain_name,
             "Point the custom domain at this name (CNAME or Route 53 alias)")}
 
     # --- Cognito ------------------------------------------------------------------------------
 
-    def _cognito(self, env: Environment):
-        cfg = env.realtime
+    def _cognito(self):
+        identity, settings = self._identity, self._settings
         pool = CognitoUserPool(
-            self, "user_pool", name=env.resource_name("chat-users"), user_pool_tier="PLUS",
+            self, "user_pool", name=identity.resource_name("chat-users"), user_pool_tier="PLUS",
             username_attributes=["email"], auto_verified_attributes=["email"],
-            mfa_configuration=cfg.mfa, software_token_mfa_configuration=CognitoUserPoolSoftwareTokenMfaConfiguration(
+            mfa_configuration=settings.mfa,
+            software_token_mfa_configuration=CognitoUserPoolSoftwareTokenMfaConfiguration(
                 enabled=True),
             password_policy=CognitoUserPoolPasswordPolicy(
                 minimum_length=12, require_lowercase=True, require_uppercase=True, require_numbers=True,
@@ -314,50 +326,55 @@ class Realtime(Construct):
             account_recovery_setting=CognitoUserPoolAccountRecoverySetting(recovery_mechanism=[
                 CognitoUserPoolAccountRecoverySettingRecoveryMechanism(name="verified_email", priority=1)]),
             admin_create_user_config=CognitoUserPoolAdminCreateUserConfig(allow_admin_create_user_only=True),
-            deletion_protection="ACTIVE" if env.protect_stateful else "INACTIVE")
-        protect(pool, env.protect_stateful)
-        domain = CognitoUserPoolDomain(self, "domain", domain=f"{env.resource_name('chat')}-{self._account.id}",
+            deletion_protection="ACTIVE" if identity.protect_stateful else "INACTIVE")
+        protect(pool, identity.protect_stateful)
+        domain = CognitoUserPoolDomain(self, "domain", domain=f"{identity.resource_name('chat')}-{self._account.id}",
                                        user_pool_id=pool.id)
-        identifier = f"{env.project}-{env.name}-chat"
-        server = CognitoResourceServer(self, "resource_server", identifier=identifier, name="chat", user_pool_id=pool.id,
+        identifier = f"{identity.project}-{identity.environment}-chat"
+        server = CognitoResourceServer(self, "resource_server", identifier=identifier, name="chat",
+                                       user_pool_id=pool.id,
                                        scope=[CognitoResourceServerScope(scope_name=s, scope_description=f"chat: {s}")
-                                              for s in cfg.scopes])
-        scopes = [f"{identifier}/{s}" for s in cfg.scopes]
+                                              for s in settings.scopes])
+        scopes = [f"{identifier}/{s}" for s in settings.scopes]
         common = dict(user_pool_id=pool.id, allowed_oauth_flows_user_pool_client=True, enable_token_revocation=True,
                       prevent_user_existence_errors="ENABLED", supported_identity_providers=["COGNITO"],
                       access_token_validity=60, id_token_validity=60, refresh_token_validity=30,
                       token_validity_units=[CognitoUserPoolClientTokenValidityUnits(
                           access_token="minutes", id_token="minutes", refresh_token="days")], depends_on=[server])
         web = CognitoUserPoolClient(
-            self, "web_client", name=env.resource_name("chat-web"), generate_secret=False,
+            self, "web_client", name=identity.resource_name("chat-web"), generate_secret=False,
             allowed_oauth_flows=["code"], allowed_oauth_scopes=["openid", "email", *scopes],
-            callback_urls=cfg.callback_urls, logout_urls=cfg.logout_urls,
+            callback_urls=settings.callback_urls, logout_urls=settings.logout_urls,
             explicit_auth_flows=["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"], **common)
         m2m = [CognitoUserPoolClient(
-            self, f"m2m_client_{name.replace('-', '_')}", name=env.resource_name(f"chat-{name}"), generate_secret=True,
+            self, f"m2m_client_{name.replace('-', '_')}", name=identity.resource_name(f"chat-{name}"),
+            generate_secret=True,
             allowed_oauth_flows=["client_credentials"], allowed_oauth_scopes=scopes,
             explicit_auth_flows=["ALLOW_REFRESH_TOKEN_AUTH"], **common)
-            for name in cfg.m2m_clients]
+            for name in settings.m2m_clients]
         return pool, web, m2m, domain
 
     # --- queue and topic ----------------------------------------------------------------------
 
-    def _messaging(self, env: Environment, account: Account) -> tuple[SqsQueue, SqsQueue, SnsTopic]:
-        cfg = env.realtime
-        dead_letters = SqsQueue(self, "dead_letter_queue", name=env.resource_name("chat-requests-dlq"),
+    def _messaging(self, account: Account) -> tuple[SqsQueue, SqsQueue, SnsTopic]:
+        identity, settings = self._identity, self._settings
+        dead_letters = SqsQueue(self, "dead_letter_queue", name=identity.resource_name("chat-requests-dlq"),
                                 kms_master_key_id=self._key, kms_data_key_reuse_period_seconds=300,
                                 message_retention_seconds=14 * 86_400)
         skip(dead_letters, "CKV_LLM_8", "This is the dead-letter queue: its messages wait for an operator "
              "to read and redrive them, so it has no dead-letter queue of its own.")
         queue = SqsQueue(
-            self, "request_queue", name=env.resource_name("chat-requests"), kms_master_key_id=self._key,
+            self, "request_queue", name=identity.resource_name("chat-requests"), kms_master_key_id=self._key,
             kms_data_key_reuse_period_seconds=300, message_retention_seconds=4 * 86_400,
             # Six times the worker's timeout, as Lambda advises for SQS sources.
-            visibility_timeout_seconds=6 * worker_timeout(cfg.model_timeout_seconds),
-            redrive_policy=json.dumps({"deadLetterTargetArn": dead_letters.arn, "maxReceiveCount": cfg.max_receives}))
+            visibility_timeout_seconds=6 * worker_timeout(settings.model_timeout_seconds),
+            redrive_policy=json.dumps({"deadLetterTargetArn": dead_letters.arn,
+                                       "maxReceiveCount": settings.max_receives}))
         for id_, q in (("request_queue_policy", queue), ("dead_letter_queue_policy", dead_letters)):
-            SqsQueuePolicy(self, id_, queue_url=q.url, policy=iam.document(iam.deny_insecure_transport(["sqs:*"], [q.arn])))
-        topic = SnsTopic(self, "response_topic", name=env.resource_name("chat-responses"), kms_master_key_id=self._key)
+            SqsQueuePolicy(self, id_, queue_url=q.url, policy=iam.document(iam.deny_insecure_transport(["sqs:*"],
+                                                                                                       [q.arn])))
+        topic = SnsTopic(self, "response_topic", name=identity.resource_name("chat-responses"),
+                         kms_master_key_id=self._key)
         SnsTopicPolicy(self, "response_topic_policy", arn=topic.arn, policy=iam.document(
             iam.allow(["sns:GetTopicAttributes", "sns:Publish", "sns:Subscribe"], [topic.arn], sid="Account",
                       principals={"AWS": f"arn:{account.partition}:iam::{account.id}:root"}),
@@ -367,18 +384,18 @@ class Realtime(Construct):
     # --- functions ----------------------------------------------------------------------------
 
     def _function(self, spec: Function, layer_arn: str) -> LambdaFunction:
-        env, key = self._env, self._key
-        name = env.resource_name(f"chat-{spec.name}")
+        identity, key = self._identity, self._key
+        name = identity.resource_name(f"chat-{spec.name}")
         logs = encrypted_log_group(self, f"{spec.name}_log_group", name=f"/aws/lambda/{name}", kms_key_arn=key,
-                                   retention_days=env.foundation.log_retention_days,
-                                   protect_data=env.protect_stateful)
+                                   retention_days=identity.log_retention_days,
+                                   protect_data=identity.protect_stateful)
         role = iam.service_role(self, f"{spec.name}_role", name=name, service="lambda.amazonaws.com",
                                 source_account=self._account.id, statements=[
                                     iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{logs.arn}:*"],
                                               sid="Logs"),
                                     # The environment variables are encrypted with the environment key.
                                     iam.allow(["kms:Decrypt"], [key], sid="DecryptEnvironment", conditions={
-                                        "StringEquals": {"kms:ViaService": f"lambda.{env.region}.amazonaws.com"}}),
+                                        "StringEquals": {"kms:ViaService": f"lambda.{identity.region}.amazonaws.com"}}),
                                     iam.allow_unscoped(["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
                                                        sid="Tracing"),
                                     *_vpc_networking(self._account),
@@ -409,18 +426,19 @@ class Realtime(Construct):
                  "one throttles connections and frames the stage admits.")
         return function
 
-    def _routes(self, env: Environment, api: Apigatewayv2Api, functions: dict[str, LambdaFunction]) -> None:
-        cfg = env.realtime
+    def _routes(self, api: Apigatewayv2Api, functions: dict[str, LambdaFunction]) -> None:
+        identity, settings = self._identity, self._settings
         for name in API_FUNCTIONS:
             LambdaPermission(self, f"{name}_invoke", action="lambda:InvokeFunction",
                              function_name=functions[name].function_name, principal="apigateway.amazonaws.com",
                              source_arn=f"{api.execution_arn}/*")
         authorizer = Apigatewayv2Authorizer(
-            self, "jwt_authorizer", api_id=api.id, authorizer_type="REQUEST", name=env.resource_name("chat-jwt"),
+            self, "jwt_authorizer", api_id=api.id, authorizer_type="REQUEST", name=identity.resource_name("chat-jwt"),
             authorizer_uri=functions["authorizer"].invoke_arn)
         for route_key, name in (("$connect", "connect"), ("$disconnect", "disconnect"), ("$default", "message")):
             # The API requires POST for Lambda integrations of WebSocket APIs (IntegrationMethod).
-            integration = Apigatewayv2Integration(self, f"{name}_integration", api_id=api.id, integration_type="AWS_PROXY",
+            integration = Apigatewayv2Integration(self, f"{name}_integration", api_id=api.id,
+                                                  integration_type="AWS_PROXY",
                                                   integration_method="POST", integration_uri=functions[name].invoke_arn)
             route = Apigatewayv2Route(
                 self, f"{name}_route", api_id=api.id, route_key=route_key, target=f"integrations/{integration.id}",
@@ -428,10 +446,10 @@ class Realtime(Construct):
             if name != "connect":
                 skip(route, "CKV_AWS_309", "WebSocket APIs authorize once, on $connect; API Gateway accepts no "
                      "authorizer on $disconnect or $default, which run only on an authorized connection.")
-        account_settings = self._api_gateway_account(env) if cfg.api_gateway_account else None
-        logs = encrypted_log_group(self, "access_log_group", name=f"/aws/apigateway/{env.resource_name('chat')}",
-                                   kms_key_arn=self._key, retention_days=env.foundation.log_retention_days,
-                                   protect_data=env.protect_stateful)
+        account_settings = self._api_gateway_account() if settings.api_gateway_account else None
+        logs = encrypted_log_group(self, "access_log_group", name=f"/aws/apigateway/{identity.resource_name('chat')}",
+                                   kms_key_arn=self._key, retention_days=identity.log_retention_days,
+                                   protect_data=identity.protect_stateful)
         access_format = {k: f"$context.{v}" for k, v in (
             ("requestId", "requestId"), ("ip", "identity.sourceIp"), ("requestTime", "requestTime"),
             ("routeKey", "routeKey"), ("status", "status"), ("connectionId", "connectionId"),
@@ -442,23 +460,25 @@ class Realtime(Construct):
             access_log_settings=Apigatewayv2StageAccessLogSettings(destination_arn=logs.arn,
                                                                    format=json.dumps(access_format)),
             default_route_settings=Apigatewayv2StageDefaultRouteSettings(
-                throttling_rate_limit=cfg.throttling_rate_limit, throttling_burst_limit=cfg.throttling_burst_limit,
+                throttling_rate_limit=settings.throttling_rate_limit,
+                throttling_burst_limit=settings.throttling_burst_limit,
                 detailed_metrics_enabled=True),
             depends_on=[account_settings] if account_settings else None)
         skip(stage, "CKV2_AWS_51", "Clients are browsers and apps that authenticate with a Cognito token at "
              "$connect; they hold no client certificates, and the integrations are Lambda, not HTTP backends.")
 
-    def _api_gateway_account(self, env: Environment) -> ApiGatewayAccount:
+    def _api_gateway_account(self) -> ApiGatewayAccount:
         """The region's API Gateway account settings: the role WebSocket stages log through.
 
         One setting per account and region, owned by exactly one environment there
         (`realtime.api_gateway_account`): a second owner would overwrite it, and destroying an
         owner resets it (provider 6), cutting off the others' access logs.
         """
+        identity = self._identity
         # API Gateway's documented trust for this role names the service only: it is not
         # documented to send aws:SourceAccount when it assumes it, and a condition it does not
         # satisfy would stop every stage of the region from logging.
-        push_role = iam.service_role(self, "api_logging_role", name=env.resource_name("apigw-logs"),
+        push_role = iam.service_role(self, "api_logging_role", name=identity.resource_name("apigw-logs"),
                                      service="apigateway.amazonaws.com", source_account=None, statements=[])
         IamRolePolicyAttachment(self, "api_logging_policy", role=push_role.name, policy_arn=(
             f"arn:{self._account.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"))

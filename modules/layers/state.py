@@ -13,30 +13,33 @@ from cdktn_provider_aws.kms_alias import KmsAlias
 from cdktn_provider_aws.kms_key import KmsKey
 
 from modules.parts import iam
-from modules.config import Environment
+from modules.config.settings import Identity, StateSettings
 from modules.parts.context import current_account
 from modules.parts.outputs import publish
 from modules.parts.storage import SecureBucket, access_log_bucket, protect
 
 
 class StateStore(Construct):
-    def __init__(self, scope: Construct, id: str, *, env: Environment) -> None:
+    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: StateSettings) -> None:
         super().__init__(scope, id)
-        bucket_name = env.backend.bucket or ""
-        account = current_account(self, env.backend.region or env.region)
-        key = KmsKey(self, "key", description=f"{env.resource_name('state')}: encrypts Terraform state of {env.name}",
+        bucket_name = settings.bucket or ""
+        account = current_account(self, settings.region or identity.region)
+        key = KmsKey(self, "key",
+                     description=f"{identity.resource_name('state')}: encrypts Terraform state of "
+                                 f"{identity.environment}",
                      enable_key_rotation=True, deletion_window_in_days=30, policy=iam.document(iam.allow(
                          ["kms:*"], ["*"], sid="AccountAdministration",
                          principals={"AWS": f"arn:{account.partition}:iam::{account.id}:root"})))
-        protect(key, env.protect_stateful)
-        KmsAlias(self, "key_alias", name=f"alias/{env.resource_name('state')}", target_key_id=key.key_id)
+        protect(key, identity.protect_stateful)
+        KmsAlias(self, "key_alias", name=f"alias/{identity.resource_name('state')}", target_key_id=key.key_id)
         access_logs = access_log_bucket(
             self, "access_logs", name=f"{bucket_name}-access-logs", account=account,
-            protect_data=env.protect_stateful, archive_after_days=env.foundation.archive_after_days,
-            expire_after_days=env.foundation.audit_retention_days)
+            protect_data=identity.protect_stateful, archive_after_days=settings.archive_after_days,
+            expire_after_days=settings.audit_retention_days)
         # Current state stays in S3 Standard (Terraform reads it on every plan); old versions
         # are archived and expire like the environment's logs.
-        state = SecureBucket(self, "bucket", name=bucket_name, kms_key_arn=key.arn, protect_data=env.protect_stateful,
+        state = SecureBucket(self, "bucket", name=bucket_name, kms_key_arn=key.arn,
+                             protect_data=identity.protect_stateful,
                              archive_after_days=None, access_log_bucket=access_logs)
         publish(self, {
             "state_bucket": (state.name, "S3 bucket holding this environment's Terraform state (backend.bucket)"),

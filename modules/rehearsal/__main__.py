@@ -19,7 +19,7 @@ from modules.rehearsal.emulator import MOTO_DEFAULT_ACCOUNT, MotoServer, seed_ce
 from modules.rehearsal.plan import ROOT, certificates_of, dependency_order, load_stacks, synth
 from modules.rehearsal.report import EnvironmentResult, write_junit
 from modules.rehearsal.rewrite import Target, UnsafeCopy, account_of, certificate_arns
-from modules.rehearsal.runner import endpoint_keys, rehearse_environment
+from modules.rehearsal.runner import Rehearsal, endpoint_keys
 
 
 def main(argv: list[str]) -> int:
@@ -85,8 +85,7 @@ def rehearse(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Pat
             print(f"  seeded: certificate {configured} (emulator ARN {emulated})", flush=True)
         target = Target(endpoint=server.url, endpoint_keys=keys, account_id=account, state_dir=env_dir / "state",
                         provider_version=toolchain.provider_version)
-        result = rehearse_environment(env, stacks, order, target, seeded, toolchain, cli_config, env_dir, server,
-                                      workers)
+        result = Rehearsal(env, stacks, order, target, seeded, toolchain, cli_config, env_dir, server).run(workers)
     print(f"  emulator stopped ({server.url})", flush=True)
     return result
 

@@ -83,122 +83,148 @@ def run_graph(order: list[str], needs: dict[str, set[str]], step: Callable[[str]
             raise
 
 
-def rehearse_environment(env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
-                         toolchain: tf.Toolchain, cli_config: Path, env_dir: Path, server: MotoServer,
-                         workers: int = 3) -> EnvironmentResult:
-    target.state_dir.mkdir(parents=True, exist_ok=True)
-    results = {name: StackResult(name) for name in order}
-    applied: set[str] = set()  # something may exist: destroy it
-    applied_ok: set[str] = set()  # applied without error (drift is reported, but dependents still apply)
-    lock = Lock()
+class Rehearsal:
+    """One environment's stacks brought up in dependency order (up to `workers` at a time),
+    planned for drift, then torn down in reverse order."""
 
-    def say(name: str, text: str) -> None:
-        with lock:
+    def __init__(self, env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
+                 toolchain: tf.Toolchain, cli_config: Path, env_dir: Path, server: MotoServer) -> None:
+        self.env, self.stacks, self.order, self.target, self.seeded = env, stacks, order, target, seeded
+        self.toolchain, self.cli_config, self.env_dir, self.server = toolchain, cli_config, env_dir, server
+        self.results = {name: StackResult(name) for name in order}
+        self.applied: set[str] = set()  # something may exist: destroy it
+        self.applied_ok: set[str] = set()  # applied without error (drift is reported, dependents still apply)
+        self._lock = Lock()
+
+    def run(self, workers: int = 3) -> EnvironmentResult:
+        self.target.state_dir.mkdir(parents=True, exist_ok=True)
+        needs = {name: {d for d in self.stacks[name].dependencies if d in self.stacks} for name in self.order}
+        run_graph(self.order, needs, self.bring_up, workers)
+        if not self.server.alive():
+            for name in self.order:
+                self.results[name].failures.append("the emulator stopped; see moto.log")
+        # Reverse order: a stack goes once every stack reading its outputs has gone.
+        dependents = {name: {other for other in self.order if name in needs[other]} for name in self.order}
+        run_graph(list(reversed(self.order)), dependents, self.tear_down, workers)
+        summary = EnvironmentResult(self.env, [self.results[name] for name in self.order])
+        print(f"{self.env}:")
+        for stack_result in summary.stacks:
+            print("  " + stack_result.line())
+        return summary
+
+    def say(self, name: str, text: str) -> None:
+        with self._lock:
             print(f"  {name}: {text}", flush=True)
 
-    def bring_up(name: str) -> bool:
-        stack, result = stacks[name], results[name]
+    def terraform(self, name: str, args: list[str]) -> Any:
+        return tf.run(self.toolchain, self.cli_config, args, self.env_dir / name, self.env_dir / name / "terraform.log")
+
+    def bring_up(self, name: str) -> bool:
+        stack, result = self.stacks[name], self.results[name]
         started = time.monotonic()
-        missing = [d for d in stack.dependencies if d in results and d not in applied_ok]
+        missing = [d for d in stack.dependencies if d in self.results and d not in self.applied_ok]
         if missing:
             result.failures.append(f"not applied: {', '.join(missing)} did not apply")
             return False
-        workdir = env_dir / name
+        doc = self._write_workdir(name)
+        if not self._init_and_validate(name):
+            return False
+        for note in apply_seeds(doc, self.server):
+            result.notes.append(note)
+            self.say(name, note)
+        self.say(name, "apply")
+        apply = self.terraform(name, ["apply", "-auto-approve", "-input=false"])
+        with self._lock:
+            self.applied.add(name)
+        result.resources = _resource_count(self.target.state_dir / f"{name}.tfstate")
+        if apply.returncode != 0:
+            result.failures += [f"apply: {e}" for e in tf.errors(apply.stdout + apply.stderr)] or [
+                f"apply: exit {apply.returncode}"]
+            result.seconds += time.monotonic() - started
+            self.say(name, f"apply FAILED ({result.resources} resources created)")
+            return False
+        with self._lock:
+            self.applied_ok.add(name)
+        self.say(name, "plan (no changes expected)")
+        workdir = self.env_dir / name
+        result.drift = _drift(self.toolchain, self.cli_config, workdir, workdir / "terraform.log", result,
+                              stack.protected_resources)
+        result.seconds += time.monotonic() - started
+        self.say(name, f"{result.resources} resources, drift: {result.drift} ({result.seconds:.0f} s)")
+        return True
+
+    def _write_workdir(self, name: str) -> dict[str, Any]:
+        """The stack's rehearsal copy (pointed at the emulator, differences applied) in its own directory."""
+        stack, result = self.stacks[name], self.results[name]
+        workdir = self.env_dir / name
         workdir.mkdir(parents=True)
-        doc, notes = rehearsal_copy(stack.doc, name, target)
-        notes += apply_rewrites(doc, seeded)
+        doc, notes = rehearsal_copy(stack.doc, name, self.target)
+        notes += apply_rewrites(doc, self.seeded)
         result.notes += notes
         (workdir / "main.tf.json").write_text(json.dumps(doc, indent=1))
         if (stack.directory / "assets").is_dir():
             (workdir / "assets").symlink_to(stack.directory / "assets")
         for note in notes:
-            say(name, note)
-        log = workdir / "terraform.log"
-        say(name, "init, validate")
+            self.say(name, note)
+        return doc
+
+    def _init_and_validate(self, name: str) -> bool:
+        result, workdir = self.results[name], self.env_dir / name
+        self.say(name, "init, validate")
         try:
-            tf.init(toolchain, cli_config, workdir, log)
+            tf.init(self.toolchain, self.cli_config, workdir, workdir / "terraform.log")
         except tf.ToolError as err:
             result.failures.append(str(err))
             return False
-        validate = tf.run(toolchain, cli_config, ["validate"], workdir, log)
+        validate = self.terraform(name, ["validate"])
         if validate.returncode != 0:
             result.failures += [f"validate: {e}" for e in tf.errors(validate.stdout + validate.stderr)]
             return False
-        for note in apply_seeds(doc, server):
-            result.notes.append(note)
-            say(name, note)
-        say(name, "apply")
-        apply = tf.run(toolchain, cli_config, ["apply", "-auto-approve", "-input=false"], workdir, log)
-        with lock:
-            applied.add(name)
-        result.resources = _resource_count(target.state_dir / f"{name}.tfstate")
-        if apply.returncode != 0:
-            result.failures += [f"apply: {e}" for e in tf.errors(apply.stdout + apply.stderr)] or [
-                f"apply: exit {apply.returncode}"]
-            result.seconds += time.monotonic() - started
-            say(name, f"apply FAILED ({result.resources} resources created)")
-            return False
-        with lock:
-            applied_ok.add(name)
-        say(name, "plan (no changes expected)")
-        result.drift = _drift(toolchain, cli_config, workdir, log, result, stack.protected_resources)
-        result.seconds += time.monotonic() - started
-        say(name, f"{result.resources} resources, drift: {result.drift} ({result.seconds:.0f} s)")
         return True
 
-    def tear_down(name: str) -> bool:
-        if name not in applied:
+    def tear_down(self, name: str) -> bool:
+        if name not in self.applied:
             return True
         started = time.monotonic()
-        result = results[name]
+        result = self.results[name]
         # Only protected resources that exist can refuse (a failed apply may not have made them).
-        present = _addresses(target.state_dir / f"{name}.tfstate")
-        protected = [a for a in stacks[name].protected_resources if a in present]
-        say(name, "destroy" + (f" (refusal expected: {len(protected)} protected resources)" if protected else ""))
-        log = env_dir / name / "terraform.log"
+        present = _addresses(self.target.state_dir / f"{name}.tfstate")
+        protected = [a for a in self.stacks[name].protected_resources if a in present]
+        self.say(name, "destroy" + (f" (refusal expected: {len(protected)} protected resources)" if protected else ""))
         if not protected:
-            doc = json.loads((env_dir / name / "main.tf.json").read_text())
-            gone = apply_teardowns(doc, server)
+            doc = json.loads((self.env_dir / name / "main.tf.json").read_text())
+            gone = apply_teardowns(doc, self.server)
             if gone:
-                tf.run(toolchain, cli_config, ["state", "rm", *gone], env_dir / name, log)
+                self.terraform(name, ["state", "rm", *gone])
                 result.notes.append(f"deleted directly before destroy (emulator difference): {', '.join(gone)}")
         destroy = ["destroy", "-auto-approve", "-input=false"]
-        done = tf.run(toolchain, cli_config, destroy, env_dir / name, log)
+        done = self.terraform(name, destroy)
         output, errors = done.stdout + done.stderr, tf.errors(done.stdout + done.stderr)
         retry = None if protected or done.returncode == 0 else destroy_retry(errors, output)
         if retry:
             result.notes.append(f"emulator difference {retry.name}: destroy run once more after {'; '.join(errors)}")
-            done = tf.run(toolchain, cli_config, destroy, env_dir / name, log)
+            done = self.terraform(name, destroy)
             output = done.stdout + done.stderr
+        self._judge_destroy(result, protected, done.returncode, output)
+        result.seconds += time.monotonic() - started
+        return True
+
+    @staticmethod
+    def _judge_destroy(result: StackResult, protected: list[str], returncode: int, output: str) -> None:
+        """Protected stacks must refuse (prevent_destroy); every other stack must go."""
         if protected:
-            if done.returncode != 0 and REFUSAL in output:
+            if returncode != 0 and REFUSAL in output:
                 result.destroy = "refused (prevent_destroy)"
                 result.notes.append(f"destroy refused as required by {len(protected)} protected resources")
             else:
                 result.destroy = "NOT REFUSED"
                 result.failures.append(f"destroy was not refused although {protected[0]} "
                                        f"(+{len(protected) - 1}) has prevent_destroy")
-        elif done.returncode == 0:
+        elif returncode == 0:
             result.destroy = "destroyed"
         else:
             result.destroy = "FAILED"
-            result.failures += [f"destroy: {e}" for e in tf.errors(output)] or [f"destroy: exit {done.returncode}"]
-        result.seconds += time.monotonic() - started
-        return True
-
-    needs = {name: {d for d in stacks[name].dependencies if d in stacks} for name in order}
-    run_graph(order, needs, bring_up, workers)
-    if not server.alive():
-        for name in order:
-            results[name].failures.append("the emulator stopped; see moto.log")
-    # Reverse order: a stack goes once every stack reading its outputs has gone.
-    dependents = {name: {other for other in order if name in needs[other]} for name in order}
-    run_graph(list(reversed(order)), dependents, tear_down, workers)
-    summary = EnvironmentResult(env, [results[name] for name in order])
-    print(f"{env}:")
-    for stack_result in summary.stacks:
-        print("  " + stack_result.line())
-    return summary
+            result.failures += [f"destroy: {e}" for e in tf.errors(output)] or [f"destroy: exit {returncode}"]
 
 
 def _addresses(state: Path) -> set[str]:

@@ -22,10 +22,13 @@ from typing import Any
 from cdktn import App, Fn, TerraformOutput, TerraformStack, TerraformVariableValidationConfig
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
 from constructs import Construct
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from modules.parts import packaging
 from modules.config import Environment
+from modules.config import models
+from modules.config.settings import GatewaySettings, Identity, settings_for, source_of
 from modules.config.models import LOG_RETENTION_DAYS
 from modules.layers.data import Data, DataOutputs
 from modules.layers.edge import Edge, EdgeOutputs
@@ -220,45 +223,41 @@ class ModuleVariables:
         return [Fn.element(var.list_value, i) for i in range(self.zones)]
 
 
-def with_settings(stack: Construct, env: Environment, layer: str) -> Environment:
-    """The environment with the settings a consumer changes replaced by module variables
-    (their defaults are the exported environment's values), each validated by the rules of
-    the environment files. Only settings that flow straight into resource arguments qualify:
-    a token cannot take part in Python arithmetic."""
+def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Identity, BaseModel]:
+    """The layer's identity and settings with those a consumer changes replaced by module
+    variables (their defaults are the exported environment's values), each validated by the
+    rules of the environment files. Only settings that flow straight into resource arguments
+    qualify: a token cannot take part in Python arithmetic."""
     variables = ModuleVariables(stack, len(env.network.availability_zones))
     variable = variables.scalar
-    updates: dict[str, Any] = {
+    identity = {
         "project": variable("project", env.project, "Name prefix of every resource (`<project>-<environment>-…`)",
                             NAME_RULE),
-        "name": variable("environment", env.name, "Environment part of every resource name", NAME_RULE),
+        "environment": variable("environment", env.name, "Environment part of every resource name", NAME_RULE),
     }
     if layer != "observability":
-        updates["foundation"] = env.foundation.model_copy(update={"log_retention_days": variable(
-            "log_retention_days", env.foundation.log_retention_days, "Retention of every log group (days)",
-            RETENTION_RULE)})
+        identity["log_retention_days"] = variable("log_retention_days", env.foundation.log_retention_days,
+                                                  "Retention of every log group (days)", RETENTION_RULE)
+    settings: Any = settings_for(env, layer)
+    updates: dict[str, Any] = {}
     if layer == "network":
-        updates["network"] = network_settings(variables, env)
+        updates = network_settings(variables, settings)
     if layer in ("edge", "llm"):
-        section = getattr(env, layer)
         purpose = ("ACM certificate of the HTTPS listeners (same region)" if layer == "edge" else
                    "ACM certificate of the internal model listener: must cover the private name (same region)")
-        updates[layer] = section.model_copy(update={"certificate_arn": variable(
-            "certificate_arn", section.certificate_arn, purpose, CERTIFICATE_RULE)})
+        updates["certificate_arn"] = variable("certificate_arn", settings.certificate_arn, purpose, CERTIFICATE_RULE)
     if layer == "gateway":
-        updates["gateway"] = gateway_settings(variables, env)
-    if layer in STRAIGHT_SETTINGS:
-        section = updates.get(layer, getattr(env, layer))
-        fields = type(section).model_fields
-        updates[layer] = section.model_copy(update={
-            name: variable(name, getattr(section, name), f"{layer}.{name} of the environment files",
-                           *bounds_rules(fields[name])) for name in STRAIGHT_SETTINGS[layer]})
+        updates = gateway_settings(variables, settings, pinned=env.protect_stateful)
+    fields = type(settings).model_fields
+    updates.update({name: variable(name, getattr(settings, name), f"{source_of(layer, name)} of the environment files",
+                                   *bounds_rules(fields[name])) for name in STRAIGHT_SETTINGS.get(layer, ())})
     # model_copy does not validate: the tokens stand in for values validated at export.
-    return env.model_copy(update=updates)
+    return Identity.of(env).model_copy(update=identity), settings.model_copy(update=updates)
 
 
-def network_settings(variables: ModuleVariables, env: Environment) -> Any:
-    net, subnet_rules = env.network, (INSIDE_VPC_RULE, SMALLEST_SUBNET_RULE)
-    return net.model_copy(update={
+def network_settings(variables: ModuleVariables, net: models.Network) -> dict[str, Any]:
+    subnet_rules = (INSIDE_VPC_RULE, SMALLEST_SUBNET_RULE)
+    return {
         "vpc_cidr": variables.scalar("vpc_cidr", str(net.vpc_cidr), "CIDR of the VPC", CIDR_RULE),
         "availability_zones": variables.per_zone("availability_zones", net.availability_zones,
                                                  "Zones of the caller's provider region, one per subnet of each tier",
@@ -266,19 +265,17 @@ def network_settings(variables: ModuleVariables, env: Environment) -> Any:
         **{tier: variables.per_zone(f"{tier.removesuffix('s')}_cidrs", getattr(net, tier),
                                     f"{tier.split('_')[0].capitalize()} subnets, one per zone in the order of "
                                     "availability_zones", *subnet_rules)
-           for tier in ("public_subnets", "private_subnets", "database_subnets")}})
+           for tier in ("public_subnets", "private_subnets", "database_subnets")}}
 
 
-def gateway_settings(variables: ModuleVariables, env: Environment) -> Any:
-    capacity = env.gateway.capacity.model_construct(**{
-        bound: variables.scalar(f"gateway_{bound}_tasks", getattr(env.gateway.capacity, bound),
+def gateway_settings(variables: ModuleVariables, gateway: GatewaySettings, pinned: bool) -> dict[str, Any]:
+    capacity = gateway.capacity.model_construct(**{
+        bound: variables.scalar(f"gateway_{bound}_tasks", getattr(gateway.capacity, bound),
                                 f"{bound} number of LiteLLM tasks", *([TASKS_RULE] if bound == "min" else []))
         for bound in ("min", "desired", "max")})
-    pinned = [PINNED_RULE] if env.protect_stateful else []
-    return env.gateway.model_copy(update={
-        "image": variables.scalar("gateway_image", env.gateway.image, "LiteLLM image (pinned tag or digest)",
-                                  *pinned),
-        "capacity": capacity})
+    return {"image": variables.scalar("gateway_image", gateway.image, "LiteLLM image (pinned tag or digest)",
+                                      *([PINNED_RULE] if pinned else [])),
+            "capacity": capacity}
 
 
 def refuse_zones_outside_the_region(stack: TerraformStack, network: Network) -> None:
@@ -292,30 +289,31 @@ def refuse_zones_outside_the_region(stack: TerraformStack, network: Network) -> 
 def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
     stack = TerraformStack(app, layer)
     ProviderRequirement(stack, "aws", *AWS_PROVIDER)
-    env = with_settings(stack, env, layer)
+    identity, settings = module_settings(stack, env, layer)
+    given = {"identity": identity, "settings": settings}
 
     def inputs(name: str) -> Any:
         return Inputs(stack, name, env)
 
     if layer == "foundation":
-        construct: Any = Foundation(stack, layer, env=env)
+        construct: Any = Foundation(stack, layer, **given)
     elif layer == "network":
-        construct = Network(stack, layer, env=env, kms_key_arn=inputs("foundation").kms_key_arn)
+        construct = Network(stack, layer, **given, kms_key_arn=inputs("foundation").kms_key_arn)
         refuse_zones_outside_the_region(stack, construct)
     elif layer == "edge":
-        construct = Edge(stack, layer, env=env, network=inputs("network"), foundation=inputs("foundation"))
+        construct = Edge(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "data":
-        construct = Data(stack, layer, env=env, network=inputs("network"), foundation=inputs("foundation"))
+        construct = Data(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "gateway":
-        construct = Gateway(stack, layer, env=env, network=inputs("network"), foundation=inputs("foundation"),
+        construct = Gateway(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"),
                             data=inputs("data"), edge=inputs("edge"), llm=inputs("llm"))
     elif layer == "llm":
-        construct = Llm(stack, layer, env=env, network=inputs("network"), foundation=inputs("foundation"))
+        construct = Llm(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "realtime":
-        construct = Realtime(stack, layer, env=env, network=inputs("network"), foundation=inputs("foundation"),
+        construct = Realtime(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"),
                              data=inputs("data"))
     else:
-        construct = Observability(stack, layer, env=env, foundation=inputs("foundation"), watched=Watched(
+        construct = Observability(stack, layer, **given, foundation=inputs("foundation"), watched=Watched(
             edge=inputs("edge"), gateway=inputs("gateway"), data=inputs("data"), llm=inputs("llm"),
             realtime=inputs("realtime")))
     outputs = getattr(construct, "outputs", None)

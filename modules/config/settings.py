@@ -1,0 +1,109 @@
+"""What each layer reads of an environment: the shared identity, and its own settings.
+
+A layer takes an `Identity` and one settings object — its section of `environment.toml`,
+plus the few values it borrows from other sections, named after what it uses them for.
+The plain-Terraform export reads the same objects to declare a module's variables.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel
+
+from modules.config import models
+from modules.config.models import Capacity, Environment, ModelRoute, Section
+
+
+class Identity(Section):
+    """Who and where a layer is, and the house rules every layer applies."""
+
+    project: str
+    environment: str
+    region: str
+    protect_stateful: bool
+    log_retention_days: int
+
+    @classmethod
+    def of(cls, env: Environment) -> Identity:
+        return cls(project=env.project, environment=env.name, region=env.region,
+                   protect_stateful=env.protect_stateful, log_retention_days=env.foundation.log_retention_days)
+
+    def resource_name(self, suffix: str) -> str:
+        """`<project>-<env>-<suffix>`: the one naming rule for AWS resource names."""
+        return f"{self.project}-{self.environment}-{suffix}"
+
+
+class LlmSettings(models.Llm):
+    SECTION: ClassVar[str] = "llm"
+    BORROWED: ClassVar[dict[str, str]] = {"idle_timeout_seconds": "edge.idle_timeout_seconds"}
+    idle_timeout_seconds: int  # the internal ALB holds a streamed answer as long as the public one
+
+
+class GatewaySettings(models.Gateway):
+    SECTION: ClassVar[str] = "gateway"
+    BORROWED: ClassVar[dict[str, str]] = {"max_body_bytes": "edge.max_body_bytes",
+                                          "self_hosted_model_name": "llm.served_model_name",
+                "self_hosted_dns_name": "llm.dns_name"}
+    max_body_bytes: int  # the proxy's own body limit matches the WAF's
+    self_hosted_model_name: str
+    self_hosted_dns_name: str | None
+
+
+class RealtimeSettings(models.Realtime):
+    SECTION: ClassVar[str] = "realtime"
+    BORROWED: ClassVar[dict[str, str]] = {"model_routes": "gateway.models",
+                                          "edge_certificate_arn": "edge.certificate_arn"}
+    model_routes: list[ModelRoute]  # the models a frame may ask for, unless `models` narrows them
+    edge_certificate_arn: str | None  # the custom domain's certificate, unless its own is given
+
+
+class ObservabilitySettings(models.Observability):
+    SECTION: ClassVar[str] = "observability"
+    BORROWED: ClassVar[dict[str, str]] = {"model_routes": "gateway.models", "gpu_capacity": "llm.capacity",
+                "gpu_scheduled_scaling": "llm.scheduled_scaling",
+                "gpu_queue_target_per_instance": "llm.queue_target_per_instance",
+                "db_instance_class": "data.db_instance_class", "waf_log_destination": "edge.waf_log_destination"}
+    # Thresholds and widgets follow the sizing and the routes they watch.
+    model_routes: list[ModelRoute]
+    gpu_capacity: Capacity
+    gpu_scheduled_scaling: bool
+    gpu_queue_target_per_instance: int
+    db_instance_class: str
+    waf_log_destination: Literal["s3", "cloudwatch"]
+
+
+class StateSettings(models.Backend):
+    SECTION: ClassVar[str] = "backend"
+    BORROWED: ClassVar[dict[str, str]] = {"archive_after_days": "foundation.archive_after_days",
+                "audit_retention_days": "foundation.audit_retention_days"}
+    archive_after_days: int  # old state versions age like the environment's logs
+    audit_retention_days: int
+
+
+# Each layer's settings type: its section as it is, or the section extended by values of
+# other sections (SECTION names it; BORROWED maps each extra field to the path it is read from).
+SETTINGS: dict[str, type[BaseModel]] = {
+    "state": StateSettings, "foundation": models.Foundation, "network": models.Network, "edge": models.Edge,
+    "data": models.Data, "llm": LlmSettings, "gateway": GatewaySettings, "realtime": RealtimeSettings,
+    "observability": ObservabilitySettings,
+}
+
+
+def settings_for(env: Environment, layer: str) -> BaseModel:
+    """The layer's settings of a validated environment (values are not validated again)."""
+    kind = SETTINGS[layer]
+    if not hasattr(kind, "BORROWED"):
+        return getattr(env, layer)
+    section = getattr(env, kind.SECTION)
+    borrowed = {field: attrgetter(path)(env) for field, path in kind.BORROWED.items()}
+    return kind.model_construct(**dict(section), **borrowed)
+
+
+def source_of(layer: str, field: str) -> str:
+    """The dotted path in `environment.toml` a layer's settings field comes from."""
+    kind = SETTINGS[layer]
+    if hasattr(kind, "BORROWED"):
+        return kind.BORROWED.get(field, f"{kind.SECTION}.{field}")
+    return f"{layer}.{field}"
