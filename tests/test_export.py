@@ -18,7 +18,8 @@ from modules.config import load_environment
 from modules.config.models import Environment
 from modules.rehearsal.validate import MODULE_CONSTRAINT
 from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, HAND_MADE_SETTINGS, MODULES_DIR, OUTPUT_TYPES,
-                            STRAIGHT_SETTINGS, TERRAFORM_TYPES, ExportError, blocks, export_modules, hand_written)
+                            STRAIGHT_SETTINGS, TERRAFORM_TYPES, VARIABLE_NAMES, ExportError, blocks, cross_rules,
+                            export_modules, hand_written)
 from policies.gate import Stack as GateStack, classify, run_checkov
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,11 +183,15 @@ def test_every_config_field_is_a_module_variable_or_fixed_with_a_reason() -> Non
 
 
 def test_straight_settings_are_variables_with_the_config_bounds(exported: Path) -> None:
+    env = load_environment("prod")
     for layer, names in STRAIGHT_SETTINGS.items():
         variables = blocks(module_doc(exported, layer), "variable")
+        cross = cross_rules(env, layer)
         for name in names:
-            declared = variables[name]
-            field = type(getattr(load_environment("prod"), layer)).model_fields[name]
-            assert len(declared.get("validation", [])) == len([m for m in field.metadata if hasattr(m, "ge")
-                                                               or hasattr(m, "le")])
-            assert f"${{var.{name}}}" in json.dumps(module_doc(exported, layer)["resource"]), name
+            variable = VARIABLE_NAMES.get(f"{layer}.{name}", name)
+            declared = variables[variable]
+            field = type(getattr(env, layer)).model_fields[name]
+            bounds = len([m for m in field.metadata if hasattr(m, "ge") or hasattr(m, "le")])
+            assert len(declared.get("validation", [])) == bounds + len(cross.get(variable, ())), variable
+            assert declared["default"] == getattr(getattr(env, layer), name)
+            assert f"${{var.{variable}}}" in json.dumps(module_doc(exported, layer)["resource"]), variable

@@ -520,6 +520,22 @@ def test_the_cache_entry_expires_after_the_configured_ttl(platform: Platform, mo
     assert 0 < client.ttl(key) <= 120
 
 
+def test_a_cache_ttl_the_worker_refuses_is_refused_in_the_environment_file(monkeypatch) -> None:
+    """Redis refuses an expiry of 0 and the worker refuses CACHE_TTL_SECONDS=0 at start: the
+    environment file must not let it through to a deploy."""
+    from pydantic import ValidationError
+
+    from modules.config.models import Realtime
+    monkeypatch.setenv("REDIS_HOST", "127.0.0.1")
+    monkeypatch.setenv("CACHE_TTL_SECONDS", "0")
+    with pytest.raises(env.ConfigError, match="CACHE_TTL_SECONDS"):
+        CacheSettings.from_env()
+    with pytest.raises(ValidationError, match="cache_ttl_seconds"):
+        Realtime(cache_ttl_seconds=0)
+    monkeypatch.setenv("CACHE_TTL_SECONDS", "1")
+    assert CacheSettings.from_env().ttl_seconds == Realtime(cache_ttl_seconds=1).cache_ttl_seconds == 1
+
+
 # --- configuration and the management API ------------------------------------------------------
 
 def test_the_model_endpoint_must_be_https_unless_http_is_allowed_explicitly(monkeypatch) -> None:

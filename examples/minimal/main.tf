@@ -75,6 +75,10 @@ module "data" {
   project                     = local.project
   environment                 = local.environment
   log_retention_days          = 90
+  redis_node_type             = "cache.t4g.micro"
+  db_storage_gb               = 20
+  db_max_storage_gb           = 50
+  backup_retention_days       = 3
   foundation_kms_key_arn      = module.foundation.kms_key_arn
   network_database_subnet_ids = module.network.database_subnet_ids
   network_security_group_ids  = module.network.security_group_ids
@@ -95,6 +99,8 @@ module "gateway" {
   gateway_min_tasks     = 1
   gateway_desired_tasks = 1
   gateway_max_tasks     = 2
+  gateway_cpu           = 512
+  gateway_memory        = 1024
 
   data_db_address             = module.data.db_address
   data_db_master_secret_arn   = module.data.db_master_secret_arn

@@ -211,7 +211,8 @@ class Realtime(Section):
     throttling_rate_limit: Annotated[int, Field(ge=1, le=10_000)] = 50
     throttling_burst_limit: Annotated[int, Field(ge=1, le=5_000)] = 100
     connection_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 7200
-    cache_ttl_seconds: Annotated[int, Field(ge=0, le=604_800)] = 3600
+    # The functions refuse 0 (Redis refuses an expiry of 0): a cached answer lives at least a second.
+    cache_ttl_seconds: Annotated[int, Field(ge=1, le=604_800)] = 3600
     max_frame_bytes: Annotated[int, Field(ge=1024, le=131_072)] = 32_768
     # Receives before a request goes to the dead-letter queue (SQS allows 1-1000); at least 5,
     # since throttled batches count too (rules say so with a fix).

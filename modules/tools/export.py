@@ -28,8 +28,9 @@ from pydantic.fields import FieldInfo
 from modules.parts import packaging
 from modules.config import Environment
 from modules.config import models
-from modules.config.settings import GatewaySettings, Identity, settings_for, source_of
-from modules.config.models import LOG_RETENTION_DAYS
+from modules.config.settings import SETTINGS, GatewaySettings, Identity, settings_for, source_of
+from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, Capacity
+from modules.config.rules import MAX_WORKER_CONCURRENCY, MIN_WORKER_CONCURRENCY
 from modules.layers.data import Data, DataOutputs
 from modules.layers.edge import Edge, EdgeOutputs
 from modules.layers.foundation import Foundation, FoundationOutputs
@@ -136,18 +137,56 @@ SMALLEST_SUBNET_RULE = ("alltrue([for c in var.{name} : !can(cidrnetmask(c)) || 
 ZONE_IN_REGION = ("${{alltrue([for az in var.availability_zones : startswith(az, {region})])}}",
                   "availability_zones: every zone must be in the caller's provider region (${{{region}}}): use "
                   "zones of that region.")
-# Settings that flow straight into one resource argument of their layer, as variables named
-# after the field, validated by the field's own bounds (the config model's wording).
+# Settings that flow straight into resource arguments of their layer, as variables named
+# after the field (or as VARIABLE_NAMES says), validated by the field's own bounds (the
+# config model's wording) and by the cross-field rules below.
 STRAIGHT_SETTINGS: dict[str, tuple[str, ...]] = {
-    "data": ("backup_retention_days", "redis_node_type"),
+    "data": ("backup_retention_days", "redis_node_type", "redis_version", "db_storage_gb", "db_max_storage_gb"),
     "edge": ("idle_timeout_seconds", "rate_limit_per_5_minutes"),
-    "gateway": ("cpu_target_percent", "memory_target_percent"),
+    "gateway": ("cpu", "memory", "cpu_target_percent", "memory_target_percent"),
+    "llm": ("instance_type", "on_demand_base", "root_volume_gb", "root_volume_iops", "root_volume_throughput_mibps",
+            "launch_timeout_seconds", "gpu_target_percent", "cpu_target_percent"),
+    "realtime": ("throttling_rate_limit", "throttling_burst_limit", "worker_concurrency", "connection_ttl_seconds",
+                 "cache_ttl_seconds", "max_frame_bytes"),
 }
-# What with_settings turns into variables by hand (the rest of the configuration is fixed).
+VARIABLE_NAMES = {"gateway.cpu": "gateway_cpu", "gateway.memory": "gateway_memory"}
+DESCRIPTIONS = {
+    "data.backup_retention_days": "Days RDS keeps automated backups (1-35)",
+    "data.redis_node_type": "ElastiCache node type of the Redis group (e.g. cache.t4g.small)",
+    "data.redis_version": "Redis engine version",
+    "data.db_storage_gb": "Initial PostgreSQL storage (GB, gp3)",
+    "data.db_max_storage_gb": "Ceiling of PostgreSQL storage autoscaling (GB), at or above db_storage_gb",
+    "edge.idle_timeout_seconds": "Public ALB idle timeout (s): long enough for a streamed answer",
+    "edge.rate_limit_per_5_minutes": "WAF requests per client IP per 5 minutes before it blocks",
+    "gateway.cpu": "Fargate CPU units of a LiteLLM task (256-16384)",
+    "gateway.memory": "Fargate memory of a LiteLLM task (MiB), one Fargate allows for gateway_cpu",
+    "gateway.cpu_target_percent": "Average task CPU the gateway's scaling holds",
+    "gateway.memory_target_percent": "Average task memory the gateway's scaling holds",
+    "llm.instance_type": "GPU instance type of the model hosts (the exported Spot alternatives' memory class)",
+    "llm.on_demand_base": "GPU hosts always bought on demand; the rest may be Spot",
+    "llm.root_volume_gb": "Root volume of a GPU host (GB): the AMI, the vLLM image and the weights",
+    "llm.root_volume_iops": "gp3 IOPS of the root volume (the weights copy is the boot's long pole)",
+    "llm.root_volume_throughput_mibps": "gp3 throughput of the root volume (MiB/s), at most iops / 4",
+    "llm.launch_timeout_seconds": "How long a booting host may take before the group abandons it (s)",
+    "llm.gpu_target_percent": "Average GPU utilization the group's scaling holds",
+    "llm.cpu_target_percent": "Average CPU utilization the group's scaling holds",
+    "realtime.throttling_rate_limit": "WebSocket stage steady rate (requests per second)",
+    "realtime.throttling_burst_limit": "WebSocket stage burst, at least the steady rate",
+    "realtime.worker_concurrency": "Concurrent model calls of the chat worker (reserved and SQS maximum)",
+    "realtime.connection_ttl_seconds": "How long a WebSocket connection record lives (s)",
+    "realtime.cache_ttl_seconds": "How long a cached answer lives (s)",
+    "realtime.max_frame_bytes": "Largest chat frame the API accepts (bytes)",
+}
+# Numbers the constructs write into text (a task size, a function's environment): the layer
+# gets the variable as a string, Terraform converts the number where it is used.
+AS_TEXT = ("gateway.cpu", "gateway.memory", "realtime.connection_ttl_seconds", "realtime.cache_ttl_seconds",
+           "realtime.max_frame_bytes")
+# What module_settings turns into variables by hand (the rest of the configuration is fixed).
 HAND_MADE_SETTINGS = ("project", "name", "foundation.log_retention_days", "edge.certificate_arn",
                       "llm.certificate_arn", "gateway.image", "gateway.capacity.min", "gateway.capacity.desired",
-                      "gateway.capacity.max", "network.vpc_cidr", "network.availability_zones",
-                      "network.public_subnets", "network.private_subnets", "network.database_subnets")
+                      "gateway.capacity.max", "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max",
+                      "network.vpc_cidr", "network.availability_zones", "network.public_subnets",
+                      "network.private_subnets", "network.database_subnets")
 
 # Every other field of the environment files, with why a module cannot take it as a variable
 # (a test keeps this, the two lists above and the config model in agreement).
@@ -167,17 +206,10 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "realtime.logout_urls", "realtime.mfa", "observability.alarm_emails", "observability.overrides"),
     "the constructs compute with it (sizes, thresholds, derived settings or rendered files)": (
         "foundation.archive_after_days", "foundation.audit_retention_days", "edge.max_body_bytes",
-        "data.postgres_version", "data.db_instance_class", "data.db_storage_gb", "data.db_max_storage_gb",
-        "data.redis_version", "gateway.cpu", "gateway.memory", "gateway.cache_ttl_seconds", "llm.instance_type",
-        "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max", "llm.on_demand_base",
-        "llm.scale_down_hour", "llm.scale_up_hour", "llm.schedule_time_zone", "llm.root_volume_gb",
-        "llm.root_volume_iops", "llm.root_volume_throughput_mibps", "llm.launch_timeout_seconds",
-        "llm.model_size_gb", "llm.served_model_name", "llm.weights_s3_prefix", "llm.hf_model_id",
-        "llm.vllm_image", "llm.max_model_len", "llm.protocol_version", "llm.gpu_target_percent",
-        "llm.cpu_target_percent", "llm.queue_target_per_instance", "realtime.model_endpoint_url",
-        "realtime.throttling_rate_limit", "realtime.throttling_burst_limit", "realtime.connection_ttl_seconds",
-        "realtime.cache_ttl_seconds", "realtime.max_frame_bytes", "realtime.max_receives",
-        "realtime.model_timeout_seconds", "realtime.worker_concurrency"),
+        "data.postgres_version", "data.db_instance_class", "gateway.cache_ttl_seconds",
+        "llm.scale_down_hour", "llm.scale_up_hour", "llm.schedule_time_zone", "llm.model_size_gb", "llm.served_model_name", "llm.weights_s3_prefix", "llm.hf_model_id",
+        "llm.vllm_image", "llm.max_model_len", "llm.protocol_version", "llm.queue_target_per_instance",
+        "realtime.model_endpoint_url", "realtime.max_receives", "realtime.model_timeout_seconds"),
 }
 
 
@@ -193,29 +225,29 @@ def bounds_rules(field: FieldInfo) -> tuple[tuple[str, str], ...]:
     return tuple(rules)
 
 
-TASKS_RULE = ("var.gateway_min_tasks <= var.gateway_desired_tasks && var.gateway_desired_tasks <= var.gateway_max_tasks",
-              "gateway_min_tasks, gateway_desired_tasks and gateway_max_tasks are out of order: choose values with "
-              "min <= desired <= max.")
-
 
 class ModuleVariables:
     """Declares validated module variables and hands back the values the constructs read."""
 
-    def __init__(self, stack: Construct, zones: int) -> None:
-        self.stack, self.zones = stack, zones
+    def __init__(self, stack: Construct, zones: int, cross: dict[str, tuple[tuple[str, str], ...]]) -> None:
+        self.stack, self.zones, self.cross = stack, zones, cross
 
     def declare(self, name: str, kind: str, default: Any, description: str,
                 rules: tuple[tuple[str, str], ...]) -> TFModuleVariable:
-        validation = [TerraformVariableValidationConfig(
-            condition="${" + condition.format(name=name, count=self.zones) + "}",
-            error_message=message.format(name=name, count=self.zones)) for condition, message in rules]
+        rules = (*((c.format(name=name, count=self.zones), m.format(name=name, count=self.zones)) for c, m in rules),
+                 *self.cross.get(name, ()))  # cross-field rules are written out whole
+        validation = [TerraformVariableValidationConfig(condition="${" + condition + "}", error_message=message)
+                      for condition, message in rules]
         return TFModuleVariable(self.stack, name, type=kind, default=default, description=description,
                                 validation=validation or None)
 
-    def scalar(self, name: str, default: Any, description: str, *rules: tuple[str, str]) -> Any:
-        kind = "number" if isinstance(default, int) else "string"
+    def scalar(self, name: str, default: Any, description: str, *rules: tuple[str, str], as_text: bool = False
+               ) -> Any:
+        """The variable's value for a construct: a number token, or a string token where the
+        construct writes the number into text (Python would print a number token's encoding)."""
+        kind = "number" if isinstance(default, int) and not isinstance(default, bool) else "string"
         var = self.declare(name, kind, default, description, rules)
-        return var.number_value if kind == "number" else var.string_value
+        return var.number_value if kind == "number" and not as_text else var.string_value
 
     def per_zone(self, name: str, default: list[Any], description: str, *rules: tuple[str, str]) -> list[str]:
         var = self.declare(name, "list(string)", [str(item) for item in default], description,
@@ -228,7 +260,7 @@ def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Ide
     variables (their defaults are the exported environment's values), each validated by the
     rules of the environment files. Only settings that flow straight into resource arguments
     qualify: a token cannot take part in Python arithmetic."""
-    variables = ModuleVariables(stack, len(env.network.availability_zones))
+    variables = ModuleVariables(stack, len(env.network.availability_zones), cross_rules(env, layer))
     variable = variables.scalar
     identity = {
         "project": variable("project", env.project, "Name prefix of every resource (`<project>-<environment>-…`)",
@@ -248,9 +280,16 @@ def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Ide
         updates["certificate_arn"] = variable("certificate_arn", settings.certificate_arn, purpose, CERTIFICATE_RULE)
     if layer == "gateway":
         updates = gateway_settings(variables, settings, pinned=env.protect_stateful)
+    if layer == "llm":
+        updates["capacity"] = capacity_variables(
+            variables, settings.capacity, "gpu", "hosts",
+            "GPU hosts (the observability module's GPU alarms follow the exported capacity)")
     fields = type(settings).model_fields
-    updates.update({name: variable(name, getattr(settings, name), f"{source_of(layer, name)} of the environment files",
-                                   *bounds_rules(fields[name])) for name in STRAIGHT_SETTINGS.get(layer, ())})
+    for name in STRAIGHT_SETTINGS.get(layer, ()):
+        source = source_of(layer, name)
+        updates[name] = variable(VARIABLE_NAMES.get(source, name), getattr(settings, name),
+                                 f"{DESCRIPTIONS[source]} ({source})", *bounds_rules(fields[name]),
+                                 as_text=source in AS_TEXT)
     # model_copy does not validate: the tokens stand in for values validated at export.
     return Identity.of(env).model_copy(update=identity), settings.model_copy(update=updates)
 
@@ -269,13 +308,74 @@ def network_settings(variables: ModuleVariables, net: models.Network) -> dict[st
 
 
 def gateway_settings(variables: ModuleVariables, gateway: GatewaySettings, pinned: bool) -> dict[str, Any]:
-    capacity = gateway.capacity.model_construct(**{
-        bound: variables.scalar(f"gateway_{bound}_tasks", getattr(gateway.capacity, bound),
-                                f"{bound} number of LiteLLM tasks", *([TASKS_RULE] if bound == "min" else []))
-        for bound in ("min", "desired", "max")})
     return {"image": variables.scalar("gateway_image", gateway.image, "LiteLLM image (pinned tag or digest)",
                                       *([PINNED_RULE] if pinned else [])),
-            "capacity": capacity}
+            "capacity": capacity_variables(variables, gateway.capacity, "gateway", "tasks", "LiteLLM tasks")}
+
+
+def capacity_variables(variables: ModuleVariables, capacity: Capacity, prefix: str, unit: str, what: str
+                       ) -> Capacity:
+    """`<prefix>_min_<unit>`, `_desired_`, `_max_`: kept in order like the environment files' capacities."""
+    names = [f"{prefix}_{bound}_{unit}" for bound in ("min", "desired", "max")]
+    order = (f"var.{names[0]} <= var.{names[1]} && var.{names[1]} <= var.{names[2]}",
+             f"{names[0]}, {names[1]} and {names[2]} are out of order: choose values with min <= desired <= max.")
+    return capacity.model_construct(**{
+        bound: variables.scalar(name, getattr(capacity, bound), f"{bound} number of {what}",
+                                *([order] if bound == "min" else []))
+        for bound, name in zip(("min", "desired", "max"), names)})
+
+
+def cross_rules(env: Environment, layer: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The environment files' cross-field rules (modules/config/rules.py) over a module's
+    variables, worded as there, by the variable they are reported on. Values fixed at export
+    are written in."""
+    llm = env.llm
+    spot_class = GPU_MEMORY_GB[llm.instance_type.split(".")[0]]
+    gpu_families = [family for family, memory in GPU_MEMORY_GB.items()
+                    if not llm.spot_instance_types or memory == spot_class]
+    warm_pool = [(f"var.on_demand_base == var.gpu_max_hosts && var.gpu_max_hosts >= {llm.warm_pool_size}",
+                  f"a warm pool of {llm.warm_pool_size} (fixed at export) runs on-demand only, within the group: "
+                  "set on_demand_base = gpu_max_hosts, at least the warm pool.")] if llm.warm_pool_size else []
+    fargate = "{" + ", ".join(f'"{cpu}" = [{", ".join(map(str, memory))}]'
+                              for cpu, memory in FARGATE_SIZES.items()) + "}"
+    rules: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
+        "data": {"db_max_storage_gb": (("var.db_max_storage_gb >= var.db_storage_gb",
+                                        "db_max_storage_gb is below db_storage_gb: set the autoscaling ceiling at or "
+                                        "above the initial size."),)},
+        "gateway": {
+            "gateway_memory": ((f"contains(lookup({fargate}, tostring(var.gateway_cpu), []), var.gateway_memory)",
+                                "gateway_cpu / gateway_memory is not a valid Fargate size: use cpu one of "
+                                f"{', '.join(map(str, FARGATE_SIZES))} with a memory Fargate allows for it (e.g. cpu "
+                                "1024 with memory 2048..8192 in steps of 1024)."),)},
+        "llm": {
+            "instance_type": ((f"contains({json.dumps(gpu_families)}, split(\".\", var.instance_type)[0])",
+                               f"instance_type is not a GPU instance type of the exported Spot alternatives' class: "
+                               f"use a GPU family: {', '.join(gpu_families)} (e.g. {llm.instance_type})."),),
+            "on_demand_base": (("var.on_demand_base <= var.gpu_max_hosts",
+                                "on_demand_base exceeds gpu_max_hosts: lower on_demand_base or raise "
+                                "gpu_max_hosts."), *warm_pool),
+            "root_volume_gb": ((f"var.root_volume_gb >= {llm.model_size_gb + 30}",
+                                f"root_volume_gb cannot hold the {llm.model_size_gb} GB model beside the AMI and the "
+                                f"vLLM image (about 30 GB): use at least {llm.model_size_gb + 30} GB."),),
+            "root_volume_throughput_mibps": (("var.root_volume_throughput_mibps * 4 <= var.root_volume_iops",
+                                              "root_volume_throughput_mibps needs more than root_volume_iops IOPS "
+                                              "(gp3 allows 0.25 MiB/s per IOPS): raise root_volume_iops to at least "
+                                              "4 x the throughput or lower the throughput."),),
+            "gpu_min_hosts": (("var.gpu_min_hosts >= 1", "gpu_min_hosts is 0 with scheduled_scaling = true: set "
+                               "it to at least 1; the schedule takes the group to zero outside working hours."),)
+            if llm.scheduled_scaling else ()},
+        "realtime": {
+            "throttling_burst_limit": (("var.throttling_burst_limit >= var.throttling_rate_limit",
+                                        "throttling_burst_limit is below throttling_rate_limit: allow a burst at "
+                                        "least as large as the steady rate."),),
+            "worker_concurrency": ((f"var.worker_concurrency >= {MIN_WORKER_CONCURRENCY} && "
+                                    f"var.worker_concurrency <= {MAX_WORKER_CONCURRENCY}",
+                                    f"worker_concurrency is outside {MIN_WORKER_CONCURRENCY}-{MAX_WORKER_CONCURRENCY}, "
+                                    "the maximum concurrency an SQS event source mapping accepts (the worker reserves "
+                                    f"the same number): use a value from {MIN_WORKER_CONCURRENCY} to "
+                                    f"{MAX_WORKER_CONCURRENCY}, sized to what the model endpoint serves at once."),)},
+    }
+    return rules.get(layer, {})
 
 
 def refuse_zones_outside_the_region(stack: TerraformStack, network: Network) -> None:
@@ -366,6 +466,15 @@ def export_modules(env: Environment, target: Path, layers: tuple[str, ...] = EXP
     return written
 
 
+def fixed_settings(layer: str) -> list[str]:
+    """The environment-file fields this layer's settings read that are not module variables."""
+    kind = SETTINGS[layer]
+    variables = {*HAND_MADE_SETTINGS, *(f"{layer}.{name}" for name in STRAIGHT_SETTINGS.get(layer, ()))}
+    borrowed = getattr(kind, "BORROWED", {})  # another module's variable, fixed in this one
+    return sorted(source for name in kind.model_fields if (source := source_of(layer, name))
+                  and (name in borrowed or not any(v == source or v.startswith(source + ".") for v in variables)))
+
+
 def blocks(doc: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     """`variable`/`output` blocks by name (Terraform JSON allows a block or a list of one)."""
     return {name: body[0] if isinstance(body, list) else body for name, body in doc.get(kind, {}).items()}
@@ -379,13 +488,13 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              f"The `{layer}` layer of the LLM platform as a plain Terraform module, exported from the "
              f"`{env.name}` environment (`python main.py --export-modules --environment {env.name}`). Do not "
              "edit: regenerate.", "",
-             "Settings with a default below (names, log retention, certificate, gateway image and task "
-             "counts, the network's CIDRs and zones) may be changed by the caller, within their validation. "
+             "Settings with a default below may be changed by the caller, within their validation. "
              "The region is the caller's provider's. "
-             f"Fixed at export from `{env.name}`: {len(env.network.availability_zones)} zones, every other size "
-             "and switch of "
-             f"`environments/{env.name}/environment.toml`, protection {'on' if env.protect_stateful else 'off'}; "
-             "ECR pull rights follow the exported image's registry.", "",
+             f"Fixed at export from `environments/{env.name}/environment.toml` (export another environment to "
+             f"change them): {len(env.network.availability_zones)} zones, protection "
+             f"{'on' if env.protect_stateful else 'off'}, "
+             + ", ".join(f"`{field}`" for field in fixed_settings(layer))
+             + "; ECR pull rights follow the exported image's registry.", "",
              "## Usage", "", "```hcl", *usage(layer, variables), "```", "",
              "## Requirements", "", "| Name | Version |", "|---|---|",
              "| terraform | >= 1.11 |", f"| aws | {AWS_PROVIDER[0]} |", "",

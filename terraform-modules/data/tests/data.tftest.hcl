@@ -58,3 +58,29 @@ run "a_capitalised_environment_is_refused" {
 
   expect_failures = [var.environment]
 }
+
+run "storage_follows_the_inputs" {
+  command = plan
+
+  variables {
+    db_storage_gb     = 50
+    db_max_storage_gb = 200
+    redis_version     = "7.1"
+  }
+
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.allocated_storage == 50 && aws_db_instance.data_postgres_BC6B9DCD.max_allocated_storage == 200
+    error_message = "The database storage does not follow db_storage_gb and db_max_storage_gb."
+  }
+}
+
+run "a_storage_ceiling_below_the_storage_is_refused" {
+  command = plan
+
+  variables {
+    db_storage_gb     = 100
+    db_max_storage_gb = 50
+  }
+
+  expect_failures = [var.db_max_storage_gb]
+}

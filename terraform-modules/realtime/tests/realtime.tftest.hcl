@@ -50,3 +50,48 @@ run "request_and_dead_letter_queues_encrypted" {
     error_message = "The worker does not run in the private subnets."
   }
 }
+
+run "throttling_and_worker_concurrency_follow_the_inputs" {
+  command = plan
+
+  variables {
+    throttling_rate_limit  = 20
+    throttling_burst_limit = 40
+    worker_concurrency     = 4
+    cache_ttl_seconds      = 120
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_stage.realtime_stage_0119EB79.default_route_settings[0].throttling_rate_limit == 20 && aws_apigatewayv2_stage.realtime_stage_0119EB79.default_route_settings[0].throttling_burst_limit == 40
+    error_message = "The stage does not throttle at the given rate and burst."
+  }
+  assert {
+    condition     = aws_lambda_function.realtime_worker_105E8F74.reserved_concurrent_executions == 4 && aws_lambda_event_source_mapping.realtime_worker_source_7CD9BDC8.scaling_config[0].maximum_concurrency == 4
+    error_message = "The worker's reserved and SQS concurrency do not follow worker_concurrency."
+  }
+  assert {
+    condition     = aws_lambda_function.realtime_worker_105E8F74.environment[0].variables["CACHE_TTL_SECONDS"] == "120"
+    error_message = "The worker does not get the cache TTL as text."
+  }
+}
+
+run "a_burst_below_the_rate_is_refused" {
+  command = plan
+
+  variables {
+    throttling_rate_limit  = 100
+    throttling_burst_limit = 50
+  }
+
+  expect_failures = [var.throttling_burst_limit]
+}
+
+run "a_worker_concurrency_sqs_refuses_is_refused" {
+  command = plan
+
+  variables {
+    worker_concurrency = 1
+  }
+
+  expect_failures = [var.worker_concurrency]
+}
