@@ -112,6 +112,8 @@ module "realtime" {
 module "observability" {
   source = "../../terraform-modules/observability"
 
+  alarm_emails = ["platform-oncall@example.com"]
+
   data_connections_table_name     = module.data.connections_table_name
   data_db_instance_id             = module.data.db_instance_id
   data_history_table_name         = module.data.history_table_name

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
+from cdktn import TerraformIterator, Token
 from constructs import Construct
 from cdktn_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
 from cdktn_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
@@ -71,8 +72,10 @@ class Observability(Construct):
             iam.allow(["sns:Publish"], [topic.arn], sid="AlarmsAndEvents", principals=publishers,
                       conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
             iam.deny_insecure_transport(["sns:Publish"], [topic.arn])))
-        for i, email in enumerate(settings.alarm_emails):
-            SnsTopicSubscription(self, f"alarm_email_{i}", topic_arn=topic.arn, protocol="email", endpoint=email)
+        # One subscription per address, keyed by it: the list may also be a module variable.
+        emails = TerraformIterator.from_list(settings.alarm_emails)
+        SnsTopicSubscription(self, "alarm_email", for_each=emails, topic_arn=topic.arn, protocol="email",
+                             endpoint=Token.as_string(emails.value))
         self._topic = topic.arn
         self._metrics_namespace = f"{identity.project}/{identity.environment}"
 

@@ -137,6 +137,10 @@ SMALLEST_SUBNET_RULE = ("alltrue([for c in var.{name} : !can(cidrnetmask(c)) || 
 ZONE_IN_REGION = ("${{alltrue([for az in var.availability_zones : startswith(az, {region})])}}",
                   "availability_zones: every zone must be in the caller's provider region (${{{region}}}): use "
                   "zones of that region.")
+EMAILS_RULE = ("alltrue([for e in var.{name} : can(regex(\"^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$\", e))])",
+               "{name}: every entry must be an email address (name@example.com).")
+NOT_EMPTY_RULE = ("length(var.{name}) > 0", "{name} is empty in a protected environment: list at least one address "
+                  "so alarms reach someone.")
 # Settings that flow straight into resource arguments of their layer, as variables named
 # after the field (or as VARIABLE_NAMES says), validated by the field's own bounds (the
 # config model's wording) and by the cross-field rules below.
@@ -186,7 +190,7 @@ HAND_MADE_SETTINGS = ("project", "name", "foundation.log_retention_days", "edge.
                       "llm.certificate_arn", "gateway.image", "gateway.capacity.min", "gateway.capacity.desired",
                       "gateway.capacity.max", "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max",
                       "network.vpc_cidr", "network.availability_zones", "network.public_subnets",
-                      "network.private_subnets", "network.database_subnets")
+                      "network.private_subnets", "network.database_subnets", "observability.alarm_emails")
 
 # Every other field of the environment files, with why a module cannot take it as a variable
 # (a test keeps this, the two lists above and the config model in agreement).
@@ -203,7 +207,7 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "llm.warm_pool_size", "llm.hf_token_secret_arn", "llm.dns_name", "llm.certificate_domains",
         "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.custom_domain",
         "realtime.certificate_arn", "realtime.api_gateway_account", "realtime.callback_urls",
-        "realtime.logout_urls", "realtime.mfa", "observability.alarm_emails", "observability.overrides"),
+        "realtime.logout_urls", "realtime.mfa", "observability.overrides"),
     "the constructs compute with it (sizes, thresholds, derived settings or rendered files)": (
         "foundation.archive_after_days", "foundation.audit_retention_days", "edge.max_body_bytes",
         "data.postgres_version", "data.db_instance_class", "gateway.cache_ttl_seconds",
@@ -249,6 +253,9 @@ class ModuleVariables:
         var = self.declare(name, kind, default, description, rules)
         return var.number_value if kind == "number" and not as_text else var.string_value
 
+    def strings(self, name: str, default: list[str], description: str, *rules: tuple[str, str]) -> Any:
+        return self.declare(name, "list(string)", default, description, rules).list_value
+
     def per_zone(self, name: str, default: list[Any], description: str, *rules: tuple[str, str]) -> list[str]:
         var = self.declare(name, "list(string)", [str(item) for item in default], description,
                            (ZONE_COUNT_RULE, *rules))
@@ -280,6 +287,10 @@ def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Ide
         updates["certificate_arn"] = variable("certificate_arn", settings.certificate_arn, purpose, CERTIFICATE_RULE)
     if layer == "gateway":
         updates = gateway_settings(variables, settings, pinned=env.protect_stateful)
+    if layer == "observability":
+        updates["alarm_emails"] = variables.strings(
+            "alarm_emails", settings.alarm_emails, "Addresses every alarm mails (each confirms its subscription)",
+            EMAILS_RULE, *([NOT_EMPTY_RULE] if env.protect_stateful else []))
     if layer == "llm":
         updates["capacity"] = capacity_variables(
             variables, settings.capacity, "gpu", "hosts",

@@ -50,3 +50,40 @@ run "alarms_go_to_an_encrypted_topic_named_after_the_inputs" {
     error_message = "The dashboard is not named after project and environment."
   }
 }
+
+run "every_alarm_address_is_subscribed" {
+  command = plan
+
+  variables {
+    alarm_emails = ["oncall@example.org", "platform@example.org"]
+  }
+
+  assert {
+    condition     = length(aws_sns_topic_subscription.observability_alarm_email_2B985B19) == 2
+    error_message = "Not one subscription per address."
+  }
+  assert {
+    condition     = aws_sns_topic_subscription.observability_alarm_email_2B985B19["platform@example.org"].endpoint == "platform@example.org" && aws_sns_topic_subscription.observability_alarm_email_2B985B19["platform@example.org"].protocol == "email"
+    error_message = "An address is not subscribed by email."
+  }
+}
+
+run "an_address_without_a_domain_is_refused" {
+  command = plan
+
+  variables {
+    alarm_emails = ["oncall"]
+  }
+
+  expect_failures = [var.alarm_emails]
+}
+
+run "no_address_is_refused_in_a_protected_export" {
+  command = plan
+
+  variables {
+    alarm_emails = []
+  }
+
+  expect_failures = [var.alarm_emails]
+}
