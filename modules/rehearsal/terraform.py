@@ -63,14 +63,14 @@ def write_cli_config(path: Path, mirror: Path) -> Path:
 
 
 def run(toolchain: Toolchain, cli_config: Path, args: list[str], cwd: Path, log: Path,
-        timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+        timeout: float = 1800, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run terraform, its output appended to `log` (and returned)."""
     if STOPPING.is_set():
         return subprocess.CompletedProcess(args, 130, "", "Error: interrupted before it started")
     started = time.monotonic()
     try:
         done = subprocess.run([toolchain.terraform, *args, "-no-color"], cwd=cwd, text=True, capture_output=True,
-                              env=toolchain.env(cli_config), timeout=timeout)
+                              env={**toolchain.env(cli_config), **(extra_env or {})}, timeout=timeout)
     except subprocess.TimeoutExpired as err:
         done = subprocess.CompletedProcess(err.cmd, 124, str(err.stdout or ""), f"timed out after {timeout:.0f} s")
     with log.open("a") as out:

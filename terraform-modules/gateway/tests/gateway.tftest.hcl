@@ -1,0 +1,95 @@
+# terraform test: plan-only runs with the real AWS provider pointed at a local AWS emulator
+# (the runner sets AWS_ENDPOINT_URL; no credentials, nothing leaves loopback). Not a mocked
+# provider: Terraform 1.11's mock providers cannot mock the ephemeral resource the generated
+# secrets use ("No ephemeral resource types in mock providers").
+provider "aws" {
+  region                      = "us-west-2"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+}
+
+# The emulator has no ValidateStateMachineDefinition (the provider calls it at plan).
+override_resource {
+  target = aws_sfn_state_machine.gateway_redeploy_55766FE9
+}
+
+variables {
+  data_db_address             = "acme-sandbox-postgres.example.internal"
+  data_db_master_secret_arn   = "arn:aws:secretsmanager:us-west-2:444455556666:secret:rds-master-AbCdEf"
+  data_db_name                = "litellm"
+  data_db_port                = 5432
+  data_redis_address          = "redis.example.internal"
+  data_redis_auth_secret_arn  = "arn:aws:secretsmanager:us-west-2:444455556666:secret:redis-AbCdEf"
+  data_redis_port             = 6379
+  edge_target_group_arn       = "arn:aws:elasticloadbalancing:us-west-2:444455556666:targetgroup/acme-sandbox-gateway/0123456789abcdef"
+  foundation_audit_bucket_arn = "arn:aws:s3:::acme-sandbox-audit-444455556666"
+  foundation_kms_key_arn      = "arn:aws:kms:us-west-2:444455556666:key/11111111-2222-3333-4444-555555555555"
+  llm_api_key_secret_arn      = "arn:aws:secretsmanager:us-west-2:444455556666:secret:vllm-api-key-AbCdEf"
+  network_private_subnet_ids  = ["subnet-0a", "subnet-0b"]
+  network_security_group_ids  = { alb = "sg-01", gateway = "sg-02", database = "sg-03", redis = "sg-04", lambda = "sg-05", llm_alb = "sg-06", gpu = "sg-07" }
+}
+
+run "tasks_are_sized_counted_and_named_after_the_inputs" {
+  command = plan
+
+  variables {
+    project               = "acme"
+    environment           = "sandbox"
+    gateway_cpu           = 512
+    gateway_memory        = 1024
+    gateway_min_tasks     = 1
+    gateway_desired_tasks = 1
+    gateway_max_tasks     = 3
+  }
+
+  assert {
+    condition     = aws_ecs_task_definition.gateway_task_E6563306.cpu == "512" && aws_ecs_task_definition.gateway_task_E6563306.memory == "1024"
+    error_message = "The task is not sized by gateway_cpu and gateway_memory."
+  }
+  assert {
+    condition     = aws_ecs_service.gateway_service_0B098E79.desired_count == 1 && aws_appautoscaling_target.gateway_scaling_target_A3D71370.min_capacity == 1 && aws_appautoscaling_target.gateway_scaling_target_A3D71370.max_capacity == 3
+    error_message = "The service does not run and scale within the given task counts."
+  }
+  assert {
+    condition     = aws_ecs_cluster.gateway_cluster_FF59ADF5.name == "acme-sandbox-cluster"
+    error_message = "The cluster is not named after project and environment."
+  }
+  assert {
+    condition     = aws_ecs_service.gateway_service_0B098E79.network_configuration[0].assign_public_ip == false && contains(aws_ecs_service.gateway_service_0B098E79.network_configuration[0].security_groups, "sg-02")
+    error_message = "Tasks are not private behind the gateway security group."
+  }
+}
+
+run "a_cpu_memory_pair_fargate_refuses_is_refused" {
+  command = plan
+
+  variables {
+    gateway_cpu    = 1024
+    gateway_memory = 1024
+  }
+
+  expect_failures = [var.gateway_memory]
+}
+
+run "task_counts_out_of_order_are_refused" {
+  command = plan
+
+  variables {
+    gateway_min_tasks     = 3
+    gateway_desired_tasks = 2
+    gateway_max_tasks     = 4
+  }
+
+  expect_failures = [var.gateway_min_tasks]
+}
+
+run "an_unpinned_image_is_refused_in_a_protected_export" {
+  command = plan
+
+  variables {
+    gateway_image = "ghcr.io/berriai/litellm:main-latest"
+  }
+
+  expect_failures = [var.gateway_image]
+}
