@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from modules.config import load_environment
 from modules.config.models import Environment
 from modules.rehearsal.validate import MODULE_CONSTRAINT
-from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, HAND_MADE_SETTINGS, MODULES_DIR, OUTPUT_TYPES,
+from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, MODULES_DIR, OUTPUT_TYPES,
                             STRAIGHT_SETTINGS, TERRAFORM_TYPES, VARIABLE_NAMES, ExportError, blocks, cross_rules,
-                            export_modules, hand_written)
+                            export_modules, hand_written, variable_fields)
 from policies.gate import Stack as GateStack, classify, run_checkov
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,8 +174,7 @@ def _fields(model: type[BaseModel], prefix: str = "") -> list[str]:
 def test_every_config_field_is_a_module_variable_or_fixed_with_a_reason() -> None:
     """A field added to the environment files fails here until the export makes it a
     variable or says why it is fixed at export."""
-    variables = [*HAND_MADE_SETTINGS, *(f"{layer}.{name}" for layer, names in STRAIGHT_SETTINGS.items()
-                                        for name in names)]
+    variables = variable_fields()
     fixed = [field for fields in FIXED_AT_EXPORT.values() for field in fields]
     classified = variables + fixed
     assert sorted(classified) == sorted(set(classified)), "a field is classified twice"

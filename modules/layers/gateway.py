@@ -51,6 +51,7 @@ from modules.layers.network import NetworkOutputs, Port
 from modules.parts.outputs import publish
 from modules.parts.secret import GeneratedSecret
 from modules.parts.storage import encrypted_log_group
+from modules.parts.switch import pick
 
 CONTAINER = "litellm"
 CONFIG_PATH = "/tmp/litellm-config.yaml"
@@ -286,7 +287,7 @@ class Gateway(Construct):
             desired_count=settings.capacity.desired,
             platform_version="LATEST",
             capacity_provider_strategy=[EcsServiceCapacityProviderStrategy(
-                capacity_provider="FARGATE_SPOT" if settings.fargate_spot else "FARGATE", weight=1)],
+                capacity_provider=pick(settings.fargate_spot, "FARGATE_SPOT", "FARGATE"), weight=1)],
             network_configuration=EcsServiceNetworkConfiguration(
                 subnets=network.private_subnet_ids, security_groups=[network.security_group_ids["gateway"]],
                 assign_public_ip=False),

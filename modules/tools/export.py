@@ -153,8 +153,13 @@ STRAIGHT_SETTINGS: dict[str, tuple[str, ...]] = {
     "realtime": ("throttling_rate_limit", "throttling_burst_limit", "worker_concurrency", "connection_ttl_seconds",
                  "cache_ttl_seconds", "max_frame_bytes"),
 }
+# Switches a layer applies with modules.parts.switch (or passes straight to an argument): bool
+# variables named after the field.
+SWITCHES: dict[str, tuple[str, ...]] = {"data": ("multi_az",), "gateway": ("fargate_spot",)}
 VARIABLE_NAMES = {"gateway.cpu": "gateway_cpu", "gateway.memory": "gateway_memory"}
 DESCRIPTIONS = {
+    "data.multi_az": "A standby database and Redis replica in a second zone",
+    "gateway.fargate_spot": "Run the LiteLLM tasks on Fargate Spot (interruptible, cheaper) instead of Fargate",
     "data.backup_retention_days": "Days RDS keeps automated backups (1-35)",
     "data.redis_node_type": "ElastiCache node type of the Redis group (e.g. cache.t4g.small)",
     "data.redis_version": "Redis engine version",
@@ -201,8 +206,8 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
     "decides which resources exist (count or presence), fixed when the constructs run": (
         "high_availability", "protect_stateful", "network.nat_gateways", "foundation.audit_object_lock",
         "foundation.cloudtrail", "foundation.create_autoscaling_service_linked_role", "edge.managed_rules_action",
-        "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination", "data.multi_az",
-        "data.redis_replicas", "data.dynamodb_replica_regions", "gateway.fargate_spot", "gateway.ecs_exec",
+        "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination",
+        "data.redis_replicas", "data.dynamodb_replica_regions", "gateway.ecs_exec",
         "gateway.license_secret_arn", "gateway.models", "llm.spot_instance_types", "llm.scheduled_scaling",
         "llm.warm_pool_size", "llm.hf_token_secret_arn", "llm.dns_name", "llm.certificate_domains",
         "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.custom_domain",
@@ -253,6 +258,9 @@ class ModuleVariables:
         var = self.declare(name, kind, default, description, rules)
         return var.number_value if kind == "number" and not as_text else var.string_value
 
+    def switch(self, name: str, default: bool, description: str) -> Any:
+        return self.declare(name, "bool", default, description, ()).boolean_value
+
     def strings(self, name: str, default: list[str], description: str, *rules: tuple[str, str]) -> Any:
         return self.declare(name, "list(string)", default, description, rules).list_value
 
@@ -295,6 +303,9 @@ def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Ide
         updates["capacity"] = capacity_variables(
             variables, settings.capacity, "gpu", "hosts",
             "GPU hosts (the observability module's GPU alarms follow the exported capacity)")
+    for name in SWITCHES.get(layer, ()):
+        source = source_of(layer, name)
+        updates[name] = variables.switch(name, getattr(settings, name), f"{DESCRIPTIONS[source]} ({source})")
     fields = type(settings).model_fields
     for name in STRAIGHT_SETTINGS.get(layer, ()):
         source = source_of(layer, name)
@@ -352,7 +363,10 @@ def cross_rules(env: Environment, layer: str) -> dict[str, tuple[tuple[str, str]
     rules: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
         "data": {"db_max_storage_gb": (("var.db_max_storage_gb >= var.db_storage_gb",
                                         "db_max_storage_gb is below db_storage_gb: set the autoscaling ceiling at or "
-                                        "above the initial size."),)},
+                                        "above the initial size."),),
+                 "multi_az": (("!var.multi_az", "multi_az is true but redis_replicas is 0 (fixed at export): export "
+                               "an environment with a Redis replica for Multi-AZ."),)
+                 if env.data.redis_replicas < 1 else ()},
         "gateway": {
             "gateway_memory": ((f"contains(lookup({fargate}, tostring(var.gateway_cpu), []), var.gateway_memory)",
                                 "gateway_cpu / gateway_memory is not a valid Fargate size: use cpu one of "
@@ -477,10 +491,16 @@ def export_modules(env: Environment, target: Path, layers: tuple[str, ...] = EXP
     return written
 
 
+def variable_fields() -> list[str]:
+    """The environment-file fields some module takes as a variable."""
+    return [*HAND_MADE_SETTINGS, *(f"{layer}.{name}" for table in (STRAIGHT_SETTINGS, SWITCHES)
+                                   for layer, names in table.items() for name in names)]
+
+
 def fixed_settings(layer: str) -> list[str]:
     """The environment-file fields this layer's settings read that are not module variables."""
     kind = SETTINGS[layer]
-    variables = {*HAND_MADE_SETTINGS, *(f"{layer}.{name}" for name in STRAIGHT_SETTINGS.get(layer, ()))}
+    variables = variable_fields()
     borrowed = getattr(kind, "BORROWED", {})  # another module's variable, fixed in this one
     return sorted(source for name in kind.model_fields if (source := source_of(layer, name))
                   and (name in borrowed or not any(v == source or v.startswith(source + ".") for v in variables)))

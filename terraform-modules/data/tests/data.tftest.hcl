@@ -84,3 +84,16 @@ run "a_storage_ceiling_below_the_storage_is_refused" {
 
   expect_failures = [var.db_max_storage_gb]
 }
+
+run "a_single_zone_store_when_multi_az_is_off" {
+  command = plan
+
+  variables {
+    multi_az = false
+  }
+
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.multi_az == false && aws_elasticache_replication_group.data_redis_E084F98E.multi_az_enabled == false
+    error_message = "multi_az = false still places a standby in a second zone."
+  }
+}

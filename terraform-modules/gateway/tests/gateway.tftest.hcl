@@ -59,6 +59,10 @@ run "tasks_are_sized_counted_and_named_after_the_inputs" {
     condition     = aws_ecs_service.gateway_service_0B098E79.network_configuration[0].assign_public_ip == false && contains(aws_ecs_service.gateway_service_0B098E79.network_configuration[0].security_groups, "sg-02")
     error_message = "Tasks are not private behind the gateway security group."
   }
+  assert {
+    condition     = one(aws_ecs_service.gateway_service_0B098E79.capacity_provider_strategy[*].capacity_provider) == "FARGATE"
+    error_message = "The exported (on-demand) gateway does not run on Fargate."
+  }
 }
 
 run "a_cpu_memory_pair_fargate_refuses_is_refused" {
@@ -92,4 +96,17 @@ run "an_unpinned_image_is_refused_in_a_protected_export" {
   }
 
   expect_failures = [var.gateway_image]
+}
+
+run "tasks_run_on_fargate_spot_when_switched_on" {
+  command = plan
+
+  variables {
+    fargate_spot = true
+  }
+
+  assert {
+    condition     = one(aws_ecs_service.gateway_service_0B098E79.capacity_provider_strategy[*].capacity_provider) == "FARGATE_SPOT"
+    error_message = "fargate_spot = true does not put the tasks on Fargate Spot."
+  }
 }
