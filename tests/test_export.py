@@ -19,7 +19,8 @@ from modules.config.models import Environment
 from modules.rehearsal.validate import MODULE_CONSTRAINT
 from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, MODULES_DIR, OUTPUT_TYPES,
                             STRAIGHT_SETTINGS, TERRAFORM_TYPES, VARIABLE_NAMES, ExportError, blocks, cross_rules,
-                            export_modules, hand_written, variable_fields)
+                            export_modules, hand_written, straight_settings,
+                            variable_fields)
 from policies.gate import Stack as GateStack, classify, run_checkov
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,6 +180,17 @@ def test_every_config_field_is_a_module_variable_or_fixed_with_a_reason() -> Non
     classified = variables + fixed
     assert sorted(classified) == sorted(set(classified)), "a field is classified twice"
     assert set(classified) == set(_fields(Environment))
+
+
+def test_a_field_added_to_a_section_becomes_a_variable_without_an_edit_here(monkeypatch) -> None:
+    from modules.config import models
+    from modules.config.settings import SETTINGS
+
+    class Edge(models.Edge):
+        header_limit_bytes: int = 8192
+
+    monkeypatch.setitem(SETTINGS, "edge", Edge)
+    assert straight_settings("edge") == (*STRAIGHT_SETTINGS["edge"], "header_limit_bytes")
 
 
 def test_straight_settings_are_variables_with_the_config_bounds(exported: Path) -> None:

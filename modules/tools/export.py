@@ -141,22 +141,12 @@ EMAILS_RULE = ("alltrue([for e in var.{name} : can(regex(\"^[^@\\\\s]+@[^@\\\\s]
                "{name}: every entry must be an email address (name@example.com).")
 NOT_EMPTY_RULE = ("length(var.{name}) > 0", "{name} is empty in a protected environment: list at least one address "
                   "so alarms reach someone.")
-# Settings that flow straight into resource arguments of their layer, as variables named
-# after the field (or as VARIABLE_NAMES says), validated by the field's own bounds (the
-# config model's wording) and by the cross-field rules below.
-STRAIGHT_SETTINGS: dict[str, tuple[str, ...]] = {
-    "data": ("backup_retention_days", "redis_node_type", "redis_version", "db_storage_gb", "db_max_storage_gb"),
-    "edge": ("idle_timeout_seconds", "rate_limit_per_5_minutes"),
-    "gateway": ("cpu", "memory", "cpu_target_percent", "memory_target_percent"),
-    "llm": ("instance_type", "on_demand_base", "root_volume_gb", "root_volume_iops", "root_volume_throughput_mibps",
-            "launch_timeout_seconds", "gpu_target_percent", "cpu_target_percent"),
-    "realtime": ("throttling_rate_limit", "throttling_burst_limit", "worker_concurrency", "connection_ttl_seconds",
-                 "cache_ttl_seconds", "max_frame_bytes"),
-}
 # Switches a layer applies with modules.parts.switch (or passes straight to an argument): bool
 # variables named after the field.
 SWITCHES: dict[str, tuple[str, ...]] = {"data": ("multi_az",), "gateway": ("fargate_spot",)}
+# A variable named other than its field, where the field's name alone would be ambiguous.
 VARIABLE_NAMES = {"gateway.cpu": "gateway_cpu", "gateway.memory": "gateway_memory"}
+# What a variable is for (its README row); a field without one is described by its path.
 DESCRIPTIONS = {
     "data.multi_az": "A standby database and Redis replica in a second zone",
     "gateway.fargate_spot": "Run the LiteLLM tasks on Fargate Spot (interruptible, cheaper) instead of Fargate",
@@ -222,6 +212,26 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
 }
 
 
+def describe(source: str) -> str:
+    return f"{DESCRIPTIONS[source]} ({source})" if source in DESCRIPTIONS else f"{source} of the environment files"
+
+
+def straight_settings(layer: str) -> tuple[str, ...]:
+    """The fields of the layer's own section no table here claims. They flow straight into
+    resource arguments: each becomes a variable named after it (or as VARIABLE_NAMES says),
+    bounded as in the environment files and checked by their cross-field rules (cross_rules),
+    so a field added to a section shows up as a variable without an edit here; one the
+    constructs compute with belongs in FIXED_AT_EXPORT."""
+    kind = SETTINGS[layer]
+    claimed = {*HAND_MADE_SETTINGS, *(field for fields in FIXED_AT_EXPORT.values() for field in fields),
+               *(f"{layer}.{name}" for name in SWITCHES.get(layer, ()))}
+    return tuple(name for name in kind.model_fields if name not in getattr(kind, "BORROWED", {})
+                 and not any(c == f"{layer}.{name}" or c.startswith(f"{layer}.{name}.") for c in claimed))
+
+
+STRAIGHT_SETTINGS = {layer: names for layer in EXPORTED_LAYERS if (names := straight_settings(layer))}
+
+
 def bounds_rules(field: FieldInfo) -> tuple[tuple[str, str], ...]:
     """A config field's numeric bounds as validation rules, worded as the config model reports them."""
     rules = []
@@ -254,7 +264,10 @@ class ModuleVariables:
                ) -> Any:
         """The variable's value for a construct: a number token, or a string token where the
         construct writes the number into text (Python would print a number token's encoding)."""
-        kind = "number" if isinstance(default, int) and not isinstance(default, bool) else "string"
+        if not isinstance(default, (int, str)) or isinstance(default, bool):
+            raise ExportError(f"{name} ({type(default).__name__}) cannot be a plain variable. Fix: make it a "
+                              "switch (SWITCHES), hand-made, or fixed at export (FIXED_AT_EXPORT) with a reason.")
+        kind = "number" if isinstance(default, int) else "string"
         var = self.declare(name, kind, default, description, rules)
         return var.number_value if kind == "number" and not as_text else var.string_value
 
@@ -305,13 +318,12 @@ def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Ide
             "GPU hosts (the observability module's GPU alarms follow the exported capacity)")
     for name in SWITCHES.get(layer, ()):
         source = source_of(layer, name)
-        updates[name] = variables.switch(name, getattr(settings, name), f"{DESCRIPTIONS[source]} ({source})")
+        updates[name] = variables.switch(name, getattr(settings, name), describe(source))
     fields = type(settings).model_fields
     for name in STRAIGHT_SETTINGS.get(layer, ()):
         source = source_of(layer, name)
         updates[name] = variable(VARIABLE_NAMES.get(source, name), getattr(settings, name),
-                                 f"{DESCRIPTIONS[source]} ({source})", *bounds_rules(fields[name]),
-                                 as_text=source in AS_TEXT)
+                                 describe(source), *bounds_rules(fields[name]), as_text=source in AS_TEXT)
     # model_copy does not validate: the tokens stand in for values validated at export.
     return Identity.of(env).model_copy(update=identity), settings.model_copy(update=updates)
 
