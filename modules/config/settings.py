@@ -45,7 +45,7 @@ class GatewaySettings(models.Gateway):
     SECTION: ClassVar[str] = "gateway"
     BORROWED: ClassVar[dict[str, str]] = {"max_body_bytes": "edge.max_body_bytes",
                                           "self_hosted_model_name": "llm.served_model_name",
-                "self_hosted_dns_name": "llm.dns_name"}
+                                          "self_hosted_dns_name": "llm.dns_name"}
     max_body_bytes: int  # the proxy's own body limit matches the WAF's
     self_hosted_model_name: str
     self_hosted_dns_name: str | None
@@ -61,10 +61,11 @@ class RealtimeSettings(models.Realtime):
 
 class ObservabilitySettings(models.Observability):
     SECTION: ClassVar[str] = "observability"
-    BORROWED: ClassVar[dict[str, str]] = {"model_routes": "gateway.models", "gpu_capacity": "llm.capacity",
-                "gpu_scheduled_scaling": "llm.scheduled_scaling",
-                "gpu_queue_target_per_instance": "llm.queue_target_per_instance",
-                "db_instance_class": "data.db_instance_class", "waf_log_destination": "edge.waf_log_destination"}
+    BORROWED: ClassVar[dict[str, str]] = {
+        "model_routes": "gateway.models", "gpu_capacity": "llm.capacity",
+        "gpu_scheduled_scaling": "llm.scheduled_scaling",
+        "gpu_queue_target_per_instance": "llm.queue_target_per_instance",
+        "db_instance_class": "data.db_instance_class", "waf_log_destination": "edge.waf_log_destination"}
     # Thresholds and widgets follow the sizing and the routes they watch.
     model_routes: list[ModelRoute]
     gpu_capacity: Capacity
@@ -77,7 +78,7 @@ class ObservabilitySettings(models.Observability):
 class StateSettings(models.Backend):
     SECTION: ClassVar[str] = "backend"
     BORROWED: ClassVar[dict[str, str]] = {"archive_after_days": "foundation.archive_after_days",
-                "audit_retention_days": "foundation.audit_retention_days"}
+                                          "audit_retention_days": "foundation.audit_retention_days"}
     archive_after_days: int  # old state versions age like the environment's logs
     audit_retention_days: int
 
