@@ -21,7 +21,8 @@ from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, MODULES_DIR,
                             STRAIGHT_SETTINGS, TERRAFORM_TYPES, VARIABLE_NAMES, ExportError, blocks, cross_rules,
                             export_modules, hand_written, straight_settings,
                             variable_fields)
-from policies.gate import Stack as GateStack, classify, run_checkov
+from policies.gate import Stack as GateStack, classify
+from policies.scan import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {name: ROOT / "examples" / name / "main.tf" for name in ("complete", "minimal")}
@@ -144,7 +145,7 @@ def test_example_root_is_terraform_formatted() -> None:
 def test_checkov_finds_no_unexplained_failure_in_the_modules() -> None:
     stacks = [GateStack(layer, MODULES_DIR / layer / "main.tf.json", f"{layer}/main.tf.json")
               for layer in EXPORTED_LAYERS]
-    result = classify(run_checkov([s.path for s in stacks]), stacks)
+    result = classify(scan([s.path for s in stacks], cache_dir=None).reports, stacks)
     assert result.parsing_errors == []
     assert result.unexplained == [] and result.stale == [] and result.secrets == [], result.unexplained[:5]
     assert result.passed > 300

@@ -1,6 +1,6 @@
 """The gate's per-stack cache (policies/scan.py) changes nothing but time.
 
-Over a copy of four of dev's synthesized stacks (a smaller scan): the gate run without the cache, with a cold cache and
+Over a copy of two of dev's synthesized stacks (a smaller scan): the gate run without the cache, with a cold cache and
 with a warm one gives the same verdict and byte-identical reports (the run time is fixed here,
 the only field that differs between runs); the per-stack, one-process-per-core scan classifies
 exactly as one Checkov process over every stack; after one stack is edited, only that stack is
@@ -18,13 +18,13 @@ from policies import scan
 from policies.gate import classify, manifest_stacks, run_gate, run_checkov
 
 RUN_AT = "2026-01-01T00:00:00Z"
-KEPT_STACKS = ("dev-data", "dev-edge", "dev-foundation", "dev-network")
+KEPT_STACKS = ("dev-data", "dev-edge")
 REPORTS = ("report.json", "report.md", "report.sarif", "junit.xml")
 
 
 @pytest.fixture(scope="module")
 def dev_synth(synth_outdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the session's synth whose manifest lists four of dev's stacks only."""
+    """A copy of the session's synth whose manifest lists two of dev's stacks only."""
     root = tmp_path_factory.mktemp("gate-cache") / "cdktf.out"
     shutil.copytree(synth_outdir, root)
     manifest = json.loads((root / "manifest.json").read_text())
@@ -77,11 +77,11 @@ def test_cached_and_uncached_gates_agree_byte_for_byte(dev_synth: Path, cache: P
 def test_an_edited_stack_alone_is_rescanned_and_a_damaged_entry_is_a_miss(dev_synth: Path, cache: Path,
                                                                         tmp_path: Path, scanned: list[str]) -> None:
     run_gate(dev_synth, tmp_path / "first", cache_dir=cache, run_at=RUN_AT)  # warm after the test above
-    stack = next(s for s in manifest_stacks(dev_synth) if s.name == "dev-network")
+    stack = next(s for s in manifest_stacks(dev_synth) if s.name == "dev-data")
     (cache / f"{scan.stack_key(stack.path.resolve())}.json").write_text("{half")
     scanned.clear()
     run_gate(dev_synth, tmp_path / "again", cache_dir=cache, run_at=RUN_AT)
-    assert scanned == ["dev-network"]
+    assert scanned == ["dev-data"]
     assert reports(tmp_path / "first") == reports(tmp_path / "again")
 
     path = dev_synth / "stacks" / "dev-edge" / "cdk.tf.json"

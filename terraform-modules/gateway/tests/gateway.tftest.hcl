@@ -30,7 +30,7 @@ variables {
   network_security_group_ids  = { alb = "sg-01", gateway = "sg-02", database = "sg-03", redis = "sg-04", lambda = "sg-05", llm_alb = "sg-06", gpu = "sg-07" }
 }
 
-run "tasks_are_sized_counted_and_named_after_the_inputs" {
+run "tasks_are_sized_counted_placed_and_named_after_the_inputs" {
   command = plan
 
   variables {
@@ -41,6 +41,7 @@ run "tasks_are_sized_counted_and_named_after_the_inputs" {
     gateway_min_tasks     = 1
     gateway_desired_tasks = 1
     gateway_max_tasks     = 3
+    fargate_spot          = true
   }
 
   assert {
@@ -60,8 +61,8 @@ run "tasks_are_sized_counted_and_named_after_the_inputs" {
     error_message = "Tasks are not private behind the gateway security group."
   }
   assert {
-    condition     = one(aws_ecs_service.gateway_service_0B098E79.capacity_provider_strategy[*].capacity_provider) == "FARGATE"
-    error_message = "The exported (on-demand) gateway does not run on Fargate."
+    condition     = one(aws_ecs_service.gateway_service_0B098E79.capacity_provider_strategy[*].capacity_provider) == "FARGATE_SPOT"
+    error_message = "fargate_spot = true does not put the tasks on Fargate Spot."
   }
 }
 
@@ -96,17 +97,4 @@ run "an_unpinned_image_is_refused_in_a_protected_export" {
   }
 
   expect_failures = [var.gateway_image]
-}
-
-run "tasks_run_on_fargate_spot_when_switched_on" {
-  command = plan
-
-  variables {
-    fargate_spot = true
-  }
-
-  assert {
-    condition     = one(aws_ecs_service.gateway_service_0B098E79.capacity_provider_strategy[*].capacity_provider) == "FARGATE_SPOT"
-    error_message = "fargate_spot = true does not put the tasks on Fargate Spot."
-  }
 }
