@@ -107,7 +107,7 @@ class Network(Construct):
             Route(self, f"private_{i}_default_route", route_table_id=rt.id, destination_cidr_block=ANYWHERE,
                   nat_gateway_id=nats[i % nat_count].id)
             private_rts.append(rt)
-        database_rt = self._route_table("database", database)  # local routes only
+        self._route_table("database", database)  # local routes only
 
         self._endpoints(vpc_id, private, private_rts)
 
