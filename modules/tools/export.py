@@ -16,6 +16,7 @@ import json
 import shutil
 import tempfile
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,12 @@ def straight_settings(layer: str) -> tuple[str, ...]:
     claimed = {*HAND_MADE_SETTINGS, *(field for fields in FIXED_AT_EXPORT.values() for field in fields),
                *(f"{layer}.{name}" for name in SWITCHES.get(layer, ()))}
     return tuple(name for name in kind.model_fields if name not in getattr(kind, "BORROWED", {})
-                 and not any(c == f"{layer}.{name}" or c.startswith(f"{layer}.{name}.") for c in claimed))
+                 and not covered(f"{layer}.{name}", claimed))
+
+
+def covered(source: str, fields: Iterable[str]) -> bool:
+    """Whether `fields` hold `source` or a field inside it (`llm.capacity.min` covers `llm.capacity`)."""
+    return any(field == source or field.startswith(source + ".") for field in fields)
 
 
 STRAIGHT_SETTINGS = {layer: names for layer in EXPORTED_LAYERS if (names := straight_settings(layer))}
@@ -515,7 +521,7 @@ def fixed_settings(layer: str) -> list[str]:
     variables = variable_fields()
     borrowed = getattr(kind, "BORROWED", {})  # another module's variable, fixed in this one
     return sorted(source for name in kind.model_fields if (source := source_of(layer, name))
-                  and (name in borrowed or not any(v == source or v.startswith(source + ".") for v in variables)))
+                  and (name in borrowed or not covered(source, variables)))
 
 
 def blocks(doc: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
