@@ -207,7 +207,8 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
     "the constructs compute with it (sizes, thresholds, derived settings or rendered files)": (
         "foundation.archive_after_days", "foundation.audit_retention_days", "edge.max_body_bytes",
         "data.postgres_version", "data.db_instance_class", "gateway.cache_ttl_seconds",
-        "llm.scale_down_hour", "llm.scale_up_hour", "llm.schedule_time_zone", "llm.model_size_gb", "llm.served_model_name", "llm.weights_s3_prefix", "llm.hf_model_id",
+        "llm.scale_down_hour", "llm.scale_up_hour", "llm.schedule_time_zone", "llm.model_size_gb",
+        "llm.served_model_name", "llm.weights_s3_prefix", "llm.hf_model_id",
         "llm.vllm_image", "llm.max_model_len", "llm.protocol_version", "llm.queue_target_per_instance",
         "realtime.model_endpoint_url", "realtime.max_receives", "realtime.model_timeout_seconds"),
 }
