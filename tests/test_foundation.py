@@ -38,6 +38,8 @@ def test_key_policy_admits_exactly_the_services_that_encrypt_on_their_own(stacks
                         "cloudwatch.amazonaws.com", "events.amazonaws.com"}
     logs = next(s for s in policy["Statement"] if s["Sid"] == "CloudWatchLogs")
     assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
+    # DescribeKey carries no encryption context: under that condition it could never be allowed
+    assert not [a for a in logs["Action"] if a.startswith("kms:Describe")]
     # dev has no trail, so CloudTrail is not admitted there
     dev = json.loads(stacks["dev-foundation"].one("aws_kms_key")["policy"])
     assert "cloudtrail.amazonaws.com" not in json.dumps(dev)
@@ -183,3 +185,43 @@ def test_the_service_linked_role_is_created_only_where_configured_and_before_the
     # other environments of the account rely on it; a disposable environment may drop it
     protected = load_environment(env).protect_stateful
     assert role.get("lifecycle") == ({"prevent_destroy": True} if protected else None)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_eventbridge_may_use_the_key_only_for_the_topics_its_rules_deliver_to(stacks, env: str) -> None:
+    """SNS encrypts with the topic's ARN as encryption context; EventBridge names no account to
+    KMS, so the topic is what binds its statement to this environment."""
+    policy = json.loads(stacks[f"{env}-foundation"].one("aws_kms_key")["policy"])
+    (events,) = [s for s in policy["Statement"] if s["Principal"].get("Service") == "events.amazonaws.com"]
+    allowed = events["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"]
+    assert "aws:SourceAccount" not in json.dumps(events)
+    # every SNS topic an EventBridge rule of the environment targets, by the name it is created with
+    observability = stacks[f"{env}-observability"]
+    topics = {f"${{aws_sns_topic.{lid}.arn}}": t["name"] for lid, t in observability.resources("aws_sns_topic").items()}
+    targeted = [topics[t["arn"]] for s in stacks.values() if s.name.startswith(f"{env}-")
+                for t in s.resources("aws_cloudwatch_event_target").values() if t["arn"] in topics]
+    assert targeted and sorted(arn.rsplit(":", 1)[1] for arn in allowed) == sorted(set(targeted))
+    assert all(arn.startswith("arn:${data.aws_partition.") and ":sns:" in arn for arn in allowed)
+
+
+def test_replica_keys_serve_no_eventbridge_delivery(stacks) -> None:
+    """No topic or rule lives in a replica's region."""
+    replicas = [k for s in stacks.values() for k in s.resources("aws_kms_replica_key").values()]
+    assert replicas
+    for replica in replicas:
+        services = json.dumps([s["Principal"] for s in json.loads(replica["policy"])["Statement"]])
+        assert "events.amazonaws.com" not in services
+
+
+def test_trail_logs_role_trusts_cloudtrail_as_its_guide_documents(stacks) -> None:
+    """The CloudTrail user guide's CloudWatch Logs role: the service alone is trusted (the role
+    policy supports neither aws:SourceArn nor aws:SourceAccount) and it writes log streams."""
+    foundation = stacks["prod-foundation"]
+    (role,) = [r for lid, r in foundation.resources("aws_iam_role").items() if "trail_role" in lid]
+    (trust,) = json.loads(role["assume_role_policy"])["Statement"]
+    assert trust["Principal"] == {"Service": "cloudtrail.amazonaws.com"} and "Condition" not in trust
+    (policy,) = [p for lid, p in foundation.resources("aws_iam_role_policy").items() if "trail_role" in lid]
+    (statement,) = json.loads(policy["policy"])["Statement"]
+    (resource,) = statement["Resource"]
+    assert resource.startswith("${aws_cloudwatch_log_group.foundation_trail_log_group") and resource.endswith(
+        ".arn}:log-stream:*")

@@ -285,7 +285,8 @@ def test_alarm_topic_is_encrypted_and_mails_the_environments_recipients(observab
 def test_the_key_admits_alarms_and_events_to_the_encrypted_topic(stacks, env: str) -> None:
     """EventBridge sends KMS no aws:SourceAccount/aws:SourceArn when it publishes to an encrypted
     topic: a statement conditioned on them never matches and RDS events are dropped silently.
-    CloudWatch alarms do send them, so their statement stays bound to the account."""
+    SNS's encryption context (the topic's ARN) binds it instead. CloudWatch alarms do send
+    them, so their statement stays bound to the account."""
     policy = json.loads(stacks[f"{env}-foundation"].one("aws_kms_key")["policy"])
     by_service = {}
     for statement in policy["Statement"]:
@@ -294,7 +295,8 @@ def test_the_key_admits_alarms_and_events_to_the_encrypted_topic(stacks, env: st
             by_service.setdefault(service, []).append(statement)
     (events,) = by_service["events.amazonaws.com"]
     assert set(events["Action"]) >= {"kms:GenerateDataKey*", "kms:Decrypt"}
-    assert "Condition" not in events
+    assert {op: list(keys) for op, keys in events["Condition"].items()} == {
+        "StringEquals": ["kms:EncryptionContext:aws:sns:topicArn"]}
     (alarms,) = by_service["cloudwatch.amazonaws.com"]
     assert set(alarms["Action"]) >= {"kms:GenerateDataKey*", "kms:Decrypt"}
     assert list(alarms["Condition"]["StringEquals"]) == ["aws:SourceAccount"]

@@ -153,6 +153,17 @@ def test_app_and_cli_declare_terraform_1_11_for_write_only_arguments(stacks) -> 
                for body in stack.resources("aws_secretsmanager_secret_version").values())
 
 
+def test_every_stack_and_exported_module_requires_the_declared_terraform_floor(stacks) -> None:
+    """Terraform itself refuses a release older than the one the output is written for
+    (write-only arguments need 1.11): required_version is the declared floor, everywhere."""
+    from modules.engine.stacks import TARGET_VERSIONS
+    floor = TARGET_VERSIONS["terraform"]
+    assert stacks and all(stack.doc["terraform"].get("required_version") == floor for stack in stacks.values())
+    modules = sorted((Path(__file__).resolve().parent.parent / "terraform-modules").glob("*/main.tf.json"))
+    assert modules and all(json.loads(m.read_text())["terraform"].get("required_version") == floor
+                           for m in modules)
+
+
 def test_every_depends_on_names_existing_resources(stacks) -> None:
     """A construct passed to depends_on synthesizes to nothing: only resource addresses count."""
     for name, stack in stacks.items():

@@ -28,6 +28,11 @@ TARGET_VERSIONS = {"terraform": ">=1.11.0"}
 APP_CONTEXT = {"targetVersions": TARGET_VERSIONS}
 
 
+def require_terraform(stack: TerraformStack) -> None:
+    """Terraform itself refuses a release below the floor the output is written for."""
+    stack.add_override("terraform.required_version", TARGET_VERSIONS["terraform"])
+
+
 class LayerStack(TerraformStack):
     def __init__(self, scope: Construct, env: Environment, layer: str, *,
                  replica_regions: tuple[str, ...] = ()) -> None:
@@ -35,6 +40,7 @@ class LayerStack(TerraformStack):
             raise ValueError(f"unknown layer {layer!r}; known: {', '.join(LAYERS)}")
         self.stack_name = f"{env.name}-{layer}"
         super().__init__(scope, self.stack_name)
+        require_terraform(self)
         # ManagedBy keeps its CDKTF-era value: a new value would update every resource's tags.
         tags = {**env.tags, "Project": env.project, "Environment": env.name, "Layer": layer,
                 "ManagedBy": "cdktf"}

@@ -106,7 +106,8 @@ class Foundation(Construct):
             self, "key",
             description=f"{identity.resource_name('key')}: encrypts data and logs of {identity.environment}",
             enable_key_rotation=True, deletion_window_in_days=30, multi_region=bool(replica_providers),
-            policy=iam.document(*_key_policy(account, trail_name if settings.cloudtrail else None, autoscaling=True)),
+            policy=iam.document(*_key_policy(account, trail_name if settings.cloudtrail else None, autoscaling=True,
+                                             event_topics=[account.arn("sns", alarm_topic_name(identity))])),
             depends_on=[autoscaling_role] if autoscaling_role else None)
         protect(self.key, identity.protect_stateful)
         replica_keys = {}
@@ -138,10 +139,12 @@ class Foundation(Construct):
         group = encrypted_log_group(self, "trail_log_group", name=f"/aws/cloudtrail/{trail_name}",
                                     kms_key_arn=self.key.arn, retention_days=identity.log_retention_days,
                                     protect_data=identity.protect_stateful)
+        # The CloudTrail user guide's role for CloudWatch Logs delivery trusts the service alone
+        # (see iam.WITHOUT_SOURCE_ACCOUNT) and writes the group's log streams.
         role = iam.service_role(
             self, "trail_role", name=identity.resource_name("trail-logs"), service="cloudtrail.amazonaws.com",
-            source_account=account.id,
-            statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{group.arn}:*"])])
+            source_account=None,
+            statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{group.arn}:log-stream:*"])])
         # CloudTrail checks its bucket policy, the bucket's encryption and its role when the
         # trail is created: all three must exist first.
         trail = Cloudtrail(self, "trail", name=trail_name, s3_bucket_name=trail_bucket.name, is_multi_region_trail=True,
@@ -172,12 +175,21 @@ def autoscaling_role_arn(account: Account) -> str:
     return f"arn:{account.partition}:iam::{account.id}:{AUTOSCALING_ROLE_PATH}"
 
 
-def _key_policy(account: Account, trail_name: str | None, *, autoscaling: bool = False) -> list[iam.Statement]:
+def alarm_topic_name(identity: Identity) -> str:
+    """The alarm topic's name (observability creates it): named here too, because this layer's
+    key policy must name the topic before it exists."""
+    return identity.resource_name("alarms")
+
+
+def _key_policy(account: Account, trail_name: str | None, *, autoscaling: bool = False,
+                event_topics: list[str] | None = None) -> list[iam.Statement]:
     """Key policy: account administration (IAM policies then grant per role), plus exactly the
     services that encrypt on their own behalf. Services that act for a caller (RDS, S3,
-    DynamoDB, SQS, SNS, Secrets Manager, ElastiCache) use the caller's IAM grant."""
+    DynamoDB, SQS, SNS, Secrets Manager, ElastiCache) use the caller's IAM grant.
+    `event_topics`: the encrypted topics EventBridge rules deliver to (none in a replica's region)."""
     region = account.region
-    use = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    # No kms:DescribeKey: it carries no encryption context, so the condition below excludes it.
+    use = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"]
     statements = [
         iam.allow(["kms:*"], ["*"], sid="AccountAdministration",
                   principals={"AWS": f"arn:{account.partition}:iam::{account.id}:root"}),
@@ -187,17 +199,21 @@ def _key_policy(account: Account, trail_name: str | None, *, autoscaling: bool =
         iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="LogDelivery",
                   principals={"Service": "delivery.logs.amazonaws.com"},
                   conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
-        # Alarms and events publish to the KMS-encrypted alarm topic as themselves. CloudWatch
-        # names its account to KMS; EventBridge does not (SNS developer guide: aws:SourceAccount
-        # and aws:SourceArn in a key policy are not supported for EventBridge-to-encrypted-topic
-        # delivery), so a condition would silently drop every event. The topic policy still
-        # admits only this account's rules.
+        # Alarms publish to the KMS-encrypted alarm topic as themselves and name their account
+        # to KMS.
         iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="AlarmsToEncryptedTopics",
                   principals={"Service": "cloudwatch.amazonaws.com"},
                   conditions={"StringEquals": {"aws:SourceAccount": account.id}}),
-        iam.allow(["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="EventsToEncryptedTopics",
-                  principals={"Service": "events.amazonaws.com"}),
     ]
+    if event_topics:
+        # EventBridge does not name its account to KMS (SNS developer guide: aws:SourceAccount
+        # and aws:SourceArn are not supported for EventBridge-to-encrypted-topic delivery), but
+        # SNS encrypts with the topic's ARN as encryption context (aws:sns:topicArn): the key
+        # serves EventBridge for this environment's topics only.
+        statements.append(iam.allow(
+            ["kms:GenerateDataKey*", "kms:Decrypt"], ["*"], sid="EventsToEncryptedTopics",
+            principals={"Service": "events.amazonaws.com"},
+            conditions={"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": event_topics}}))
     if autoscaling:
         # EC2 Auto Scaling launches the GPU hosts with this key's encrypted root volumes as its
         # service-linked role, which IAM policies cannot grant anything: the key must (Auto

@@ -31,7 +31,7 @@ from modules.config.settings import Identity, ObservabilitySettings
 from modules.parts.context import current_account
 from modules.layers.data import DataOutputs
 from modules.layers.edge import EdgeOutputs
-from modules.layers.foundation import FoundationOutputs
+from modules.layers.foundation import FoundationOutputs, alarm_topic_name
 from modules.layers.gateway import GatewayOutputs
 from modules.layers.llm import HEALTH_GRACE_SECONDS, LlmOutputs
 from modules.parts.outputs import publish
@@ -65,7 +65,7 @@ class Observability(Construct):
         super().__init__(scope, id)
         account = current_account(self, identity.region)
         self._identity, self._settings = identity, settings
-        topic = SnsTopic(self, "alarm_topic", name=identity.resource_name("alarms"),
+        topic = SnsTopic(self, "alarm_topic", name=alarm_topic_name(identity),
                          kms_master_key_id=foundation.kms_key_arn)
         publishers = {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
         SnsTopicPolicy(self, "alarm_topic_policy", arn=topic.arn, policy=iam.document(

@@ -41,7 +41,7 @@ from modules.engine.module_stack import ProviderRequirement, TFModuleOutput, TFM
 from modules.layers.network import SECURITY_GROUPS, Network, NetworkOutputs
 from modules.layers.observability import Observability, Watched
 from modules.layers.realtime import Realtime, RealtimeOutputs
-from modules.engine.stacks import APP_CONTEXT
+from modules.engine.stacks import APP_CONTEXT, TARGET_VERSIONS, require_terraform
 from modules.tools.release import CHANGELOG, newest_version
 
 MODULES_DIR = Path(__file__).resolve().parents[2] / "terraform-modules"
@@ -432,6 +432,7 @@ def refuse_zones_outside_the_region(stack: TerraformStack, network: Network) -> 
 
 def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
     stack = TerraformStack(app, layer)
+    require_terraform(stack)
     ProviderRequirement(stack, "aws", *AWS_PROVIDER)
     identity, settings = module_settings(stack, env, layer)
     given = {"identity": identity, "settings": settings}
@@ -547,7 +548,7 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              + "; ECR pull rights follow the exported image's registry.", "",
              "## Usage", "", "```hcl", *usage(layer, variables), "```", "",
              "## Requirements", "", "| Name | Version |", "|---|---|",
-             "| terraform | >= 1.11 |", f"| aws | {AWS_PROVIDER[0]} |", "",
+             f"| terraform | {TARGET_VERSIONS['terraform']} |", f"| aws | {AWS_PROVIDER[0]} |", "",
              "## Providers", "", "| Name | Source |", "|---|---|", f"| aws | {AWS_PROVIDER[1]} |", "",
              "## Resources", "", "| Name | Type |", "|---|---|"]
     lines += [f"| {kind}.{name} | {section} |" for section in ("resource", "data", "ephemeral")
