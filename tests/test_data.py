@@ -65,11 +65,16 @@ def test_redis_encrypted_authenticated_and_failover_in_prod(stacks) -> None:
     assert redis["automatic_failover_enabled"] is True and redis["multi_az_enabled"] is True
     assert redis["num_cache_clusters"] == 2 and redis["snapshot_retention_limit"] == 7
     assert redis["port"] == 6379 and "network_redis_security_group" in redis["security_group_ids"][0]
-    # the AUTH token comes from the generated, KMS-encrypted secret — never a literal
-    version_id = redis["auth_token"].split(".")[1]
-    version = data.resources("aws_secretsmanager_secret_version")[version_id]
-    assert version["secret_string"].startswith("${data.aws_secretsmanager_random_password.")
-    assert version["lifecycle"]["ignore_changes"] == ["secret_string"]
+    # the AUTH token is the generated secret's current value, read ephemerally once the secret's
+    # version is written, into the write-only argument: neither the group nor state keeps it
+    assert "auth_token" not in redis and redis["auth_token_wo_version"] == 1
+    assert redis["auth_token_update_strategy"] == "ROTATE"
+    read = re.fullmatch(r"\$\{ephemeral\.aws_secretsmanager_secret_version\.(\w+)\.secret_string\}",
+                        redis["auth_token_wo"]).group(1)
+    current = data.doc["ephemeral"]["aws_secretsmanager_secret_version"][read]
+    (version_id,) = data.resources("aws_secretsmanager_secret_version")
+    assert current["depends_on"] == [f"aws_secretsmanager_secret_version.{version_id}"]
+    assert current["secret_id"] == data.resources("aws_secretsmanager_secret_version")[version_id]["secret_id"]
     secret = data.one("aws_secretsmanager_secret")
     assert "foundation_key" in secret["kms_key_id"] and secret["lifecycle"]["prevent_destroy"] is True
 
@@ -129,6 +134,27 @@ def test_no_secret_value_in_any_synthesized_stack(stacks) -> None:
             if SECRET_KEYS.search(str(path[-1])):
                 literal = re.sub(r"\$\{[^}]*\}", "", value)
                 assert "${" in value and literal in ("", "sk-"), f"{stack.name}: {'.'.join(path)}"
+
+
+STATE_SECRET_KEYS = re.compile(r"^(password|auth_token|secret_string|secret_binary|master_password)$")
+
+
+def test_no_secret_value_reaches_terraform_state(stacks) -> None:
+    """A secret is passed only through write-only arguments (`…_wo`, never stored), from
+    ephemeral values; no data source or resource draws one into state."""
+    for stack in stacks.values():
+        for path, _ in _strings(stack.doc.get("resource", {})):
+            assert not STATE_SECRET_KEYS.match(str(path[-1])), f"{stack.name}: {'.'.join(path)} is kept in state"
+        assert not stack.resources("aws_secretsmanager_random_password"), stack.name  # a data source's result
+        assert "aws_secretsmanager_random_password" not in stack.doc.get("data", {}), stack.name
+        for type_, blocks in stack.doc.get("resource", {}).items():
+            for lid, body in blocks.items():
+                for key, value in body.items():
+                    if "${ephemeral." in json.dumps(value):
+                        assert key.endswith("_wo"), f"{stack.name}: {type_}.{lid}.{key}"
+    redis = [s.one("aws_elasticache_replication_group") for s in stacks.values()
+             if s.resources("aws_elasticache_replication_group")]
+    assert redis and all(r["auth_token_wo"].startswith("${ephemeral.") for r in redis)
 
 
 def _minutes(clock: str) -> int:

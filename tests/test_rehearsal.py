@@ -85,6 +85,18 @@ def test_provider_gap_strips_6x_only_arguments_and_says_why(stacks, tmp_path) ->
     assert any(gap.path in n and "6.x" in n for n in notes)
 
 
+def test_provider_gap_drops_the_write_only_auth_token_and_keeps_the_secret_its_consumers_read(stacks,
+                                                                                              tmp_path) -> None:
+    doc, notes = rehearsal_copy(stacks["prod-data"].doc, "prod-data", target(tmp_path))
+    (redis,) = doc["resource"]["aws_elasticache_replication_group"].values()
+    assert not {"auth_token", "auth_token_wo", "auth_token_wo_version"} & set(redis)
+    assert sum("auth_token_wo" in n and "6.x" in n for n in notes) == 2
+    # the secret is still generated and written, and published for LiteLLM and the functions
+    (version,) = doc["resource"]["aws_secretsmanager_secret_version"].values()
+    assert version["secret_string_wo"].startswith("${ephemeral.aws_secretsmanager_random_password.")
+    assert "redis_auth_secret_arn" in doc["output"]
+
+
 def test_the_emulator_answers_as_the_account_the_provider_allows(stacks) -> None:
     docs = [s.doc for name, s in stacks.items() if name.startswith("dev-")]
     pinned = {a for d in docs for b in d["provider"]["aws"] for a in b.get("allowed_account_ids", [])}
@@ -235,7 +247,10 @@ def test_only_the_known_false_drift_is_explained() -> None:
         == "rds-parameter-source"
     redis = {"at_rest_encryption_enabled": "false", "auth_token": "", "node_type": "cache.t4g.micro"}
     assert _explained("aws_elasticache_replication_group", redis, {
-        **redis, "at_rest_encryption_enabled": "true", "auth_token": "token"}) == "elasticache-member-cluster-view"
+        **redis, "at_rest_encryption_enabled": "true"}) == "elasticache-member-cluster-view"
+    # the token is write-only and absent from the rehearsal copy: a token change is never explained away
+    assert _explained("aws_elasticache_replication_group", redis, {
+        **redis, "at_rest_encryption_enabled": "true", "auth_token": "token"}) is None
     assert _explained("aws_elasticache_replication_group", {**redis, "num_cache_clusters": 1}, {
         **redis, "num_cache_clusters": 2}) == "elasticache-member-cluster-view"
     assert _explained("aws_elasticache_replication_group", redis, {**redis, "node_type": "cache.t4g.small"}) is None

@@ -111,6 +111,10 @@ class Data(Section):
     redis_node_type: str = "cache.t4g.small"
     redis_replicas: Annotated[int, Field(ge=0, le=5)] = 1
     redis_version: str = "7.1"
+    # Raising the version sends the AUTH secret's current value to Redis (write-only
+    # auth_token_wo): ROTATE keeps the previous token valid beside it, SET drops it.
+    redis_auth_token_version: Annotated[int, Field(ge=1)] = 1
+    redis_auth_update_strategy: Literal["ROTATE", "SET"] = "ROTATE"
     dynamodb_replica_regions: list[str] = []
 
 

@@ -167,10 +167,7 @@ class Data(Construct):
         name = identity.resource_name("redis")
         token = GeneratedSecret(self, "redis_auth", name=f"{identity.project}/{identity.environment}/redis-auth",
                                 description="Redis AUTH token for LiteLLM and the functions",
-                                kms_key_arn=self._key, protect_data=protected, length=64,
-                                # The token is in state: provider 6.25 had no write-only auth_token;
-                                # 6.69 has auth_token_wo (moving to it is a change of its own).
-                                expose_value=True)
+                                kms_key_arn=self._key, protect_data=protected, length=64)
         subnets = ElasticacheSubnetGroup(self, "redis_subnet_group", name=identity.resource_name("redis"),
                                          subnet_ids=network.database_subnet_ids)
         slow_log = encrypted_log_group(self, "redis_slow_log", name=f"/aws/elasticache/{name}/slow-log",
@@ -184,8 +181,12 @@ class Data(Construct):
             num_cache_clusters=1 + settings.redis_replicas, automatic_failover_enabled=failover,
             multi_az_enabled=failover and settings.multi_az, subnet_group_name=subnets.name,
             security_group_ids=[network.security_group_ids["redis"]], at_rest_encryption_enabled="true",
-            kms_key_id=self._key, transit_encryption_enabled=True, auth_token=token.value,
-            auth_token_update_strategy="ROTATE", snapshot_retention_limit=7 if protected else 1,
+            kms_key_id=self._key, transit_encryption_enabled=True,
+            # Write-only: Redis gets the secret's current value when the version number changes
+            # (README: rotating the Redis AUTH token), and neither it nor state keeps a copy.
+            auth_token_wo=token.current_value(), auth_token_wo_version=settings.redis_auth_token_version,
+            auth_token_update_strategy=settings.redis_auth_update_strategy,
+            snapshot_retention_limit=7 if protected else 1,
             snapshot_window="02:00-03:00", maintenance_window="sun:05:00-sun:06:00",
             auto_minor_version_upgrade="true", final_snapshot_identifier=f"{name}-final" if protected else None,
             log_delivery_configuration=[ElasticacheReplicationGroupLogDeliveryConfiguration(

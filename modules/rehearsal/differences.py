@@ -324,7 +324,7 @@ def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], bef
 
 def _member_cluster_view(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return (type_ == "aws_elasticache_replication_group" and bool(changed)
-            and set(changed) <= {"at_rest_encryption_enabled", "auth_token", "security_group_ids", "num_cache_clusters"}
+            and set(changed) <= {"at_rest_encryption_enabled", "security_group_ids", "num_cache_clusters"}
             and all(not was or was == "false" for key, (was, _) in changed.items() if key != "num_cache_clusters"))
 
 
@@ -551,12 +551,12 @@ DIFFERENCES: tuple[Difference, ...] = (
         drift=_ecs_service_settings),
     Difference(
         "elasticache-member-cluster-view", "aws_elasticache_replication_group",
-        "The group reads back without at-rest encryption, AUTH token or security groups, and with one member "
-        "where two were asked for: the plan replaces it.",
+        "The group reads back without at-rest encryption or security groups, and with one member where two "
+        "were asked for: the plan replaces it.",
         "The provider reads these from the group's first member cluster; moto/elasticache/models.py "
         "`CacheCluster` has no at-rest encryption field, and the members the rehearsal creates before apply "
-        "(see elasticache-member-clusters) cannot know the token or the security groups Terraform resolves "
-        "later; and `_set_node_members_clusters_disabled` sizes the group from ReplicasPerNodeGroup, ignoring "
+        "(see elasticache-member-clusters) cannot know the security groups Terraform resolves later (the AUTH "
+        "token is write-only, and absent from the rehearsal copy: see the provider gap); and `_set_node_members_clusters_disabled` sizes the group from ReplicasPerNodeGroup, ignoring "
         "NumCacheClusters. On AWS the members share the group's settings and number NumCacheClusters.",
         drift=_member_cluster_view),
     Difference(

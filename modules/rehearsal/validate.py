@@ -30,8 +30,11 @@ EMULATED_ACCOUNT = "444455556666"
 
 
 def pinned_module(main_tf_json: str, provider_version: str) -> str:
-    """An exported module's main.tf.json requiring the mirror's provider version instead."""
-    return main_tf_json.replace(MODULE_CONSTRAINT, provider_version)
+    """An exported module's main.tf.json requiring the mirror's provider version instead, without
+    the arguments that version does not know (the provider gap)."""
+    doc = json.loads(main_tf_json.replace(MODULE_CONSTRAINT, provider_version))
+    close_provider_gap(doc, provider_version)
+    return json.dumps(doc, indent=2)
 
 
 def build_root(synth_stacks: Path, work: Path, provider_version: str, project: Path = ROOT) -> dict[str, str]:

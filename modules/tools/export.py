@@ -18,7 +18,7 @@ import tempfile
 import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from cdktn import App, Fn, TerraformOutput, TerraformStack, TerraformVariableValidationConfig
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
@@ -154,6 +154,8 @@ DESCRIPTIONS = {
     "data.backup_retention_days": "Days RDS keeps automated backups (1-35)",
     "data.redis_node_type": "ElastiCache node type of the Redis group (e.g. cache.t4g.small)",
     "data.redis_version": "Redis engine version",
+    "data.redis_auth_token_version": "Raise to send the AUTH secret's current value to Redis (write-only)",
+    "data.redis_auth_update_strategy": "How Redis takes a new AUTH token: ROTATE keeps the previous one, SET drops it",
     "data.db_storage_gb": "Initial PostgreSQL storage (GB, gp3)",
     "data.db_max_storage_gb": "Ceiling of PostgreSQL storage autoscaling (GB), at or above db_storage_gb",
     "edge.idle_timeout_seconds": "Public ALB idle timeout (s): long enough for a streamed answer",
@@ -240,8 +242,13 @@ STRAIGHT_SETTINGS = {layer: names for layer in EXPORTED_LAYERS if (names := stra
 
 
 def bounds_rules(field: FieldInfo) -> tuple[tuple[str, str], ...]:
-    """A config field's numeric bounds as validation rules, worded as the config model reports them."""
+    """A config field's numeric bounds or choices as validation rules, worded as the config
+    model reports them."""
     rules = []
+    if get_origin(field.annotation) is Literal:
+        choices = get_args(field.annotation)
+        rules.append((f"contains({json.dumps(list(choices))}, var.{{name}})",
+                      f"{{name}}: Input should be {' or '.join(repr(c) for c in choices)}."))
     for bound in field.metadata:
         for attribute, operator, words in (("ge", ">=", "greater than or equal to"),
                                            ("le", "<=", "less than or equal to")):
