@@ -77,6 +77,7 @@ def _fork_groups(groups: list[list[str]], out: str) -> list[int]:
     standard output is `out/<i>.json`; their exit codes by group."""
     import checkov.main
 
+    _read_terraform_block_attributes()
     sys.stdout.flush()
     children: dict[int, int] = {}
     for i, group in enumerate(groups):
@@ -93,6 +94,23 @@ def _fork_groups(groups: list[list[str]], out: str) -> list[int]:
         children[pid] = i
     codes = {children[pid]: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in list(children)}
     return [codes[i] for i in range(len(groups))]
+
+
+def _read_terraform_block_attributes() -> None:
+    """Checkov's JSON parser takes every entry of the `terraform` block for a nested block and
+    rejects the whole file ("this method receives only dicts") on an attribute such as
+    `required_version`. No check reads those attributes: the parser is given the block without them."""
+    from checkov.terraform_json import parser
+
+    prepare = parser.prepare_definition
+
+    def without_attributes(definition: dict) -> dict:
+        block = definition.get("terraform")
+        if isinstance(block, dict):
+            definition = {**definition, "terraform": {k: v for k, v in block.items() if isinstance(v, (dict, list))}}
+        return prepare(definition)
+
+    parser.prepare_definition = without_attributes
 
 
 @dataclass(frozen=True)

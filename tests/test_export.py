@@ -18,7 +18,8 @@ from modules.config import load_environment
 from modules.config.models import Environment
 from modules.rehearsal.validate import MODULE_CONSTRAINT
 from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, MODULES_DIR, OUTPUT_TYPES,
-                            STRAIGHT_SETTINGS, TERRAFORM_TYPES, VARIABLE_NAMES, ExportError, blocks, cross_rules,
+                            STRAIGHT_SETTINGS, TERRAFORM_TYPES, VARIABLE_NAMES, ExportError, blocks, bounds_rules,
+                            cross_rules,
                             export_modules, hand_written, straight_settings,
                             variable_fields)
 from policies.gate import Stack as GateStack, classify
@@ -203,7 +204,9 @@ def test_straight_settings_are_variables_with_the_config_bounds(exported: Path) 
             variable = VARIABLE_NAMES.get(f"{layer}.{name}", name)
             declared = variables[variable]
             field = type(getattr(env, layer)).model_fields[name]
-            bounds = len([m for m in field.metadata if hasattr(m, "ge") or hasattr(m, "le")])
+            bounds = len([m for m in field.metadata if hasattr(m, "ge") or hasattr(m, "le")]) + (
+                "Literal[" in str(field.annotation))  # a choice is one rule
+            assert len(bounds_rules(field)) == bounds, variable
             assert len(declared.get("validation", [])) == bounds + len(cross.get(variable, ())), variable
             assert declared["default"] == getattr(getattr(env, layer), name)
             assert f"${{var.{variable}}}" in json.dumps(module_doc(exported, layer)["resource"]), variable

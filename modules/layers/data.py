@@ -193,6 +193,8 @@ class Data(Construct):
                 destination=slow_log.name, destination_type="cloudwatch-logs", log_format="json",
                 log_type="slow-log")])
         protect(redis, protected)
+        skip(redis, "CKV_AWS_31", "Transit encryption is on and the AUTH token is set, through the write-only "
+             "auth_token_wo (kept out of state), which this check does not read: it looks for auth_token only.")
         if not failover:
             skip(redis, "CKV2_AWS_50", DISPOSABLE + "one Redis node without failover is enough for development.")
         return redis, token

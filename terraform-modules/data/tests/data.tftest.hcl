@@ -1,16 +1,12 @@
-# terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
-mock_provider "aws" {
-  mock_data "aws_partition" {
-    defaults = {
-      partition = "aws"
-    }
-  }
-  # A mock value in the shape ElastiCache accepts for an AUTH token (not a real secret).
-  mock_data "aws_secretsmanager_random_password" {
-    defaults = {
-      random_password = "mock-token-0123456789-abcdefghij"
-    }
-  }
+# terraform test: plan-only runs with the real AWS provider pointed at a local AWS emulator
+# (the runner sets AWS_ENDPOINT_URL; no credentials, nothing leaves loopback). Not a mocked
+# provider: Terraform 1.11's mock providers cannot mock the ephemeral resources the Redis AUTH
+# secret uses ("No ephemeral resource types in mock providers").
+provider "aws" {
+  region                      = "us-west-2"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
 }
 
 variables {
@@ -83,6 +79,16 @@ run "a_storage_ceiling_below_the_storage_is_refused" {
   }
 
   expect_failures = [var.db_max_storage_gb]
+}
+
+run "a_token_rotation_is_a_validated_setting" {
+  command = plan
+
+  variables {
+    redis_auth_update_strategy = "DELETE"
+  }
+
+  expect_failures = [var.redis_auth_update_strategy]
 }
 
 run "a_single_zone_store_when_multi_az_is_off" {
