@@ -140,8 +140,9 @@ STATE_SECRET_KEYS = re.compile(r"^(password|auth_token|secret_string|secret_bina
 
 
 def test_no_secret_value_reaches_terraform_state(stacks) -> None:
-    """A secret is passed only through write-only arguments (`…_wo`, never stored), from
-    ephemeral values; no data source or resource draws one into state."""
+    """Where a write-only argument exists, a secret goes only through it (`…_wo`, never
+    stored), from ephemeral values; no data source draws one into state. (A Cognito machine
+    client's generated secret is an attribute AWS returns, with no write-only form.)"""
     for stack in stacks.values():
         for path, _ in _strings(stack.doc.get("resource", {})):
             assert not STATE_SECRET_KEYS.match(str(path[-1])), f"{stack.name}: {'.'.join(path)} is kept in state"

@@ -569,7 +569,8 @@ def _backend_settings(env: Environment) -> Iterator[Problem]:
 @rule("protected environments keep state in S3")
 def _protected_backend(env: Environment) -> Iterator[Problem]:
     if env.protect_stateful and env.backend.type != "s3":
-        # State holds secret values (the Redis AUTH token): never on one laptop.
+        # State holds secret values where AWS has no write-only argument (the Cognito machine
+        # clients' secrets): never on one laptop.
         yield Problem("backend.type", "is \"local\" in a protected environment; its state holds secrets.",
                       f"set type = \"s3\" and bucket = the bucket the {env.name}-state stack creates "
                       f"(cdktn deploy {env.name}-state).")
