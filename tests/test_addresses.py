@@ -69,11 +69,12 @@ def test_stateful_resources_of_a_protected_environment_cannot_be_destroyed(stack
 
 
 def main(argv: list[str]) -> int:
-    if argv != ["--write"]:
-        print("usage: python tests/test_addresses.py --write   (re-pin every environment's addresses, after moving "
-              "the state; run the test with pytest)\n       python tests/pin.py ENV                (pin a new "
-              "environment)", file=sys.stderr)
-        return 2
+    import argparse
+    parser = argparse.ArgumentParser(prog="python tests/test_addresses.py", description="Re-pin every environment's "
+                                     "stateful addresses, after moving the state (the test itself runs under pytest; "
+                                     "a new environment: python tests/pin.py ENV).")
+    parser.add_argument("--write", action="store_true", required=True, help="synthesize and rewrite " + PINNED.name)
+    parser.parse_args(argv)
     from modules.config import available_environments, load_environments
     from modules.engine.app import build_app
 

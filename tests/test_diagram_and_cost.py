@@ -242,7 +242,8 @@ def test_the_shipped_assumptions_are_valid_and_complete(synthesized) -> None:
 
 
 def test_a_broken_shipped_profile_is_one_clear_error(tmp_path: Path) -> None:
-    text = cost.ASSUMPTIONS.read_text().replace("cognito_mau = 1000\n", "").replace('"production"\n', '"prodution"\n', 1)
+    text = cost.ASSUMPTIONS.read_text().replace("cognito_mau = 1000\n", "")
+    text = text.replace('prod = "production"\n', 'prod = "prodution"\n', 1)
     (tmp_path / "a.toml").write_text(text)
     with pytest.raises(SynthError) as err:
         cost.read_profiles(tmp_path / "a.toml")

@@ -114,11 +114,12 @@ def write_digests(pinned: dict[str, dict[str, str]]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv != ["--write"]:
-        print("usage: python tests/test_output_equality.py --write   (re-pin every environment's digests; "
-              "run the test with pytest)\n       python tests/pin.py ENV                      (pin a new environment)",
-              file=sys.stderr)
-        return 2
+    import argparse
+    parser = argparse.ArgumentParser(prog="python tests/test_output_equality.py", description="Re-pin every "
+                                     "environment's digests after an intended change (the test itself runs under "
+                                     "pytest; a new environment: python tests/pin.py ENV).")
+    parser.add_argument("--write", action="store_true", required=True, help="synthesize and rewrite " + PINNED.name)
+    parser.parse_args(argv)
     from modules.config import available_environments, load_environments
     from modules.engine.app import build_app
 

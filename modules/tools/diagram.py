@@ -193,9 +193,12 @@ def render(env: Environment, target: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Draw each environment's architecture from its synth.")
-    parser.add_argument("environments", nargs="*")
-    parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
+    parser = argparse.ArgumentParser(prog="python -m modules.tools.diagram",
+                                     description="Draw each environment's architecture from its synth.")
+    parser.add_argument("environments", nargs="*", metavar="ENV",
+                        help="environments of the synth to draw (default: every one)")
+    parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR,
+                        help=f"the synth output to read; drawings go to OUTDIR/diagrams (default: {DEFAULT_OUTDIR})")
     args = parser.parse_args(argv)
     try:
         for env in load(args.outdir, args.environments):
