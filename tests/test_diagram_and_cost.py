@@ -40,6 +40,11 @@ def test_diagram_holds_each_environments_main_resources(synthesized) -> None:
         for endpoint in env.resources("aws_vpc_endpoint"):
             assert endpoint["service_name"].removeprefix(f"com.amazonaws.{env.region}.") in text
         assert "gateway -> endpoints" in text and "nat -> egress" in text
+        buckets = [b["bucket"] for b in env.resources("aws_s3_bucket")]
+        holds = re.search(r'logs \[label="\d+ S3 buckets?\\n([^"]*)"', text).group(1).split(", ")
+        assert holds == diagram.bucket_purposes(buckets) and len(holds) >= 3, (name, holds)
+        assert ("state" in holds) is any(stack == "state" for stack in env.stacks), name  # dev: no state bucket
+        assert ("trail" in holds) is bool(env.resources("aws_cloudtrail")), name
 
 
 PLURAL_SLIPS = re.compile(r"\(s\)|(?<![\d.])1 (nodes|pools|trails|dashboards|buckets|groups|AZs|rules|tasks|keys|"
