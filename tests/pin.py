@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_addresses import PINNED as ADDRESSES, stateful_addresses  # noqa: E402
 from test_output_equality import PINNED as DIGESTS, digests, write_digests  # noqa: E402
 
+from modules.config import ENVIRONMENTS_DIR  # noqa: E402
+
 PIN_FILES = (DIGESTS, ADDRESSES)
 COMMAND = "python tests/pin.py"
 
@@ -30,14 +32,9 @@ def environment_of(stack: str) -> str:
     return stack.rsplit("-", 1)[0]  # stacks are <env>-<layer>
 
 
-def pinned_environments() -> dict[Path, set[str]]:
-    """The environments each pin file holds."""
-    return {path: {environment_of(stack) for stack in json.loads(path.read_text())} for path in PIN_FILES}
-
-
-def unpinned(environments: list[str]) -> list[str]:
+def unpinned(environments: list[str], files: tuple[Path, ...] = PIN_FILES) -> list[str]:
     """One line per environment whose pins are missing or left over, naming the command that fixes it."""
-    held = pinned_environments()
+    held = {path: {environment_of(stack) for stack in json.loads(path.read_text())} for path in files}
     problems = []
     for env in environments:
         missing = [f"tests/{path.name}" for path, envs in held.items() if env not in envs]
@@ -55,24 +52,35 @@ def merge(pinned: dict[str, object], fresh: dict[str, object], environments: lis
     return dict(sorted({**kept, **fresh}.items()))
 
 
-def pin(environments: list[str] | None) -> list[str]:
-    """Synthesize `environments` (None: all) and write their pins; returns the environments pinned."""
+def pin(environments: list[str] | None, synth_dir: Path | None = None) -> list[str]:
+    """Write the pins of `environments` (None: all), read from `synth_dir` or synthesized (through
+    the synth's cache: right after `python main.py`, nothing is rebuilt); returns their names."""
     from modules.config import available_environments, load_environments
-    from modules.engine.app import build_app
+    from modules.engine.synth import synthesize
 
     names = environments or available_environments()
+    load_environments(names)  # every problem at once, before anything is written
     with tempfile.TemporaryDirectory() as out:
-        build_app(load_environments(names), outdir=out).synth()
-        stacks = Path(out) / "stacks"
-        fresh_digests, fresh_addresses = digests(stacks), stateful_addresses(stacks)
-    if environments is None:
-        write_digests(fresh_digests)
-        ADDRESSES.write_text(json.dumps(fresh_addresses, indent=2) + "\n")
-    else:
-        write_digests(merge(json.loads(DIGESTS.read_text()), fresh_digests, names))
-        ADDRESSES.write_text(json.dumps(merge(json.loads(ADDRESSES.read_text()), fresh_addresses, names),
-                                        indent=2) + "\n")
+        if synth_dir is None:
+            synthesize(names, ENVIRONMENTS_DIR, Path(out))
+        stacks = (synth_dir or Path(out)) / "stacks"
+        write(stacks, names, replace_all=environments is None)
     return names
+
+
+def write(stacks: Path, names: list[str], files: tuple[Path, Path] = PIN_FILES, replace_all: bool = False) -> None:
+    """Pin the stacks of `names` found in `stacks` into `files` (digests, addresses), keeping the
+    other environments' pins unless `replace_all`."""
+    chosen = [p.name for p in stacks.iterdir() if environment_of(p.name) in names]
+    missing = sorted(set(names) - {environment_of(stack) for stack in chosen})
+    if missing:
+        raise SystemExit(f"{COMMAND}: {', '.join(missing)} not in {stacks.parent}. Fix: python main.py first.")
+    fresh = ({k: v for k, v in digests(stacks).items() if k in chosen},
+             {k: v for k, v in stateful_addresses(stacks).items() if k in chosen})
+    digests_file, addresses_file = files
+    old = ({}, {}) if replace_all else (json.loads(digests_file.read_text()), json.loads(addresses_file.read_text()))
+    write_digests(merge(old[0], fresh[0], names), digests_file)
+    addresses_file.write_text(json.dumps(merge(old[1], fresh[1], names), indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("environments", nargs="*", metavar="ENV",
                         help="environments to pin (a new one); the others' pins are kept")
     parser.add_argument("--all", action="store_true", help="re-pin every environment (an intended change)")
+    parser.add_argument("--synth-dir", type=Path, help="pin from this synth output (e.g. cdktf.out) instead of "
+                        "synthesizing")
     args = parser.parse_args(argv)
     if bool(args.environments) == args.all:
         parser.print_usage(sys.stderr)
@@ -88,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from modules.config import ConfigError
 
     try:
-        names = pin(None if args.all else args.environments)
+        names = pin(None if args.all else args.environments, args.synth_dir)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2

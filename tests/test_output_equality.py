@@ -106,11 +106,11 @@ def test_normalization_keeps_everything_but_the_engine_version() -> None:
         assert differences({"s": stack_digests(doc)}, {"s": stack_digests(doc | changed)}), changed
 
 
-def write_digests(pinned: dict[str, dict[str, str]]) -> None:
+def write_digests(pinned: dict[str, dict[str, str]], path: Path = PINNED) -> None:
     # One line per address keeps the file diffable and a re-pin's changes readable.
     lines = [json.dumps(stack) + ": {\n" + ",\n".join(f"  {json.dumps(a)}: {json.dumps(d)}" for a, d in body.items())
              + "\n}" for stack, body in pinned.items()]
-    PINNED.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    path.write_text("{\n" + ",\n".join(lines) + "\n}\n")
 
 
 def main(argv: list[str]) -> int:
