@@ -57,6 +57,12 @@ def test_the_alarm_catalogue_prints_its_usage_on_help() -> None:
     assert "| alarm |" not in run.stdout
 
 
+def test_the_gates_helper_process_says_it_is_not_a_command() -> None:
+    run = subprocess.run([sys.executable, "-m", "policies.scan", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0 and "Traceback" not in run.stderr and "run python -m policies.gate" in run.stderr
+
+
 def test_a_test_file_run_as_a_script_is_a_command_or_does_nothing() -> None:
     """A `__main__` block makes a file a command: it is listed above (help text) and refuses to
     run without its arguments, printing its usage, rather than doing nothing silently."""
