@@ -18,6 +18,7 @@ from modules.tools.synthesized import Environment, SynthError, load, plural
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SHIPPED = cost._shown(cost.ASSUMPTIONS)  # as the report names the shipped assumptions
+SHIPPED_PRICES = cost.PRICES
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +128,14 @@ def test_bad_input_gets_one_clear_line(synthesized, synth_outdir: Path, tmp_path
 
 
 def shipped_prices_with(tmp_path: Path, old: str, new: str) -> Path:
-    text = cost.PRICES.read_text()
+    text = SHIPPED_PRICES.read_text()
     assert old in text
     (tmp_path / "prices.toml").write_text(text.replace(old, new, 1))
     return tmp_path / "prices.toml"
 
 
-def test_the_price_table_is_validated_on_load_every_problem_naming_the_file(tmp_path: Path) -> None:
+def test_the_price_table_is_validated_on_load_every_problem_naming_the_file(tmp_path: Path, synth_outdir: Path,
+                                                                           monkeypatch, capsys) -> None:
     cost.read_prices()  # the shipped table is complete
     region = '\n[eu-central-1]\nalb_hour = 0.03\nnat_gateway_hour = "0.05"\n'
     path = shipped_prices_with(tmp_path, "[us-west-2]\nnat_gateway_hour = 0.045\n", region + "[us-west-2]\n")
@@ -147,6 +149,9 @@ def test_the_price_table_is_validated_on_load_every_problem_naming_the_file(tmp_
     assert any("[us-west-2]: lacks nat_gateway_hour. Fix:" in line for line in lines)
     assert any("eu-central-1.nat_gateway_hour: '0.05' is not a price" in line for line in lines)
     assert len(lines) == 3
+    monkeypatch.setattr(cost, "PRICES", path)  # the command: exit 2, every problem on its own line
+    assert cost.main(["--outdir", str(synth_outdir)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"cost: {line}" for line in lines]
     without_type = shipped_prices_with(tmp_path, '"g6.xlarge" = 0.8048\n', "")
     with pytest.raises(SynthError, match=r"\[us-west-2\]: lacks instances.'g6.xlarge'"):
         cost.read_prices(without_type)

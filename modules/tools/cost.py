@@ -472,7 +472,7 @@ def report(envs: list[Environment], assumptions: Path | None = None, known: Iter
     `known`: the environment names its tables may use (default: those of `envs`). An environment
     whose region has no prices gets a line saying so instead of an estimate."""
     known = sorted(set(known) | {e.name for e in envs})
-    table = read_prices()
+    table = read_prices(PRICES)
     files = _shown(ASSUMPTIONS) + (f" with {_shown(assumptions)} over it" if assumptions else "")
     out = [f"Monthly estimate, USD, list prices of {table['date']} ({table['source']}); traffic from "
            f"{files}; Bedrock tokens not included.", ""]
