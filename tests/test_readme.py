@@ -76,7 +76,7 @@ def prose(text: str) -> str:
 def test_the_first_screen_says_what_the_commands_need_and_how_long_the_first_install_takes() -> None:
     first = readme.README.read_text().split("\n---\n", 1)[0]
     for needed in ("Node.js ≥ 20", "root (or sudo) for `apt-get`", "Terraform ≥ 1.11", "/opt/tf-plugins",
-                   "terraform providers mirror", "The first `pipenv sync` takes several minutes"):
+                   ".terraform/providers/registry.terraform.io", "The first `pipenv sync` takes several minutes"):
         assert needed in first, needed
 
 
