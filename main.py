@@ -34,7 +34,8 @@ from modules.tools.synthesized import synth_summary
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Synthesize Terraform for the selected environments.")
     parser.add_argument("environments", nargs="*", help="environment folders (default: all)")
-    parser.add_argument("--environments-dir", type=Path, default=ENVIRONMENTS_DIR)
+    parser.add_argument("--environments-dir", type=Path, default=ENVIRONMENTS_DIR,
+                        help="where the environment folders are (default: environments/)")
     parser.add_argument("--outdir", help="output directory (default: cdktf.out, or $CDKTF_OUTDIR)")
     parser.add_argument("--export-modules", nargs="?", const="terraform-modules", metavar="DIR",
                         help="write every layer as a plain Terraform module instead (default DIR: terraform-modules)")

@@ -372,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR,
                         help="synth output directory holding manifest.json (default: cdktf.out, or $CDKTF_OUTDIR)")
-    parser.add_argument("--report-dir", type=Path, default=ROOT / "compliance-report")
+    parser.add_argument("--report-dir", type=Path, default=ROOT / "compliance-report",
+                        help="where report.md, report.json, junit.xml and report.sarif go (default: compliance-report/)")
     parser.add_argument("--no-cache", action="store_true",
                         help="rescan every stack, ignoring (and not writing) the results kept in the cache")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where each stack's result is kept "

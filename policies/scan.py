@@ -208,5 +208,9 @@ def _save(cache_dir: Path, key: str, reports: list[dict]) -> None:
 
 
 if __name__ == "__main__":  # the helper process of run_checkov_groups
+    if len(sys.argv) != 2 or not sys.argv[1].startswith("{"):
+        print("usage: python -m policies.scan REQUEST_JSON\n\nThe compliance gate's helper process, not a command: "
+              "run python -m policies.gate.", file=sys.stderr)
+        sys.exit(0 if sys.argv[1:] in (["-h"], ["--help"]) else 2)
     request = json.loads(sys.argv[1])
     print(json.dumps(_fork_groups(request["groups"], request["out"])))

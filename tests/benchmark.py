@@ -209,7 +209,8 @@ class Target:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="fresh runs of each measurement; the median counts "
+                        "(default: 3)")
     parser.add_argument("--save", type=Path, default=SAVED, help=f"where to save the result (default: {SAVED.name} "
                         "in docs/); --save '' saves nothing")
     args = parser.parse_args()

@@ -44,9 +44,16 @@ class Stack:
         return f"${{{type_}.{logical_id}.{attr}}}"
 
 
+# A synth output to test instead of synthesizing one (tests/test_new_environment.py runs the
+# environment tests on its scratch copy's synth this way).
+REUSE_SYNTH = "LLM_PLATFORM_TEST_SYNTH"
+
+
 @pytest.fixture(scope="session")
 def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The session's synth output: `manifest.json` and `stacks/<stack>/cdk.tf.json`."""
+    if os.environ.get(REUSE_SYNTH):
+        return Path(os.environ[REUSE_SYNTH])
     outdir = tmp_path_factory.mktemp("cdktf.out")
     build_app(load_environments(ENVIRONMENTS), outdir=str(outdir)).synth()
     return outdir

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ENVIRONMENTS
 from main import main
-from modules.config import ENVIRONMENTS_DIR, ConfigError, load_environment, load_environments
+from modules.config import ENVIRONMENTS_DIR, REGION_AZS, ConfigError, load_environment, load_environments
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,8 +51,8 @@ def prefix(root: Path, name: str = "broken") -> str:
 
 
 def test_committed_environments_are_valid() -> None:
-    envs = load_environments(["dev", "prod", "prod-us"])
-    assert {e.region for e in envs} == {"eu-west-2", "us-west-2"}
+    envs = load_environments(ENVIRONMENTS)
+    assert [e.name for e in envs] == ENVIRONMENTS and all(e.region in REGION_AZS for e in envs)
 
 
 CASES = {
@@ -354,6 +355,13 @@ def test_an_inherited_certificate_is_named_as_inherited(tmp_path: Path) -> None:
     assert "realtime.certificate_arn: is in eu-west-1, not eu-west-2" in own and "(inherited from" not in own
 
 
+def test_the_model_certificate_of_another_region_is_named_by_the_region_rule(tmp_path: Path) -> None:
+    llm = 'certificate_arn = "arn:aws:acm:eu-west-2:111122223333:certificate/5c4b'
+    message = rejection(tmp_path, replace={llm: llm.replace("eu-west-2", "us-east-1")})
+    assert ("llm.certificate_arn: is in us-east-1, not eu-west-2. Rule: an ACM certificate of the environment's "
+            "region. Fix: the internal model ALB needs a certificate from its own region (eu-west-2).") in message
+
+
 def test_a_missing_edge_certificate_is_reported_once(tmp_path: Path) -> None:
     """The WebSocket domain inherits the edge certificate: its absence is the edge's one problem."""
     edge = 'certificate_arn = "arn:aws:acm:eu-west-2:111122223333:certificate/0f1e'
@@ -366,6 +374,9 @@ def test_a_missing_edge_certificate_is_reported_once(tmp_path: Path) -> None:
      "double quotes"),  # not silently 0.0.0.5/32
     ({'public_subnets = ["10.1.1.0/24", "10.1.2.0/24"]': 'public_subnets = ["10.1.1.0/24", "10.1.2.0/33"]'},
      "network.public_subnets[1]: Input is not a valid IPv4 network", "CIDR notation"),
+    ({'vpc_cidr = "10.1.0.0/16"': 'vpc_cidr = "10.1.5.0/16"'},
+     "network.vpc_cidr: 10.1.5.0/16 has host bits set: that range starts at 10.1.0.0/16", 'write the range\'s first '
+     'address: "10.1.0.0/16"'),
     ({'m2m_clients = ["batch-jobs"]': 'm2m_clients = ["Batch Jobs"]'},
      "realtime.m2m_clients[0]: String should match pattern", "write a value matching"),
     ({"CostCenter = \"llm-platform\"": "\"cost center\" = 7"}, 'tags."cost center": Input should be a valid string',

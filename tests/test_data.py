@@ -8,6 +8,7 @@ import re
 import pytest
 
 from conftest import ENVIRONMENTS, Stack
+from modules.config import load_environment
 
 SECRET_KEYS = re.compile(r"(password|auth_token|secret_string|master_key)$", re.I)
 
@@ -97,8 +98,9 @@ def test_tables_keys_ttl_recovery_and_encryption(stacks, env: str) -> None:
         assert table["point_in_time_recovery"] == {"enabled": True}
         assert table["server_side_encryption"]["enabled"] is True
         assert "foundation_key" in table["server_side_encryption"]["kms_key_arn"]
-        assert table["deletion_protection_enabled"] is (env != "dev")
-        assert (table.get("lifecycle", {}).get("prevent_destroy") is True) is (env != "dev")
+        protect = load_environment(env).protect_stateful
+        assert table["deletion_protection_enabled"] is protect
+        assert (table.get("lifecycle", {}).get("prevent_destroy") is True) is protect
 
 
 def test_prod_us_tables_replicate_to_us_east_1_with_a_replica_key(stacks) -> None:

@@ -50,10 +50,11 @@ def test_rate_limit_blocks_2000_per_5_minutes_per_ip(edge: Stack) -> None:
                                                           "evaluation_window_sec": 300}
 
 
-def test_managed_rules_block_in_prod_and_count_in_dev(stacks) -> None:
-    for env, expected in (("prod", {"none": {}}), ("prod-us", {"none": {}}), ("dev", {"count": {}})):
-        managed = [r for r in rules_by_priority(stacks[f"{env}-edge"]).values() if "override_action" in r]
-        assert len(managed) == 3 and all(r["override_action"] == expected for r in managed), env
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_managed_rules_block_or_count_as_the_environment_says(stacks, env: str) -> None:
+    expected = {"none": {}} if load_environment(env).edge.managed_rules_action == "block" else {"count": {}}
+    managed = [r for r in rules_by_priority(stacks[f"{env}-edge"]).values() if "override_action" in r]
+    assert len(managed) == 3 and all(r["override_action"] == expected for r in managed), env
 
 
 def test_common_rule_sets_body_rules_only_count(edge: Stack) -> None:
@@ -66,7 +67,8 @@ def test_common_rule_sets_body_rules_only_count(edge: Stack) -> None:
 def test_prompt_body_rules_block_outside_the_inference_api_only(stacks) -> None:
     """Code in a prompt (`<script>`, `../../etc/passwd`, `169.254.169.254`) passes on the API
     paths; the same body on any other path is blocked by its core-rule-set label."""
-    for env, action in (("prod", {"block": {}}), ("prod-us", {"block": {}}), ("dev", {"count": {}})):
+    for env in ENVIRONMENTS:
+        action = {load_environment(env).edge.managed_rules_action: {}}
         rules = rules_by_priority(stacks[f"{env}-edge"])
         label_rule, outside = rules[7], rules[8]
         assert label_rule["action"] == {"count": {}} and label_rule["rule_label"] == [{"name": "platform:api-path"}]

@@ -155,7 +155,7 @@ def test_checkov_finds_no_unexplained_failure_in_the_modules() -> None:
 def test_bad_export_requests_are_refused_and_write_nothing(tmp_path: Path) -> None:
     from main import main
     target = tmp_path / "out"
-    assert main(["--export-modules", str(target), "--environment", "staging"]) == 2
+    assert main(["--export-modules", str(target), "--environment", "NO_SUCH_ENV"]) == 2
     assert main(["--export-modules", str(target), "--layers", "edge,cache"]) == 2
     assert main(["--export-modules", str(target), "--environment", "prod-us"]) == 2  # replicas need aliases
     assert not target.exists()

@@ -169,10 +169,11 @@ def test_the_auto_scaling_role_may_use_the_key_for_encrypted_gpu_volumes(foundat
     assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": True}}
 
 
-@pytest.mark.parametrize("env,creates", [("prod", True), ("prod-us", False), ("dev", True)])
-def test_the_service_linked_role_is_created_only_where_configured_and_before_the_key(stacks, env, creates) -> None:
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_service_linked_role_is_created_only_where_configured_and_before_the_key(stacks, env) -> None:
     """One role per account: created where the config says the account lacks it; KMS refuses a
     key policy naming a principal that does not exist yet, so the key waits for it."""
+    creates = load_environment(env).foundation.create_autoscaling_service_linked_role
     stack = stacks[f"{env}-foundation"]
     roles = stack.resources("aws_iam_service_linked_role")
     key = stack.one("aws_kms_key")

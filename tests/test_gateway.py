@@ -129,13 +129,21 @@ def test_in_region_models_are_granted_directly_and_profiles_by_geography() -> No
     assert base["Resource"] == ["arn:aws:bedrock:*::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0"]
 
 
-def test_default_routes_are_active_models_through_the_regions_geography(stacks) -> None:
-    for env, geo in (("dev", "eu"), ("prod", "eu"), ("prod-us", "us")):
-        config = json.loads(environment(stacks[f"{env}-gateway"])["LITELLM_CONFIG_YAML"])
-        models = {m["model_name"]: m["litellm_params"]["model"] for m in config["model_list"]}
-        assert models == {"claude-sonnet-4-5": f"bedrock/{geo}.anthropic.claude-sonnet-4-5-20250929-v1:0",
-                          "claude-haiku-4-5": f"bedrock/{geo}.anthropic.claude-haiku-4-5-20251001-v1:0",
-                          "deepseek-r1-7b": "hosted_vllm/deepseek-r1-distill-qwen-7b"}
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_routes_are_the_configured_models_through_the_regions_geography(stacks, env: str) -> None:
+    config = json.loads(environment(stacks[f"{env}-gateway"])["LITELLM_CONFIG_YAML"])
+    models = {m["model_name"]: m["litellm_params"]["model"] for m in config["model_list"]}
+    settings = load_environment(env)
+    geography = settings.region.split("-")[0]  # eu-west-1 -> eu: the cross-region profile's prefix
+    expected = {}
+    for route in settings.gateway.models:
+        if route.bedrock_model_id:
+            assert route.bedrock_model_id.split(".")[0] in (geography, "amazon", "anthropic", "meta"), route
+            expected[route.name] = f"bedrock/{route.bedrock_model_id}"
+        elif route.self_hosted:
+            expected[route.name] = f"hosted_vllm/{settings.llm.served_model_name}"
+    assert {name: model for name, model in models.items() if name in expected} == expected
+    assert {"claude-sonnet-4-5", "claude-haiku-4-5", "deepseek-r1-7b"} <= set(models)
 
 
 def test_execution_role_reads_only_its_own_secrets(gateway: Stack) -> None:
@@ -195,11 +203,12 @@ def test_logs_and_cluster(gateway: Stack) -> None:
     assert cluster["setting"] == [{"name": "containerInsights", "value": "enabled"}]
 
 
-@pytest.mark.parametrize("env,low,high", [("prod", 2, 5), ("dev", 1, 2), ("prod-us", 2, 6)])
-def test_autoscaling_on_cpu_and_memory(stacks, env: str, low: int, high: int) -> None:
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_autoscaling_on_cpu_and_memory(stacks, env: str) -> None:
     stack = stacks[f"{env}-gateway"]
     target = stack.one("aws_appautoscaling_target")
-    assert (target["min_capacity"], target["max_capacity"]) == (low, high)
+    capacity = load_environment(env).gateway.capacity
+    assert (target["min_capacity"], target["max_capacity"]) == (capacity.min, capacity.max)
     policies = {p["target_tracking_scaling_policy_configuration"]["predefined_metric_specification"][
         "predefined_metric_type"]: p["target_tracking_scaling_policy_configuration"]
         for p in stack.resources("aws_appautoscaling_policy").values()}

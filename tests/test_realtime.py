@@ -32,7 +32,9 @@ def role_statements(stack: Stack, function: dict) -> dict[str, dict]:
 
 
 def test_user_pool_policy_mfa_and_threat_protection(stacks) -> None:
-    for env, mfa, protection in (("dev", "OPTIONAL", "INACTIVE"), ("prod", "ON", "ACTIVE"), ("prod-us", "ON", "ACTIVE")):
+    for env in ENVIRONMENTS:
+        config = load_environment(env)
+        mfa, protection = config.realtime.mfa, "ACTIVE" if config.protect_stateful else "INACTIVE"
         pool = stacks[f"{env}-realtime"].one("aws_cognito_user_pool")
         assert pool["password_policy"] | {"temporary_password_validity_days": 0, "password_history_size": 0} == {
             "minimum_length": 12, "require_lowercase": True, "require_uppercase": True, "require_numbers": True,
@@ -233,7 +235,8 @@ def test_the_api_gateway_account_settings_are_owned_where_config_says(stacks, tm
     (eu-west-2) and prod-us (prod's account, but us-west-2: the setting is per region) each own
     theirs. An environment sharing both with an owner sets false and leaves the setting alone."""
     owners = {env: bool(stacks[f"{env}-realtime"].resources("aws_api_gateway_account")) for env in ENVIRONMENTS}
-    assert owners == {"dev": True, "prod": True, "prod-us": True}
+    assert owners == {env: load_environment(env).realtime.api_gateway_account for env in ENVIRONMENTS}
+    assert all(owners[env] for env in ("dev", "prod", "prod-us"))
     env = load_environment("dev")
     env = env.model_copy(update={"realtime": env.realtime.model_copy(update={"api_gateway_account": False})})
     build_app([env], outdir=str(tmp_path)).synth()

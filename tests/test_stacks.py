@@ -46,7 +46,7 @@ def test_backends_local_for_disposable_and_state_stacks_encrypted_s3_for_protect
 
 
 def test_state_stack_creates_the_backend_bucket_encrypted_versioned_tls_only_private(stacks) -> None:
-    for env in ("prod", "prod-us"):
+    for env in (e for e in ENVIRONMENTS if load_environment(e).backend.type == "s3"):
         state = stacks[f"{env}-state"]
         bucket_name = load_environment(env).backend.bucket
         buckets = {lid: b for lid, b in state.resources("aws_s3_bucket").items() if b["bucket"] == bucket_name}
@@ -94,7 +94,7 @@ def test_every_provider_accepts_only_the_environments_account(stacks) -> None:
     change (checked against Terraform 1.11 + AWS provider 5.100 and an emulated STS: "AWS
     account ID not allowed"). Replica-region providers and state stacks are guarded alike."""
     accounts = {name: load_environment(name).account_id for name in ENVIRONMENTS}
-    assert accounts == {"dev": "444455556666", "prod": "111122223333", "prod-us": "111122223333"}
+    assert all(len(account) == 12 and account.isdigit() for account in accounts.values())
     aliased = 0
     for name, stack in stacks.items():
         env = name.rsplit("-", 1)[0]

@@ -265,5 +265,15 @@ def on_call_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse  # only when run as a command: the catalogue stays plain data
+
+    argparse.ArgumentParser(prog="python -m modules.catalogue.alarms",
+                            description="Print the on-call table (Markdown) of every alarm of the platform, as the "
+                                        "README shows it.").parse_args(argv)
     print(on_call_table(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -241,6 +241,9 @@ def _problem_from_pydantic(error: dict[str, Any]) -> Problem:
     got = f" (got {error.get('input')!r})"
     if kind in _RANGES:
         return Problem(field, f"{error['msg']}{got}.", _RANGES[kind].format(**ctx), rule="value ranges")
+    if kind == "cidr_host_bits":
+        return Problem(field, f"{error['msg']}.", f"write the range's first address: \"{ctx['network']}\".",
+                       rule="value formats")
     if kind == "string_pattern_mismatch":
         return Problem(field, f"{error['msg']}{got}.", f"write a value matching {ctx.get('pattern')}.",
                        rule="value formats")

@@ -44,10 +44,27 @@ Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")]
 
 
 def _cidr_text(value: Any) -> Any:
-    """A CIDR is written as a string: lax mode alone would turn `5` into 0.0.0.5/32."""
+    """A CIDR is written as a string: lax mode alone would turn `5` into 0.0.0.5/32. A range
+    with host bits set (10.0.1.5/16) says so and names its network, not just "not valid"."""
     if not isinstance(value, (str, IPv4Network)):
         raise PydanticCustomError("string_type", "Input should be a valid string")
+    if isinstance(value, str) and _host_bits_set(value):
+        network = IPv4Network(value, strict=False)
+        raise PydanticCustomError("cidr_host_bits", "{value} has host bits set: that range starts at {network}",
+                                  {"value": value, "network": str(network)})
     return value
+
+
+def _host_bits_set(text: str) -> bool:
+    try:
+        IPv4Network(text)
+    except ValueError:
+        try:
+            IPv4Network(text, strict=False)
+        except ValueError:
+            return False  # not a range at all: the type's own error says so
+        return True
+    return False
 
 
 # CIDRs are written as strings in TOML; strict mode would demand an IPv4Network object.

@@ -291,20 +291,25 @@ def _pinned(image: str) -> bool:
 
 # --- certificates and edge ----------------------------------------------------------------
 
+CERTIFICATE_RULE = "an ACM certificate of the environment's region"
+
+
 def _check_certificate(field: str, arn: str | None, region: str, purpose: str,
                        inherited_from: str | None = None) -> Iterator[Problem]:
-    """`inherited_from`: the field `arn` was read from because `field` is not set."""
+    """`inherited_from`: the field `arn` was read from because `field` is not set. Whichever
+    rule calls it, its problems name the certificate rule (the llm's rule is about names)."""
     or_fix = f"; or give {field} a certificate of its own" if inherited_from else ""
     if arn is None:
         yield Problem(field, f"is missing; {purpose} serves HTTPS only.",
-                      f"set it to an ACM certificate ARN in {region}.", inherited_from=inherited_from)
+                      f"set it to an ACM certificate ARN in {region}.", CERTIFICATE_RULE, inherited_from)
     elif not (match := _ACM_ARN.match(arn)):
         yield Problem(field, f"{arn!r} is not an ACM certificate ARN.",
-                      f"use arn:aws:acm:<region>:<account>:certificate/<uuid>{or_fix}.", inherited_from=inherited_from)
+                      f"use arn:aws:acm:<region>:<account>:certificate/<uuid>{or_fix}.", CERTIFICATE_RULE,
+                      inherited_from)
     elif match["region"] != region:
         yield Problem(field, f"is in {match['region']}, not {region}.",
-                      f"{purpose} needs a certificate from its own region ({region}){or_fix}.",
-                      inherited_from=inherited_from)
+                      f"{purpose} needs a certificate from its own region ({region}){or_fix}.", CERTIFICATE_RULE,
+                      inherited_from)
 
 
 def _own_or_edge_certificate(env: Environment, section: str, own: str | None, region: str,
@@ -317,7 +322,7 @@ def _own_or_edge_certificate(env: Environment, section: str, own: str | None, re
                                       inherited_from="edge.certificate_arn")
 
 
-@rule("an ACM certificate of the environment's region")
+@rule(CERTIFICATE_RULE)
 def _edge_certificate(env: Environment) -> Iterator[Problem]:
     yield from _check_certificate("edge.certificate_arn", env.edge.certificate_arn, env.region, "the public ALB")
 
@@ -507,7 +512,7 @@ def _sign_in_urls(env: Environment) -> Iterator[Problem]:
                               "Cognito accepts only https (http only for localhost, which you should not ship).")
 
 
-@rule("an ACM certificate of the environment's region")
+@rule(CERTIFICATE_RULE)
 def _realtime_certificate(env: Environment) -> Iterator[Problem]:
     if env.realtime.custom_domain:
         yield from _own_or_edge_certificate(env, "realtime", env.realtime.certificate_arn, env.region,

@@ -4,15 +4,22 @@ shipped and dated price table (`prices.toml`) and stated traffic assumptions
 
     python -m modules.tools.cost [ENV ...] [--outdir cdktf.out] [--assumptions FILE.toml]
 
-What is built (counts, sizes, Multi-AZ, Spot) comes from the JSON; what is used (requests,
-gigabytes, users) from the assumptions. Every resource type the synth holds is either priced
-here or listed as free (a test fails on a new type that is neither).
+What is built (counts, sizes, Multi-AZ, Spot, the GPU group's schedule) comes from the JSON;
+what is used (requests, gigabytes, users) from a traffic profile of the assumptions: the one
+the shipped file names for the environment, else the smallest (a new environment is never
+priced with production traffic). Every resource type the synth holds is either priced here or
+listed as free (a test fails on a new type that is neither).
 
-An assumptions file of your own has the shipped file's shape and may hold any part of it:
-it is validated like an environment file (every problem at once: unknown keys with a "did
-you mean", non-numbers, negative values, shares above 1, tables that name no environment),
-then laid over the shipped values, yours first: your [<env>], your [default], the shipped
-[<env>], the shipped [default]. The report says which values came from your file.
+The price table is validated on load like an environment file: every region lists every
+price and instance type, each a number; all problems at once, naming the file. A region
+without a section gets "no prices for REGION" in the report, not an estimate.
+
+An assumptions file of your own holds [default] and [<env>] tables of any of the profiles'
+keys: it is validated like an environment file (every problem at once: unknown keys with a
+"did you mean", non-numbers, negative values, shares above 1, tables that name no
+environment), then laid over the rest, yours first: your [<env>], your [default], the GPU
+group's schedule (its share of the day), the shipped profile. The report says which values
+came from where.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ ASSUMPTIONS = Path(__file__).with_name("cost_assumptions.toml")
 GPU_SPOT_DISCOUNT = 0.60
 # Assumptions that are a share of the month, so between 0 and 1.
 SHARES = {"gpu_hours_share"}
+# The traffic profile of an environment the shipped assumptions do not name.
+SMALLEST = "small"
 
 PRICED = {
     "aws_nat_gateway", "aws_eip", "aws_lb", "aws_ecs_service", "aws_db_instance", "aws_elasticache_replication_group",
@@ -80,20 +89,72 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def read_assumptions(path: Path, environments: Iterable[str] = ()) -> dict[str, dict[str, float]]:
-    """An assumptions file, validated: SynthError lists every problem, one line each.
+def _number_problem(field: str, key: str, value: Any) -> str | None:
+    """What is wrong with one assumption's value, if anything."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{field}: {value!r} is not a number. Fix: write a number without quotes."
+    if value < 0:
+        return f"{field}: {value:g} is negative. Fix: use 0 or more."
+    if key in SHARES and value > 1:
+        return f"{field}: {value:g} is more than the whole month. Fix: use a share between 0 and 1."
+    return None
 
-    The known keys are those of the shipped file's [default]; `environments` (if given) are
-    the table names accepted besides [default]."""
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
     label = _shown(path)
     if not path.is_file():
-        raise SynthError(f"assumptions {label}: the file does not exist. Fix: give an existing file; "
+        raise SynthError(f"{what} {label}: the file does not exist. Fix: give an existing file; "
                          f"{_shown(ASSUMPTIONS)} shows every key with its default.")
     try:
-        table = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
-        raise SynthError(f"assumptions {label}: not valid TOML ({err}). Fix: correct the TOML syntax.") from None
-    known = tomllib.loads(ASSUMPTIONS.read_text())["default"] if path != ASSUMPTIONS else table.get("default", {})
+        raise SynthError(f"{what} {label}: not valid TOML ({err}). Fix: correct the TOML syntax.") from None
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """The shipped traffic profiles and which environment uses which (others: SMALLEST)."""
+    tables: dict[str, dict[str, float]]
+    chosen: dict[str, str]
+
+    def of(self, env: str) -> str:
+        return self.chosen.get(env, SMALLEST)
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self.tables[SMALLEST])
+
+
+def read_profiles(path: Path = ASSUMPTIONS) -> Profiles:
+    """The shipped assumptions, validated: every profile holds every key, [environments] names
+    existing profiles. SynthError lists every problem, one line each."""
+    table, label = _read_toml(path, "assumptions"), _shown(path)
+    chosen = table.pop("environments", {})
+    profiles = {name: body for name, body in table.items() if isinstance(body, dict)}
+    problems = [f"{name}: is a value outside any table. Fix: put it in a profile." for name in table
+                if name not in profiles]
+    if SMALLEST not in profiles:
+        problems.append(f"[{SMALLEST}]: is missing. Fix: add the smallest profile, the one new environments use.")
+    keys = sorted({key for body in profiles.values() for key in body})
+    for name, body in profiles.items():
+        missing = [key for key in keys if key not in body]
+        if missing:
+            problems.append(f"[{name}]: lacks {', '.join(missing)}. Fix: every profile holds every key.")
+        problems += [p for key, value in body.items() if (p := _number_problem(f"{name}.{key}", key, value))]
+    problems += [f"environments.{env}: {profile!r} is not a profile. Fix: use one of: {', '.join(sorted(profiles))}."
+                 for env, profile in chosen.items() if profile not in profiles]
+    if problems:
+        raise SynthError("\n".join(f"assumptions {label}: {problem}" for problem in problems))
+    return Profiles(profiles, chosen)
+
+
+def read_assumptions(path: Path, environments: Iterable[str] = ()) -> dict[str, dict[str, float]]:
+    """An assumptions file of your own, validated: SynthError lists every problem, one line each.
+
+    The known keys are those of the shipped profiles; `environments` (if given) are the table
+    names accepted besides [default]."""
+    table, label = _read_toml(path, "assumptions"), _shown(path)
+    known = read_profiles().keys
     names = sorted(set(environments))
     problems = []
     for name, section in table.items():
@@ -109,13 +170,9 @@ def read_assumptions(path: Path, environments: Iterable[str] = ()) -> dict[str, 
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 problems.append(f"{field}: is not a known assumption. Fix: {_did_you_mean(close)}use one of: "
-                                f"{', '.join(sorted(known))}.")
-            elif isinstance(value, bool) or not isinstance(value, (int, float)):
-                problems.append(f"{field}: {value!r} is not a number. Fix: write a number without quotes.")
-            elif value < 0:
-                problems.append(f"{field}: {value:g} is negative. Fix: use 0 or more.")
-            elif key in SHARES and value > 1:
-                problems.append(f"{field}: {value:g} is more than the whole month. Fix: use a share between 0 and 1.")
+                                f"{', '.join(known)}.")
+            elif problem := _number_problem(field, key, value):
+                problems.append(problem)
     if problems:
         raise SynthError("\n".join(f"assumptions {label}: {problem}" for problem in problems))
     return table
@@ -125,31 +182,56 @@ def _did_you_mean(close: list[str]) -> str:
     return f"did you mean '{close[0]}'? " if close else ""
 
 
+SCHEDULE = "the GPU group's scaling schedule"
+
+
+def scheduled_gpu_share(env: Environment) -> float | None:
+    """The share of the day the GPU group's scale-up schedule runs before its scale-down (daily
+    `0 H * * *` recurrences, as the llm layer writes them); None without a schedule."""
+    hours = {}
+    for schedule in env.resources("aws_autoscaling_schedule"):
+        minute, hour, *rest = schedule["recurrence"].split()
+        if minute != "0" or rest != ["*", "*", "*"]:
+            return None  # not a daily schedule: the profile's share stands
+        hours["down" if schedule["desired_capacity"] == 0 else "up"] = int(hour)
+    if set(hours) != {"up", "down"}:
+        return None
+    return ((hours["down"] - hours["up"]) % 24) / 24
+
+
 @dataclass(frozen=True)
 class Assumptions:
     values: dict[str, float]
-    sources: dict[str, str]  # key -> "<file> [<table>]" its value came from
+    sources: dict[str, str]  # key -> "<file> [<table>]" (or SCHEDULE) its value came from
+    profile: str
 
 
-def resolve_assumptions(env: str, path: Path | None = None, environments: Iterable[str] = ()) -> Assumptions:
-    """The shipped values, then `path`'s over them: [default] then [env] of each file."""
-    files = [ASSUMPTIONS] + ([path] if path is not None and path.resolve() != ASSUMPTIONS.resolve() else [])
-    values: dict[str, float] = {}
-    sources: dict[str, str] = {}
-    for file in files:
-        table = read_assumptions(file, environments if file != ASSUMPTIONS else ())
-        for name in ("default", env):
+def resolve_assumptions(env: Environment, path: Path | None = None, environments: Iterable[str] = ()) -> Assumptions:
+    """The environment's shipped profile, its schedule's GPU share, then `path`'s [default] and
+    [env] over them."""
+    profiles = read_profiles()
+    profile = profiles.of(env.name)
+    shipped = f"{_shown(ASSUMPTIONS)} [{profile}]"
+    values = dict(profiles.tables[profile])
+    sources = dict.fromkeys(values, shipped)
+    share = scheduled_gpu_share(env)
+    if share is not None:
+        values["gpu_hours_share"], sources["gpu_hours_share"] = share, SCHEDULE
+    if path is not None and path.resolve() != ASSUMPTIONS.resolve():
+        table = read_assumptions(path, environments)
+        for name in ("default", env.name):
             for key, value in table.get(name, {}).items():
-                values[key], sources[key] = value, f"{_shown(file)} [{name}]"
-    return Assumptions(values, sources)
+                values[key], sources[key] = value, f"{_shown(path)} [{name}]"
+    return Assumptions(values, sources, profile)
 
 
-def assumptions_for(env: str, path: Path = ASSUMPTIONS) -> dict[str, float]:
-    return resolve_assumptions(env, path).values
+def assumptions_for(env: Environment) -> dict[str, float]:
+    return resolve_assumptions(env).values
 
 
 def provenance(assumptions: Assumptions) -> str:
-    """Which values came from where: every value of a file of your own by name, the shipped ones counted."""
+    """Which values came from where: those of a file of your own and the schedule's by name, the
+    shipped profile's counted."""
     by_source: dict[str, list[str]] = {}
     for key in sorted(assumptions.sources):
         by_source.setdefault(assumptions.sources[key], []).append(key)
@@ -161,12 +243,46 @@ def provenance(assumptions: Assumptions) -> str:
     return "; ".join(parts)
 
 
+PRICE_HEADER = {"date": str, "source": str, "hours_per_month": (int, float)}
+
+
+def read_prices(path: Path = PRICES) -> dict[str, Any]:
+    """The price table, validated: the header, and every region with every price and every
+    instance type any region lists, each a number. SynthError lists every problem."""
+    label = _shown(path)
+    try:
+        table = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise SynthError(f"prices {label}: cannot be read ({err}). Fix: restore the file.") from None
+    problems = [f"{key}: is missing or not {'text' if kind is str else 'a number'}. Fix: set it at the top of "
+                "the file." for key, kind in PRICE_HEADER.items()
+                if isinstance(table.get(key), bool) or not isinstance(table.get(key), kind)]
+    regions = {name: body for name, body in table.items() if isinstance(body, dict)}
+    prices = sorted({key for body in regions.values() for key, v in body.items() if not isinstance(v, dict)})
+    types = sorted({t for body in regions.values() for t in body.get("instances", {})})
+    for region, body in regions.items():
+        missing = [k for k in prices if k not in body] + (
+            [f"instances.{t!r}" for t in types if t not in body.get("instances", {})] if types else [])
+        if "instances" not in body:
+            missing.append(f"[{region}.instances]")
+        if missing:
+            problems.append(f"[{region}]: lacks {', '.join(missing)}. Fix: add its list prices "
+                            f"(every region prices what the others do).")
+        values = {**{k: v for k, v in body.items() if k != "instances"},
+                  **{f"instances.{t!r}": v for t, v in body.get("instances", {}).items()}}
+        problems += [f"{region}.{k}: {v!r} is not a price. Fix: write a number of USD without quotes."
+                     for k, v in values.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0]
+    if problems:
+        raise SynthError("\n".join(f"prices {label}: {problem}" for problem in problems))
+    return table
+
+
 def prices_for(env: Environment, path: Path = PRICES) -> tuple[dict[str, Any], float]:
-    table = tomllib.loads(path.read_text())
+    table = read_prices(path)
     if env.region not in table:
-        raise SynthError(f"environment '{env.name}': region {env.region} is not in {path.name} (it has "
+        raise SynthError(f"environment '{env.name}': no prices for {env.region} in {_shown(path)} (it has "
                          f"{', '.join(k for k, v in table.items() if isinstance(v, dict))}). Fix: add a "
-                         f"[{env.region}] section with its list prices.")
+                         f"[{env.region}] section and [{env.region}.instances] with its list prices.")
     return table[env.region], table["hours_per_month"]
 
 
@@ -353,19 +469,23 @@ def unpriced_types(env: Environment) -> set[str]:
 
 def report(envs: list[Environment], assumptions: Path | None = None, known: Iterable[str] = ()) -> str:
     """`assumptions`: a file of your own laid over the shipped one (validated; SynthError if not);
-    `known`: the environment names its tables may use (default: those of `envs`)."""
+    `known`: the environment names its tables may use (default: those of `envs`). An environment
+    whose region has no prices gets a line saying so instead of an estimate."""
     known = sorted(set(known) | {e.name for e in envs})
-    table = tomllib.loads(PRICES.read_text())
+    table = read_prices(PRICES)
     files = _shown(ASSUMPTIONS) + (f" with {_shown(assumptions)} over it" if assumptions else "")
     out = [f"Monthly estimate, USD, list prices of {table['date']} ({table['source']}); traffic from "
            f"{files}; Bedrock tokens not included.", ""]
     totals: dict[str, dict[str, float]] = {}
     for env in envs:
-        price, hours = prices_for(env)
-        use = resolve_assumptions(env.name, assumptions, known)
-        lines = estimate(env, use.values, price, hours)
+        use = resolve_assumptions(env, assumptions, known)
+        if env.region not in table:
+            out += [f"{env.name} ({env.region}): no prices for {env.region} in {_shown(PRICES)}, so no estimate. "
+                    f"Fix: add [{env.region}] and [{env.region}.instances] with its list prices.", ""]
+            continue
+        lines = estimate(env, use.values, table[env.region], table["hours_per_month"])
         width = max(len(line.item) for line in lines)
-        out += [f"{env.name} ({env.region})", f"  assumptions: {provenance(use)}",
+        out += [f"{env.name} ({env.region}), traffic profile {use.profile!r}", f"  assumptions: {provenance(use)}",
                 f"  {'item'.ljust(width)}  {'monthly':>10}  quantity"]
         out += [f"  {line.item.ljust(width)}  {line.usd:10,.2f}  {line.quantity}" for line in lines]
         total = sum(line.usd for line in lines)
@@ -375,16 +495,20 @@ def report(envs: list[Environment], assumptions: Path | None = None, known: Iter
             groups[line.group] = groups.get(line.group, 0) + line.usd
         totals[env.name] = {**groups, "total": total}
     names = list(totals)
-    out += ["| layer | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    if names:
+        out += ["| layer | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for group in dict.fromkeys(g for t in totals.values() for g in t):
         out.append(f"| {group} | " + " | ".join(f"{totals[n].get(group, 0):,.2f}" for n in names) + " |")
     return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Monthly cost estimate per environment.")
-    parser.add_argument("environments", nargs="*")
-    parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
+    parser = argparse.ArgumentParser(prog="python -m modules.tools.cost",
+                                     description="Monthly cost estimate per environment.")
+    parser.add_argument("environments", nargs="*", metavar="ENV",
+                        help="environments of the synth to estimate (default: every one)")
+    parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR,
+                        help=f"the synth output to read (default: {DEFAULT_OUTDIR})")
     parser.add_argument("--assumptions", type=Path, metavar="FILE.toml",
                         help=f"traffic assumptions laid over the shipped {_shown(ASSUMPTIONS)} (any part of its shape)")
     args = parser.parse_args(argv)

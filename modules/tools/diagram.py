@@ -157,11 +157,21 @@ def _outside_vpc(g: Graph, env: Environment, routes: list[dict]) -> None:
     with g.cluster("shared", "foundation and observability", "#fafafa"):
         keys = len(env.resources("aws_kms_key")) + len(env.resources("aws_kms_replica_key"))
         g.node("kms", plural(keys, "KMS key"), color="#eeeeee")
-        g.node("logs", plural(len(env.resources("aws_s3_bucket")), "S3 bucket"), "logs, audit, weights, state",
-               color="#eeeeee")
+        buckets = [b["bucket"] for b in env.resources("aws_s3_bucket")]
+        g.node("logs", plural(len(buckets), "S3 bucket"), ", ".join(bucket_purposes(buckets)), color="#eeeeee")
         dashboards = len(env.resources("aws_cloudwatch_dashboard"))
         g.node("alarms", "CloudWatch", f"{plural(len(env.resources('aws_cloudwatch_metric_alarm')), 'alarm')} · "
                f"{plural(dashboards, 'dashboard')}", color="#eeeeee")
+
+
+# What a bucket holds, by a word of its name (the layers name them so), in the label's order.
+BUCKET_PURPOSES = (("logs", "logs"), ("audit", "audit"), ("trail", "trail"), ("weights", "weights"),
+                   ("tfstate", "state"))
+
+
+def bucket_purposes(names: list[str]) -> list[str]:
+    """Only what this environment's buckets hold: dev keeps no trail and no state bucket."""
+    return [label for word, label in BUCKET_PURPOSES if any(word in name for name in names)]
 
 
 def _wrapped(head: str, names: list[str], width: int = 48) -> list[str]:
@@ -193,9 +203,12 @@ def render(env: Environment, target: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Draw each environment's architecture from its synth.")
-    parser.add_argument("environments", nargs="*")
-    parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR)
+    parser = argparse.ArgumentParser(prog="python -m modules.tools.diagram",
+                                     description="Draw each environment's architecture from its synth.")
+    parser.add_argument("environments", nargs="*", metavar="ENV",
+                        help="environments of the synth to draw (default: every one)")
+    parser.add_argument("--outdir", type=Path, default=DEFAULT_OUTDIR,
+                        help=f"the synth output to read; drawings go to OUTDIR/diagrams (default: {DEFAULT_OUTDIR})")
     args = parser.parse_args(argv)
     try:
         for env in load(args.outdir, args.environments):

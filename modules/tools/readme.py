@@ -248,8 +248,8 @@ def _end(name: str) -> str:
     return f"<!-- end generated: {name} -->"
 
 
-def generate(outdir: Path, benchmark: Path = BENCHMARK) -> dict[str, str]:
-    """Every generated section from the synth in `outdir`, by name."""
+def generate(outdir: Path, benchmark: Path = BENCHMARK, root: Path = ROOT) -> dict[str, str]:
+    """Every generated section from the synth in `outdir`, by name (`root`: the project the layout lists)."""
     manifest = outdir / "manifest.json"
     if not manifest.is_file():
         raise SynthError(f"no synth output in {outdir} (no manifest.json). Fix: run `python main.py` first.")
@@ -260,7 +260,7 @@ def generate(outdir: Path, benchmark: Path = BENCHMARK) -> dict[str, str]:
     bench = json.loads(benchmark.read_text())
     makers: dict[str, Callable[[], str]] = {
         "synth-output": lambda: synth_output(sorted(entries), bench),
-        "layout": layout,
+        "layout": lambda: layout(root),
         "custom-policies": custom_policies,
         "skips": lambda: skips(stack_docs),
         "performance": lambda: performance(bench),
