@@ -46,10 +46,9 @@ def checkov_args(files: list[Path]) -> list[str]:
 
 
 def run_checkov(files: list[Path]) -> list[dict]:
-    """One Checkov process over `files`: its JSON reports, one per framework."""
-    proc = subprocess.run([sys.executable, "-m", "checkov.main", *checkov_args(files)], capture_output=True,
-                          text=True, env={**os.environ, **ENV}, check=False)
-    return _reports(proc.returncode, proc.stdout, proc.stderr)
+    """One Checkov run over `files` (in the helper process, which reads the `terraform` block as
+    the gate does): its JSON reports, one per framework."""
+    return run_checkov_groups([files])[0]
 
 
 def _reports(code: int, stdout: str, stderr: str) -> list[dict]:
