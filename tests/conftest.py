@@ -20,7 +20,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modules.engine.app import build_app  # noqa: E402
 from modules.config import available_environments, load_environments  # noqa: E402
 
 ENVIRONMENTS = available_environments()
@@ -54,6 +53,7 @@ def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The session's synth output: `manifest.json` and `stacks/<stack>/cdk.tf.json`."""
     if os.environ.get(REUSE_SYNTH):
         return Path(os.environ[REUSE_SYNTH])
+    from modules.engine.app import build_app  # the engine only where a synth is made (scripts import this file)
     outdir = tmp_path_factory.mktemp("cdktf.out")
     build_app(load_environments(ENVIRONMENTS), outdir=str(outdir)).synth()
     return outdir

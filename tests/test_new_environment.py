@@ -48,12 +48,17 @@ def new_environment_file(name: str) -> str:
     account's singletons left to the environment that has them (README: per account, per region)."""
     dev = load_environment(SOURCE)
     others = [load_environment(env) for env in ENVIRONMENTS]
-    region = next(r for r in REGION_AZS if r not in {e.region for e in others})
+    used = {e.region for e in others}
+    region = next((r for r in REGION_AZS if r not in used), next(r for r in REGION_AZS if r != dev.region))
     taken = [e.network.vpc_cidr for e in others]
     cidr = next(c for c in (IPv4Network(f"10.{i}.0.0/16") for i in range(256)) if not any(c.overlaps(t) for t in taken))
+
+    def first_two_octets(network: IPv4Network) -> str:
+        return ".".join(str(network).split(".")[:2]) + "."
+
     text = (ROOT / "environments" / SOURCE / "environment.toml").read_text()
-    old_prefix, new_prefix = ".".join(str(dev.network.vpc_cidr).split(".")[:2]) + ".", ".".join(str(cidr).split(".")[:2]) + "."
-    text = text.replace(dev.region, region).replace(f'"{old_prefix}', f'"{new_prefix}')
+    text = text.replace(dev.region, region).replace(f'"{first_two_octets(dev.network.vpc_cidr)}',
+                                                    f'"{first_two_octets(cidr)}')
     text = text.replace(f'Environment = "{SOURCE}"', f'Environment = "{name}"').replace(f".{SOURCE}.", f".{name}.")
     azs = ", ".join(f'"{az}"' for az in REGION_AZS[region][:2])
     text = re.sub(r"(?m)^availability_zones = \[.*\]", f"availability_zones = [{azs}]", text)
