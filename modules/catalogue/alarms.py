@@ -221,6 +221,26 @@ def max_connections(instance_class: str) -> int:
     return min(DB_MEMORY_GIB[instance_class] * GIB * 3 // 4 // BYTES_PER_CONNECTION, 5000)
 
 
+# Alarms that fail an ECS deployment of the proxy and roll it back (the service's `alarms`).
+DEPLOYMENT_ALARMS = ("alb-5xx-rate", "alb-healthy-hosts")
+
+# Connections kept out of the proxy's pools: PostgreSQL's superuser reserve (3), the one-off
+# migration task, an operator's psql and monitoring.
+RESERVED_CONNECTIONS = 10
+# ECS starts the new tasks of a deploy before stopping the old (the service's maximum percent).
+DEPLOY_MAXIMUM_PERCENT = 200
+# Below this a task's requests queue on its pool (each request reads keys and writes spend).
+MIN_POOL_PER_TASK = 5
+
+
+def pool_per_task(instance_class: str, max_tasks: int) -> int:
+    """The proxy's database pool per task: max_connections less the reserve, shared by the most
+    tasks that can run at once (the task maximum during a deploy at DEPLOY_MAXIMUM_PERCENT).
+    One worker process per task (LiteLLM's default), so one pool per task."""
+    tasks = max_tasks * DEPLOY_MAXIMUM_PERCENT // 100
+    return (max_connections(instance_class) - RESERVED_CONNECTIONS) // tasks
+
+
 def storage_autoscaling_trigger(allocated_gib: int) -> int:
     """Free bytes at which RDS storage autoscaling grows the volume: 10 % of the allocation."""
     return allocated_gib * GIB // 10

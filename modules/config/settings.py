@@ -45,10 +45,18 @@ class GatewaySettings(models.Gateway):
     SECTION: ClassVar[str] = "gateway"
     BORROWED: ClassVar[dict[str, str]] = {"max_body_bytes": "edge.max_body_bytes",
                                           "self_hosted_model_name": "llm.served_model_name",
-                                          "self_hosted_dns_name": "llm.dns_name"}
+                                          "self_hosted_dns_name": "llm.dns_name",
+                                          "request_timeout_seconds": "edge.request_timeout_seconds",
+                                          "db_instance_class": "data.db_instance_class",
+                                          "gpu_host_cost_per_hour_usd": "llm.host_cost_per_hour_usd",
+                                          "gpu_tokens_per_second": "llm.tokens_per_second"}
     max_body_bytes: int  # the proxy's own body limit matches the WAF's
     self_hosted_model_name: str
     self_hosted_dns_name: str | None
+    request_timeout_seconds: int  # model calls end, and tasks drain, within the ALB's idle timeout
+    db_instance_class: str  # the pool per task is sized from the class's max_connections
+    gpu_host_cost_per_hour_usd: float  # the self-hosted route's price per token
+    gpu_tokens_per_second: int
 
 
 class RealtimeSettings(models.Realtime):
