@@ -73,13 +73,15 @@ class ObservabilitySettings(models.Observability):
         "model_routes": "gateway.models", "gpu_capacity": "llm.capacity",
         "gpu_scheduled_scaling": "llm.scheduled_scaling",
         "gpu_queue_target_per_instance": "llm.queue_target_per_instance",
-        "db_instance_class": "data.db_instance_class", "waf_log_destination": "edge.waf_log_destination"}
+        "db_instance_class": "data.db_instance_class", "db_storage_gb": "data.db_storage_gb",
+        "waf_log_destination": "edge.waf_log_destination"}
     # Thresholds and widgets follow the sizing and the routes they watch.
     model_routes: list[ModelRoute]
     gpu_capacity: Capacity
     gpu_scheduled_scaling: bool
     gpu_queue_target_per_instance: int
     db_instance_class: str
+    db_storage_gb: int  # the free-storage share alarm's allocation
     waf_log_destination: Literal["s3", "cloudwatch"]
 
 

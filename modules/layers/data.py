@@ -148,7 +148,10 @@ class Data(Construct):
             backup_window="03:00-04:00", maintenance_window="sun:04:30-sun:05:30", copy_tags_to_snapshot=True,
             monitoring_interval=60, monitoring_role_arn=monitoring.arn, performance_insights_enabled=True,
             performance_insights_kms_key_id=self._key, performance_insights_retention_period=7,
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"], auto_minor_version_upgrade=True,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            # A minor upgrade restarts primary and standby together (an outage, not a failover):
+            # protected environments upgrade deliberately (README, "Upgrading PostgreSQL").
+            auto_minor_version_upgrade=not protected,
             deletion_protection=protected, skip_final_snapshot=not protected,
             final_snapshot_identifier=f"{identifier}-final" if protected else None,
             depends_on=log_groups)
@@ -182,6 +185,8 @@ class Data(Construct):
             description=f"LiteLLM rate limits and response cache ({identity.environment})",
             engine="redis", engine_version=settings.redis_version, node_type=settings.redis_node_type, port=Port.REDIS,
             num_cache_clusters=1 + settings.redis_replicas, automatic_failover_enabled=failover,
+            # The primary in the first zone, each replica in the next: a lost zone keeps a copy.
+            preferred_cache_cluster_azs=redis_zones(network.availability_zones, 1 + settings.redis_replicas),
             multi_az_enabled=failover and settings.multi_az, subnet_group_name=subnets.name,
             security_group_ids=[network.security_group_ids["redis"]], at_rest_encryption_enabled="true",
             kms_key_id=self._key, transit_encryption_enabled=True, auth_token=token.value,
@@ -219,3 +224,8 @@ class Data(Construct):
             stream_view_type="NEW_AND_OLD_IMAGES" if replicas else None)
         protect(table, identity.protect_stateful)
         return table
+
+
+def redis_zones(zones: list[str], nodes: int) -> list[str]:
+    """The zone of each Redis node, the primary's first, round the environment's zones."""
+    return [zones[i % len(zones)] for i in range(nodes)]
