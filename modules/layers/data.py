@@ -158,6 +158,9 @@ class Data(Construct):
         protect(db, protected)
         if not settings.multi_az:
             skip(db, "CKV_AWS_157", DISPOSABLE + "a single-AZ database halves the cost of a development stack.")
+        if protected:
+            skip(db, "CKV_AWS_226", "A minor upgrade restarts primary and standby together: protected environments "
+                 "take them deliberately, in a window (README, \"Upgrading PostgreSQL\"), not automatically.")
         if not protected:
             skip(db, "CKV_AWS_293", DISPOSABLE + "the database is dropped with the environment.")
         return db

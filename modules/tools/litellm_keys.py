@@ -71,6 +71,7 @@ def _function(path: Path, name: str) -> ast.AST:
 
 
 GENERAL_READ = re.compile(r"general_settings(?:\.get\(|\[)\s*\"([a-z_0-9]+)\"")
+DB_ERROR = re.compile(r"(DB transport error|Prisma DB reconnect failed)")
 # The Redis client arguments LiteLLM passes through to redis-py (its allowlist in _redis.py).
 REDIS_ARG = re.compile(r"socket_[a-z_]+|ssl[a-z_]*|password|username|max_connections|health_check_interval")
 
@@ -95,7 +96,11 @@ def extract(root: Path) -> dict[str, object]:
                   if REDIS_ARG.fullmatch(s)}
     key_defaults = _strings_in(_function(root / "proxy" / "management_endpoints" / "key_management_endpoints.py",
                                          "_common_key_generation_helper"))
+    # The proxy's log lines when a database call fails (the proxy-db-errors alarm matches them).
+    db_messages = {m for path in (root / "proxy" / "db" / "exception_handler.py", root / "proxy" / "utils.py")
+                   for m in _strings_in(ast.parse(path.read_text(encoding="utf-8"))) if DB_ERROR.match(m)}
     return {
+        "db_error_messages": sorted(db_messages),
         "top_level": sorted(_fields(classes, "ConfigYAML")),
         "general_settings": sorted(general),
         "litellm_settings": sorted(_module_names(root / "__init__.py") | {k for k in special if isinstance(k, str)}),
