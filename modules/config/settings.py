@@ -41,6 +41,12 @@ class LlmSettings(models.Llm):
     idle_timeout_seconds: int  # the internal ALB holds a streamed answer as long as the public one
 
 
+class DataSettings(models.Data):
+    SECTION: ClassVar[str] = "data"
+    BORROWED: ClassVar[dict[str, str]] = {"availability_zones": "network.availability_zones"}
+    availability_zones: list[str]  # Redis nodes are pinned to them, the primary in the first
+
+
 class GatewaySettings(models.Gateway):
     SECTION: ClassVar[str] = "gateway"
     BORROWED: ClassVar[dict[str, str]] = {"max_body_bytes": "edge.max_body_bytes",
@@ -97,7 +103,7 @@ class StateSettings(models.Backend):
 # other sections (SECTION names it; BORROWED maps each extra field to the path it is read from).
 SETTINGS: dict[str, type[BaseModel]] = {
     "state": StateSettings, "foundation": models.Foundation, "network": models.Network, "edge": models.Edge,
-    "data": models.Data, "llm": LlmSettings, "gateway": GatewaySettings, "realtime": RealtimeSettings,
+    "data": DataSettings, "llm": LlmSettings, "gateway": GatewaySettings, "realtime": RealtimeSettings,
     "observability": ObservabilitySettings,
 }
 

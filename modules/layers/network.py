@@ -69,7 +69,6 @@ class NetworkOutputs:
     private_subnet_ids: list[str]
     database_subnet_ids: list[str]
     security_group_ids: dict[str, str]
-    availability_zones: list[str]  # in subnet order: the zone of each tier's subnet i
 
 
 class Network(Construct):
@@ -121,8 +120,7 @@ class Network(Construct):
             vpc_id=vpc_id, vpc_cidr=str(settings.vpc_cidr),
             public_subnet_ids=[s.id for s in public], private_subnet_ids=[s.id for s in private],
             database_subnet_ids=[s.id for s in database],
-            security_group_ids={name: sg.id for name, sg in groups.items()},
-            availability_zones=list(settings.availability_zones))
+            security_group_ids={name: sg.id for name, sg in groups.items()})
         publish(self, {
             "vpc_id": (vpc_id, "VPC of the environment"),
             "public_subnet_ids": (self.outputs.public_subnet_ids, "Public subnets (ALB, NAT), one per AZ"),

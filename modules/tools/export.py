@@ -213,7 +213,8 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "realtime.model_endpoint_url", "realtime.max_receives", "realtime.model_timeout_seconds",
         "edge.request_timeout_seconds", "gateway.allow_requests_on_db_unavailable",
         "gateway.spend_logs_retention_days", "gateway.redis_socket_timeout_seconds",
-        "gateway.redis_connect_timeout_seconds", "gateway.key_defaults", "gateway.key_upper_bounds",
+        "gateway.redis_connect_timeout_seconds", *(f"gateway.{limits}.{field}" for limits in ("key_defaults", "key_upper_bounds")
+          for field in ("tpm", "rpm", "max_budget_usd", "budget_duration")),
         "llm.host_cost_per_hour_usd", "llm.tokens_per_second"),
 }
 
