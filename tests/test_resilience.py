@@ -228,3 +228,12 @@ def test_events_reach_the_alarm_topic(stacks) -> None:
     (failed,) = _alarms(stack, "llmlite-prod-redeploy-failed")
     assert failed["namespace"] == "AWS/States" and failed["metric_name"] == "ExecutionsFailed"
     assert len(stack.resources("aws_cloudwatch_event_target")) == len(rules)
+
+
+@pytest.mark.parametrize("env_name", ENVIRONMENTS)
+def test_gpu_host_cost_is_the_price_list_s(env_name: str) -> None:
+    """The self-hosted route's price follows the GPU instance's list price (modules/tools/prices.toml)."""
+    import tomllib
+    env = load_environment(env_name)
+    prices = tomllib.loads((Path(__file__).parent.parent / "modules" / "tools" / "prices.toml").read_text())
+    assert env.llm.host_cost_per_hour_usd == prices[env.region]["instances"][env.llm.instance_type]
