@@ -24,7 +24,7 @@ def test_prod_postgres_matches_the_design(stacks) -> None:
         "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"], "manage_master_user_password": True,
         "iam_database_authentication_enabled": True, "deletion_protection": True, "skip_final_snapshot": False,
         "final_snapshot_identifier": "llmlite-prod-postgres-final", "copy_tags_to_snapshot": True,
-        "auto_minor_version_upgrade": True, "publicly_accessible": False,
+        "auto_minor_version_upgrade": False, "publicly_accessible": False,
     }
     assert {k: db.get(k) for k in expected} == expected
     assert int(db["engine_version"].split(".")[0]) >= 15

@@ -197,7 +197,8 @@ def test_http_redirects_to_https_with_301(edge: Stack) -> None:
 def test_gateway_target_group_health_check(edge: Stack) -> None:
     group = edge.one("aws_lb_target_group")
     assert (group["target_type"], group["port"], group["protocol"]) == ("ip", 4000, "HTTP")
-    assert group["deregistration_delay"] == "30"
+    # leaving tasks keep their in-flight model calls (edge.request_timeout_seconds)
+    assert group["deregistration_delay"] == "240"
     check = group["health_check"]
     assert check["path"] == "/health/liveliness"
     assert (check["interval"], check["timeout"], check["healthy_threshold"], check["unhealthy_threshold"],

@@ -26,8 +26,14 @@ def gateway(request, stacks) -> Stack:
     return stacks[f"{request.param}-gateway"]
 
 
+def serving_task(stack: Stack) -> dict:
+    """The serving task definition (the other one is the one-off migration task)."""
+    (task,) = [t for t in stack.resources("aws_ecs_task_definition").values() if not t["family"].endswith("-migrate")]
+    return task
+
+
 def container(stack: Stack) -> dict:
-    (definition,) = json.loads(stack.one("aws_ecs_task_definition")["container_definitions"])
+    (definition,) = json.loads(serving_task(stack)["container_definitions"])
     return definition
 
 
@@ -74,9 +80,9 @@ def test_model_list_and_shared_redis_are_rendered_from_environment_data(gateway:
     llm = load_environment(name).llm
     for route in expected:
         if route.self_hosted:  # the GPU tier, by its private name, TLS verified, with vLLM's API key
-            assert routes[route.name] == {"model": f"hosted_vllm/{llm.served_model_name}",
-                                          "api_base": f"https://{llm.dns_name}/v1",
-                                          "api_key": "os.environ/VLLM_API_KEY"}
+            assert {k: routes[route.name][k] for k in ("model", "api_base", "api_key")} == {
+                "model": f"hosted_vllm/{llm.served_model_name}", "api_base": f"https://{llm.dns_name}/v1",
+                "api_key": "os.environ/VLLM_API_KEY"}
         else:
             assert routes[route.name]["model"] == f"bedrock/{route.bedrock_model_id}"
             assert routes[route.name]["aws_region_name"] == load_environment(name).region
@@ -94,7 +100,8 @@ def test_self_hosted_upstream_route(tmp_path: Path) -> None:
     stack = Stack("dev-gateway", json.loads((tmp_path / "stacks" / "dev-gateway" / "cdk.tf.json").read_text()))
     config = json.loads(environment(stack)["LITELLM_CONFIG_YAML"])
     deepseek = next(m for m in config["model_list"] if m["model_name"] == "deepseek")["litellm_params"]
-    assert deepseek == {"model": "openai/deepseek", "api_base": "https://llm.internal.example/v1", "api_key": "none"}
+    assert deepseek == {"model": "openai/deepseek", "api_base": "https://llm.internal.example/v1", "api_key": "none",
+                        "timeout": 240, "stream_timeout": 240}
 
 
 def test_task_role_invokes_exactly_the_configured_models(stacks) -> None:
@@ -177,12 +184,12 @@ def test_service_deployment_and_placement(gateway: Stack) -> None:
 
 def test_prod_runs_1_vcpu_2_gb_on_demand_and_dev_runs_small_on_spot(stacks) -> None:
     prod = stacks["prod-gateway"]
-    task = prod.one("aws_ecs_task_definition")
+    task = serving_task(prod)
     assert (task["cpu"], task["memory"], task["network_mode"]) == ("1024", "2048", "awsvpc")
     assert task["requires_compatibilities"] == ["FARGATE"]
     assert prod.one("aws_ecs_service")["capacity_provider_strategy"][0]["capacity_provider"] == "FARGATE"
     dev = stacks["dev-gateway"]
-    assert (dev.one("aws_ecs_task_definition")["cpu"], dev.one("aws_ecs_task_definition")["memory"]) == ("512", "1024")
+    assert (serving_task(dev)["cpu"], serving_task(dev)["memory"]) == ("512", "1024")
     assert dev.one("aws_ecs_service")["capacity_provider_strategy"][0]["capacity_provider"] == "FARGATE_SPOT"
 
 

@@ -24,7 +24,7 @@ DIMENSION_TYPES = {
     "DBInstanceIdentifier": ("aws_db_instance", "identifier"), "AutoScalingGroupName": ("aws_autoscaling_group", "name"),
     "QueueName": ("aws_sqs_queue", "name"), "FunctionName": ("aws_lambda_function", "function_name"),
     "ApiId": ("aws_apigatewayv2_api", "id"), "WebACL": ("aws_wafv2_web_acl", "name"),
-    "TableName": ("aws_dynamodb_table", "name"),
+    "TableName": ("aws_dynamodb_table", "name"), "StateMachineArn": ("aws_sfn_state_machine", "arn"),
 }
 OPERATIONS = {op for ops in TABLE_OPERATIONS.values() for op in ops}
 
@@ -83,6 +83,8 @@ def test_every_alarm_watches_a_resource_that_exists(stacks, observability: Stack
                     assert prefix == group["replication_group_id"] and 1 <= int(number) <= group["num_cache_clusters"]
                 elif key == "Operation":
                     assert value in OPERATIONS, (name, value)
+                elif key == "ModelId":  # a Bedrock route of the environment
+                    assert value in {m.bedrock_model_id for m in env.gateway.models}, (name, value)
                 else:
                     assert (key, value) in {("Region", env.region), ("Rule", "ALL"), ("Stage", stage)}, (name, key)
 
@@ -265,7 +267,7 @@ def test_every_alarm_notifies_the_topic_on_alarm_and_ok(observability: Stack) ->
     for alarm in alarms(observability).values():
         assert alarm["treat_missing_data"] in ("breaching", "notBreaching")
     expected = {"alb", "gpu", "lambda", "rds", "redis", "waf", "websocket", "dlq", "queue", "auth", "gateway", "ecs",
-                "llm", "dynamodb"}
+                "llm", "dynamodb", "proxy", "bedrock", "redeploy"}
     assert {name.split("-")[0] for name in alarms(observability)} == expected
 
 
@@ -313,12 +315,13 @@ def test_platform_degraded_combines_the_critical_alarms(observability: Stack) ->
 
 
 def test_rds_failures_and_failed_backups_reach_the_topic(observability: Stack) -> None:
-    rule = observability.one("aws_cloudwatch_event_rule")
-    pattern = json.loads(rule["event_pattern"])
+    (rule_id,) = [i for i, r in observability.resources("aws_cloudwatch_event_rule").items()
+                  if r["name"].endswith("-rds-failures")]
+    pattern = json.loads(observability.resources("aws_cloudwatch_event_rule")[rule_id]["event_pattern"])
     assert pattern["source"] == ["aws.rds"] and pattern["detail-type"] == ["RDS DB Instance Event"]
     assert {"EventCategories": ["backup"], "Message": [{"wildcard": "*fail*"}]} in [o["detail"] for o in pattern["$or"]]
-    target = observability.one("aws_cloudwatch_event_target")
-    assert target["arn"].startswith("${aws_sns_topic.")
+    for target in observability.resources("aws_cloudwatch_event_target").values():
+        assert target["arn"].startswith("${aws_sns_topic.")
 
 
 def test_dashboard_has_the_designs_widgets_and_a_url(observability: Stack) -> None:

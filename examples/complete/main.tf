@@ -114,25 +114,27 @@ module "observability" {
 
   alarm_emails = ["platform-oncall@example.com"]
 
-  data_connections_table_name     = module.data.connections_table_name
-  data_db_instance_id             = module.data.db_instance_id
-  data_history_table_name         = module.data.history_table_name
-  data_redis_node_ids             = module.data.redis_node_ids
-  edge_alb_arn_suffix             = module.edge.alb_arn_suffix
-  edge_target_group_arn_suffix    = module.edge.target_group_arn_suffix
-  edge_web_acl_name               = module.edge.web_acl_name
-  foundation_kms_key_arn          = module.foundation.kms_key_arn
-  gateway_cluster_name            = module.gateway.cluster_name
-  gateway_log_group_name          = module.gateway.log_group_name
-  gateway_service_name            = module.gateway.service_name
-  llm_alb_arn_suffix              = module.llm.alb_arn_suffix
-  llm_asg_name                    = module.llm.asg_name
-  llm_target_group_arn_suffix     = module.llm.target_group_arn_suffix
-  realtime_api_id                 = module.realtime.api_id
-  realtime_dead_letter_queue_name = module.realtime.dead_letter_queue_name
-  realtime_function_names         = module.realtime.function_names
-  realtime_request_queue_name     = module.realtime.request_queue_name
-  realtime_stage                  = module.realtime.stage
+  data_connections_table_name             = module.data.connections_table_name
+  data_db_instance_id                     = module.data.db_instance_id
+  data_history_table_name                 = module.data.history_table_name
+  data_redis_node_ids                     = module.data.redis_node_ids
+  edge_alb_arn_suffix                     = module.edge.alb_arn_suffix
+  edge_target_group_arn_suffix            = module.edge.target_group_arn_suffix
+  edge_web_acl_name                       = module.edge.web_acl_name
+  foundation_kms_key_arn                  = module.foundation.kms_key_arn
+  gateway_cluster_name                    = module.gateway.cluster_name
+  gateway_log_group_name                  = module.gateway.log_group_name
+  gateway_redeploy_dead_letter_queue_name = module.gateway.redeploy_dead_letter_queue_name
+  gateway_redeploy_state_machine_arn      = module.gateway.redeploy_state_machine_arn
+  gateway_service_name                    = module.gateway.service_name
+  llm_alb_arn_suffix                      = module.llm.alb_arn_suffix
+  llm_asg_name                            = module.llm.asg_name
+  llm_target_group_arn_suffix             = module.llm.target_group_arn_suffix
+  realtime_api_id                         = module.realtime.api_id
+  realtime_dead_letter_queue_name         = module.realtime.dead_letter_queue_name
+  realtime_function_names                 = module.realtime.function_names
+  realtime_request_queue_name             = module.realtime.request_queue_name
+  realtime_stage                          = module.realtime.stage
 }
 
 output "alb_dns_name" {

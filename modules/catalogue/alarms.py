@@ -85,6 +85,28 @@ GATEWAY = (
              first_action="Check autoscaling is at max; raise capacity.max or the task size",
              threshold=80, comparison="GreaterThanThreshold", namespace="AWS/ECS", metric="CPUUtilization",
              statistic="Average", dimensions=("cluster", "service"), periods=2),
+    # LiteLLM's own log lines when its database calls fail (proxy/db/exception_handler.py,
+    # proxy/utils.py of the pinned version; tests/litellm_config_keys.json holds them).
+    AlarmSpec("proxy-db-errors", "gateway", "The proxy failed more than 5 database calls in 5 minutes (RDS "
+              "failover, maintenance, connection limit or network)", "RDS events on the alarm topic and the "
+              "database's log; rds-connections; the proxy log around the errors", 5, "GreaterThanThreshold", "",
+              "ProxyDatabaseErrors", extra={"pattern": '?"DB transport error on read" ?"Prisma DB reconnect failed"'}),
+    AlarmSpec("bedrock-throttles", "gateway", "Bedrock throttled more than 10 calls of a model in 5 minutes "
+              "(the account's quota for it)", "Service Quotas for the model's tokens/requests per minute; the "
+              "route's fallbacks; ask AWS for more", 10, "GreaterThanThreshold", "AWS/Bedrock",
+              "InvocationThrottles", dimensions=("bedrock_model",), per="bedrock_model"),
+    AlarmSpec("bedrock-server-errors", "gateway", "Bedrock answered more than 5 calls of a model with a server "
+              "error in 5 minutes", "AWS Health dashboard for Bedrock in the region; the route's fallbacks "
+              "serve meanwhile", 5, "GreaterThanThreshold", "AWS/Bedrock", "InvocationServerErrors",
+              dimensions=("bedrock_model",), per="bedrock_model"),
+    AlarmSpec("redeploy-failed", "gateway", "The redeploy after a database password rotation failed (tasks "
+              "keep the old password until they restart)", "The state machine's execution history; force a "
+              "new deployment of the proxy service by hand", 0, "GreaterThanThreshold", "AWS/States",
+              "ExecutionsFailed", dimensions=("state_machine",), critical=True),
+    AlarmSpec("redeploy-dlq-not-empty", "gateway", "A password-rotation event could not start the redeploy "
+              "(EventBridge gave up after its retries)", "Read the message; force a new deployment of the proxy "
+              "service by hand, then purge the queue", 0, "GreaterThanThreshold", "AWS/SQS",
+              "ApproximateNumberOfMessagesVisible", "Maximum", dimensions=("redeploy_dlq",), critical=True),
     _percent(name="ecs-memory", layer="gateway", meaning="Proxy tasks above 85 % memory for 10 minutes",
              first_action="Look for a leak after the last release; raise memory", threshold=85,
              comparison="GreaterThanThreshold", namespace="AWS/ECS", metric="MemoryUtilization",
@@ -102,6 +124,13 @@ DATA = (
               "reached its ceiling or cannot keep up)", "Check storage autoscaling reached db_max_storage_gb; "
               "prune spend logs or raise the ceiling", 2_000_000_000, "LessThanThreshold",
               "AWS/RDS", "FreeStorageSpace", "Minimum", dimensions=("db",), critical=True),
+    # The fixed 2 GB is late on a large volume: a share of the allocation (data.db_storage_gb)
+    # as well, below storage autoscaling's trigger (10 % of the allocation; a rule checks it).
+    _percent(name="rds-free-storage-share", layer="data", meaning="Less than 5 % of the allocated database "
+             "storage left (storage autoscaling has not grown it)", first_action="Check storage autoscaling "
+             "reached db_max_storage_gb; prune spend logs or raise the ceiling", threshold=5,
+             comparison="LessThanThreshold", namespace="AWS/RDS", metric="FreeStorageSpace", statistic="Minimum",
+             dimensions=("db",), critical=True, kind="storage_share"),
     _percent(name="rds-connections", layer="data", meaning="Connections above 80 % of the max_connections the "
              "parameter group sets for the instance class", first_action="Count tasks × pool size "
              "(database_connection_pool_limit); lower the pool or scale the class", threshold=80,
@@ -124,6 +153,13 @@ DATA = (
     AlarmSpec("redis-evictions", "data", "Redis evicted more than 100 keys in 5 minutes (rate limits may "
               "reset early)", "Scale the node type; shorten cache TTLs", 100, "GreaterThanThreshold",
               "AWS/ElastiCache", "Evictions", dimensions=("redis_node",), per="redis_node"),
+    # IsMaster is 1 on the node serving as primary: their sum is 0 while the group has none
+    # (failover under way or failed); a silent metric is a lost node, not news.
+    AlarmSpec("redis-no-primary", "data", "No Redis node is primary for 3 minutes (rate limits fall back to "
+              "per-task memory, cache misses)", "ElastiCache events on the alarm topic; the group's nodes and "
+              "failover status", 1, "LessThanThreshold", "AWS/ElastiCache", "IsMaster", "Maximum",
+              dimensions=("redis_node",), period=60, periods=3, missing_data="breaching", critical=True,
+              kind="redis_primary"),
     # ThrottledRequests and SystemErrors exist only per table and operation: summed over the
     # operations the chat functions call on each table (TABLE_OPERATIONS).
     AlarmSpec("dynamodb-throttles", "data", "Requests to a chat table were throttled (a hot key, or traffic "
@@ -221,6 +257,26 @@ def max_connections(instance_class: str) -> int:
     return min(DB_MEMORY_GIB[instance_class] * GIB * 3 // 4 // BYTES_PER_CONNECTION, 5000)
 
 
+# Alarms that fail an ECS deployment of the proxy and roll it back (the service's `alarms`).
+DEPLOYMENT_ALARMS = ("alb-5xx-rate", "alb-healthy-hosts")
+
+# Connections kept out of the proxy's pools: PostgreSQL's superuser reserve (3), the one-off
+# migration task, an operator's psql and monitoring.
+RESERVED_CONNECTIONS = 10
+# ECS starts the new tasks of a deploy before stopping the old (the service's maximum percent).
+DEPLOY_MAXIMUM_PERCENT = 200
+# Below this a task's requests queue on its pool (each request reads keys and writes spend).
+MIN_POOL_PER_TASK = 5
+
+
+def pool_per_task(instance_class: str, max_tasks: int) -> int:
+    """The proxy's database pool per task: max_connections less the reserve, shared by the most
+    tasks that can run at once (the task maximum during a deploy at DEPLOY_MAXIMUM_PERCENT).
+    One worker process per task (LiteLLM's default), so one pool per task."""
+    tasks = max_tasks * DEPLOY_MAXIMUM_PERCENT // 100
+    return (max_connections(instance_class) - RESERVED_CONNECTIONS) // tasks
+
+
 def storage_autoscaling_trigger(allocated_gib: int) -> int:
     """Free bytes at which RDS storage autoscaling grows the volume: 10 % of the allocation."""
     return allocated_gib * GIB // 10
@@ -243,6 +299,10 @@ def _threshold_text(spec: AlarmSpec) -> str:
                 "wants hosts, for the health-check grace period + 5 min (no data: ok)")
     if spec.kind == "operations":
         return f"{spec.statistic} over the table's operations > {spec.threshold:g}"
+    if spec.kind == "storage_share":
+        return f"{spec.statistic} < {spec.threshold:g} % of data.db_storage_gb"
+    if spec.kind == "redis_primary":
+        return f"sum over the nodes of {spec.statistic} {spec.metric} < {spec.threshold:g}"
     sign = {"GreaterThanThreshold": ">", "LessThanThreshold": "<", "GreaterThanOrEqualToThreshold": "≥"}[spec.comparison]
     value = f"{spec.threshold / 1e9:g} GB ({spec.threshold:,.0f} bytes)" if spec.metric == "FreeStorageSpace" else (
         f"{spec.threshold:g} %" if spec.unit == "percent" else f"{spec.threshold:g}")

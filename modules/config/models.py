@@ -110,6 +110,9 @@ class Foundation(Section):
 class Edge(Section):
     certificate_arn: str | None = None
     idle_timeout_seconds: Annotated[int, Field(ge=1, le=4000)] = 300
+    # The longest a model call may take (LiteLLM's per-model timeout); below the idle timeout, so
+    # the proxy answers before the ALB cuts the connection. Deploys and scale-in drain this long.
+    request_timeout_seconds: Annotated[int, Field(ge=10, le=3600)] = 240
     managed_rules_action: Literal["block", "count"] = "block"
     rate_limit_per_5_minutes: Annotated[int, Field(ge=10, le=2_000_000_000)] = 2000
     max_body_bytes: Annotated[int, Field(ge=8192, le=100_000_000)] = 4_000_000
@@ -152,6 +155,22 @@ class ModelRoute(Section):
     # Per-deployment limits, enforced across tasks through the router's Redis.
     rpm: Annotated[int, Field(ge=1)] | None = None
     tpm: Annotated[int, Field(ge=1)] | None = None
+    # This route's own timeout (default: edge.request_timeout_seconds).
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] | None = None
+    # Routes LiteLLM tries, in order, when this one fails (e.g. the GPU tier → a Bedrock model).
+    fallbacks: list[str] = []
+    # Price per token (USD) for spend and budgets; a self-hosted route defaults to the GPU tier's.
+    input_cost_per_token: Annotated[float, Field(ge=0)] | None = None
+    output_cost_per_token: Annotated[float, Field(ge=0)] | None = None
+
+
+class KeyLimits(Section):
+    """Limits of a LiteLLM virtual key: per minute, and spend per budget period."""
+
+    tpm: Annotated[int, Field(ge=1)]
+    rpm: Annotated[int, Field(ge=1)]
+    max_budget_usd: Annotated[float, Strict(False), Field(gt=0)]
+    budget_duration: Annotated[str, Field(pattern=r"^[1-9][0-9]*[smhd]$|^[1-9][0-9]*mo$")] = "30d"
 
 
 class Gateway(Section):
@@ -168,6 +187,18 @@ class Gateway(Section):
     cache_ttl_seconds: Annotated[int, Field(ge=1, le=604_800)] = 600
     # Secrets Manager ARN of a LiteLLM enterprise licence: enables the proxy's own body limit.
     license_secret_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:secretsmanager:")] | None = None
+    # Serve keys LiteLLM cannot look up while its database is unreachable. LiteLLM's guide allows
+    # it only where the proxy cannot be reached from the internet: this one can (the public ALB),
+    # and its fallback identity would admit any caller during an outage. Off unless decided.
+    allow_requests_on_db_unavailable: bool = False
+    # Spend logs older than this are deleted by the proxy (LiteLLM's retention job).
+    spend_logs_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    # Redis calls give up after these (seconds): a lost node fails fast instead of hanging requests.
+    redis_socket_timeout_seconds: Annotated[float, Strict(False), Field(gt=0, le=60)] = 2.0
+    redis_connect_timeout_seconds: Annotated[float, Strict(False), Field(gt=0, le=60)] = 2.0
+    # New keys made without limits get key_defaults; no key may exceed key_upper_bounds.
+    key_defaults: KeyLimits = KeyLimits(tpm=10_000, rpm=100, max_budget_usd=50)
+    key_upper_bounds: KeyLimits = KeyLimits(tpm=100_000, rpm=1_000, max_budget_usd=500)
     models: list[ModelRoute]
 
 
@@ -214,6 +245,10 @@ class Llm(Section):
     gpu_target_percent: Annotated[int, Field(ge=10, le=95)] = 70
     cpu_target_percent: Annotated[int, Field(ge=10, le=95)] = 70
     queue_target_per_instance: Annotated[int, Field(ge=1, le=1000)] = 5
+    # What one GPU host costs per hour (USD) and the tokens (in + out) it serves per second at
+    # the scaling target: the self-hosted route's price per token, so spend and budgets apply.
+    host_cost_per_hour_usd: Annotated[float, Strict(False), Field(gt=0)] = 1.258
+    tokens_per_second: Annotated[int, Field(ge=1)] = 400
 
 
 class Realtime(Section):

@@ -16,7 +16,9 @@ from ipaddress import IPv4Network
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from modules.catalogue.alarms import BY_NAME, DB_MEMORY_GIB, storage_autoscaling_trigger
+from modules.catalogue.alarms import (BY_NAME, DB_MEMORY_GIB, DEPLOY_MAXIMUM_PERCENT, MIN_POOL_PER_TASK,
+                                      RESERVED_CONNECTIONS, max_connections, pool_per_task,
+                                      storage_autoscaling_trigger)
 from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
 
 
@@ -279,6 +281,69 @@ def _self_hosted_route(env: Environment) -> Iterator[Problem]:
         if model.self_hosted and env.llm.dns_name is None:
             yield Problem(f"gateway.models[{i}].self_hosted", "routes to the GPU tier, which has no llm.dns_name.",
                           "set llm.dns_name (the internal ALB's private name) or route elsewhere.")
+
+
+@rule("fallbacks name other routes")
+def _route_fallbacks(env: Environment) -> Iterator[Problem]:
+    names = [m.name for m in env.gateway.models]
+    for i, model in enumerate(env.gateway.models):
+        for j, name in enumerate(model.fallbacks):
+            if name == model.name or name not in names:
+                yield Problem(f"gateway.models[{i}].fallbacks[{j}]", f"{name!r} is not another gateway route.",
+                              f"name a different route: {', '.join(n for n in names if n != model.name) or 'none'}.")
+        if model.self_hosted and env.high_availability and not model.fallbacks:
+            yield Problem(f"gateway.models[{i}].fallbacks", f"{model.name!r} routes to the GPU tier with no "
+                          "fallback, but high_availability = true.",
+                          "name a Bedrock route to serve while the GPU tier is down, e.g. "
+                          "fallbacks = [\"claude-haiku-4-5\"].")
+
+
+@rule("model calls end before the ALB's idle timeout")
+def _request_timeouts(env: Environment) -> Iterator[Problem]:
+    edge = env.edge
+    if edge.request_timeout_seconds >= edge.idle_timeout_seconds:
+        yield Problem("edge.request_timeout_seconds", f"{edge.request_timeout_seconds} s is not below "
+                      f"edge.idle_timeout_seconds ({edge.idle_timeout_seconds} s): the ALB would answer 504 while "
+                      "the model call runs on.", f"use less than {edge.idle_timeout_seconds} s, or raise the idle timeout.")
+    for i, model in enumerate(env.gateway.models):
+        if model.timeout_seconds is not None and model.timeout_seconds > edge.request_timeout_seconds:
+            yield Problem(f"gateway.models[{i}].timeout_seconds", f"{model.timeout_seconds} s exceeds "
+                          f"edge.request_timeout_seconds ({edge.request_timeout_seconds} s), how long a leaving "
+                          "task drains.", f"use at most {edge.request_timeout_seconds} s, or raise the request timeout.")
+
+
+@rule("every proxy task fits the database's connections, deploys included")
+def _connection_budget(env: Environment) -> Iterator[Problem]:
+    if env.data.db_instance_class not in DB_MEMORY_GIB:
+        return  # the database class rule reports it
+    pool = pool_per_task(env.data.db_instance_class, env.gateway.capacity.max)
+    if pool < MIN_POOL_PER_TASK:
+        tasks = env.gateway.capacity.max * DEPLOY_MAXIMUM_PERCENT // 100
+        yield Problem("gateway.capacity.max", f"{env.gateway.capacity.max} tasks (up to {tasks} during a deploy) "
+                      f"leave {pool} database connections per task: {env.data.db_instance_class} allows "
+                      f"{max_connections(env.data.db_instance_class)}, {RESERVED_CONNECTIONS} of them reserved.",
+                      f"lower gateway.capacity.max or choose a larger data.db_instance_class (at least "
+                      f"{MIN_POOL_PER_TASK} connections per task).")
+
+
+@rule("key defaults within the key upper bounds")
+def _key_limits(env: Environment) -> Iterator[Problem]:
+    defaults, bounds = env.gateway.key_defaults, env.gateway.key_upper_bounds
+    for field in ("tpm", "rpm", "max_budget_usd"):
+        if getattr(defaults, field) > getattr(bounds, field):
+            yield Problem(f"gateway.key_defaults.{field}", f"{getattr(defaults, field):g} exceeds "
+                          f"gateway.key_upper_bounds.{field} ({getattr(bounds, field):g}): LiteLLM would refuse "
+                          "every key made without limits.", "lower the default or raise the upper bound.")
+    if _duration_seconds(defaults.budget_duration) > _duration_seconds(bounds.budget_duration):
+        yield Problem("gateway.key_defaults.budget_duration", f"{defaults.budget_duration} is longer than "
+                      f"gateway.key_upper_bounds.budget_duration ({bounds.budget_duration}).",
+                      "use a budget period no longer than the upper bound's.")
+
+
+def _duration_seconds(duration: str) -> int:
+    """LiteLLM's budget durations: s, m, h, d and mo (a month counted as 30 days here)."""
+    number, unit = re.fullmatch(r"(\d+)(mo|[smhd])", duration).groups()  # type: ignore[union-attr]
+    return int(number) * {"s": 1, "m": 60, "h": 3600, "d": 86_400, "mo": 30 * 86_400}[unit]
 
 
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")

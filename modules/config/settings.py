@@ -41,14 +41,28 @@ class LlmSettings(models.Llm):
     idle_timeout_seconds: int  # the internal ALB holds a streamed answer as long as the public one
 
 
+class DataSettings(models.Data):
+    SECTION: ClassVar[str] = "data"
+    BORROWED: ClassVar[dict[str, str]] = {"availability_zones": "network.availability_zones"}
+    availability_zones: list[str]  # Redis nodes are pinned to them, the primary in the first
+
+
 class GatewaySettings(models.Gateway):
     SECTION: ClassVar[str] = "gateway"
     BORROWED: ClassVar[dict[str, str]] = {"max_body_bytes": "edge.max_body_bytes",
                                           "self_hosted_model_name": "llm.served_model_name",
-                                          "self_hosted_dns_name": "llm.dns_name"}
+                                          "self_hosted_dns_name": "llm.dns_name",
+                                          "request_timeout_seconds": "edge.request_timeout_seconds",
+                                          "db_instance_class": "data.db_instance_class",
+                                          "gpu_host_cost_per_hour_usd": "llm.host_cost_per_hour_usd",
+                                          "gpu_tokens_per_second": "llm.tokens_per_second"}
     max_body_bytes: int  # the proxy's own body limit matches the WAF's
     self_hosted_model_name: str
     self_hosted_dns_name: str | None
+    request_timeout_seconds: int  # model calls end, and tasks drain, within the ALB's idle timeout
+    db_instance_class: str  # the pool per task is sized from the class's max_connections
+    gpu_host_cost_per_hour_usd: float  # the self-hosted route's price per token
+    gpu_tokens_per_second: int
 
 
 class RealtimeSettings(models.Realtime):
@@ -65,13 +79,15 @@ class ObservabilitySettings(models.Observability):
         "model_routes": "gateway.models", "gpu_capacity": "llm.capacity",
         "gpu_scheduled_scaling": "llm.scheduled_scaling",
         "gpu_queue_target_per_instance": "llm.queue_target_per_instance",
-        "db_instance_class": "data.db_instance_class", "waf_log_destination": "edge.waf_log_destination"}
+        "db_instance_class": "data.db_instance_class", "db_storage_gb": "data.db_storage_gb",
+        "waf_log_destination": "edge.waf_log_destination"}
     # Thresholds and widgets follow the sizing and the routes they watch.
     model_routes: list[ModelRoute]
     gpu_capacity: Capacity
     gpu_scheduled_scaling: bool
     gpu_queue_target_per_instance: int
     db_instance_class: str
+    db_storage_gb: int  # the free-storage share alarm's allocation
     waf_log_destination: Literal["s3", "cloudwatch"]
 
 
@@ -87,7 +103,7 @@ class StateSettings(models.Backend):
 # other sections (SECTION names it; BORROWED maps each extra field to the path it is read from).
 SETTINGS: dict[str, type[BaseModel]] = {
     "state": StateSettings, "foundation": models.Foundation, "network": models.Network, "edge": models.Edge,
-    "data": models.Data, "llm": LlmSettings, "gateway": GatewaySettings, "realtime": RealtimeSettings,
+    "data": DataSettings, "llm": LlmSettings, "gateway": GatewaySettings, "realtime": RealtimeSettings,
     "observability": ObservabilitySettings,
 }
 

@@ -28,8 +28,7 @@ from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachmen
 from modules.parts import iam
 from modules.catalogue.alarms import max_connections
 from modules.parts.compliance import skip
-from modules.config import models
-from modules.config.settings import Identity
+from modules.config.settings import DataSettings, Identity
 from modules.parts.context import current_account
 from modules.layers.foundation import FoundationOutputs
 from modules.layers.network import NetworkOutputs, Port
@@ -64,7 +63,7 @@ class DataOutputs:
 class Data(Construct):
     """The stateful stores, in the database subnets, encrypted with the environment key."""
 
-    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: models.Data, network: NetworkOutputs,
+    def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: DataSettings, network: NetworkOutputs,
                  foundation: FoundationOutputs) -> None:
         super().__init__(scope, id)
         self._identity, self._settings = identity, settings
@@ -148,15 +147,15 @@ class Data(Construct):
             backup_window="03:00-04:00", maintenance_window="sun:04:30-sun:05:30", copy_tags_to_snapshot=True,
             monitoring_interval=60, monitoring_role_arn=monitoring.arn, performance_insights_enabled=True,
             performance_insights_kms_key_id=self._key, performance_insights_retention_period=7,
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"], auto_minor_version_upgrade=True,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            # A minor upgrade restarts primary and standby together (an outage, not a failover):
+            # protected environments upgrade deliberately (README, "Upgrading PostgreSQL").
+            auto_minor_version_upgrade=not protected,
             deletion_protection=protected, skip_final_snapshot=not protected,
             final_snapshot_identifier=f"{identifier}-final" if protected else None,
             depends_on=log_groups)
         protect(db, protected)
-        if not settings.multi_az:
-            skip(db, "CKV_AWS_157", DISPOSABLE + "a single-AZ database halves the cost of a development stack.")
-        if not protected:
-            skip(db, "CKV_AWS_293", DISPOSABLE + "the database is dropped with the environment.")
+        _postgres_skips(db, settings.multi_az, protected)
         return db
 
     # --- Redis --------------------------------------------------------------------------------
@@ -179,6 +178,8 @@ class Data(Construct):
             description=f"LiteLLM rate limits and response cache ({identity.environment})",
             engine="redis", engine_version=settings.redis_version, node_type=settings.redis_node_type, port=Port.REDIS,
             num_cache_clusters=1 + settings.redis_replicas, automatic_failover_enabled=failover,
+            # The primary in the first zone, each replica in the next: a lost zone keeps a copy.
+            preferred_cache_cluster_azs=redis_zones(settings.availability_zones, 1 + settings.redis_replicas),
             multi_az_enabled=failover and settings.multi_az, subnet_group_name=subnets.name,
             security_group_ids=[network.security_group_ids["redis"]], at_rest_encryption_enabled="true",
             kms_key_id=self._key, transit_encryption_enabled=True,
@@ -222,3 +223,19 @@ class Data(Construct):
             stream_view_type="NEW_AND_OLD_IMAGES" if replicas else None)
         protect(table, identity.protect_stateful)
         return table
+
+
+def redis_zones(zones: list[str], nodes: int) -> list[str]:
+    """The zone of each Redis node, the primary's first, round the environment's zones."""
+    return [zones[i % len(zones)] for i in range(nodes)]
+
+
+def _postgres_skips(db: DbInstance, multi_az: bool, protected: bool) -> None:
+    """The database's Checkov skips, each with the configuration that makes it right."""
+    if not multi_az:
+        skip(db, "CKV_AWS_157", DISPOSABLE + "a single-AZ database halves the cost of a development stack.")
+    if protected:
+        skip(db, "CKV_AWS_226", "A minor upgrade restarts primary and standby together: protected environments "
+             "take them deliberately, in a window (README, \"Upgrading PostgreSQL\"), not automatically.")
+    else:
+        skip(db, "CKV_AWS_293", DISPOSABLE + "the database is dropped with the environment.")

@@ -123,7 +123,10 @@ class Edge(Construct):
 
         self.target_group = LbTargetGroup(
             self, "gateway_target_group", name=identity.resource_name("gateway"), target_type="ip",
-            port=Port.GATEWAY, protocol="HTTP", vpc_id=network.vpc_id, deregistration_delay="30",
+            port=Port.GATEWAY, protocol="HTTP", vpc_id=network.vpc_id,
+            # A leaving task (deploy, scale-in, the rotation redeploy) keeps its in-flight requests
+            # for as long as a model call may take; ECS sends SIGTERM only once draining ends.
+            deregistration_delay=str(settings.request_timeout_seconds),
             health_check=LbTargetGroupHealthCheck(
                 enabled=True, path=HEALTH_CHECK_PATH, protocol="HTTP", port="traffic-port", interval=30,
                 timeout=5, healthy_threshold=2, unhealthy_threshold=3, matcher="200"))

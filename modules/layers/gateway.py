@@ -23,6 +23,7 @@ from cdktn_provider_aws.ecs_cluster import (
 from cdktn_provider_aws.ecs_cluster_capacity_providers import EcsClusterCapacityProviders
 from cdktn_provider_aws.ecs_service import (
     EcsService,
+    EcsServiceAlarms,
     EcsServiceCapacityProviderStrategy,
     EcsServiceDeploymentCircuitBreaker,
     EcsServiceLoadBalancer,
@@ -30,8 +31,14 @@ from cdktn_provider_aws.ecs_service import (
 )
 from cdktn_provider_aws.ecs_task_definition import EcsTaskDefinition, EcsTaskDefinitionRuntimePlatform
 from cdktn_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
-from cdktn_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
+from cdktn_provider_aws.cloudwatch_event_target import (
+    CloudwatchEventTarget,
+    CloudwatchEventTargetDeadLetterConfig,
+    CloudwatchEventTargetRetryPolicy,
+)
 from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktn_provider_aws.sqs_queue import SqsQueue
+from cdktn_provider_aws.sqs_queue_policy import SqsQueuePolicy
 from cdktn_provider_aws.sfn_state_machine import (
     SfnStateMachine,
     SfnStateMachineEncryptionConfiguration,
@@ -41,6 +48,8 @@ from cdktn_provider_aws.sfn_state_machine import (
 
 from modules.parts import iam
 from modules.parts.compliance import skip
+from modules.catalogue.alarms import DEPLOYMENT_ALARMS, pool_per_task
+from modules.config.models import KeyLimits, ModelRoute
 from modules.config.settings import Identity, GatewaySettings
 from modules.parts.context import Account, current_account
 from modules.layers.data import DataOutputs
@@ -55,19 +64,31 @@ from modules.parts.switch import pick
 
 CONTAINER = "litellm"
 CONFIG_PATH = "/tmp/litellm-config.yaml"
-# LiteLLM joins DATABASE_HOST/USERNAME/PASSWORD/NAME into a URL without encoding the password,
-# and an RDS-generated password may hold '#', '?', '/' or '%'. The container builds the URL
-# itself, percent-encoded and requiring TLS, then drops the plain password. (No "${" in here:
-# Terraform would read it as an interpolation.)
-START_SCRIPT = (
-    "set -eu\n"
-    "DATABASE_URL=\"$(python3 -c 'import os, urllib.parse as u; q = lambda n: u.quote(os.environ[n], safe=\"\"); "
-    "print(u.urlunsplit((\"postgresql\", q(\"DB_USERNAME\") + \":\" + q(\"DB_PASSWORD\") + \"@\" + "
-    "os.environ[\"DB_ENDPOINT\"], \"/\" + q(\"DB_NAME\"), \"sslmode=require\", \"\")))')\"\n"
-    "export DATABASE_URL\n"
-    "unset DB_PASSWORD\n"
-    f"printf '%s' \"$LITELLM_CONFIG_YAML\" > {CONFIG_PATH}\n"
-    f"exec litellm --config {CONFIG_PATH} --port {Port.GATEWAY}\n")
+
+
+def start_script(*litellm_args: str) -> str:
+    """The container's command: LiteLLM with the rendered config and these arguments.
+
+    LiteLLM joins DATABASE_HOST/USERNAME/PASSWORD/NAME into a URL without encoding the password,
+    and an RDS-generated password may hold '#', '?', '/' or '%'. The container builds the URL
+    itself, percent-encoded and requiring TLS, then drops the plain password. (No "${" in here:
+    Terraform would read it as an interpolation.)"""
+    return ("set -eu\n"
+            "DATABASE_URL=\"$(python3 -c 'import os, urllib.parse as u; q = lambda n: u.quote(os.environ[n], safe=\"\"); "
+            "print(u.urlunsplit((\"postgresql\", q(\"DB_USERNAME\") + \":\" + q(\"DB_PASSWORD\") + \"@\" + "
+            "os.environ[\"DB_ENDPOINT\"], \"/\" + q(\"DB_NAME\"), \"sslmode=require\", \"\")))')\"\n"
+            "export DATABASE_URL\n"
+            "unset DB_PASSWORD\n"
+            f"printf '%s' \"$LITELLM_CONFIG_YAML\" > {CONFIG_PATH}\n"
+            f"exec litellm --config {CONFIG_PATH} {' '.join(litellm_args)}\n")
+
+
+START_SCRIPT = start_script("--port", str(Port.GATEWAY))
+# The one-off migration task: LiteLLM applies its schema migrations, then exits (0 on success).
+MIGRATE_SCRIPT = start_script("--skip_server_startup")
+MIGRATION_FAMILY_SUFFIX = "proxy-migrate"
+# Fargate's ceiling for a container's stopTimeout (seconds).
+FARGATE_MAX_STOP_TIMEOUT = 120
 AUDIT_PREFIX = "litellm/"
 MODEL_API_KEY_VARIABLE = "VLLM_API_KEY"  # the self-hosted model's API key, in the task's environment
 # Cross-region inference profile ids start with a geography ("eu.anthropic…").
@@ -80,6 +101,8 @@ class GatewayOutputs:
     service_name: str
     master_key_secret_arn: str
     log_group_name: str
+    redeploy_state_machine_arn: str
+    redeploy_dead_letter_queue_name: str
 
 
 def litellm_config(identity: Identity, settings: GatewaySettings) -> dict[str, Any]:
@@ -89,79 +112,139 @@ def litellm_config(identity: Identity, settings: GatewaySettings) -> dict[str, A
     Secrets Manager. Redis is shared by all tasks: virtual-key RPM/TPM counters and the router's
     per-deployment limits live there, so N tasks enforce one limit, not N. Response caching is
     opt-in per request (`cache: {"use-cache": true}`): cached by default, one user's answer
-    would be replayed to another who sends the same request.
+    would be replayed to another who sends the same request. Every key is one the pinned
+    LiteLLM reads (tests/litellm_config_keys.json): an unknown key would be silently ignored.
     """
-    models = []
-    for route in settings.models:
-        if route.bedrock_model_id:
-            params: dict[str, Any] = {"model": f"bedrock/{route.bedrock_model_id}", "aws_region_name": identity.region}
-        elif route.self_hosted:
-            # The GPU tier's vLLM server behind the internal ALB; TLS verified against the private
-            # name; vLLM serves only callers with its API key (filled by ECS from Secrets Manager).
-            params = {"model": f"hosted_vllm/{settings.self_hosted_model_name}",
-                      "api_base": f"https://{settings.self_hosted_dns_name}/v1",
-                      "api_key": f"os.environ/{MODEL_API_KEY_VARIABLE}"}
-        else:
-            params = {"model": f"openai/{route.name}", "api_base": route.upstream_url, "api_key": "none"}
-        # LiteLLM 1.108's usage-based router admits a request only while used + 1 < rpm (seen
-        # against the real proxy): rpm + 1 makes the configured number the number admitted.
-        params.update({k: v for k, v in (("rpm", route.rpm and route.rpm + 1), ("tpm", route.tpm)) if v})
-        models.append({"model_name": route.name, "litellm_params": params})
     redis = {"host": "os.environ/REDIS_HOST", "port": "os.environ/REDIS_PORT",
              "password": "os.environ/REDIS_PASSWORD"}
-    router: dict[str, Any] = {f"redis_{k}": v for k, v in redis.items()}
+    # A lost Redis node fails a call within seconds instead of hanging the request behind it.
+    timeouts = {"socket_timeout": settings.redis_socket_timeout_seconds,
+                "socket_connect_timeout": settings.redis_connect_timeout_seconds}
+    router: dict[str, Any] = {**{f"redis_{k}": v for k, v in redis.items()}, "cache_kwargs": timeouts}
     if any(route.rpm or route.tpm for route in settings.models):
         # The default router treats rpm/tpm as load-balancing weights; this one enforces them
         # across tasks through Redis. Without retries a request over the limit gets its 429 at
         # once (with retries LiteLLM holds it up to a minute, then answers 200).
         router.update(routing_strategy="usage-based-routing-v2", num_retries=0)
-    general: dict[str, Any] = {"master_key": "os.environ/LITELLM_MASTER_KEY",
-                               "database_connection_pool_limit": 50, "database_connection_timeout": 60}
+    fallbacks = [{route.name: route.fallbacks} for route in settings.models if route.fallbacks]
+    if fallbacks:
+        router["fallbacks"] = fallbacks
+    return {
+        "model_list": [_route(identity, settings, route) for route in settings.models],
+        "router_settings": router,
+        "litellm_settings": {
+            "cache": True,
+            "cache_params": {"type": "redis", **redis, "ssl": True, "mode": "default_off",
+                             "ttl": settings.cache_ttl_seconds, **timeouts},
+            "default_key_generate_params": _key_limits(settings.key_defaults),
+            "upperbound_key_generate_params": _key_limits(settings.key_upper_bounds)},
+        "general_settings": _general_settings(settings),
+    }
+
+
+def _route(identity: Identity, settings: GatewaySettings, route: ModelRoute) -> dict[str, Any]:
+    """One model_list entry: where the route goes, its timeout, limits and price."""
+    if route.bedrock_model_id:
+        params: dict[str, Any] = {"model": f"bedrock/{route.bedrock_model_id}", "aws_region_name": identity.region}
+    elif route.self_hosted:
+        # The GPU tier's vLLM server behind the internal ALB; TLS verified against the private
+        # name; vLLM serves only callers with its API key (filled by ECS from Secrets Manager).
+        params = {"model": f"hosted_vllm/{settings.self_hosted_model_name}",
+                  "api_base": f"https://{settings.self_hosted_dns_name}/v1",
+                  "api_key": f"os.environ/{MODEL_API_KEY_VARIABLE}"}
+    else:
+        params = {"model": f"openai/{route.name}", "api_base": route.upstream_url, "api_key": "none"}
+    # LiteLLM's own default (6000 s) outlives the ALB: the client would get a 504 while the
+    # upstream call runs on. Ending it first answers the client and frees the slot.
+    timeout = route.timeout_seconds or settings.request_timeout_seconds
+    params.update(timeout=timeout, stream_timeout=timeout)
+    # LiteLLM 1.108's usage-based router admits a request only while used + 1 < rpm (seen
+    # against the real proxy): rpm + 1 makes the configured number the number admitted.
+    params.update({k: v for k, v in (("rpm", route.rpm and route.rpm + 1), ("tpm", route.tpm)) if v})
+    params.update(route_price(settings, route))
+    return {"model_name": route.name, "litellm_params": params}
+
+
+def route_price(settings: GatewaySettings, route: ModelRoute) -> dict[str, float]:
+    """A route's price per token: its own, or for the GPU tier one host-hour spread over the
+    tokens a host serves in that hour (Bedrock routes are priced by LiteLLM's cost map)."""
+    prices = {k: v for k, v in (("input_cost_per_token", route.input_cost_per_token),
+                                ("output_cost_per_token", route.output_cost_per_token)) if v is not None}
+    if route.self_hosted:
+        per_token = settings.gpu_host_cost_per_hour_usd / (settings.gpu_tokens_per_second * 3600)
+        prices = {"input_cost_per_token": per_token, "output_cost_per_token": per_token, **prices}
+    return prices
+
+
+def _key_limits(limits: KeyLimits) -> dict[str, Any]:
+    return {"tpm_limit": limits.tpm, "rpm_limit": limits.rpm, "max_budget": limits.max_budget_usd,
+            "budget_duration": limits.budget_duration}
+
+
+def _general_settings(settings: GatewaySettings) -> dict[str, Any]:
+    general: dict[str, Any] = {
+        "master_key": "os.environ/LITELLM_MASTER_KEY",
+        # Every task at the deploy peak fits max_connections (the rule checks it is workable).
+        "database_connection_pool_limit": pool_per_task(settings.db_instance_class, settings.capacity.max),
+        "database_connection_timeout": 60,
+        "allow_requests_on_db_unavailable": settings.allow_requests_on_db_unavailable,
+        "maximum_spend_logs_retention_period": f"{settings.spend_logs_retention_days}d",
+    }
     if settings.license_secret_arn:
         # Proxy-side body limit (enterprise only: without a licence LiteLLM skips it and warns
         # on every request). The WAF's Content-Length rule holds the same limit either way.
         general["max_request_size_mb"] = settings.max_body_bytes / 2**20
-    return {
-        "model_list": models,
-        "router_settings": router,
-        "litellm_settings": {"cache": True, "cache_params": {
-            "type": "redis", **redis, "ssl": True, "mode": "default_off", "ttl": settings.cache_ttl_seconds}},
-        "general_settings": general,
-    }
+    return general
 
 
 def _container(identity: Identity, settings: GatewaySettings, data: DataOutputs, secrets: dict[str, str],
-               log_group_name: str) -> dict[str, Any]:
-    """The LiteLLM container definition: plain settings in the environment, credentials as secrets."""
+               log_group_name: str, *, migrate: bool = False) -> dict[str, Any]:
+    """The LiteLLM container definition: plain settings in the environment, credentials as secrets.
+
+    Serving tasks never change the schema (DISABLE_SCHEMA_UPDATE): the one-off migration task
+    (`migrate`, same image and config, no port) applies it once per deploy, after a snapshot."""
     environment = {
         "AWS_REGION": identity.region,
         "LITELLM_LOG": "INFO",
         "STORE_MODEL_IN_DB": "True",
         "LITELLM_MODE": "PRODUCTION",
+        # The cost map shipped in the image: no fetch from GitHub (and its retries) at every start.
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "DB_ENDPOINT": f"{data.db_address}:{data.db_port}",
         "DB_NAME": data.db_name,
         "REDIS_HOST": data.redis_address,
         "REDIS_PORT": str(data.redis_port),
         "REDIS_SSL": "True",  # gives the router's Redis client TLS
         "LITELLM_CONFIG_YAML": json.dumps(litellm_config(identity, settings), sort_keys=True),
+        **({} if migrate else {"DISABLE_SCHEMA_UPDATE": "true"}),
     }
+    serving: dict[str, Any] = {
+        "portMappings": [{"containerPort": Port.GATEWAY, "protocol": "tcp"}],
+        "healthCheck": {"command": ["CMD-SHELL", "python3 -c \"import urllib.request; urllib.request."
+                                    f"urlopen('http://localhost:{Port.GATEWAY}{HEALTH_CHECK_PATH}')\""],
+                        "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 60},
+        # After the target group has drained, a stopping task finishes what it still holds.
+        "stopTimeout": stop_timeout(settings)}
     return {
         "name": CONTAINER,
         "image": settings.image,
         "essential": True,
         "entryPoint": ["/bin/sh", "-c"],
-        "command": [START_SCRIPT],
-        "portMappings": [{"containerPort": Port.GATEWAY, "protocol": "tcp"}],
+        "command": [MIGRATE_SCRIPT if migrate else START_SCRIPT],
+        **({} if migrate else serving),
         "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
-        "healthCheck": {"command": ["CMD-SHELL", "python3 -c \"import urllib.request; urllib.request."
-                                    f"urlopen('http://localhost:{Port.GATEWAY}{HEALTH_CHECK_PATH}')\""],
-                        "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 60},
         "readonlyRootFilesystem": False,
         "privileged": False,
         "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": log_group_name, "awslogs-region": identity.region, "awslogs-stream-prefix": "proxy"}},
+            "awslogs-group": log_group_name, "awslogs-region": identity.region,
+            "awslogs-stream-prefix": "migrate" if migrate else "proxy"}},
     }
+
+
+def stop_timeout(settings: GatewaySettings) -> int:
+    """Seconds between SIGTERM and SIGKILL: the request timeout, within Fargate's 120 s."""
+    return min(settings.request_timeout_seconds, FARGATE_MAX_STOP_TIMEOUT)
 
 
 class Gateway(Construct):
@@ -179,21 +262,20 @@ class Gateway(Construct):
         logs, exec_logs, cluster, capacity_providers = self._cluster(name, key)
         master_key, secrets, secret_arns = self._secrets(key, data, llm)
         execution_role, task_role = self._roles(account, foundation, key, logs, exec_logs, secret_arns)
-        task = EcsTaskDefinition(
-            self, "task", family=name, network_mode="awsvpc", requires_compatibilities=["FARGATE"],
-            cpu=str(settings.cpu), memory=str(settings.memory), execution_role_arn=execution_role.arn,
-            task_role_arn=task_role.arn,
-            container_definitions=json.dumps([_container(identity, settings, data, secrets, logs.name)]),
-            runtime_platform=EcsTaskDefinitionRuntimePlatform(operating_system_family="LINUX",
-                                                              cpu_architecture="X86_64"))
-        skip(task, "CKV_LLM_6", "LiteLLM writes at start-up (rendered config, Prisma engine and migration "
-             "files under the home directory), so the root filesystem cannot be read-only.")
+        task = self._task_definition("task", name, execution_role.arn, task_role.arn,
+                                     _container(identity, settings, data, secrets, logs.name))
+        # Same image, config and credentials, no port and no AWS permissions: run once per deploy
+        # by `python -m modules.tools.migrate ENV`, before the service moves to the new image.
+        self._task_definition("migration_task", identity.resource_name(MIGRATION_FAMILY_SUFFIX),
+                              execution_role.arn, None,
+                              _container(identity, settings, data, secrets, logs.name, migrate=True))
         service = self._service(name, cluster, task, network, edge, capacity_providers)
 
         self._autoscaling(cluster.name, service.name)
-        self._redeploy_on_rotation(account, cluster.name, service, data.db_master_secret_arn, key)
+        machine, dlq = self._redeploy_on_rotation(account, cluster.name, service, data.db_master_secret_arn, key)
         self.outputs = GatewayOutputs(cluster_name=cluster.name, service_name=service.name,
-                                      master_key_secret_arn=master_key.arn, log_group_name=logs.name)
+                                      master_key_secret_arn=master_key.arn, log_group_name=logs.name,
+                                      redeploy_state_machine_arn=machine.arn, redeploy_dead_letter_queue_name=dlq.name)
         publish(self, {
             "cluster_name": (cluster.name, "ECS cluster running the LiteLLM proxy"),
             "service_name": (service.name, "ECS service of the LiteLLM proxy"),
@@ -202,6 +284,19 @@ class Gateway(Construct):
             "ecs_exec_enabled": (settings.ecs_exec,
                                  "Whether `aws ecs execute-command` into proxy tasks is switched on"),
         })
+
+    def _task_definition(self, id: str, family: str, execution_role_arn: str, task_role_arn: str | None,
+                         container: dict[str, Any]) -> EcsTaskDefinition:
+        settings = self._settings
+        task = EcsTaskDefinition(
+            self, id, family=family, network_mode="awsvpc", requires_compatibilities=["FARGATE"],
+            cpu=str(settings.cpu), memory=str(settings.memory), execution_role_arn=execution_role_arn,
+            task_role_arn=task_role_arn, container_definitions=json.dumps([container]),
+            runtime_platform=EcsTaskDefinitionRuntimePlatform(operating_system_family="LINUX",
+                                                              cpu_architecture="X86_64"))
+        skip(task, "CKV_LLM_6", "LiteLLM writes at start-up (rendered config, Prisma engine and migration "
+             "files under the home directory), so the root filesystem cannot be read-only.")
+        return task
 
     def _cluster(self, name: str, key: str
                  ) -> tuple[CloudwatchLogGroup, CloudwatchLogGroup | None, EcsCluster, EcsClusterCapacityProviders]:
@@ -296,6 +391,10 @@ class Gateway(Construct):
             health_check_grace_period_seconds=60, deployment_maximum_percent=200,
             deployment_minimum_healthy_percent=100,
             deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
+            # A release that starts but serves errors fails its deployment and rolls back (the
+            # observability layer's alarms, by name; the circuit breaker only sees tasks that fail).
+            alarms=EcsServiceAlarms(alarm_names=[self._identity.resource_name(n) for n in DEPLOYMENT_ALARMS],
+                                    enable=True, rollback=True),
             enable_execute_command=settings.ecs_exec, propagate_tags="SERVICE", enable_ecs_managed_tags=True,
             wait_for_steady_state=False,
             # ECS rejects a capacity provider strategy the cluster does not list yet.
@@ -323,7 +422,7 @@ class Gateway(Construct):
                     predefined_metric_specification=PredefinedMetric(predefined_metric_type=metric)))
 
     def _redeploy_on_rotation(self, account: Account, cluster_name: str, service: EcsService,
-                              secret_arn: str, key: str) -> None:
+                              secret_arn: str, key: str) -> tuple[SfnStateMachine, SqsQueue]:
         """RDS rotates the database password (every 7 days) and ECS reads secrets only when a task
         starts: when Secrets Manager reports the rotation, a state machine forces a new deployment
         (rolling, circuit-breaker protected) so new tasks start with the new password."""
@@ -370,7 +469,28 @@ class Gateway(Construct):
             service="events.amazonaws.com",
             source_account=account.id,
             statements=[iam.allow(["states:StartExecution"], [machine.arn], sid="StartRedeploy"), states_key])
-        CloudwatchEventTarget(self, "rotation_target", rule=rule.name, arn=machine.arn, role_arn=events_role.arn)
+        dlq = self._redeploy_dead_letters(rule)
+        # EventBridge retries a failed start for an hour, then parks the event (the alarm topic
+        # hears of both: the queue's alarm and the state machine's ExecutionsFailed).
+        CloudwatchEventTarget(self, "rotation_target", rule=rule.name, arn=machine.arn, role_arn=events_role.arn,
+                              retry_policy=CloudwatchEventTargetRetryPolicy(maximum_event_age_in_seconds=3600,
+                                                                            maximum_retry_attempts=10),
+                              dead_letter_config=CloudwatchEventTargetDeadLetterConfig(arn=dlq.arn))
+        return machine, dlq
+
+    def _redeploy_dead_letters(self, rule: CloudwatchEventRule) -> SqsQueue:
+        """Rotation events EventBridge could not deliver. SQS-managed encryption: the queue holds
+        event metadata only (the secret's ARN), and EventBridge needs no grant on the key."""
+        dlq = SqsQueue(self, "redeploy_dlq", name=self._identity.resource_name("proxy-redeploy-dlq"),
+                       sqs_managed_sse_enabled=True, message_retention_seconds=1_209_600)
+        skip(dlq, "CKV_LLM_8", "This is the dead-letter queue of the rotation rule: its messages wait for an "
+             "operator (who then redeploys by hand), so it has no dead-letter queue of its own.")
+        SqsQueuePolicy(self, "redeploy_dlq_policy", queue_url=dlq.url, policy=iam.document(
+            iam.allow(["sqs:SendMessage"], [dlq.arn], sid="RotationRuleDeadLetters",
+                      principals={"Service": ["events.amazonaws.com"]},
+                      conditions={"ArnEquals": {"aws:SourceArn": rule.arn}}),
+            iam.deny_insecure_transport(["sqs:SendMessage"], [dlq.arn])))
+        return dlq
 
 
 def rotation_event_pattern(secret_arn: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ RDS event rule and one dashboard per environment."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -25,7 +26,7 @@ from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktn_provider_aws.sns_topic_subscription import SnsTopicSubscription
 
 from modules.parts import iam
-from modules.catalogue.alarms import CATALOGUE, TABLE_OPERATIONS, AlarmSpec, max_connections
+from modules.catalogue.alarms import CATALOGUE, GIB, TABLE_OPERATIONS, AlarmSpec, max_connections
 from modules.config.models import ModelRoute
 from modules.config.settings import Identity, ObservabilitySettings
 from modules.parts.context import current_account
@@ -37,13 +38,20 @@ from modules.layers.llm import HEALTH_GRACE_SECONDS, LlmOutputs
 from modules.parts.outputs import publish
 from modules.layers.realtime import RealtimeOutputs
 
+# RDS event categories forwarded to the alarm topic (RDS User Guide, "Amazon RDS event categories
+# and event messages"); failed backups are matched by their message.
+RDS_EVENT_CATEGORIES = ("availability", "failover", "failure", "maintenance", "notification")
+# ElastiCache's events in EventBridge worth an operator's attention (EventBridge events reference).
+ELASTICACHE_EVENTS = ("Cache Update Failed", "Cache Limit Approaching", "Snapshot Creation Failed")
+
 # CloudWatch dimension names of each kind of dimension an alarm row asks for.
 DIMENSION_NAMES = {
     "web_acl": "WebACL", "region": "Region", "rule": "Rule", "alb": "LoadBalancer", "target_group": "TargetGroup",
     "cluster": "ClusterName", "service": "ServiceName", "db": "DBInstanceIdentifier", "redis_node": "CacheClusterId",
     "asg": "AutoScalingGroupName", "llm_alb": "LoadBalancer", "llm_target_group": "TargetGroup",
     "queue": "QueueName", "dlq": "QueueName", "function": "FunctionName", "api": "ApiId", "stage": "Stage",
-    "table": "TableName",
+    "table": "TableName", "bedrock_model": "ModelId", "state_machine": "StateMachineArn",
+    "redeploy_dlq": "QueueName",
 }
 
 
@@ -101,6 +109,7 @@ class Observability(Construct):
             alarm_rule=" OR ".join(f'ALARM("{name}")' for name in critical),
             alarm_actions=[topic.arn], ok_actions=[topic.arn])
         self._rds_events(watched.data, account.partition, account.id)
+        self._service_events(watched.gateway, account.partition, account.id)
         dashboard = CloudwatchDashboard(self, "dashboard", dashboard_name=identity.resource_name("platform"),
                                         dashboard_body=json.dumps(self._dashboard(watched)))
         publish(self, {
@@ -138,11 +147,17 @@ class Observability(Construct):
             "llm_alb": watched.llm.alb_arn_suffix, "llm_target_group": watched.llm.target_group_arn_suffix,
             "queue": watched.realtime.request_queue_name, "dlq": watched.realtime.dead_letter_queue_name,
             "api": watched.realtime.api_id, "stage": watched.realtime.stage,
+            "state_machine": watched.gateway.redeploy_state_machine_arn,
+            "redeploy_dlq": watched.gateway.redeploy_dead_letter_queue_name,
         }
+        if spec.kind == "redis_primary":
+            return [("", {})]  # one alarm over every node (_redis_primary)
         items = {"function": watched.realtime.function_names, "redis_node": {
             f"{i:03d}": node for i, node in enumerate(watched.data.redis_node_ids, start=1)},
             "table": {"connections": watched.data.connections_table_name,
-                      "history": watched.data.history_table_name}}.get(spec.per)
+                      "history": watched.data.history_table_name},
+            "bedrock_model": {route.name: route.bedrock_model_id for route in self._settings.model_routes
+                              if route.bedrock_model_id}}.get(spec.per)
         if items is None:
             return [("", {DIMENSION_NAMES[k]: values[k] for k in spec.dimensions})]
         return [(f"-{key}", {DIMENSION_NAMES[spec.per]: value}) for key, value in items.items()]
@@ -154,7 +169,9 @@ class Observability(Construct):
             alarm_name=identity.resource_name(f"{spec.name}{suffix}"), alarm_description=f"{spec.meaning}. First: "
             f"{spec.first_action}.", comparison_operator=spec.comparison, evaluation_periods=spec.periods,
             treat_missing_data=spec.missing_data, alarm_actions=[self._topic], ok_actions=[self._topic])
-        id_ = f"alarm_{spec.name.replace('-', '_')}{suffix.replace('-', '_')}"
+        id_ = f"alarm_{spec.name.replace('-', '_')}{re.sub(r'[^a-z0-9_]', '_', suffix.lower())}"
+        if spec.kind == "redis_primary":
+            return self._redis_primary(spec, id_, common, watched)
         if spec.kind == "rate_5xx":
             def count(metric: str, id_: str) -> CloudwatchMetricAlarmMetricQuery:
                 return CloudwatchMetricAlarmMetricQuery(id=id_, metric={
@@ -194,12 +211,27 @@ class Observability(Construct):
         threshold = spec.threshold
         if spec.kind == "connections":
             threshold = round(max_connections(settings.db_instance_class) * spec.threshold / 100)
+        if spec.kind == "storage_share":
+            threshold = round(settings.db_storage_gb * GIB * spec.threshold / 100)
         namespace = spec.namespace or self._metrics_namespace
         return CloudwatchMetricAlarm(
             self, id_, namespace=namespace, metric_name=spec.metric, dimensions=dimensions or None,
             period=spec.period, threshold=threshold,
             **({"extended_statistic": spec.statistic} if spec.statistic.startswith("p") else {"statistic": spec.statistic}),
             **common)
+
+    def _redis_primary(self, spec: AlarmSpec, id_: str, common: dict[str, Any],
+                       watched: Watched) -> CloudwatchMetricAlarm:
+        """Whether any node of the group is primary: the sum of IsMaster over the nodes."""
+        nodes = watched.data.redis_node_ids
+        return CloudwatchMetricAlarm(self, id_, threshold=spec.threshold, **common, metric_query=[
+            *(CloudwatchMetricAlarmMetricQuery(id=f"node{i}", return_data=False, metric={
+                "namespace": spec.namespace, "metric_name": spec.metric, "period": spec.period,
+                "stat": spec.statistic, "dimensions": {DIMENSION_NAMES["redis_node"]: node}})
+              for i, node in enumerate(nodes)),
+            CloudwatchMetricAlarmMetricQuery(
+                id="primaries", label="nodes serving as primary", return_data=True,
+                expression="SUM([" + ", ".join(f"node{i}" for i in range(len(nodes))) + "])")])
 
     def _healthy_while_wanted(self, spec: AlarmSpec, id_: str, common: dict[str, Any], dimensions: dict[str, str],
                               watched: Watched) -> CloudwatchMetricAlarm:
@@ -220,17 +252,37 @@ class Observability(Construct):
                                              expression="IF(FILL(wanted, 0) >= 1, FILL(healthy, 0), 1)")])
 
     def _rds_events(self, data: DataOutputs, partition: str, account_id: str) -> None:
-        """RDS reports failed backups (and other failures) as events, not metrics."""
+        """RDS reports failed backups, failovers, maintenance and availability as events, not
+        metrics (RDS's event categories); they reach the alarm topic through EventBridge."""
         identity = self._identity
         rule = CloudwatchEventRule(
             self, "rds_failure_events", name=identity.resource_name("rds-failures"),
-            description="Backup and other failure events of the platform's database",
+            description="Failure, failover, maintenance, availability and notification events of the database",
             event_pattern=json.dumps({
                 "source": ["aws.rds"], "detail-type": ["RDS DB Instance Event"],
                 "resources": [f"arn:{partition}:rds:{identity.region}:{account_id}:db:{data.db_instance_id}"],
-                "$or": [{"detail": {"EventCategories": ["failure"]}},
+                "$or": [{"detail": {"EventCategories": list(RDS_EVENT_CATEGORIES)}},
                         {"detail": {"EventCategories": ["backup"], "Message": [{"wildcard": "*fail*"}]}}]}))
         CloudwatchEventTarget(self, "rds_failure_target", rule=rule.name, arn=self._topic)
+
+    def _service_events(self, gateway: GatewayOutputs, partition: str, account_id: str) -> None:
+        """Events with no metric: a proxy deployment that failed (and rolled back), and Redis
+        changes that failed or near a limit (ElastiCache sends these to EventBridge)."""
+        identity = self._identity
+        service_arn = (f"arn:{partition}:ecs:{identity.region}:{account_id}:service/{gateway.cluster_name}/"
+                       f"{gateway.service_name}")
+        patterns = {
+            "proxy-deployment-failed": ("A deployment of the proxy service failed (ECS rolled it back)", {
+                "source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"], "resources": [service_arn],
+                "detail": {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]}}),
+            "redis-events": ("ElastiCache changes that failed or near a limit", {
+                "source": ["aws.elasticache"], "detail-type": list(ELASTICACHE_EVENTS)}),
+        }
+        for name, (description, pattern) in patterns.items():
+            id_ = name.replace("-", "_")
+            rule = CloudwatchEventRule(self, id_, name=identity.resource_name(name), description=description,
+                                       event_pattern=json.dumps(pattern))
+            CloudwatchEventTarget(self, f"{id_}_target", rule=rule.name, arn=self._topic)
 
     # --- dashboard ----------------------------------------------------------------------------
 

@@ -347,7 +347,8 @@ def _gateway(bill: _Bill) -> None:
     env, price, hours = bill.env, bill.price, bill.hours
     add = bill.add
     for service in env.resources("aws_ecs_service"):
-        (task,) = env.resources("aws_ecs_task_definition")
+        # the serving task; the other one is the one-off migration task
+        (task,) = [t for t in env.resources("aws_ecs_task_definition") if not t["family"].endswith("-migrate")]
         vcpu, gb = int(task["cpu"]) / 1024, int(task["memory"]) / 1024
         spot = service["capacity_provider_strategy"][0]["capacity_provider"] == "FARGATE_SPOT"
         rate = (vcpu * price["fargate_vcpu_hour"] + gb * price["fargate_gb_hour"]) * (

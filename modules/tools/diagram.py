@@ -96,7 +96,8 @@ def dot(env: Environment) -> str:
     (acl,) = env.resources("aws_wafv2_web_acl")
     g.node("waf", "WAF web ACL", acl["name"], f"{len(acl['rule'])} rules", color="#f6dbdb")
     (service,) = env.resources("aws_ecs_service")
-    (task,) = env.resources("aws_ecs_task_definition")
+    # the serving task; the other one is the one-off migration task
+    (task,) = [t for t in env.resources("aws_ecs_task_definition") if not t["family"].endswith("-migrate")]
     (container,) = json.loads(task["container_definitions"])
     routes = json.loads({e["name"]: e["value"] for e in container["environment"]}["LITELLM_CONFIG_YAML"])["model_list"]
     (db,) = env.resources("aws_db_instance")

@@ -212,7 +212,12 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "llm.scale_down_hour", "llm.scale_up_hour", "llm.schedule_time_zone", "llm.model_size_gb",
         "llm.served_model_name", "llm.weights_s3_prefix", "llm.hf_model_id",
         "llm.vllm_image", "llm.max_model_len", "llm.protocol_version", "llm.queue_target_per_instance",
-        "realtime.model_endpoint_url", "realtime.max_receives", "realtime.model_timeout_seconds"),
+        "realtime.model_endpoint_url", "realtime.max_receives", "realtime.model_timeout_seconds",
+        "edge.request_timeout_seconds", "gateway.allow_requests_on_db_unavailable",
+        "gateway.spend_logs_retention_days", "gateway.redis_socket_timeout_seconds",
+        "gateway.redis_connect_timeout_seconds", *(f"gateway.{limits}.{field}" for limits in ("key_defaults", "key_upper_bounds")
+          for field in ("tpm", "rpm", "max_budget_usd", "budget_duration")),
+        "llm.host_cost_per_hour_usd", "llm.tokens_per_second"),
 }
 
 

@@ -8,25 +8,27 @@ mock_provider "aws" {
 }
 
 variables {
-  data_connections_table_name     = "acme-sandbox-connections"
-  data_db_instance_id             = "acme-sandbox-postgres"
-  data_history_table_name         = "acme-sandbox-chat-history"
-  data_redis_node_ids             = ["acme-sandbox-redis-001", "acme-sandbox-redis-002", "acme-sandbox-redis-003"]
-  edge_alb_arn_suffix             = "app/acme-sandbox-alb/0123456789abcdef"
-  edge_target_group_arn_suffix    = "targetgroup/acme-sandbox-proxy/0123456789abcdef"
-  edge_web_acl_name               = "acme-sandbox-waf"
-  foundation_kms_key_arn          = "arn:aws:kms:us-west-2:444455556666:key/11111111-2222-3333-4444-555555555555"
-  gateway_cluster_name            = "acme-sandbox"
-  gateway_log_group_name          = "/ecs/acme-sandbox-proxy"
-  gateway_service_name            = "acme-sandbox-proxy"
-  llm_alb_arn_suffix              = "app/acme-sandbox-llm/0123456789abcdef"
-  llm_asg_name                    = "acme-sandbox-gpu"
-  llm_target_group_arn_suffix     = "targetgroup/acme-sandbox-llm/0123456789abcdef"
-  realtime_api_id                 = "a1b2c3d4e5"
-  realtime_dead_letter_queue_name = "acme-sandbox-chat-requests-dlq"
-  realtime_function_names         = { authorizer = "a", connect = "c", disconnect = "d", message = "m", worker = "w" }
-  realtime_request_queue_name     = "acme-sandbox-chat-requests"
-  realtime_stage                  = "live"
+  data_connections_table_name             = "acme-sandbox-connections"
+  data_db_instance_id                     = "acme-sandbox-postgres"
+  data_history_table_name                 = "acme-sandbox-chat-history"
+  data_redis_node_ids                     = ["acme-sandbox-redis-001", "acme-sandbox-redis-002", "acme-sandbox-redis-003"]
+  edge_alb_arn_suffix                     = "app/acme-sandbox-alb/0123456789abcdef"
+  edge_target_group_arn_suffix            = "targetgroup/acme-sandbox-proxy/0123456789abcdef"
+  edge_web_acl_name                       = "acme-sandbox-waf"
+  foundation_kms_key_arn                  = "arn:aws:kms:us-west-2:444455556666:key/11111111-2222-3333-4444-555555555555"
+  gateway_cluster_name                    = "acme-sandbox"
+  gateway_log_group_name                  = "/ecs/acme-sandbox-proxy"
+  gateway_redeploy_dead_letter_queue_name = "acme-sandbox-proxy-redeploy-dlq"
+  gateway_redeploy_state_machine_arn      = "arn:aws:states:us-west-2:444455556666:stateMachine:acme-sandbox-proxy-redeploy"
+  gateway_service_name                    = "acme-sandbox-proxy"
+  llm_alb_arn_suffix                      = "app/acme-sandbox-llm/0123456789abcdef"
+  llm_asg_name                            = "acme-sandbox-gpu"
+  llm_target_group_arn_suffix             = "targetgroup/acme-sandbox-llm/0123456789abcdef"
+  realtime_api_id                         = "a1b2c3d4e5"
+  realtime_dead_letter_queue_name         = "acme-sandbox-chat-requests-dlq"
+  realtime_function_names                 = { authorizer = "a", connect = "c", disconnect = "d", message = "m", worker = "w" }
+  realtime_request_queue_name             = "acme-sandbox-chat-requests"
+  realtime_stage                          = "live"
 }
 
 run "alarms_go_to_an_encrypted_topic_named_after_the_inputs" {
