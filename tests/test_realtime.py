@@ -137,7 +137,7 @@ def test_roles_are_least_privilege_per_function(stacks) -> None:
         "connect": {"RecordConnection"},
         "disconnect": {"ForgetConnection"},
         "message": {"Enqueue", "EncryptQueue", "RedisAuth", "DecryptSecrets", "PostToConnections"},
-        "worker": {"ConsumeRequests", "SetAsideRequests", "QueueEncryption", "History", "RequestClaims",
+        "worker": {"ConsumeRequests", "BackOffRetries", "SetAsideRequests", "QueueEncryption", "History", "RequestClaims",
                    "ForgetGoneConnections", "EnvelopeEncryption", "ModelKeyAndRedisAuth", "DecryptSecrets",
                    "PostToConnections", "Notify", "EncryptNotifications"},
     }
@@ -157,6 +157,11 @@ def test_roles_are_least_privilege_per_function(stacks) -> None:
     assert claims["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["claim#*"]}}
     assert worker["SetAsideRequests"]["Resource"][0].startswith("${aws_sqs_queue.")
     assert "dead_letter_queue" in worker["SetAsideRequests"]["Resource"][0]
+    # A failed record's retry is brought forward (backoff) on the request queue, and nowhere else.
+    assert worker["BackOffRetries"]["Action"] == ["sqs:ChangeMessageVisibility"]
+    assert [r.split(".")[1] for r in worker["BackOffRetries"]["Resource"]] == ["realtime_request_queue_B276B451"]
+    assert not any("sqs:ChangeMessageVisibility" in s["Action"] for name, function in built.items()
+                   if name != "worker" for s in role_statements(stack, function).values())
 
 
 def test_queue_redrives_to_a_dead_letter_queue_and_the_worker_reports_partial_failures(realtime: Stack) -> None:
@@ -192,8 +197,10 @@ def test_function_environment_matches_what_the_code_reads(realtime: Stack) -> No
     assert {"REQUEST_QUEUE_URL", "WEBSOCKET_ENDPOINT", "ALLOWED_MODELS", "MAX_FRAME_BYTES", "REDIS_HOST",
             "REDIS_AUTH_SECRET_ARN"} <= env["message"]
     assert {"HISTORY_TABLE", "KMS_KEY_ARN", "MODEL_ENDPOINT", "MODEL_API_KEY_SECRET_ARN", "RESPONSE_TOPIC_ARN",
-            "WEBSOCKET_ENDPOINT", "CACHE_TTL_SECONDS", "DEAD_LETTER_QUEUE_URL", "CLAIM_LEASE_SECONDS"} <= env["worker"]
+            "WEBSOCKET_ENDPOINT", "CACHE_TTL_SECONDS", "DEAD_LETTER_QUEUE_URL", "CLAIM_LEASE_SECONDS", "REQUEST_QUEUE_URL"} <= env["worker"]
     worker = built["worker"]
+    configured = load_environment(realtime.name.removesuffix("-realtime")).realtime
+    assert worker["environment"]["variables"]["MODEL_MAX_TOKENS"] == str(configured.max_output_tokens)
     # A claim outlives any worker run: only a dead worker's claim is ever taken over.
     assert int(worker["environment"]["variables"]["CLAIM_LEASE_SECONDS"]) > worker["timeout"]
     for variables in (f["environment"]["variables"] for f in built.values()):

@@ -229,8 +229,9 @@ class Realtime(Construct):
                 "KMS_KEY_ARN": key, "MODEL_ENDPOINT": settings.model_endpoint_url or "",
                 "MODEL_API_KEY_SECRET_ARN": w.model_key.arn,
                 "MODEL_TIMEOUT_SECONDS": str(settings.model_timeout_seconds),
+                "MODEL_MAX_TOKENS": str(settings.max_output_tokens),
                 "CLAIM_LEASE_SECONDS": str(claim_lease_seconds(settings.model_timeout_seconds)),
-                "DEAD_LETTER_QUEUE_URL": w.dead_letters.url,
+                "DEAD_LETTER_QUEUE_URL": w.dead_letters.url, "REQUEST_QUEUE_URL": w.queue.url,
                 "RESPONSE_TOPIC_ARN": w.topic.arn, "WEBSOCKET_ENDPOINT": w.endpoint, **redis},
                 statements=self._worker_statements(w)),
         ]
@@ -247,6 +248,8 @@ class Realtime(Construct):
         return [
             iam.allow(["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [w.queue.arn],
                       sid="ConsumeRequests"),
+            # A failed record is retried after a backoff, not the queue's whole visibility timeout.
+            iam.allow(["sqs:ChangeMessageVisibility"], [w.queue.arn], sid="BackOffRetries"),
             # A job the configuration cannot serve is set aside for an operator, not retried.
             iam.allow(["sqs:SendMessage"], [w.dead_letters.arn], sid="SetAsideRequests"),
             iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="QueueEncryption", conditions={
