@@ -313,16 +313,21 @@ def platform(monkeypatch: pytest.MonkeyPatch, aws: Account, redis_server: RedisS
              model_server: ModelServer) -> Iterator[Platform]:
     suffix = next(_tests)
     dynamodb = boto3.resource("dynamodb", region_name=REGION)
+    # As the data layer declares them: each with its keys-only `user` index on userId.
+    user_index = [{"IndexName": "user", "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
+                   "Projection": {"ProjectionType": "KEYS_ONLY"}}]
     connections_table = dynamodb.create_table(
         TableName=f"connections-{suffix}", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "connectionId", "AttributeType": "S"}])
+        KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}], GlobalSecondaryIndexes=user_index,
+        AttributeDefinitions=[{"AttributeName": "connectionId", "AttributeType": "S"},
+                              {"AttributeName": "userId", "AttributeType": "S"}])
     history_table = dynamodb.create_table(
         TableName=f"chat-history-{suffix}", BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "userSession", "KeyType": "HASH"},
-                   {"AttributeName": "createdAt", "KeyType": "RANGE"}],
+                   {"AttributeName": "createdAt", "KeyType": "RANGE"}], GlobalSecondaryIndexes=user_index,
         AttributeDefinitions=[{"AttributeName": "userSession", "AttributeType": "S"},
-                              {"AttributeName": "createdAt", "AttributeType": "N"}])
+                              {"AttributeName": "createdAt", "AttributeType": "N"},
+                              {"AttributeName": "userId", "AttributeType": "S"}])
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(QueueName=f"requests-{suffix}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -28,8 +28,8 @@ from chat_common import claims, connections, env, frames, history, model, runtim
 from chat_common.cache import CacheSettings, ResponseCache
 from chat_common.observability import logger
 
-authorizer, connect, disconnect, message, worker = (
-    load_handler(name) for name in ("authorizer", "connect", "disconnect", "message", "worker"))
+authorizer, connect, disconnect, eraser, message, worker = (
+    load_handler(name) for name in ("authorizer", "connect", "disconnect", "eraser", "message", "worker"))
 
 CONTEXT = LambdaContext()
 PROMPT = "What is the capital of France? (a secret-ish prompt)"
@@ -570,6 +570,49 @@ def test_a_store_dynamodb_refuses_for_good_is_still_answered_and_settled_not_ret
     delivered = len(platform.api.frames["conn-a"])
     assert run_worker(platform, [job]) == {"batchItemFailures": []}  # a duplicate: nothing to replay, no model
     assert platform.model.call_count == 1 and len(platform.api.frames["conn-a"]) == delivered
+
+
+# --- erasing a user ------------------------------------------------------------------------------
+
+def test_erasing_a_user_deletes_their_history_claims_connections_and_cached_answers_only(
+        platform: Platform) -> None:
+    for connection, user in (("conn-a", "user-a"), ("conn-b", "user-b")):
+        connect.handler(ws_event("$connect", connection, user), CONTEXT)
+    for session in ("s-1", "s-2"):
+        send(platform, chat_frame(content=f"mine in {session}", session=session), request_id=f"req-a-{session}")
+    send(platform, chat_frame(content="theirs"), connection_id="conn-b", user_id="user-b", request_id="req-b")
+    assert run_worker(platform) == {"batchItemFailures": []}
+    # An exchange stored before items carried userId: not in the index, found only by the opt-in scan.
+    platform.history.put_item(Item={"userSession": "user-a#old", "createdAt": 5, "requestId": "r-old"})
+
+    with pytest.MonkeyPatch.context() as no_scans:  # the erasure finds items through the index, not a scan …
+        for name in ("HISTORY_TABLE", "CONNECTIONS_TABLE"):
+            no_scans.setattr(runtime.table(os.environ[name]), "scan",
+                             lambda **kw: pytest.fail("scanned without scanUnindexed"), raising=False)
+        result = eraser.handler({"userId": "user-a"}, CONTEXT)
+    assert result == {"userId": "user-a", "erased": {"exchanges": 2, "claims": 2, "connections": 1,
+                                                     "cached_answers": 2}}
+    # … unless asked to, once, for what was written before the index existed.
+    assert eraser.handler({"userId": "user-a", "scanUnindexed": True}, CONTEXT)["erased"] == {
+        "exchanges": 1, "claims": 0, "connections": 0, "cached_answers": 0}
+
+    assert [i["userSession"] for i in platform.exchanges()] == ["user-b#s-1"]
+    assert [c["userId"] for c in platform.claims()] == ["user-b"]
+    assert [c["connectionId"] for c in platform.connections.scan()["Items"]] == ["conn-b"]
+    [left] = cached_answers(platform)
+    assert platform.redis.client().smembers("chat:v1:user:user-b") == {left}
+    assert platform.redis.client().keys("chat:v1:user:user-a") == []
+    send(platform, chat_frame(content="theirs"), connection_id="conn-b", user_id="user-b", request_id="req-b2")
+    assert platform.api.frames["conn-b"][-1]["cached"] is True  # the other user's cache still serves
+
+
+@pytest.mark.parametrize("event", [{}, {"userId": ""}, {"userId": "user-a#s-1"}, {"userId": 7}, ["user-a"]])
+def test_the_eraser_refuses_anything_but_one_user_id(platform: Platform, event: Any) -> None:
+    send(platform, chat_frame())
+    run_worker(platform)
+    with pytest.raises(ValueError):
+        eraser.handler(event, CONTEXT)
+    assert len(platform.exchanges()) == 1
 
 
 # --- retries back off ---------------------------------------------------------------------------

@@ -105,6 +105,7 @@ def test_only_the_worker_reserves_concurrency_and_its_queue_never_invokes_beyond
     for name in API_FUNCTIONS:
         assert "reserved_concurrent_executions" not in built[name], name
         assert "CKV_AWS_115" in built[name]["//"][SKIP_KEY], name
+    assert built["eraser"]["reserved_concurrent_executions"] == 1  # an operator's erasures, one at a time
     worker = built["worker"]
     assert worker["reserved_concurrent_executions"] == env.realtime.worker_concurrency
     assert "CKV_AWS_115" not in worker.get("//", {}).get(SKIP_KEY, {})
@@ -137,6 +138,7 @@ def test_roles_are_least_privilege_per_function(stacks) -> None:
         "connect": {"RecordConnection"},
         "disconnect": {"ForgetConnection"},
         "message": {"Enqueue", "EncryptQueue", "RedisAuth", "DecryptSecrets", "PostToConnections"},
+        "eraser": {"FindUserItems", "EraseUserItems", "FindUnindexedHistory", "RedisAuth", "DecryptSecrets"},
         "worker": {"ConsumeRequests", "BackOffRetries", "SetAsideRequests", "QueueEncryption", "History", "RequestClaims",
                    "ForgetGoneConnections", "EnvelopeEncryption", "ModelKeyAndRedisAuth", "DecryptSecrets",
                    "PostToConnections", "Notify", "EncryptNotifications"},
@@ -153,6 +155,11 @@ def test_roles_are_least_privilege_per_function(stacks) -> None:
     for function in built.values():
         assert role_statements(stack, function)["FindInterfaces"]["Action"] == [
             "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+    eraser = role_statements(stack, built["eraser"])  # deletes and finds through the user index; writes nothing
+    assert eraser["FindUserItems"]["Action"] == ["dynamodb:Query"]
+    assert all(r.endswith("/index/user") for r in eraser["FindUserItems"]["Resource"])
+    assert eraser["EraseUserItems"]["Action"] == ["dynamodb:DeleteItem"]
+    assert len(eraser["EraseUserItems"]["Resource"]) == 2
     claims = worker["RequestClaims"]
     assert claims["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["claim#*"]}}
     assert worker["SetAsideRequests"]["Resource"][0].startswith("${aws_sqs_queue.")

@@ -13,6 +13,7 @@ from cdktn_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktn_provider_aws.dynamodb_table import (
     DynamodbTable,
     DynamodbTableAttribute,
+    DynamodbTableGlobalSecondaryIndex,
     DynamodbTablePointInTimeRecovery,
     DynamodbTableReplica,
     DynamodbTableServerSideEncryption,
@@ -40,6 +41,10 @@ from modules.parts.storage import encrypted_log_group, protect
 DATABASE_NAME = "litellm"
 MASTER_USERNAME = "litellm_admin"
 DISPOSABLE = "Disposable environment (protect_stateful = false): "
+# Both tables index their items by user, so erasing a user needs no scan. Keys only: the
+# index holds nothing of the conversation, and erasure needs only the keys it deletes.
+USER_INDEX = "user"
+USER_ATTRIBUTE = "userId"
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class DataOutputs:
     connections_table_arn: str
     history_table_name: str
     history_table_arn: str
+    user_index: str  # the tables' global secondary index on USER_ATTRIBUTE
 
 
 class Data(Construct):
@@ -89,7 +95,7 @@ class Data(Construct):
             redis_node_ids=[f"{identity.resource_name('redis')}-{i:03d}" for i in range(1,
                                                                                         2 + settings.redis_replicas)],
             connections_table_name=connections.name, connections_table_arn=connections.arn,
-            history_table_name=history.name, history_table_arn=history.arn)
+            history_table_name=history.name, history_table_arn=history.arn, user_index=USER_INDEX)
         publish(self, {
             "db_endpoint": (db.address, "PostgreSQL host name (port 5432, TLS required)"),
             "db_name": (DATABASE_NAME, "PostgreSQL database of LiteLLM"),
@@ -201,7 +207,8 @@ class Data(Construct):
     def _table(self, foundation: FoundationOutputs, id: str, name: str, *, hash_key: str,
                range_key: str | None = None) -> DynamodbTable:
         identity, settings = self._identity, self._settings
-        attributes = [DynamodbTableAttribute(name=hash_key, type="S")]
+        attributes = [DynamodbTableAttribute(name=hash_key, type="S"),
+                      DynamodbTableAttribute(name=USER_ATTRIBUTE, type="S")]
         if range_key:
             attributes.append(DynamodbTableAttribute(name=range_key, type="N"))
         replicas = [DynamodbTableReplica(region_name=region, kms_key_arn=foundation.replica_kms_key_arns[region],
@@ -211,6 +218,9 @@ class Data(Construct):
         table = DynamodbTable(
             self, id, name=name, billing_mode="PAY_PER_REQUEST", hash_key=hash_key, range_key=range_key,
             attribute=attributes, ttl=DynamodbTableTtl(enabled=True, attribute_name="expiresAt"),
+            # Added to live tables in place (UpdateTable creates the index and backfills it).
+            global_secondary_index=[DynamodbTableGlobalSecondaryIndex(
+                name=USER_INDEX, hash_key=USER_ATTRIBUTE, projection_type="KEYS_ONLY")],
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
             server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self._key),
             deletion_protection_enabled=identity.protect_stateful, replica=replicas or None,
