@@ -437,8 +437,9 @@ class Realtime(Construct):
             vpc_config=LambdaFunctionVpcConfig(subnet_ids=self._network.private_subnet_ids,
                                                security_group_ids=[self._network.security_group_ids["lambda"]]),
             depends_on=[logs, *([role.policy] if role.policy else [])])
-        skip(function, "CKV_AWS_116", "Invoked synchronously (API Gateway) or by an SQS event source: a "
-             "Lambda DLQ applies only to asynchronous invocations; failed requests land in the queue's DLQ.")
+        skip(function, "CKV_AWS_116", "Invoked synchronously (API Gateway, an operator's erasure) or by an SQS "
+             "event source: a Lambda DLQ applies only to asynchronous invocations; failed requests land in the "
+             "queue's DLQ.")
         skip(function, "CKV_AWS_272", "Code is built from this repository by the synth, hashed and pinned by "
              "source_code_hash; no signing profile exists to verify against.")
         if spec.reserved_concurrency is None:
