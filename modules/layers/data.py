@@ -64,7 +64,6 @@ class DataOutputs:
     connections_table_arn: str
     history_table_name: str
     history_table_arn: str
-    user_index: str  # the tables' global secondary index on USER_ATTRIBUTE
 
 
 class Data(Construct):
@@ -95,7 +94,7 @@ class Data(Construct):
             redis_node_ids=[f"{identity.resource_name('redis')}-{i:03d}" for i in range(1,
                                                                                         2 + settings.redis_replicas)],
             connections_table_name=connections.name, connections_table_arn=connections.arn,
-            history_table_name=history.name, history_table_arn=history.arn, user_index=USER_INDEX)
+            history_table_name=history.name, history_table_arn=history.arn)
         publish(self, {
             "db_endpoint": (db.address, "PostgreSQL host name (port 5432, TLS required)"),
             "db_name": (DATABASE_NAME, "PostgreSQL database of LiteLLM"),

@@ -63,7 +63,7 @@ from modules.parts import iam, packaging
 from modules.parts.compliance import skip
 from modules.config.settings import Identity, RealtimeSettings
 from modules.parts.context import Account, current_account
-from modules.layers.data import DataOutputs
+from modules.layers.data import USER_INDEX, DataOutputs
 from modules.layers.foundation import FoundationOutputs
 from modules.layers.network import NetworkOutputs
 from modules.parts.outputs import publish
@@ -283,7 +283,7 @@ class Realtime(Construct):
         data = w.data
         tables = [data.history_table_arn, data.connections_table_arn]
         return [
-            iam.allow(["dynamodb:Query"], [f"{arn}/index/{data.user_index}" for arn in tables], sid="FindUserItems"),
+            iam.allow(["dynamodb:Query"], [f"{arn}/index/{USER_INDEX}" for arn in tables], sid="FindUserItems"),
             iam.allow(["dynamodb:DeleteItem"], tables, sid="EraseUserItems"),
             # Items written before they carried userId: found once by a scan (scanUnindexed).
             iam.allow(["dynamodb:Scan"], [data.history_table_arn], sid="FindUnindexedHistory"),
