@@ -149,3 +149,46 @@ def test_deployed_names_are_read_from_the_stacks_outputs(tmp_path: Path) -> None
     assert erase_user.stack_outputs(stack) == {"eraser_function_name": "llmlite-dev-chat-eraser"}
     with pytest.raises(erase_user.EraseError, match="terraform output failed"):
         erase_user.stack_outputs(tmp_path / "not-deployed")
+
+
+class FakeLambda:
+    """lambda.invoke as boto3 returns it: a streaming Payload, FunctionError on a failed run."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler, self.invoked = handler, []
+
+    def invoke(self, *, FunctionName: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+        import io
+        self.invoked.append(FunctionName)
+        try:
+            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(self.handler(json.loads(Payload))).encode())}
+        except ValueError as err:
+            return {"StatusCode": 200, "FunctionError": "Unhandled",
+                    "Payload": io.BytesIO(json.dumps({"errorMessage": str(err)}).encode())}
+
+
+def test_the_command_reads_names_from_the_outputs_and_the_key_from_its_secret(
+        platform: Platform, proxy: FakeProxy, monkeypatch, capsys) -> None:
+    import boto3
+    secret = boto3.client("secretsmanager").create_secret(Name="master-key", SecretString=MASTER_KEY)["ARN"]
+    outputs = {"dev-realtime": {"eraser_function_name": "llmlite-dev-chat-eraser"},
+               "dev-gateway": {"master_key_secret_arn": secret}}
+    monkeypatch.setattr(erase_user, "stack_outputs", lambda stack_dir: outputs[stack_dir.name])
+    functions = FakeLambda(eraser_in_process)
+
+    class Session:
+        def client(self, service: str, **kw: Any) -> Any:
+            return functions if service == "lambda" else boto3.client(service)
+
+    monkeypatch.setattr(erase_user, "_session", lambda env: Session())
+    proxy.users.add("user-a")
+    with pytest.raises(SystemExit, match="https"):  # the master key travels only over TLS
+        erase_user.main(["dev", "user-a", "--proxy-url", proxy.url])
+    real, urls = erase_user.ProxyAdmin, []
+    monkeypatch.setattr(erase_user, "ProxyAdmin", lambda url, key: urls.append(url) or real(proxy.url, key))
+    assert erase_user.main(["dev", "user-a"]) == 0  # the URL from dev's realtime.model_endpoint_url, then the fake
+    report = json.loads(capsys.readouterr().out)
+    assert functions.invoked == ["llmlite-dev-chat-eraser"] and urls == ["https://api.dev.example.com"]
+    assert report["gateway"]["user_record"] == 1 and proxy.users == set()
+    with pytest.raises(erase_user.EraseError, match="llmlite-dev-chat-eraser failed: .*userId"):
+        erase_user.main(["dev", "user#a"])
