@@ -8,11 +8,14 @@ vanished client (GoneException, 410), which moto's management API cannot.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
+import random
 import re
 import shutil
 import socket
+import string
 import subprocess
 import sys
 import threading
@@ -119,13 +122,22 @@ def redis_server() -> Iterator[RedisServer]:
 # --- the model -----------------------------------------------------------------------------
 
 LONG_ANSWER = re.compile(r"\[long (\d+)\]")
+NOISE_ANSWER = re.compile(r"\[noise (\d+)\]")
+
+
+@functools.cache
+def noise(characters: int) -> str:
+    """Printable ASCII that compresses little (about 6.6 bits a character), the same for the same length."""
+    alphabet = string.ascii_letters + string.digits + string.punctuation + " "
+    return "".join(random.Random(characters).choices(alphabet, k=characters))
 
 
 class ModelServer:
     """OpenAI-compatible /v1/chat/completions. The last message steers it: "[timeout]" answers
     too late, "[500]" fails, "[400]" rejects, "[slow]" answers after half the timeout, "[long N]"
-    answers N characters of "é" (2 bytes each), "[surrogate]" answers with an unpaired
-    surrogate escape; anything else is answered "answer: <content>"."""
+    answers N characters of "é" (2 bytes each), "[noise N]" N characters of `noise`,
+    "[surrogate]" answers with an unpaired surrogate escape; anything else is answered
+    "answer: <content>"."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -151,6 +163,8 @@ class ModelServer:
                     time.sleep(MODEL_TIMEOUT_SECONDS / 2)
                 if long := LONG_ANSWER.search(prompt):
                     return self._send(200, {"choices": [{"message": {"content": "é" * int(long.group(1))}}]})
+                if many := NOISE_ANSWER.search(prompt):
+                    return self._send(200, {"choices": [{"message": {"content": noise(int(many.group(1)))}}]})
                 if "[surrogate]" in prompt:
                     return self._send(200, {"choices": [{"message": {"content": "half \ud800 a pair"}}]})
                 self._send(200, {"choices": [{"message": {"role": "assistant", "content": f"answer: {prompt}"}}]})
@@ -299,16 +313,21 @@ def platform(monkeypatch: pytest.MonkeyPatch, aws: Account, redis_server: RedisS
              model_server: ModelServer) -> Iterator[Platform]:
     suffix = next(_tests)
     dynamodb = boto3.resource("dynamodb", region_name=REGION)
+    # As the data layer declares them: each with its keys-only `user` index on userId.
+    user_index = [{"IndexName": "user", "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
+                   "Projection": {"ProjectionType": "KEYS_ONLY"}}]
     connections_table = dynamodb.create_table(
         TableName=f"connections-{suffix}", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "connectionId", "AttributeType": "S"}])
+        KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}], GlobalSecondaryIndexes=user_index,
+        AttributeDefinitions=[{"AttributeName": "connectionId", "AttributeType": "S"},
+                              {"AttributeName": "userId", "AttributeType": "S"}])
     history_table = dynamodb.create_table(
         TableName=f"chat-history-{suffix}", BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "userSession", "KeyType": "HASH"},
-                   {"AttributeName": "createdAt", "KeyType": "RANGE"}],
+                   {"AttributeName": "createdAt", "KeyType": "RANGE"}], GlobalSecondaryIndexes=user_index,
         AttributeDefinitions=[{"AttributeName": "userSession", "AttributeType": "S"},
-                              {"AttributeName": "createdAt", "AttributeType": "N"}])
+                              {"AttributeName": "createdAt", "AttributeType": "N"},
+                              {"AttributeName": "userId", "AttributeType": "S"}])
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(QueueName=f"requests-{suffix}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -329,6 +348,7 @@ def platform(monkeypatch: pytest.MonkeyPatch, aws: Account, redis_server: RedisS
         "REDIS_AUTH_SECRET_ARN": aws.redis_secret_arn, "REDIS_TLS": "false",
         "MODEL_ENDPOINT": model_server.endpoint, "MODEL_ALLOW_HTTP": "true",
         "MODEL_API_KEY_SECRET_ARN": aws.model_secret_arn, "MODEL_TIMEOUT_SECONDS": str(MODEL_TIMEOUT_SECONDS),
+        "MODEL_MAX_TOKENS": "512",
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("CACHE_SCOPE", "CACHE_TTL_SECONDS", "MAX_FRAME_BYTES", "CONNECTION_TTL_SECONDS",

@@ -192,6 +192,13 @@ CASES = {
     "the old reservation for every function": (
         {"replace": {"api_gateway_account = true": "api_gateway_account = true\nreserved_concurrency = 10"}},
         "realtime.reserved_concurrency: is not a known key", "worker_concurrency"),
+    "no room for an answer": (
+        {"replace": {"max_output_tokens = 4096": "max_output_tokens = 0"}},
+        "realtime.max_output_tokens: Input should be greater than or equal to 1 (got 0)", "use a value of at least 1"),
+    "an output cap the self-hosted model refuses": (
+        {"replace": {"max_output_tokens = 4096": "max_output_tokens = 8192"}},
+        "realtime.max_output_tokens: 8192 is not below llm.max_model_len (8192), the self-hosted model's context",
+        "use fewer than 8192 tokens (leave room for the prompt), or raise llm.max_model_len"),
     "account id missing": (
         {"replace": {'account_id = "111122223333"\n': ""}},
         "account_id: is required", "add it to environment.toml"),

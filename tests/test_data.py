@@ -101,6 +101,10 @@ def test_tables_keys_ttl_recovery_and_encryption(stacks, env: str) -> None:
         protect = load_environment(env).protect_stateful
         assert table["deletion_protection_enabled"] is protect
         assert (table.get("lifecycle", {}).get("prevent_destroy") is True) is protect
+        # A user's items are found without a scan (erasure): a keys-only index on userId.
+        assert table["global_secondary_index"] == [{"name": "user", "hash_key": "userId",
+                                                    "projection_type": "KEYS_ONLY"}]
+        assert {"name": "userId", "type": "S"} in table["attribute"]
 
 
 def test_prod_us_tables_replicate_to_us_east_1_with_a_replica_key(stacks) -> None:

@@ -33,7 +33,7 @@ def test_diagram_holds_each_environments_main_resources(synthesized) -> None:
         for expected in (f"llmlite-{name}-waf", f"llmlite-{name}-alb", f"llmlite-{name}-proxy",
                          f"llmlite-{name}-postgres", f"llmlite-{name}-redis", f"llmlite-{name}-gpu",
                          f"llmlite-{name}-llm", f"llmlite-{name}-chat", f"llmlite-{name}-chat-requests",
-                         "authorizer, connect, disconnect, message, worker", "Amazon Bedrock", "database subnets"):
+                         "authorizer, connect, disconnect, eraser, message, worker", "Amazon Bedrock", "database subnets"):
             assert expected in text, (name, expected)
         assert diagram.dot(env) == text  # deterministic
         nats = len(env.resources("aws_nat_gateway"))

@@ -12,6 +12,7 @@ import random
 import re
 import threading
 import time
+import zlib
 from typing import Any
 
 import boto3
@@ -21,14 +22,14 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chat_support import MODEL_KEY, LambdaContext, MODELS, REGION, WS_ENDPOINT, Platform, free_port, load_handler
+from chat_support import MODEL_KEY, LambdaContext, MODELS, REGION, WS_ENDPOINT, Platform, free_port, load_handler, noise
 from chat_support import aws, model_server, platform, redis_server  # noqa: F401 (fixtures)
 from chat_common import claims, connections, env, frames, history, model, runtime, tokens
 from chat_common.cache import CacheSettings, ResponseCache
 from chat_common.observability import logger
 
-authorizer, connect, disconnect, message, worker = (
-    load_handler(name) for name in ("authorizer", "connect", "disconnect", "message", "worker"))
+authorizer, connect, disconnect, eraser, message, worker = (
+    load_handler(name) for name in ("authorizer", "connect", "disconnect", "eraser", "message", "worker"))
 
 CONTEXT = LambdaContext()
 PROMPT = "What is the capital of France? (a secret-ish prompt)"
@@ -78,7 +79,8 @@ def test_connect_message_worker_delivers_the_answer_and_stores_it_encrypted(plat
     assert platform.api.frames["conn-a"] == [{"type": "answer", "cached": False, "sessionId": "s-1",
                                                "requestId": "req-1", "content": answer}]
     assert platform.model.call_count == 1
-    assert platform.model.calls[0] == {"model": MODELS[0], "messages": chat_frame()["messages"]}
+    # The configured output cap travels with every request (MODEL_MAX_TOKENS, set by the fixture).
+    assert platform.model.calls[0] == {"model": MODELS[0], "messages": chat_frame()["messages"], "max_tokens": 512}
 
     items = platform.history.query(KeyConditionExpression="userSession = :s",
                                    ExpressionAttributeValues={":s": "user-a#s-1"})["Items"]
@@ -490,6 +492,166 @@ def test_two_exchanges_stored_in_the_same_millisecond_both_survive(platform: Pla
     assert store.find("u#s", "r2", requested_at=1_000)["createdAt"] == 1001
 
 
+# --- answers too large for one history item (DynamoDB's 400 KB) ----------------------------------
+
+MOTO_ITEM_LIMIT = 405_000  # moto.dynamodb.models.dynamo_type.LimitedSizeDict: names and values, binary raw
+
+
+def test_the_item_size_is_counted_as_dynamodb_counts_it(platform: Platform) -> None:
+    """The history's size computation agrees with the emulator's limit to the byte (strings in
+    UTF-8, binary raw, names included), and its budget stays under DynamoDB's 400 KB and moto's."""
+    assert history.ITEM_BUDGET_BYTES < min(history.ITEM_LIMIT_BYTES, MOTO_ITEM_LIMIT)
+    base = {"userSession": "u#s", "createdAt": 1, "note": "é"}
+    padding = MOTO_ITEM_LIMIT - history.item_size({**base, "blob": b""})
+    at_limit = {**base, "blob": os.urandom(padding)}
+    assert history.item_size(at_limit) == MOTO_ITEM_LIMIT
+    platform.history.put_item(Item=at_limit)
+    with pytest.raises(ClientError, match="Item size has exceeded the maximum allowed size"):
+        platform.history.put_item(Item={**at_limit, "blob": os.urandom(padding + 1)})
+
+
+def noise_answer_sizes(overhead: int, text: str) -> tuple[str, str]:
+    """The longest prefix of `text` whose exchange fits the budget, and the one a character longer."""
+    def size(length: int) -> int:
+        return overhead + len(zlib.compress(text[:length].encode("utf-8")))
+    low, high = 0, len(text)
+    while low < high:  # compressed size grows with the prefix (a byte or so of jitter at most)
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if size(middle) <= history.ITEM_BUDGET_BYTES else (low, middle - 1)
+    assert size(low) <= history.ITEM_BUDGET_BYTES < size(low + 1)
+    return text[:low], text[:low + 1]
+
+
+def test_an_exchange_at_the_item_budget_is_stored_whole_and_one_beyond_it_is_bounded(platform: Platform) -> None:
+    store = history.History(platform.history, platform.kms, os.environ["KMS_KEY_ARN"])
+    messages = [{"role": "user", "content": "write a lot"}]
+    tiny = store.store(session="u#s", request_id="r0", model="m", messages=messages, answer="a", now_ms=1_000)
+    overhead = history.item_size(tiny) - len(zlib.compress(b"a"))
+    at, beyond = noise_answer_sizes(overhead, noise(600_000))
+    whole = store.store(session="u#s", request_id="r1", model="m", messages=messages, answer=at, now_ms=2_000)
+    assert "answerTruncated" not in whole and history.item_size(whole) <= history.ITEM_BUDGET_BYTES
+    assert history.decrypt(whole, platform.kms) == history.Exchange(messages=messages, answer=at, complete=True)
+    bounded = store.store(session="u#s", request_id="r2", model="m", messages=messages, answer=beyond, now_ms=3_000)
+    assert bounded["answerTruncated"] is True and history.item_size(bounded) == history.ITEM_BUDGET_BYTES
+    kept = history.decrypt(store.find("u#s", "r2", requested_at=3_000), platform.kms)
+    assert not kept.complete and kept.messages == messages
+    assert beyond.startswith(kept.answer) and len(beyond) - len(kept.answer) < 64
+    assert [i["requestId"] for i in platform.exchanges()] == ["r0", "r1", "r2"]
+
+
+def test_an_answer_beyond_the_item_limit_is_delivered_whole_stored_bounded_and_not_retried(
+        platform: Platform) -> None:
+    """Reproduced: a ~420 KB answer made PutItem fail; the claim was released and the record
+    retried, so the model answered five times, the client got nothing and the job dead-lettered."""
+    noise(520_000)  # made before the model server answers with it, well within its timeout
+    send(platform, chat_frame(content="[noise 520000]"), request_id="req-big")
+    [job] = platform.queued()
+    assert run_worker(platform, [job]) == {"batchItemFailures": []}
+    content, _ = answer_of(platform.api.frames["conn-a"], "req-big")
+    assert content == noise(520_000) and platform.model.call_count == 1
+    [item] = platform.exchanges()
+    assert item["answerTruncated"] is True and history.item_size(item) <= history.ITEM_BUDGET_BYTES
+    assert platform.claims()[0]["state"] == "answered"
+    assert platform.redis.client().get(cached_answers(platform)[0]).decode() == content  # the whole answer
+
+    run_worker(platform, [job])  # redelivered: replayed from the bounded record, never the model again
+    assert platform.model.call_count == 1
+
+
+def test_a_store_dynamodb_refuses_for_good_is_still_answered_and_settled_not_retried(
+        platform: Platform, monkeypatch) -> None:
+    monkeypatch.setattr(history, "ITEM_BUDGET_BYTES", 10 * 1024 * 1024)  # no bound: DynamoDB (moto) refuses
+    noise(520_000)
+    send(platform, chat_frame(content="[noise 520000]"), request_id="req-unstorable")
+    [job] = platform.queued()
+    assert run_worker(platform, [job]) == {"batchItemFailures": []}
+    assert answer_of(platform.api.frames["conn-a"], "req-unstorable")[0] == noise(520_000)
+    assert platform.exchanges() == [] and platform.claims()[0]["state"] == "unstored"
+    delivered = len(platform.api.frames["conn-a"])
+    assert run_worker(platform, [job]) == {"batchItemFailures": []}  # a duplicate: nothing to replay, no model
+    assert platform.model.call_count == 1 and len(platform.api.frames["conn-a"]) == delivered
+
+
+# --- erasing a user ------------------------------------------------------------------------------
+
+def test_erasing_a_user_deletes_their_history_claims_connections_and_cached_answers_only(
+        platform: Platform) -> None:
+    for connection, user in (("conn-a", "user-a"), ("conn-b", "user-b")):
+        connect.handler(ws_event("$connect", connection, user), CONTEXT)
+    for session in ("s-1", "s-2"):
+        send(platform, chat_frame(content=f"mine in {session}", session=session), request_id=f"req-a-{session}")
+    send(platform, chat_frame(content="theirs"), connection_id="conn-b", user_id="user-b", request_id="req-b")
+    assert run_worker(platform) == {"batchItemFailures": []}
+    # An exchange stored before items carried userId: not in the index, found only by the opt-in scan.
+    platform.history.put_item(Item={"userSession": "user-a#old", "createdAt": 5, "requestId": "r-old"})
+
+    with pytest.MonkeyPatch.context() as no_scans:  # the erasure finds items through the index, not a scan …
+        for name in ("HISTORY_TABLE", "CONNECTIONS_TABLE"):
+            no_scans.setattr(runtime.table(os.environ[name]), "scan",
+                             lambda **kw: pytest.fail("scanned without scanUnindexed"), raising=False)
+        result = eraser.handler({"userId": "user-a"}, CONTEXT)
+    assert result == {"userId": "user-a", "erased": {"exchanges": 2, "claims": 2, "connections": 1,
+                                                     "cached_answers": 2}}
+    # … unless asked to, once, for what was written before the index existed.
+    assert eraser.handler({"userId": "user-a", "scanUnindexed": True}, CONTEXT)["erased"] == {
+        "exchanges": 1, "claims": 0, "connections": 0, "cached_answers": 0}
+
+    assert [i["userSession"] for i in platform.exchanges()] == ["user-b#s-1"]
+    assert [c["userId"] for c in platform.claims()] == ["user-b"]
+    assert [c["connectionId"] for c in platform.connections.scan()["Items"]] == ["conn-b"]
+    [left] = cached_answers(platform)
+    assert platform.redis.client().smembers("chat:v1:user:user-b") == {left}
+    assert platform.redis.client().keys("chat:v1:user:user-a") == []
+    send(platform, chat_frame(content="theirs"), connection_id="conn-b", user_id="user-b", request_id="req-b2")
+    assert platform.api.frames["conn-b"][-1]["cached"] is True  # the other user's cache still serves
+
+
+@pytest.mark.parametrize("event", [{}, {"userId": ""}, {"userId": "user-a#s-1"}, {"userId": 7}, ["user-a"]])
+def test_the_eraser_refuses_anything_but_one_user_id(platform: Platform, event: Any) -> None:
+    send(platform, chat_frame())
+    run_worker(platform)
+    with pytest.raises(ValueError):
+        eraser.handler(event, CONTEXT)
+    assert len(platform.exchanges()) == 1
+
+
+# --- retries back off ---------------------------------------------------------------------------
+
+def test_a_failed_record_is_retried_after_a_growing_backoff_not_the_visibility_timeout(
+        platform: Platform, monkeypatch) -> None:
+    """Every retriable failure used to wait out the queue's visibility timeout (900 s)."""
+    from moto.sqs.models import sqs_backends
+    platform.sqs.set_queue_attributes(QueueUrl=platform.queue_url, Attributes={"VisibilityTimeout": "900"})
+    send(platform, chat_frame(content="broken [500]"), request_id="req-retry")
+    waits = []
+    for receives in (1, 2, 3):
+        [job] = platform.queued()
+        assert job["Attributes"]["ApproximateReceiveCount"] == str(receives)
+        with pytest.raises(BatchProcessingError):
+            run_worker(platform, [job])
+        [stored] = sqs_backends["123456789012"][REGION].queues[platform.queue_url.rsplit("/", 1)[1]]._messages
+        waits.append((stored.visible_at - time.time() * 1000) / 1000)
+        ceiling = worker.RETRY_BACKOFF_SECONDS * 2 ** (receives - 1)
+        assert ceiling / 2 - 2 <= waits[-1] <= ceiling, waits
+        platform.sqs.change_message_visibility(QueueUrl=platform.queue_url, ReceiptHandle=job["ReceiptHandle"],
+                                               VisibilityTimeout=0)  # the test does not wait it out
+    assert platform.model.call_count == 3
+    assert [worker.retry_delay(n) <= worker.RETRY_BACKOFF_MAX_SECONDS for n in (6, 50, 10_000)] == [True] * 3
+
+
+def test_the_backoff_makes_the_record_visible_again_when_it_ends(platform: Platform, monkeypatch) -> None:
+    monkeypatch.setattr(worker, "RETRY_BACKOFF_SECONDS", 2)
+    platform.sqs.set_queue_attributes(QueueUrl=platform.queue_url, Attributes={"VisibilityTimeout": "900"})
+    send(platform, chat_frame(content="broken [500]"), request_id="req-again")
+    [job] = platform.queued()
+    with pytest.raises(BatchProcessingError):
+        run_worker(platform, [job])
+    assert platform.queued() == []  # hidden for the backoff (1-2 s) …
+    time.sleep(2.2)
+    [again] = platform.queued()  # … then back, long before the 900 s visibility timeout
+    assert again["Attributes"]["ApproximateReceiveCount"] == "2"
+
+
 def test_redis_down_still_serves_the_request(platform: Platform, monkeypatch) -> None:
     monkeypatch.setenv("REDIS_PORT", str(free_port()))  # nothing listens there
     started = time.monotonic()
@@ -507,7 +669,7 @@ def test_a_cache_with_a_wrong_password_is_skipped(platform: Platform) -> None:
                              per_user=True, ttl_seconds=60)
     cache = ResponseCache(settings)
     assert cache.get("k") is None
-    cache.put("k", "v")
+    cache.put("k", "v", "user-a")
     assert platform.redis.client().get("k") is None
 
 
@@ -516,8 +678,15 @@ def test_the_cache_entry_expires_after_the_configured_ttl(platform: Platform, mo
     send(platform, chat_frame())
     run_worker(platform)
     client = platform.redis.client()
-    [key] = client.keys("chat:v1:*")
+    [key] = cached_answers(platform)
     assert 0 < client.ttl(key) <= 120
+    index = b"chat:v1:user:user-a"  # the user's answers, listed for erasure; it expires with them
+    assert client.smembers(index) == {key} and 0 < client.ttl(index) <= 120
+
+
+def cached_answers(p: Platform) -> list[bytes]:
+    """The cache's answer keys (not the per-user index sets)."""
+    return [k for k in p.redis.client().keys("chat:v1:*") if not k.startswith(b"chat:v1:user:")]
 
 
 def test_a_cache_ttl_the_worker_refuses_is_refused_in_the_environment_file(monkeypatch) -> None:

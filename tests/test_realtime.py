@@ -107,6 +107,7 @@ def test_only_the_worker_reserves_concurrency_and_its_queue_never_invokes_beyond
     for name in API_FUNCTIONS:
         assert "reserved_concurrent_executions" not in built[name], name
         assert "CKV_AWS_115" in built[name]["//"][SKIP_KEY], name
+    assert built["eraser"]["reserved_concurrent_executions"] == 1  # an operator's erasures, one at a time
     worker = built["worker"]
     assert worker["reserved_concurrent_executions"] == env.realtime.worker_concurrency
     assert "CKV_AWS_115" not in worker.get("//", {}).get(SKIP_KEY, {})
@@ -139,7 +140,8 @@ def test_roles_are_least_privilege_per_function(stacks) -> None:
         "connect": {"RecordConnection"},
         "disconnect": {"ForgetConnection"},
         "message": {"Enqueue", "EncryptQueue", "RedisAuth", "DecryptSecrets", "PostToConnections"},
-        "worker": {"ConsumeRequests", "SetAsideRequests", "QueueEncryption", "History", "RequestClaims",
+        "eraser": {"FindUserItems", "EraseUserItems", "FindUnindexedHistory", "RedisAuth", "DecryptSecrets"},
+        "worker": {"ConsumeRequests", "BackOffRetries", "SetAsideRequests", "QueueEncryption", "History", "RequestClaims",
                    "ForgetGoneConnections", "EnvelopeEncryption", "ModelKeyAndRedisAuth", "DecryptSecrets",
                    "PostToConnections", "Notify", "EncryptNotifications"},
     }
@@ -155,10 +157,20 @@ def test_roles_are_least_privilege_per_function(stacks) -> None:
     for function in built.values():
         assert role_statements(stack, function)["FindInterfaces"]["Action"] == [
             "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+    eraser = role_statements(stack, built["eraser"])  # deletes and finds through the user index; writes nothing
+    assert eraser["FindUserItems"]["Action"] == ["dynamodb:Query"]
+    assert all(r.endswith("/index/user") for r in eraser["FindUserItems"]["Resource"])
+    assert eraser["EraseUserItems"]["Action"] == ["dynamodb:DeleteItem"]
+    assert len(eraser["EraseUserItems"]["Resource"]) == 2
     claims = worker["RequestClaims"]
     assert claims["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["claim#*"]}}
     assert worker["SetAsideRequests"]["Resource"][0].startswith("${aws_sqs_queue.")
     assert "dead_letter_queue" in worker["SetAsideRequests"]["Resource"][0]
+    # A failed record's retry is brought forward (backoff) on the request queue, and nowhere else.
+    assert worker["BackOffRetries"]["Action"] == ["sqs:ChangeMessageVisibility"]
+    assert [r.split(".")[1] for r in worker["BackOffRetries"]["Resource"]] == ["realtime_request_queue_B276B451"]
+    assert not any("sqs:ChangeMessageVisibility" in s["Action"] for name, function in built.items()
+                   if name != "worker" for s in role_statements(stack, function).values())
 
 
 def test_queue_redrives_to_a_dead_letter_queue_and_the_worker_reports_partial_failures(realtime: Stack) -> None:
@@ -194,8 +206,10 @@ def test_function_environment_matches_what_the_code_reads(realtime: Stack) -> No
     assert {"REQUEST_QUEUE_URL", "WEBSOCKET_ENDPOINT", "ALLOWED_MODELS", "MAX_FRAME_BYTES", "REDIS_HOST",
             "REDIS_AUTH_SECRET_ARN"} <= env["message"]
     assert {"HISTORY_TABLE", "KMS_KEY_ARN", "MODEL_ENDPOINT", "MODEL_API_KEY_SECRET_ARN", "RESPONSE_TOPIC_ARN",
-            "WEBSOCKET_ENDPOINT", "CACHE_TTL_SECONDS", "DEAD_LETTER_QUEUE_URL", "CLAIM_LEASE_SECONDS"} <= env["worker"]
+            "WEBSOCKET_ENDPOINT", "CACHE_TTL_SECONDS", "DEAD_LETTER_QUEUE_URL", "CLAIM_LEASE_SECONDS", "REQUEST_QUEUE_URL"} <= env["worker"]
     worker = built["worker"]
+    configured = load_environment(realtime.name.removesuffix("-realtime")).realtime
+    assert worker["environment"]["variables"]["MODEL_MAX_TOKENS"] == str(configured.max_output_tokens)
     # A claim outlives any worker run: only a dead worker's claim is ever taken over.
     assert int(worker["environment"]["variables"]["CLAIM_LEASE_SECONDS"]) > worker["timeout"]
     for variables in (f["environment"]["variables"] for f in built.values()):

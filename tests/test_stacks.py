@@ -187,7 +187,8 @@ OPERATOR_OUTPUTS = {
     "llm": {"model_endpoint_url", "served_model_name", "internal_alb_dns_name", "asg_name", "weights_bucket",
             "log_group_name", "ssm_parameter_names", "api_key_secret_arn"},
     "realtime": {"websocket_url", "user_pool_id", "web_client_id", "m2m_client_ids", "auth_domain",
-                 "request_queue_url", "dead_letter_queue_url", "response_topic_arn", "model_api_key_secret_arn"},
+                 "request_queue_url", "dead_letter_queue_url", "response_topic_arn", "model_api_key_secret_arn",
+                 "eraser_function_name"},
     "observability": {"alarm_topic_arn", "dashboard_url", "composite_alarm_name"},
     "state": {"state_bucket", "state_kms_key_arn"},
 }

@@ -2,6 +2,11 @@
 
 Key: sha256 over the model and the canonical JSON of the whole message list, plus the user
 id unless the scope is global (then identical prompts of different users share answers).
+
+A prompt's key does not name its user, so each user's answers are also listed in a set,
+`chat:v1:user:<userId>` (whose expiry follows the newest of them): erasing a user deletes
+the keys it lists. In the global scope that is every answer first cached for that user's
+requests (others who asked the same get it from the model again).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from chat_common import env, runtime
 from chat_common.observability import logger
 
 KEY_PREFIX = "chat:v1:"
+USER_INDEX_PREFIX = KEY_PREFIX + "user:"
 SOCKET_TIMEOUT_SECONDS = 1.0
 # After a failure, leave Redis alone for a while in this container instead of paying a
 # timeout on every request during an outage.
@@ -52,6 +58,11 @@ def cache_key(model: str, messages: Sequence[dict[str, str]], user_id: str | Non
     return KEY_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def user_index(user_id: str) -> str:
+    """The set listing the cache keys of `user_id`'s answers."""
+    return USER_INDEX_PREFIX + user_id
+
+
 def connect(settings: CacheSettings) -> redis.Redis:
     password = runtime.secret_string(settings.auth_secret_arn) if settings.auth_secret_arn else None
     # No retries: a cache miss is cheaper than waiting on a sick Redis.
@@ -76,8 +87,14 @@ class ResponseCache:
         value = self._call("get", lambda client: client.get(key))
         return value.decode("utf-8") if isinstance(value, bytes) else None
 
-    def put(self, key: str, answer: str) -> None:
-        self._call("set", lambda client: client.set(key, answer.encode("utf-8"), ex=self.settings.ttl_seconds))
+    def put(self, key: str, answer: str, user_id: str) -> None:
+        def store(client: redis.Redis) -> None:
+            ttl, index = self.settings.ttl_seconds, user_index(user_id)
+            # One round trip, applied together: no answer is cached without its index entry.
+            # The index lives as long as its newest entry (every entry has the same TTL).
+            client.pipeline(transaction=True).set(key, answer.encode("utf-8"), ex=ttl).sadd(index, key) \
+                .expire(index, ttl).execute()
+        self._call("set", store)
 
     def _call(self, operation: str, action: Callable[[redis.Redis], Any]) -> Any:
         if self._clock() < self._paused_until:

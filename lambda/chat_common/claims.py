@@ -8,8 +8,9 @@ partition key, `claim#<userId>#<sessionId>#<requestId>` with `createdAt` 0, so a
 items never include it, and holds ids and state only (no conversation):
 
     state "working"  -> a worker is on it (token, claimedAt); "answered" -> the exchange is in
-    the history; "rejected" -> the model refused it (code). Released (deleted) when the call
-    failed in a way a retry can fix.
+    the history; "unstored" -> answered, but DynamoDB refused the exchange for good (nothing
+    to replay); "rejected" -> the model refused it (code). Released (deleted) when the call
+    failed in a way a retry can fix. A claim carries `userId` too (the table's user index).
 
 A claim older than the lease (longer than the worker can run) belongs to a worker that died:
 the next delivery takes it over. Claims expire through the table's TTL (`expiresAt`) after
@@ -27,7 +28,7 @@ from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
 PREFIX = "claim#"
-WORKING, ANSWERED, REJECTED = "working", "answered", "rejected"
+WORKING, ANSWERED, UNSTORED, REJECTED = "working", "answered", "unstored", "rejected"
 TTL_SECONDS = 15 * 86_400  # the dead-letter queue keeps a job 14 days
 POLL_SECONDS = (0.1, 0.2, 0.4, 0.8, 1.0)  # then every second
 
@@ -45,7 +46,7 @@ class Claim:
 class Settled:
     """Another delivery already handled the request."""
 
-    state: str  # ANSWERED or REJECTED
+    state: str  # ANSWERED, UNSTORED or REJECTED
     code: str | None = None
 
 
@@ -70,7 +71,8 @@ class Claims:
             now = self._clock()
             token = uuid.uuid4().hex
             try:
-                self.table.put_item(Item={**item_key, "requestId": request_id, "state": WORKING, "token": token,
+                self.table.put_item(Item={**item_key, "userId": session.split("#", 1)[0], "requestId": request_id,
+                                          "state": WORKING, "token": token,
                                           "claimedAt": now, "expiresAt": now // 1000 + TTL_SECONDS},
                                     ConditionExpression=Attr("userSession").not_exists())
                 return Claim(item_key, token, taken_over=False)
@@ -80,8 +82,8 @@ class Claims:
             current = self.table.get_item(Key=item_key, ConsistentRead=True).get("Item")
             if current is None:
                 continue  # released in between: claim again
-            if current.get("state") == ANSWERED:
-                return Settled(ANSWERED)
+            if current.get("state") in (ANSWERED, UNSTORED):
+                return Settled(str(current["state"]))
             if current.get("state") == REJECTED:
                 return Settled(REJECTED, current.get("code"))
             if now - int(current.get("claimedAt", 0)) > self.lease_ms:

@@ -43,6 +43,8 @@ class ModelSettings:
     api_key_secret_arn: str
     timeout_seconds: float = 60.0
     ca_bundle: str | None = None
+    # Sent as max_tokens: the prompt must not decide how long (and how large to store) an answer is.
+    max_tokens: int = 4096
 
     @classmethod
     def from_env(cls) -> ModelSettings:
@@ -54,7 +56,7 @@ class ModelSettings:
             raise env.ConfigError("MODEL_ENDPOINT must be an https:// URL (http:// only with MODEL_ALLOW_HTTP=true)")
         return cls(endpoint=endpoint, api_key_secret_arn=env.required("MODEL_API_KEY_SECRET_ARN"),
                    timeout_seconds=env.number("MODEL_TIMEOUT_SECONDS", 60.0),
-                   ca_bundle=env.optional("MODEL_CA_BUNDLE"))
+                   ca_bundle=env.optional("MODEL_CA_BUNDLE"), max_tokens=env.integer("MODEL_MAX_TOKENS", 4096))
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -75,7 +77,8 @@ def complete(settings: ModelSettings, api_key: str, model: str, messages: Sequen
     opener = _opener(settings.ca_bundle)
     request = urllib.request.Request(
         f"{settings.endpoint}/chat/completions", method="POST",
-        data=json.dumps({"model": model, "messages": list(messages)}).encode("utf-8"),
+        data=json.dumps({"model": model, "messages": list(messages),
+                         "max_tokens": settings.max_tokens}).encode("utf-8"),
         headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
     try:
         with opener.open(request, timeout=settings.timeout_seconds) as response:

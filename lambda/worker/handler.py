@@ -10,6 +10,14 @@ there. Otherwise the worker claims the request id with a conditional write befor
 the model (`chat_common.claims`): a second delivery of the same job arriving meanwhile waits,
 bounded, for the first one's outcome and replays it; it never calls the model itself.
 
+An exchange DynamoDB refuses for good (ValidationException, e.g. an item over 400 KB) is
+not retried either: the client still gets the answer and the claim is settled "unstored".
+
+A record that fails is made visible again after a backoff that grows with its receive count
+(ChangeMessageVisibility), not after the queue's whole visibility timeout: a retriable
+failure is tried again within seconds to minutes, and reaches the dead-letter queue while
+its client may still be connected.
+
 A deployment error (the model key secret has no value, no valid endpoint) is not retried:
 the client gets an `unavailable` error frame and the job is set aside in the dead-letter
 queue, whose alarm tells an operator, who redrives it once the configuration is fixed.
@@ -18,6 +26,7 @@ queue, whose alarm tells an operator, who redrives it once the configuration is 
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -40,6 +49,11 @@ ERROR_MESSAGES = {
 # Time kept free after a wait for a duplicate: enough to call the model and reply.
 REPLY_MARGIN_MS = 5_000
 DEFAULT_REMAINING_MS = 60_000  # outside Lambda (no context)
+# Retry backoff: the n-th receive's failure waits up to BASE * 2^(n-1) seconds, capped, with
+# "equal jitter" (half fixed, half random) so records failed by one outage spread out.
+RETRY_BACKOFF_SECONDS = 15
+RETRY_BACKOFF_MAX_SECONDS = 300
+_jitter = random.Random()
 
 
 @dataclass(frozen=True)
@@ -117,31 +131,35 @@ def process(job: frames.ChatJob, deps: Dependencies, *, wait_until_ms: int) -> N
     ids = {"sessionId": job.session_id, "requestId": job.request_id}
     session = history.user_session(job.user_id, job.session_id)
     started = deps.clock_ms()
-    answer, replayed = _stored_answer(deps, job, session), True
-    if answer is None:
+    exchange, replayed = _stored(deps, job, session), True
+    if exchange is None:
         outcome = deps.claims.acquire(session, job.request_id, wait_until_ms=wait_until_ms)
         if isinstance(outcome, claims.Settled):
             if outcome.state == claims.REJECTED:
                 _refuse(deps, job, outcome.code or "model_error")
                 return
-            answer = _stored_answer(deps, job, session)
-            if answer is None:
+            if outcome.state == claims.UNSTORED:
+                logger.warning("answered by another delivery but not stored: nothing to replay", extra=ids)
+                return
+            exchange = _stored(deps, job, session)
+            if exchange is None:
                 raise RuntimeError("request answered by another delivery, but its exchange is not readable yet")
         else:
-            answer = _stored_answer(deps, job, session) if outcome.taken_over else None
-            if answer is None:
+            exchange = _stored(deps, job, session) if outcome.taken_over else None
+            if exchange is None:
                 answer = _call_model(deps, job, session, outcome)
                 if answer is None:
                     return  # refused, and the client told
-                replayed = False
+                exchange, replayed = history.Exchange(messages=list(job.messages), answer=answer), False
             else:
                 deps.claims.finish(outcome, claims.ANSWERED)
     latency_ms = deps.clock_ms() - started
     delivered = _deliver(deps, job, frames.answer_frames(session_id=job.session_id, request_id=job.request_id,
-                                                         content=answer, cached=False))
+                                                         content=exchange.answer, cached=False))
     # Cached only once the answer went out (or its client had gone): what cannot be
-    # delivered is never cached.
-    deps.cache.put(deps.cache.key(job.model, job.messages, job.user_id), answer)
+    # delivered is never cached, nor the beginning a size-bounded record replays.
+    if exchange.complete:
+        deps.cache.put(deps.cache.key(job.model, job.messages, job.user_id), exchange.answer, job.user_id)
     # Ids and timings only: subscribers never see the conversation.
     deps.sns.publish(TopicArn=deps.topic_arn, Message=json.dumps({
         "type": "answer", **ids, "userId": job.user_id, "model": job.model, "latencyMs": latency_ms,
@@ -149,9 +167,9 @@ def process(job: frames.ChatJob, deps: Dependencies, *, wait_until_ms: int) -> N
     logger.info("answered", extra={**ids, "model": job.model, "latencyMs": latency_ms, "delivered": delivered})
 
 
-def _stored_answer(deps: Dependencies, job: frames.ChatJob, session: str) -> str | None:
+def _stored(deps: Dependencies, job: frames.ChatJob, session: str) -> history.Exchange | None:
     stored = deps.history.find(session, job.request_id, requested_at=job.requested_at)
-    return None if stored is None else history.decrypt(stored, deps.history.kms).answer
+    return None if stored is None else history.decrypt(stored, deps.history.kms)
 
 
 def _call_model(deps: Dependencies, job: frames.ChatJob, session: str, claim: claims.Claim) -> str | None:
@@ -180,6 +198,11 @@ def _call_model(deps: Dependencies, job: frames.ChatJob, session: str, claim: cl
     try:
         deps.history.store(session=session, request_id=job.request_id, model=job.model,
                            messages=job.messages, answer=answer, now_ms=deps.clock_ms())
+    except history.Unstorable as err:
+        # No retry can store it: calling the model again would only fail the same way.
+        logger.error("exchange not stored: answered without history", extra={**ids, "error": str(err)[:200]})
+        deps.claims.finish(claim, claims.UNSTORED)
+        return answer
     except Exception:
         deps.claims.release(claim)
         raise
@@ -209,6 +232,28 @@ def wait_bound(deps: Dependencies, lambda_context: Any) -> int:
     return deps.clock_ms() + min(deps.claim_wait_ms, remaining - model_ms - REPLY_MARGIN_MS)
 
 
+def retry_delay(receive_count: int) -> int:
+    """Seconds until a record that failed on its `receive_count`-th receive is tried again."""
+    ceiling = min(RETRY_BACKOFF_SECONDS * 2 ** (min(max(receive_count, 1), 16) - 1), RETRY_BACKOFF_MAX_SECONDS)
+    return int(ceiling / 2 + _jitter.uniform(0, ceiling / 2))
+
+
+def back_off(record: SQSRecord) -> None:
+    """Shorten the failed record's invisibility to the backoff (best effort: on failure it
+    simply waits out the queue's visibility timeout)."""
+    receives = int(record.attributes.get("ApproximateReceiveCount") or 1)
+    delay = retry_delay(receives)
+    try:
+        runtime.client("sqs").change_message_visibility(
+            QueueUrl=env.required("REQUEST_QUEUE_URL"), ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay)
+    except Exception as err:  # never hide the record's own failure
+        logger.warning("retry backoff not applied", extra={"messageId": record.message_id,
+                                                          "error": type(err).__name__})
+        return
+    logger.info("retry backed off", extra={"messageId": record.message_id, "receives": receives,
+                                           "retryInSeconds": delay})
+
+
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     try:
         deps = dependencies()
@@ -216,6 +261,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     except Exception as err:  # reported to SQS as this record's failure by the batch processor
         logger.warning("record failed, left for retry", extra={
             "messageId": record.message_id, "error": type(err).__name__, "detail": str(err)[:200]})
+        back_off(record)
         raise
 
 

@@ -240,8 +240,8 @@ DB_MEMORY_GIB = {"db.t4g.micro": 1, "db.t4g.small": 2, "db.t4g.medium": 4, "db.t
 
 # DynamoDB operations the chat functions call on each table (lambda/chat_common).
 # The history table also holds the worker's request claims (chat_common/claims.py).
-TABLE_OPERATIONS = {"connections": ("PutItem", "DeleteItem"),
-                    "history": ("PutItem", "Query", "GetItem", "UpdateItem", "DeleteItem")}
+TABLE_OPERATIONS = {"connections": ("PutItem", "DeleteItem", "Query"),
+                    "history": ("PutItem", "Query", "GetItem", "UpdateItem", "DeleteItem", "Scan")}
 
 
 def max_connections(instance_class: str) -> int:

@@ -274,6 +274,9 @@ class Realtime(Section):
     # since throttled batches count too (rules say so with a fix).
     max_receives: Annotated[int, Field(ge=1, le=1000)] = 5
     model_timeout_seconds: Annotated[int, Field(ge=5, le=600)] = 60
+    # The most tokens the worker lets the model answer (sent as max_tokens): the answer's
+    # length is the platform's to bound, not the prompt's.
+    max_output_tokens: Annotated[int, Field(ge=1, le=131_072)] = 4096
     # The worker's reserved concurrency, and the most invocations its SQS event source mapping
     # makes (Lambda's maximum concurrency, 2-1000). The API-facing functions reserve none: the
     # stage's throttling limits them.

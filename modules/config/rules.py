@@ -598,6 +598,21 @@ def _throttling(env: Environment) -> Iterator[Problem]:
                       "allow a burst at least as large as the steady rate.")
 
 
+@rule("an output cap the self-hosted model can serve")
+def _max_output_tokens(env: Environment) -> Iterator[Problem]:
+    """vLLM refuses (400) a request whose max_tokens alone reaches its context length: every
+    chat request to the self-hosted model would be refused."""
+    rt = env.realtime
+    self_hosted = {m.name for m in env.gateway.models if m.self_hosted}
+    chat_models = set(rt.models) if rt.models else {m.name for m in env.gateway.models}
+    if self_hosted & chat_models and rt.max_output_tokens >= env.llm.max_model_len:
+        yield Problem("realtime.max_output_tokens", f"{rt.max_output_tokens} is not below llm.max_model_len "
+                      f"({env.llm.max_model_len}), the self-hosted model's context: it refuses every request "
+                      "whose answer may be that long.",
+                      f"use fewer than {env.llm.max_model_len} tokens (leave room for the prompt), or raise "
+                      "llm.max_model_len.")
+
+
 # Lambda's guidance for SQS sources; the event source mapping's maximum concurrency range.
 MIN_MAX_RECEIVES = 5
 MIN_WORKER_CONCURRENCY, MAX_WORKER_CONCURRENCY = 2, 1000

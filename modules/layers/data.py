@@ -13,6 +13,7 @@ from cdktn_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktn_provider_aws.dynamodb_table import (
     DynamodbTable,
     DynamodbTableAttribute,
+    DynamodbTableGlobalSecondaryIndex,
     DynamodbTablePointInTimeRecovery,
     DynamodbTableReplica,
     DynamodbTableServerSideEncryption,
@@ -39,6 +40,10 @@ from modules.parts.storage import encrypted_log_group, protect
 DATABASE_NAME = "litellm"
 MASTER_USERNAME = "litellm_admin"
 DISPOSABLE = "Disposable environment (protect_stateful = false): "
+# Both tables index their items by user, so erasing a user needs no scan. Keys only: the
+# index holds nothing of the conversation, and erasure needs only the keys it deletes.
+USER_INDEX = "user"
+USER_ATTRIBUTE = "userId"
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,8 @@ class Data(Construct):
     def _table(self, foundation: FoundationOutputs, id: str, name: str, *, hash_key: str,
                range_key: str | None = None) -> DynamodbTable:
         identity, settings = self._identity, self._settings
-        attributes = [DynamodbTableAttribute(name=hash_key, type="S")]
+        attributes = [DynamodbTableAttribute(name=hash_key, type="S"),
+                      DynamodbTableAttribute(name=USER_ATTRIBUTE, type="S")]
         if range_key:
             attributes.append(DynamodbTableAttribute(name=range_key, type="N"))
         replicas = [DynamodbTableReplica(region_name=region, kms_key_arn=foundation.replica_kms_key_arns[region],
@@ -215,6 +221,9 @@ class Data(Construct):
         table = DynamodbTable(
             self, id, name=name, billing_mode="PAY_PER_REQUEST", hash_key=hash_key, range_key=range_key,
             attribute=attributes, ttl=DynamodbTableTtl(enabled=True, attribute_name="expiresAt"),
+            # Added to live tables in place (UpdateTable creates the index and backfills it).
+            global_secondary_index=[DynamodbTableGlobalSecondaryIndex(
+                name=USER_INDEX, hash_key=USER_ATTRIBUTE, projection_type="KEYS_ONLY")],
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
             server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self._key),
             deletion_protection_enabled=identity.protect_stateful, replica=replicas or None,

@@ -63,7 +63,7 @@ from modules.parts import iam, packaging
 from modules.parts.compliance import skip
 from modules.config.settings import Identity, RealtimeSettings
 from modules.parts.context import Account, current_account
-from modules.layers.data import DataOutputs
+from modules.layers.data import USER_INDEX, DataOutputs
 from modules.layers.foundation import FoundationOutputs
 from modules.layers.network import NetworkOutputs
 from modules.parts.outputs import publish
@@ -73,6 +73,7 @@ STAGE = "live"
 # The worker handles a batch's records one after another: its timeout covers every model call.
 WORKER_BATCH_SIZE = 2
 WORKER_TIMEOUT_MARGIN = 30
+ERASER_TIMEOUT = 900  # Lambda's maximum: a user with many thousands of exchanges, deleted one by one
 ENVELOPE_CONTEXT_KEY = "userSession"  # the field-level encryption context the worker binds
 CLAIM_PREFIX = "claim#"  # partition keys of the worker's claims on request ids (history table)
 # The functions API Gateway invokes (routes and the authorizer); the worker is invoked by its
@@ -180,6 +181,8 @@ class Realtime(Construct):
             "dead_letter_queue_url": (dead_letters.url, "SQS dead-letter queue: requests that failed every try"),
             "response_topic_arn": (topic.arn, "SNS topic notified of every answer (ids only)"),
             "model_api_key_secret_arn": (model_key.arn, "Secrets Manager ARN to put the worker's LiteLLM key in"),
+            "eraser_function_name": (built["eraser"].function_name,
+                                     "Function erasing a user's chat data (python -m modules.tools.erase_user)"),
             **extra_outputs,
         })
 
@@ -229,10 +232,15 @@ class Realtime(Construct):
                 "KMS_KEY_ARN": key, "MODEL_ENDPOINT": settings.model_endpoint_url or "",
                 "MODEL_API_KEY_SECRET_ARN": w.model_key.arn,
                 "MODEL_TIMEOUT_SECONDS": str(settings.model_timeout_seconds),
+                "MODEL_MAX_TOKENS": str(settings.max_output_tokens),
                 "CLAIM_LEASE_SECONDS": str(claim_lease_seconds(settings.model_timeout_seconds)),
-                "DEAD_LETTER_QUEUE_URL": w.dead_letters.url,
+                "DEAD_LETTER_QUEUE_URL": w.dead_letters.url, "REQUEST_QUEUE_URL": w.queue.url,
                 "RESPONSE_TOPIC_ARN": w.topic.arn, "WEBSOCKET_ENDPOINT": w.endpoint, **redis},
                 statements=self._worker_statements(w)),
+            # Invoked by an operator (python -m modules.tools.erase_user): one erasure at a time.
+            Function("eraser", timeout=ERASER_TIMEOUT, reserved_concurrency=1, environment={
+                "HISTORY_TABLE": data.history_table_name, "CONNECTIONS_TABLE": data.connections_table_name, **redis},
+                statements=self._eraser_statements(w)),
         ]
 
     def _read_secret_and_post(self, w: _Wiring) -> list[iam.Statement]:
@@ -247,6 +255,8 @@ class Realtime(Construct):
         return [
             iam.allow(["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [w.queue.arn],
                       sid="ConsumeRequests"),
+            # A failed record is retried after a backoff, not the queue's whole visibility timeout.
+            iam.allow(["sqs:ChangeMessageVisibility"], [w.queue.arn], sid="BackOffRetries"),
             # A job the configuration cannot serve is set aside for an operator, not retried.
             iam.allow(["sqs:SendMessage"], [w.dead_letters.arn], sid="SetAsideRequests"),
             iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="QueueEncryption", conditions={
@@ -267,6 +277,19 @@ class Realtime(Construct):
             iam.allow(["sns:Publish"], [w.topic.arn], sid="Notify"),
             iam.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key], sid="EncryptNotifications", conditions={
                 "StringEquals": {"kms:ViaService": f"sns.{identity.region}.amazonaws.com"}}),
+        ]
+
+    def _eraser_statements(self, w: _Wiring) -> list[iam.Statement]:
+        data = w.data
+        tables = [data.history_table_arn, data.connections_table_arn]
+        return [
+            iam.allow(["dynamodb:Query"], [f"{arn}/index/{USER_INDEX}" for arn in tables], sid="FindUserItems"),
+            iam.allow(["dynamodb:DeleteItem"], tables, sid="EraseUserItems"),
+            # Items written before they carried userId: found once by a scan (scanUnindexed).
+            iam.allow(["dynamodb:Scan"], [data.history_table_arn], sid="FindUnindexedHistory"),
+            iam.allow(["secretsmanager:GetSecretValue"], [data.redis_auth_secret_arn], sid="RedisAuth"),
+            iam.allow(["kms:Decrypt"], [self._key], sid="DecryptSecrets", conditions={
+                "StringEquals": {"kms:ViaService": f"secretsmanager.{self._identity.region}.amazonaws.com"}}),
         ]
 
     def _functions(self, functions: list[Function], queue: SqsQueue) -> dict[str, LambdaFunction]:
@@ -414,8 +437,9 @@ class Realtime(Construct):
             vpc_config=LambdaFunctionVpcConfig(subnet_ids=self._network.private_subnet_ids,
                                                security_group_ids=[self._network.security_group_ids["lambda"]]),
             depends_on=[logs, *([role.policy] if role.policy else [])])
-        skip(function, "CKV_AWS_116", "Invoked synchronously (API Gateway) or by an SQS event source: a "
-             "Lambda DLQ applies only to asynchronous invocations; failed requests land in the queue's DLQ.")
+        skip(function, "CKV_AWS_116", "Invoked synchronously (API Gateway, an operator's erasure) or by an SQS "
+             "event source: a Lambda DLQ applies only to asynchronous invocations; failed requests land in the "
+             "queue's DLQ.")
         skip(function, "CKV_AWS_272", "Code is built from this repository by the synth, hashed and pinned by "
              "source_code_hash; no signing profile exists to verify against.")
         if spec.reserved_concurrency is None:

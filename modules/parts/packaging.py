@@ -35,7 +35,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_DIR = PROJECT_ROOT / "lambda"
 REQUIREMENTS = LAMBDA_DIR / "requirements.txt"
 SHARED_PACKAGE = "chat_common"
-FUNCTIONS = ("authorizer", "connect", "disconnect", "message", "worker")
+FUNCTIONS = ("authorizer", "connect", "disconnect", "eraser", "message", "worker")
 
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"

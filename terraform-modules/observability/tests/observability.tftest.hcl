@@ -26,7 +26,7 @@ variables {
   llm_target_group_arn_suffix             = "targetgroup/acme-sandbox-llm/0123456789abcdef"
   realtime_api_id                         = "a1b2c3d4e5"
   realtime_dead_letter_queue_name         = "acme-sandbox-chat-requests-dlq"
-  realtime_function_names                 = { authorizer = "a", connect = "c", disconnect = "d", message = "m", worker = "w" }
+  realtime_function_names                 = { authorizer = "a", connect = "c", disconnect = "d", eraser = "e", message = "m", worker = "w" }
   realtime_request_queue_name             = "acme-sandbox-chat-requests"
   realtime_stage                          = "live"
 }
