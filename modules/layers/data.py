@@ -40,6 +40,13 @@ from modules.parts.storage import encrypted_log_group, protect
 DATABASE_NAME = "litellm"
 MASTER_USERNAME = "litellm_admin"
 DISPOSABLE = "Disposable environment (protect_stateful = false): "
+# UTC windows, none overlapping another, with gaps between them: a database maintenance (with
+# its Multi-AZ failover) never meets a Redis failover or either store's backup. RDS and
+# ElastiCache each refuse a backup window that overlaps their own maintenance window.
+REDIS_SNAPSHOT_WINDOW = "01:30-02:30"
+DB_BACKUP_WINDOW = "03:00-04:00"  # the design's
+DB_MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
+REDIS_MAINTENANCE_WINDOW = "sun:06:00-sun:07:00"
 
 
 @dataclass(frozen=True)
@@ -144,8 +151,7 @@ class Data(Construct):
             iam_database_authentication_enabled=True, multi_az=settings.multi_az, db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[network.security_group_ids["database"]], publicly_accessible=False,
             parameter_group_name=parameters.name, backup_retention_period=settings.backup_retention_days,
-            # The windows must not conflict (RDS API); a gap keeps them apart even at their edges.
-            backup_window="03:00-04:00", maintenance_window="sun:04:30-sun:05:30", copy_tags_to_snapshot=True,
+            backup_window=DB_BACKUP_WINDOW, maintenance_window=DB_MAINTENANCE_WINDOW, copy_tags_to_snapshot=True,
             monitoring_interval=60, monitoring_role_arn=monitoring.arn, performance_insights_enabled=True,
             performance_insights_kms_key_id=self._key, performance_insights_retention_period=7,
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"], auto_minor_version_upgrade=True,
@@ -186,7 +192,7 @@ class Data(Construct):
             security_group_ids=[network.security_group_ids["redis"]], at_rest_encryption_enabled="true",
             kms_key_id=self._key, transit_encryption_enabled=True, auth_token=token.value,
             auth_token_update_strategy="ROTATE", snapshot_retention_limit=7 if protected else 1,
-            snapshot_window="02:00-03:00", maintenance_window="sun:05:00-sun:06:00",
+            snapshot_window=REDIS_SNAPSHOT_WINDOW, maintenance_window=REDIS_MAINTENANCE_WINDOW,
             auto_minor_version_upgrade="true", final_snapshot_identifier=f"{name}-final" if protected else None,
             log_delivery_configuration=[ElasticacheReplicationGroupLogDeliveryConfiguration(
                 destination=slow_log.name, destination_type="cloudwatch-logs", log_format="json",
