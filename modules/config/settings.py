@@ -65,7 +65,8 @@ class ObservabilitySettings(models.Observability):
         "model_routes": "gateway.models", "gpu_capacity": "llm.capacity",
         "gpu_scheduled_scaling": "llm.scheduled_scaling",
         "gpu_queue_target_per_instance": "llm.queue_target_per_instance",
-        "db_instance_class": "data.db_instance_class", "waf_log_destination": "edge.waf_log_destination"}
+        "db_instance_class": "data.db_instance_class", "waf_log_destination": "edge.waf_log_destination",
+        "dynamodb_replica_regions": "data.dynamodb_replica_regions"}
     # Thresholds and widgets follow the sizing and the routes they watch.
     model_routes: list[ModelRoute]
     gpu_capacity: Capacity
@@ -73,6 +74,7 @@ class ObservabilitySettings(models.Observability):
     gpu_queue_target_per_instance: int
     db_instance_class: str
     waf_log_destination: Literal["s3", "cloudwatch"]
+    dynamodb_replica_regions: list[str]  # a replication-latency alarm per table and replica region
 
 
 class StateSettings(models.Backend):
