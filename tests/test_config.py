@@ -64,11 +64,18 @@ CASES = {
         {"replace": {'private_subnets = ["10.1.11.0/24"': 'private_subnets = ["10.1.1.0/25"'}},
         "network.private_subnets[0]: 10.1.1.0/25 overlaps network.public_subnets[0]", "its own range"),
     "one AZ with HA": (
-        {"replace": {'availability_zones = ["eu-west-2a", "eu-west-2b"]': 'availability_zones = ["eu-west-2a"]'}},
-        "network.availability_zones: has fewer than 2 zones but high_availability = true", "at least two zones"),
+        {"replace": {'availability_zones = ["eu-west-2a", "eu-west-2b", "eu-west-2c"]':
+                     'availability_zones = ["eu-west-2a"]'}},
+        "network.availability_zones: has 1 zone but high_availability = true", "add eu-west-2b, eu-west-2c"),
+    "two AZs with HA": (
+        {"replace": {'availability_zones = ["eu-west-2a", "eu-west-2b", "eu-west-2c"]':
+                     'availability_zones = ["eu-west-2a", "eu-west-2b"]',
+                     '"10.1.3.0/24"]': ']', '"10.1.13.0/24"]': ']', '"10.1.23.0/24"]': ']'}},
+        "network.availability_zones: has 2 zones but high_availability = true: losing one zone would take half",
+        "list 3 zones (add eu-west-2c, with a subnet per tier for each)"),
     "AZ outside region": (
-        {"replace": {'"eu-west-2b"]': '"us-west-2b"]'}},
-        "network.availability_zones[1]: 'us-west-2b' is not in region eu-west-2", "eu-west-2a"),
+        {"replace": {'"eu-west-2c"]': '"us-west-2c"]'}},
+        "network.availability_zones[2]: 'us-west-2c' is not in region eu-west-2", "eu-west-2a"),
     "invalid Fargate size": (
         {"replace": {"memory = 2048": "memory = 1024"}},
         "gateway.memory: cpu 1024 / memory 1024 is not a valid Fargate size", "2048..8192"),
@@ -92,7 +99,21 @@ CASES = {
         "network.nat_gateways: is 'single' but high_availability = true", 'nat_gateways = "per_az"'),
     "unpinned image in prod": (
         {"replace": {"litellm:v1.108.11": "litellm:main-latest"}},
-        "gateway.image: 'ghcr.io/berriai/litellm:main-latest' is not pinned", "digest"),
+        "gateway.image: '111122223333.dkr.ecr.eu-west-2.amazonaws.com/ghcr/berriai/litellm:main-latest' is not "
+        "pinned", "digest"),
+    "gateway image straight from ghcr.io": (
+        {"replace": {"111122223333.dkr.ecr.eu-west-2.amazonaws.com/ghcr/berriai": "ghcr.io/berriai"}},
+        "gateway.image: 'ghcr.io/berriai/litellm:v1.108.11' is pulled from ghcr.io directly",
+        '"111122223333.dkr.ecr.eu-west-2.amazonaws.com/ghcr/berriai/litellm:v1.108.11"'),
+    "model server image straight from Docker Hub": (
+        {"replace": {"111122223333.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/vllm": "vllm"}},
+        "llm.vllm_image: 'vllm/vllm-openai:v0.11.0' is pulled from registry-1.docker.io directly",
+        '"111122223333.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/vllm/vllm-openai:v0.11.0"'),
+    "image of another account's registry": (
+        {"replace": {"111122223333.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/vllm":
+                     "444455556666.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/vllm"}},
+        "llm.vllm_image: is in registry 444455556666.dkr.ecr.eu-west-2.amazonaws.com, not this environment's",
+        "use an image of 111122223333.dkr.ecr.eu-west-2.amazonaws.com"),
     "prod without alarm recipients": (
         {"replace": {'alarm_emails = ["platform-oncall@example.com"]': "alarm_emails = []"}},
         "observability.alarm_emails: is empty in a protected environment", "at least one address"),
@@ -113,11 +134,18 @@ CASES = {
         'backend.type: is "local" in a protected environment; its state holds secrets',
         "bucket the broken-state stack creates"),
     "non-GPU Spot alternative": (
-        {"replace": {'spot_instance_types = ["g6.xlarge"]': 'spot_instance_types = ["m5.xlarge"]'}},
+        {"replace": {'spot_instance_types = ["g6.xlarge"': 'spot_instance_types = ["m5.xlarge"'}},
         "llm.spot_instance_types[0]: 'm5.xlarge' is not a GPU instance type", "g5.xlarge"),
-    "Spot alternative of another GPU memory class": (
-        {"replace": {'spot_instance_types = ["g6.xlarge"]': 'spot_instance_types = ["g4dn.xlarge"]'}},
-        "llm.spot_instance_types[0]: 'g4dn.xlarge' has 16 GB GPUs, g5.xlarge has 24 GB", "same GPU memory class"),
+    "Spot alternative with smaller GPUs": (
+        {"replace": {'spot_instance_types = ["g6.xlarge"': 'spot_instance_types = ["g4dn.xlarge"'}},
+        "llm.spot_instance_types[0]: 'g4dn.xlarge' has 16 GB GPUs, g5.xlarge has 24 GB",
+        "with at least 24 GB GPUs"),
+    "one GPU host with HA": (
+        {"replace": {"capacity = { min = 2, desired = 2, max = 4 }": "capacity = { min = 1, desired = 1, max = 4 }"}},
+        "llm.capacity.min: is 1 but high_availability = true: one host is one zone", "at least 2"),
+    "GPU hosts scheduled to zero with HA": (
+        {"replace": {"on_demand_base = 1\n": "on_demand_base = 1\nscheduled_scaling = true\n"}},
+        "llm.scheduled_scaling: is true but high_availability = true", "scheduled_scaling = false"),
     "root volume smaller than the model": (
         {"replace": {"root_volume_gb = 200": "root_volume_gb = 40"}},
         "llm.root_volume_gb: 40 GB cannot hold the 16 GB model", "at least 46 GB"),
@@ -134,10 +162,11 @@ CASES = {
         {"replace": {"model_size_gb = 16": 'model_size_gb = 16\nhf_model_id = "deepseek-ai/x"'}},
         "llm.weights_s3_prefix: and llm.hf_model_id are both set or both missing", "exactly one weights location"),
     "unpinned model server image in prod": (
-        {"replace": {'vllm_image = "vllm/vllm-openai:v0.11.0"': 'vllm_image = "vllm/vllm-openai:latest"'}},
-        "llm.vllm_image: 'vllm/vllm-openai:latest' is not pinned", "pin a release tag"),
+        {"replace": {"vllm-openai:v0.11.0": "vllm-openai:latest"}},
+        "llm.vllm_image: '111122223333.dkr.ecr.eu-west-2.amazonaws.com/docker-hub/vllm/vllm-openai:latest' is not "
+        "pinned", "pin a release tag"),
     "GPU capacities out of order": (
-        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }": "capacity = { min = 3, desired = 1, max = 2 }"}},
+        {"replace": {"capacity = { min = 2, desired = 2, max = 4 }": "capacity = { min = 3, desired = 1, max = 2 }"}},
         "llm.capacity: min 3, desired 1, max 2 are out of order", "min <= desired <= max"),
     "override of an unknown alarm": (
         {"append": '\n[observability.overrides.alb-5xx-rates]\nthreshold = 3\n'},
@@ -161,21 +190,21 @@ CASES = {
         {"replace": {'certificate_domains = ["llm.prod.internal.example.com"]': "certificate_domains = []"}},
         "llm.certificate_domains: is empty", "as ACM shows them"),
     "scheduled scaling down to a zero minimum": (
-        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }":
+        {"replace": {"capacity = { min = 2, desired = 2, max = 4 }":
                      "capacity = { min = 0, desired = 1, max = 4 }\nscheduled_scaling = true"}},
         "llm.capacity.min: is 0 with scheduled_scaling = true", "at least 1"),
     "scheduled scaling at one hour": (
-        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }":
-                     "capacity = { min = 1, desired = 1, max = 4 }\nscheduled_scaling = true\n"
+        {"replace": {"capacity = { min = 2, desired = 2, max = 4 }":
+                     "capacity = { min = 2, desired = 2, max = 4 }\nscheduled_scaling = true\n"
                      "scale_down_hour = 15"}},
         "llm.scale_up_hour: equals llm.scale_down_hour (15)", "different hours"),
     "unknown schedule time zone": (
-        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }":
-                     'capacity = { min = 1, desired = 1, max = 4 }\nschedule_time_zone = "Central"'}},
+        {"replace": {"capacity = { min = 2, desired = 2, max = 4 }":
+                     'capacity = { min = 2, desired = 2, max = 4 }\nschedule_time_zone = "Central"'}},
         "llm.schedule_time_zone: 'Central' is not an IANA time zone", "America/Chicago"),
     "schedule hour out of range": (
-        {"replace": {"capacity = { min = 1, desired = 1, max = 4 }":
-                     "capacity = { min = 1, desired = 1, max = 4 }\nscale_up_hour = 24"}},
+        {"replace": {"capacity = { min = 2, desired = 2, max = 4 }":
+                     "capacity = { min = 2, desired = 2, max = 4 }\nscale_up_hour = 24"}},
         "llm.scale_up_hour: Input should be less than or equal to 23 (got 24)", "use a value of at most 23"),
     "gp3 throughput beyond its IOPS": (
         {"replace": {"root_volume_gb = 200": "root_volume_gb = 200\nroot_volume_iops = 3000\n"
@@ -379,7 +408,8 @@ def test_a_missing_edge_certificate_is_reported_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize("edit, field, fix", [
     ({'vpc_cidr = "10.1.0.0/16"': "vpc_cidr = 5"}, "network.vpc_cidr: Input should be a valid string (got 5)",
      "double quotes"),  # not silently 0.0.0.5/32
-    ({'public_subnets = ["10.1.1.0/24", "10.1.2.0/24"]': 'public_subnets = ["10.1.1.0/24", "10.1.2.0/33"]'},
+    ({'public_subnets = ["10.1.1.0/24", "10.1.2.0/24", "10.1.3.0/24"]':
+      'public_subnets = ["10.1.1.0/24", "10.1.2.0/33", "10.1.3.0/24"]'},
      "network.public_subnets[1]: Input is not a valid IPv4 network", "CIDR notation"),
     ({'vpc_cidr = "10.1.0.0/16"': 'vpc_cidr = "10.1.5.0/16"'},
      "network.vpc_cidr: 10.1.5.0/16 has host bits set: that range starts at 10.1.0.0/16", 'write the range\'s first '

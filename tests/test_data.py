@@ -177,3 +177,30 @@ def test_backup_and_maintenance_windows_do_not_meet(stacks, env: str) -> None:
     backup = [_minutes(t) for t in db["backup_window"].split("-")]
     maintenance = [_minutes(t) for t in db["maintenance_window"].split("-")]
     assert backup[1] < maintenance[0] or maintenance[1] < backup[0], (db["backup_window"], db["maintenance_window"])
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _week_intervals(window: str) -> list[tuple[int, int]]:
+    """Minutes of the week a window covers: "ddd:hh:mm-ddd:hh:mm" once, "hh:mm-hh:mm" every day."""
+    start, end = window.split("-")
+    if start[:3] in DAYS:
+        return [(DAYS.index(start[:3]) * 1440 + _minutes(start[4:]), DAYS.index(end[:3]) * 1440 + _minutes(end[4:]))]
+    return [(day * 1440 + _minutes(start), day * 1440 + _minutes(end)) for day in range(7)]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_database_and_redis_windows_never_meet(stacks, env: str) -> None:
+    """A database maintenance (a Multi-AZ failover) at the same time as a Redis failover or a
+    snapshot is two faults at once: every window stands apart from every other."""
+    data = stacks[f"{env}-data"]
+    db, redis = data.one("aws_db_instance"), data.one("aws_elasticache_replication_group")
+    windows = {"rds backup": db["backup_window"], "rds maintenance": db["maintenance_window"],
+               "redis snapshot": redis["snapshot_window"], "redis maintenance": redis["maintenance_window"]}
+    names = list(windows)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for start_a, end_a in _week_intervals(windows[a]):
+                for start_b, end_b in _week_intervals(windows[b]):
+                    assert end_a < start_b or end_b < start_a, f"{a} {windows[a]} meets {b} {windows[b]}"

@@ -93,12 +93,13 @@ def test_arithmetic_on_known_cases(synthesized) -> None:
     prices, hours = cost.prices_for(synthesized["prod"])
     use = cost.assumptions_for(synthesized["prod"])
     lines = cost.estimate(synthesized["prod"], use, prices, hours)
-    # two NAT gateways all month plus the processed gigabytes
-    assert line(lines, "NAT gateways").usd == round(2 * 730 * 0.05 + use["nat_gb"] * 0.05, 2)
+    # three NAT gateways (one per zone) all month plus the processed gigabytes
+    assert line(lines, "NAT gateways").usd == round(3 * 730 * 0.05 + use["nat_gb"] * 0.05, 2)
     # Multi-AZ doubles the instance line
     assert line(lines, "RDS db.t4g.small Multi-AZ").usd == round(2 * 730 * 0.036, 2)
-    # the on-demand base runs at full price; Spot only above it, at the stated discount
-    assert line(lines, "GPU g5.xlarge on-demand").usd == round(730 * 1.258, 2)
+    # the on-demand base and half the hosts above it (rounded up) run at full price: both of
+    # prod's two; Spot only for the rest, at the stated discount
+    assert line(lines, "GPU g5.xlarge on-demand").usd == round(2 * 730 * 1.258, 2)
     assert line(lines, "GPU g5.xlarge Spot").usd == 0
     dev_prices, _ = cost.prices_for(synthesized["dev"])
     dev = cost.estimate(synthesized["dev"], cost.assumptions_for(synthesized["dev"]), dev_prices, hours)

@@ -226,3 +226,22 @@ def test_trail_logs_role_trusts_cloudtrail_as_its_guide_documents(stacks) -> Non
     (resource,) = statement["Resource"]
     assert resource.startswith("${aws_cloudwatch_log_group.foundation_trail_log_group") and resource.endswith(
         ".arn}:log-stream:*")
+
+
+def test_pull_through_caches_for_ghcr_and_docker_hub_hold_no_credentials_in_code_or_state(foundation: Stack) -> None:
+    """ECR user guide: an upstream that requires authentication reads a Secrets Manager secret whose
+    name begins with ecr-pullthroughcache/; the secret is created without a value (an operator puts it)."""
+    env = load_environment(foundation.name.removesuffix("-foundation"))
+    rules = {r["ecr_repository_prefix"]: r for r in foundation.resources("aws_ecr_pull_through_cache_rule").values()}
+    assert {prefix: r["upstream_registry_url"] for prefix, r in rules.items()} == {
+        "ghcr": "ghcr.io", "docker-hub": "registry-1.docker.io"}
+    secrets = foundation.resources("aws_secretsmanager_secret")
+    for prefix, rule in rules.items():
+        (secret_id,) = [lid for lid, s in secrets.items()
+                        if s["name"] == f"ecr-pullthroughcache/llmlite-{env.name}-{prefix}"]
+        assert rule["credential_arn"] == foundation.ref("aws_secretsmanager_secret", secret_id, "arn")
+    assert foundation.resources("aws_secretsmanager_secret_version") == {}  # no value, ever
+    # The images of the environment come through these caches (config rule).
+    registry = f"{env.account_id}.dkr.ecr.{env.region}.amazonaws.com"
+    assert env.gateway.image.startswith(f"{registry}/ghcr/")
+    assert env.llm.vllm_image.startswith(f"{registry}/docker-hub/")

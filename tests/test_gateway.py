@@ -155,7 +155,12 @@ def test_routes_are_the_configured_models_through_the_regions_geography(stacks, 
 
 def test_execution_role_reads_only_its_own_secrets(gateway: Stack) -> None:
     statements = {s["Sid"]: s for s in role_policy(gateway, "-proxy-execution")}
-    assert set(statements) == {"Logs", "OwnSecrets", "DecryptSecrets"}  # ghcr.io image: no ECR rights
+    # The image comes through the environment's ghcr cache: pull, and import on a cache miss.
+    assert set(statements) == {"Logs", "OwnSecrets", "DecryptSecrets", "EcrToken", "EcrPull", "EcrPullThroughCache"}
+    env = load_environment(gateway.name.removesuffix("-gateway"))
+    account, region = env.account_id, env.region
+    (repository,) = statements["EcrPullThroughCache"]["Resource"]
+    assert repository.endswith(f":ecr:{region}:{account}:repository/ghcr/berriai/litellm")
     secret_arns = statements["OwnSecrets"]["Resource"]
     assert len(secret_arns) == 5 and all(a.startswith("${") for a in secret_arns)  # incl. the model API key
     valued = {s["valueFrom"].split(":password::")[0].split(":username::")[0]
@@ -167,6 +172,19 @@ def test_ecr_images_get_pull_rights_on_their_repository_only() -> None:
     statements = registry_pull_statements("111122223333.dkr.ecr.eu-west-2.amazonaws.com/litellm:v1.55.8", "aws")
     assert statements[1]["Resource"] == ["arn:aws:ecr:eu-west-2:111122223333:repository/litellm"]
     assert registry_pull_statements("ghcr.io/berriai/litellm:v1.55.8-stable", "aws") == []
+    assert [s["Sid"] for s in statements] == ["EcrToken", "EcrPull"]  # not a cache: nothing to import
+
+
+def test_cached_images_may_import_from_upstream_into_their_own_repository_only() -> None:
+    """ECR user guide, pull through cache IAM: ecr:BatchImportUpstreamImage, and ecr:CreateRepository
+    for the first pull of a repository."""
+    image = "111122223333.dkr.ecr.eu-west-2.amazonaws.com/ghcr/berriai/litellm:v1.108.11"
+    statements = {s["Sid"]: s for s in registry_pull_statements(image, "aws")}
+    repository = "arn:aws:ecr:eu-west-2:111122223333:repository/ghcr/berriai/litellm"
+    assert statements["EcrPull"]["Resource"] == [repository]
+    assert statements["EcrPullThroughCache"] == {
+        "Sid": "EcrPullThroughCache", "Effect": "Allow",
+        "Action": ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"], "Resource": [repository]}
 
 
 def test_service_deployment_and_placement(gateway: Stack) -> None:
@@ -195,7 +213,9 @@ def test_prod_runs_1_vcpu_2_gb_on_demand_and_dev_runs_small_on_spot(stacks) -> N
 
 def test_image_is_pinned_and_healthchecked(gateway: Stack) -> None:
     definition = container(gateway)
-    assert re.fullmatch(r"ghcr\.io/berriai/litellm:v1\.\d+\.\d+", definition["image"])  # vX.Y.Z since v1.84
+    # ghcr.io's LiteLLM through the environment's pull-through cache; tags are vX.Y.Z since v1.84
+    assert re.fullmatch(r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/ghcr/berriai/litellm:v1\.\d+\.\d+",
+                        definition["image"])
     assert definition["portMappings"] == [{"containerPort": 4000, "protocol": "tcp"}]
     assert "/health/liveliness" in definition["healthCheck"]["command"][1]
     assert definition["logConfiguration"]["options"]["awslogs-group"].startswith("${aws_cloudwatch_log_group.")

@@ -20,6 +20,8 @@ import shlex
 import shutil
 import stat
 import subprocess
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,8 @@ HF_TOKEN = "hf_standin_secret_9f8e7d"
 API_KEY = "vllm_standin_key_4c3b2a"
 API_KEY_ARN = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:llmlite/dev/vllm-api-key-AbCdEf"
 HOOK = "model-ready"
+DRAIN_HOOK = "drained"
+TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:eu-west-2:123456789012:targetgroup/llmlite-dev-llm/0123456789abcdef"
 INSTANCE_ID = "i-0123456789abcdef0"
 PRIVATE_DNS = "ip-10-1-11-23.eu-west-2.compute.internal"
 ECR_IMAGE = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/vllm-openai:v0.11.0"
@@ -74,9 +78,19 @@ case "$url" in
   */latest/api/token) echo imds-standin-token ;;
   */meta-data/local-hostname) echo {PRIVATE_DNS} ;;
   */meta-data/instance-id) echo {INSTANCE_ID} ;;
-  */meta-data/autoscaling/target-lifecycle-state) echo "${{STANDIN_TARGET_STATE:-InService}}" ;;
+  */meta-data/spot/instance-action) [ -n "${{STANDIN_SPOT_NOTICE:-}}" ] || exit 22; echo "$STANDIN_SPOT_NOTICE" ;;
+  # STANDIN_INSERVICE_POLLS: the first N answers are InService, then STANDIN_TARGET_STATE.
+  */meta-data/autoscaling/target-lifecycle-state)
+    if fails state "${{STANDIN_INSERVICE_POLLS:-0}}"; then echo InService; else echo "${{STANDIN_TARGET_STATE:-InService}}"; fi ;;
   */health) [ "${{STANDIN_HEALTH:-200}}" = 200 ] || exit 22 ;;
-  */metrics) cat <<'EOF'
+  # STANDIN_BUSY_POLLS: requests run for the first N scrapes, then none.
+  */metrics) if [ -n "${{STANDIN_BUSY_POLLS:-}}" ]; then
+      if fails busy "$STANDIN_BUSY_POLLS"; then running=2.0; else running=0.0; fi
+      echo "vllm:num_requests_running{{engine=\"0\",model_name=\"deepseek-r1\"}} $running"
+      echo "vllm:num_requests_waiting{{engine=\"0\",model_name=\"deepseek-r1\"}} 0.0"
+      exit 0
+    fi
+    cat <<'EOF'
 # HELP vllm:num_requests_waiting Number of requests waiting to be processed.
 # TYPE vllm:num_requests_waiting gauge
 vllm:num_requests_waiting{{engine="0",model_name="deepseek-r1"}} 3.0
@@ -529,3 +543,97 @@ def test_a_rerun_with_no_pending_hook_serves_and_only_warns(host: Host) -> None:
     assert result.returncode == 0, result.stderr
     assert len(host.calls("aws", "autoscaling")) == 3
     assert len(lines_with(result.stderr, "WARNING", "lifecycle hook")) == 1
+
+
+# --- draining: termination, Spot interruption ------------------------------------------
+
+def draining(tmp: Path, **overrides) -> HostSettings:
+    return settings(tmp, lifecycle_hook_name=HOOK, termination_hook_name=DRAIN_HOOK,
+                    target_group_arn=TARGET_GROUP_ARN, **overrides)
+
+
+def run_watcher(host: Host, timeout: float = 20, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed watcher, as systemd runs it (none of the preamble's settings in its environment)."""
+    host.log.unlink(missing_ok=True)
+    return subprocess.run([str(host.tmp / "bin/gpu-host-drain")], env={**host.env, "POLL_SECONDS": "0.05", **env},
+                          cwd=host.tmp, capture_output=True, text=True, timeout=timeout)
+
+
+def notice_in(seconds: int) -> str:
+    at = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return json.dumps({"action": "terminate", "time": at.strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+
+def position(host: Host, *words: str) -> int:
+    lines = host.log.read_text().splitlines()
+    return next(i for i, line in enumerate(lines) if all(w in line for w in words))
+
+
+@pytest.fixture
+def serving(host: Host) -> Host:
+    result = host.run(draining(host.tmp))
+    assert result.returncode == 0, result.stderr
+    return host
+
+
+def test_the_drain_watcher_starts_once_the_model_serves_and_passes_shellcheck(serving: Host) -> None:
+    assert position(serving, "curl", "/health") < position(serving, "systemctl", "enable", "--now",
+                                                            "gpu-host-drain.service")
+    assert position(serving, "systemctl", "enable", "--now", "gpu-host-drain.service") < position(
+        serving, "complete-lifecycle-action")
+    unit = (serving.tmp / "systemd/gpu-host-drain.service").read_text()
+    assert f"ExecStart={serving.tmp}/bin/gpu-host-drain" in unit and "Restart=on-failure" in unit
+    check = subprocess.run(["shellcheck", "--severity=style", str(serving.tmp / "bin/gpu-host-drain")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    boot_env = (serving.tmp / "etc/vllm/boot.env").read_text()  # later boots start it as well
+    assert f"export TERMINATION_HOOK_NAME={DRAIN_HOOK}" in boot_env and TARGET_GROUP_ARN in boot_env
+
+
+def test_a_warm_pool_host_does_not_watch_until_it_serves(host: Host) -> None:
+    result = host.run(draining(host.tmp), STANDIN_TARGET_STATE="Warmed:Stopped")
+    assert result.returncode == 0, result.stderr
+    assert host.calls("systemctl", "enable", "--now", "gpu-host-drain.service") == []
+
+
+def test_a_terminating_host_leaves_the_target_group_waits_for_requests_then_completes_the_hook(
+        serving: Host) -> None:
+    result = run_watcher(serving, STANDIN_TARGET_STATE="Terminated", STANDIN_BUSY_POLLS="3")
+    assert result.returncode == 0, result.stderr
+    assert serving.one("aws", "elbv2") == [
+        "aws", "elbv2", "deregister-targets", "--region", "eu-west-2", "--target-group-arn", TARGET_GROUP_ARN,
+        "--targets", f"Id={INSTANCE_ID}"]
+    scrapes = [a for a in serving.calls("curl") if a[-1] == "https://localhost:50051/metrics"]
+    assert len(scrapes) == 4  # three busy, then idle
+    assert serving.one("aws", "autoscaling") == [
+        "aws", "autoscaling", "complete-lifecycle-action", "--region", "eu-west-2",
+        "--auto-scaling-group-name", "llmlite-dev-gpu", "--lifecycle-hook-name", DRAIN_HOOK,
+        "--instance-id", INSTANCE_ID, "--lifecycle-action-result", "CONTINUE"]
+    assert (position(serving, "elbv2", "deregister-targets") < position(serving, "curl", "/metrics")
+            and max(i for i, line in enumerate(serving.log.read_text().splitlines()) if "/metrics" in line)
+            < position(serving, "complete-lifecycle-action"))
+
+
+def test_a_spot_notice_drains_at_once_and_completes_the_hook_when_the_group_terminates(serving: Host) -> None:
+    result = run_watcher(serving, STANDIN_SPOT_NOTICE=notice_in(120), STANDIN_BUSY_POLLS="2",
+                         STANDIN_INSERVICE_POLLS="6", STANDIN_TARGET_STATE="Terminated")
+    assert result.returncode == 0, result.stderr
+    assert "Spot interruption notice" in result.stderr
+    assert serving.one("aws", "elbv2")[2] == "deregister-targets"
+    assert option(serving.one("aws", "autoscaling"), "--lifecycle-hook-name") == DRAIN_HOOK
+
+
+def test_requests_still_running_at_the_notice_are_left_before_the_instance_stops(serving: Host) -> None:
+    start = time.monotonic()
+    result = run_watcher(serving, STANDIN_SPOT_NOTICE=notice_in(17), NOTICE_MARGIN_SECONDS="15",
+                         STANDIN_BUSY_POLLS="1000000")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start < 10  # the deadline is the notice's time less the margin
+    assert lines_with(result.stderr, "WARNING", "still in flight at the deadline")
+    assert serving.calls("aws", "autoscaling") == []  # the group never started terminating it
+
+
+def test_an_in_service_host_is_left_alone(serving: Host) -> None:
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_watcher(serving, timeout=1)
+    assert serving.calls("aws") == []

@@ -34,6 +34,7 @@ EXAMPLE_ARNS = (
     ("redis_auth", "arn:aws:secretsmanager:eu-west-2:111122223333:secret:example"),
     ("aws_secretsmanager_secret", "arn:aws:secretsmanager:eu-west-2:111122223333:secret:example"),
     ("aws_cloudwatch_log_group", "arn:aws:logs:eu-west-2:111122223333:log-group:example"),
+    ("aws_lb_target_group", "arn:aws:elasticloadbalancing:eu-west-2:111122223333:targetgroup/example/0123456789abcdef"),
 )
 from modules.parts.iam import UNSCOPED_ACTIONS  # noqa: E402  (account-wide by API design)
 
@@ -59,12 +60,34 @@ def _bedrock_versioned_model(finding) -> bool:
         d["action"].startswith("bedrock:") for d in finding.detail)
 
 
+# parliament 1.6.4's action table lists these without a resource type, where the Service
+# Authorization Reference (Amazon ECR: "BatchImportUpstreamImage … repository*") scopes them to
+# a repository: a grant on the repository's ARN is right, parliament's table is old.
+STALE_IN_PARLIAMENT = {"ecr:BatchImportUpstreamImage"}
+
+
+def _stale_action_table(finding) -> bool:
+    return finding.issue == "RESOURCE_MISMATCH" and all(
+        d["action"] in STALE_IN_PARLIAMENT and d["required_format"] == "*" for d in finding.detail)
+
+
+def test_parliaments_table_is_still_stale_where_the_exception_says() -> None:
+    """When parliament learns the resource types, the exception goes."""
+    from parliament import iam_definition
+    for action in STALE_IN_PARLIAMENT:
+        prefix, name = action.split(":")
+        (service,) = [s for s in iam_definition if s["prefix"] == prefix]
+        (privilege,) = [p for p in service["privileges"] if p["privilege"] == name]
+        assert [r["resource_type"] for r in privilege["resource_types"]] == [""], action
+
+
 def test_identity_policies_have_no_parliament_findings(stacks) -> None:
     findings = []
     for where, document in identity_policies(stacks):
         policy = analyze_policy_string(concrete(document), ignore_private_auditors=True,
                                        include_community_auditors=False)
-        findings += [f"{where}: {f.issue} {f.detail}" for f in policy.findings if not _bedrock_versioned_model(f)]
+        findings += [f"{where}: {f.issue} {f.detail}" for f in policy.findings
+                     if not _bedrock_versioned_model(f) and not _stale_action_table(f)]
     assert findings == []
 
 

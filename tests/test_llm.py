@@ -18,7 +18,7 @@ from modules.config import Environment, load_environment
 from modules.layers.foundation import Foundation
 from modules.parts.gpu_host import SCRIPT
 from modules.config.settings import Identity, settings_for
-from modules.layers.llm import AMI_PARAMETER, LAUNCH_HOOK, Llm
+from modules.layers.llm import AMI_PARAMETER, DRAIN_TIMEOUT_SECONDS, LAUNCH_HOOK, TERMINATE_HOOK, Llm
 from modules.layers.network import Network
 from modules.engine.stacks import APP_CONTEXT, LayerStack
 
@@ -105,8 +105,9 @@ def test_group_spans_every_private_subnet_with_spot_depth(stacks, env) -> None:
                                                                                  capacity.max)
     assert group["health_check_type"] == "ELB" and group["health_check_grace_period"] >= 600
     policy = group["mixed_instances_policy"]
+    above_base = config.llm.on_demand_percentage_above_base_capacity
     assert policy["instances_distribution"] == {"on_demand_base_capacity": config.llm.on_demand_base,
-                                                "on_demand_percentage_above_base_capacity": 0,
+                                                "on_demand_percentage_above_base_capacity": above_base,
                                                 "spot_allocation_strategy": "capacity-optimized"}
     assert [o["instance_type"] for o in policy["launch_template"]["override"]] == [
         config.llm.instance_type, *config.llm.spot_instance_types]
@@ -137,9 +138,9 @@ def test_hosts_join_the_group_only_through_the_launch_hook(llm: Stack) -> None:
     """FACT-4: a launch hook, created with the group, completed by the boot script."""
     env = load_environment(llm.name.removesuffix("-llm"))
     group = llm.one("aws_autoscaling_group")
-    assert group["initial_lifecycle_hook"] == [{
+    assert group["initial_lifecycle_hook"][0] == {
         "name": LAUNCH_HOOK, "lifecycle_transition": "autoscaling:EC2_INSTANCE_LAUNCHING",
-        "default_result": "ABANDON", "heartbeat_timeout": env.llm.launch_timeout_seconds}]
+        "default_result": "ABANDON", "heartbeat_timeout": env.llm.launch_timeout_seconds}
     assert env.llm.launch_timeout_seconds > 900  # weights and image, then up to 900 s of model load
     assert group["wait_for_capacity_timeout"] == "0"  # apply never waits on the hook
     text = user_data(llm)
@@ -250,7 +251,14 @@ def test_host_role_reads_only_its_weights_prefix(stacks) -> None:
     (policy,) = stack.resources("aws_iam_role_policy").values()
     statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
     assert set(statements) == {"Logs", "Metrics", "AgentDimensions", "ListWeights", "ReadWeights", "DecryptWeights",
-                               "CompleteLaunchHook", "ModelApiKey", "DecryptApiKey"}
+                               "CompleteLaunchHook", "ModelApiKey", "DecryptApiKey", "DrainFromTargetGroup",
+                               "EcrToken", "EcrPull", "EcrPullThroughCache"}
+    (target_group,) = stack.resources("aws_lb_target_group")
+    assert statements["DrainFromTargetGroup"] == {  # its own target group, nothing else
+        "Sid": "DrainFromTargetGroup", "Effect": "Allow", "Action": ["elasticloadbalancing:DeregisterTargets"],
+        "Resource": [stack.ref("aws_lb_target_group", target_group, "arn")]}
+    assert statements["EcrPullThroughCache"]["Resource"][0].endswith(
+        ":ecr:eu-west-2:111122223333:repository/docker-hub/vllm/vllm-openai")
     assert statements["ReadWeights"]["Resource"][0].endswith("/models/deepseek-r1-distill-qwen-7b/*")
     assert statements["ListWeights"]["Condition"] == {"StringLike": {"s3:prefix": [
         "models/deepseek-r1-distill-qwen-7b/*"]}}
@@ -275,3 +283,25 @@ def test_the_model_api_key_is_generated_into_secrets_manager_and_never_into_stat
     assert statements["DecryptApiKey"]["Condition"] == {"StringEquals": {
         "kms:ViaService": f"secretsmanager.{load_environment(env).region}.amazonaws.com"}}
     assert llm.doc["output"]["api_key_secret_arn"]["value"] == arn
+
+
+def test_leaving_hosts_drain_through_a_termination_hook_completed_by_the_host(llm: Stack) -> None:
+    """A Spot interruption, scale-in or refresh: the group deregisters the host (the ALB drains it
+    for the deregistration delay), then waits for the host's watcher to complete this hook."""
+    group = llm.one("aws_autoscaling_group")
+    hook = group["initial_lifecycle_hook"][1]
+    assert hook == {"name": TERMINATE_HOOK, "lifecycle_transition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                    "default_result": "CONTINUE", "heartbeat_timeout": DRAIN_TIMEOUT_SECONDS + 30}
+    text = user_data(llm)
+    (target_group,) = llm.resources("aws_lb_target_group")
+    assert f"export TERMINATION_HOOK_NAME={TERMINATE_HOOK}\n" in text
+    assert f"export TARGET_GROUP_ARN='${{aws_lb_target_group.{target_group}.arn}}'\n" in text
+    assert f"export DRAIN_TIMEOUT_SECONDS={DRAIN_TIMEOUT_SECONDS}\n" in text
+    # The watcher's wait fits inside a Spot notice's two minutes plus the ALB's own drain.
+    assert llm.one("aws_lb_target_group")["deregistration_delay"] == "120"
+
+
+def test_replacements_launch_before_the_host_they_replace_terminates(llm: Stack) -> None:
+    """Instance maintenance policy: health replacements and rebalancing keep 100 % healthy."""
+    policy = llm.one("aws_autoscaling_group")["instance_maintenance_policy"]
+    assert policy == {"min_healthy_percentage": 100, "max_healthy_percentage": 200}

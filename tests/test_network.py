@@ -18,7 +18,7 @@ def network(request, stacks) -> Stack:
 
 
 def test_nat_gateway_per_az_in_prod_one_in_dev(stacks) -> None:
-    assert len(stacks["prod-network"].resources("aws_nat_gateway")) == 2
+    assert len(stacks["prod-network"].resources("aws_nat_gateway")) == 3
     assert len(stacks["prod-us-network"].resources("aws_nat_gateway")) == 3
     assert len(stacks["dev-network"].resources("aws_nat_gateway")) == 1
 
@@ -26,7 +26,7 @@ def test_nat_gateway_per_az_in_prod_one_in_dev(stacks) -> None:
 def test_each_private_route_table_uses_its_own_zones_nat_in_prod(stacks) -> None:
     routes = stacks["prod-network"].resources("aws_route")
     nats = {r["nat_gateway_id"] for r in routes.values() if "nat_gateway_id" in r}
-    assert len(nats) == 2
+    assert len(nats) == 3
 
 
 def test_vpc_has_dns_and_every_subnet_is_inside_it(network: Stack) -> None:
@@ -40,11 +40,13 @@ def test_vpc_has_dns_and_every_subnet_is_inside_it(network: Stack) -> None:
         assert subnet["map_public_ip_on_launch"] is False
 
 
-def test_prod_uses_the_gateway_designs_addressing_inside_a_16(stacks) -> None:
+def test_prod_uses_the_gateway_designs_addressing_inside_a_16_in_all_three_zones(stacks) -> None:
+    """The design's two zones keep their subnets; the third continues the same plan."""
     net = stacks["prod-network"]
     assert net.one("aws_vpc")["cidr_block"] == "10.1.0.0/16"
-    assert {s["cidr_block"] for s in net.resources("aws_subnet").values()} == {
-        "10.1.1.0/24", "10.1.2.0/24", "10.1.11.0/24", "10.1.12.0/24", "10.1.21.0/24", "10.1.22.0/24"}
+    subnets = {s["cidr_block"]: s["availability_zone"] for s in net.resources("aws_subnet").values()}
+    assert subnets == {f"10.1.{tier + zone}.0/24": f"eu-west-2{'abc'[zone - 1]}"
+                       for tier in (0, 10, 20) for zone in (1, 2, 3)}
 
 
 def test_database_tier_has_no_route_to_the_internet(network: Stack) -> None:
@@ -110,8 +112,8 @@ def test_database_nacl_admits_only_data_ports_from_private_subnets(stacks) -> No
     rules = [r for r in net.resources("aws_network_acl_rule").values()
              if r["network_acl_id"] == net.ref("aws_network_acl", db_acl)]
     ingress = {(r["from_port"], r["to_port"], r["cidr_block"]) for r in rules if not r["egress"]}
-    private = {"10.1.11.0/24", "10.1.12.0/24"}
-    database = {"10.1.21.0/24", "10.1.22.0/24"}
+    private = {"10.1.11.0/24", "10.1.12.0/24", "10.1.13.0/24"}
+    database = {"10.1.21.0/24", "10.1.22.0/24", "10.1.23.0/24"}
     assert ingress == {(p, p, c) for p in (5432, 6379) for c in private} | {(1024, 65535, c) for c in database}
     egress = {(r["from_port"], r["to_port"], r["cidr_block"]) for r in rules if r["egress"]}
     assert egress == {(1024, 65535, c) for c in private | database}  # stateless replies on ephemeral ports

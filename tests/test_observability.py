@@ -85,6 +85,9 @@ def test_every_alarm_watches_a_resource_that_exists(stacks, observability: Stack
                     assert value in OPERATIONS, (name, value)
                 elif key == "ModelId":  # a Bedrock route of the environment
                     assert value in {m.bedrock_model_id for m in env.gateway.models}, (name, value)
+                elif key == "ReceivingRegion":  # a region the alarm's table replicates to
+                    _, table, _ = resolve(stacks, dimensions["TableName"])
+                    assert value in {r["region_name"] for r in table.get("replica", [])}, (name, value)
                 else:
                     assert (key, value) in {("Region", env.region), ("Rule", "ALL"), ("Stage", stage)}, (name, key)
 
@@ -315,14 +318,50 @@ def test_platform_degraded_combines_the_critical_alarms(observability: Stack) ->
     assert named == critical and composite["alarm_rule"].count(" OR ") == len(critical) - 1
 
 
+def event_rule(stack: Stack, source: str) -> tuple[dict, dict]:
+    """The event rule matching `source`, and its pattern; its one target is the alarm topic."""
+    (rule_id, rule), = [(lid, r) for lid, r in stack.resources("aws_cloudwatch_event_rule").items()
+                        if json.loads(r["event_pattern"])["source"] == [source]]
+    (target,) = [t for t in stack.resources("aws_cloudwatch_event_target").values()
+                 if t["rule"] == stack.ref("aws_cloudwatch_event_rule", rule_id, "name")]
+    assert target["arn"].startswith("${aws_sns_topic.")
+    return rule, json.loads(rule["event_pattern"])
+
+
 def test_rds_failures_and_failed_backups_reach_the_topic(observability: Stack) -> None:
-    (rule_id,) = [i for i, r in observability.resources("aws_cloudwatch_event_rule").items()
-                  if r["name"].endswith("-rds-failures")]
-    pattern = json.loads(observability.resources("aws_cloudwatch_event_rule")[rule_id]["event_pattern"])
+    _, pattern = event_rule(observability, "aws.rds")
     assert pattern["source"] == ["aws.rds"] and pattern["detail-type"] == ["RDS DB Instance Event"]
     assert {"EventCategories": ["backup"], "Message": [{"wildcard": "*fail*"}]} in [o["detail"] for o in pattern["$or"]]
-    for target in observability.resources("aws_cloudwatch_event_target").values():
-        assert target["arn"].startswith("${aws_sns_topic.")
+
+
+def test_gpu_hosts_that_cannot_launch_reach_the_topic(stacks, observability: Stack) -> None:
+    """Auto Scaling event reference: "EC2 Instance Launch Unsuccessful" (capacity, quota, template)."""
+    _, pattern = event_rule(observability, "aws.autoscaling")
+    assert pattern["detail-type"] == ["EC2 Instance Launch Unsuccessful"]
+    (group,) = pattern["detail"]["AutoScalingGroupName"]
+    kind, body, attribute = resolve(stacks, group)
+    assert (kind, attribute) == ("aws_autoscaling_group", "name")
+
+
+def test_replication_latency_pages_per_table_and_replica_region_only_where_there_are_replicas(stacks) -> None:
+    for env in ENVIRONMENTS:
+        regions = load_environment(env).data.dynamodb_replica_regions
+        named = {name: a for name, a in alarms(stacks[f"{env}-observability"]).items()
+                 if name.startswith("dynamodb-replication-latency")}
+        assert set(named) == {f"dynamodb-replication-latency-{table}-{region}"
+                              for table in TABLE_OPERATIONS for region in regions}
+        for alarm in named.values():
+            assert (alarm["namespace"], alarm["metric_name"], alarm["statistic"]) == (
+                "AWS/DynamoDB", "ReplicationLatency", "Average")
+            assert set(alarm["dimensions"]) == {"TableName", "ReceivingRegion"}
+            assert alarm["dimensions"]["ReceivingRegion"] in regions
+            assert alarm["threshold"] == 60_000  # milliseconds
+    assert load_environment("prod-us").data.dynamodb_replica_regions  # the case that matters is covered
+
+
+def test_the_latency_alarm_says_how_to_read_long_generations() -> None:
+    spec = next(s for s in CATALOGUE if s.name == "alb-p95-latency")
+    assert spec.threshold == 3 and "long generations" in spec.meaning and "long answers" in spec.first_action
 
 
 def test_dashboard_has_the_designs_widgets_and_a_url(observability: Stack) -> None:

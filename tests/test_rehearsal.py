@@ -168,6 +168,25 @@ def test_global_tables_are_rehearsed_without_their_replicas(stacks) -> None:
     assert all("replica" not in table and "server_side_encryption" in table for table in tables.values())
 
 
+def test_pull_through_cache_rules_are_left_out_and_their_secrets_rehearsed(stacks) -> None:
+    foundation = json.loads(json.dumps(stacks["dev-foundation"].doc))
+    assert len(foundation["resource"]["aws_ecr_pull_through_cache_rule"]) == 2
+    notes = apply_rewrites(foundation, Seeded())
+    assert "emulator difference ecr-pull-through-cache-rule: 2 place(s) rewritten" in notes
+    assert "aws_ecr_pull_through_cache_rule" not in foundation["resource"]
+    assert any(s["name"].startswith("ecr-pullthroughcache/")
+               for s in foundation["resource"]["aws_secretsmanager_secret"].values())
+
+
+def test_a_group_read_back_without_its_maintenance_policy_is_a_false_drift_and_nothing_else() -> None:
+    policy = [{"min_healthy_percentage": 100, "max_healthy_percentage": 200}]
+    group = {"instance_maintenance_policy": [], "max_size": 4}
+    assert _explained("aws_autoscaling_group", group, {**group, "instance_maintenance_policy": policy}) \
+        == "autoscaling-instance-maintenance-policy"
+    assert _explained("aws_autoscaling_group", {**group, "instance_maintenance_policy": policy},
+                      {**group, "instance_maintenance_policy": [{**policy[0], "min_healthy_percentage": 90}]}) is None
+
+
 def _explained(type_: str, before: dict, after: dict) -> str | None:
     rows = explain_drift(type_, differences.changes(before, after, {}), before)
     return ", ".join(row.name for row in rows) or None

@@ -178,7 +178,8 @@ def test_every_depends_on_names_existing_resources(stacks) -> None:
 
 
 OPERATOR_OUTPUTS = {
-    "foundation": {"kms_key_arn", "audit_bucket", "alb_log_bucket", "waf_log_bucket", "access_log_bucket"},
+    "foundation": {"kms_key_arn", "audit_bucket", "alb_log_bucket", "waf_log_bucket", "access_log_bucket",
+                   "pull_through_cache_secret_arns"},
     "network": {"vpc_id", "public_subnet_ids", "private_subnet_ids", "database_subnet_ids", "security_group_ids"},
     "edge": {"alb_dns_name", "alb_url", "alb_zone_id", "web_acl_arn"},
     "data": {"db_endpoint", "db_name", "db_master_secret_arn", "redis_endpoint", "redis_auth_secret_arn",

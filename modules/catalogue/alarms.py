@@ -38,7 +38,7 @@ class AlarmSpec:
     # Special kinds: "rate_5xx" (metric math), "anomaly_low" (anomaly detection band),
     # "connections" (% of max_connections), "asg_max", "queue_per_host" (× the scaling
     # target), "hosts_wanted" (healthy hosts while the group wants any), "operations" (sum
-    # over the DynamoDB operations the functions call).
+    # over the DynamoDB operations the functions call), "replication" (per replica region).
     kind: str = "metric"
     per: str = ""  # one alarm per item of an output list ("function", "redis_node", "table")
     # anomaly_low: traffic at or below this (per period) counts as idle, never as a drop.
@@ -65,9 +65,14 @@ EDGE = (
              first_action="Gateway logs for errors; ECS deployments and task health; upstream model status",
              threshold=5, comparison="GreaterThanThreshold", namespace="AWS/ApplicationELB",
              dimensions=("alb",), periods=2, critical=True, kind="rate_5xx"),
-    AlarmSpec("alb-p95-latency", "edge", "p95 target response time above 3 s", "Model latency by route in "
-              "LiteLLM logs; ECS CPU/memory; scale out", 3, "GreaterThanThreshold", "AWS/ApplicationELB",
-              "TargetResponseTime", "p95", dimensions=("alb",), periods=2),
+    # The design's figure. A streamed answer counts until its last token, so long generations
+    # raise it on their own: the first action tells them apart from a slow platform.
+    AlarmSpec("alb-p95-latency", "edge", "p95 target response time above 3 s (long generations raise it on "
+              "their own: a streamed answer counts until its last token)", "Read it beside the dashboard's "
+              "requests and 5xx: latency up with normal traffic and no errors is long answers (LiteLLM logs: "
+              "duration and output tokens by model), not an outage; else ECS CPU/memory, model latency by route, "
+              "scale out", 3, "GreaterThanThreshold", "AWS/ApplicationELB", "TargetResponseTime", "p95",
+              dimensions=("alb",), periods=2),
     AlarmSpec("alb-healthy-hosts", "edge", "No healthy gateway task behind the ALB", "ECS service events and "
               "stopped-task reasons; roll back the last deployment", 1, "LessThanThreshold", "AWS/ApplicationELB",
               "HealthyHostCount", "Minimum", dimensions=("alb", "target_group"), period=60, periods=2,
@@ -166,6 +171,13 @@ DATA = (
               "doubling past the on-demand peak)", "Which operation (alarm metrics); hot partition keys; the "
               "functions' retries and errors", 0, "GreaterThanThreshold", "AWS/DynamoDB", "ThrottledRequests",
               dimensions=("table",), per="table", kind="operations"),
+    # Only where the tables have replicas (data.dynamodb_replica_regions): one alarm per table and
+    # receiving region. DynamoDB reports milliseconds from a write to its appearance in the replica.
+    AlarmSpec("dynamodb-replication-latency", "data", "Writes to a chat table reach a replica region more than "
+              "a minute late for 15 minutes (the replica region would serve stale conversations)", "AWS Health "
+              "for DynamoDB in both regions; throttles on the replica table; the replica table's status",
+              60_000, "GreaterThanThreshold", "AWS/DynamoDB", "ReplicationLatency", "Average",
+              dimensions=("table",), periods=3, kind="replication", per="table"),
     AlarmSpec("dynamodb-system-errors", "data", "A chat table answered more than 5 requests with a DynamoDB "
               "internal error (HTTP 500) in 5 minutes", "AWS Health dashboard for DynamoDB in the region; the "
               "functions retry, so check their errors too", 5, "GreaterThanThreshold", "AWS/DynamoDB",
@@ -303,6 +315,9 @@ def _threshold_text(spec: AlarmSpec) -> str:
         return f"{spec.statistic} < {spec.threshold:g} % of data.db_storage_gb"
     if spec.kind == "redis_primary":
         return f"sum over the nodes of {spec.statistic} {spec.metric} < {spec.threshold:g}"
+    if spec.kind == "replication":
+        return (f"{spec.statistic} > {spec.threshold / 1000:g} s, per receiving region (only where "
+                "data.dynamodb_replica_regions is set)")
     sign = {"GreaterThanThreshold": ">", "LessThanThreshold": "<", "GreaterThanOrEqualToThreshold": "≥"}[spec.comparison]
     value = f"{spec.threshold / 1e9:g} GB ({spec.threshold:,.0f} bytes)" if spec.metric == "FreeStorageSpace" else (
         f"{spec.threshold:g} %" if spec.unit == "percent" else f"{spec.threshold:g}")

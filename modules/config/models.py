@@ -36,6 +36,27 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 # GPU families and the memory of one of their GPUs (GB): Spot alternatives share a class.
 GPU_MEMORY_GB = {"g4dn": 16, "g5": 24, "g6": 24, "gr6": 24, "g6e": 48, "p4d": 40, "p4de": 80, "p5": 80, "p5e": 141}
 
+# ECR pull-through cache rules of every environment: repository prefix -> upstream registry
+# (the registry's URL as ECR names it, and the host an image reference names). Images are
+# pulled as <account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<upstream repository>:<tag>.
+PULL_THROUGH_CACHES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ghcr": ("ghcr.io", ("ghcr.io",)),
+    "docker-hub": ("registry-1.docker.io", ("docker.io", "registry-1.docker.io", "index.docker.io")),
+}
+
+
+def upstream_of(image: str) -> tuple[str, str] | None:
+    """(cache prefix, repository with tag) of an image named at an upstream the caches serve;
+    a name without a registry host is Docker Hub's (`library/` for its official images)."""
+    host, _, rest = image.partition("/")
+    if not rest or ("." not in host and ":" not in host and host != "localhost"):
+        host, rest = "docker.io", image if rest else f"library/{image}"
+    for prefix, (_, hosts) in PULL_THROUGH_CACHES.items():
+        if host in hosts:
+            return prefix, rest
+    return None
+
+
 # Retention values CloudWatch Logs accepts.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
                       1827, 2192, 2557, 2922, 3288, 3653)
@@ -206,10 +227,13 @@ class Llm(Section):
     """The GPU model tier: vLLM on an Auto Scaling group behind an internal HTTPS ALB."""
 
     instance_type: str = "g5.xlarge"
-    # More types of the same GPU memory class: Spot capacity from several pools.
+    # More types whose GPUs hold at least as much memory as instance_type's: Spot capacity
+    # from several pools.
     spot_instance_types: list[str] = []
     capacity: Capacity = Capacity(min=1, desired=1, max=4)
     on_demand_base: Annotated[int, Field(ge=0)] = 1
+    # Share of the hosts above on_demand_base that run on-demand (the rest Spot).
+    on_demand_percentage_above_base_capacity: Annotated[int, Field(ge=0, le=100)] = 0
     scheduled_scaling: bool = False
     # With scheduled_scaling: the group goes to zero at scale_down_hour and back to its
     # configured capacity at scale_up_hour, in schedule_time_zone (an IANA name).

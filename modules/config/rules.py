@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from modules.catalogue.alarms import (BY_NAME, DB_MEMORY_GIB, DEPLOY_MAXIMUM_PERCENT, MIN_POOL_PER_TASK,
                                       RESERVED_CONNECTIONS, max_connections, pool_per_task,
                                       storage_autoscaling_trigger)
-from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, REGION_AZS, Capacity, Environment
+from modules.config.models import (FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, PULL_THROUGH_CACHES, REGION_AZS,
+                                   Capacity, Environment, upstream_of)
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,20 @@ def _availability_zones(env: Environment) -> Iterator[Problem]:
         yield Problem("network.availability_zones", "lists a zone twice.", "list each zone once.")
 
 
-@rule("high availability spans at least two zones")
+# With three zones, losing one leaves two thirds of the gateway and a zone for the database
+# standby; every supported region has at least three.
+HA_ZONES = 3
+
+
+@rule("high availability spans three zones")
 def _ha_zones(env: Environment) -> Iterator[Problem]:
-    if env.high_availability and len(env.network.availability_zones) < 2:
-        yield Problem("network.availability_zones", "has fewer than 2 zones but high_availability = true.",
-                      "list at least two zones, or set high_availability = false.")
+    zones = env.network.availability_zones
+    if env.high_availability and len(zones) < HA_ZONES:
+        spare = [az for az in _zones(env) or () if az not in zones][:HA_ZONES - len(zones)]
+        yield Problem("network.availability_zones", f"has {len(zones)} zone{'s' * (len(zones) != 1)} but "
+                      f"high_availability = true: losing one zone would take half the capacity or more.",
+                      f"list {HA_ZONES} zones (add {', '.join(spare) or 'zones of the region'}, with a subnet "
+                      "per tier for each), or set high_availability = false.")
 
 
 _TIERS = ("public_subnets", "private_subnets", "database_subnets")
@@ -401,7 +411,7 @@ def _trusted_cidrs(env: Environment) -> Iterator[Problem]:
 
 # --- llm ----------------------------------------------------------------------------------
 
-@rule("GPU instance types of one GPU memory class")
+@rule("Spot alternatives whose GPUs hold at least instance_type's memory")
 def _gpu_types(env: Environment) -> Iterator[Problem]:
     llm = env.llm
     types = {"llm.instance_type": llm.instance_type,
@@ -412,15 +422,28 @@ def _gpu_types(env: Environment) -> Iterator[Problem]:
         if family not in GPU_MEMORY_GB:
             yield Problem(field, f"{instance_type!r} is not a GPU instance type.",
                           f"use a GPU family: {', '.join(GPU_MEMORY_GB)} (e.g. g5.xlarge).")
-        elif memory and GPU_MEMORY_GB[family] != memory and field != "llm.instance_type":
+        elif memory and GPU_MEMORY_GB[family] < memory and field != "llm.instance_type":
             yield Problem(field, f"{instance_type!r} has {GPU_MEMORY_GB[family]} GB GPUs, "
                           f"{llm.instance_type} has {memory} GB.",
-                          "list Spot alternatives of the same GPU memory class, so the model fits each.")
+                          f"list Spot alternatives with at least {memory} GB GPUs, so the model fits each.")
 
 
 @rule("capacities ordered min <= desired <= max")
 def _gpu_capacity(env: Environment) -> Iterator[Problem]:
     yield from _check_capacity("llm.capacity", env.llm.capacity)
+
+
+@rule("high availability runs GPU hosts in two zones")
+def _ha_gpu_hosts(env: Environment) -> Iterator[Problem]:
+    """The group spreads its hosts over the private subnets' zones: two hosts are two zones."""
+    llm = env.llm
+    if env.high_availability and llm.capacity.min < 2:
+        yield Problem("llm.capacity.min", f"is {llm.capacity.min} but high_availability = true: one host is one "
+                      "zone, and its restart or a Spot interruption takes the self-hosted model down.",
+                      "set capacity.min (and desired) to at least 2, or set high_availability = false.")
+    if env.high_availability and llm.scheduled_scaling:
+        yield Problem("llm.scheduled_scaling", "is true but high_availability = true: the schedule takes the "
+                      "group to zero hosts.", "set scheduled_scaling = false, or high_availability = false.")
 
 
 @rule("on-demand base within the group's maximum")
@@ -437,7 +460,8 @@ def _warm_pool(env: Environment) -> Iterator[Problem]:
     if llm.warm_pool_size > llm.capacity.max:
         yield Problem("llm.warm_pool_size", f"{llm.warm_pool_size} exceeds llm.capacity.max {llm.capacity.max}.",
                       "keep at most capacity.max instances warm.")
-    if llm.warm_pool_size and (llm.spot_instance_types or llm.on_demand_base < llm.capacity.max):
+    spot = llm.on_demand_base < llm.capacity.max and llm.on_demand_percentage_above_base_capacity < 100
+    if llm.warm_pool_size and (llm.spot_instance_types or spot):
         # EC2 Auto Scaling warm pools do not support mixed instances policies or Spot.
         yield Problem("llm.warm_pool_size", "is set on a group that uses Spot (a mixed instances policy).",
                       "for a warm pool run on-demand only: spot_instance_types = [] and "
@@ -545,6 +569,23 @@ def _vllm_image_pinned(env: Environment) -> Iterator[Problem]:
     if env.protect_stateful and not _pinned(env.llm.vllm_image):
         yield Problem("llm.vllm_image", f"{env.llm.vllm_image!r} is not pinned.",
                       "pin a release tag (e.g. :v0.11.0) or a digest in protected environments.")
+
+
+@rule("images come through the environment's own registry cache")
+def _images_cached(env: Environment) -> Iterator[Problem]:
+    """Every task start and GPU boot pulls its image: from a third-party registry that is an
+    anonymous, rate-limited pull (Docker Hub: per NAT address) and an outage there is ours."""
+    registry = f"{env.account_id}.dkr.ecr.{env.region}.amazonaws.com"
+    for field, image in (("gateway.image", env.gateway.image), ("llm.vllm_image", env.llm.vllm_image)):
+        host = image.split("/", 1)[0]
+        if (upstream := upstream_of(image)) is not None:
+            prefix, repository = upstream
+            yield Problem(field, f"{image!r} is pulled from {PULL_THROUGH_CACHES[prefix][0]} directly, "
+                          "anonymously and rate-limited, on every start.",
+                          f"pull it through this environment's cache: \"{registry}/{prefix}/{repository}\".")
+        elif ".dkr.ecr." in host and host != registry:
+            yield Problem(field, f"is in registry {host}, not this environment's ({registry}).",
+                          f"use an image of {registry} (its pull-through cache: {', '.join(PULL_THROUGH_CACHES)}/…).")
 
 
 # --- realtime -----------------------------------------------------------------------------

@@ -80,7 +80,8 @@ class ObservabilitySettings(models.Observability):
         "gpu_scheduled_scaling": "llm.scheduled_scaling",
         "gpu_queue_target_per_instance": "llm.queue_target_per_instance",
         "db_instance_class": "data.db_instance_class", "db_storage_gb": "data.db_storage_gb",
-        "waf_log_destination": "edge.waf_log_destination"}
+        "waf_log_destination": "edge.waf_log_destination",
+        "dynamodb_replica_regions": "data.dynamodb_replica_regions"}
     # Thresholds and widgets follow the sizing and the routes they watch.
     model_routes: list[ModelRoute]
     gpu_capacity: Capacity
@@ -89,6 +90,7 @@ class ObservabilitySettings(models.Observability):
     db_instance_class: str
     db_storage_gb: int  # the free-storage share alarm's allocation
     waf_log_destination: Literal["s3", "cloudwatch"]
+    dynamodb_replica_regions: list[str]  # a replication-latency alarm per table and replica region
 
 
 class StateSettings(models.Backend):

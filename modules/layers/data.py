@@ -45,6 +45,14 @@ DISPOSABLE = "Disposable environment (protect_stateful = false): "
 USER_INDEX = "user"
 USER_ATTRIBUTE = "userId"
 
+# UTC windows, none overlapping another, with gaps between them: a database maintenance (with
+# its Multi-AZ failover) never meets a Redis failover or either store's backup. RDS and
+# ElastiCache each refuse a backup window that overlaps their own maintenance window.
+REDIS_SNAPSHOT_WINDOW = "01:30-02:30"
+DB_BACKUP_WINDOW = "03:00-04:00"  # the design's
+DB_MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
+REDIS_MAINTENANCE_WINDOW = "sun:06:00-sun:07:00"
+
 
 @dataclass(frozen=True)
 class DataOutputs:
@@ -148,8 +156,7 @@ class Data(Construct):
             iam_database_authentication_enabled=True, multi_az=settings.multi_az, db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[network.security_group_ids["database"]], publicly_accessible=False,
             parameter_group_name=parameters.name, backup_retention_period=settings.backup_retention_days,
-            # The windows must not conflict (RDS API); a gap keeps them apart even at their edges.
-            backup_window="03:00-04:00", maintenance_window="sun:04:30-sun:05:30", copy_tags_to_snapshot=True,
+            backup_window=DB_BACKUP_WINDOW, maintenance_window=DB_MAINTENANCE_WINDOW, copy_tags_to_snapshot=True,
             monitoring_interval=60, monitoring_role_arn=monitoring.arn, performance_insights_enabled=True,
             performance_insights_kms_key_id=self._key, performance_insights_retention_period=7,
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
@@ -193,7 +200,7 @@ class Data(Construct):
             auth_token_wo=token.current_value(), auth_token_wo_version=settings.redis_auth_token_version,
             auth_token_update_strategy=settings.redis_auth_update_strategy,
             snapshot_retention_limit=7 if protected else 1,
-            snapshot_window="02:00-03:00", maintenance_window="sun:05:00-sun:06:00",
+            snapshot_window=REDIS_SNAPSHOT_WINDOW, maintenance_window=REDIS_MAINTENANCE_WINDOW,
             auto_minor_version_upgrade="true", final_snapshot_identifier=f"{name}-final" if protected else None,
             log_delivery_configuration=[ElasticacheReplicationGroupLogDeliveryConfiguration(
                 destination=slow_log.name, destination_type="cloudwatch-logs", log_format="json",

@@ -1,4 +1,5 @@
-"""Foundation layer: the environment's KMS key, its log buckets and the CloudTrail trail."""
+"""Foundation layer: the environment's KMS key, its log buckets, the CloudTrail trail and the
+registry's pull-through cache rules."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from modules.config import models
 from modules.config.settings import Identity
 from modules.parts.context import Account, current_account
 from modules.parts.outputs import publish
+from modules.parts.registry_cache import PullThroughCache
 from modules.parts.storage import SecureBucket, access_log_bucket, encrypted_log_group, protect
 
 
@@ -76,6 +78,7 @@ class Foundation(Construct):
 
         if settings.cloudtrail:
             self._trail(account, trail_name, bucket, access_logs)
+        cache = PullThroughCache(self, "registry_cache", identity=identity)
 
         self.outputs = FoundationOutputs(
             kms_key_arn=self.key.arn, access_log_bucket=access_logs.name, audit_bucket=audit.name,
@@ -87,6 +90,8 @@ class Foundation(Construct):
             "waf_log_bucket": (waf.name, "S3 bucket receiving WAF logs (when the edge logs to S3)"),
             "alb_log_bucket": (alb_logs.name, "S3 bucket receiving the public ALB's access logs"),
             "access_log_bucket": (access_logs.name, "S3 bucket receiving the other buckets' server access logs"),
+            "pull_through_cache_secret_arns": (cache.secret_arns, "Secrets Manager ARNs, by ECR cache prefix, of the "
+                                               "upstream credentials an operator puts in once"),
         })
 
     def _keys(self, account: Account, trail_name: str,

@@ -11,6 +11,7 @@ from constructs import Construct
 from cdktn_provider_aws.autoscaling_group import (
     AutoscalingGroup,
     AutoscalingGroupInitialLifecycleHook,
+    AutoscalingGroupInstanceMaintenancePolicy,
     AutoscalingGroupInstanceRefresh,
     AutoscalingGroupInstanceRefreshPreferences,
     AutoscalingGroupLaunchTemplate,
@@ -75,6 +76,14 @@ HEALTH_GRACE_SECONDS = 900
 # Launch lifecycle hook: a host joins the group (and the target group) only when its boot
 # script completes this hook with CONTINUE, i.e. once /health answers; ABANDON otherwise.
 LAUNCH_HOOK = "model-ready"
+# Termination lifecycle hook: the group deregisters a leaving host from the target group (the
+# ALB drains it for the deregistration delay), then waits in Terminating:Wait until the host's
+# drain watcher completes this hook (in-flight requests done) or the timeout passes.
+TERMINATE_HOOK = "drained"
+DEREGISTRATION_DELAY_SECONDS = 120
+# Spot gives two minutes' notice; a scale-in or refresh waits no longer than this for the
+# requests still running after the ALB's deregistration delay.
+DRAIN_TIMEOUT_SECONDS = 180
 
 
 @dataclass(frozen=True)
@@ -122,16 +131,19 @@ class Llm(Construct):
                                   description=f"API key of the self-hosted model of {identity.environment} (vLLM)",
                                   kms_key_arn=key, protect_data=identity.protect_stateful)
 
-        profile = self._instance_profile(account, weights.arn, logs.arn, key, api_key.arn, asg_name)
+        alb, target_group = self._internal_alb(network, foundation)
+        profile = self._instance_profile(account, weights.arn, logs.arn, key, api_key.arn, asg_name,
+                                         target_group.arn)
         host = HostSettings(
             aws_region=identity.region, log_group=logs.name, asg_name=asg_name,
             served_model_name=settings.served_model_name,
             max_model_len=settings.max_model_len, vllm_image=settings.vllm_image, weights_s3_uri=weights_uri,
             hf_model_id=settings.hf_model_id, hf_token_secret_arn=settings.hf_token_secret_arn,
-            metrics_namespace=METRICS_NAMESPACE, api_key_secret_arn=api_key.arn, lifecycle_hook_name=LAUNCH_HOOK)
+            metrics_namespace=METRICS_NAMESPACE, api_key_secret_arn=api_key.arn, lifecycle_hook_name=LAUNCH_HOOK,
+            termination_hook_name=TERMINATE_HOOK, target_group_arn=target_group.arn,
+            drain_timeout_seconds=DRAIN_TIMEOUT_SECONDS)
         template = self._launch_template(asg_name, host, profile, network, key)
 
-        alb, target_group = self._internal_alb(network, foundation)
         group = self._group(asg_name, template, network, target_group)
         self._scaling(group)
         self._private_dns(network, alb, dns_name)
@@ -153,13 +165,13 @@ class Llm(Construct):
         })
 
     def _instance_profile(self, account: Account, weights_arn: str, log_group_arn: str,
-                          key: str, api_key_arn: str, asg_name: str) -> IamInstanceProfile:
+                          key: str, api_key_arn: str, asg_name: str, target_group_arn: str) -> IamInstanceProfile:
         identity = self._identity
         # EC2 sends no aws:SourceAccount when it assumes an instance profile's role.
         role = iam.service_role(self, "instance_role", name=identity.resource_name("gpu-host"),
                                 service="ec2.amazonaws.com", source_account=None,
                                 statements=self._host_statements(weights_arn, log_group_arn, key, account,
-                                                                 api_key_arn, asg_name))
+                                                                 api_key_arn, asg_name, target_group_arn))
         IamRolePolicyAttachment(self, "session_manager", role=role.name,
                                 policy_arn=f"arn:{account.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
         return IamInstanceProfile(self, "instance_profile", name=identity.resource_name("gpu-host"), role=role.name)
@@ -215,10 +227,10 @@ class Llm(Construct):
             names[suffix] = name
         return names
 
-    def _host_statements(self, weights_arn: str, log_group_arn: str, key: str,
-                         account: Account, api_key_arn: str, asg_name: str) -> list[iam.Statement]:
+    def _host_statements(self, weights_arn: str, log_group_arn: str, key: str, account: Account,
+                         api_key_arn: str, asg_name: str, target_group_arn: str) -> list[iam.Statement]:
         """Read the weights and the API key, write logs and metrics, pull the image, complete its
-        own launch hook — nothing else."""
+        own group's lifecycle hooks, take itself out of its own target group — nothing else."""
         identity, settings = self._identity, self._settings
         # The group's ARN holds a generated id; its name is fixed, so the grant needs no
         # reference to the group (which would wait for the group the hosts boot in).
@@ -231,6 +243,8 @@ class Llm(Construct):
             # The CloudWatch agent reads the instance's tags for the AutoScalingGroupName dimension.
             iam.allow_unscoped(["ec2:DescribeTags"], sid="AgentDimensions"),
             iam.allow(["autoscaling:CompleteLifecycleAction"], [group_arn], sid="CompleteLaunchHook"),
+            # The drain watcher stops admitting at a Spot notice before the group acts on it.
+            iam.allow(["elasticloadbalancing:DeregisterTargets"], [target_group_arn], sid="DrainFromTargetGroup"),
             iam.allow(["secretsmanager:GetSecretValue"], [api_key_arn], sid="ModelApiKey"),
             iam.allow(["kms:Decrypt"], [key], sid="DecryptApiKey", conditions={
                 "StringEquals": {"kms:ViaService": f"secretsmanager.{identity.region}.amazonaws.com"}}),
@@ -263,7 +277,7 @@ class Llm(Construct):
         target_group = LbTargetGroup(
             self, "target_group", name=identity.resource_name("llm"), target_type="instance", port=Port.GPU_SERVICE,
             protocol="HTTPS", protocol_version=settings.protocol_version, vpc_id=network.vpc_id,
-            deregistration_delay="120", health_check=health_check(settings.protocol_version),
+            deregistration_delay=str(DEREGISTRATION_DELAY_SECONDS), health_check=health_check(settings.protocol_version),
             stickiness=LbTargetGroupStickiness(type="app_cookie", cookie_name=STICKINESS_COOKIE,
                                                cookie_duration=900, enabled=True))
         # A certificate for the private name (validated in config): LiteLLM verifies it.
@@ -288,8 +302,9 @@ class Llm(Construct):
                 instance_reuse_policy=AutoscalingGroupWarmPoolInstanceReusePolicy(reuse_on_scale_in=True))
         else:
             options["mixed_instances_policy"] = Mixed(
-                instances_distribution=Distribution(on_demand_base_capacity=settings.on_demand_base,
-                                                    on_demand_percentage_above_base_capacity=0,
+                instances_distribution=Distribution(
+                    on_demand_base_capacity=settings.on_demand_base,
+                    on_demand_percentage_above_base_capacity=settings.on_demand_percentage_above_base_capacity,
                                                     spot_allocation_strategy="capacity-optimized"),
                 launch_template=MixedTemplate(
                     launch_template_specification=MixedTemplateSpec(launch_template_id=template.id, version=version),
@@ -307,7 +322,15 @@ class Llm(Construct):
             # hosts in Warmed:Pending:Wait) until the boot script completes the hook.
             initial_lifecycle_hook=[AutoscalingGroupInitialLifecycleHook(
                 name=LAUNCH_HOOK, lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
-                default_result="ABANDON", heartbeat_timeout=settings.launch_timeout_seconds)],
+                default_result="ABANDON", heartbeat_timeout=settings.launch_timeout_seconds),
+                # CONTINUE on timeout: a host that cannot drain (hung, or gone) still terminates.
+                AutoscalingGroupInitialLifecycleHook(
+                    name=TERMINATE_HOOK, lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+                    default_result="CONTINUE", heartbeat_timeout=DRAIN_TIMEOUT_SECONDS + 30)],
+            # Health replacements and rebalancing launch the new host (and pass its launch hook)
+            # before the old one terminates: capacity never drops below the desired count.
+            instance_maintenance_policy=AutoscalingGroupInstanceMaintenancePolicy(
+                min_healthy_percentage=100, max_healthy_percentage=200),
             # Apply does not wait for hosts to come in service (weights, image and model take up
             # to the hook's timeout; a failed boot must not fail or hang the apply).
             wait_for_capacity_timeout="0",

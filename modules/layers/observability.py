@@ -1,6 +1,6 @@
 """Observability layer: the alarm topic, every alarm of `modules/catalogue/alarms.py` with its
 dimensions filled from the other layers' outputs, a composite "platform degraded" alarm, the
-RDS event rule and one dashboard per environment."""
+RDS and GPU launch-failure event rules and one dashboard per environment."""
 
 from __future__ import annotations
 
@@ -110,6 +110,7 @@ class Observability(Construct):
             alarm_actions=[topic.arn], ok_actions=[topic.arn])
         self._rds_events(watched.data, account.partition, account.id)
         self._service_events(watched.gateway, account.partition, account.id)
+        self._launch_failures(watched.llm)
         dashboard = CloudwatchDashboard(self, "dashboard", dashboard_name=identity.resource_name("platform"),
                                         dashboard_body=json.dumps(self._dashboard(watched)))
         publish(self, {
@@ -131,6 +132,8 @@ class Observability(Construct):
             if settings.gpu_capacity.max <= 1:
                 return None  # a one-host group is at its maximum whenever it runs
             spec = replace(spec, threshold=settings.gpu_capacity.max)
+        if spec.kind == "replication" and not settings.dynamodb_replica_regions:
+            return None  # no replica, no replication
         if spec.kind == "queue_per_host":
             spec = replace(spec, threshold=spec.threshold * settings.gpu_queue_target_per_instance)
         if override:
@@ -160,6 +163,9 @@ class Observability(Construct):
                               if route.bedrock_model_id}}.get(spec.per)
         if items is None:
             return [("", {DIMENSION_NAMES[k]: values[k] for k in spec.dimensions})]
+        if spec.kind == "replication":
+            return [(f"-{key}-{region}", {DIMENSION_NAMES[spec.per]: value, "ReceivingRegion": region})
+                    for key, value in items.items() for region in self._settings.dynamodb_replica_regions]
         return [(f"-{key}", {DIMENSION_NAMES[spec.per]: value}) for key, value in items.items()]
 
     def _alarm(self, spec: AlarmSpec, suffix: str, dimensions: dict[str, str],
@@ -283,6 +289,18 @@ class Observability(Construct):
             rule = CloudwatchEventRule(self, id_, name=identity.resource_name(name), description=description,
                                        event_pattern=json.dumps(pattern))
             CloudwatchEventTarget(self, f"{id_}_target", rule=rule.name, arn=self._topic)
+
+    def _launch_failures(self, llm: LlmOutputs) -> None:
+        """A GPU host that cannot launch (no Spot or on-demand capacity, a quota, a bad template)
+        shows no metric: the group only retries. Auto Scaling reports each failure as an event."""
+        identity = self._identity
+        rule = CloudwatchEventRule(
+            self, "gpu_launch_failures", name=identity.resource_name("gpu-launch-failures"),
+            description="GPU hosts the Auto Scaling group could not launch (capacity, quota, template)",
+            event_pattern=json.dumps({
+                "source": ["aws.autoscaling"], "detail-type": ["EC2 Instance Launch Unsuccessful"],
+                "detail": {"AutoScalingGroupName": [llm.asg_name]}}))
+        CloudwatchEventTarget(self, "gpu_launch_failures_target", rule=rule.name, arn=self._topic)
 
     # --- dashboard ----------------------------------------------------------------------------
 

@@ -32,6 +32,11 @@ class HostSettings:
     hf_token_secret_arn: str | None = None  # Secrets Manager secret holding the HF token
     api_key_secret_arn: str | None = None  # secret holding the key vLLM requires on /v1/*
     lifecycle_hook_name: str | None = None  # launch hook the script completes (CONTINUE/ABANDON)
+    # The drain watcher: the termination hook it completes once in-flight requests are done,
+    # and the target group it leaves at a Spot interruption notice.
+    termination_hook_name: str | None = None
+    target_group_arn: str | None = None
+    drain_timeout_seconds: int | None = None  # [180] longest wait for in-flight requests
     metrics_namespace: str = "CWAgent"
     gpu_memory_utilization: float = 0.90
     ready_timeout_seconds: int = 900
@@ -53,6 +58,8 @@ class HostSettings:
             raise ValueError(f"max_model_len must be positive, got {self.max_model_len}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.drain_timeout_seconds is not None and self.drain_timeout_seconds <= 0:
+            raise ValueError(f"drain_timeout_seconds must be positive, got {self.drain_timeout_seconds}")
         if self.ready_timeout_seconds <= 0:
             raise ValueError(f"ready_timeout_seconds must be positive, got {self.ready_timeout_seconds}")
 

@@ -10,6 +10,8 @@ from constructs import Construct
 from cdktn_provider_aws.iam_role import IamRole
 from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 
+from modules.config.models import PULL_THROUGH_CACHES
+
 Statement = dict[str, Any]
 
 
@@ -39,17 +41,24 @@ def allow_unscoped(actions: list[str], *, sid: str, conditions: dict[str, Any] |
 
 
 def registry_pull_statements(image: str, partition: str) -> list[Statement]:
-    """ECR pull rights only when the image comes from ECR (ghcr.io images need none)."""
+    """ECR pull rights only when the image comes from ECR (ghcr.io images need none). An image
+    under a pull-through cache prefix may also import it from upstream, creating its repository
+    on the first pull (ECR user guide: IAM permissions required to sync an upstream registry)."""
     registry = image.split("/", 1)[0]
     if ".dkr.ecr." not in registry:
         return []
     account, _, _, region = registry.split(".")[:4]
     repository = image.split("/", 1)[1].split("@")[0].split(":")[0]
-    return [
+    arn = f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"
+    statements = [
         allow_unscoped(["ecr:GetAuthorizationToken"], sid="EcrToken"),
-        allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-              [f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"], sid="EcrPull"),
+        allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], [arn],
+              sid="EcrPull"),
     ]
+    if repository.split("/", 1)[0] in PULL_THROUGH_CACHES:
+        statements.append(allow(["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"], [arn],
+                                sid="EcrPullThroughCache"))
+    return statements
 
 
 def deny(actions: list[str], resources: list[str], *, sid: str | None = None,

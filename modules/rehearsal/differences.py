@@ -167,6 +167,11 @@ def _composite_alarms_left_out(doc: Doc, seeded: Seeded) -> int:
     return len(alarms)
 
 
+def _pull_through_cache_rules_left_out(doc: Doc, seeded: Seeded) -> int:
+    """Drop the cache rules (nothing references them; their credentials secrets stay)."""
+    return len(doc.get("resource", {}).pop("aws_ecr_pull_through_cache_rule", {}))
+
+
 ECS_SERVICE_SETTINGS = {"availability_zone_rebalancing", "capacity_provider_strategy", "deployment_controller",
                         "enable_ecs_managed_tags", "enable_execute_command", "health_check_grace_period_seconds"}
 
@@ -316,6 +321,11 @@ def _default_instance_warmup(type_: str, changed: dict[str, tuple[Any, Any]], be
 def _mixed_instances_policy_cleared(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return (type_ == "aws_autoscaling_group" and set(changed) == {"mixed_instances_policy"}
             and _empty(changed["mixed_instances_policy"][0]) and bool(before.get("initial_lifecycle_hook")))
+
+
+def _instance_maintenance_policy(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
+    return (type_ == "aws_autoscaling_group" and set(changed) == {"instance_maintenance_policy"}
+            and _empty(changed["instance_maintenance_policy"][0]))
 
 
 def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
@@ -535,6 +545,21 @@ DIFFERENCES: tuple[Difference, ...] = (
         "primary key, description included; AWS gives the replica the Description of the request (KMS API, "
         "ReplicateKey Description).",
         drift=_replica_key_description),
+    Difference(
+        "autoscaling-instance-maintenance-policy", "aws_autoscaling_group",
+        "The group reads back without its instance maintenance policy: the plan after apply sets it again.",
+        "moto/autoscaling/responses.py `create_auto_scaling_group` and `update_auto_scaling_group` read no "
+        "InstanceMaintenancePolicy and DescribeAutoScalingGroups never returns one; AWS returns what was set "
+        "(Auto Scaling API, AutoScalingGroup.InstanceMaintenancePolicy).",
+        drift=_instance_maintenance_policy),
+    Difference(
+        "ecr-pull-through-cache-rule", "aws_ecr_pull_through_cache_rule",
+        "Creating a pull-through cache rule fails: moto has no CreatePullThroughCacheRule.",
+        "moto/ecr/responses.py has no `create_pull_through_cache_rule` (nor describe/delete) in moto 5.2; "
+        "AWS has (ECR API, CreatePullThroughCacheRule). The copy leaves the rules out (nothing references "
+        "them); their credentials secrets are rehearsed. Pulls through the cache are not rehearsed either "
+        "(the rehearsal pulls no image).",
+        rewrite=_pull_through_cache_rules_left_out),
     Difference(
         "cloudwatch-composite-alarm", "aws_cloudwatch_composite_alarm",
         "Creating a composite alarm fails: PutCompositeAlarm answers HTTP 500.",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import sys
 import tomllib
 from collections.abc import Iterable
@@ -71,6 +72,8 @@ FREE = {
     "aws_sns_topic_subscription", "aws_sqs_queue_policy", "aws_ssm_parameter", "aws_subnet", "aws_vpc",
     "aws_vpc_security_group_egress_rule", "aws_vpc_security_group_ingress_rule", "aws_wafv2_web_acl_association",
     "aws_wafv2_web_acl_logging_configuration", "aws_wafv2_ip_set",
+    # A rule costs nothing; the images it caches are ECR storage (a few GB: cents a month).
+    "aws_ecr_pull_through_cache_rule",
 }
 
 
@@ -390,7 +393,10 @@ def _llm(bill: _Bill) -> None:
         # A scheduled group runs the scale-up schedule's hosts for part of the day.
         scheduled = [s["desired_capacity"] for s in env.resources("aws_autoscaling_schedule")]
         desired = max(scheduled) if scheduled else group["desired_capacity"]
-        base = min(desired, mixed["instances_distribution"]["on_demand_base_capacity"]) if mixed else desired
+        distribution = mixed["instances_distribution"] if mixed else {}
+        base = min(desired, distribution.get("on_demand_base_capacity", desired))
+        # The on-demand share of the hosts above the base (Auto Scaling rounds it up).
+        base += math.ceil((desired - base) * distribution.get("on_demand_percentage_above_base_capacity", 0) / 100)
         spot = desired - base
         running = hours * use["gpu_hours_share"]
         add("llm", f"GPU {type_} on-demand", f"{base} × {running:g} h", base * running * instance(type_))

@@ -164,8 +164,11 @@ DESCRIPTIONS = {
     "gateway.memory": "Fargate memory of a LiteLLM task (MiB), one Fargate allows for gateway_cpu",
     "gateway.cpu_target_percent": "Average task CPU the gateway's scaling holds",
     "gateway.memory_target_percent": "Average task memory the gateway's scaling holds",
-    "llm.instance_type": "GPU instance type of the model hosts (the exported Spot alternatives' memory class)",
+    "llm.instance_type": "GPU instance type of the model hosts (GPUs no larger than the exported Spot "
+                         "alternatives')",
     "llm.on_demand_base": "GPU hosts always bought on demand; the rest may be Spot",
+    "llm.on_demand_percentage_above_base_capacity": "Percent of the GPU hosts above on_demand_base bought on "
+                                                    "demand (the rest Spot)",
     "llm.root_volume_gb": "Root volume of a GPU host (GB): the AMI, the vLLM image and the weights",
     "llm.root_volume_iops": "gp3 IOPS of the root volume (the weights copy is the boot's long pole)",
     "llm.root_volume_throughput_mibps": "gp3 throughput of the root volume (MiB/s), at most iops / 4",
@@ -383,9 +386,11 @@ def cross_rules(env: Environment, layer: str) -> dict[str, tuple[tuple[str, str]
     variables, worded as there, by the variable they are reported on. Values fixed at export
     are written in."""
     llm = env.llm
-    spot_class = GPU_MEMORY_GB[llm.instance_type.split(".")[0]]
+    # The exported Spot alternatives are fixed: instance_type's GPUs must not hold more memory
+    # than the smallest of theirs (each alternative holds at least instance_type's).
+    spot_memory = min((GPU_MEMORY_GB[t.split(".")[0]] for t in llm.spot_instance_types), default=None)
     gpu_families = [family for family, memory in GPU_MEMORY_GB.items()
-                    if not llm.spot_instance_types or memory == spot_class]
+                    if spot_memory is None or memory <= spot_memory]
     warm_pool = [(f"var.on_demand_base == var.gpu_max_hosts && var.gpu_max_hosts >= {llm.warm_pool_size}",
                   f"a warm pool of {llm.warm_pool_size} (fixed at export) runs on-demand only, within the group: "
                   "set on_demand_base = gpu_max_hosts, at least the warm pool.")] if llm.warm_pool_size else []
@@ -405,7 +410,8 @@ def cross_rules(env: Environment, layer: str) -> dict[str, tuple[tuple[str, str]
                                 "1024 with memory 2048..8192 in steps of 1024)."),)},
         "llm": {
             "instance_type": ((f"contains({json.dumps(gpu_families)}, split(\".\", var.instance_type)[0])",
-                               f"instance_type is not a GPU instance type of the exported Spot alternatives' class: "
+                               "instance_type is not a GPU instance type whose GPUs the exported Spot alternatives "
+                               "match: "
                                f"use a GPU family: {', '.join(gpu_families)} (e.g. {llm.instance_type})."),),
             "on_demand_base": (("var.on_demand_base <= var.gpu_max_hosts",
                                 "on_demand_base exceeds gpu_max_hosts: lower on_demand_base or raise "

@@ -8,6 +8,10 @@
 # A host bound for the warm pool fetches weights and image, completes the hook
 # and is stopped; a systemd unit runs this script again on every later boot,
 # when the host leaves the pool and serves.
+# A serving host runs a drain watcher: when the group terminates it (or returns it
+# to the warm pool) or a Spot interruption notice arrives, the host leaves its
+# target group, waits for in-flight requests (within the notice) and completes
+# the group's termination hook.
 # Settings come only from environment variables (exported by the user data
 # preamble). Safe to run again: every step converges on the same state.
 set -euo pipefail
@@ -24,6 +28,9 @@ HF_MODEL_ID=${HF_MODEL_ID:-}
 HF_TOKEN_SECRET_ARN=${HF_TOKEN_SECRET_ARN:-}
 API_KEY_SECRET_ARN=${API_KEY_SECRET_ARN:-}
 LIFECYCLE_HOOK_NAME=${LIFECYCLE_HOOK_NAME:-}
+TERMINATION_HOOK_NAME=${TERMINATION_HOOK_NAME:-}
+TARGET_GROUP_ARN=${TARGET_GROUP_ARN:-}
+DRAIN_TIMEOUT_SECONDS=${DRAIN_TIMEOUT_SECONDS:-180}
 METRICS_NAMESPACE=${METRICS_NAMESPACE:-CWAgent}
 GPU_MEMORY_UTILIZATION=${GPU_MEMORY_UTILIZATION:-0.90}
 READY_TIMEOUT_SECONDS=${READY_TIMEOUT_SECONDS:-900}
@@ -76,6 +83,7 @@ fi
 [[ $MAX_MODEL_LEN =~ ^[1-9][0-9]*$ ]] || die "MAX_MODEL_LEN must be a positive integer"
 [[ $READY_TIMEOUT_SECONDS =~ ^[0-9]+$ ]] || die "READY_TIMEOUT_SECONDS must be a whole number"
 [[ $RETRY_ATTEMPTS =~ ^[1-9][0-9]*$ ]] || die "RETRY_ATTEMPTS must be a positive integer"
+[[ $DRAIN_TIMEOUT_SECONDS =~ ^[1-9][0-9]*$ ]] || die "DRAIN_TIMEOUT_SECONDS must be a positive integer"
 
 # --- instance identity (IMDSv2) --------------------------------------------
 imds() {
@@ -226,6 +234,101 @@ AccuracySec=5
 WantedBy=timers.target
 EOF
 
+# --- drain watcher: leave service without cutting requests -------------------
+# Polls IMDS every few seconds (AWS's advice for Spot notices). The group
+# deregisters a host it terminates and waits out the ALB's deregistration delay
+# before the termination hook; a Spot notice gives two minutes, so the watcher
+# deregisters the host itself. Started only once the model serves (below).
+{
+  echo '#!/bin/bash'
+  echo '# Drain this GPU host when it leaves service, then complete the termination hook.'
+  echo 'set -uo pipefail'
+  printf 'AWS_REGION=%q\nASG_NAME=%q\nTERMINATION_HOOK_NAME=%q\nTARGET_GROUP_ARN=%q\nDRAIN_TIMEOUT_SECONDS=%q\n' \
+    "$AWS_REGION" "$ASG_NAME" "$TERMINATION_HOOK_NAME" "$TARGET_GROUP_ARN" "$DRAIN_TIMEOUT_SECONDS"
+  cat <<'EOF'
+IMDS_ENDPOINT=${IMDS_ENDPOINT:-http://169.254.169.254}
+METRICS_URL=${METRICS_URL:-https://localhost:50051/metrics}
+POLL_SECONDS=${POLL_SECONDS:-5}
+NOTICE_MARGIN_SECONDS=${NOTICE_MARGIN_SECONDS:-15}
+log() { printf '%s gpu-host-drain: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+imds() {
+  local token
+  token=$(curl -sf --max-time 2 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" \
+    "$IMDS_ENDPOINT/latest/api/token") || return 1
+  curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $token" "$IMDS_ENDPOINT/latest/meta-data/$1"
+}
+# Requests vLLM is running or holding in its queue (0 once it no longer answers).
+in_flight() {
+  local metrics
+  metrics=$(curl -skf --max-time 5 "$METRICS_URL") || { echo 0; return; }
+  awk '/^vllm:num_requests_(running|waiting)[{ ]/ { sum += $NF } END { printf "%d", sum }' <<<"$metrics"
+}
+lifecycle_state() { imds autoscaling/target-lifecycle-state || echo InService; }
+
+instance_id=$(imds instance-id) || { log "no instance id from IMDS"; exit 1; }
+# Leaving: a Spot notice (404 until EC2 issues one), or the group moving the host
+# out of service (Terminated, or back to the warm pool).
+until notice=$(imds spot/instance-action) || [[ $(lifecycle_state) != InService ]]; do
+  sleep "$POLL_SECONDS"
+done
+deadline=$((SECONDS + DRAIN_TIMEOUT_SECONDS))
+if [[ -n ${notice:-} ]]; then
+  # {"action": "terminate", "time": "2025-01-01T12:02:00Z"}: finish before that time.
+  when=$(sed -n 's/.*"time" *: *"\([^"]*\)".*/\1/p' <<<"$notice")
+  if at=$(date -u -d "$when" +%s 2>/dev/null); then
+    left=$((at - $(date -u +%s) - NOTICE_MARGIN_SECONDS))
+    ((left >= DRAIN_TIMEOUT_SECONDS)) || deadline=$((SECONDS + left))
+  fi
+  log "Spot interruption notice: $notice"
+else
+  log "leaving service: target lifecycle state $(lifecycle_state)"
+fi
+# Stop admitting: the ALB sends no new request to a deregistered target and lets
+# the running ones finish (the group does the same when it terminates a host).
+if [[ -n $TARGET_GROUP_ARN ]] && ! aws elbv2 deregister-targets --region "$AWS_REGION" \
+  --target-group-arn "$TARGET_GROUP_ARN" --targets "Id=$instance_id"; then
+  log "WARNING: could not leave the target group; requests may still arrive"
+fi
+while n=$(in_flight) && ((n > 0)); do
+  if ((SECONDS >= deadline)); then
+    log "WARNING: $n requests still in flight at the deadline; leaving anyway"
+    break
+  fi
+  sleep "$POLL_SECONDS"
+done
+log "drained"
+# After a Spot notice the group may act only now: wait for it until the deadline.
+state=$(lifecycle_state)
+while [[ $state == InService ]] && ((SECONDS < deadline)); do
+  sleep "$POLL_SECONDS"
+  state=$(lifecycle_state)
+done
+if [[ -n $TERMINATION_HOOK_NAME && $state != InService ]]; then
+  aws autoscaling complete-lifecycle-action --region "$AWS_REGION" --auto-scaling-group-name "$ASG_NAME" \
+    --lifecycle-hook-name "$TERMINATION_HOOK_NAME" --instance-id "$instance_id" \
+    --lifecycle-action-result CONTINUE ||
+    log "WARNING: could not complete the termination hook; the group continues at its timeout"
+fi
+EOF
+} >"$BIN_DIR/gpu-host-drain"
+chmod 755 "$BIN_DIR/gpu-host-drain"
+cat >"$SYSTEMD_DIR/gpu-host-drain.service" <<EOF
+[Unit]
+Description=Drain the model host when it leaves service (termination, Spot notice)
+After=network-online.target docker.service
+
+[Service]
+Type=simple
+ExecStart=$BIN_DIR/gpu-host-drain
+Restart=on-failure
+RestartSec=5
+StandardOutput=append:$BOOT_LOG
+StandardError=append:$BOOT_LOG
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
 # --- later boots: a host leaving the warm pool, or a reboot -----------------
 # cloud-init runs user data on the first boot only; this unit runs the script,
 # with the settings of this run, on every later boot.
@@ -234,7 +337,8 @@ SELF=$(readlink -f "$0")
   umask 077
   for name in AWS_REGION LOG_GROUP ASG_NAME SERVED_MODEL_NAME MAX_MODEL_LEN VLLM_IMAGE \
     WEIGHTS_S3_URI HF_MODEL_ID HF_TOKEN_SECRET_ARN API_KEY_SECRET_ARN LIFECYCLE_HOOK_NAME \
-    METRICS_NAMESPACE GPU_MEMORY_UTILIZATION READY_TIMEOUT_SECONDS CONFIG_DIR TLS_DIR MODEL_DIR \
+    TERMINATION_HOOK_NAME TARGET_GROUP_ARN DRAIN_TIMEOUT_SECONDS METRICS_NAMESPACE \
+    GPU_MEMORY_UTILIZATION READY_TIMEOUT_SECONDS CONFIG_DIR TLS_DIR MODEL_DIR \
     CW_AGENT_CONFIG SYSTEMD_DIR BIN_DIR BOOT_LOG; do
     printf 'export %s=%q\n' "$name" "${!name}"
   done
@@ -358,5 +462,8 @@ until curl -skf -o /dev/null --max-time 5 "https://localhost:$PORT/health"; do
   sleep "$READY_POLL_SECONDS"
 done
 log "vLLM is ready: $SERVED_MODEL_NAME on port $PORT"
+if ! systemctl enable --now gpu-host-drain.service; then
+  log "WARNING: drain watcher not running, so a Spot interruption or scale-in cuts in-flight requests"
+fi
 HOOK_COMPLETED=1
 complete_hook CONTINUE

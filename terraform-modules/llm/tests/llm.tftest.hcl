@@ -58,11 +58,11 @@ run "the_gpu_group_is_sized_by_the_inputs" {
   }
 }
 
-run "a_gpu_type_of_another_memory_class_is_refused" {
+run "a_gpu_type_with_more_gpu_memory_than_its_spot_alternatives_is_refused" {
   command = plan
 
   variables {
-    instance_type = "g4dn.xlarge"
+    instance_type = "g6e.xlarge"
   }
 
   expect_failures = [var.instance_type]

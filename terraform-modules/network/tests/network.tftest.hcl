@@ -63,10 +63,10 @@ run "another_cidr_and_region_by_variables_only" {
 
   variables {
     vpc_cidr              = "172.20.0.0/16"
-    availability_zones    = ["us-west-2b", "us-west-2c"]
-    public_subnet_cidrs   = ["172.20.0.0/24", "172.20.1.0/24"]
-    private_subnet_cidrs  = ["172.20.16.0/20", "172.20.32.0/20"]
-    database_subnet_cidrs = ["172.20.64.0/24", "172.20.65.0/24"]
+    availability_zones    = ["us-west-2b", "us-west-2c", "us-west-2d"]
+    public_subnet_cidrs   = ["172.20.0.0/24", "172.20.1.0/24", "172.20.2.0/24"]
+    private_subnet_cidrs  = ["172.20.16.0/20", "172.20.32.0/20", "172.20.48.0/20"]
+    database_subnet_cidrs = ["172.20.64.0/24", "172.20.65.0/24", "172.20.66.0/24"]
   }
 
   assert {
@@ -94,7 +94,7 @@ run "a_zone_of_another_region_is_refused" {
   command = plan
 
   variables {
-    availability_zones = ["eu-west-2a", "us-east-1b"]
+    availability_zones = ["eu-west-2a", "us-east-1b", "eu-west-2c"]
   }
 
   expect_failures = [aws_vpc.network_vpc_4E8F0223]
@@ -104,7 +104,7 @@ run "a_zone_count_the_module_was_not_exported_for_is_refused" {
   command = plan
 
   variables {
-    availability_zones = ["eu-west-2a", "eu-west-2b", "eu-west-2c"]
+    availability_zones = ["eu-west-2a", "eu-west-2b"]
   }
 
   expect_failures = [var.availability_zones]
