@@ -76,7 +76,7 @@ def test_diagram_renders_and_the_committed_prod_copy_is_current(synthesized, tmp
     assert ElementTree.parse(svg).getroot().tag.endswith("svg")
     assert next(p for p in written if p.suffix == ".png").read_bytes().startswith(b"\x89PNG")
     assert (DOCS / "prod-architecture.dot").read_text() == diagram.dot(synthesized["prod"]), \
-        "regenerate: python -m modules.tools.diagram prod && cp cdktf.out/diagrams/prod.* docs/ (see README)"
+        "regenerate: python -m modules.tools.diagram prod && for f in dot svg png; do cp cdktf.out/diagrams/prod.$f docs/prod-architecture.$f; done"
 
 
 def test_every_synthesized_resource_type_is_priced_or_known_free(synthesized) -> None:
