@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from modules.engine.app import build_app  # noqa: E402
-from modules.config import available_environments, load_environments  # noqa: E402
+from modules.config import accounts_of, available_environments, load_environments  # noqa: E402
 
 ENVIRONMENTS = available_environments()
 
@@ -48,7 +48,8 @@ class Stack:
 def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The session's synth output: `manifest.json` and `stacks/<stack>/cdk.tf.json`."""
     outdir = tmp_path_factory.mktemp("cdktf.out")
-    build_app(load_environments(ENVIRONMENTS), outdir=str(outdir)).synth()
+    envs = load_environments(ENVIRONMENTS)
+    build_app(envs, outdir=str(outdir), accounts=accounts_of(envs)).synth()
     return outdir
 
 

@@ -21,6 +21,9 @@ def synth_summary(environments: list[str], stacks: list[str], seconds: float, st
     for env in environments:
         lines.append(f"  {env}: " + " ".join(s.removeprefix(f"{env}-") for s in sorted(stacks)
                                               if s.startswith(f"{env}-") and s.count("-") == env.count("-") + 1))
+    accounts = [s for s in sorted(stacks) if s.startswith("account-")]
+    if accounts:
+        lines.append("  accounts: " + " ".join(accounts))
     lines.append("next: python -m policies.gate (compliance), cdktn diff|deploy <stack>")
     return "\n".join(lines)
 
