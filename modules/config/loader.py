@@ -114,16 +114,6 @@ def accounts_of(envs: list[Environment], root: Path = ENVIRONMENTS_DIR) -> dict[
 def load_environment(name: str, root: Path = ENVIRONMENTS_DIR) -> Environment:
     path = root / name / CONFIG_FILE
     env, problems = _validate(name, path, root)
-    if env is not None:
-        try:
-            accounts = load_accounts(root)
-        except ConfigError:
-            accounts = None  # its own problems are reported by load_environments
-        if accounts is not None and env.account_id not in {a.id for a in accounts.values()}:
-            known = ", ".join(f"{n} ({a.id})" for n, a in accounts.items()) or "none"
-            problems = [Problem("account_id", f"{env.account_id} is not an account of {_shown(root / ACCOUNTS_FILE)}.",
-                                f"add an [accounts.<name>] table with this id, or use one of: {known}.",
-                                rule="environments deploy to declared accounts")]
     if problems:
         raise ConfigError([(name, path, p) for p in problems])
     assert env is not None
@@ -161,6 +151,7 @@ def _validate(name: str, path: Path, root: Path) -> tuple[Environment | None, li
         problems.append(Problem("name", "is set in the file.", "remove it; the folder name is the environment name.",
                                 rule="the folder names the environment"))
     raw = {**raw, "name": name}
+    problems += _unknown_account(raw.get("account_id"), root)
     try:
         env = Environment.model_validate(raw)
     except ValidationError as err:
@@ -172,6 +163,20 @@ def _validate(name: str, path: Path, root: Path) -> tuple[Environment | None, li
         return None, sorted(problems, key=_section_order)
     problems += check(env)
     return (None if problems else env), sorted(problems, key=_section_order)
+
+
+def _unknown_account(account_id: object, root: Path) -> list[Problem]:
+    """An environment deploys to an account of accounts.toml (whose own problems load_environments reports)."""
+    try:
+        accounts = load_accounts(root)
+    except ConfigError:
+        return []
+    if not isinstance(account_id, str) or account_id in {a.id for a in accounts.values()}:
+        return []  # a missing or mistyped id has its own problem
+    known = ", ".join(f"{n} ({a.id})" for n, a in accounts.items()) or "none"
+    return [Problem("account_id", f"{account_id} is not an account of {_shown(root / ACCOUNTS_FILE)}.",
+                    f"add an [accounts.<name>] table with this id, or use one of: {known}.",
+                    rule="environments deploy to declared accounts")]
 
 
 def _section_order(problem: Problem) -> int:
