@@ -60,8 +60,16 @@ def synth_dir(synth_outdir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def stacks(synth_dir: Path) -> dict[str, Stack]:
+    """The environments' stacks (`<env>-<layer>`); the accounts' are `account_stacks`."""
     return {p.parent.name: Stack(p.parent.name, json.loads(p.read_text()))
-            for p in sorted(synth_dir.glob("*/cdk.tf.json"))}
+            for p in sorted(synth_dir.glob("*/cdk.tf.json")) if not p.parent.name.startswith("account-")}
+
+
+@pytest.fixture(scope="session")
+def account_stacks(synth_dir: Path) -> dict[str, Stack]:
+    """`account-<name>`: each AWS account's singletons and pipeline roles."""
+    return {p.parent.name: Stack(p.parent.name, json.loads(p.read_text()))
+            for p in sorted(synth_dir.glob("account-*/cdk.tf.json"))}
 
 
 @pytest.fixture(scope="session")

@@ -130,10 +130,10 @@ class AccountScope(Construct):
         return PipelineRoles(plan_role_arn=plan.arn, deploy_role_arn=deploy.arn)
 
 
-def _key_aliases(env: AccountEnvironment) -> dict[str, list[str]]:
-    """A condition naming the environment's keys by alias: key ids are not known before they exist."""
-    return {"ForAnyValue:StringEquals": {"kms:ResourceAliases": [
-        f"alias/{env.project}-{env.name}-key", f"alias/{env.project}-{env.name}-state"]}}
+def _own_keys(env: AccountEnvironment) -> dict[str, dict[str, str]]:
+    """The environment's keys by their tags (every stack tags what it creates with its project and
+    environment): key ids are not known before the keys exist."""
+    return {"StringEquals": {"aws:ResourceTag/Project": env.project, "aws:ResourceTag/Environment": env.name}}
 
 
 def plan_statements(account_id: str, partition: str, env: AccountEnvironment) -> list[iam.Statement]:
@@ -144,7 +144,7 @@ def plan_statements(account_id: str, partition: str, env: AccountEnvironment) ->
                   [f"arn:{partition}:secretsmanager:{env.region}:{account_id}:secret:{env.project}/{env.name}/*"],
                   sid="OwnSecretValues"),
         iam.allow(["kms:Decrypt"], [f"arn:{partition}:kms:*:{account_id}:key/*"], sid="OwnKeys",
-                  conditions=_key_aliases(env)),
+                  conditions=_own_keys(env)),
     ]
     if env.state_bucket:
         bucket = f"arn:{partition}:s3:::{env.state_bucket}"
@@ -156,7 +156,7 @@ def plan_statements(account_id: str, partition: str, env: AccountEnvironment) ->
             # The native lock file (use_lockfile): written and removed around every plan.
             iam.allow(["s3:DeleteObject", "s3:PutObject"], [f"{state}*.tflock"], sid="StateLock"),
             iam.allow(["kms:GenerateDataKey"], [f"arn:{partition}:kms:{env.state_region}:{account_id}:key/*"],
-                      sid="StateLockEncrypt", conditions=_key_aliases(env)),
+                      sid="StateLockEncrypt", conditions=_own_keys(env)),
         ]
     return statements
 
