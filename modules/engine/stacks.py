@@ -19,7 +19,8 @@ from modules.config.models import Account
 
 # The layer names the specification fixes; modules/engine/app.py decides which are built.
 LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
-# The bucket holding the other stacks' state: always on a local backend (it cannot hold its own).
+# The bucket holding the environment's state, its own included: created with a local state
+# file that is then pushed into it (`python -m modules.tools.pipeline bootstrap <env>`).
 STATE_LAYER = "state"
 # The Terraform releases the output is written for. cdktn checks version-gated features against
 # this at synth (write-only arguments such as secret_string_wo need Terraform >= 1.11); without a
@@ -52,7 +53,7 @@ class LayerStack(TerraformStack):
             region: AwsProvider(self, f"aws_{region.replace('-', '_')}", alias=region.replace("-", "_"),
                                 region=region, default_tags=[{"tags": tags}], **guard)
             for region in replica_regions}
-        if env.backend.type == "s3" and layer != STATE_LAYER:
+        if env.backend.type == "s3":
             role = env.deploy_role_arn
             backend = S3Backend(self, bucket=env.backend.bucket or "",
                                 key=f"{env.backend.key_prefix}/{env.name}/{layer}.tfstate",
@@ -68,7 +69,7 @@ class LayerStack(TerraformStack):
 
 
 ACCOUNT_STACK_PREFIX = "account-"
-ACCOUNT_STATE_PREFIX = "llm-platform"
+ACCOUNT_STATE_PREFIX = "llm-platform"  # in the account's state_bucket: <prefix>/account-<name>.tfstate
 
 
 class AccountStack(TerraformStack):

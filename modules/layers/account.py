@@ -29,6 +29,7 @@ from modules.parts.outputs import publish
 from modules.parts.storage import protect
 
 GITHUB_ISSUER = "token.actions.githubusercontent.com"
+ACCOUNT_STATE_PREFIX = "llm-platform"  # modules.engine.stacks.ACCOUNT_STATE_PREFIX: the account stack's state key
 # How long the pipeline's credentials last: a job's whole run (configure-aws-credentials asks for
 # role-duration-seconds; STS refuses more than the role's MaxSessionDuration). The workflows
 # ask for exactly these (tests/test_workflows.py).
@@ -108,6 +109,13 @@ class AccountScope(Construct):
                 f"{GITHUB_ISSUER}:aud": "sts.amazonaws.com",
                 f"{GITHUB_ISSUER}:sub": f"repo:{repository}:environment:{github_environment}"}}})
 
+    def _account_state(self, env: AccountEnvironment) -> str | None:
+        """This stack's state object, when it lives in `env`'s state bucket (drift plans it with env's role)."""
+        account = self._settings.account
+        if account.state_bucket and account.state_bucket == env.state_bucket:
+            return f"{account.state_bucket}/{ACCOUNT_STATE_PREFIX}/account-{self._settings.name}.tfstate"
+        return None
+
     def _pipeline_roles(self, env: AccountEnvironment, provider_arn: str) -> PipelineRoles:
         partition = self._account.partition
         managed = f"arn:{partition}:iam::aws:policy"
@@ -118,7 +126,8 @@ class AccountScope(Construct):
         IamRolePolicyAttachment(self, f"{env.name}_plan_read_only", role=plan.name,
                                 policy_arn=f"{managed}/ReadOnlyAccess")
         IamRolePolicy(self, f"{env.name}_plan_refresh", name="refresh", role=plan.id,
-                      policy=iam.document(*plan_statements(self._settings.account.id, partition, env)))
+                      policy=iam.document(*plan_statements(self._settings.account.id, partition, env,
+                                                           self._account_state(env))))
         deploy = IamRole(self, f"{env.name}_deploy_role", name=f"{env.project}-{env.name}-deploy",
                          assume_role_policy=self._trust(provider_arn, env.name),
                          max_session_duration=DEPLOY_SESSION_SECONDS,
@@ -136,9 +145,11 @@ def _own_keys(env: AccountEnvironment) -> dict[str, dict[str, str]]:
     return {"StringEquals": {"aws:ResourceTag/Project": env.project, "aws:ResourceTag/Environment": env.name}}
 
 
-def plan_statements(account_id: str, partition: str, env: AccountEnvironment) -> list[iam.Statement]:
+def plan_statements(account_id: str, partition: str, env: AccountEnvironment,
+                    account_state: str | None = None) -> list[iam.Statement]:
     """What ReadOnlyAccess lacks for `terraform plan`: the secret values a refresh reads, the
-    environment's keys to decrypt them (and its state), the state objects and the lock file."""
+    environment's keys to decrypt them (and its state), the state objects and the lock file
+    (and the account stack's, `bucket/key`, when it lives in this environment's bucket)."""
     statements = [
         iam.allow(["secretsmanager:GetSecretValue"],
                   [f"arn:{partition}:secretsmanager:{env.region}:{account_id}:secret:{env.project}/{env.name}/*"],
@@ -151,10 +162,13 @@ def plan_statements(account_id: str, partition: str, env: AccountEnvironment) ->
         state = f"{bucket}/{env.state_key_prefix}/{env.name}/"
         statements += [
             iam.allow(["s3:ListBucket"], [bucket], sid="StateList",
-                      conditions={"StringLike": {"s3:prefix": [f"{env.state_key_prefix}/{env.name}/*"]}}),
-            iam.allow(["s3:GetObject"], [f"{state}*"], sid="StateRead"),
+                      conditions={"StringLike": {"s3:prefix": [f"{env.state_key_prefix}/{env.name}/*",
+                                                               f"{ACCOUNT_STATE_PREFIX}/account-*"]}}),
+            iam.allow(["s3:GetObject"], [f"{state}*", *([f"arn:{partition}:s3:::{account_state}"] if account_state
+                                                         else [])], sid="StateRead"),
             # The native lock file (use_lockfile): written and removed around every plan.
-            iam.allow(["s3:DeleteObject", "s3:PutObject"], [f"{state}*.tflock"], sid="StateLock"),
+            iam.allow(["s3:DeleteObject", "s3:PutObject"], [f"{state}*.tflock", *(
+                [f"arn:{partition}:s3:::{account_state}.tflock"] if account_state else [])], sid="StateLock"),
             iam.allow(["kms:GenerateDataKey"], [f"arn:{partition}:kms:{env.state_region}:{account_id}:key/*"],
                       sid="StateLockEncrypt", conditions=_own_keys(env)),
         ]

@@ -2,7 +2,7 @@
 
     python -m modules.tools.pipeline order ENV [--synth-dir cdktf.out]        # deploy order, one stack a line
     python -m modules.tools.pipeline changed BASE_SYNTH HEAD_SYNTH [ENV] [--all]  # stacks whose Terraform differs
-    python -m modules.tools.pipeline plan (ENV | --stacks S ...) --out DIR     # saved plans + summary + guard
+    python -m modules.tools.pipeline plan (ENV [--with-account] | --stacks S ...) --out DIR  # saved plans, summary, guard
     python -m modules.tools.pipeline apply DIR                                # apply DIR's saved plans, in order
     python -m modules.tools.pipeline bootstrap ENV                            # create <env>-state, move its state in
 
@@ -26,6 +26,7 @@ from typing import Any
 
 from modules.rehearsal.plan import dependency_order, load_stacks
 from modules.rehearsal.terraform import ToolError
+from modules.config import ENVIRONMENTS_DIR, ConfigError, account_of, load_accounts, load_environment
 from modules.tools import plan_guard
 
 STATE_LAYER = "state"  # modules.engine.stacks.STATE_LAYER; not imported here, it would load cdktn
@@ -39,6 +40,16 @@ CHANGED, UNCHANGED, FAILED, DEFERRED = "changes", "no changes", "failed", "defer
 def deploy_order(synth_dir: Path, env: str) -> list[str]:
     """Every stack of `env`, producers first (the `<env>-state` stack too: it is in S3 once bootstrapped)."""
     return dependency_order(load_stacks(synth_dir, env))
+
+
+def account_stack(env: str, root: Path | None = None) -> str | None:
+    """`account-<name>` of the account `env` deploys to, when that stack's state lives in `env`'s
+    state bucket (so `env`'s plan role may read it: modules/layers/account.py)."""
+    root = root or ENVIRONMENTS_DIR
+    environment, accounts = load_environment(env, root), load_accounts(root)
+    name = account_of(environment, accounts)
+    bucket = accounts[name].state_bucket
+    return f"account-{name}" if bucket and bucket == environment.backend.bucket else None
 
 
 def _fingerprints(synth_dir: Path) -> dict[str, str]:
@@ -301,6 +312,8 @@ def main(argv: list[str]) -> int:
     planned.add_argument("--out", type=Path, required=True)
     planned.add_argument("--markdown", type=Path)
     planned.add_argument("--no-lock", action="store_true", help="plan without the state lock (pull requests)")
+    planned.add_argument("--with-account", action="store_true",
+                         help="also the account's stack, where its state lives in this environment's bucket")
     deploy = commands.add_parser("apply", help="apply a plan directory's saved plans")
     deploy.add_argument("plans", type=Path)
     boot = commands.add_parser("bootstrap", help="create <env>-state and move its state into it")
@@ -315,10 +328,12 @@ def main(argv: list[str]) -> int:
             return bootstrap(args.synth_dir, args.environment)
         if args.command == "plan":
             stacks = args.stacks if args.stacks is not None else deploy_order(args.synth_dir, args.environment)
+            account = account_stack(args.environment) if args.with_account and args.environment else None
+            stacks = [account, *stacks] if account else stacks
             return plan(args.synth_dir, stacks, args.out, args.markdown, lock=not args.no_lock)
         names = (deploy_order(args.synth_dir, args.environment) if args.command == "order"
                  else changed_stacks(args.base, args.head, args.environment, args.all))
-    except (ToolError, FileNotFoundError, plan_guard.AllowFileError) as err:
+    except (ToolError, FileNotFoundError, plan_guard.AllowFileError, ConfigError) as err:
         print(f"pipeline: {err}", file=sys.stderr)
         return 1
     print("\n".join(names))
