@@ -91,10 +91,11 @@ def test_normalization_keeps_everything_but_the_engine_version() -> None:
 
 if __name__ == "__main__" and "--write" in sys.argv:
     from modules.engine.app import build_app
-    from modules.config import available_environments, load_environments
+    from modules.config import accounts_of, available_environments, load_environments
 
     with tempfile.TemporaryDirectory() as out:
-        build_app(load_environments(available_environments()), outdir=out).synth()
+        envs = load_environments(available_environments())
+        build_app(envs, outdir=out, accounts=accounts_of(envs)).synth()
         pinned = digests(Path(out) / "stacks")
     # One line per address keeps the file diffable and a re-pin's changes readable.
     lines = [json.dumps(stack) + ": {\n" + ",\n".join(f"  {json.dumps(a)}: {json.dumps(d)}" for a, d in body.items())

@@ -126,8 +126,8 @@ def test_the_plan_guard_refuses_replacing_a_database_and_passes_a_tag_change(mot
 def parameter_stack(url: str, version: str, value: str, state: Path) -> dict[str, Any]:
     doc = provider(url, version)
     doc["terraform"]["backend"] = {"local": {"path": str(state)}}
-    doc["resource"] = {"aws_ssm_parameter": {"upstream": {"name": "/t/upstream", "type": "String", "value": value}}}
-    doc["output"] = {"value": {"value": "${aws_ssm_parameter.upstream.value}"}}
+    doc["resource"] = {"aws_ssm_parameter": {"upstream": {"name": "/t/upstream", "type": "String", "insecure_value": value}}}
+    doc["output"] = {"value": {"value": "${aws_ssm_parameter.upstream.insecure_value}"}}
     return doc
 
 
@@ -137,7 +137,7 @@ def reader_stack(url: str, version: str, upstream_state: Path, state: Path) -> d
     doc["terraform"]["backend"] = {"local": {"path": str(state)}}
     doc["data"] = {"terraform_remote_state": {"up": {"backend": "local", "config": {"path": str(upstream_state)}}}}
     doc["resource"] = {"aws_ssm_parameter": {"downstream": {
-        "name": "/t/downstream", "type": "String", "value": "${data.terraform_remote_state.up.outputs.value}"}}}
+        "name": "/t/downstream", "type": "String", "insecure_value": "${data.terraform_remote_state.up.outputs.value}"}}}
     return doc
 
 
