@@ -21,8 +21,9 @@ import pytest
 
 from modules.parts.storage import STATEFUL_TYPES as PROTECTED_TYPES
 
-# Log groups hold audit data too: their addresses are pinned as well.
-STATEFUL_TYPES = (*PROTECTED_TYPES, "aws_cloudwatch_log_group")
+# Log groups hold audit data too: their addresses are pinned as well; and the account's Auto
+# Scaling role, which every Auto Scaling group of the account needs (account-<name>).
+STATEFUL_TYPES = (*PROTECTED_TYPES, "aws_cloudwatch_log_group", "aws_iam_service_linked_role")
 
 
 def stateful_addresses(stacks_dir: Path) -> dict[str, list[str]]:
@@ -63,9 +64,10 @@ def test_prod_stateful_resources_cannot_be_destroyed(stacks, env: str) -> None:
 
 if __name__ == "__main__" and "--write" in sys.argv:
     from modules.engine.app import build_app
-    from modules.config import available_environments, load_environments
+    from modules.config import accounts_of, available_environments, load_environments
 
     with tempfile.TemporaryDirectory() as out:
-        build_app(load_environments(available_environments()), outdir=out).synth()
+        envs = load_environments(available_environments())
+        build_app(envs, outdir=out, accounts=accounts_of(envs)).synth()
         PINNED.write_text(json.dumps(stateful_addresses(Path(out) / "stacks"), indent=2) + "\n")
     print(f"pinned {PINNED}")

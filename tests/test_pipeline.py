@@ -179,3 +179,20 @@ def test_apply_stops_when_an_upstream_output_changes_what_a_later_stack_would_do
     ssm = server.client("ssm", REGION)
     assert ssm.get_parameter(Name="/t/upstream")["Parameter"]["Value"] == "two"
     assert ssm.get_parameter(Name="/t/downstream")["Parameter"]["Value"] == "one"  # nothing unreviewed applied
+
+
+def test_the_guard_knows_every_type_the_project_protects() -> None:
+    assert set(STATEFUL_TYPES) <= plan_guard.DATA_TYPES
+
+
+def test_the_guard_passes_a_forget_and_refuses_a_malformed_allowance(tmp_path: Path) -> None:
+    """A `removed` block with destroy = false plans "forget": nothing is deleted."""
+    forget = {"address": "aws_iam_service_linked_role.x", "type": "aws_iam_service_linked_role", "mode": "managed",
+              "change": {"actions": ["forget"]}}
+    delete = {**forget, "change": {"actions": ["delete"]}}
+    assert plan_guard.check("s", {"resource_changes": [forget]}, [], {}) == []
+    assert plan_guard.refused(plan_guard.check("s", {"resource_changes": [delete]}, [], {}))
+    (tmp_path / "allow.toml").write_text('[[allow]]\nstack = "s"\naddress = "aws_iam_service_linked_role.x"\n'
+                                         'expires = 2999-01-01\n')
+    with pytest.raises(plan_guard.AllowFileError, match="reason"):
+        plan_guard.load_allowances(tmp_path / "allow.toml")

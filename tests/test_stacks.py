@@ -139,13 +139,13 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     # dev's stacks, and its account's (built from every environment of that account)
-    assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == ["account-dev", *(
-        f"dev-{layer}" for layer in sorted(BUILT_LAYERS))]
+    assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == ["account-dev", *sorted(
+        f"dev-{layer}" for layer in (*BUILT_LAYERS, "state"))]
     # it says what it wrote, where, and how long it took
-    assert proc.stdout.startswith(f"synthesized {len(BUILT_LAYERS) + 1} stacks of dev in ")
+    assert proc.stdout.startswith(f"synthesized {len(BUILT_LAYERS) + 2} stacks of dev in ")
     assert "  accounts: account-dev\n" in proc.stdout
     assert f"into {tmp_path / 'stacks'}/" in proc.stdout
-    assert "  dev: data edge foundation gateway llm network observability realtime" in proc.stdout
+    assert "  dev: data edge foundation gateway llm network observability realtime state" in proc.stdout
 
 
 def test_the_cli_runs_the_same_entry_point() -> None:

@@ -62,7 +62,8 @@ def load(outdir: Path, names: list[str] | None = None) -> list[Environment]:
     manifest = outdir / "manifest.json"
     if not manifest.is_file():
         raise SynthError(f"no synth output in {outdir} (no manifest.json). Fix: run `python main.py` first.")
-    stacks = sorted(json.loads(manifest.read_text())["stacks"])
+    # An account's stack (`account-<name>`) belongs to no environment.
+    stacks = sorted(s for s in json.loads(manifest.read_text())["stacks"] if not s.startswith("account-"))
     known = sorted({s.rsplit("-", 1)[0] for s in stacks})
     unknown = [n for n in names or [] if n not in known]
     if unknown:
