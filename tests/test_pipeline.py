@@ -196,3 +196,41 @@ def test_the_guard_passes_a_forget_and_refuses_a_malformed_allowance(tmp_path: P
                                          'expires = 2999-01-01\n')
     with pytest.raises(plan_guard.AllowFileError, match="reason"):
         plan_guard.load_allowances(tmp_path / "allow.toml")
+
+
+def test_drift_plans_the_account_stack_with_the_environment_whose_bucket_holds_its_state() -> None:
+    from modules.tools.pipeline import account_stack
+    assert account_stack("dev") == "account-dev" and account_stack("prod") == "account-prod"
+    assert account_stack("prod-us") is None  # its plan role cannot read prod's bucket
+
+
+BOOTSTRAP_TERRAFORM = """#!/bin/sh
+# Records each call, with whether the local-backend override was in place, and exits 0.
+dir=""; for arg in "$@"; do case "$arg" in -chdir=*) dir="${arg#-chdir=}";; esac; done
+override=no; [ -f "$dir/bootstrap_override.tf.json" ] && override=yes
+echo "override=$override $*" >> "$CALLS"
+case "$*" in *" apply "*) echo '{"version": 4}' > "$dir/bootstrap.tfstate";; esac
+exit 0
+"""
+
+
+def test_bootstrap_creates_the_state_bucket_locally_then_moves_its_state_into_it(tmp_path: Path) -> None:
+    """One command: apply <env>-state on a local backend (an override file), then init against
+    the bucket it made and push the state there; nothing local is left."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "terraform").write_text(BOOTSTRAP_TERRAFORM)
+    (stubs / "terraform").chmod(0o755)
+    synth = write_synth(tmp_path / "synth", {"dev-state": {"terraform": {"backend": {"s3": {"bucket": "b"}}}}}, {})
+    calls = tmp_path / "calls"
+    done = subprocess.run([sys.executable, "-m", "modules.tools.pipeline", "bootstrap", "dev", "--synth-dir", str(synth)],
+                          cwd=ROOT, capture_output=True, text=True, env={
+                              **os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "CALLS": str(calls)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    stack = synth / "stacks" / "dev-state"
+    assert [line.split(f"-chdir={stack} ")[1] for line in calls.read_text().splitlines()] == [
+        "init -input=false -reconfigure", "apply -input=false -auto-approve",
+        "init -input=false -reconfigure", "state push bootstrap.tfstate"]
+    assert [line.split()[0] for line in calls.read_text().splitlines()] == [
+        "override=yes", "override=yes", "override=no", "override=no"]
+    assert sorted(p.name for p in stack.iterdir()) == ["cdk.tf.json"]
