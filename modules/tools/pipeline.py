@@ -153,7 +153,8 @@ def _copy_synth(synth_dir: Path, stacks: list[str], target: Path) -> None:
     """The planned stacks' configuration (not their .terraform): what the apply job initialises."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copy2(synth_dir / "manifest.json", target.mkdir(parents=True) or target / "manifest.json")
+    target.mkdir(parents=True)
+    shutil.copy2(synth_dir / "manifest.json", target / "manifest.json")
     for stack in stacks:
         shutil.copytree(synth_dir / "stacks" / stack, target / "stacks" / stack,
                         ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "errored.tfstate"))
