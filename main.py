@@ -24,8 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from modules.config import ENVIRONMENTS_DIR, ConfigError, available_environments, load_environments
-from modules.config.models import Environment
+from modules.config import ENVIRONMENTS_DIR, ConfigError, accounts_of, available_environments, load_environments
+from modules.config.models import Account, Environment
 from modules.engine.provider import kernel_started
 from modules.engine.synth import CACHE_DIR, synthesize
 from modules.tools.synthesized import synth_summary
@@ -53,6 +53,7 @@ def main(argv: list[str]) -> int:
     names = args.environments or available_environments(args.environments_dir)
     try:
         environments = load_environments(names, args.environments_dir)
+        accounts = accounts_of(environments, args.environments_dir)
     except ConfigError as err:
         print(f"configuration error, nothing synthesized ({err.counted}):\n{err}", file=sys.stderr)
         return 2
@@ -62,9 +63,10 @@ def main(argv: list[str]) -> int:
     outdir = Path(args.outdir or os.environ.get("CDKTF_OUTDIR") or "cdktf.out")
     cached: list[str] = []
     if kernel_started():
-        stacks = synthesize_here(environments, outdir)
+        stacks = synthesize_here(environments, outdir, accounts)
     else:  # a production run: parallel, cached, without the bindings' runtime type checks
-        outcome = synthesize(names, args.environments_dir, outdir, jobs=args.jobs, cache_dir=args.cache_dir,
+        units = [*names, *(f"account-{name}" for name in accounts)]
+        outcome = synthesize(units, args.environments_dir, outdir, jobs=args.jobs, cache_dir=args.cache_dir,
                              force=args.force, type_checks=False)
         stacks, cached = outcome.stacks, outcome.cached
     print(synth_summary([env.name for env in environments], stacks, time.perf_counter() - started,
@@ -75,13 +77,14 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def synthesize_here(environments: list[Environment], outdir: Path) -> list[str]:
+def synthesize_here(environments: list[Environment], outdir: Path,
+                    accounts: dict[str, tuple[Account, list[Environment]]]) -> list[str]:
     """A jsii kernel already running in this process was set up by its caller (a test, the
     eager-loading comparison): synthesize in it, serially and uncached, its type checks as they are."""
     # Imported after validation: configuration errors answer at once, without loading jsii.
     from modules.engine.app import build_app
 
-    build_app(environments, outdir=str(outdir)).synth()
+    build_app(environments, outdir=str(outdir), accounts=accounts).synth()
     return sorted(json.loads((outdir / "manifest.json").read_text())["stacks"])
 
 

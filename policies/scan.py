@@ -134,12 +134,43 @@ def scan_uncached(files: list[Path], jobs: int | None = None) -> dict[Path, list
     """Each file's reports, from one Checkov process per core over a share of the files."""
     if not files:
         return {}
-    groups = _balanced(files, max(1, min(jobs or os.cpu_count() or 1, len(files))))
-    outputs = run_checkov_groups(groups)
+    with tempfile.TemporaryDirectory(prefix="scannable-") as work:
+        scanned = {_scannable(file, Path(work) / str(i)): file for i, file in enumerate(files)}
+        groups = _balanced(list(scanned), max(1, min(jobs or os.cpu_count() or 1, len(files))))
+        outputs = run_checkov_groups(groups)
     per_file: dict[Path, list[dict]] = {}
     for group, reports in zip(groups, outputs):
-        per_file.update(split(reports, group))
+        for copy, found in split(reports, group).items():
+            per_file[scanned[copy]] = _renamed(found, copy, scanned[copy])
     return per_file
+
+
+# Top-level blocks that move state rather than declare resources (Terraform >= 1.5/1.7).
+# Checkov's terraform_json parser reads every top-level key as `type: {name: body}` and
+# reports a parsing error on their plain values, so it is shown a copy in which they are
+# renamed to the comment key "//" (a later duplicate wins), keeping every line where it is.
+STATE_BLOCKS = ("import", "removed", "moved")
+
+
+def _scannable(file: Path, work: Path) -> Path:
+    text = file.read_text()
+    hidden = text
+    for block in STATE_BLOCKS:
+        hidden = hidden.replace(f'\n  "{block}": [', '\n  "//": [')
+    if hidden == text:
+        return file
+    work.mkdir(parents=True)
+    copy = work / file.name
+    copy.write_text(hidden)
+    return copy
+
+
+def _renamed(reports: list[dict], copy: Path, original: Path) -> list[dict]:
+    """`copy`'s reports as `original`'s (results name the file they are about)."""
+    if copy == original:
+        return reports
+    text = json.dumps(reports).replace(json.dumps(str(copy.resolve()))[1:-1], json.dumps(str(original))[1:-1])
+    return json.loads(text)
 
 
 def _balanced(files: list[Path], count: int) -> list[list[Path]]:

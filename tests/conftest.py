@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modules.config import available_environments, load_environments  # noqa: E402
+from modules.config import accounts_of, available_environments, load_environments  # noqa: E402
 
 ENVIRONMENTS = available_environments()
 
@@ -55,7 +55,8 @@ def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(os.environ[REUSE_SYNTH])
     from modules.engine.app import build_app  # the engine only where a synth is made (scripts import this file)
     outdir = tmp_path_factory.mktemp("cdktf.out")
-    build_app(load_environments(ENVIRONMENTS), outdir=str(outdir)).synth()
+    envs = load_environments(ENVIRONMENTS)
+    build_app(envs, outdir=str(outdir), accounts=accounts_of(envs)).synth()
     return outdir
 
 
@@ -66,8 +67,16 @@ def synth_dir(synth_outdir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def stacks(synth_dir: Path) -> dict[str, Stack]:
+    """The environments' stacks (`<env>-<layer>`); the accounts' are `account_stacks`."""
     return {p.parent.name: Stack(p.parent.name, json.loads(p.read_text()))
-            for p in sorted(synth_dir.glob("*/cdk.tf.json"))}
+            for p in sorted(synth_dir.glob("*/cdk.tf.json")) if not p.parent.name.startswith("account-")}
+
+
+@pytest.fixture(scope="session")
+def account_stacks(synth_dir: Path) -> dict[str, Stack]:
+    """`account-<name>`: each AWS account's singletons and pipeline roles."""
+    return {p.parent.name: Stack(p.parent.name, json.loads(p.read_text()))
+            for p in sorted(synth_dir.glob("account-*/cdk.tf.json"))}
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,9 @@ from conftest import ENVIRONMENTS
 from modules.config import load_environment
 from modules.parts.storage import STATEFUL_TYPES as PROTECTED_TYPES
 
-# Log groups hold audit data too: their addresses are pinned as well.
-STATEFUL_TYPES = (*PROTECTED_TYPES, "aws_cloudwatch_log_group")
+# Log groups hold audit data too: their addresses are pinned as well; and the account's Auto
+# Scaling role, which every Auto Scaling group of the account needs (account-<name>).
+STATEFUL_TYPES = (*PROTECTED_TYPES, "aws_cloudwatch_log_group", "aws_iam_service_linked_role")
 
 
 def stateful_addresses(stacks_dir: Path) -> dict[str, list[str]]:
@@ -75,11 +76,12 @@ def main(argv: list[str]) -> int:
                                      "a new environment: python tests/pin.py ENV).")
     parser.add_argument("--write", action="store_true", required=True, help="synthesize and rewrite " + PINNED.name)
     parser.parse_args(argv)
-    from modules.config import available_environments, load_environments
+    from modules.config import accounts_of, available_environments, load_environments
     from modules.engine.app import build_app
 
     with tempfile.TemporaryDirectory() as out:
-        build_app(load_environments(available_environments()), outdir=out).synth()
+        envs = load_environments(available_environments())
+        build_app(envs, outdir=out, accounts=accounts_of(envs)).synth()
         PINNED.write_text(json.dumps(stateful_addresses(Path(out) / "stacks"), indent=2) + "\n")
     print(f"pinned {PINNED}")
     return 0

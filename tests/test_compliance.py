@@ -32,9 +32,11 @@ def resolve(location: dict, bases: dict) -> str:
     return urljoin(resolve(bases[location["uriBaseId"]], bases), location["uri"])
 
 
-def test_gate_passes_every_stack_with_zero_unexplained_failures(gate, stacks) -> None:
+def test_gate_passes_every_stack_with_zero_unexplained_failures(gate, stacks, account_stacks) -> None:
+    """The environments' stacks and the accounts' (whose import and removed blocks the gate
+    shows Checkov renamed: Checkov's Terraform-JSON parser fails on them)."""
     result, _ = gate
-    assert result.stacks == sorted(stacks)
+    assert result.stacks == sorted([*stacks, *account_stacks]) and account_stacks
     assert result.unexplained == [] and result.stale == [] and result.secrets == [] and result.parsing_errors == []
     assert result.passed > 1000
     assert sum(result.passed_by_check.values()) == result.passed

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import ENVIRONMENTS
 from main import main
-from modules.config import ENVIRONMENTS_DIR, REGION_AZS, ConfigError, load_environment, load_environments
+from modules.config import (ACCOUNTS_FILE, ENVIRONMENTS_DIR, REGION_AZS, ConfigError, accounts_of, load_environment,
+                            load_environments)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +27,8 @@ def write_env(root: Path, name: str, base: str = "prod", replace: dict[str, str]
         text = text.replace(old, new)
     (root / name).mkdir(parents=True, exist_ok=True)
     (root / name / "environment.toml").write_text(text + append)
+    if not (root / ACCOUNTS_FILE).exists():
+        shutil.copy(ENVIRONMENTS_DIR / ACCOUNTS_FILE, root / ACCOUNTS_FILE)
     return root
 
 
@@ -211,15 +214,15 @@ CASES = {
                      "root_volume_throughput_mibps = 1000"}},
         "llm.root_volume_throughput_mibps: 1000 MiB/s needs more than 3000 IOPS", "at least 4000"),
     "fewer receives than Lambda's SQS guidance": (
-        {"replace": {"api_gateway_account = true": "api_gateway_account = true\nmax_receives = 3"}},
+        {"replace": {"mfa = \"ON\"": "mfa = \"ON\"\nmax_receives = 3"}},
         "realtime.max_receives: 3 would dead-letter requests whose batches were only throttled",
         "at least 5, as Lambda's guidance for SQS sources says"),
     "worker concurrency below the event source's minimum": (
-        {"replace": {"api_gateway_account = true": "api_gateway_account = true\nworker_concurrency = 1"}},
+        {"replace": {"mfa = \"ON\"": "mfa = \"ON\"\nworker_concurrency = 1"}},
         "realtime.worker_concurrency: 1 is outside 2-1000, the maximum concurrency an SQS event source mapping "
         "accepts", "use a value from 2 to 1000"),
     "the old reservation for every function": (
-        {"replace": {"api_gateway_account = true": "api_gateway_account = true\nreserved_concurrency = 10"}},
+        {"replace": {"mfa = \"ON\"": "mfa = \"ON\"\nreserved_concurrency = 10"}},
         "realtime.reserved_concurrency: is not a known key", "worker_concurrency"),
     "no room for an answer": (
         {"replace": {"max_output_tokens = 4096": "max_output_tokens = 0"}},
@@ -428,3 +431,44 @@ def test_a_name_in_the_file_does_not_hide_the_rest(tmp_path: Path) -> None:
     message = rejection(tmp_path, replace={'region = "eu-west-2"': 'name = "other"\nregion = "eu-west-2"',
                                            "memory = 2048": "memory = 1024"})
     assert "name: is set in the file" in message and "gateway.memory: cpu 1024 / memory 1024" in message
+
+
+# --- accounts.toml --------------------------------------------------------------------------
+
+def test_an_environment_naming_an_unknown_account_is_refused(tmp_path: Path) -> None:
+    write_env(tmp_path, "stray", replace={'account_id = "111122223333"': 'account_id = "999988887777"'})
+    with pytest.raises(ConfigError) as err:
+        load_environment("stray", tmp_path)
+    assert str(err.value).startswith("environment 'stray' (")
+    assert "account_id: 999988887777 is not an account of" in str(err.value)
+    assert "use one of: dev (444455556666), prod (111122223333)" in str(err.value)
+
+
+def test_two_accounts_with_one_id_are_refused_with_every_other_problem(tmp_path: Path) -> None:
+    write_env(tmp_path, "prod")
+    (tmp_path / ACCOUNTS_FILE).write_text(
+        (ENVIRONMENTS_DIR / ACCOUNTS_FILE).read_text()
+        + '\n[accounts.staging]\nid = "444455556666"\nregion = "mars-1"\nrepository = "example-org/llm-platform"\n')
+    with pytest.raises(ConfigError) as err:
+        load_environments(["prod"], tmp_path)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 2 and all(line.startswith("accounts (") for line in lines)
+    assert "accounts.staging.id: 444455556666 is also account 'dev'" in lines[0]
+    assert "accounts.staging.region: 'mars-1' is not a supported region" in lines[1]
+
+
+def test_a_bad_account_field_names_it(tmp_path: Path) -> None:
+    write_env(tmp_path, "prod")
+    (tmp_path / ACCOUNTS_FILE).write_text('[accounts.prod]\nid = 111122223333\nregion = "eu-west-2"\n'
+                                          'repository = "example-org/llm-platform"\n')
+    with pytest.raises(ConfigError) as err:
+        load_environments(["prod"], tmp_path)
+    assert "accounts.prod.id: Input should be a valid string (got 111122223333)" in str(err.value)
+
+
+def test_an_account_stack_is_built_from_every_environment_in_it() -> None:
+    """prod alone selected: the prod account still holds prod-us's roles (a subset would destroy them)."""
+    (prod,) = load_environments(["prod"])
+    accounts = accounts_of([prod])
+    assert list(accounts) == ["prod"]
+    assert [env.name for env in accounts["prod"][1]] == ["prod", "prod-us"]

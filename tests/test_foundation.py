@@ -170,22 +170,14 @@ def test_the_auto_scaling_role_may_use_the_key_for_encrypted_gpu_volumes(foundat
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_service_linked_role_is_created_only_where_configured_and_before_the_key(stacks, env) -> None:
-    """One role per account: created where the config says the account lacks it; KMS refuses a
-    key policy naming a principal that does not exist yet, so the key waits for it."""
-    creates = load_environment(env).foundation.create_autoscaling_service_linked_role
+def test_no_environment_creates_the_accounts_auto_scaling_role(stacks, env) -> None:
+    """The role is the account's (account-<name> imports it); the foundation that created it
+    forgets it without deleting it (a `removed` block, Terraform >= 1.7)."""
     stack = stacks[f"{env}-foundation"]
-    roles = stack.resources("aws_iam_service_linked_role")
-    key = stack.one("aws_kms_key")
-    if not creates:
-        assert roles == {} and "depends_on" not in key
-        return
-    ((lid, role),) = roles.items()
-    assert role["aws_service_name"] == "autoscaling.amazonaws.com"
-    assert key["depends_on"] == [f"aws_iam_service_linked_role.{lid}"]
-    # other environments of the account rely on it; a disposable environment may drop it
-    protected = load_environment(env).protect_stateful
-    assert role.get("lifecycle") == ({"prevent_destroy": True} if protected else None)
+    assert stack.resources("aws_iam_service_linked_role") == {}
+    assert "depends_on" not in stack.one("aws_kms_key")
+    assert stack.doc["removed"] == [{"from": "aws_iam_service_linked_role.foundation_autoscaling_service_linked_role_53C42D0B",
+                                     "lifecycle": {"destroy": False}}]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -64,13 +64,9 @@ def new_environment_file(name: str) -> str:
     text = re.sub(r"(?m)^availability_zones = \[.*\]", f"availability_zones = [{azs}]", text)
     geography = region.split("-")[0]
     text = re.sub(r'bedrock_model_id = "(eu|us|apac)\.', f'bedrock_model_id = "{geography}.', text)
-    # per account: the account's one trail and service-linked role belong to the environment that has them
-    text = re.sub(r"(?m)^create_autoscaling_service_linked_role = true", "create_autoscaling_service_linked_role = false",
-                  text)
-    text = re.sub(r"(?m)^cloudtrail = true", "cloudtrail = false", text)
-    # per account and region: one owner of API Gateway's settings
-    shared = any(e.account_id == dev.account_id and e.region == region and e.realtime.api_gateway_account for e in others)
-    return re.sub(r"(?m)^api_gateway_account = true", f"api_gateway_account = {str(not shared).lower()}", text)
+    # per account: the account's one multi-region trail belongs to the environment that has it; the
+    # account's singletons (service-linked role, API Gateway logging) are its account stack's
+    return re.sub(r"(?m)^cloudtrail = true", "cloudtrail = false", text)
 
 
 def cpu_seconds() -> float:

@@ -120,11 +120,12 @@ def main(argv: list[str]) -> int:
                                      "pytest; a new environment: python tests/pin.py ENV).")
     parser.add_argument("--write", action="store_true", required=True, help="synthesize and rewrite " + PINNED.name)
     parser.parse_args(argv)
-    from modules.config import available_environments, load_environments
+    from modules.config import accounts_of, available_environments, load_environments
     from modules.engine.app import build_app
 
     with tempfile.TemporaryDirectory() as out:
-        build_app(load_environments(available_environments()), outdir=out).synth()
+        envs = load_environments(available_environments())
+        build_app(envs, outdir=out, accounts=accounts_of(envs)).synth()
         pinned = digests(Path(out) / "stacks")
     write_digests(pinned)
     print(f"pinned {sum(map(len, pinned.values()))} digests of {len(pinned)} stacks in {PINNED}")

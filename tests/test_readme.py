@@ -23,7 +23,7 @@ def test_the_readmes_generated_sections_are_current(sections: dict[str, str]) ->
                       f"{readme.COMMAND}"
 
 
-def test_the_sections_come_from_their_sources(sections: dict[str, str], stacks) -> None:
+def test_the_sections_come_from_their_sources(sections: dict[str, str], stacks, account_stacks) -> None:
     from policies.checks.platform_checks import checks
     for check in checks:
         assert f"| {check.id} | {check.name}" in sections["custom-policies"]
@@ -31,7 +31,8 @@ def test_the_sections_come_from_their_sources(sections: dict[str, str], stacks) 
                 for body in blocks.values() for check_id, reason in body.get("//", {}).get(readme.SKIP_KEY, {}).items()}
     assert len(sections["skips"].splitlines()) == 2 + len(declared)
     assert "| CKV_AWS_252 | `prod` (1 resource) |" in sections["skips"]  # an environment's own skip
-    assert f"synthesized {len(stacks)} stacks of " in sections["synth-output"]
+    assert f"synthesized {len(stacks) + len(account_stacks)} stacks of dev, prod, prod-us in " in sections["synth-output"]
+    assert "  accounts: account-dev account-prod\n" in sections["synth-output"]
     assert "| `modules/config/` | Typed, validated environment configuration. Modules: loader, models, rules, settings. |" \
         in sections["layout"]
 

@@ -230,34 +230,14 @@ def test_custom_domain_where_configured(stacks) -> None:
     assert dev.doc["output"]["websocket_url"]["value"].endswith(".amazonaws.com/live")
 
 
-def test_websocket_access_logs_can_be_written(realtime: Stack) -> None:
-    """WebSocket APIs log through the region's API Gateway account role."""
-    account = realtime.one("aws_api_gateway_account")
-    (role_id,) = [lid for lid, r in realtime.resources("aws_iam_role").items() if r["name"].endswith("-apigw-logs")]
-    assert account["cloudwatch_role_arn"] == realtime.ref("aws_iam_role", role_id, "arn")
-    (attachment,) = [a for a in realtime.resources("aws_iam_role_policy_attachment").values()
-                     if a["policy_arn"].endswith("AmazonAPIGatewayPushToCloudWatchLogs")]
-    stage = realtime.one("aws_apigatewayv2_stage")
-    assert stage["depends_on"] == [f"aws_api_gateway_account.{next(iter(realtime.resources('aws_api_gateway_account')))}"]
-    # API Gateway's documented trust for this role names the service only (no aws:SourceAccount).
-    (trust,) = json.loads(realtime.resources("aws_iam_role")[role_id]["assume_role_policy"])["Statement"]
-    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"} and "Condition" not in trust
-
-
-def test_the_api_gateway_account_settings_are_owned_where_config_says(stacks, tmp_path: Path) -> None:
-    """One owner per account and region, declared in config: dev (its own account), prod
-    (eu-west-2) and prod-us (prod's account, but us-west-2: the setting is per region) each own
-    theirs. An environment sharing both with an owner sets false and leaves the setting alone."""
-    owners = {env: bool(stacks[f"{env}-realtime"].resources("aws_api_gateway_account")) for env in ENVIRONMENTS}
-    assert owners == {env: load_environment(env).realtime.api_gateway_account for env in ENVIRONMENTS}
-    assert all(owners[env] for env in ("dev", "prod", "prod-us"))
-    env = load_environment("dev")
-    env = env.model_copy(update={"realtime": env.realtime.model_copy(update={"api_gateway_account": False})})
-    build_app([env], outdir=str(tmp_path)).synth()
-    stack = Stack("dev-realtime", json.loads((tmp_path / "stacks" / "dev-realtime" / "cdk.tf.json").read_text()))
-    assert not stack.resources("aws_api_gateway_account")
-    assert not [r for r in stack.resources("aws_iam_role").values() if r["name"].endswith("-apigw-logs")]
-    assert "depends_on" not in stack.one("aws_apigatewayv2_stage")
+def test_the_api_gateway_account_settings_are_left_to_the_account(realtime: Stack) -> None:
+    """The region's API Gateway logging role is the account stack's (tests/test_account.py); the
+    environment forgets its former setting without resetting it under its neighbours."""
+    assert not realtime.resources("aws_api_gateway_account")
+    assert not [r for r in realtime.resources("aws_iam_role").values() if r["name"].endswith("-apigw-logs")]
+    assert "depends_on" not in realtime.one("aws_apigatewayv2_stage")
+    assert realtime.doc["removed"] == [{"from": "aws_api_gateway_account.realtime_api_logging_account_6F90CBAB",
+                                        "lifecycle": {"destroy": False}}]
 
 
 def test_the_authorizers_error_alarm_watches_only_real_failures(stacks) -> None:

@@ -19,9 +19,10 @@ BUILT_LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "real
 
 
 def test_every_environment_has_one_stack_per_layer(stacks) -> None:
-    protected = {name for name in ENVIRONMENTS if load_environment(name).protect_stateful}
+    in_s3 = {name for name in ENVIRONMENTS if load_environment(name).backend.type == "s3"}
+    assert in_s3 == set(ENVIRONMENTS)  # dev too: a runner's disk does not keep state between deploys
     assert set(stacks) == ({f"{env}-{layer}" for env in ENVIRONMENTS for layer in BUILT_LAYERS}
-                           | {f"{env}-state" for env in protected})
+                           | {f"{env}-state" for env in in_s3})
     assert set(BUILT_LAYERS) <= set(LAYERS)
 
 
@@ -32,17 +33,25 @@ def test_a_layer_outside_the_specification_is_refused() -> None:
         LayerStack(App(), load_environment("dev"), "cache")
 
 
-def test_backends_local_for_disposable_and_state_stacks_encrypted_s3_for_protected(stacks) -> None:
+def test_every_deployed_stack_keeps_its_state_in_s3_encrypted_and_locked(stacks, account_stacks) -> None:
+    """Every environment's stacks, its state stack (bootstrapped, then in its own bucket) and the
+    accounts' stacks (in their state_bucket)."""
     for name, stack in stacks.items():
         env = load_environment(name.rsplit("-", 1)[0])
         backend = stack.doc["terraform"]["backend"]
-        if env.protect_stateful and not name.endswith("-state"):
+        if env.backend.type == "s3":
             layer = name.removeprefix(f"{env.name}-")
             assert backend == {"s3": {"bucket": env.backend.bucket, "key": f"llm-platform/{env.name}/{layer}.tfstate",
                                       "region": env.region, "encrypt": True, "use_lockfile": True,
                                       "allowed_account_ids": [env.account_id]}}, name
         else:
             assert backend == {"local": {"path": f"../../../terraform.{name}.tfstate"}}, name
+    for name, stack in account_stacks.items():
+        bucket = {"account-dev": "llmlite-dev-tfstate-444455556666",
+                  "account-prod": "llmlite-prod-tfstate-111122223333"}[name]
+        assert stack.doc["terraform"]["backend"]["s3"] == {
+            "bucket": bucket, "key": f"llm-platform/{name}.tfstate", "region": "eu-west-2", "encrypt": True,
+            "use_lockfile": True, "allowed_account_ids": [stack.doc["provider"]["aws"][0]["allowed_account_ids"][0]]}
 
 
 def test_state_stack_creates_the_backend_bucket_encrypted_versioned_tls_only_private(stacks) -> None:
@@ -129,11 +138,14 @@ def test_main_synthesizes_only_the_named_environments(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "main.py", "dev", "--outdir", str(tmp_path)], cwd=root,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == [f"dev-{layer}" for layer in sorted(BUILT_LAYERS)]
+    # dev's stacks, and its account's (built from every environment of that account)
+    assert sorted(p.name for p in (tmp_path / "stacks").iterdir()) == ["account-dev", *sorted(
+        f"dev-{layer}" for layer in (*BUILT_LAYERS, "state"))]
     # it says what it wrote, where, and how long it took
-    assert proc.stdout.startswith(f"synthesized {len(BUILT_LAYERS)} stacks of dev in ")
+    assert proc.stdout.startswith(f"synthesized {len(BUILT_LAYERS) + 2} stacks of dev in ")
+    assert "  accounts: account-dev\n" in proc.stdout
     assert f"into {tmp_path / 'stacks'}/" in proc.stdout
-    assert "  dev: data edge foundation gateway llm network observability realtime" in proc.stdout
+    assert "  dev: data edge foundation gateway llm network observability realtime state" in proc.stdout
 
 
 def test_the_cli_runs_the_same_entry_point() -> None:

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from modules.config import available_environments
-from modules.engine.synth import environment_key, library_key, synthesize
+from modules.engine.synth import environment_key, library_key, synthesize, unit_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def test_parallel_synth_is_byte_identical_to_the_serial_one(synth_outdir: Path, tmp_path: Path) -> None:
-    names = available_environments()
+    names = [*available_environments(), "account-dev", "account-prod"]  # accounts are units of their own
     assert len(names) >= 2
     outcome = synthesize(names, ROOT / "environments", tmp_path / "out", jobs=2, cache_dir=None, type_checks=False)
     assert outcome.synthesized == names and outcome.cached == [] and outcome.type_checked is False
@@ -34,6 +34,7 @@ def test_an_unchanged_environment_comes_from_the_cache_and_an_edited_one_is_rebu
     environments = tmp_path / "environments"
     for name in ("dev", "prod"):
         shutil.copytree(ROOT / "environments" / name, environments / name)
+    shutil.copy(ROOT / "environments" / "accounts.toml", environments / "accounts.toml")
     cache, out = tmp_path / "cache", tmp_path / "out"
 
     def run(**kwargs):
@@ -81,3 +82,19 @@ def test_the_key_follows_the_environments_files_and_the_engines_settings(tmp_pat
         library_key.cache_clear()
     (folder / "environment.toml").write_text((folder / "environment.toml").read_text() + "\n")
     assert environment_key(folder) != before
+
+
+def test_an_accounts_key_follows_the_accounts_file_and_every_environment_folder(tmp_path: Path) -> None:
+    """An account's stack holds a role pair per environment of the account: any environment's
+    file may change it, and so may accounts.toml."""
+    environments = tmp_path / "environments"
+    shutil.copytree(ROOT / "environments" / "dev", environments / "dev")
+    shutil.copy(ROOT / "environments" / "accounts.toml", environments / "accounts.toml")
+    before = unit_key(environments, "account-dev")
+    assert unit_key(environments, "dev") == environment_key(environments / "dev")
+    accounts = environments / "accounts.toml"
+    accounts.write_text(accounts.read_text() + "\n")
+    after_accounts = unit_key(environments, "account-dev")
+    assert after_accounts != before
+    shutil.copytree(ROOT / "environments" / "prod", environments / "prod")
+    assert unit_key(environments, "account-dev") != after_accounts

@@ -19,11 +19,13 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from modules.config.models import Environment, Section
+from modules.config.models import REGION_AZS, Account, Accounts, Environment, Section
 from modules.config.rules import Problem, Unparsed, check
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent.parent / "environments"
 CONFIG_FILE = "environment.toml"
+# The AWS accounts the environments deploy to, beside their folders (one `account-<name>` stack each).
+ACCOUNTS_FILE = "accounts.toml"
 
 
 class ConfigError(Exception):
@@ -43,8 +45,8 @@ class ConfigError(Exception):
 def describe(environment: str, path: Path, problem: Problem) -> str:
     """One line: environment, file, field as written, what is wrong, the rule and the fix."""
     rule = f" Rule: {problem.rule}." if problem.rule else ""
-    return (f"environment '{environment}' ({_shown(path)}): {problem.where}: {problem.message}{rule} "
-            f"Fix: {problem.fix}")
+    subject = "accounts" if path.name == ACCOUNTS_FILE else f"environment '{environment}'"
+    return f"{subject} ({_shown(path)}): {problem.where}: {problem.message}{rule} Fix: {problem.fix}"
 
 
 def _shown(path: Path) -> str:
@@ -59,6 +61,56 @@ def available_environments(root: Path = ENVIRONMENTS_DIR) -> list[str]:
     return sorted(p.parent.name for p in root.glob(f"*/{CONFIG_FILE}"))
 
 
+def load_accounts(root: Path = ENVIRONMENTS_DIR) -> dict[str, Account]:
+    """`accounts.toml`: the accounts by name; ConfigError listing every problem of the file."""
+    path = root / ACCOUNTS_FILE
+    accounts, problems = _validate_accounts(path)
+    if problems:
+        raise ConfigError([("accounts", path, p) for p in problems])
+    return accounts
+
+
+def _validate_accounts(path: Path) -> tuple[dict[str, Account], list[Problem]]:
+    if not path.is_file():
+        return {}, [Problem("(file)", f"{path} does not exist.", 'create it with one [accounts.<name>] table per '
+                            'AWS account: id, region, repository ("<org>/<repo>").', rule="one accounts.toml")]
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        return {}, [Problem("(file)", f"is not valid TOML ({err}).", "correct the TOML syntax.", rule="TOML syntax")]
+    try:
+        accounts = Accounts.model_validate(raw).accounts
+    except ValidationError as err:
+        return {}, [Problem(_field(e["loc"]), f"{e['msg']} (got {e.get('input')!r}).",
+                            "write an [accounts.<name>] table with only id (12 digits in quotes), region, "
+                            "repository and autoscaling_role.", rule="account fields") for e in err.errors()]
+    problems, seen = [], {}
+    for name, account in accounts.items():
+        if account.id in seen:
+            problems.append(Problem(f"accounts.{name}.id", f"{account.id} is also account '{seen[account.id]}'.",
+                                    "declare each AWS account once; point both environments at that name's id.",
+                                    rule="one entry per AWS account"))
+        seen.setdefault(account.id, name)
+        if account.region not in REGION_AZS:
+            problems.append(Problem(f"accounts.{name}.region", f"{account.region!r} is not a supported region.",
+                                    f"use one of: {', '.join(REGION_AZS)}.", rule="supported regions"))
+    return accounts, problems
+
+
+def account_of(env: Environment, accounts: dict[str, Account]) -> str:
+    """The name of the account `env` deploys to (validated to exist by the loader)."""
+    return next(name for name, account in accounts.items() if account.id == env.account_id)
+
+
+def accounts_of(envs: list[Environment], root: Path = ENVIRONMENTS_DIR) -> dict[str, tuple[Account, list[Environment]]]:
+    """The accounts `envs` deploy to, each with EVERY environment of `root` deployed to it
+    (its stack holds a role pair per environment: one left out would be destroyed)."""
+    accounts = load_accounts(root)
+    used = {account_of(env, accounts) for env in envs}
+    members = load_environments(available_environments(root), root) if used else []
+    return {name: (accounts[name], [e for e in members if e.account_id == accounts[name].id]) for name in sorted(used)}
+
+
 def load_environment(name: str, root: Path = ENVIRONMENTS_DIR) -> Environment:
     path = root / name / CONFIG_FILE
     env, problems = _validate(name, path, root)
@@ -71,6 +123,10 @@ def load_environment(name: str, root: Path = ENVIRONMENTS_DIR) -> Environment:
 def load_environments(names: list[str], root: Path = ENVIRONMENTS_DIR) -> list[Environment]:
     """Load and validate all `names`; raise one ConfigError listing every problem of every one."""
     envs, problems = [], []
+    try:
+        load_accounts(root)
+    except ConfigError as err:
+        problems += err.problems
     for name in names:
         try:
             envs.append(load_environment(name, root))
@@ -95,6 +151,7 @@ def _validate(name: str, path: Path, root: Path) -> tuple[Environment | None, li
         problems.append(Problem("name", "is set in the file.", "remove it; the folder name is the environment name.",
                                 rule="the folder names the environment"))
     raw = {**raw, "name": name}
+    problems += _unknown_account(raw.get("account_id"), root)
     try:
         env = Environment.model_validate(raw)
     except ValidationError as err:
@@ -106,6 +163,20 @@ def _validate(name: str, path: Path, root: Path) -> tuple[Environment | None, li
         return None, sorted(problems, key=_section_order)
     problems += check(env)
     return (None if problems else env), sorted(problems, key=_section_order)
+
+
+def _unknown_account(account_id: object, root: Path) -> list[Problem]:
+    """An environment deploys to an account of accounts.toml (whose own problems load_environments reports)."""
+    try:
+        accounts = load_accounts(root)
+    except ConfigError:
+        return []
+    if not isinstance(account_id, str) or account_id in {a.id for a in accounts.values()}:
+        return []  # a missing or mistyped id has its own problem
+    known = ", ".join(f"{n} ({a.id})" for n, a in accounts.items()) or "none"
+    return [Problem("account_id", f"{account_id} is not an account of {_shown(root / ACCOUNTS_FILE)}.",
+                    f"add an [accounts.<name>] table with this id, or use one of: {known}.",
+                    rule="environments deploy to declared accounts")]
 
 
 def _section_order(problem: Problem) -> int:

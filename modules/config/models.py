@@ -122,10 +122,6 @@ class Foundation(Section):
     audit_object_lock: bool = False
     # One multi-region trail per account: a second one bills management events twice.
     cloudtrail: bool = False
-    # The Auto Scaling service-linked role (AWSServiceRoleForAutoScaling) exists once per
-    # account, and the key policy can name it only once it exists: create it here where the
-    # account has none yet (true in one environment per account, false where it exists).
-    create_autoscaling_service_linked_role: bool = False
 
 
 class Edge(Section):
@@ -305,9 +301,6 @@ class Realtime(Section):
     # makes (Lambda's maximum concurrency, 2-1000). The API-facing functions reserve none: the
     # stage's throttling limits them.
     worker_concurrency: Annotated[int, Field(ge=1)] = 10
-    # This environment owns the region's API Gateway account settings (the CloudWatch role
-    # WebSocket stages log through): exactly one environment per account and region.
-    api_gateway_account: bool = True
     # Optional custom domain (e.g. chat.example.com) with a regional ACM certificate.
     custom_domain: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")] | None = None
     certificate_arn: str | None = None
@@ -347,3 +340,25 @@ class Environment(Section):
     llm: Llm = Llm()
     realtime: Realtime = Realtime()
     observability: Observability = Observability()
+
+
+class Account(Section):
+    """One AWS account of `environments/accounts.toml`: its `account-<name>` stack holds what
+    exists once per account (modules/layers/account.py)."""
+
+    id: Annotated[str, Field(pattern=r"^\d{12}$")]
+    # Where the account stack's provider runs (IAM is global; API Gateway settings are set in
+    # every region an environment of the account uses).
+    region: str
+    # The GitHub repository (`<org>/<repo>`) whose workflows may assume the pipeline's roles.
+    repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")]
+    # The Auto Scaling service-linked role exists once an Auto Scaling group was ever made in
+    # the account: "import" adopts it (an earlier foundation created it), "create" makes it.
+    autoscaling_role: Literal["create", "import"] = "create"
+    # The S3 bucket (an environment's state bucket in this account, in `region`) keeping the
+    # account stack's state under `llm-platform/account-<name>.tfstate`; unset: a local file.
+    state_bucket: str | None = None
+
+
+class Accounts(Section):
+    accounts: dict[Name, Account]

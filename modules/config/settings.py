@@ -101,6 +101,30 @@ class StateSettings(models.Backend):
     audit_retention_days: int
 
 
+class AccountEnvironment(Section):
+    """What an account's stack reads of one environment in that account (its pipeline roles)."""
+
+    name: str
+    project: str
+    region: str
+    state_bucket: str | None     # None: the environment keeps its state locally
+    state_key_prefix: str
+    state_region: str
+
+    @classmethod
+    def of(cls, env: Environment) -> AccountEnvironment:
+        return cls(name=env.name, project=env.project, region=env.region, state_bucket=env.backend.bucket,
+                   state_key_prefix=env.backend.key_prefix, state_region=env.backend.region or env.region)
+
+
+class AccountSettings(Section):
+    """An `account-<name>` stack's input: the account and every environment deployed to it."""
+
+    name: str
+    account: models.Account
+    environments: tuple[AccountEnvironment, ...]
+
+
 # Each layer's settings type: its section as it is, or the section extended by values of
 # other sections (SECTION names it; BORROWED maps each extra field to the path it is read from).
 SETTINGS: dict[str, type[BaseModel]] = {

@@ -7,7 +7,9 @@ from __future__ import annotations
 from cdktn import App
 
 from modules.config import Environment
-from modules.config.settings import Identity, settings_for
+from modules.config.models import Account
+from modules.config.settings import AccountEnvironment, AccountSettings, Identity, settings_for
+from modules.layers.account import AccountScope
 from modules.layers.data import Data
 from modules.layers.edge import Edge
 from modules.layers.foundation import Foundation
@@ -16,16 +18,29 @@ from modules.layers.llm import Llm
 from modules.layers.realtime import Realtime
 from modules.layers.network import Network
 from modules.layers.observability import Observability, Watched
-from modules.engine.stacks import APP_CONTEXT, STATE_LAYER, LayerStack
+from modules.engine.stacks import APP_CONTEXT, STATE_LAYER, AccountStack, LayerStack
 from modules.layers.state import StateStore
 
 
-def build_app(environments: list[Environment], outdir: str | None = None) -> App:
-    """Stacks `<env>-<layer>`, wired through each layer's typed outputs."""
+def build_app(environments: list[Environment], outdir: str | None = None,
+              accounts: dict[str, tuple[Account, list[Environment]]] | None = None) -> App:
+    """Stacks `<env>-<layer>`, wired through each layer's typed outputs, and `account-<name>`
+    for each of `accounts` (name -> the account and every environment deployed to it)."""
     app = App(outdir=outdir, context=APP_CONTEXT)  # outdir None: cdktf.out or $CDKTF_OUTDIR
     for env in environments:
         build_environment(app, env)
+    for name, (account, members) in sorted((accounts or {}).items()):
+        build_account(app, name, account, members)
     return app
+
+
+def build_account(app: App, name: str, account: Account, members: list[Environment]) -> None:
+    """The account's stack, from every environment deployed to it (never a subset: a role left
+    out would be destroyed)."""
+    envs = tuple(AccountEnvironment.of(env) for env in sorted(members, key=lambda e: e.name))
+    stack = AccountStack(app, name, account, tuple(sorted({env.region for env in envs})))
+    AccountScope(stack, "account", settings=AccountSettings(name=name, account=account, environments=envs),
+                 region_providers=stack.region_providers)
 
 
 def build_environment(app: App, env: Environment) -> None:

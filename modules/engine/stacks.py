@@ -15,10 +15,12 @@ from constructs import Construct
 from cdktn_provider_aws.provider import AwsProvider, AwsProviderAssumeRole
 
 from modules.config import Environment
+from modules.config.models import Account
 
 # The layer names the specification fixes; modules/engine/app.py decides which are built.
 LAYERS = ("foundation", "network", "edge", "data", "gateway", "llm", "realtime", "observability")
-# The bucket holding the other stacks' state: always on a local backend (it cannot hold its own).
+# The bucket holding the environment's state, its own included: created with a local state
+# file that is then pushed into it (`python -m modules.tools.pipeline bootstrap <env>`).
 STATE_LAYER = "state"
 # The Terraform releases the output is written for. cdktn checks version-gated features against
 # this at synth (write-only arguments such as secret_string_wo need Terraform >= 1.11); without a
@@ -57,7 +59,7 @@ class LayerStack(TerraformStack):
             region: AwsProvider(self, f"aws_{region.replace('-', '_')}", alias=region.replace("-", "_"),
                                 region=region, default_tags=[{"tags": tags}], **guard)
             for region in replica_regions}
-        if env.backend.type == "s3" and layer != STATE_LAYER:
+        if env.backend.type == "s3":
             role = env.deploy_role_arn
             backend = S3Backend(self, bucket=env.backend.bucket or "",
                                 key=f"{env.backend.key_prefix}/{env.name}/{layer}.tfstate",
@@ -69,4 +71,32 @@ class LayerStack(TerraformStack):
         else:
             # Relative to the stack's working directory (cdktf.out/stacks/<stack>), so state
             # lands in the project root and synthesized output holds no absolute paths.
+            LocalBackend(self, path=f"../../../terraform.{self.stack_name}.tfstate")
+
+
+ACCOUNT_STACK_PREFIX = "account-"
+ACCOUNT_STATE_PREFIX = "llm-platform"  # in the account's state_bucket: <prefix>/account-<name>.tfstate
+
+
+class AccountStack(TerraformStack):
+    """`account-<name>`: the account's singletons and pipeline roles. One provider in the
+    account's region, an aliased one per other region its environments use, and the account as
+    the only one allowed; state in `state_bucket` when set."""
+
+    def __init__(self, scope: Construct, name: str, account: Account, regions: tuple[str, ...]) -> None:
+        self.stack_name = f"{ACCOUNT_STACK_PREFIX}{name}"
+        super().__init__(scope, self.stack_name)
+        tags = {"Project": "llm-platform", "Account": name, "Layer": "account", "ManagedBy": "cdktf"}
+        guard: dict[str, Any] = {"allowed_account_ids": [account.id]}
+        AwsProvider(self, "aws", region=account.region, default_tags=[{"tags": tags}], **guard)
+        self.region_providers: dict[str, AwsProvider] = {
+            region: AwsProvider(self, f"aws_{region.replace('-', '_')}", alias=region.replace("-", "_"),
+                                region=region, default_tags=[{"tags": tags}], **guard)
+            for region in regions if region != account.region}
+        if account.state_bucket:
+            backend = S3Backend(self, bucket=account.state_bucket,
+                                key=f"{ACCOUNT_STATE_PREFIX}/{self.stack_name}.tfstate", region=account.region,
+                                encrypt=True, allowed_account_ids=[account.id])
+            backend.add_override("use_lockfile", True)
+        else:
             LocalBackend(self, path=f"../../../terraform.{self.stack_name}.tfstate")

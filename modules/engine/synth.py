@@ -41,6 +41,8 @@ ENGINE_PACKAGES = ("cdktn", "cdktn-provider-aws", "constructs", "jsii")
 ENGINE_VARIABLES = ("CDKTF_CONTEXT_JSON", "CDKTF_TARGET_STACK_ID", "CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS",
                     "CDKTN_DISABLE_CREATION_STACK", "SYNTH_HCL_OUTPUT", "TERRAFORM_BINARY_NAME")
 MANIFEST = "manifest.json"
+ACCOUNT_UNIT = "account-"  # a unit of synthesis that is an account's stack, not an environment
+ACCOUNTS_FILE = "accounts.toml"  # modules.config.ACCOUNTS_FILE (not imported: config loads pydantic)
 KEY_LENGTH = 24
 CACHE_FORMAT = "1"  # bump when the layout of a cache entry changes
 
@@ -58,7 +60,7 @@ def synthesize(names: list[str], environments_dir: Path, outdir: Path, *, jobs: 
     """Synthesize `names` (already validated) into `outdir`. `cache_dir=None` uses no cache;
     `force` synthesizes every environment afresh and refreshes its cache entry."""
     outcome = Outcome()
-    keys = {name: environment_key(environments_dir / name) for name in names}
+    keys = {name: unit_key(environments_dir, name) for name in names}
     ready = {name: cache_dir / f"{name}-{keys[name]}" for name in names} if cache_dir else {}
     misses = [name for name in names if force or not (cache_dir and (ready[name] / MANIFEST).is_file())]
     outcome.cached = [name for name in names if name not in misses]
@@ -92,15 +94,21 @@ def _build(targets: dict[str, Path], environments_dir: Path, jobs: int | None, t
 
 
 def _synth_environment(name: str, environments_dir: Path, target: Path, type_checks: bool) -> bool:
-    """Worker: one environment's app, synthesized into `target`; says whether type checks were on."""
+    """Worker: one environment's app (or, for `account-<name>`, one account's), synthesized into
+    `target`; says whether type checks were on."""
     from modules.engine.synth_switches import binding_type_checks_on, skip_binding_type_checks
 
     if not type_checks:
         skip_binding_type_checks()
     from modules.engine.app import build_app
-    from modules.config import load_environments
+    from modules.config import accounts_of, load_accounts, load_environments
 
-    build_app(load_environments([name], environments_dir), outdir=str(target)).synth()
+    if name.startswith(ACCOUNT_UNIT):
+        account = load_accounts(environments_dir)[name.removeprefix(ACCOUNT_UNIT)]
+        members = [e for e in load_environments(_names(environments_dir), environments_dir) if e.account_id == account.id]
+        build_app([], outdir=str(target), accounts=accounts_of(members, environments_dir)).synth()
+    else:
+        build_app(load_environments([name], environments_dir), outdir=str(target)).synth()
     return binding_type_checks_on()
 
 
@@ -135,6 +143,21 @@ def _store(built: Path, cache_dir: Path, name: str, entry: Path) -> None:
         os.replace(entry, aside)
         shutil.rmtree(aside, ignore_errors=True)
     os.replace(built, entry)  # atomic: an entry is whole or absent
+
+
+def unit_key(environments_dir: Path, name: str) -> str:
+    """An environment's key, or an account's: the accounts file and every environment folder
+    (which environments belong to the account is known only after reading them)."""
+    if not name.startswith(ACCOUNT_UNIT):
+        return environment_key(environments_dir / name)
+    digest = hashlib.sha256(f"{library_key()}\n{name}\n".encode())
+    for folder in [environments_dir / ACCOUNTS_FILE, *(environments_dir / n for n in _names(environments_dir))]:
+        _hash_tree(digest, folder, environments_dir)
+    return digest.hexdigest()[:KEY_LENGTH]
+
+
+def _names(environments_dir: Path) -> list[str]:
+    return sorted(p.parent.name for p in environments_dir.glob("*/environment.toml"))
 
 
 def environment_key(folder: Path) -> str:

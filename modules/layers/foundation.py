@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from cdktn import TerraformProvider
+from cdktn import TerraformProvider, TerraformStack
 
 from constructs import Construct
 from cdktn_provider_aws.cloudtrail import Cloudtrail
 from cdktn_provider_aws.data_aws_elb_service_account import DataAwsElbServiceAccount
-from cdktn_provider_aws.iam_service_linked_role import IamServiceLinkedRole
 from cdktn_provider_aws.kms_alias import KmsAlias
 from cdktn_provider_aws.kms_key import KmsKey
 from cdktn_provider_aws.kms_replica_key import KmsReplicaKey
@@ -98,22 +97,18 @@ class Foundation(Construct):
               replica_providers: Mapping[str, TerraformProvider]) -> dict[str, str]:
         """The environment's key (self.key) and its replicas; returns replica key ARNs by region."""
         identity, settings = self._identity, self._settings
-        # KMS refuses a key policy naming a principal that does not exist yet (CreateKey,
-        # PutKeyPolicy): where this environment creates the account's Auto Scaling role, the
-        # key waits for it (the provider retries while IAM propagates the new role).
-        autoscaling_role = None
-        if settings.create_autoscaling_service_linked_role:
-            autoscaling_role = IamServiceLinkedRole(
-                self, "autoscaling_service_linked_role", aws_service_name="autoscaling.amazonaws.com",
-                description="Launches EC2 Auto Scaling instances (one per account; GPU volumes use the KMS key)")
-            protect(autoscaling_role, identity.protect_stateful)
+        # The key policy names the account's Auto Scaling service-linked role, which KMS requires
+        # to exist: the account's stack (modules/layers/account.py) creates it before this one.
         self.key = KmsKey(
             self, "key",
             description=f"{identity.resource_name('key')}: encrypts data and logs of {identity.environment}",
             enable_key_rotation=True, deletion_window_in_days=30, multi_region=bool(replica_providers),
             policy=iam.document(*_key_policy(account, trail_name if settings.cloudtrail else None, autoscaling=True,
-                                             event_topics=[account.arn("sns", alarm_topic_name(identity))])),
-            depends_on=[autoscaling_role] if autoscaling_role else None)
+                                             event_topics=[account.arn("sns", alarm_topic_name(identity))])))
+        # The role once lived here; it moved to the account's stack, which imports it. Leaving
+        # this stack must not delete it (every Auto Scaling group of the account needs it).
+        TerraformStack.of(self).add_override("removed", [{
+            "from": f"aws_iam_service_linked_role.{FORMER_AUTOSCALING_ROLE}", "lifecycle": {"destroy": False}}])
         protect(self.key, identity.protect_stateful)
         replica_keys = {}
         for region, provider in replica_providers.items():
@@ -172,6 +167,8 @@ def _log_delivery_statements(account: Account, bucket_arn: str) -> tuple[iam.Sta
     )
 
 
+# The address the Auto Scaling role had in this stack (tests/test_stacks.py checks the import).
+FORMER_AUTOSCALING_ROLE = "foundation_autoscaling_service_linked_role_53C42D0B"
 AUTOSCALING_ROLE_PATH = "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 
 

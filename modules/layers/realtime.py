@@ -7,9 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdktn import AssetType, TerraformAsset
+from cdktn import AssetType, TerraformAsset, TerraformStack
 from constructs import Construct
-from cdktn_provider_aws.api_gateway_account import ApiGatewayAccount
 from cdktn_provider_aws.apigatewayv2_api import Apigatewayv2Api
 from cdktn_provider_aws.apigatewayv2_api_mapping import Apigatewayv2ApiMapping
 from cdktn_provider_aws.apigatewayv2_authorizer import Apigatewayv2Authorizer
@@ -39,7 +38,6 @@ from cdktn_provider_aws.cognito_user_pool_client import (
     CognitoUserPoolClientTokenValidityUnits,
 )
 from cdktn_provider_aws.cognito_user_pool_domain import CognitoUserPoolDomain
-from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktn_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMapping,
     LambdaEventSourceMappingScalingConfig,
@@ -470,7 +468,11 @@ class Realtime(Construct):
             if name != "connect":
                 skip(route, "CKV_AWS_309", "WebSocket APIs authorize once, on $connect; API Gateway accepts no "
                      "authorizer on $disconnect or $default, which run only on an authorized connection.")
-        account_settings = self._api_gateway_account() if settings.api_gateway_account else None
+        # The region's API Gateway account settings (the role stages log through) belong to the
+        # account's stack now (modules/layers/account.py), deployed first; forgetting them here
+        # must not reset them under the account's other environments.
+        TerraformStack.of(self).add_override("removed", [{
+            "from": "aws_api_gateway_account.realtime_api_logging_account_6F90CBAB", "lifecycle": {"destroy": False}}])
         logs = encrypted_log_group(self, "access_log_group", name=f"/aws/apigateway/{identity.resource_name('chat')}",
                                    kms_key_arn=self._key, retention_days=identity.log_retention_days,
                                    protect_data=identity.protect_stateful)
@@ -486,24 +488,6 @@ class Realtime(Construct):
             default_route_settings=Apigatewayv2StageDefaultRouteSettings(
                 throttling_rate_limit=settings.throttling_rate_limit,
                 throttling_burst_limit=settings.throttling_burst_limit,
-                detailed_metrics_enabled=True),
-            depends_on=[account_settings] if account_settings else None)
+                detailed_metrics_enabled=True))
         skip(stage, "CKV2_AWS_51", "Clients are browsers and apps that authenticate with a Cognito token at "
              "$connect; they hold no client certificates, and the integrations are Lambda, not HTTP backends.")
-
-    def _api_gateway_account(self) -> ApiGatewayAccount:
-        """The region's API Gateway account settings: the role WebSocket stages log through.
-
-        One setting per account and region, owned by exactly one environment there
-        (`realtime.api_gateway_account`): a second owner would overwrite it, and destroying an
-        owner resets it (provider 6), cutting off the others' access logs.
-        """
-        identity = self._identity
-        # API Gateway's documented trust for this role names the service only: it is not
-        # documented to send aws:SourceAccount when it assumes it, and a condition it does not
-        # satisfy would stop every stage of the region from logging.
-        push_role = iam.service_role(self, "api_logging_role", name=identity.resource_name("apigw-logs"),
-                                     service="apigateway.amazonaws.com", source_account=None, statements=[])
-        IamRolePolicyAttachment(self, "api_logging_policy", role=push_role.name, policy_arn=(
-            f"arn:{self._account.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"))
-        return ApiGatewayAccount(self, "api_logging_account", cloudwatch_role_arn=push_role.arn)

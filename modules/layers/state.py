@@ -2,8 +2,9 @@
 
 State holds secret values (the Redis AUTH token, anything without a write-only argument), so
 a protected environment keeps it in S3: its own KMS key, versioning (every state recoverable),
-TLS only, public access blocked, access logged. The stack itself uses a local backend (the
-bucket cannot hold the state of its own creation); commit or archive that small state file.
+TLS only, public access blocked, access logged. The stack keeps its own state in that bucket
+too: `python -m modules.tools.pipeline bootstrap <env>` creates it with a local state file,
+then pushes that state into the new bucket (README, "Deploying").
 """
 
 from __future__ import annotations

@@ -201,13 +201,13 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "backend.region", "backend.kms_key_id"),
     "decides which resources exist (count or presence), fixed when the constructs run": (
         "high_availability", "protect_stateful", "network.nat_gateways", "foundation.audit_object_lock",
-        "foundation.cloudtrail", "foundation.create_autoscaling_service_linked_role", "edge.managed_rules_action",
+        "foundation.cloudtrail", "edge.managed_rules_action",
         "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination",
         "data.redis_replicas", "data.dynamodb_replica_regions", "gateway.ecs_exec",
         "gateway.license_secret_arn", "gateway.models", "llm.spot_instance_types", "llm.scheduled_scaling",
         "llm.warm_pool_size", "llm.hf_token_secret_arn", "llm.dns_name", "llm.certificate_domains",
         "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.custom_domain",
-        "realtime.certificate_arn", "realtime.api_gateway_account", "realtime.callback_urls",
+        "realtime.certificate_arn", "realtime.callback_urls",
         "realtime.logout_urls", "realtime.mfa", "observability.overrides"),
     "the constructs compute with it (sizes, thresholds, derived settings or rendered files)": (
         "foundation.archive_after_days", "foundation.audit_retention_days", "edge.max_body_bytes",

@@ -58,7 +58,7 @@ SHOWN_DOTDIRS = (".ci",)  # hidden entries worth a row
 # --- sections ----------------------------------------------------------------------------------
 
 def synth_output(stacks: list[str], bench: dict[str, Any]) -> str:
-    environments = sorted({s.rsplit("-", 1)[0] for s in stacks})
+    environments = sorted({s.rsplit("-", 1)[0] for s in stacks if not s.startswith("account-")})
     seconds = bench["rows"]["synth_cold"]["wall_s"]
     return "\n".join(["```", "$ python main.py", synth_summary(environments, stacks, seconds, "cdktf.out/stacks"),
                       "```"])

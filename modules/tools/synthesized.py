@@ -21,6 +21,9 @@ def synth_summary(environments: list[str], stacks: list[str], seconds: float, st
     for env in environments:
         lines.append(f"  {env}: " + " ".join(s.removeprefix(f"{env}-") for s in sorted(stacks)
                                               if s.startswith(f"{env}-") and s.count("-") == env.count("-") + 1))
+    accounts = [s for s in sorted(stacks) if s.startswith("account-")]
+    if accounts:
+        lines.append("  accounts: " + " ".join(accounts))
     lines.append("next: python -m policies.gate (compliance), cdktn diff|deploy <stack>")
     return "\n".join(lines)
 
@@ -59,7 +62,8 @@ def load(outdir: Path, names: list[str] | None = None) -> list[Environment]:
     manifest = outdir / "manifest.json"
     if not manifest.is_file():
         raise SynthError(f"no synth output in {outdir} (no manifest.json). Fix: run `python main.py` first.")
-    stacks = sorted(json.loads(manifest.read_text())["stacks"])
+    # An account's stack (`account-<name>`) belongs to no environment.
+    stacks = sorted(s for s in json.loads(manifest.read_text())["stacks"] if not s.startswith("account-"))
     known = sorted({s.rsplit("-", 1)[0] for s in stacks})
     unknown = [n for n in names or [] if n not in known]
     if unknown:
