@@ -107,6 +107,7 @@ class Edge(Construct):
                  foundation: FoundationOutputs) -> None:
         super().__init__(scope, id)
         self._identity, self._settings = identity, settings
+        self._nat_public_ips = network.nat_public_ips
         self.alb = Lb(
             self, "alb", name=identity.resource_name("alb"), internal=False, load_balancer_type="application",
             security_groups=[network.security_group_ids["alb"]], subnets=network.public_subnet_ids,
@@ -177,8 +178,17 @@ class Edge(Construct):
 
         rules += _managed_rule_groups(settings.managed_rules_action, visibility)
 
+        # The chat worker calls the public URL from the NAT gateways' addresses: every request
+        # of the platform's own worker would count against one client's limit. Those addresses
+        # are left out of the rate limit only (the managed and size rules still apply).
+        egress = Wafv2IpSet(self, "platform_egress_ip_set", name=identity.resource_name("platform-egress"),
+                            scope="REGIONAL", ip_address_version="IPV4",
+                            description="NAT gateway addresses: the platform's own worker, exempt from the rate limit",
+                            addresses=[f"{ip}/32" for ip in self._nat_public_ips])
         rule("RateLimit-PerIP", 4, {"rate_based_statement": {
-            "limit": settings.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
+            "limit": settings.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300,
+            "scope_down_statement": {"not_statement": {"statement": {
+                "ip_set_reference_statement": {"arn": egress.arn}}}}}},
             "block")
         if settings.allowed_countries:
             rule("GeoBlock", 5, {"not_statement": {"statement": {"geo_match_statement": {
