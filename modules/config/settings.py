@@ -45,10 +45,14 @@ class GatewaySettings(models.Gateway):
     SECTION: ClassVar[str] = "gateway"
     BORROWED: ClassVar[dict[str, str]] = {"max_body_bytes": "edge.max_body_bytes",
                                           "self_hosted_model_name": "llm.served_model_name",
-                                          "self_hosted_dns_name": "llm.dns_name"}
+                                          "self_hosted_dns_name": "llm.dns_name",
+                                          "salt_key_replica_region": "data.backup_copy_region"}
     max_body_bytes: int  # the proxy's own body limit matches the WAF's
     self_hosted_model_name: str
     self_hosted_dns_name: str | None
+    # The salt key goes where the database's copies go: without it a copy's stored
+    # credentials cannot be decrypted.
+    salt_key_replica_region: str | None
 
 
 class RealtimeSettings(models.Realtime):

@@ -100,8 +100,10 @@ class ServiceRole:
 # from the request evaluates false, so it would deny them. EC2 assumes an instance profile's
 # role with no such key (the EC2 user guide's instance-role trust policy has no condition); who
 # may attach the role to an instance is governed by iam:PassRole, which cannot cross accounts.
-# API Gateway's CloudWatch logging role is documented with the service alone as trusted entity.
-WITHOUT_SOURCE_ACCOUNT = frozenset({"ec2.amazonaws.com", "apigateway.amazonaws.com"})
+# API Gateway's CloudWatch logging role is documented with the service alone as trusted entity,
+# and so is AWS Backup's service role (AWS Backup developer guide, "IAM service roles": the
+# default role trusts backup.amazonaws.com; who may pass the role is governed by iam:PassRole).
+WITHOUT_SOURCE_ACCOUNT = frozenset({"ec2.amazonaws.com", "apigateway.amazonaws.com", "backup.amazonaws.com"})
 
 
 def service_role(scope: Construct, id: str, *, name: str, service: str, source_account: str | None,
