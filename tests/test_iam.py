@@ -72,8 +72,9 @@ def test_identity_policies_have_no_parliament_findings(stacks) -> None:
 # user guide's instance-role trust policy has no condition, unlike its Spot Fleet and Data
 # Lifecycle Manager roles); a condition on an absent key is false, so the hosts would get no
 # credentials. iam:PassRole decides who may attach the role to an instance. API Gateway's
-# CloudWatch logging role (developer guide, "Set up CloudWatch logging") trusts the service alone.
-WITHOUT_SOURCE_ACCOUNT = {"ec2.amazonaws.com", "apigateway.amazonaws.com"}
+# CloudWatch logging role (developer guide, "Set up CloudWatch logging") trusts the service alone,
+# and so does AWS Backup's service role (developer guide, "IAM service roles").
+WITHOUT_SOURCE_ACCOUNT = {"ec2.amazonaws.com", "apigateway.amazonaws.com", "backup.amazonaws.com"}
 
 
 def test_trust_policies_admit_one_service_bound_to_this_account(stacks) -> None:

@@ -147,15 +147,7 @@ class Data(Construct):
         IamRolePolicyAttachment(
             self, "db_monitoring_policy", role=monitoring.name,
             policy_arn=f"arn:{account.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
-        # Created ahead of RDS so the exported logs are encrypted and expire. A restored
-        # instance gets its own groups; the original's stay with the logs they hold.
-        def log_groups_of(instance: str, suffix: str = "") -> list[CloudwatchLogGroup]:
-            return [encrypted_log_group(self, f"db_log_group_{log}{suffix}", name=f"/aws/rds/instance/{instance}/{log}",
-                                        kms_key_arn=self._key, retention_days=identity.log_retention_days,
-                                        protect_data=protected) for log in ("postgresql", "upgrade")]
-        log_groups = log_groups_of(generated)
-        if identifier != generated:
-            log_groups = log_groups_of(identifier, "_restored")
+        log_groups = self._db_log_groups(generated, identifier)
         db = DbInstance(
             self, "postgres", identifier=identifier, engine="postgres", engine_version=settings.postgres_version,
             instance_class=settings.db_instance_class, storage_type="gp3", allocated_storage=settings.db_storage_gb,
@@ -184,6 +176,17 @@ class Data(Construct):
         if not protected:
             skip(db, "CKV_AWS_293", DISPOSABLE + "the database is dropped with the environment.")
         return db
+
+    def _db_log_groups(self, generated: str, identifier: str) -> list[CloudwatchLogGroup]:
+        """Created ahead of RDS so the exported logs are encrypted and expire. A restored
+        instance gets its own groups; the original's stay with the logs they hold."""
+        def log_groups_of(instance: str, suffix: str = "") -> list[CloudwatchLogGroup]:
+            return [encrypted_log_group(self, f"db_log_group_{log}{suffix}", name=f"/aws/rds/instance/{instance}/{log}",
+                                        kms_key_arn=self._key, retention_days=self._identity.log_retention_days,
+                                        protect_data=self._identity.protect_stateful)
+                    for log in ("postgresql", "upgrade")]
+        groups = log_groups_of(generated)
+        return log_groups_of(identifier, "_restored") if identifier != generated else groups
 
     # --- Redis --------------------------------------------------------------------------------
 
