@@ -264,6 +264,19 @@ CASES = {
         {"append": '\n[observability.overrides.rds-free-storage]\nthreshold = 3000000000\n'},
         "observability.overrides.rds-free-storage.threshold: 3,000,000,000 bytes is at or above storage "
         "autoscaling's trigger (10 % of 20 GiB = 2,147,483,648 bytes)", "alarm below 2,147,483,648 bytes"),
+    # Data residency: prod's data stays in eu-west-2 unless the environment names a region.
+    "backup copy to a region not allowed": (
+        {"replace": {"allowed_copy_regions = []\n": 'allowed_copy_regions = []\nbackup_copy_region = "eu-west-1"\n'}},
+        "data.backup_copy_region: copies data to 'eu-west-1', which data.allowed_copy_regions does not allow "
+        "(allowed: none)", "add 'eu-west-1' to data.allowed_copy_regions"),
+    "table replica in a region not allowed": (
+        {"replace": {"allowed_copy_regions = []\n": 'allowed_copy_regions = ["eu-west-1"]\n'
+                     'dynamodb_replica_regions = ["eu-central-1"]\n'}},
+        "data.dynamodb_replica_regions[0]: copies data to 'eu-central-1', which data.allowed_copy_regions does "
+        "not allow (allowed: eu-west-1)", "add 'eu-central-1' to data.allowed_copy_regions"),
+    "allowed copy region is the environment's own": (
+        {"replace": {"allowed_copy_regions = []\n": 'allowed_copy_regions = ["eu-west-2"]\n'}},
+        "data.allowed_copy_regions[0]: 'eu-west-2' is not a second supported region", "other than eu-west-2"),
     "bad enum": (
         {"replace": {'managed_rules_action = "block"': 'managed_rules_action = "drop"'}},
         "edge.managed_rules_action: 'drop' is not allowed", "'block' or 'count'"),

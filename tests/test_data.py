@@ -204,3 +204,89 @@ def test_database_and_redis_windows_never_meet(stacks, env: str) -> None:
             for start_a, end_a in _week_intervals(windows[a]):
                 for start_b, end_b in _week_intervals(windows[b]):
                     assert end_a < start_b or end_b < start_a, f"{a} {windows[a]} meets {b} {windows[b]}"
+
+
+# --- AWS Backup, restore, data residency ----------------------------------------------------
+
+def resource_address(stack: Stack, type_: str, block: dict) -> str:
+    [logical_id] = [k for k, v in stack.resources(type_).items() if v is block]
+    return f"{type_}.{logical_id}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_backup_plan_keeps_daily_recovery_points_of_the_database_and_tables(stacks, env: str) -> None:
+    data = stacks[f"{env}-data"]
+    protected = load_environment(env).protect_stateful
+    db = data.one("aws_db_instance")
+    assert db["delete_automated_backups"] is False  # restorable after the instance is gone
+    vaults = {v["name"]: v for v in data.resources("aws_backup_vault").values()}
+    vault = vaults[f"llmlite-{env}-backup"]
+    assert "foundation_key" in vault["kms_key_arn"] and vault["force_destroy"] is not protected
+    plan = data.one("aws_backup_plan")
+    [rule] = plan["rule"]
+    assert rule["schedule"] == "cron(0 1 * * ? *)" and rule["lifecycle"] == {"delete_after": 35}
+    assert rule["target_vault_name"].endswith(".name}")
+    selection = data.one("aws_backup_selection")
+    assert selection["resources"] == [f"${{{resource_address(data, 'aws_db_instance', db)}.arn}}",
+                                      *(f"${{aws_dynamodb_table.{k}.arn}}"
+                                        for k in sorted(data.resources("aws_dynamodb_table")))]
+    role = data.resources("aws_iam_role")[selection["iam_role_arn"].split(".")[1]]
+    assert json.loads(role["assume_role_policy"])["Statement"][0]["Principal"] == {"Service": "backup.amazonaws.com"}
+    attached = {a["policy_arn"].rsplit("/", 1)[1] for a in data.resources("aws_iam_role_policy_attachment").values()
+                if a["role"].endswith(f"{selection['iam_role_arn'].split('.')[1]}.name}}")}
+    assert attached == {"AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores"}
+    locks = data.resources("aws_backup_vault_lock_configuration").values()
+    assert [(lock["min_retention_days"], lock["max_retention_days"]) for lock in locks] == (
+        [(7, 35)] * len(vaults) if protected else [])
+
+
+def test_backups_are_copied_only_where_the_environment_allows(stacks) -> None:
+    """prod keeps its data in eu-west-2; prod-us copies to us-east-1, which it allows."""
+    assert "copy_action" not in stacks["prod-data"].one("aws_backup_plan")["rule"][0]
+    assert len(stacks["prod-data"].resources("aws_backup_vault")) == 1
+    assert "replica" not in json.dumps(stacks["prod-gateway"].resources("aws_secretsmanager_secret"))
+    us = stacks["prod-us-data"]
+    [copy] = [v for v in us.resources("aws_backup_vault").values() if v["name"] == "llmlite-prod-us-backup-us-east-1"]
+    assert copy["provider"] == "aws.us_east_1" and "key_replica_us_east_1" in copy["kms_key_arn"]
+    [action] = us.one("aws_backup_plan")["rule"][0]["copy_action"]
+    assert action["destination_vault_arn"] == f"${{{resource_address(us, 'aws_backup_vault', copy)}.arn}}"
+    # Without the salt key a copied database's stored credentials cannot be decrypted.
+    [salt] = [s for s in stacks["prod-us-gateway"].resources("aws_secretsmanager_secret").values()
+              if s["name"].endswith("litellm-salt-key")]
+    assert [r["region"] for r in salt["replica"]] == ["us-east-1"]
+    assert "key_replica_us_east_1" in salt["replica"][0]["kms_key_id"]
+
+
+def test_a_restored_database_and_table_are_adopted_by_a_config_change(tmp_path) -> None:
+    """README "Restore": naming the restored copies in data.restored makes the stacks manage
+    them at the same addresses (import blocks), so every consumer follows."""
+    from modules.config import load_environment
+    from modules.engine.app import build_app
+
+    env = load_environment("prod")
+    restored = env.data.restored.model_copy(update={"db_instance_identifier": "llmlite-prod-postgres-r1",
+                                                    "history_table": "llmlite-prod-chat-history-r1"})
+    env = env.model_copy(update={"data": env.data.model_copy(update={"restored": restored})})
+    build_app([env], outdir=str(tmp_path)).synth()
+    doc = json.loads((tmp_path / "stacks" / "prod-data" / "cdk.tf.json").read_text())
+    data = Stack("prod-data", doc)
+    db = data.one("aws_db_instance")
+    db_address = resource_address(data, "aws_db_instance", db)
+    history = next(t for t in data.resources("aws_dynamodb_table").values() if t["hash_key"] == "userSession")
+    history_address = resource_address(data, "aws_dynamodb_table", history)
+    assert db["identifier"] == "llmlite-prod-postgres-r1" and history["name"] == "llmlite-prod-chat-history-r1"
+    assert db["final_snapshot_identifier"] == "llmlite-prod-postgres-r1-final"
+    assert sorted((i["to"], i["id"]) for i in doc["import"]) == sorted([
+        (db_address, "llmlite-prod-postgres-r1"), (history_address, "llmlite-prod-chat-history-r1")])
+    # The same addresses as before: the stateful address list still holds them.
+    groups = sorted(g["name"] for g in data.resources("aws_cloudwatch_log_group").values() if "/aws/rds/" in g["name"])
+    assert groups == ["/aws/rds/instance/llmlite-prod-postgres-r1/postgresql",
+                      "/aws/rds/instance/llmlite-prod-postgres-r1/upgrade",
+                      "/aws/rds/instance/llmlite-prod-postgres/postgresql",
+                      "/aws/rds/instance/llmlite-prod-postgres/upgrade"]
+    assert db["depends_on"] == [f"aws_cloudwatch_log_group.{k}" for k, g in
+                                data.resources("aws_cloudwatch_log_group").items() if "-r1/" in g["name"]]
+    # Consumers read the adopted resources: the worker's table, the gateway's database host.
+    realtime = json.loads((tmp_path / "stacks" / "prod-realtime" / "cdk.tf.json").read_text())
+    worker = next(f for f in realtime["resource"]["aws_lambda_function"].values() if f["function_name"].endswith("worker"))
+    assert history_address.split(".")[1] in worker["environment"]["variables"]["HISTORY_TABLE"]

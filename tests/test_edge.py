@@ -46,8 +46,9 @@ def test_web_acl_defaults_to_allow_with_metrics_and_samples(edge: Stack) -> None
 def test_rate_limit_blocks_2000_per_5_minutes_per_ip(edge: Stack) -> None:
     rate = rules_by_priority(edge)[4]
     assert rate["action"] == {"block": {}}
-    assert rate["statement"]["rate_based_statement"] == {"limit": 2000, "aggregate_key_type": "IP",
-                                                          "evaluation_window_sec": 300}
+    statement = dict(rate["statement"]["rate_based_statement"])
+    statement.pop("scope_down_statement")  # the platform's own addresses (test below)
+    assert statement == {"limit": 2000, "aggregate_key_type": "IP", "evaluation_window_sec": 300}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -149,7 +150,8 @@ def test_trusted_ips_are_allowed_first(tmp_path: Path) -> None:
     stack = Stack("prod-edge", json.loads((tmp_path / "stacks" / "prod-edge" / "cdk.tf.json").read_text()))
     first = rules_by_priority(stack)[0]
     assert first["action"] == {"allow": {}}
-    assert stack.one("aws_wafv2_ip_set")["addresses"] == ["203.0.113.0/24"]
+    trusted = [s for s in stack.resources("aws_wafv2_ip_set").values() if s["name"].endswith("-trusted")]
+    assert [s["addresses"] for s in trusted] == [["203.0.113.0/24"]]
 
 
 def test_waf_logs_redact_every_key_header_into_an_aws_waf_logs_destination(stacks) -> None:
@@ -203,3 +205,21 @@ def test_gateway_target_group_health_check(edge: Stack) -> None:
     assert check["path"] == "/health/liveliness"
     assert (check["interval"], check["timeout"], check["healthy_threshold"], check["unhealthy_threshold"],
             check["matcher"]) == (30, 5, 2, 3, "200")
+
+
+def test_the_platforms_own_nat_addresses_are_exempt_from_the_rate_limit_only(edge: Stack) -> None:
+    """The chat worker reaches the public URL through the NAT gateways: its traffic must not
+    count as one client's against the per-IP rate limit (issue: the worker was throttled)."""
+    [(logical_id, egress)] = [(k, v) for k, v in edge.resources("aws_wafv2_ip_set").items()
+                              if v["name"].endswith("-platform-egress")]
+    assert egress["scope"] == "REGIONAL" and egress["ip_address_version"] == "IPV4"
+    # Every NAT gateway's Elastic IP of the network layer, as a /32.
+    assert egress["addresses"] and all(re.fullmatch(r"\$\{[^}]*nat_eip_\d[^}]*public_ip[^}]*\}/32", a)
+                                       for a in egress["addresses"]), egress["addresses"]
+    rules = rules_by_priority(edge)
+    rate = rules[4]["statement"]["rate_based_statement"]
+    assert rate["scope_down_statement"] == {"not_statement": {"statement": {"ip_set_reference_statement": {
+        "arn": f"${{aws_wafv2_ip_set.{logical_id}.arn}}"}}}}
+    assert rules[4]["action"] == {"block": {}}
+    # No other rule names the set: managed, size and geo rules still see the worker's requests.
+    assert logical_id not in json.dumps([r for p, r in rules.items() if p != 4])

@@ -97,8 +97,10 @@ def test_identity_policies_have_no_parliament_findings(stacks, account_stacks) -
 # credentials. iam:PassRole decides who may attach the role to an instance. API Gateway's
 # CloudWatch logging role (developer guide, "Set up CloudWatch logging") trusts the service alone,
 # and so does CloudTrail's role for CloudWatch Logs delivery (CloudTrail user guide: that role
-# policy supports neither aws:SourceArn nor aws:SourceAccount).
-WITHOUT_SOURCE_ACCOUNT = {"ec2.amazonaws.com", "apigateway.amazonaws.com", "cloudtrail.amazonaws.com"}
+# policy supports neither aws:SourceArn nor aws:SourceAccount), and AWS Backup's service role
+# (developer guide, "IAM service roles").
+WITHOUT_SOURCE_ACCOUNT = {"ec2.amazonaws.com", "apigateway.amazonaws.com", "cloudtrail.amazonaws.com",
+                          "backup.amazonaws.com"}
 
 
 def test_trust_policies_admit_one_service_bound_to_this_account(stacks, account_stacks) -> None:

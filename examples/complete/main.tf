@@ -48,6 +48,7 @@ module "edge" {
 
   foundation_alb_log_bucket     = module.foundation.alb_log_bucket
   foundation_waf_log_bucket_arn = module.foundation.waf_log_bucket_arn
+  network_nat_public_ips        = module.network.nat_public_ips
   network_public_subnet_ids     = module.network.public_subnet_ids
   network_security_group_ids    = module.network.security_group_ids
   network_vpc_id                = module.network.vpc_id
@@ -68,19 +69,20 @@ module "gateway" {
   gateway_image     = "ghcr.io/berriai/litellm:v1.108.11"
   gateway_min_tasks = 2
 
-  data_db_address             = module.data.db_address
-  data_db_master_secret_arn   = module.data.db_master_secret_arn
-  data_db_name                = module.data.db_name
-  data_db_port                = module.data.db_port
-  data_redis_address          = module.data.redis_address
-  data_redis_auth_secret_arn  = module.data.redis_auth_secret_arn
-  data_redis_port             = module.data.redis_port
-  edge_target_group_arn       = module.edge.target_group_arn
-  foundation_audit_bucket_arn = module.foundation.audit_bucket_arn
-  foundation_kms_key_arn      = module.foundation.kms_key_arn
-  llm_api_key_secret_arn      = module.llm.api_key_secret_arn
-  network_private_subnet_ids  = module.network.private_subnet_ids
-  network_security_group_ids  = module.network.security_group_ids
+  data_db_address                 = module.data.db_address
+  data_db_master_secret_arn       = module.data.db_master_secret_arn
+  data_db_name                    = module.data.db_name
+  data_db_port                    = module.data.db_port
+  data_redis_address              = module.data.redis_address
+  data_redis_auth_secret_arn      = module.data.redis_auth_secret_arn
+  data_redis_port                 = module.data.redis_port
+  edge_target_group_arn           = module.edge.target_group_arn
+  foundation_audit_bucket_arn     = module.foundation.audit_bucket_arn
+  foundation_kms_key_arn          = module.foundation.kms_key_arn
+  foundation_replica_kms_key_arns = module.foundation.replica_kms_key_arns
+  llm_api_key_secret_arn          = module.llm.api_key_secret_arn
+  network_private_subnet_ids      = module.network.private_subnet_ids
+  network_security_group_ids      = module.network.security_group_ids
 }
 
 module "llm" {

@@ -64,6 +64,7 @@ module "edge" {
   certificate_arn               = "arn:aws:acm:us-west-2:444455556666:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
   foundation_alb_log_bucket     = module.foundation.alb_log_bucket
   foundation_waf_log_bucket_arn = module.foundation.waf_log_bucket_arn
+  network_nat_public_ips        = module.network.nat_public_ips
   network_public_subnet_ids     = module.network.public_subnet_ids
   network_security_group_ids    = module.network.security_group_ids
   network_vpc_id                = module.network.vpc_id
@@ -102,19 +103,20 @@ module "gateway" {
   gateway_cpu           = 512
   gateway_memory        = 1024
 
-  data_db_address             = module.data.db_address
-  data_db_master_secret_arn   = module.data.db_master_secret_arn
-  data_db_name                = module.data.db_name
-  data_db_port                = module.data.db_port
-  data_redis_address          = module.data.redis_address
-  data_redis_auth_secret_arn  = module.data.redis_auth_secret_arn
-  data_redis_port             = module.data.redis_port
-  edge_target_group_arn       = module.edge.target_group_arn
-  foundation_audit_bucket_arn = module.foundation.audit_bucket_arn
-  foundation_kms_key_arn      = module.foundation.kms_key_arn
-  llm_api_key_secret_arn      = aws_secretsmanager_secret.model_api_key.arn
-  network_private_subnet_ids  = module.network.private_subnet_ids
-  network_security_group_ids  = module.network.security_group_ids
+  data_db_address                 = module.data.db_address
+  data_db_master_secret_arn       = module.data.db_master_secret_arn
+  data_db_name                    = module.data.db_name
+  data_db_port                    = module.data.db_port
+  data_redis_address              = module.data.redis_address
+  data_redis_auth_secret_arn      = module.data.redis_auth_secret_arn
+  data_redis_port                 = module.data.redis_port
+  edge_target_group_arn           = module.edge.target_group_arn
+  foundation_audit_bucket_arn     = module.foundation.audit_bucket_arn
+  foundation_kms_key_arn          = module.foundation.kms_key_arn
+  foundation_replica_kms_key_arns = module.foundation.replica_kms_key_arns
+  llm_api_key_secret_arn          = aws_secretsmanager_secret.model_api_key.arn
+  network_private_subnet_ids      = module.network.private_subnet_ids
+  network_security_group_ids      = module.network.security_group_ids
 }
 
 output "alb_dns_name" {

@@ -2,7 +2,8 @@
 LLM ALB) with the standard library only, so the layer stays small.
 
 Errors are split by what a retry can fix: `ModelUnavailable` (timeout, network, 429, 5xx,
-our credentials refused, a malformed answer) makes the worker fail the record so SQS retries
+our credentials refused (401), a 403 — a WAF in front of the URL answers its blocks so —, a
+malformed answer) makes the worker fail the record so SQS retries
 and finally dead-letters it; `ModelRejected` (any other 4xx: the request itself is wrong)
 is answered to the client with an error frame.
 """
@@ -85,8 +86,10 @@ def complete(settings: ModelSettings, api_key: str, model: str, messages: Sequen
             body = json.load(response)
     except urllib.error.HTTPError as err:
         err.close()
-        if err.code in (401, 403):
-            raise CredentialsRejected(f"model endpoint refused the API key ({err.code})") from None
+        if err.code == 401:  # LiteLLM refuses a missing, invalid or expired key with 401
+            raise CredentialsRejected("model endpoint refused the API key (401)") from None
+        if err.code == 403:  # a WAF block (its default response) or a policy: not the key
+            raise ModelUnavailable("model endpoint refused the request (403): a WAF block, not the key") from None
         if err.code == 429 or err.code >= 500 or 300 <= err.code < 400:
             raise ModelUnavailable(f"model endpoint answered {err.code}") from None
         raise ModelRejected(f"model endpoint rejected the request ({err.code})") from None

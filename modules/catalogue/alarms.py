@@ -44,6 +44,8 @@ class AlarmSpec:
     # anomaly_low: traffic at or below this (per period) counts as idle, never as a drop.
     floor: float = 0
     extra: dict[str, str] = field(default_factory=dict)
+    # Saved Logs Insights queries that help (`queries.py` paths: "<source>/<name>").
+    queries: tuple[str, ...] = ()
 
 
 def _percent(**kwargs) -> AlarmSpec:
@@ -53,18 +55,21 @@ def _percent(**kwargs) -> AlarmSpec:
 EDGE = (
     AlarmSpec("waf-blocked", "edge", "WAF blocked more than 100 requests in 5 minutes (attack or a rule "
               "hitting real traffic)", "Logs Insights: WAF blocks by rule and IP; tune or block upstream",
-              100, "GreaterThanThreshold", "AWS/WAFV2", "BlockedRequests", dimensions=("web_acl", "region", "rule")),
+              100, "GreaterThanThreshold", "AWS/WAFV2", "BlockedRequests", dimensions=("web_acl", "region", "rule"),
+              queries=("waf/top-blocked-ips", "waf/top-rules", "waf/false-positives")),
     # The band is learned on traffic raised to a floor: an idle environment (a quiet dev, the
     # night) sits on the floor and never breaches, while a busy one that drops to nothing
     # falls from its band to the floor and does.
     AlarmSpec("waf-allowed-drop", "edge", "Allowed requests fell well below their learned baseline (clients "
               "cut off: DNS, certificate, WAF rule)", "Check the ALB and WAF metrics, recent WAF rule changes, DNS",
               2, "LessThanLowerThreshold", "AWS/WAFV2", "AllowedRequests", dimensions=("web_acl", "region", "rule"),
-              periods=3, kind="anomaly_low", floor=100),
+              periods=3, kind="anomaly_low", floor=100,
+              queries=("waf/block-rate", "waf/false-positives")),
     _percent(name="alb-5xx-rate", layer="edge", meaning="More than 5 % of requests end in a 5xx (ALB or targets)",
              first_action="Gateway logs for errors; ECS deployments and task health; upstream model status",
              threshold=5, comparison="GreaterThanThreshold", namespace="AWS/ApplicationELB",
-             dimensions=("alb",), periods=2, critical=True, kind="rate_5xx"),
+             dimensions=("alb",), periods=2, critical=True, kind="rate_5xx",
+             queries=("proxy/top-errors",)),
     # The design's figure. A streamed answer counts until its last token, so long generations
     # raise it on their own: the first action tells them apart from a slow platform.
     AlarmSpec("alb-p95-latency", "edge", "p95 target response time above 3 s (long generations raise it on "
@@ -72,7 +77,8 @@ EDGE = (
               "requests and 5xx: latency up with normal traffic and no errors is long answers (LiteLLM logs: "
               "duration and output tokens by model), not an outage; else ECS CPU/memory, model latency by route, "
               "scale out", 3, "GreaterThanThreshold", "AWS/ApplicationELB", "TargetResponseTime", "p95",
-              dimensions=("alb",), periods=2),
+              dimensions=("alb",), periods=2,
+              queries=("worker/response-time-by-model", "postgresql/slow-queries")),
     AlarmSpec("alb-healthy-hosts", "edge", "No healthy gateway task behind the ALB", "ECS service events and "
               "stopped-task reasons; roll back the last deployment", 1, "LessThanThreshold", "AWS/ApplicationELB",
               "HealthyHostCount", "Minimum", dimensions=("alb", "target_group"), period=60, periods=2,
@@ -82,10 +88,12 @@ EDGE = (
 GATEWAY = (
     AlarmSpec("auth-401-spike", "gateway", "More than 50 rejected keys (401) in 5 minutes (leaked, revoked or "
               "guessed keys)", "Logs Insights on the proxy log: 401s by key alias and source; revoke keys",
-              50, "GreaterThanThreshold", "", "GatewayUnauthorized", extra={"pattern": '"401 Unauthorized"'}),
+              50, "GreaterThanThreshold", "", "GatewayUnauthorized", extra={"pattern": '"401 Unauthorized"'},
+              queries=("proxy/auth-failures", "proxy/top-users")),
     AlarmSpec("gateway-throttled", "gateway", "More than 100 requests throttled (429) in 5 minutes: budgets or "
               "rate limits are biting", "Find the keys hitting limits; raise limits or scale the model tier",
-              100, "GreaterThanThreshold", "", "GatewayThrottled", extra={"pattern": '"429 Too Many Requests"'}),
+              100, "GreaterThanThreshold", "", "GatewayThrottled", extra={"pattern": '"429 Too Many Requests"'},
+              queries=("proxy/rate-limited", "proxy/budget-exceeded", "proxy/top-users")),
     _percent(name="ecs-cpu", layer="gateway", meaning="Proxy tasks above 80 % CPU for 10 minutes",
              first_action="Check autoscaling is at max; raise capacity.max or the task size",
              threshold=80, comparison="GreaterThanThreshold", namespace="AWS/ECS", metric="CPUUtilization",
@@ -122,7 +130,8 @@ DATA = (
     _percent(name="rds-cpu", layer="data", meaning="PostgreSQL above 80 % CPU for 10 minutes",
              first_action="Performance Insights: top SQL; spend-log queries; scale the instance class",
              threshold=80, comparison="GreaterThanThreshold", namespace="AWS/RDS", metric="CPUUtilization",
-             statistic="Average", dimensions=("db",), periods=2),
+             statistic="Average", dimensions=("db",), periods=2,
+             queries=("postgresql/slow-queries",)),
     # 2 GB as the design writes it (bytes, not GiB): below storage autoscaling's trigger
     # (free space ≤ 10 % of the allocated GiB), so it pages only when autoscaling cannot help.
     AlarmSpec("rds-free-storage", "data", "Less than 2 GB of database storage left (storage autoscaling has "
@@ -140,13 +149,16 @@ DATA = (
              "parameter group sets for the instance class", first_action="Count tasks × pool size "
              "(database_connection_pool_limit); lower the pool or scale the class", threshold=80,
              comparison="GreaterThanThreshold", namespace="AWS/RDS", metric="DatabaseConnections",
-             statistic="Maximum", dimensions=("db",), periods=2, kind="connections"),
+             statistic="Maximum", dimensions=("db",), periods=2, kind="connections",
+             queries=("postgresql/connection-errors",)),
     AlarmSpec("rds-read-latency", "data", "Database reads slower than 100 ms", "Performance Insights waits; "
               "storage throughput", 0.1, "GreaterThanThreshold", "AWS/RDS", "ReadLatency", "Average",
-              dimensions=("db",), periods=2),
+              dimensions=("db",), periods=2,
+              queries=("postgresql/slow-queries",)),
     AlarmSpec("rds-write-latency", "data", "Database writes slower than 100 ms", "Performance Insights waits; "
               "storage throughput", 0.1, "GreaterThanThreshold", "AWS/RDS", "WriteLatency", "Average",
-              dimensions=("db",), periods=2),
+              dimensions=("db",), periods=2,
+              queries=("postgresql/slow-queries", "postgresql/deadlocks")),
     _percent(name="redis-cpu", layer="data", meaning="Redis engine above 80 % CPU", first_action="Hot keys "
              "(rate-limit counters, cache); scale the node type", threshold=80, comparison="GreaterThanThreshold",
              namespace="AWS/ElastiCache", metric="EngineCPUUtilization", statistic="Average",
@@ -219,7 +231,8 @@ REALTIME = (
     AlarmSpec("dlq-not-empty", "realtime", "A chat request failed every try and sits in the dead-letter queue",
               "Read the message and the worker log; fix, then redrive the DLQ", 0, "GreaterThanThreshold",
               "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", dimensions=("dlq",), period=60,
-              critical=True),
+              critical=True,
+              queries=("worker/response-time-by-model",)),
     AlarmSpec("queue-oldest-message", "realtime", "A chat request has waited more than 5 minutes", "Worker "
               "errors and throttles; model endpoint health", 300, "GreaterThanThreshold", "AWS/SQS",
               "ApproximateAgeOfOldestMessage", "Maximum", dimensions=("queue",), period=60, periods=3),
@@ -335,8 +348,10 @@ def on_call_table() -> str:
         name = f"`{spec.name}`" + (f" (per {spec.per.replace('_', ' ')})" if spec.per else "") + (
             " ★" if spec.critical else "")
         silence = "alarm" if spec.missing_data == "breaching" else "ok"
+        # Saved queries by their name in the console's query list (<project>-<env>/<path>).
+        saved = f". Saved queries: {', '.join(f'`{q}`' for q in spec.queries)}" if spec.queries else ""
         rows.append(f"| {name} | {spec.layer} | {_threshold_text(spec)} | {window} | {silence} | {spec.meaning} | "
-                    f"{spec.first_action} |")
+                    f"{spec.first_action}{saved} |")
     return "\n".join(rows) + "\n"
 
 

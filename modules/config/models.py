@@ -138,6 +138,19 @@ class Edge(Section):
     waf_log_destination: Literal["s3", "cloudwatch"] = "cloudwatch"
 
 
+class Restored(Section):
+    """Restored copies the stacks adopt in place of the generated names (README: "Restore").
+
+    Set one after restoring into a new name and dropping the original from state: the data
+    layer then manages (imports) the restored database or table under the same address, and
+    every consumer (gateway, functions, alarms, backups) follows it.
+    """
+
+    db_instance_identifier: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", max_length=63)] | None = None
+    connections_table: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.-]{3,255}$")] | None = None
+    history_table: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.-]{3,255}$")] | None = None
+
+
 class Data(Section):
     postgres_version: str = "16"
     db_instance_class: str = "db.t4g.small"
@@ -153,6 +166,14 @@ class Data(Section):
     redis_auth_token_version: Annotated[int, Field(ge=1)] = 1
     redis_auth_update_strategy: Literal["ROTATE", "SET"] = "ROTATE"
     dynamodb_replica_regions: list[str] = []
+    # Data residency: the only regions this environment's data may be copied to (table
+    # replicas, backup copies, the salt key's replica). Empty: the data stays in `region`.
+    allowed_copy_regions: list[str] = []
+    # AWS Backup: daily recovery points of the database and tables, kept this long, and copied
+    # to this region (one of allowed_copy_regions) when set.
+    backup_plan_retention_days: Annotated[int, Field(ge=7, le=3650)] = 35
+    backup_copy_region: str | None = None
+    restored: Restored = Restored()
 
 
 class Capacity(Section):

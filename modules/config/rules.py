@@ -257,6 +257,24 @@ def _replica_regions(env: Environment) -> Iterator[Problem]:
                           f"use a region other than {env.region}: {', '.join(REGION_AZS)}.")
 
 
+@rule("data is copied only to regions the environment allows (data residency)")
+def _copy_regions_allowed(env: Environment) -> Iterator[Problem]:
+    data = env.data
+    for i, region in enumerate(data.allowed_copy_regions):
+        if region not in REGION_AZS or region == env.region:
+            yield Problem(f"data.allowed_copy_regions[{i}]", f"{region!r} is not a second supported region.",
+                          f"use a region other than {env.region}: {', '.join(REGION_AZS)}.")
+    allowed = ", ".join(data.allowed_copy_regions) or "none"
+    copies = [(f"data.dynamodb_replica_regions[{i}]", r) for i, r in enumerate(data.dynamodb_replica_regions)]
+    if data.backup_copy_region:
+        copies.append(("data.backup_copy_region", data.backup_copy_region))
+    for field, region in copies:
+        if region not in data.allowed_copy_regions:
+            yield Problem(field, f"copies data to {region!r}, which data.allowed_copy_regions does not allow "
+                          f"(allowed: {allowed}).", f"add {region!r} to data.allowed_copy_regions if the "
+                          "environment's data may leave its region for it, or remove the copy.")
+
+
 @rule("protected environments pin their images")
 def _gateway_image_pinned(env: Environment) -> Iterator[Problem]:
     if env.protect_stateful and not _pinned(env.gateway.image):

@@ -55,7 +55,8 @@ class GatewaySettings(models.Gateway):
                                           "request_timeout_seconds": "edge.request_timeout_seconds",
                                           "db_instance_class": "data.db_instance_class",
                                           "gpu_host_cost_per_hour_usd": "llm.host_cost_per_hour_usd",
-                                          "gpu_tokens_per_second": "llm.tokens_per_second"}
+                                          "gpu_tokens_per_second": "llm.tokens_per_second",
+                                          "salt_key_replica_region": "data.backup_copy_region"}
     max_body_bytes: int  # the proxy's own body limit matches the WAF's
     self_hosted_model_name: str
     self_hosted_dns_name: str | None
@@ -63,6 +64,9 @@ class GatewaySettings(models.Gateway):
     db_instance_class: str  # the pool per task is sized from the class's max_connections
     gpu_host_cost_per_hour_usd: float  # the self-hosted route's price per token
     gpu_tokens_per_second: int
+    # The salt key goes where the database's copies go: without it a copy's stored
+    # credentials cannot be decrypted.
+    salt_key_replica_region: str | None
 
 
 class RealtimeSettings(models.Realtime):

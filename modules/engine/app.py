@@ -52,15 +52,19 @@ def build_environment(app: App, env: Environment) -> None:
 
     if env.backend.type == "s3":
         StateStore(LayerStack(app, env, STATE_LAYER), "state", **read(STATE_LAYER))
-    foundation_stack = LayerStack(app, env, "foundation", replica_regions=tuple(env.data.dynamodb_replica_regions))
+    # Replica keys wherever data is copied: table replicas and the backup copies' region.
+    copy_region = env.data.backup_copy_region
+    key_regions = tuple(dict.fromkeys([*env.data.dynamodb_replica_regions, *([copy_region] if copy_region else [])]))
+    foundation_stack = LayerStack(app, env, "foundation", replica_regions=key_regions)
     foundation = Foundation(foundation_stack, "foundation", **read("foundation"),
                             replica_providers=foundation_stack.replica_providers)
     network = Network(LayerStack(app, env, "network"), "network", **read("network"),
                       kms_key_arn=foundation.outputs.kms_key_arn)
     edge = Edge(LayerStack(app, env, "edge"), "edge", **read("edge"), network=network.outputs,
                 foundation=foundation.outputs)
-    data = Data(LayerStack(app, env, "data"), "data", **read("data"), network=network.outputs,
-                foundation=foundation.outputs)
+    data_stack = LayerStack(app, env, "data", replica_regions=(copy_region,) if copy_region else ())
+    data = Data(data_stack, "data", **read("data"), network=network.outputs, foundation=foundation.outputs,
+                copy_provider=data_stack.replica_providers.get(copy_region) if copy_region else None)
     llm = Llm(LayerStack(app, env, "llm"), "llm", **read("llm"), network=network.outputs,
               foundation=foundation.outputs)
     gateway = Gateway(LayerStack(app, env, "gateway"), "gateway", **read("gateway"), network=network.outputs,

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktn import TerraformLocal
+from cdktn import TerraformLocal, TerraformProvider
 from constructs import Construct
+from cdktn_provider_aws.backup_plan import BackupPlan, BackupPlanRule, BackupPlanRuleCopyAction, \
+    BackupPlanRuleCopyActionLifecycle, BackupPlanRuleLifecycle
+from cdktn_provider_aws.backup_selection import BackupSelection
+from cdktn_provider_aws.backup_vault import BackupVault
+from cdktn_provider_aws.backup_vault_lock_configuration import BackupVaultLockConfiguration
+from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktn_provider_aws.db_instance import DbInstance
 from cdktn_provider_aws.db_parameter_group import DbParameterGroup, DbParameterGroupParameter
 from cdktn_provider_aws.db_subnet_group import DbSubnetGroup
@@ -53,6 +59,14 @@ DB_BACKUP_WINDOW = "03:00-04:00"  # the design's
 DB_MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
 REDIS_MAINTENANCE_WINDOW = "sun:06:00-sun:07:00"
 
+# AWS Backup's daily run: done before RDS's own backup window (03:00-04:00 UTC), which a
+# Backup job of the same instance must not overlap (AWS Backup developer guide, "Amazon RDS").
+BACKUP_SCHEDULE = "cron(0 1 * * ? *)"
+BACKUP_START_WINDOW_MINUTES = 60
+BACKUP_COMPLETION_WINDOW_MINUTES = 120
+# A locked vault refuses recovery points kept for less than this (and deletions before it).
+VAULT_LOCK_MIN_RETENTION_DAYS = 7
+
 
 @dataclass(frozen=True)
 class DataOutputs:
@@ -77,16 +91,21 @@ class Data(Construct):
     """The stateful stores, in the database subnets, encrypted with the environment key."""
 
     def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: DataSettings, network: NetworkOutputs,
-                 foundation: FoundationOutputs) -> None:
+                 foundation: FoundationOutputs, copy_provider: TerraformProvider | None = None) -> None:
         super().__init__(scope, id)
         self._identity, self._settings = identity, settings
         self._key = foundation.kms_key_arn
+        self._account = current_account(self, identity.region)
+        restored = settings.restored
         db = self._postgres(network)
         redis, redis_secret = self._redis(network)
-        connections = self._table(foundation, "connections_table", identity.resource_name("connections"),
-                                  hash_key="connectionId")
-        history = self._table(foundation, "history_table", identity.resource_name("chat-history"),
-                              hash_key="userSession", range_key="createdAt")
+        connections = self._table(foundation, "connections_table",
+                                  restored.connections_table or identity.resource_name("connections"),
+                                  hash_key="connectionId", adopted=restored.connections_table is not None)
+        history = self._table(foundation, "history_table",
+                              restored.history_table or identity.resource_name("chat-history"),
+                              hash_key="userSession", range_key="createdAt", adopted=restored.history_table is not None)
+        self._backups([db.arn, connections.arn, history.arn], foundation, copy_provider)
         self.outputs = DataOutputs(
             db_address=db.address, db_port=Port.POSTGRES, db_name=DATABASE_NAME, db_username=MASTER_USERNAME,
             # A plainly named local carries the ARN across stacks: cdktn names the cross-stack
@@ -118,8 +137,9 @@ class Data(Construct):
     def _postgres(self, network: NetworkOutputs) -> DbInstance:
         identity, settings = self._identity, self._settings
         protected = identity.protect_stateful
-        identifier = identity.resource_name("postgres")
-        account = current_account(self, identity.region)
+        generated = identity.resource_name("postgres")
+        identifier = settings.restored.db_instance_identifier or generated
+        account = self._account
         subnets = DbSubnetGroup(self, "db_subnet_group", name=identity.resource_name("db"),
                                 subnet_ids=network.database_subnet_ids)
         major = settings.postgres_version.split(".")[0]
@@ -140,11 +160,7 @@ class Data(Construct):
         IamRolePolicyAttachment(
             self, "db_monitoring_policy", role=monitoring.name,
             policy_arn=f"arn:{account.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole")
-        # Created ahead of RDS so the exported logs are encrypted and expire.
-        log_groups = [encrypted_log_group(self, f"db_log_group_{log}", name=f"/aws/rds/instance/{identifier}/{log}",
-                                          kms_key_arn=self._key, retention_days=identity.log_retention_days,
-                                          protect_data=protected)
-                      for log in ("postgresql", "upgrade")]
+        log_groups = self._db_log_groups(generated, identifier)
         db = DbInstance(
             self, "postgres", identifier=identifier, engine="postgres", engine_version=settings.postgres_version,
             instance_class=settings.db_instance_class, storage_type="gp3", allocated_storage=settings.db_storage_gb,
@@ -163,12 +179,26 @@ class Data(Construct):
             # A minor upgrade restarts primary and standby together (an outage, not a failover):
             # protected environments upgrade deliberately (README, "Upgrading PostgreSQL").
             auto_minor_version_upgrade=not protected,
-            deletion_protection=protected, skip_final_snapshot=not protected,
+            # Automated backups outlive the instance (restorable for their retention period).
+            delete_automated_backups=False, deletion_protection=protected, skip_final_snapshot=not protected,
             final_snapshot_identifier=f"{identifier}-final" if protected else None,
             depends_on=log_groups)
+        if settings.restored.db_instance_identifier:
+            db.import_from(identifier)  # README "Restore": the restored instance takes this address
         protect(db, protected)
         _postgres_skips(db, settings.multi_az, protected)
         return db
+
+    def _db_log_groups(self, generated: str, identifier: str) -> list[CloudwatchLogGroup]:
+        """Created ahead of RDS so the exported logs are encrypted and expire. A restored
+        instance gets its own groups; the original's stay with the logs they hold."""
+        def log_groups_of(instance: str, suffix: str = "") -> list[CloudwatchLogGroup]:
+            return [encrypted_log_group(self, f"db_log_group_{log}{suffix}", name=f"/aws/rds/instance/{instance}/{log}",
+                                        kms_key_arn=self._key, retention_days=self._identity.log_retention_days,
+                                        protect_data=self._identity.protect_stateful)
+                    for log in ("postgresql", "upgrade")]
+        groups = log_groups_of(generated)
+        return log_groups_of(identifier, "_restored") if identifier != generated else groups
 
     # --- Redis --------------------------------------------------------------------------------
 
@@ -215,7 +245,7 @@ class Data(Construct):
     # --- DynamoDB -----------------------------------------------------------------------------
 
     def _table(self, foundation: FoundationOutputs, id: str, name: str, *, hash_key: str,
-               range_key: str | None = None) -> DynamodbTable:
+               range_key: str | None = None, adopted: bool = False) -> DynamodbTable:
         identity, settings = self._identity, self._settings
         attributes = [DynamodbTableAttribute(name=hash_key, type="S"),
                       DynamodbTableAttribute(name=USER_ATTRIBUTE, type="S")]
@@ -237,8 +267,52 @@ class Data(Construct):
             # Global tables replicate through the stream.
             stream_enabled=True if replicas else None,
             stream_view_type="NEW_AND_OLD_IMAGES" if replicas else None)
+        if adopted:
+            table.import_from(name)  # README "Restore": the restored table takes this address
         protect(table, identity.protect_stateful)
         return table
+
+    # --- AWS Backup ---------------------------------------------------------------------------
+
+    def _backups(self, resources: list[str], foundation: FoundationOutputs,
+                 copy_provider: TerraformProvider | None) -> None:
+        """Daily recovery points of the database and tables in an encrypted vault (locked where
+        protected), copied to `backup_copy_region` when set; restores use the same role."""
+        identity, settings = self._identity, self._settings
+        account = self._account
+        role = iam.service_role(self, "backup_role", name=identity.resource_name("backup"),
+                                service="backup.amazonaws.com", source_account=None, statements=[])
+        for purpose in ("Backup", "Restores"):
+            IamRolePolicyAttachment(self, f"backup_policy_{purpose.lower()}", role=role.name, policy_arn=(
+                f"arn:{account.partition}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyFor{purpose}"))
+        vault = self._vault("backup_vault", identity.resource_name("backup"), self._key)
+        copies = None
+        if settings.backup_copy_region and copy_provider is not None:
+            region = settings.backup_copy_region
+            # The environment key's replica there: the copies stay readable if this region is lost.
+            target = self._vault("backup_copy_vault", identity.resource_name(f"backup-{region}"),
+                                 foundation.replica_kms_key_arns[region], copy_provider)
+            copies = [BackupPlanRuleCopyAction(destination_vault_arn=target.arn, lifecycle=(
+                BackupPlanRuleCopyActionLifecycle(delete_after=settings.backup_plan_retention_days)))]
+        plan = BackupPlan(self, "backup_plan", name=identity.resource_name("data"), rule=[BackupPlanRule(
+            rule_name="daily", target_vault_name=vault.name, schedule=BACKUP_SCHEDULE,
+            start_window=BACKUP_START_WINDOW_MINUTES, completion_window=BACKUP_COMPLETION_WINDOW_MINUTES,
+            lifecycle=BackupPlanRuleLifecycle(delete_after=settings.backup_plan_retention_days),
+            copy_action=copies)])
+        BackupSelection(self, "backup_selection", name=identity.resource_name("data"), plan_id=plan.id,
+                        iam_role_arn=role.arn, resources=resources)
+
+    def _vault(self, id: str, name: str, key: str, provider: TerraformProvider | None = None) -> BackupVault:
+        protected = self._identity.protect_stateful
+        vault = BackupVault(self, id, name=name, kms_key_arn=key, force_destroy=not protected, provider=provider)
+        protect(vault, protected)
+        if protected:
+            # Governance mode: recovery points cannot be deleted early or kept too briefly;
+            # only a principal allowed backup:DeleteBackupVaultLockConfiguration can lift it.
+            BackupVaultLockConfiguration(self, f"{id}_lock", backup_vault_name=vault.name, provider=provider,
+                                         min_retention_days=VAULT_LOCK_MIN_RETENTION_DAYS,
+                                         max_retention_days=self._settings.backup_plan_retention_days)
+        return vault
 
 
 def redis_zones(zones: list[str], nodes: int) -> list[str]:

@@ -107,6 +107,7 @@ class Edge(Construct):
                  foundation: FoundationOutputs) -> None:
         super().__init__(scope, id)
         self._identity, self._settings = identity, settings
+        self._nat_public_ips = network.nat_public_ips
         self.alb = Lb(
             self, "alb", name=identity.resource_name("alb"), internal=False, load_balancer_type="application",
             security_groups=[network.security_group_ids["alb"]], subnets=network.public_subnet_ids,
@@ -180,9 +181,7 @@ class Edge(Construct):
 
         rules += _managed_rule_groups(settings.managed_rules_action, visibility)
 
-        rule("RateLimit-PerIP", 4, {"rate_based_statement": {
-            "limit": settings.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
-            "block")
+        rule("RateLimit-PerIP", 4, self._rate_limit(), "block")
         if settings.allowed_countries:
             rule("GeoBlock", 5, {"not_statement": {"statement": {"geo_match_statement": {
                 "country_codes": list(settings.allowed_countries)}}}}, "block")
@@ -209,6 +208,19 @@ class Edge(Construct):
             skip(acl, "CKV_AWS_192", "managed_rules_action = count: new managed rules are tuned in count "
                  "mode before they block (WAF operations runbook); production sets block.")
         return acl
+
+    def _rate_limit(self) -> dict[str, Any]:
+        """Per client IP, except the platform's own: the chat worker calls the public URL from
+        the NAT gateways' addresses, so its requests would all count as one client's. Those
+        addresses are left out of the rate limit only (the managed and size rules still apply)."""
+        egress = Wafv2IpSet(self, "platform_egress_ip_set", name=self._identity.resource_name("platform-egress"),
+                            scope="REGIONAL", ip_address_version="IPV4",
+                            description="NAT gateway addresses: the platform's own worker, exempt from the rate limit",
+                            addresses=[f"{ip}/32" for ip in self._nat_public_ips])
+        return {"rate_based_statement": {
+            "limit": self._settings.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300,
+            "scope_down_statement": {"not_statement": {"statement": {
+                "ip_set_reference_statement": {"arn": egress.arn}}}}}}
 
     def _logging(self, foundation: FoundationOutputs) -> None:
         identity, settings = self._identity, self._settings

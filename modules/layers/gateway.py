@@ -260,7 +260,7 @@ class Gateway(Construct):
         name = identity.resource_name("proxy")
 
         logs, exec_logs, cluster, capacity_providers = self._cluster(name, key)
-        master_key, secrets, secret_arns = self._secrets(key, data, llm)
+        master_key, secrets, secret_arns = self._secrets(key, data, llm, foundation.replica_kms_key_arns)
         execution_role, task_role = self._roles(account, foundation, key, logs, exec_logs, secret_arns)
         task = self._task_definition("task", name, execution_role.arn, task_role.arn,
                                      _container(identity, settings, data, secrets, logs.name))
@@ -322,7 +322,7 @@ class Gateway(Construct):
                                                          capacity_providers=["FARGATE", "FARGATE_SPOT"])
         return logs, exec_logs, cluster, capacity_providers
 
-    def _secrets(self, key: str, data: DataOutputs, llm: LlmOutputs
+    def _secrets(self, key: str, data: DataOutputs, llm: LlmOutputs, replica_keys: dict[str, str]
                  ) -> tuple[GeneratedSecret, dict[str, str], list[str]]:
         """The container's secrets by variable name, and every secret ARN the task may read."""
         identity, settings = self._identity, self._settings
@@ -331,9 +331,12 @@ class Gateway(Construct):
                                      description="LiteLLM admin (master) key", kms_key_arn=key,
                                      protect_data=identity.protect_stateful, prefix="sk-")
         # Encrypts provider credentials LiteLLM stores in PostgreSQL; must never change.
+        # Replicated where the database's backups are copied: a copy is useless without it.
+        replica = settings.salt_key_replica_region
         salt_key = GeneratedSecret(self, "salt_key", name=f"{identity.project}/{identity.environment}/litellm-salt-key",
                                    description="LiteLLM salt key for credentials stored in the database",
-                                   kms_key_arn=key, protect_data=identity.protect_stateful, prefix="sk-")
+                                   kms_key_arn=key, protect_data=identity.protect_stateful, prefix="sk-",
+                                   replica_keys={replica: replica_keys[replica]} if replica else None)
         secrets = {
             "LITELLM_MASTER_KEY": master_key.arn,
             "LITELLM_SALT_KEY": salt_key.arn,

@@ -69,6 +69,8 @@ class NetworkOutputs:
     private_subnet_ids: list[str]
     database_subnet_ids: list[str]
     security_group_ids: dict[str, str]
+    # The NAT gateways' Elastic IPs: the platform's own calls to its public URL come from them.
+    nat_public_ips: list[str]
 
 
 class Network(Construct):
@@ -96,11 +98,12 @@ class Network(Construct):
               gateway_id=igw.id)
 
         nat_count = len(public) if settings.nat_gateways == "per_az" else 1
-        nats = []
+        nats, nat_ips = [], []
         for i in range(nat_count):
             eip = Eip(self, f"nat_eip_{i}", domain="vpc", tags={"Name": identity.resource_name(f"nat-{i}")})
             nats.append(NatGateway(self, f"nat_{i}", allocation_id=eip.id, subnet_id=public[i].id,
                                    tags={"Name": identity.resource_name(f"nat-{i}")}, depends_on=[igw]))
+            nat_ips.append(eip.public_ip)
         private_rts = []
         for i, subnet in enumerate(private):
             rt = self._route_table(f"private_{i}", [subnet])
@@ -120,7 +123,7 @@ class Network(Construct):
             vpc_id=vpc_id, vpc_cidr=str(settings.vpc_cidr),
             public_subnet_ids=[s.id for s in public], private_subnet_ids=[s.id for s in private],
             database_subnet_ids=[s.id for s in database],
-            security_group_ids={name: sg.id for name, sg in groups.items()})
+            security_group_ids={name: sg.id for name, sg in groups.items()}, nat_public_ips=nat_ips)
         publish(self, {
             "vpc_id": (vpc_id, "VPC of the environment"),
             "public_subnet_ids": (self.outputs.public_subnet_ids, "Public subnets (ALB, NAT), one per AZ"),

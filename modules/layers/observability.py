@@ -21,12 +21,14 @@ from cdktn_provider_aws.cloudwatch_log_metric_filter import (
     CloudwatchLogMetricFilterMetricTransformation,
 )
 from cdktn_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm, CloudwatchMetricAlarmMetricQuery
+from cdktn_provider_aws.cloudwatch_query_definition import CloudwatchQueryDefinition
 from cdktn_provider_aws.sns_topic import SnsTopic
 from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktn_provider_aws.sns_topic_subscription import SnsTopicSubscription
 
 from modules.parts import iam
 from modules.catalogue.alarms import CATALOGUE, GIB, TABLE_OPERATIONS, AlarmSpec, max_connections
+from modules.catalogue.queries import QUERIES
 from modules.config.models import ModelRoute
 from modules.config.settings import Identity, ObservabilitySettings
 from modules.parts.context import current_account
@@ -111,6 +113,7 @@ class Observability(Construct):
         self._rds_events(watched.data, account.partition, account.id)
         self._service_events(watched.gateway, account.partition, account.id)
         self._launch_failures(watched.llm)
+        self._saved_queries(watched)
         dashboard = CloudwatchDashboard(self, "dashboard", dashboard_name=identity.resource_name("platform"),
                                         dashboard_body=json.dumps(self._dashboard(watched)))
         publish(self, {
@@ -256,6 +259,22 @@ class Observability(Construct):
             CloudwatchMetricAlarmMetricQuery(id="serving", label="healthy hosts while the group wants any",
                                              return_data=True,
                                              expression="IF(FILL(wanted, 0) >= 1, FILL(healthy, 0), 1)")])
+
+    def _saved_queries(self, watched: Watched) -> None:
+        """The operators' Logs Insights queries, saved in a folder per environment, each scoped
+        to the log group it reads (WAF queries only where WAF logs go to CloudWatch)."""
+        identity = self._identity
+        groups = {"proxy": watched.gateway.log_group_name,
+                  "postgresql": f"/aws/rds/instance/{watched.data.db_instance_id}/postgresql",
+                  "worker": f"/aws/lambda/{watched.realtime.function_names['worker']}"}
+        if self._settings.waf_log_destination == "cloudwatch":
+            groups["waf"] = f"aws-waf-logs-{identity.resource_name('waf')}"
+        for query in QUERIES:
+            if query.source in groups:
+                CloudwatchQueryDefinition(
+                    self, f"query_{query.source}_{query.name.replace('-', '_')}",
+                    name=f"{identity.project}-{identity.environment}/{query.path}", log_group_names=[groups[query.source]],
+                    query_string=query.query)
 
     def _rds_events(self, data: DataOutputs, partition: str, account_id: str) -> None:
         """RDS reports failed backups, failovers, maintenance and availability as events, not

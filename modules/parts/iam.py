@@ -112,8 +112,11 @@ class ServiceRole:
 # API Gateway's CloudWatch logging role is documented with the service alone as trusted entity;
 # so is CloudTrail's role for CloudWatch Logs delivery (CloudTrail user guide, "Role policy
 # document for CloudTrail to use CloudWatch Logs for monitoring": confused-deputy prevention is
-# not applicable there, aws:SourceArn and aws:SourceAccount are not supported).
-WITHOUT_SOURCE_ACCOUNT = frozenset({"ec2.amazonaws.com", "apigateway.amazonaws.com", "cloudtrail.amazonaws.com"})
+# not applicable there, aws:SourceArn and aws:SourceAccount are not supported), and AWS Backup's
+# service role (AWS Backup developer guide, "IAM service roles": the default role trusts
+# backup.amazonaws.com; who may pass the role is governed by iam:PassRole).
+WITHOUT_SOURCE_ACCOUNT = frozenset({"ec2.amazonaws.com", "apigateway.amazonaws.com", "cloudtrail.amazonaws.com",
+                                    "backup.amazonaws.com"})
 
 
 def service_role(scope: Construct, id: str, *, name: str, service: str, source_account: str | None,

@@ -6,7 +6,7 @@ import re
 
 from cdktn import TerraformStack
 from constructs import Construct
-from cdktn_provider_aws.secretsmanager_secret import SecretsmanagerSecret
+from cdktn_provider_aws.secretsmanager_secret import SecretsmanagerSecret, SecretsmanagerSecretReplica
 from cdktn_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 
 from modules.parts.compliance import skip
@@ -27,10 +27,14 @@ class GeneratedSecret(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, name: str, description: str, kms_key_arn: str,
-                 protect_data: bool, length: int = 48, prefix: str = "") -> None:
+                 protect_data: bool, length: int = 48, prefix: str = "",
+                 replica_keys: dict[str, str] | None = None) -> None:
         super().__init__(scope, id)
+        # replica_keys: region -> KMS key there; Secrets Manager keeps a read-only copy in each.
+        replicas = [SecretsmanagerSecretReplica(region=region, kms_key_id=key)
+                    for region, key in (replica_keys or {}).items()]
         self.secret = SecretsmanagerSecret(self, "secret", name=name, description=description,
-                                           kms_key_id=kms_key_arn,
+                                           kms_key_id=kms_key_arn, replica=replicas or None,
                                            recovery_window_in_days=30 if protect_data else 0)
         protect(self.secret, protect_data)
         skip(self.secret, "CKV2_AWS_57", "Rotation must be coordinated with its consumer (Redis AUTH update "

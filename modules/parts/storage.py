@@ -43,7 +43,8 @@ from modules.parts.context import Account
 NONCURRENT_VERSION_DAYS = 365  # how long an overwritten or deleted log object stays recoverable
 
 STATEFUL_TYPES = ("aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db_instance", "aws_dynamodb_table",
-                  "aws_elasticache_replication_group", "aws_secretsmanager_secret", "aws_cognito_user_pool")
+                  "aws_elasticache_replication_group", "aws_secretsmanager_secret", "aws_cognito_user_pool",
+                  "aws_backup_vault")
 
 
 def protect(resource: TerraformResource, enabled: bool) -> None:

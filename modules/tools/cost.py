@@ -51,7 +51,7 @@ PRICED = {
     "aws_cloudwatch_composite_alarm", "aws_cloudwatch_dashboard", "aws_cloudwatch_log_group", "aws_wafv2_web_acl",
     "aws_apigatewayv2_api", "aws_lambda_function", "aws_dynamodb_table", "aws_s3_bucket", "aws_sqs_queue",
     "aws_sns_topic", "aws_secretsmanager_secret", "aws_route53_zone", "aws_cognito_user_pool", "aws_cloudtrail",
-    "aws_sfn_state_machine",
+    "aws_sfn_state_machine", "aws_backup_plan",
 }
 # No charge of their own (configuration, wiring, or billed through a priced resource above).
 FREE = {
@@ -74,6 +74,10 @@ FREE = {
     "aws_wafv2_web_acl_logging_configuration", "aws_wafv2_ip_set",
     # A rule costs nothing; the images it caches are ECR storage (a few GB: cents a month).
     "aws_ecr_pull_through_cache_rule",
+    "aws_backup_vault",
+    "aws_backup_vault_lock_configuration", "aws_backup_selection",
+    # A saved query costs nothing; running it bills the data Logs Insights scans.
+    "aws_cloudwatch_query_definition",
 }
 
 
@@ -369,6 +373,13 @@ def _data(bill: _Bill) -> None:
             copies * hours * instance(db["instance_class"]))
         add("data", "RDS gp3 storage", f"{copies} × {db['allocated_storage']} GB",
             copies * db["allocated_storage"] * price["rds_gp3_gb_month"])
+    for plan in env.resources("aws_backup_plan"):
+        rule = plan["rule"][0]
+        copied = " and a copy in another region" if rule.get("copy_action") else ""
+        # Incremental recovery points, billed at each service's backup rate per GB-month: the
+        # size depends on how much the data changes, so it is named here, not estimated.
+        add("data", "AWS Backup recovery points", f"{rule['lifecycle']['delete_after']} days of daily points"
+            f"{copied}, per GB-month at the RDS snapshot and DynamoDB backup rates (not estimated)", 0.0)
     for redis in env.resources("aws_elasticache_replication_group"):
         nodes = redis["num_cache_clusters"]
         add("data", f"ElastiCache {redis['node_type']}", f"{plural(nodes, 'node')} × {hours:g} h",

@@ -152,6 +152,7 @@ DESCRIPTIONS = {
     "data.multi_az": "A standby database and Redis replica in a second zone",
     "gateway.fargate_spot": "Run the LiteLLM tasks on Fargate Spot (interruptible, cheaper) instead of Fargate",
     "data.backup_retention_days": "Days RDS keeps automated backups (1-35)",
+    "data.backup_plan_retention_days": "Days AWS Backup keeps the daily recovery points (7-3650)",
     "data.redis_node_type": "ElastiCache node type of the Redis group (e.g. cache.t4g.small)",
     "data.redis_version": "Redis engine version",
     "data.redis_auth_token_version": "Raise to send the AUTH secret's current value to Redis (write-only)",
@@ -203,12 +204,16 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "high_availability", "protect_stateful", "network.nat_gateways", "foundation.audit_object_lock",
         "foundation.cloudtrail", "edge.managed_rules_action",
         "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination",
-        "data.redis_replicas", "data.dynamodb_replica_regions", "gateway.ecs_exec",
+        "data.redis_replicas", "data.dynamodb_replica_regions", "data.backup_copy_region",
+        "data.restored.db_instance_identifier", "data.restored.connections_table", "data.restored.history_table",
+        "gateway.ecs_exec",
         "gateway.license_secret_arn", "gateway.models", "llm.spot_instance_types", "llm.scheduled_scaling",
         "llm.warm_pool_size", "llm.hf_token_secret_arn", "llm.dns_name", "llm.certificate_domains",
         "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.custom_domain",
         "realtime.certificate_arn", "realtime.callback_urls",
         "realtime.logout_urls", "realtime.mfa", "observability.overrides"),
+    "only the configuration's rules read it (where data may be copied), not the constructs": (
+        "data.allowed_copy_regions",),
     "the constructs compute with it (sizes, thresholds, derived settings or rendered files)": (
         "foundation.archive_after_days", "foundation.audit_retention_days", "edge.max_body_bytes",
         "data.postgres_version", "data.db_instance_class", "gateway.cache_ttl_seconds",
@@ -494,10 +499,12 @@ def export_modules(env: Environment, target: Path, layers: tuple[str, ...] = EXP
     unknown = [layer for layer in layers if layer not in EXPORTED_LAYERS]
     if unknown:
         raise ExportError(f"unknown layer(s) {', '.join(unknown)}. Fix: choose from {', '.join(EXPORTED_LAYERS)}.")
-    if env.data.dynamodb_replica_regions:
-        raise ExportError(f"environment '{env.name}': data.dynamodb_replica_regions needs an aliased provider per "
-                          "region, which a provider-less module cannot declare. Fix: export an environment "
-                          "without replicas (e.g. --environment prod).")
+    for field, copies in (("dynamodb_replica_regions", env.data.dynamodb_replica_regions),
+                          ("backup_copy_region", env.data.backup_copy_region)):
+        if copies:
+            raise ExportError(f"environment '{env.name}': data.{field} needs an aliased provider per region, which "
+                              "a provider-less module cannot declare. Fix: export an environment without copies "
+                              "in other regions (e.g. --environment prod).")
     with tempfile.TemporaryDirectory() as scratch:
         app = App(outdir=scratch, context=APP_CONTEXT)
         for layer in layers:

@@ -16,7 +16,8 @@ from checkov.terraform.checks.resource.base_resource_check import BaseResourceCh
 # Mirrors modules.parts.storage.STATEFUL_TYPES (checks run inside Checkov, without the app's imports);
 # tests/test_compliance.py keeps the two equal.
 STATEFUL = ["aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db_instance", "aws_dynamodb_table",
-            "aws_elasticache_replication_group", "aws_secretsmanager_secret", "aws_cognito_user_pool"]
+            "aws_elasticache_replication_group", "aws_secretsmanager_secret", "aws_cognito_user_pool",
+            "aws_backup_vault"]
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|MASTER_KEY|API_KEY|DATABASE_URL|AUTH)", re.I)
 
 

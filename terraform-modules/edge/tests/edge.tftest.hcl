@@ -4,6 +4,7 @@ mock_provider "aws" {}
 variables {
   foundation_alb_log_bucket     = "alb-logs-111122223333"
   foundation_waf_log_bucket_arn = "arn:aws:s3:::aws-waf-logs-111122223333"
+  network_nat_public_ips        = ["198.51.100.10", "198.51.100.11"]
   network_public_subnet_ids     = ["subnet-0a", "subnet-0b"]
   network_security_group_ids    = { alb = "sg-01", gateway = "sg-02", database = "sg-03", redis = "sg-04", lambda = "sg-05", llm_alb = "sg-06", gpu = "sg-07" }
   network_vpc_id                = "vpc-01"

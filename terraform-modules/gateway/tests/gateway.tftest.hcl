@@ -15,19 +15,20 @@ override_resource {
 }
 
 variables {
-  data_db_address             = "acme-sandbox-postgres.example.internal"
-  data_db_master_secret_arn   = "arn:aws:secretsmanager:us-west-2:444455556666:secret:rds-master-AbCdEf"
-  data_db_name                = "litellm"
-  data_db_port                = 5432
-  data_redis_address          = "redis.example.internal"
-  data_redis_auth_secret_arn  = "arn:aws:secretsmanager:us-west-2:444455556666:secret:redis-AbCdEf"
-  data_redis_port             = 6379
-  edge_target_group_arn       = "arn:aws:elasticloadbalancing:us-west-2:444455556666:targetgroup/acme-sandbox-gateway/0123456789abcdef"
-  foundation_audit_bucket_arn = "arn:aws:s3:::acme-sandbox-audit-444455556666"
-  foundation_kms_key_arn      = "arn:aws:kms:us-west-2:444455556666:key/11111111-2222-3333-4444-555555555555"
-  llm_api_key_secret_arn      = "arn:aws:secretsmanager:us-west-2:444455556666:secret:vllm-api-key-AbCdEf"
-  network_private_subnet_ids  = ["subnet-0a", "subnet-0b"]
-  network_security_group_ids  = { alb = "sg-01", gateway = "sg-02", database = "sg-03", redis = "sg-04", lambda = "sg-05", llm_alb = "sg-06", gpu = "sg-07" }
+  data_db_address                 = "acme-sandbox-postgres.example.internal"
+  data_db_master_secret_arn       = "arn:aws:secretsmanager:us-west-2:444455556666:secret:rds-master-AbCdEf"
+  data_db_name                    = "litellm"
+  data_db_port                    = 5432
+  data_redis_address              = "redis.example.internal"
+  data_redis_auth_secret_arn      = "arn:aws:secretsmanager:us-west-2:444455556666:secret:redis-AbCdEf"
+  data_redis_port                 = 6379
+  edge_target_group_arn           = "arn:aws:elasticloadbalancing:us-west-2:444455556666:targetgroup/acme-sandbox-gateway/0123456789abcdef"
+  foundation_audit_bucket_arn     = "arn:aws:s3:::acme-sandbox-audit-444455556666"
+  foundation_kms_key_arn          = "arn:aws:kms:us-west-2:444455556666:key/11111111-2222-3333-4444-555555555555"
+  foundation_replica_kms_key_arns = {}
+  llm_api_key_secret_arn          = "arn:aws:secretsmanager:us-west-2:444455556666:secret:vllm-api-key-AbCdEf"
+  network_private_subnet_ids      = ["subnet-0a", "subnet-0b"]
+  network_security_group_ids      = { alb = "sg-01", gateway = "sg-02", database = "sg-03", redis = "sg-04", lambda = "sg-05", llm_alb = "sg-06", gpu = "sg-07" }
 }
 
 run "tasks_are_sized_counted_placed_and_named_after_the_inputs" {
