@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # module -> how its main is called (benchmark.py reads sys.argv itself)
 COMMANDS = ["main", "modules.rehearsal.__main__", "modules.parts.packaging", "modules.tools.release",
             "modules.tools.diagram", "modules.tools.readme", "modules.tools.cost", "modules.tools.pipeline",
+            "modules.tools.migrate", "modules.tools.erase_user", "modules.tools.quotas", "modules.tools.litellm_keys",
             "modules.catalogue.alarms", "policies.gate", "benchmark", "pin", "test_output_equality", "test_addresses"]
 
 

@@ -130,13 +130,13 @@ def _session(env: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modules.tools.erase_user", description=__doc__.split("\n")[0])
-    parser.add_argument("environment")
+    parser.add_argument("environment", help="the environment holding the user's data")
     parser.add_argument("user_id", help="the user's Cognito sub (the chat path's user id)")
     parser.add_argument("--proxy-user-id", help="the user's LiteLLM user_id, where keys were made for another id")
     parser.add_argument("--proxy-url", help="the gateway's base URL (default: realtime.model_endpoint_url without /v1)")
     parser.add_argument("--scan-unindexed", action="store_true",
                         help="also find history written before items carried userId (one table scan)")
-    parser.add_argument("--synth-dir", type=Path, default=Path("cdktf.out"))
+    parser.add_argument("--synth-dir", type=Path, default=Path("cdktf.out"), help="the synth output (default: cdktf.out)")
     args = parser.parse_args(argv)
     env = load_environment(args.environment)
     stacks = args.synth_dir / "stacks"

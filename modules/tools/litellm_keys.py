@@ -12,6 +12,7 @@ with the image pin:
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import re
@@ -115,12 +116,16 @@ def extract(root: Path) -> dict[str, object]:
 
 
 def main(argv: list[str]) -> int:
-    root = Path(argv[0])
+    parser = argparse.ArgumentParser(prog="python -m modules.tools.litellm_keys", description=__doc__.split("\n")[0])
+    parser.add_argument("source", type=Path, help="the unpacked wheel's litellm/ package directory")
+    parser.add_argument("--write", action="store_true", help=f"rewrite {OUTPUT.name} instead of printing the keys")
+    args = parser.parse_args(argv)
+    root = args.source
     version = re.search(r"^Version: (\S+)$", next(root.parent.glob("litellm-*.dist-info/METADATA")).read_text(
         encoding="utf-8"), re.MULTILINE)
     keys = {"litellm_version": version.group(1) if version else "unknown", **extract(root)}
     text = json.dumps(keys, indent=1, sort_keys=True) + "\n"
-    if "--write" in argv:
+    if args.write:
         OUTPUT.write_text(text)
     else:
         print(text, end="")

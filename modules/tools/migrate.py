@@ -85,9 +85,9 @@ def run_migration(ecs: Any, n: dict[str, Any], network_configuration: dict[str, 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("environment")
-    parser.add_argument("--synth-dir", type=Path, default=Path("cdktf.out"))
+    parser = argparse.ArgumentParser(prog="python -m modules.tools.migrate", description=__doc__.splitlines()[0])
+    parser.add_argument("environment", help="the environment whose database to migrate")
+    parser.add_argument("--synth-dir", type=Path, default=Path("cdktf.out"), help="the synth output (default: cdktf.out)")
     parser.add_argument("--skip-register", action="store_true", help="the task definition is already applied")
     args = parser.parse_args(argv)
     env = load_environment(args.environment)

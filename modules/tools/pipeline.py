@@ -300,14 +300,18 @@ def bootstrap(synth_dir: Path, env: str) -> int:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m modules.tools.pipeline", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    order = commands.add_parser("order", help="an environment's stacks in deploy order")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text)
+
+    order = command("order", "an environment's stacks in deploy order")
     order.add_argument("environment", help="the environment whose stacks to list")
-    changed = commands.add_parser("changed", help="stacks whose synthesized Terraform differs")
+    changed = command("changed", "stacks whose synthesized Terraform differs")
     changed.add_argument("base", type=Path, help="the base branch's synth output (missing: every stack changed)")
     changed.add_argument("head", type=Path, help="this change's synth output")
     changed.add_argument("environment", nargs="?", help="only this environment's stacks (default: all)")
     changed.add_argument("--all", action="store_true", help="every stack (the toolchain changed)")
-    planned = commands.add_parser("plan", help="saved plans of an environment's (or the given) stacks")
+    planned = command("plan", "saved plans of an environment's (or the given) stacks")
     planned.add_argument("environment", nargs="?", help="the environment whose stacks to plan")
     planned.add_argument("--stacks", nargs="*", help="these stacks, in this order, instead of the environment's")
     planned.add_argument("--out", type=Path, required=True, help="the directory the saved plans are written to")
@@ -315,9 +319,9 @@ def main(argv: list[str]) -> int:
     planned.add_argument("--no-lock", action="store_true", help="plan without the state lock (pull requests)")
     planned.add_argument("--with-account", action="store_true",
                          help="also the account's stack, where its state lives in this environment's bucket")
-    deploy = commands.add_parser("apply", help="apply a plan directory's saved plans")
+    deploy = command("apply", "apply a plan directory's saved plans")
     deploy.add_argument("plans", type=Path, help="the directory `plan --out` wrote (reviewed)")
-    boot = commands.add_parser("bootstrap", help="create <env>-state and move its state into it")
+    boot = command("bootstrap", "create <env>-state and move its state into it")
     boot.add_argument("environment", help="the environment whose state bucket to create")
     for sub in (order, planned, boot):
         sub.add_argument("--synth-dir", type=Path, default=Path("cdktf.out"), help="the synth output (default: cdktf.out)")

@@ -122,8 +122,8 @@ def _client(region: str) -> Client:
 
 def main(argv: list[str] | None = None, client_for: Callable[[str], Client] = _client) -> int:
     parser = argparse.ArgumentParser(prog="python -m modules.tools.quotas", description=__doc__.split("\n")[0])
-    parser.add_argument("environments", nargs="+")
-    parser.add_argument("--environments-dir", type=Path)
+    parser.add_argument("environments", nargs="+", help="the environments to check (each in its own account and region)")
+    parser.add_argument("--environments-dir", type=Path, help="where the environment folders are (default: environments/)")
     args = parser.parse_args(argv)
     try:
         envs = load_environments(args.environments, *([args.environments_dir] if args.environments_dir else []))
