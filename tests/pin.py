@@ -28,13 +28,21 @@ PIN_FILES = (DIGESTS, ADDRESSES)
 COMMAND = "python tests/pin.py"
 
 
+ACCOUNT_STACK = "account-"  # account-<name>: built from every environment in that account
+
+
 def environment_of(stack: str) -> str:
     return stack.rsplit("-", 1)[0]  # stacks are <env>-<layer>
 
 
+def is_account(stack: str) -> bool:
+    return stack.startswith(ACCOUNT_STACK)
+
+
 def unpinned(environments: list[str], files: tuple[Path, ...] = PIN_FILES) -> list[str]:
     """One line per environment whose pins are missing or left over, naming the command that fixes it."""
-    held = {path: {environment_of(stack) for stack in json.loads(path.read_text())} for path in files}
+    held = {path: {environment_of(stack) for stack in json.loads(path.read_text()) if not is_account(stack)}
+            for path in files}
     problems = []
     for env in environments:
         missing = [f"tests/{path.name}" for path, envs in held.items() if env not in envs]
@@ -48,7 +56,9 @@ def unpinned(environments: list[str], files: tuple[Path, ...] = PIN_FILES) -> li
 
 def merge(pinned: dict[str, object], fresh: dict[str, object], environments: list[str]) -> dict[str, object]:
     """`pinned` with the stacks of `environments` replaced by `fresh`'s, in stack order."""
-    kept = {stack: body for stack, body in pinned.items() if environment_of(stack) not in environments}
+    # the account stacks hold every environment's roles: re-pinned with any environment
+    kept = {stack: body for stack, body in pinned.items()
+            if environment_of(stack) not in environments and not is_account(stack)}
     return dict(sorted({**kept, **fresh}.items()))
 
 
@@ -71,7 +81,7 @@ def pin(environments: list[str] | None, synth_dir: Path | None = None) -> list[s
 def write(stacks: Path, names: list[str], files: tuple[Path, Path] = PIN_FILES, replace_all: bool = False) -> None:
     """Pin the stacks of `names` found in `stacks` into `files` (digests, addresses), keeping the
     other environments' pins unless `replace_all`."""
-    chosen = [p.name for p in stacks.iterdir() if environment_of(p.name) in names]
+    chosen = [p.name for p in stacks.iterdir() if environment_of(p.name) in names or is_account(p.name)]
     missing = sorted(set(names) - {environment_of(stack) for stack in chosen})
     if missing:
         raise SystemExit(f"{COMMAND}: {', '.join(missing)} not in {stacks.parent}. Fix: python main.py first.")

@@ -9,6 +9,8 @@ from botocore.stub import ANY, Stubber
 from modules.config import load_environment
 from modules.tools import migrate
 
+PROD = load_environment("prod")
+
 TASK = "arn:aws:ecs:eu-west-2:111122223333:task/llmlite-prod-cluster/abc"
 
 
@@ -41,8 +43,8 @@ def test_migration_runs_after_a_snapshot_and_reports_the_exit_code(monkeypatch, 
     order: list[str] = []
     _stub_snapshot(stubs["rds"])
     stubs["ec2"].add_response("describe_subnets", {"Subnets": [{"SubnetId": "subnet-b"}, {"SubnetId": "subnet-a"}]},
-                              {"Filters": [{"Name": "tag:Name", "Values": ["llmlite-prod-private-eu-west-2a",
-                                                                           "llmlite-prod-private-eu-west-2b"]}]})
+                              {"Filters": [{"Name": "tag:Name", "Values": [
+                                  f"llmlite-prod-private-{zone}" for zone in PROD.network.availability_zones]}]})
     stubs["ec2"].add_response("describe_security_groups", {"SecurityGroups": [{"GroupId": "sg-1"}]},
                               {"Filters": [{"Name": "group-name", "Values": ["llmlite-prod-gateway-sg"]}]})
     _stub_task(stubs["ecs"], exit_code)

@@ -72,7 +72,8 @@ def test_state_stack_creates_the_backend_bucket_encrypted_versioned_tls_only_pri
         assert "DenyInsecureTransport" in parts["aws_s3_bucket_policy"]["policy"]
         # Terraform reads the current state on every plan: it is never archived
         assert "transition" not in parts["aws_s3_bucket_lifecycle_configuration"]["rule"][0]
-        assert buckets[lid]["lifecycle"] == {"prevent_destroy": True}
+        protected = load_environment(env).protect_stateful
+        assert buckets[lid].get("lifecycle") == ({"prevent_destroy": True} if protected else None)
         assert set(state.doc["output"]) >= {"state_bucket", "state_kms_key_arn"}
 
 

@@ -26,7 +26,7 @@ DATA_TYPES = frozenset({
     "aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db_instance", "aws_rds_cluster",
     "aws_dynamodb_table", "aws_elasticache_replication_group", "aws_elasticache_cluster",
     "aws_secretsmanager_secret", "aws_cognito_user_pool", "aws_cloudwatch_log_group", "aws_efs_file_system",
-    "aws_ebs_volume", "aws_sqs_queue", "aws_iam_service_linked_role",
+    "aws_ebs_volume", "aws_sqs_queue", "aws_iam_service_linked_role", "aws_backup_vault",
 })
 
 
