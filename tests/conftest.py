@@ -97,9 +97,28 @@ def yield_to_the_tests() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that wait for the background runs go last, giving those runs the whole session."""
+PIPELINE_REHEARSAL = "pipeline_rehearsal"  # the pipeline's commands applied to moto: minutes, not seconds
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--pipeline-rehearsal", action="store_true",
+                     help="also run the pipeline's plan/guard/apply against moto (the README's test command does)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{PIPELINE_REHEARSAL}: the pipeline's commands against Terraform and moto "
+                            "(run with --pipeline-rehearsal, beside the offline rehearsal)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that wait for the background runs go last, giving those runs the whole session;
+    the pipeline's rehearsal runs only when asked (it applies real plans: minutes)."""
     items.sort(key=lambda item: Path(str(item.fspath)).name in WAITING_FILES)
+    if not config.getoption("--pipeline-rehearsal"):
+        later = pytest.mark.skip(reason="the pipeline's rehearsal: pytest --pipeline-rehearsal -m pipeline_rehearsal")
+        for item in items:
+            if PIPELINE_REHEARSAL in item.keywords:
+                item.add_marker(later)
 
 
 class BackgroundValidation(threading.Thread):

@@ -85,6 +85,7 @@ def database(url: str, version: str, username: str, tags: dict[str, str], state:
     return doc
 
 
+@pytest.mark.pipeline_rehearsal
 def test_the_plan_guard_refuses_replacing_a_database_and_passes_a_tag_change(moto, tmp_path: Path) -> None:
     server, version, cli = moto
     synth = tmp_path / "synth"
@@ -141,6 +142,7 @@ def reader_stack(url: str, version: str, upstream_state: Path, state: Path) -> d
     return doc
 
 
+@pytest.mark.pipeline_rehearsal
 def test_apply_stops_when_an_upstream_output_changes_what_a_later_stack_would_do(moto, tmp_path: Path) -> None:
     server, version, cli = moto
     synth = tmp_path / "synth"
