@@ -254,3 +254,15 @@ def test_the_apply_step_fails_when_an_apply_fails(runner, code, passes) -> None:
     assert runner(plan, 2)[0] == 0  # changes: saved plans to apply
     status, _ = runner(apply, code)
     assert (status == 0) == passes, f"terraform apply {code} -> step exit {status}"
+
+
+def test_the_plan_job_checks_the_quotas_before_it_plans() -> None:
+    """A shortfall (Spot G/VT vCPUs are 0 in a new account) fails the plan, before any approval."""
+    plan = load(WORKFLOWS / "deploy-environment.yml")["jobs"]["plan"]
+    runs = [step.get("run", "") for step in plan["steps"]]
+    quotas = next(i for i, run in enumerate(runs) if "modules.tools.quotas" in run)
+    planned = next(i for i, run in enumerate(runs) if "modules.tools.pipeline plan" in run)
+    credentials = next(i for i, step in enumerate(plan["steps"])
+                       if "configure-aws-credentials" in step.get("uses", ""))
+    assert credentials < quotas < planned
+    assert runs[quotas].strip() == 'pipenv run python -m modules.tools.quotas "$ENVIRONMENT"'
