@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
 from modules.config import load_environment
-from modules.tools import migrate
+from modules.tools import migrate, pipeline
 
 PROD = load_environment("prod")
 
@@ -60,7 +64,7 @@ def test_migration_runs_after_a_snapshot_and_reports_the_exit_code(monkeypatch, 
             return made[name]
 
     monkeypatch.setattr(migrate.boto3, "Session", Session)
-    assert migrate.main(["prod", "--skip-register"]) == expected
+    assert migrate.main(["prod"]) == expected
     for stub in stubs.values():
         stub.assert_no_pending_responses()
     assert order.index("DescribeDBSnapshots") < order.index("RunTask")  # the snapshot is available first
@@ -70,3 +74,82 @@ def test_names_match_the_stacks() -> None:
     names = migrate.names(load_environment("prod"))
     assert names["family"] == "llmlite-prod-proxy-migrate" and names["db"] == "llmlite-prod-postgres"
     assert names["security_group"] == "llmlite-prod-gateway-sg"
+
+
+CONTAINER = [{"name": "litellm", "image": "111122223333.dkr.ecr.eu-west-2.amazonaws.com/ghcr/berriai/litellm:v1"}]
+ROLE = "arn:aws:iam::111122223333:role/llmlite-prod-proxy-execution"
+
+
+def plan_changing_the_migration(unknown: dict | None = None) -> dict:
+    """The shape of `terraform show -json` for a plan that replaces the migration task definition."""
+    after = {"family": "llmlite-prod-proxy-migrate", "network_mode": "awsvpc", "requires_compatibilities": ["FARGATE"],
+             "cpu": "1024", "memory": "2048", "execution_role_arn": ROLE, "task_role_arn": None,
+             "container_definitions": json.dumps(CONTAINER),
+             "runtime_platform": [{"operating_system_family": "LINUX", "cpu_architecture": "X86_64"}]}
+    serving = {"address": "aws_ecs_task_definition.gateway_task_ABC", "type": "aws_ecs_task_definition",
+               "change": {"actions": ["delete", "create"], "after": {**after, "family": "llmlite-prod-proxy"}}}
+    migration = {"address": "aws_ecs_task_definition.gateway_migration_task_1F2E", "type": "aws_ecs_task_definition",
+                 "change": {"actions": ["delete", "create"], "after": after, "after_unknown": unknown or {}}}
+    return {"resource_changes": [serving, migration]}
+
+
+def test_the_reviewed_definition_is_registered_exactly_as_planned() -> None:
+    change = migrate.planned_definition(plan_changing_the_migration())
+    assert change["after"]["family"] == "llmlite-prod-proxy-migrate"
+    assert migrate.planned_definition({"resource_changes": [
+        {**plan_changing_the_migration()["resource_changes"][1], "change": {"actions": ["no-op"]}}]}) is None
+    ecs = boto3.client("ecs", region_name="eu-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(ecs) as stub:
+        stub.add_response("register_task_definition", {}, {
+            "family": "llmlite-prod-proxy-migrate", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+            "cpu": "1024", "memory": "2048", "executionRoleArn": ROLE, "containerDefinitions": CONTAINER,
+            "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"}})
+        assert migrate.register_reviewed(ecs, change) is True
+        stub.assert_no_pending_responses()
+    # a first deploy: the role is created by the same plan, so the definition is not known yet
+    first = migrate.planned_definition(plan_changing_the_migration({"execution_role_arn": True}))
+    assert migrate.register_reviewed(ecs, first) is False
+
+
+def saved_plans(tmp_path: Path, plan: dict) -> Path:
+    """A `pipeline plan --out` directory holding one reviewed, changing plan of prod-gateway."""
+    plans = tmp_path / "plans"
+    (plans / "synth" / "stacks" / "prod-gateway").mkdir(parents=True)
+    (plans / "synth" / "manifest.json").write_text(json.dumps({"stacks": {"prod-gateway": {}}}))
+    (plans / "prod-gateway.tfplan").write_bytes(b"reviewed")
+    (plans / "prod-gateway.json").write_text(json.dumps(plan))
+    (plans / pipeline.MANIFEST).write_text(json.dumps({"stacks": [{
+        "stack": "prod-gateway", "status": pipeline.CHANGED, "outputs_change": False,
+        "plan_sha256": hashlib.sha256(b"reviewed").hexdigest()}]}))
+    return plans
+
+
+@pytest.mark.parametrize(("unknown", "outcome", "expected"), [
+    (None, 0, ["migrate reviewed", "terraform init", "terraform apply"]),
+    (None, 1, ["migrate reviewed"]),  # a failed migration: the service keeps its image
+    ({"execution_role_arn": True}, 0, ["migrate reviewed", "terraform init", "terraform apply", "migrate latest"]),
+])
+def test_apply_migrates_before_the_gateway_moves_to_a_new_image(tmp_path, monkeypatch, unknown, outcome,
+                                                                 expected) -> None:
+    calls: list[str] = []
+
+    def fake_migrate(env, reviewed=None):
+        assert env.name == "prod"
+        calls.append(f"migrate {'reviewed' if reviewed else 'latest'}")
+        known = reviewed is None or not reviewed.get("after_unknown")
+        return outcome if known else 2
+
+    def fake_terraform(stack_dir, *args):
+        calls.append(f"terraform {args[0]}")
+        return 0
+
+    monkeypatch.setattr(migrate, "migrate", fake_migrate)
+    monkeypatch.setattr(pipeline, "_terraform_shown", fake_terraform)
+    code = pipeline.apply(saved_plans(tmp_path, plan_changing_the_migration(unknown)))
+    assert calls == expected and code == (1 if outcome else 0)
+
+
+def test_a_plan_that_leaves_the_migration_alone_applies_without_one(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(migrate, "migrate", lambda *a, **k: pytest.fail("no migration was planned"))
+    monkeypatch.setattr(pipeline, "_terraform_shown", lambda stack_dir, *args: 0)
+    assert pipeline.apply(saved_plans(tmp_path, {"resource_changes": []})) == 0

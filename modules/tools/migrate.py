@@ -1,23 +1,23 @@
 """Run LiteLLM's schema migrations once, before the proxy service moves to a new image.
 
-    python -m modules.tools.migrate ENV [--synth-dir cdktf.out]
+    python -m modules.tools.migrate ENV     # by hand: the family's latest revision
 
-Serving tasks start with DISABLE_SCHEMA_UPDATE=true; the deploy runs this between the data
-stack and the gateway stack's apply (README, "Database migrations"). Steps, each waiting for
-the last: register the migration task definition of the new image (a targeted Terraform apply
-of the gateway stack), snapshot the database, run the one-off task in the proxy's subnets with
-its security group, and exit non-zero unless the task's container exited 0. A failed migration
-leaves the snapshot to restore from and the service on its old image.
+Serving tasks start with DISABLE_SCHEMA_UPDATE=true. `pipeline apply` runs the migration when
+a reviewed plan changes the migration task definition: it registers that definition, exactly as
+the plan shows it, as a revision of its family ahead of Terraform (whose apply then adds its
+own; the saved plan stays valid), snapshots the database, runs the one-off task in the proxy's
+subnets with its security group, and stops the deploy unless the task's container exited 0 —
+before the gateway stack, so the service never meets an unmigrated schema. Where the plan
+cannot know the definition yet (a first deploy: its roles are created by the same plan) the
+migration runs right after the gateway stack is applied (README, "Database migrations").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -38,19 +38,34 @@ def names(env: Any) -> dict[str, str]:
             "subnets": [identity.resource_name(f"private-{az}") for az in env.network.availability_zones]}
 
 
-def register_task_definition(synth_dir: Path, env_name: str) -> None:
-    """Apply only the migration task definition (and what it needs) of the synthesized gateway stack."""
-    stack_dir = synth_dir / "stacks" / f"{env_name}-gateway"
-    subprocess.run(["terraform", f"-chdir={stack_dir}", "init", "-input=false"], check=True)
-    subprocess.run(["terraform", f"-chdir={stack_dir}", "apply", "-input=false", "-auto-approve",
-                    f"-target={migration_address(stack_dir)}"], check=True)
+# What a reviewed plan says of the migration task definition, and RegisterTaskDefinition's name for it.
+PLANNED_FIELDS = {"family": "family", "network_mode": "networkMode", "requires_compatibilities":
+                  "requiresCompatibilities", "cpu": "cpu", "memory": "memory",
+                  "execution_role_arn": "executionRoleArn", "task_role_arn": "taskRoleArn"}
 
 
-def migration_address(stack_dir: Path) -> str:
-    """The migration task definition's Terraform address (cdktn names it after the construct path)."""
-    doc = json.loads((stack_dir / "cdk.tf.json").read_text())
-    (name,) = [n for n in doc["resource"]["aws_ecs_task_definition"] if MIGRATION_TASK_ID in n]
-    return f"aws_ecs_task_definition.{name}"
+def planned_definition(plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The change a plan (`terraform show -json`) makes to the migration task definition, if any."""
+    for change in plan.get("resource_changes", []):
+        if (change["type"] == "aws_ecs_task_definition" and MIGRATION_TASK_ID in change["address"]
+                and "create" in change["change"]["actions"]):  # a new revision: created or replaced
+            return change["change"]
+    return None
+
+
+def register_reviewed(ecs: Any, change: dict[str, Any]) -> bool:
+    """Register the plan's definition as a revision of its family; False when the plan does not
+    know it yet (a value computed at apply, e.g. a role the same plan creates)."""
+    after, unknown = change["after"], change.get("after_unknown") or {}
+    if any(unknown.get(field) for field in (*PLANNED_FIELDS, "container_definitions", "runtime_platform")):
+        return False
+    platform = (after.get("runtime_platform") or [{}])[0]
+    ecs.register_task_definition(
+        **{api: after[field] for field, api in PLANNED_FIELDS.items() if after.get(field)},
+        containerDefinitions=json.loads(after["container_definitions"]),
+        runtimePlatform={"operatingSystemFamily": platform.get("operating_system_family", "LINUX"),
+                         "cpuArchitecture": platform.get("cpu_architecture", "X86_64")})
+    return True
 
 
 def snapshot(rds: Any, db: str) -> str:
@@ -87,14 +102,17 @@ def run_migration(ecs: Any, n: dict[str, Any], network_configuration: dict[str, 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m modules.tools.migrate", description=__doc__.splitlines()[0])
     parser.add_argument("environment", help="the environment whose database to migrate")
-    parser.add_argument("--synth-dir", type=Path, default=Path("cdktf.out"), help="the synth output (default: cdktf.out)")
-    parser.add_argument("--skip-register", action="store_true", help="the task definition is already applied")
     args = parser.parse_args(argv)
-    env = load_environment(args.environment)
+    return migrate(load_environment(args.environment))
+
+
+def migrate(env: Any, reviewed: dict[str, Any] | None = None) -> int:
+    """Snapshot, then the one-off task (the reviewed definition when given and known); 0 when it
+    exited 0. `reviewed` not yet known: 2, nothing done (run again once the stack is applied)."""
     n = names(env)
-    if not args.skip_register:
-        register_task_definition(args.synth_dir, env.name)
     session = boto3.Session(region_name=env.region)
+    if reviewed is not None and not register_reviewed(session.client("ecs"), reviewed):
+        return 2
     print(f"snapshot {snapshot(session.client('rds'), n['db'])} of {n['db']} is available")
     code, reason = run_migration(session.client("ecs"), n, network(session.client("ec2"), n))
     if code != 0:

@@ -27,7 +27,7 @@ from typing import Any
 from modules.rehearsal.plan import dependency_order, load_stacks
 from modules.rehearsal.terraform import ToolError
 from modules.config import ENVIRONMENTS_DIR, ConfigError, account_of, load_accounts, load_environment
-from modules.tools import plan_guard
+from modules.tools import migrate, plan_guard
 
 STATE_LAYER = "state"  # modules.engine.stacks.STATE_LAYER; not imported here, it would load cdktn
 LOCK_TIMEOUT = "-lock-timeout=10m"  # wait for another run's lock rather than fail at once
@@ -218,6 +218,9 @@ def apply(plans: Path) -> int:
         elif hashlib.sha256(plan_file.read_bytes()).hexdigest() != entry["plan_sha256"]:
             print(f"::error::{stack}: the saved plan is not the one reviewed")
             return 1
+        migration = _migrate_before(plans, stack)
+        if migration == 1:
+            return 1
         print(f"::group::apply {stack}", flush=True)
         done = _terraform_shown(stack_dir, "init", "-input=false", LOCK_TIMEOUT)
         if done == 0:
@@ -227,9 +230,21 @@ def apply(plans: Path) -> int:
             _keep_errored_state(stack_dir, plans, stack)
             print(f"::error::{stack}: terraform apply failed; later stacks not applied")
             return 1
+        if migration == 2 and migrate.migrate(load_environment(stack.rsplit("-", 1)[0])) != 0:
+            return 1  # a first deploy: the definition exists now
         if entry["outputs_change"]:
             moved.add(stack)
     return 0
+
+
+def _migrate_before(plans: Path, stack: str) -> int | None:
+    """Where the reviewed plan changes the proxy's migration task, LiteLLM's schema migrations
+    run before the stack is applied (0 done, 1 failed, 2 after the apply); None: no migration."""
+    shown = plans / f"{stack}.json"
+    change = migrate.planned_definition(json.loads(shown.read_text())) if shown.is_file() else None
+    if change is None:
+        return None
+    return migrate.migrate(load_environment(stack.rsplit("-", 1)[0]), reviewed=change)
 
 
 def _terraform_shown(stack_dir: Path, *args: str) -> int:
