@@ -279,16 +279,20 @@ class Observability(Construct):
     def _rds_events(self, data: DataOutputs, partition: str, account_id: str) -> None:
         """RDS reports failed backups, failovers, maintenance and availability as events, not
         metrics (RDS's event categories); they reach the alarm topic through EventBridge."""
-        identity = self._identity
-        rule = CloudwatchEventRule(
-            self, "rds_failure_events", name=identity.resource_name("rds-failures"),
-            description="Failure, failover, maintenance, availability and notification events of the database",
-            event_pattern=json.dumps({
+        self._events_to_topic(
+            "rds_failure_events", "rds_failure_target", "rds-failures",
+            "Failure, failover, maintenance, availability and notification events of the database", {
                 "source": ["aws.rds"], "detail-type": ["RDS DB Instance Event"],
-                "resources": [f"arn:{partition}:rds:{identity.region}:{account_id}:db:{data.db_instance_id}"],
+                "resources": [f"arn:{partition}:rds:{self._identity.region}:{account_id}:db:{data.db_instance_id}"],
                 "$or": [{"detail": {"EventCategories": list(RDS_EVENT_CATEGORIES)}},
-                        {"detail": {"EventCategories": ["backup"], "Message": [{"wildcard": "*fail*"}]}}]}))
-        CloudwatchEventTarget(self, "rds_failure_target", rule=rule.name, arn=self._topic)
+                        {"detail": {"EventCategories": ["backup"], "Message": [{"wildcard": "*fail*"}]}}]})
+
+    def _events_to_topic(self, rule_id: str, target_id: str, name: str, description: str,
+                         pattern: dict[str, Any]) -> None:
+        """An EventBridge rule delivering what matches `pattern` to the alarm topic."""
+        rule = CloudwatchEventRule(self, rule_id, name=self._identity.resource_name(name), description=description,
+                                   event_pattern=json.dumps(pattern))
+        CloudwatchEventTarget(self, target_id, rule=rule.name, arn=self._topic)
 
     def _service_events(self, gateway: GatewayOutputs, partition: str, account_id: str) -> None:
         """Events with no metric: a proxy deployment that failed (and rolled back), and Redis
@@ -305,21 +309,16 @@ class Observability(Construct):
         }
         for name, (description, pattern) in patterns.items():
             id_ = name.replace("-", "_")
-            rule = CloudwatchEventRule(self, id_, name=identity.resource_name(name), description=description,
-                                       event_pattern=json.dumps(pattern))
-            CloudwatchEventTarget(self, f"{id_}_target", rule=rule.name, arn=self._topic)
+            self._events_to_topic(id_, f"{id_}_target", name, description, pattern)
 
     def _launch_failures(self, llm: LlmOutputs) -> None:
         """A GPU host that cannot launch (no Spot or on-demand capacity, a quota, a bad template)
         shows no metric: the group only retries. Auto Scaling reports each failure as an event."""
-        identity = self._identity
-        rule = CloudwatchEventRule(
-            self, "gpu_launch_failures", name=identity.resource_name("gpu-launch-failures"),
-            description="GPU hosts the Auto Scaling group could not launch (capacity, quota, template)",
-            event_pattern=json.dumps({
+        self._events_to_topic(
+            "gpu_launch_failures", "gpu_launch_failures_target", "gpu-launch-failures",
+            "GPU hosts the Auto Scaling group could not launch (capacity, quota, template)", {
                 "source": ["aws.autoscaling"], "detail-type": ["EC2 Instance Launch Unsuccessful"],
-                "detail": {"AutoScalingGroupName": [llm.asg_name]}}))
-        CloudwatchEventTarget(self, "gpu_launch_failures_target", rule=rule.name, arn=self._topic)
+                "detail": {"AutoScalingGroupName": [llm.asg_name]}})
 
     # --- dashboard ----------------------------------------------------------------------------
 
