@@ -363,3 +363,24 @@ def test_the_emulator_keeps_a_replicated_primary_key_primary(monkeypatch) -> Non
     moto_corrected.CORRECTIONS["kms-replica-shares-primary-configuration"]()
     assert primary_key_type_after_reading_its_replica() == "PRIMARY"
     assert {row.name for row in differences.DIFFERENCES if row.corrected} == set(moto_corrected.CORRECTIONS)
+
+
+def test_the_corrected_server_reads_backup_tags_the_way_the_provider_asks(monkeypatch) -> None:
+    """The provider's SDK asks `GET /tags/<arn>` (no trailing slash): moto answers {} until corrected."""
+    from moto import mock_aws
+    from moto.backup.responses import BackupResponse
+
+    from modules.rehearsal import moto_corrected
+
+    def tags_read_without_a_trailing_slash() -> dict:
+        with mock_aws():
+            response = BackupResponse()
+            response.current_account, response.region = "123456789012", "eu-west-2"
+            vault = response.backup_backend.create_backup_vault("v", {"Team": "platform"}, None, None)
+            response.path = f"/tags/{vault.backup_vault_arn}"
+            return json.loads(response.list_tags())["Tags"]
+
+    assert tags_read_without_a_trailing_slash() == {}
+    monkeypatch.setattr(BackupResponse, "list_tags", BackupResponse.list_tags)  # restored after the test
+    moto_corrected.CORRECTIONS["backup-list-tags-path"]()
+    assert tags_read_without_a_trailing_slash() == {"Team": "platform"}

@@ -7,6 +7,7 @@ process): `python moto_corrected.py -H 127.0.0.1 -p PORT`. Imports only moto.
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from typing import Any, Callable
 
@@ -27,8 +28,25 @@ def kms_replica_owns_its_configuration() -> None:
     KmsBackend.replicate_key = replicate_with_own_configuration
 
 
+def backup_list_tags_reads_the_arn_without_a_trailing_slash() -> None:
+    """ListTags takes the ARN from the path's second-to-last segment, which holds it only when
+    the request ends in a slash (as boto3 sends it); the AWS provider's SDK sends
+    `GET /tags/<arn>` without one, so every tag read answers {}. Take the segment after `tags`."""
+    from urllib.parse import unquote
+
+    from moto.backup.responses import BackupResponse
+
+    def list_tags(self: Any) -> str:
+        segments = [part for part in self.path.split("?")[0].split("/") if part]
+        resource_arn = unquote(segments[segments.index("tags") + 1])
+        return json.dumps({"Tags": self.backup_backend.list_tags(resource_arn=resource_arn)})
+
+    BackupResponse.list_tags = list_tags
+
+
 CORRECTIONS: dict[str, Callable[[], None]] = {
     "kms-replica-shares-primary-configuration": kms_replica_owns_its_configuration,
+    "backup-list-tags-path": backup_list_tags_reads_the_arn_without_a_trailing_slash,
 }
 
 
