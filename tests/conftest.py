@@ -135,14 +135,19 @@ class BackgroundValidation(threading.Thread):
         self.seconds = 0.0
 
     def run(self) -> None:
-        from modules.rehearsal.terraform import ToolError
+        from modules.rehearsal.terraform import ToolError, find_toolchain
         from modules.rehearsal.validate import validate_all
         yield_to_the_tests()
         started = time.monotonic()
         try:
-            self.errors = validate_all(self.synth_dir, self.work)
-        except ToolError as err:
+            toolchain = find_toolchain()
+        except ToolError as err:  # only a missing Terraform or mirror skips
             self.skip_reason = str(err)
+            return
+        try:
+            self.errors = validate_all(self.synth_dir, self.work, toolchain)
+        except ToolError as err:  # e.g. init refusing the configuration: a failure, not a skip
+            self.errors = [str(err)]
         self.seconds = time.monotonic() - started
 
 
@@ -170,10 +175,14 @@ class BackgroundModuleTests(threading.Thread):
         tests.write_text('\nrun "'.join(head).replace('"/vpc/acme-staging-flow-logs"', '"/vpc/somebody-else"'))
         try:
             toolchain = find_toolchain()
+        except ToolError as err:  # only a missing Terraform or mirror skips
+            self.skip_reason = str(err)
+            return
+        try:
             self.results = run_module_tests(self.work / "modules", toolchain)
             self.broken = run_module_tests(self.work / "broken", toolchain, self.work / "project")
-        except ToolError as err:
-            self.skip_reason = str(err)
+        except ToolError as err:  # a module that cannot even init fails its test
+            self.results = {"(all)": str(err)}
 
 
 @pytest.fixture(scope="session", autouse=True)

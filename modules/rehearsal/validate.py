@@ -49,6 +49,10 @@ def build_root(synth_stacks: Path, work: Path, provider_version: str, project: P
         pin_provider(doc, provider_version)
         close_provider_gap(doc, provider_version)
         doc.get("terraform", {}).pop("backend", None)
+        # Each stack is a child module here, and Terraform admits `import` and `removed` blocks
+        # only in a root module (init fails on them); they move state, they declare no resource.
+        for root_only in ("import", "removed"):
+            doc.pop(root_only, None)
         providers = doc.get("provider", {}).get("aws", [])
         root_provider = root_provider or next((p for p in providers if "alias" not in p), {})
         aliased = [p for p in providers if "alias" in p]
