@@ -166,8 +166,9 @@ with tempfile.TemporaryDirectory() as out:
 SERIAL_SYNTH = """
 import sys
 from modules.engine.app import build_app
-from modules.config import available_environments, load_environments
-build_app(load_environments(available_environments()), outdir=sys.argv[1]).synth()
+from modules.config import accounts_of, available_environments, load_environments
+environments = load_environments(available_environments())
+build_app(environments, outdir=sys.argv[1], accounts=accounts_of(environments)).synth()
 """
 
 
