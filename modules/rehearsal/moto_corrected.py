@@ -30,14 +30,15 @@ def _added(backend: Any, name: str) -> dict[str, Any]:
 
 def _fail(code: str, message: str, service: str | None = None) -> Exception:
     """The error AWS answers: `service`'s own exception base for the services moto serializes
-    from their model (ElastiCache, CloudWatch, ECR), a JSON error for the others."""
+    from their model (ElastiCache, CloudWatch, ECR, ECS), a JSON error for the others."""
     if service is None:
         from moto.core.exceptions import JsonRESTError
 
         return JsonRESTError(code, message)
     import importlib
 
-    base = {"elasticache": "ElastiCacheException", "cloudwatch": "CloudWatchException", "ecr": "ValidationException"}
+    base = {"elasticache": "ElastiCacheException", "cloudwatch": "CloudWatchException", "ecr": "ValidationException",
+            "ecs": "InvalidParameterException"}
     module = importlib.import_module(f"moto.{service}.exceptions")
     error = type(code, (getattr(module, base[service]),), {"code": code, "__module__": module.__name__})
     return error(message)  # type: ignore[no-any-return]
@@ -270,7 +271,9 @@ def apigatewayv2_domain_status() -> None:
     """A custom domain's configurations carry DomainNameStatus AVAILABLE and the regional
     endpoint's domain name and hosted zone, as GetDomainName answers once the certificate is
     attached (https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/domainnames-domainname.html,
-    DomainNameConfiguration). moto already implements the API mappings."""
+    DomainNameConfiguration), and without a MutualTlsAuthentication when none was configured
+    (moto answers `{}`, which reads back as an empty block). moto already implements the API
+    mappings."""
     from moto.apigatewayv2.models import DomainName
 
     to_json = DomainName.to_json
@@ -283,6 +286,8 @@ def apigatewayv2_domain_status() -> None:
         answer["domainNameConfigurations"] = [{
             "domainNameStatus": "AVAILABLE", "apiGatewayDomainName": f"d-{suffix}.execute-api.{region}.amazonaws.com",
             **zone, **config} for config in self.domain_name_configurations or []]
+        if not answer.get("mutualTlsAuthentication"):
+            answer.pop("mutualTlsAuthentication", None)
         return answer
 
     DomainName.to_json = with_status
@@ -573,6 +578,44 @@ def ecr_pull_through_cache_rules() -> None:
         setattr(ECRResponse, method.__name__, method)
 
 
+# --- ECS ------------------------------------------------------------------------------------
+
+SERVICE_SETTINGS = {"capacityProviderStrategy": "capacity_provider_strategy",
+                    "enableExecuteCommand": "enable_execute_command",
+                    "enableECSManagedTags": "enable_ecs_managed_tags",
+                    "healthCheckGracePeriodSeconds": "health_check_grace_period_seconds",
+                    "availabilityZoneRebalancing": "availability_zone_rebalancing"}
+
+
+def ecs_service_settings() -> None:
+    """CreateService keeps the capacity provider strategy, ECS Exec, managed tags, health check
+    grace period and AZ rebalancing it was given, and DescribeServices returns them; with a
+    capacity provider strategy the service has no launch type
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html, API_Service.html:
+    "If a capacityProviderStrategy is specified, the launchType parameter must be omitted").
+    moto's CreateService reads none of them (UpdateService already stores what it is given)."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    create = EC2ContainerServiceResponse.create_service
+
+    def create_service(self: Any) -> Any:
+        strategy = self._get_param("capacityProviderStrategy")
+        if strategy and self._get_param("launchType"):
+            raise _fail("InvalidParameterException", "Specifying both a launch type and capacity provider "
+                        "strategy is not supported. Remove one and try again.", "ecs")
+        answer = create(self)
+        service = answer.result["service"]
+        with _LOCK:
+            for key, attribute in SERVICE_SETTINGS.items():
+                if self._get_param(key) is not None:
+                    setattr(service, attribute, self._get_param(key))
+            if strategy:
+                service.launch_type = None
+        return answer
+
+    EC2ContainerServiceResponse.create_service = create_service
+
+
 CORRECTIONS: dict[str, Callable[[], None]] = {
     "kms-replica-shares-primary-configuration": kms_replica_owns_its_configuration,
     "backup-list-tags-path": backup_list_tags_reads_the_arn_without_a_trailing_slash,
@@ -588,6 +631,7 @@ CORRECTIONS: dict[str, Callable[[], None]] = {
     "logs-query-definition": logs_query_definitions,
     "backup-selection": backup_selections,
     "ecr-pull-through-cache-rule": ecr_pull_through_cache_rules,
+    "ecs-service-settings": ecs_service_settings,
 }
 
 
