@@ -243,8 +243,8 @@ def cloudwatch_composite_alarms() -> None:
             a.alarm_arn for a in self.cloudwatch_backend.alarms.values()}
         missing = [name for name in named if name not in known]
         if missing:
-            raise _fail("ValidationError", f"Could not find alarm(s) referenced in the rule: {', '.join(missing)}",
-                        "cloudwatch")
+            raise _fail("ValidationError", f"Could not save the composite alarm as alarms [{', '.join(missing)}] "
+                        "in the alarm rule do not exist", "cloudwatch")
         return self.put_metric_alarm()
 
     def describe_alarms(self: Any) -> Any:
@@ -392,11 +392,10 @@ def cognito_resource_server_deletion() -> None:
     from moto.core.responses import EmptyResult
 
     def delete_resource_server(self: Any) -> Any:
-        identifier = self._get_param("Identifier")
+        pool_id, identifier = self._get_param("UserPoolId"), self._get_param("Identifier")
         with _LOCK:
-            pool = self.backend.describe_resource_server(self._get_param("UserPoolId"), identifier) and \
-                self.backend.user_pools[self._get_param("UserPoolId")]
-            del pool.resource_servers[identifier]
+            self.backend.describe_resource_server(pool_id, identifier)  # ResourceNotFoundException if unknown
+            del self.backend.user_pools[pool_id].resource_servers[identifier]
         return EmptyResult()
 
     CognitoIdpResponse.delete_resource_server = delete_resource_server
@@ -453,6 +452,22 @@ def logs_query_definitions() -> None:
 SELECTION_NAME = re.compile(r"^[a-zA-Z0-9\-_.]{1,50}$")
 
 
+def _selections(self: Any, plan_id: str) -> dict[str, dict[str, Any]]:
+    """A plan's selections by id (an unknown or deleted plan: ResourceNotFoundException)."""
+    plan = self.backup_backend.plans.get(plan_id)
+    if plan is None or plan.deletion_date is not None:
+        raise _fail("ResourceNotFoundException", f"Failed reading Backup plan {plan_id}")
+    return _added(self.backup_backend, "selections").setdefault(plan_id, {})  # type: ignore[no-any-return]
+
+
+def _selection(self: Any) -> dict[str, Any]:
+    plan_id, ident = self._get_param("backupPlanId"), self._get_param("selectionId")
+    found = _selections(self, plan_id).get(ident)
+    if found is None:
+        raise _fail("ResourceNotFoundException", f"Backup selection {ident} not found in plan {plan_id}")
+    return found
+
+
 def backup_selections() -> None:
     """CreateBackupSelection, GetBackupSelection, ListBackupSelections, DeleteBackupSelection
     (https://docs.aws.amazon.com/aws-backup/latest/devguide/API_CreateBackupSelection.html and
@@ -462,12 +477,6 @@ def backup_selections() -> None:
 
     delete_plan = BackupResponse.delete_backup_plan
 
-    def selections(self: Any, plan_id: str) -> dict[str, dict[str, Any]]:
-        plan = self.backup_backend.plans.get(plan_id)
-        if plan is None or plan.deletion_date is not None:
-            raise _fail("ResourceNotFoundException", f"Failed reading Backup plan {plan_id}")
-        return _added(self.backup_backend, "selections").setdefault(plan_id, {})
-
     def create_backup_selection(self: Any) -> str:
         plan_id, selection = self._get_param("backupPlanId"), self._get_param("BackupSelection") or {}
         if not SELECTION_NAME.match(selection.get("SelectionName", "")) or not selection.get("IamRoleArn"):
@@ -475,25 +484,18 @@ def backup_selections() -> None:
                         "and IamRoleArn is required")
         with _LOCK:
             ident, created = str(uuid.uuid4()), time.time()
-            selections(self, plan_id)[ident] = {"BackupSelection": selection, "SelectionId": ident,
+            _selections(self, plan_id)[ident] = {"BackupSelection": selection, "SelectionId": ident,
                                                 "BackupPlanId": plan_id, "CreationDate": created,
                                                 "CreatorRequestId": self._get_param("CreatorRequestId")}
         return json.dumps({"SelectionId": ident, "BackupPlanId": plan_id, "CreationDate": created})
 
-    def one(self: Any) -> dict[str, Any]:
-        plan_id, ident = self._get_param("backupPlanId"), self._get_param("selectionId")
-        found = selections(self, plan_id).get(ident)
-        if found is None:
-            raise _fail("ResourceNotFoundException", f"Backup selection {ident} not found in plan {plan_id}")
-        return found
-
     def get_backup_selection(self: Any) -> str:
         with _LOCK:
-            return json.dumps({k: v for k, v in one(self).items() if v is not None})
+            return json.dumps({k: v for k, v in _selection(self).items() if v is not None})
 
     def list_backup_selections(self: Any) -> str:
         with _LOCK:
-            found = list(selections(self, self._get_param("backupPlanId")).values())
+            found = list(_selections(self, self._get_param("backupPlanId")).values())
         return json.dumps({"BackupSelectionsList": [{
             "SelectionId": s["SelectionId"], "SelectionName": s["BackupSelection"]["SelectionName"],
             "BackupPlanId": s["BackupPlanId"], "CreationDate": s["CreationDate"],
@@ -501,7 +503,7 @@ def backup_selections() -> None:
 
     def delete_backup_selection(self: Any) -> str:
         with _LOCK:
-            del selections(self, self._get_param("backupPlanId"))[one(self)["SelectionId"]]
+            del _selections(self, self._get_param("backupPlanId"))[_selection(self)["SelectionId"]]
         return "{}"
 
     def delete_backup_plan(self: Any) -> str:
