@@ -158,6 +158,21 @@ def test_no_row_leaves_a_resource_out_of_the_copy(stacks) -> None:
     assert not any(getattr(row, "teardown", None) or getattr(row, "seed", None) for row in differences.DIFFERENCES)
 
 
+
+def test_the_rehearsal_swallows_no_error_and_drops_nothing_from_state() -> None:
+    """No broad `except` that could hide a failed call, and no `terraform state rm`: what
+    Terraform created, Terraform destroys (or the stack fails)."""
+    import ast
+
+    for path in sorted((ROOT / "modules" / "rehearsal").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        broad = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.ExceptHandler)
+                 and (node.type is None or (isinstance(node.type, ast.Name) and node.type.id in (
+                     "Exception", "BaseException")))]
+        assert broad == [], f"{path.name}: broad except at line(s) {broad}"
+        strings = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)]
+        assert "rm" not in strings and not any("state rm" in str(v) for v in strings), path.name
+
 def test_replica_keys_are_rehearsed_untagged_and_nothing_else_loses_its_tags(stacks) -> None:
     foundation = json.loads(json.dumps(stacks["prod-us-foundation"].doc))
     notes = apply_rewrites(foundation, Seeded())
