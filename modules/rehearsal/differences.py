@@ -1,8 +1,11 @@
 """Where moto's server mode is not AWS: one row per difference, applied by name and reported.
 
-A row either rewrites the rehearsal copy before apply (the stack itself is right for AWS), or
-explains a plan change after apply (a false drift). Anything a row does not explain is a
-project defect. The README's table is `markdown_table()` (a test keeps them equal).
+A row rewrites an argument of the rehearsal copy before apply (the stack itself is right for
+AWS), explains a plan change after apply (a false drift), allows one more destroy after a known
+emulator race, or names a correction of the rehearsal's server (moto_corrected.py: a call moto
+lacks or answers wrongly). No row leaves a resource out or deletes one behind Terraform. Anything
+a row does not explain is a project defect. The README's table is `markdown_table()` (a test
+keeps them equal).
 """
 
 from __future__ import annotations
