@@ -1,8 +1,11 @@
 """Where moto's server mode is not AWS: one row per difference, applied by name and reported.
 
-A row either rewrites the rehearsal copy before apply (the stack itself is right for AWS), or
-explains a plan change after apply (a false drift). Anything a row does not explain is a
-project defect. The README's table is `markdown_table()` (a test keeps them equal).
+A row rewrites an argument of the rehearsal copy before apply (the stack itself is right for
+AWS), explains a plan change after apply (a false drift), allows one more destroy after a known
+emulator race, or names a correction of the rehearsal's server (moto_corrected.py: a call moto
+lacks or answers wrongly). No row leaves a resource out or deletes one behind Terraform. Anything
+a row does not explain is a project defect. The README's table is `markdown_table()` (a test
+keeps them equal).
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from modules.rehearsal.rewrite import replace_strings
 Doc = dict[str, Any]
 # moto ships these public parameters (moto/ssm/resources/ami-amazon-linux-latest/<region>.json.gz).
 EMULATED_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+# The public parameters the project reads that moto does not ship (the LLM layer's AMI_PARAMETER,
+# kept equal by a test): only these are read as the emulated one, so a misspelt path still fails.
+PUBLIC_PARAMETERS_NOT_EMULATED = frozenset({
+    "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id"})
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,6 @@ class Difference:
     rewrite: Callable[[Doc, Seeded], int] | None = None  # changes the copy; returns how many places
     # (type, changes {attribute: (before, after)}, before): True when the row explains the change
     drift: Callable[[str, dict[str, tuple[Any, Any]], dict[str, Any]], bool] | None = None
-    seed: Callable[[Doc, Any], int] | None = None  # (copy, emulator): creates what moto leaves out
-    # (copy, emulator) -> addresses deleted in the emulator directly, to drop from state before destroy
-    teardown: Callable[[Doc, Any], list[str]] | None = None
     # (error summary prefix, detail pattern): a destroy failing only with such errors is run once more
     retry_destroy: tuple[str, str] | None = None
     corrected: bool = False  # a moto bug fixed in the rehearsal's server (moto_corrected.CORRECTIONS)
@@ -50,10 +54,6 @@ class Difference:
             return "corrected in the emulator"
         if self.retry_destroy:
             return "destroy run once more"
-        if self.seed:
-            return "seeded before apply"
-        if self.teardown:
-            return "deleted directly before destroy"
         return "rewritten in the copy" if self.rewrite else "plan change ignored"
 
 
@@ -92,86 +92,10 @@ def _log_delivery_resource_as_string(doc: Doc, seeded: Seeded) -> int:
 def _public_ami_parameter(doc: Doc, seeded: Seeded) -> int:
     count = 0
     for block in doc.get("data", {}).get("aws_ssm_parameter", {}).values():
-        if block.get("name", "").startswith("/aws/service/") and not block["name"].startswith(
-                "/aws/service/ami-amazon-linux-latest/"):
+        if block.get("name") in PUBLIC_PARAMETERS_NOT_EMULATED:
             block["name"] = EMULATED_AMI_PARAMETER
             count += 1
     return count
-
-
-def _literal(doc: Doc, value: str) -> str | None:
-    """`value` itself, or the literal `name` of the resource it references (`${type.name.name|id}`)."""
-    ref = re.fullmatch(r"\$\{(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.(name|id)\}", value)
-    if not ref:
-        return None if "${" in value else value or None
-    name = doc.get("resource", {}).get(ref.group(1), {}).get(ref.group(2), {}).get("name")
-    return name if isinstance(name, str) and "${" not in name else None
-
-
-def _state_machines_left_out(doc: Doc, seeded: Seeded) -> int:
-    machines = doc.get("resource", {}).pop("aws_sfn_state_machine", {})
-    region = next((p["region"] for p in doc.get("provider", {}).get("aws", []) if "alias" not in p), "us-east-1")
-    for address, block in machines.items():
-        arn = f"arn:aws:states:{region}:{seeded.account_id}:stateMachine:{block['name']}"
-        for attr in ("arn", "id"):
-            for section in ("resource", "output", "locals", "data"):
-                if section in doc:
-                    doc[section], _ = replace_strings(doc[section], f"${{aws_sfn_state_machine.{address}.{attr}}}", arn)
-        for blocks in doc.get("resource", {}).values():
-            for other in blocks.values():
-                if f"aws_sfn_state_machine.{address}" in other.get("depends_on", []):
-                    other["depends_on"].remove(f"aws_sfn_state_machine.{address}")
-    return len(machines)
-
-
-def _delete_replication_groups(doc: Doc, server: Any) -> list[str]:
-    region = next((p["region"] for p in doc.get("provider", {}).get("aws", []) if "alias" not in p), None)
-    deleted = []
-    for address, block in doc.get("resource", {}).get("aws_elasticache_replication_group", {}).items():
-        group = block.get("replication_group_id", "")
-        if region and "${" not in group:
-            try:
-                server.client("elasticache", region).delete_replication_group(ReplicationGroupId=group)
-            except Exception:  # noqa: BLE001 - already gone or never created: nothing to wait for
-                pass
-            deleted.append(f"aws_elasticache_replication_group.{address}")
-    # moto cannot delete a cache subnet group at all; the emulator is discarded with it.
-    deleted += [f"aws_elasticache_subnet_group.{a}" for a in doc.get("resource", {}).get(
-        "aws_elasticache_subnet_group", {})]
-    return deleted
-
-
-def _custom_domains_left_out(doc: Doc, seeded: Seeded) -> int:
-    """Drop API Gateway v2 custom domains and their mappings; references read the configured name."""
-    resources = doc.get("resource", {})
-    domains = resources.pop("aws_apigatewayv2_domain_name", {})
-    if not domains:
-        return 0
-    resources.pop("aws_apigatewayv2_api_mapping", None)
-    for address, block in domains.items():
-        pattern = re.compile(r"\$\{aws_apigatewayv2_domain_name\." + re.escape(address) + r"\.[^}]*\}")
-        for section in ("resource", "output", "locals"):
-            if section in doc:
-                doc[section] = json.loads(pattern.sub(block.get("domain_name", "omitted"), json.dumps(doc[section])))
-    return len(domains)
-
-
-def _composite_alarms_left_out(doc: Doc, seeded: Seeded) -> int:
-    """Drop composite alarms; references to their name read the configured name."""
-    alarms = doc.get("resource", {}).pop("aws_cloudwatch_composite_alarm", {})
-    for address, block in alarms.items():
-        pattern = re.compile(r"\$\{aws_cloudwatch_composite_alarm\." + re.escape(address) + r"\.(alarm_name|id)\}")
-        for section in ("resource", "output", "locals"):
-            if section in doc:
-                doc[section] = json.loads(pattern.sub(block.get("alarm_name", "omitted"), json.dumps(doc[section])))
-    return len(alarms)
-
-
-def _left_out(type_: str) -> Callable[[Doc, Seeded], int]:
-    """Drop every resource of a type nothing else refers to (its rows' evidence says why)."""
-    def rewrite(doc: Doc, seeded: Seeded) -> int:
-        return len(doc.get("resource", {}).pop(type_, {}))
-    return rewrite
 
 
 def _backup_vaults_kept_on_destroy(doc: Doc, seeded: Seeded) -> int:
@@ -180,20 +104,6 @@ def _backup_vaults_kept_on_destroy(doc: Doc, seeded: Seeded) -> int:
     for block in vaults:
         block["force_destroy"] = False  # an emulated vault never holds a recovery point
     return len(vaults)
-
-
-ECS_SERVICE_SETTINGS = {"availability_zone_rebalancing", "capacity_provider_strategy", "deployment_controller",
-                        "enable_ecs_managed_tags", "enable_execute_command", "health_check_grace_period_seconds"}
-
-
-def _ecs_service_settings(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return (type_ == "aws_ecs_service" and bool(changed) and set(changed) <= ECS_SERVICE_SETTINGS
-            and all(_empty(was) or key == "deployment_controller" for key, (was, _) in changed.items()))
-
-
-def _cognito_resource_servers(doc: Doc, server: Any) -> list[str]:
-    # moto cannot delete a resource server; the emulator is discarded with it.
-    return [f"aws_cognito_resource_server.{a}" for a in doc.get("resource", {}).get("aws_cognito_resource_server", {})]
 
 
 def _replica_key_policy(doc: Doc, seeded: Seeded) -> int:
@@ -228,46 +138,6 @@ def _dynamodb_replicas(doc: Doc, seeded: Seeded) -> int:
     """Rehearse global tables as single-region tables: drop their `replica` blocks."""
     tables = doc.get("resource", {}).get("aws_dynamodb_table", {}).values()
     return sum(table.pop("replica", None) is not None for table in tables)
-
-
-APPLICATION_AUTO_SCALING = "aws_appautoscaling_"
-
-
-def _application_auto_scaling_left_out(doc: Doc, seeded: Seeded) -> int:
-    """Drop the Application Auto Scaling resources when nothing else refers to them."""
-    resources = doc.get("resource", {})
-    family = [t for t in resources if t.startswith(APPLICATION_AUTO_SCALING)]
-    others = json.dumps({t: v for t, v in resources.items() if t not in family}) + json.dumps(doc.get("output", {}))
-    if not family or APPLICATION_AUTO_SCALING in others:
-        return 0
-    return sum(len(resources.pop(t)) for t in family)
-
-
-def _replication_group_members(doc: Doc, server: Any) -> int:
-    """Create the member cache clusters moto names but never creates (`<group>-001`, …)."""
-    count = 0
-    region = next((p["region"] for p in doc.get("provider", {}).get("aws", []) if "alias" not in p), None)
-    for block in doc.get("resource", {}).get("aws_elasticache_replication_group", {}).values():
-        group = block.get("replication_group_id", "")
-        if "${" in group or region is None:
-            continue
-        client = server.client("elasticache", region)
-        settings = {key: block[attr] for key, attr in (
-            ("PreferredMaintenanceWindow", "maintenance_window"), ("SnapshotWindow", "snapshot_window"),
-            ("SnapshotRetentionLimit", "snapshot_retention_limit"), ("Port", "port"),
-            ("TransitEncryptionEnabled", "transit_encryption_enabled")) if attr in block}
-        if "auto_minor_version_upgrade" in block:
-            settings["AutoMinorVersionUpgrade"] = str(block["auto_minor_version_upgrade"]).lower() == "true"
-        subnet_group = _literal(doc, block.get("subnet_group_name", ""))
-        if subnet_group:
-            settings["CacheSubnetGroupName"] = subnet_group
-        for member in range(1, int(block.get("num_cache_clusters", 1)) + 1):
-            client.create_cache_cluster(
-                CacheClusterId=f"{group}-{member:03d}", Engine=block.get("engine", "redis"),
-                EngineVersion=block.get("engine_version", "7.1"), CacheNodeType=block["node_type"], NumCacheNodes=1,
-                **settings)
-            count += 1
-    return count
 
 
 def _empty(value: Any) -> bool:
@@ -340,12 +210,6 @@ def _instance_maintenance_policy(type_: str, changed: dict[str, tuple[Any, Any]]
 
 def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return type_ == "aws_autoscaling_policy" and changed == {"enabled": (False, True)}
-
-
-def _member_cluster_view(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return (type_ == "aws_elasticache_replication_group" and bool(changed)
-            and set(changed) <= {"at_rest_encryption_enabled", "security_group_ids", "num_cache_clusters"}
-            and all(not was or was == "false" for key, (was, _) in changed.items() if key != "num_cache_clusters"))
 
 
 def _performance_insights(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
@@ -508,25 +372,37 @@ DIFFERENCES: tuple[Difference, ...] = (
         "sfn-validate-definition", "aws_sfn_state_machine",
         "Creating a state machine fails: the provider first calls ValidateStateMachineDefinition, which "
         "moto does not implement (HTTP 500).",
-        "moto/stepfunctions/responses.py has no `validate_state_machine_definition`; AWS validates the "
-        "definition (Step Functions API, ValidateStateMachineDefinition). The copy leaves the state machine "
-        "out and uses its would-be ARN where it is referenced: its definition is not rehearsed.",
-        rewrite=_state_machines_left_out),
+        "moto/stepfunctions/responses.py has no `validate_state_machine_definition` (the provider's calls, "
+        "TF_LOG=debug: ValidateStateMachineDefinition before CreateStateMachine). AWS answers OK or FAIL "
+        "with diagnostics (Step Functions API, ValidateStateMachineDefinition). The rehearsal's server "
+        "validates the definition's JSON, StartAt/States, state types, transition targets and terminal state.",
+        corrected=True),
     Difference(
-        "appautoscaling-tags", "aws_appautoscaling_target (and its policies)",
+        "sfn-list-state-machine-versions", "aws_sfn_state_machine",
+        "Reading a state machine fails: ListStateMachineVersions answers HTTP 500.",
+        "moto/stepfunctions/responses.py has no `list_state_machine_versions`, which the provider calls on "
+        "every read (TF_LOG=debug); AWS lists the published versions, newest first (Step Functions API, "
+        "ListStateMachineVersions). The rehearsal's server lists moto's own versions of the machine.",
+        corrected=True),
+    Difference(
+        "appautoscaling-tags", "aws_appautoscaling_target",
         "Reading a scalable target fails: ListTagsForResource answers HTTP 500.",
         "moto/applicationautoscaling/responses.py implements targets, policies and scheduled actions but "
-        "no tagging (no ListTagsForResource/TagResource); the provider lists a target's tags on every read "
-        "(Application Auto Scaling API, ListTagsForResource). The copy leaves the target and its policies "
-        "out (nothing else refers to them): the service's scaling is not rehearsed.",
-        rewrite=_application_auto_scaling_left_out),
+        "no tagging (no TagResource/ListTagsForResource/UntagResource, and RegisterScalableTarget drops Tags); "
+        "the provider lists a target's tags on every read. AWS tags scalable targets (Application Auto Scaling "
+        "API, TagResource, ListTagsForResource, UntagResource). The rehearsal's server keeps the tags per "
+        "target ARN (unknown ARN: ResourceNotFoundException; at most 50).",
+        corrected=True),
     Difference(
-        "apigatewayv2-domain-status", "aws_apigatewayv2_domain_name (and its API mappings)",
-        "Creating a custom domain waits for status AVAILABLE and fails on an empty status.",
-        "moto/apigatewayv2/models.py `DomainName` never sets DomainNameStatus, while the provider waits for "
-        "AVAILABLE; AWS reports it (API Gateway v2 API, DomainNameConfiguration.DomainNameStatus). The copy "
-        "leaves the domain and its mappings out; references read the configured name.",
-        rewrite=_custom_domains_left_out),
+        "apigatewayv2-domain-status", "aws_apigatewayv2_domain_name",
+        "Creating a custom domain waits for status AVAILABLE and fails on an empty status; once created, "
+        "it reads back with an empty mutual TLS block, which the plan removes.",
+        "moto/apigatewayv2/models.py `DomainName.to_json` has no DomainNameStatus (nor the regional endpoint's "
+        "ApiGatewayDomainName and HostedZoneId) and answers MutualTlsAuthentication `{}` when none was "
+        "configured; AWS reports AVAILABLE with the endpoint and omits an absent mutual TLS (API Gateway v2 "
+        "API, DomainName, DomainNameConfiguration). The rehearsal's server answers so; the API mappings are "
+        "moto's own.",
+        corrected=True),
     Difference(
         "kms-replica-key-policy", "aws_kms_replica_key",
         "Creating a replica key times out after 10 minutes waiting for its policy.",
@@ -574,34 +450,28 @@ DIFFERENCES: tuple[Difference, ...] = (
         "ecr-pull-through-cache-rule", "aws_ecr_pull_through_cache_rule",
         "Creating a pull-through cache rule fails: moto has no CreatePullThroughCacheRule.",
         "moto/ecr/responses.py has no `create_pull_through_cache_rule` (nor describe/delete) in moto 5.2; "
-        "AWS has (ECR API, CreatePullThroughCacheRule). The copy leaves the rules out (nothing references "
-        "them); their credentials secrets are rehearsed. Pulls through the cache are not rehearsed either "
-        "(the rehearsal pulls no image).",
-        rewrite=_left_out("aws_ecr_pull_through_cache_rule")),
+        "AWS has (ECR API, CreatePullThroughCacheRule, DescribePullThroughCacheRules, "
+        "DeletePullThroughCacheRule). The rehearsal's server keeps the rules, checking the prefix, the "
+        "upstream and, for Docker Hub/GitHub/GitLab, an `ecr-pullthroughcache/` credential. Pulls through "
+        "the cache are not rehearsed (the rehearsal pulls no image).",
+        corrected=True),
     Difference(
         "cloudwatch-composite-alarm", "aws_cloudwatch_composite_alarm",
         "Creating a composite alarm fails: PutCompositeAlarm answers HTTP 500.",
-        "moto/cloudwatch/responses.py has no `put_composite_alarm`; AWS has (CloudWatch API, "
-        "PutCompositeAlarm). The copy leaves composite alarms out; references read the configured name.",
-        rewrite=_composite_alarms_left_out),
+        "moto/cloudwatch/responses.py has no `put_composite_alarm` (its PutMetricAlarm stores an AlarmRule) "
+        "and DescribeAlarms ignores AlarmTypes; AWS creates composite alarms and describes metric alarms only "
+        "unless AlarmTypes asks otherwise (CloudWatch API, PutCompositeAlarm, DescribeAlarms). The "
+        "rehearsal's server checks the rule (length, existing alarms) and stores it through PutMetricAlarm.",
+        corrected=True),
     Difference(
         "ecs-service-settings", "aws_ecs_service",
-        "The service reads back without its capacity provider strategy, ECS Exec, managed tags and health "
-        "check grace period: the plan replaces it.",
+        "The service reads back without its capacity provider strategy (and ECS Exec, managed tags, health "
+        "check grace period): the plan replaces it (replace_paths: capacity_provider_strategy).",
         "moto/ecs/responses.py `create_service` reads none of capacityProviderStrategy, enableExecuteCommand, "
-        "enableECSManagedTags, healthCheckGracePeriodSeconds or availabilityZoneRebalancing (and reports "
-        "launch type EC2); AWS returns them (ECS API, Service).",
-        drift=_ecs_service_settings),
-    Difference(
-        "elasticache-member-cluster-view", "aws_elasticache_replication_group",
-        "The group reads back without at-rest encryption or security groups, and with one member where two "
-        "were asked for: the plan replaces it.",
-        "The provider reads these from the group's first member cluster; moto/elasticache/models.py "
-        "`CacheCluster` has no at-rest encryption field, and the members the rehearsal creates before apply "
-        "(see elasticache-member-clusters) cannot know the security groups Terraform resolves later (the AUTH "
-        "token is write-only, and absent from the rehearsal copy: see the provider gap); and `_set_node_members_clusters_disabled` sizes the group from ReplicasPerNodeGroup, ignoring "
-        "NumCacheClusters. On AWS the members share the group's settings and number NumCacheClusters.",
-        drift=_member_cluster_view),
+        "enableECSManagedTags, healthCheckGracePeriodSeconds or availabilityZoneRebalancing; AWS returns them "
+        "(ECS API, CreateService, Service). The rehearsal's server keeps them, and no launch type beside a "
+        "capacity provider strategy.",
+        corrected=True),
     Difference(
         "lambda-logging-config", "aws_lambda_function",
         "Functions read back without their logging configuration (JSON format, log group): the plan sets "
@@ -617,29 +487,35 @@ DIFFERENCES: tuple[Difference, ...] = (
         "the provider compares with its compact normal form of the configured JSON; the documents are equal.",
         drift=_same_json),
     Difference(
-        "elasticache-delete-never-completes", "aws_elasticache_replication_group / _subnet_group",
-        "Destroy waits up to 40 minutes: a deleted replication group stays `deleting` for ever; deleting "
-        "its subnet group answers HTTP 500.",
+        "elasticache-replication-group-delete", "aws_elasticache_replication_group",
+        "Destroy waits up to 40 minutes: a deleted replication group stays `deleting` for ever.",
         "moto/elasticache/models.py `delete_replication_group` sets the status to `deleting` and never "
-        "removes the group, while the provider waits for it to disappear, and moto/elasticache/responses.py "
-        "has no `delete_cache_subnet_group`; AWS does both. The rehearsal deletes the group through the API "
-        "and drops both from the rehearsal state before `terraform destroy` (unprotected stacks only).",
-        teardown=_delete_replication_groups),
+        "removes the group, while the provider waits for it to disappear; AWS deletes it and its member "
+        "clusters (ElastiCache API, DeleteReplicationGroup). The rehearsal's server answers `deleting`, then "
+        "the group and its members are gone.",
+        corrected=True),
+    Difference(
+        "elasticache-subnet-group-delete", "aws_elasticache_subnet_group",
+        "Destroy fails: DeleteCacheSubnetGroup answers HTTP 500.",
+        "moto/elasticache/responses.py has no `delete_cache_subnet_group`; AWS deletes a subnet group no "
+        "cluster uses (ElastiCache API, DeleteCacheSubnetGroup: CacheSubnetGroupInUse, "
+        "CacheSubnetGroupNotFoundFault). The rehearsal's server does, with both errors.",
+        corrected=True),
     Difference(
         "cognito-resource-server-delete", "aws_cognito_resource_server",
         "Destroy fails: DeleteResourceServer answers HTTP 500.",
         "moto/cognitoidp/responses.py implements CreateResourceServer and DescribeResourceServer but no "
-        "`delete_resource_server`; AWS has (Cognito API, DeleteResourceServer). The rehearsal drops it from "
-        "the rehearsal state before `terraform destroy` (unprotected stacks only).",
-        teardown=_cognito_resource_servers),
+        "`delete_resource_server`; AWS has (Cognito API, DeleteResourceServer). The rehearsal's server "
+        "deletes it (unknown pool or identifier: ResourceNotFoundException).",
+        corrected=True),
     Difference(
         "backup-selection", "aws_backup_selection",
         "Creating a backup selection fails: CreateBackupSelection answers HTTP 500.",
-        "moto/backup/responses.py implements plans, vaults and vault lock but no `create_backup_selection` "
+        "moto/backup/responses.py implements plans, vaults and vault lock but no backup selections "
         "(moto_server: \"The create_backup_selection action has not been implemented\"); AWS has (AWS Backup "
-        "API, CreateBackupSelection). The copy leaves selections out (nothing refers to them): which "
-        "resources the plan backs up is not rehearsed.",
-        rewrite=_left_out("aws_backup_selection")),
+        "API, CreateBackupSelection, GetBackupSelection, ListBackupSelections, DeleteBackupSelection; "
+        "DeleteBackupPlan refuses while selections remain). The rehearsal's server keeps them per plan.",
+        corrected=True),
     Difference(
         "backup-vault-force-destroy", "aws_backup_vault (force_destroy)",
         "Destroying a vault with force_destroy fails: ListRecoveryPointsByBackupVault answers HTTP 404.",
@@ -651,16 +527,22 @@ DIFFERENCES: tuple[Difference, ...] = (
         "logs-query-definition", "aws_cloudwatch_query_definition",
         "Creating a saved Logs Insights query fails: PutQueryDefinition answers HTTP 500.",
         "moto/logs/responses.py has no `put_query_definition` (moto_server: \"The put_query_definition action "
-        "has not been implemented\"); AWS has (CloudWatch Logs API, PutQueryDefinition). The copy leaves the "
-        "saved queries out (nothing refers to them); their fields are tested against log samples instead.",
-        rewrite=_left_out("aws_cloudwatch_query_definition")),
+        "has not been implemented\"), nor Describe/DeleteQueryDefinition; AWS has (CloudWatch Logs API, "
+        "PutQueryDefinition, DescribeQueryDefinitions, DeleteQueryDefinition). The rehearsal's server keeps "
+        "them; their fields are also tested against log samples.",
+        corrected=True),
     Difference(
         "elasticache-member-clusters", "aws_elasticache_replication_group",
-        "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`.",
+        "Reading the new replication group fails: `CacheClusterNotFound` for its member `<group>-001`; "
+        "created by hand, the members read back without at-rest encryption or security groups, and one "
+        "member stands for two: the plan replaces the group.",
         "moto/elasticache/models.py `ReplicationGroup` lists member cluster ids (`<group>-001`, …) but never "
-        "creates those cache clusters, and `describe_cache_clusters` looks only at created ones; on AWS the "
-        "members exist (ElastiCache API, ReplicationGroup.MemberClusters). The rehearsal creates them first.",
-        seed=_replication_group_members),
+        "creates those cache clusters (`describe_cache_clusters` looks only at created ones), and "
+        "`_set_node_members_clusters_disabled` counts them from ReplicasPerNodeGroup, ignoring "
+        "NumCacheClusters; the provider reads at-rest encryption and security groups from the first member. "
+        "On AWS the members exist with the group's settings (ElastiCache API, CreateReplicationGroup, "
+        "ReplicationGroup.MemberClusters). The rehearsal's server creates them with the group.",
+        corrected=True),
 )
 
 
@@ -677,22 +559,6 @@ def apply_rewrites(doc: Doc, seeded: Seeded) -> list[str]:
             if count:
                 notes.append(f"emulator difference {row.name}: {count} place(s) rewritten")
     return notes
-
-
-def apply_seeds(doc: Doc, server: Any) -> list[str]:
-    """Create, in the emulator, what a stack's resources expect and moto leaves out."""
-    notes = []
-    for row in DIFFERENCES:
-        if row.seed:
-            count = row.seed(doc, server)
-            if count:
-                notes.append(f"emulator difference {row.name}: {count} object(s) seeded")
-    return notes
-
-
-def apply_teardowns(doc: Doc, server: Any) -> list[str]:
-    """Delete directly what moto never finishes deleting; the addresses to drop from state."""
-    return [address for row in DIFFERENCES if row.teardown for address in row.teardown(doc, server)]
 
 
 def destroy_retry(errors: list[str], output: str) -> Difference | None:

@@ -1,15 +1,47 @@
 """moto's server with the corrections the emulator-difference table lists as "corrected in
-the emulator": bugs of moto itself that no rewrite of a stack can route around, each fixed
-here so the emulator answers as AWS documents. Run as a script (the rehearsal's server
-process): `python moto_corrected.py -H 127.0.0.1 -p PORT`. Imports only moto.
+the emulator": bugs of moto itself that no rewrite of a stack can route around, and calls
+moto lacks, each added here so the emulator answers as AWS documents (each docstring names
+the API reference page it follows). Run as a script (the rehearsal's server process):
+`python moto_corrected.py -H 127.0.0.1 -p PORT`. Imports only moto.
+
+moto's server answers on threads: state added here lives on moto's own backend objects
+(reset with them) and is changed only under `_LOCK`.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
+import threading
+import time
+import uuid
 from typing import Any, Callable
+
+_LOCK = threading.RLock()
+
+
+def _added(backend: Any, name: str) -> dict[str, Any]:
+    """A table this module keeps on one of moto's backends (one account and region)."""
+    with _LOCK:
+        return backend.__dict__.setdefault(f"_rehearsal_{name}", {})  # type: ignore[no-any-return]
+
+
+def _fail(code: str, message: str, service: str | None = None) -> Exception:
+    """The error AWS answers: `service`'s own exception base for the services moto serializes
+    from their model (ElastiCache, CloudWatch, ECR, ECS), a JSON error for the others."""
+    if service is None:
+        from moto.core.exceptions import JsonRESTError
+
+        return JsonRESTError(code, message)
+    import importlib
+
+    base = {"elasticache": "ElastiCacheException", "cloudwatch": "CloudWatchException", "ecr": "ValidationException",
+            "ecs": "InvalidParameterException"}
+    module = importlib.import_module(f"moto.{service}.exceptions")
+    error = type(code, (getattr(module, base[service]),), {"code": code, "__module__": module.__name__})
+    return error(message)  # type: ignore[no-any-return]
 
 
 def kms_replica_owns_its_configuration() -> None:
@@ -44,9 +76,564 @@ def backup_list_tags_reads_the_arn_without_a_trailing_slash() -> None:
     BackupResponse.list_tags = list_tags
 
 
+# --- Step Functions -------------------------------------------------------------------------
+
+STATE_TYPES = {"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"}
+
+
+def _asl_errors(states_owner: dict[str, Any], where: str) -> list[dict[str, str]]:
+    """The ERROR diagnostics AWS reports for a States/StartAt block (and the branches within)."""
+    def error(code: str, message: str, location: str) -> dict[str, str]:
+        return {"severity": "ERROR", "code": code, "message": message, "location": location}
+
+    states, start = states_owner.get("States"), states_owner.get("StartAt")
+    if not isinstance(states, dict) or not states or not isinstance(start, str):
+        return [error("SCHEMA_VALIDATION_FAILED", "StartAt and a non-empty States object are required", where)]
+    found = [] if start in states else [error("MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {start}",
+                                              f"{where}/StartAt")]
+    terminal = False
+    for name, state in states.items():
+        at = f"{where}/States/{name}"
+        kind = state.get("Type") if isinstance(state, dict) else None
+        if kind not in STATE_TYPES:
+            found.append(error("SCHEMA_VALIDATION_FAILED", f"Unknown state type: {kind}", f"{at}/Type"))
+            continue
+        targets = [state.get("Next"), state.get("Default"), *(c.get("Next") for c in state.get("Choices", []))]
+        found += [error("MISSING_TRANSITION_TARGET", f"Missing 'Next' target: {t}", at)
+                  for t in targets if t is not None and t not in states]
+        ends = kind in ("Succeed", "Fail", "Choice") or state.get("End") is True
+        terminal = terminal or kind in ("Succeed", "Fail") or state.get("End") is True
+        if not ends and state.get("Next") is None:
+            found.append(error("SCHEMA_VALIDATION_FAILED", "A state needs Next or End: true", at))
+        for i, branch in enumerate(state.get("Branches", [])):
+            found += _asl_errors(branch, f"{at}/Branches[{i}]")
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(state.get(key), dict):
+                found += _asl_errors(state[key], f"{at}/{key}")
+    if not terminal:
+        found.append(error("MISSING_END_STATE", "Workflow has no terminal state", where))
+    return found
+
+
+def sfn_validate_state_machine_definition() -> None:
+    """ValidateStateMachineDefinition: result OK or FAIL with ERROR diagnostics (the codes of
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_ValidateStateMachineDefinition.html
+    and API_ValidateStateMachineDefinitionDiagnostic.html): JSON syntax, StartAt/States,
+    state types, transition targets, a terminal state."""
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def validate_state_machine_definition(self: Any) -> Any:
+        definition = self._get_param("definition")
+        try:
+            document = json.loads(definition or "")
+            found = _asl_errors(document, "") if isinstance(document, dict) else [
+                {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": "not an object", "location": ""}]
+        except ValueError as err:
+            code = "MISSING_DESCRIPTION" if not definition else "INVALID_JSON_DESCRIPTION"
+            found = [{"severity": "ERROR", "code": code, "message": str(err), "location": ""}]
+        limit = self._get_int_param("maxResults") or 100
+        return ActionResult({"result": "FAIL" if found else "OK", "diagnostics": found[:limit],
+                             "truncated": len(found) > limit})
+
+    StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
+
+
+def sfn_list_state_machine_versions() -> None:
+    """ListStateMachineVersions: the published versions, newest first
+    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_ListStateMachineVersions.html);
+    an unknown state machine is StateMachineDoesNotExist."""
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def list_state_machine_versions(self: Any) -> Any:
+        machine = self.stepfunction_backend.describe_state_machine(self._get_param("stateMachineArn"))
+        versions = sorted(getattr(machine, "versions", {}).values(), key=lambda v: v.version, reverse=True)
+        return ActionResult({"stateMachineVersions": [
+            {"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in versions]})
+
+    StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
+
+
+# --- Application Auto Scaling ---------------------------------------------------------------
+
+
+def appautoscaling_tags() -> None:
+    """TagResource, ListTagsForResource, UntagResource for scalable targets, and the Tags of
+    RegisterScalableTarget (https://docs.aws.amazon.com/autoscaling/application/APIReference/
+    API_TagResource.html, API_ListTagsForResource.html, API_UntagResource.html): an ARN that is
+    no registered target is ResourceNotFoundException; at most 50 tags."""
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
+
+    register, deregister = (ApplicationAutoScalingResponse.register_scalable_target,
+                            ApplicationAutoScalingResponse.deregister_scalable_target)
+
+    def tags_of(self: Any, arn: str) -> dict[str, str]:
+        backend = self.applicationautoscaling_backend
+        known = {t.arn for group in backend.targets.values() for t in group.values()}
+        if arn not in known:
+            raise _fail("ResourceNotFoundException", f"No scalable target found for ARN: {arn}")
+        return _added(backend, "appautoscaling_tags").setdefault(arn, {})
+
+    def put_tags(self: Any, arn: str, tags: dict[str, str]) -> None:
+        with _LOCK:
+            current = tags_of(self, arn)
+            if len({**current, **tags}) > 50:
+                raise _fail("TooManyTagsException", "A scalable target can have at most 50 tags")
+            current.update(tags)
+
+    def register_scalable_target(self: Any) -> str:
+        answer = register(self)
+        if self._get_param("Tags"):
+            put_tags(self, json.loads(answer)["ScalableTargetARN"], self._get_param("Tags"))
+        return answer  # type: ignore[no-any-return]
+
+    def deregister_scalable_target(self: Any) -> str:
+        backend = self.applicationautoscaling_backend
+        before = {t.arn for group in backend.targets.values() for t in group.values()}
+        answer = deregister(self)
+        with _LOCK:
+            gone = before - {t.arn for group in backend.targets.values() for t in group.values()}
+            for arn in gone:
+                _added(backend, "appautoscaling_tags").pop(arn, None)
+        return answer  # type: ignore[no-any-return]
+
+    def tag_resource(self: Any) -> str:
+        put_tags(self, self._get_param("ResourceARN"), self._get_param("Tags") or {})
+        return "{}"
+
+    def list_tags_for_resource(self: Any) -> str:
+        with _LOCK:
+            return json.dumps({"Tags": dict(tags_of(self, self._get_param("ResourceARN")))})
+
+    def untag_resource(self: Any) -> str:
+        with _LOCK:
+            current = tags_of(self, self._get_param("ResourceARN"))
+            for key in self._get_param("TagKeys") or []:
+                current.pop(key, None)
+        return "{}"
+
+    for method in (register_scalable_target, deregister_scalable_target, tag_resource, list_tags_for_resource,
+                   untag_resource):
+        setattr(ApplicationAutoScalingResponse, method.__name__, method)
+
+
+# --- CloudWatch -----------------------------------------------------------------------------
+
+ALARM_FUNCTION = re.compile(r'\b(ALARM|OK|INSUFFICIENT_DATA)\(\s*"?([^")]+?)"?\s*\)')
+
+
+def cloudwatch_composite_alarms() -> None:
+    """PutCompositeAlarm, and DescribeAlarms answering by AlarmTypes (metric alarms only when it
+    is absent) (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutCompositeAlarm.html,
+    API_DescribeAlarms.html): the rule is at most 10240 characters and names existing alarms.
+    moto's PutMetricAlarm already stores an AlarmRule; DeleteAlarms deletes either kind."""
+    from moto.cloudwatch.responses import CloudWatchResponse
+
+    describe = CloudWatchResponse.describe_alarms
+
+    def put_composite_alarm(self: Any) -> Any:
+        rule = self._get_param("AlarmRule") or ""
+        if not 1 <= len(rule) <= 10240:
+            raise _fail("ValidationError", "AlarmRule must be 1 to 10240 characters long", "cloudwatch")
+        named = [name for _, name in ALARM_FUNCTION.findall(rule)]
+        if not named and rule.strip() not in ("TRUE", "FALSE"):
+            raise _fail("ValidationError", f"AlarmRule names no alarm: {rule}", "cloudwatch")
+        known = {a.name for a in self.cloudwatch_backend.alarms.values()} | {
+            a.alarm_arn for a in self.cloudwatch_backend.alarms.values()}
+        missing = [name for name in named if name not in known]
+        if missing:
+            raise _fail("ValidationError", f"Could not save the composite alarm as alarms [{', '.join(missing)}] "
+                        "in the alarm rule do not exist", "cloudwatch")
+        return self.put_metric_alarm()
+
+    def describe_alarms(self: Any) -> Any:
+        answer = describe(self)
+        types = self._get_param("AlarmTypes") or ["MetricAlarm"]
+        for kind, key in (("MetricAlarm", "MetricAlarms"), ("CompositeAlarm", "CompositeAlarms")):
+            if kind not in types:
+                answer.result[key] = []
+        return answer
+
+    CloudWatchResponse.put_composite_alarm = put_composite_alarm
+    CloudWatchResponse.describe_alarms = describe_alarms
+
+
+# --- API Gateway v2 -------------------------------------------------------------------------
+
+
+# API Gateway's regional endpoints' hosted zones (AWS General Reference, API Gateway endpoints).
+REGIONAL_API_ZONES = {"us-east-1": "Z1UJRXOUMOOFQ8", "us-east-2": "ZOJJZC49E0EPZ", "us-west-2": "Z2OJLYMUO9EFXC",
+                      "eu-west-1": "ZLY8HYME6SFDD", "eu-west-2": "ZJ5UAJN8Y3Z2Q", "eu-central-1": "Z1U9ULNL0V5AJ3"}
+
+
+def apigatewayv2_domain_status() -> None:
+    """A custom domain's configurations carry DomainNameStatus AVAILABLE and the regional
+    endpoint's domain name and hosted zone, as GetDomainName answers once the certificate is
+    attached (https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/domainnames-domainname.html,
+    DomainNameConfiguration), and without a MutualTlsAuthentication when none was configured
+    (moto answers `{}`, which reads back as an empty block). moto already implements the API
+    mappings."""
+    from moto.apigatewayv2.models import DomainName
+
+    to_json = DomainName.to_json
+
+    def with_status(self: Any) -> dict[str, Any]:
+        answer = to_json(self)
+        region = self.domain_name_arn.split(":")[3]
+        suffix = uuid.uuid5(uuid.NAMESPACE_DNS, self.domain_name).hex[:10]
+        zone = {"hostedZoneId": REGIONAL_API_ZONES[region]} if region in REGIONAL_API_ZONES else {}
+        answer["domainNameConfigurations"] = [{
+            "domainNameStatus": "AVAILABLE", "apiGatewayDomainName": f"d-{suffix}.execute-api.{region}.amazonaws.com",
+            **zone, **config} for config in self.domain_name_configurations or []]
+        if not answer.get("mutualTlsAuthentication"):
+            answer.pop("mutualTlsAuthentication", None)
+        return answer
+
+    DomainName.to_json = with_status
+
+
+# --- ElastiCache ----------------------------------------------------------------------------
+
+
+def elasticache_replication_group_members() -> None:
+    """CreateReplicationGroup creates its member cache clusters (NumCacheClusters of them when
+    cluster mode is disabled), each with the group's node type, engine, subnet group, security
+    groups, ports, windows and encryption, as DescribeCacheClusters shows them on AWS
+    (https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/API_CreateReplicationGroup.html,
+    API_CacheCluster.html). moto names the members but never creates them, and numbers them from
+    ReplicasPerNodeGroup only."""
+    from moto.elasticache.models import ElastiCacheBackend
+
+    create = ElastiCacheBackend.create_replication_group
+
+    def create_replication_group(self: Any, **kwargs: Any) -> Any:
+        count = kwargs.get("num_cache_clusters")
+        if kwargs.get("cluster_mode") != "enabled" and count and not kwargs.get("replicas_per_node_group"):
+            kwargs["replicas_per_node_group"] = count - 1
+        with _LOCK:
+            group = create(self, **kwargs)
+            for node_group in group.node_groups:
+                for node in node_group["node_group_members"]:
+                    _create_member(self, group, node, kwargs)
+        return group
+
+    ElastiCacheBackend.create_replication_group = create_replication_group
+
+
+def _create_member(backend: Any, group: Any, node: dict[str, Any], settings: dict[str, Any]) -> None:
+    shared = ("cache_node_type", "engine", "engine_version", "cache_parameter_group_name", "cache_subnet_group_name",
+              "transit_encryption_enabled", "network_type", "ip_discovery", "preferred_maintenance_window", "port",
+              "notification_topic_arn", "auto_minor_version_upgrade", "snapshot_retention_limit", "snapshot_window",
+              "cache_security_group_names", "security_group_ids", "tags", "log_delivery_configurations")
+    member = backend.create_cache_cluster(
+        cache_cluster_id=node["cache_cluster_id"], replication_group_id=group.replication_group_id,
+        az_mode="single-az", preferred_availability_zone=node["preferred_availability_zone"], num_cache_nodes=1,
+        snapshot_name=None, auth_token=None, outpost_mode=None, preferred_outpost_arn=None,
+        preferred_availability_zones=None, snapshot_arns=None, preferred_outpost_arns=None,
+        cache_node_ids_to_remove=None, cache_node_ids_to_reboot=None, **{k: settings.get(k) for k in shared})
+    member.at_rest_encryption_enabled = bool(settings.get("at_rest_encryption_enabled"))
+    member.security_groups = [{"SecurityGroupId": g, "Status": "active"} for g in settings.get("security_group_ids") or []]
+
+
+def elasticache_replication_group_deletion() -> None:
+    """DeleteReplicationGroup answers the group as `deleting` and then it is gone, with its
+    member clusters (all but the primary when RetainPrimaryCluster)
+    (https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/API_DeleteReplicationGroup.html).
+    moto keeps the group `deleting` for ever."""
+    from moto.elasticache.models import ElastiCacheBackend
+
+    delete = ElastiCacheBackend.delete_replication_group
+
+    def delete_replication_group(self: Any, replication_group_id: str, retain_primary_cluster: bool | None) -> Any:
+        with _LOCK:
+            group = self.replication_groups.get(replication_group_id)
+            members = list(group.member_clusters) if group else []
+            primary = group.primary_cluster_id if group else None
+            answer = delete(self, replication_group_id, retain_primary_cluster)
+            self.replication_groups.pop(replication_group_id, None)
+            for member in members:
+                if not (retain_primary_cluster and member == primary):
+                    self.cache_clusters.pop(member, None)
+        return answer
+
+    ElastiCacheBackend.delete_replication_group = delete_replication_group
+
+
+def elasticache_subnet_group_deletion() -> None:
+    """DeleteCacheSubnetGroup: CacheSubnetGroupNotFoundFault for an unknown name,
+    CacheSubnetGroupInUse while a cache cluster uses it
+    (https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/API_DeleteCacheSubnetGroup.html)."""
+    from moto.core.responses import EmptyResult
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    def delete_cache_subnet_group(self: Any) -> Any:
+        name, backend = self._get_param("CacheSubnetGroupName"), self.elasticache_backend
+        with _LOCK:
+            if name not in backend.cache_subnet_groups:
+                raise _fail("CacheSubnetGroupNotFoundFault", f"Cache subnet group {name} not found.", "elasticache")
+            users = [c.cache_cluster_id for c in backend.cache_clusters.values() if c.cache_subnet_group_name == name]
+            if users:
+                raise _fail("CacheSubnetGroupInUse", f"Cache subnet group {name} is in use by {', '.join(users)}.",
+                            "elasticache")
+            del backend.cache_subnet_groups[name]
+        return EmptyResult()
+
+    ElastiCacheResponse.delete_cache_subnet_group = delete_cache_subnet_group
+
+
+# --- Cognito --------------------------------------------------------------------------------
+
+
+def cognito_resource_server_deletion() -> None:
+    """DeleteResourceServer: ResourceNotFoundException for an unknown pool or identifier
+    (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_DeleteResourceServer.html)."""
+    from moto.cognitoidp.responses import CognitoIdpResponse
+    from moto.core.responses import EmptyResult
+
+    def delete_resource_server(self: Any) -> Any:
+        pool_id, identifier = self._get_param("UserPoolId"), self._get_param("Identifier")
+        with _LOCK:
+            self.backend.describe_resource_server(pool_id, identifier)  # ResourceNotFoundException if unknown
+            del self.backend.user_pools[pool_id].resource_servers[identifier]
+        return EmptyResult()
+
+    CognitoIdpResponse.delete_resource_server = delete_resource_server
+
+
+# --- CloudWatch Logs ------------------------------------------------------------------------
+
+
+def logs_query_definitions() -> None:
+    """PutQueryDefinition (create, or update by queryDefinitionId), DescribeQueryDefinitions
+    (by name prefix) and DeleteQueryDefinition
+    (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutQueryDefinition.html,
+    API_DescribeQueryDefinitions.html, API_DeleteQueryDefinition.html): name 1-255 and query
+    1-10000 characters; an unknown id is ResourceNotFoundException."""
+    from moto.logs.responses import LogsResponse
+
+    def definitions(self: Any) -> dict[str, dict[str, Any]]:
+        return _added(self.logs_backend, "query_definitions")
+
+    def put_query_definition(self: Any) -> str:
+        name, query = self._get_param("name") or "", self._get_param("queryString") or ""
+        if not 1 <= len(name) <= 255 or not 1 <= len(query) <= 10000:
+            raise _fail("InvalidParameterException", "name must be 1-255 and queryString 1-10000 characters")
+        with _LOCK:
+            known = definitions(self)
+            given = self._get_param("queryDefinitionId")
+            if given and given not in known:
+                raise _fail("ResourceNotFoundException", f"Query definition {given} does not exist")
+            ident = given or str(uuid.uuid4())
+            known[ident] = {"queryDefinitionId": ident, "name": name, "queryString": query,
+                            "lastModified": int(time.time() * 1000),
+                            "logGroupNames": self._get_param("logGroupNames") or []}
+        return json.dumps({"queryDefinitionId": ident})
+
+    def describe_query_definitions(self: Any) -> str:
+        prefix = self._get_param("queryDefinitionNamePrefix") or ""
+        with _LOCK:
+            found = [dict(d) for d in definitions(self).values() if d["name"].startswith(prefix)]
+        return json.dumps({"queryDefinitions": sorted(found, key=lambda d: d["name"])})
+
+    def delete_query_definition(self: Any) -> str:
+        ident = self._get_param("queryDefinitionId")
+        with _LOCK:
+            if definitions(self).pop(ident, None) is None:
+                raise _fail("ResourceNotFoundException", f"Query definition {ident} does not exist")
+        return json.dumps({"success": True})
+
+    for method in (put_query_definition, describe_query_definitions, delete_query_definition):
+        setattr(LogsResponse, method.__name__, method)
+
+
+# --- AWS Backup -----------------------------------------------------------------------------
+
+SELECTION_NAME = re.compile(r"^[a-zA-Z0-9\-_.]{1,50}$")
+
+
+def _selections(self: Any, plan_id: str) -> dict[str, dict[str, Any]]:
+    """A plan's selections by id (an unknown or deleted plan: ResourceNotFoundException)."""
+    plan = self.backup_backend.plans.get(plan_id)
+    if plan is None or plan.deletion_date is not None:
+        raise _fail("ResourceNotFoundException", f"Failed reading Backup plan {plan_id}")
+    return _added(self.backup_backend, "selections").setdefault(plan_id, {})  # type: ignore[no-any-return]
+
+
+def _selection(self: Any) -> dict[str, Any]:
+    plan_id, ident = self._get_param("backupPlanId"), self._get_param("selectionId")
+    found = _selections(self, plan_id).get(ident)
+    if found is None:
+        raise _fail("ResourceNotFoundException", f"Backup selection {ident} not found in plan {plan_id}")
+    return found
+
+
+def backup_selections() -> None:
+    """CreateBackupSelection, GetBackupSelection, ListBackupSelections, DeleteBackupSelection
+    (https://docs.aws.amazon.com/aws-backup/latest/devguide/API_CreateBackupSelection.html and
+    the Get/List/Delete pages): the plan must exist, the name matches ^[a-zA-Z0-9\\-\\_\\.]{1,50}$,
+    a role is required; DeleteBackupPlan refuses while selections remain (API_DeleteBackupPlan.html)."""
+    from moto.backup.responses import BackupResponse
+
+    delete_plan = BackupResponse.delete_backup_plan
+
+    def create_backup_selection(self: Any) -> str:
+        plan_id, selection = self._get_param("backupPlanId"), self._get_param("BackupSelection") or {}
+        if not SELECTION_NAME.match(selection.get("SelectionName", "")) or not selection.get("IamRoleArn"):
+            raise _fail("InvalidParameterValueException", "SelectionName must match ^[a-zA-Z0-9\\-\\_\\.]{1,50}$ "
+                        "and IamRoleArn is required")
+        with _LOCK:
+            ident, created = str(uuid.uuid4()), time.time()
+            _selections(self, plan_id)[ident] = {"BackupSelection": selection, "SelectionId": ident,
+                                                "BackupPlanId": plan_id, "CreationDate": created,
+                                                "CreatorRequestId": self._get_param("CreatorRequestId")}
+        return json.dumps({"SelectionId": ident, "BackupPlanId": plan_id, "CreationDate": created})
+
+    def get_backup_selection(self: Any) -> str:
+        with _LOCK:
+            return json.dumps({k: v for k, v in _selection(self).items() if v is not None})
+
+    def list_backup_selections(self: Any) -> str:
+        with _LOCK:
+            found = list(_selections(self, self._get_param("backupPlanId")).values())
+        return json.dumps({"BackupSelectionsList": [{
+            "SelectionId": s["SelectionId"], "SelectionName": s["BackupSelection"]["SelectionName"],
+            "BackupPlanId": s["BackupPlanId"], "CreationDate": s["CreationDate"],
+            "IamRoleArn": s["BackupSelection"]["IamRoleArn"]} for s in found]})
+
+    def delete_backup_selection(self: Any) -> str:
+        with _LOCK:
+            del _selections(self, self._get_param("backupPlanId"))[_selection(self)["SelectionId"]]
+        return "{}"
+
+    def delete_backup_plan(self: Any) -> str:
+        with _LOCK:
+            if _added(self.backup_backend, "selections").get(self.path.rstrip("/").split("/")[-1]):
+                raise _fail("InvalidRequestException", "Related backup plan selections must be deleted prior to "
+                            "backup plan deletion")
+            return delete_plan(self)  # type: ignore[no-any-return]
+
+    for method in (create_backup_selection, get_backup_selection, list_backup_selections, delete_backup_selection,
+                   delete_backup_plan):
+        setattr(BackupResponse, method.__name__, method)
+
+
+# --- ECR ------------------------------------------------------------------------------------
+
+CACHE_PREFIX = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+UPSTREAMS = {"public.ecr.aws": "ecr-public", "registry-1.docker.io": "docker-hub", "ghcr.io":
+             "github-container-registry", "registry.gitlab.com": "gitlab-container-registry",
+             "registry.k8s.io": "k8s", "quay.io": "quay"}
+NEEDS_CREDENTIALS = {"docker-hub", "github-container-registry", "gitlab-container-registry"}
+
+
+def ecr_pull_through_cache_rules() -> None:
+    """CreatePullThroughCacheRule, DescribePullThroughCacheRules, DeletePullThroughCacheRule
+    (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreatePullThroughCacheRule.html
+    and the Describe/Delete pages): a prefix of 2-30 characters in the documented pattern, once
+    per registry; a supported upstream; Docker Hub, GitHub and GitLab need a Secrets Manager
+    credential whose name starts `ecr-pullthroughcache/`; an unknown prefix is
+    PullThroughCacheRuleNotFoundException."""
+    from moto.core.responses import ActionResult
+    from moto.ecr.responses import ECRResponse
+
+    def rules(self: Any) -> dict[str, dict[str, Any]]:
+        return _added(self.ecr_backend, "pull_through_cache_rules")
+
+    def create_pull_through_cache_rule(self: Any) -> Any:
+        prefix, url = self._get_param("ecrRepositoryPrefix") or "", self._get_param("upstreamRegistryUrl") or ""
+        credential = self._get_param("credentialArn")
+        upstream = UPSTREAMS.get(url)
+        if not (2 <= len(prefix) <= 30 and CACHE_PREFIX.match(prefix)) or upstream is None:
+            raise _fail("InvalidParameterException", f"Invalid ecrRepositoryPrefix {prefix!r} or unsupported "
+                        f"upstreamRegistryUrl {url!r}", "ecr")
+        if upstream in NEEDS_CREDENTIALS and ":secret:ecr-pullthroughcache/" not in (credential or ""):
+            raise _fail("InvalidParameterException", f"{upstream} needs a credentialArn of a secret named "
+                        "ecr-pullthroughcache/…", "ecr")
+        rule = {"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": url, "createdAt": time.time(),
+                "registryId": self._get_param("registryId") or self.current_account, "upstreamRegistry": upstream,
+                **({"credentialArn": credential} if credential else {})}
+        with _LOCK:
+            if prefix in rules(self):
+                raise _fail("PullThroughCacheRuleAlreadyExistsException", f"A rule for {prefix} already exists", "ecr")
+            rules(self)[prefix] = rule
+        return ActionResult(dict(rule))
+
+    def describe_pull_through_cache_rules(self: Any) -> Any:
+        wanted = self._get_param("ecrRepositoryPrefixes")
+        with _LOCK:
+            known = rules(self)
+            missing = [p for p in wanted or [] if p not in known]
+            if missing:
+                raise _fail("PullThroughCacheRuleNotFoundException", f"No rule for {', '.join(missing)}", "ecr")
+            return ActionResult({"pullThroughCacheRules": [dict(known[p]) for p in wanted or known]})
+
+    def delete_pull_through_cache_rule(self: Any) -> Any:
+        prefix = self._get_param("ecrRepositoryPrefix")
+        with _LOCK:
+            rule = rules(self).pop(prefix, None)
+        if rule is None:
+            raise _fail("PullThroughCacheRuleNotFoundException", f"No rule for {prefix}", "ecr")
+        return ActionResult(rule)
+
+    for method in (create_pull_through_cache_rule, describe_pull_through_cache_rules, delete_pull_through_cache_rule):
+        setattr(ECRResponse, method.__name__, method)
+
+
+# --- ECS ------------------------------------------------------------------------------------
+
+SERVICE_SETTINGS = {"capacityProviderStrategy": "capacity_provider_strategy",
+                    "enableExecuteCommand": "enable_execute_command",
+                    "enableECSManagedTags": "enable_ecs_managed_tags",
+                    "healthCheckGracePeriodSeconds": "health_check_grace_period_seconds",
+                    "availabilityZoneRebalancing": "availability_zone_rebalancing"}
+
+
+def ecs_service_settings() -> None:
+    """CreateService keeps the capacity provider strategy, ECS Exec, managed tags, health check
+    grace period and AZ rebalancing it was given, and DescribeServices returns them; with a
+    capacity provider strategy the service has no launch type
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html, API_Service.html:
+    "If a capacityProviderStrategy is specified, the launchType parameter must be omitted").
+    moto's CreateService reads none of them (UpdateService already stores what it is given)."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    create = EC2ContainerServiceResponse.create_service
+
+    def create_service(self: Any) -> Any:
+        strategy = self._get_param("capacityProviderStrategy")
+        if strategy and self._get_param("launchType"):
+            raise _fail("InvalidParameterException", "Specifying both a launch type and capacity provider "
+                        "strategy is not supported. Remove one and try again.", "ecs")
+        answer = create(self)
+        service = answer.result["service"]
+        with _LOCK:
+            for key, attribute in SERVICE_SETTINGS.items():
+                if self._get_param(key) is not None:
+                    setattr(service, attribute, self._get_param(key))
+            if strategy:
+                service.launch_type = None
+        return answer
+
+    EC2ContainerServiceResponse.create_service = create_service
+
+
 CORRECTIONS: dict[str, Callable[[], None]] = {
     "kms-replica-shares-primary-configuration": kms_replica_owns_its_configuration,
     "backup-list-tags-path": backup_list_tags_reads_the_arn_without_a_trailing_slash,
+    "sfn-validate-definition": sfn_validate_state_machine_definition,
+    "sfn-list-state-machine-versions": sfn_list_state_machine_versions,
+    "appautoscaling-tags": appautoscaling_tags,
+    "cloudwatch-composite-alarm": cloudwatch_composite_alarms,
+    "apigatewayv2-domain-status": apigatewayv2_domain_status,
+    "elasticache-member-clusters": elasticache_replication_group_members,
+    "elasticache-replication-group-delete": elasticache_replication_group_deletion,
+    "elasticache-subnet-group-delete": elasticache_subnet_group_deletion,
+    "cognito-resource-server-delete": cognito_resource_server_deletion,
+    "logs-query-definition": logs_query_definitions,
+    "backup-selection": backup_selections,
+    "ecr-pull-through-cache-rule": ecr_pull_through_cache_rules,
+    "ecs-service-settings": ecs_service_settings,
 }
 
 

@@ -12,8 +12,7 @@ from threading import Lock
 from typing import Any
 
 from modules.rehearsal import terraform as tf
-from modules.rehearsal.differences import (Seeded, apply_rewrites, apply_seeds, apply_teardowns, destroy_retry,
-                                             explain_drift)
+from modules.rehearsal.differences import Seeded, apply_rewrites, destroy_retry, explain_drift
 from modules.rehearsal.differences import changes as attribute_changes
 from modules.rehearsal.emulator import MotoServer
 from modules.rehearsal.plan import Stack
@@ -126,12 +125,9 @@ class Rehearsal:
         if missing:
             result.failures.append(f"not applied: {', '.join(missing)} did not apply")
             return False
-        doc = self._write_workdir(name)
+        self._write_workdir(name)
         if not self._init_and_validate(name):
             return False
-        for note in apply_seeds(doc, self.server):
-            result.notes.append(note)
-            self.say(name, note)
         self.say(name, "apply")
         apply = self.terraform(name, ["apply", "-auto-approve", "-input=false"])
         with self._lock:
@@ -191,12 +187,6 @@ class Rehearsal:
         present = _addresses(self.target.state_dir / f"{name}.tfstate")
         protected = [a for a in self.stacks[name].protected_resources if a in present]
         self.say(name, "destroy" + (f" (refusal expected: {len(protected)} protected resources)" if protected else ""))
-        if not protected:
-            doc = json.loads((self.env_dir / name / "main.tf.json").read_text())
-            gone = apply_teardowns(doc, self.server)
-            if gone:
-                self.terraform(name, ["state", "rm", *gone])
-                result.notes.append(f"deleted directly before destroy (emulator difference): {', '.join(gone)}")
         destroy = ["destroy", "-auto-approve", "-input=false"]
         done = self.terraform(name, destroy)
         output, errors = done.stdout + done.stderr, tf.errors(done.stdout + done.stderr)
