@@ -124,7 +124,6 @@ def failed(steps: list[Any]) -> list[tuple[str, str]]:
 
 def test_a_request_goes_through_the_deployed_functions(moto_url, stacks, tmp_path) -> None:
     steps = run(deployment(moto_url, stacks, deploy(moto_url, "ok"), tmp_path))
-    print("\n".join(s.line() for s in steps))
     assert failed(steps) == []
     assert [s.name.removeprefix("realtime: ") for s in steps] == [
         "wiring from state", "connect", "message queued", "worker answers to the connection",
@@ -161,3 +160,24 @@ def test_a_redis_host_that_is_not_the_deployed_one_is_not_mapped(moto_url, stack
     variables(deployed, "worker")["REDIS_HOST"] = "replica.llmlite-dev-redis.abc123.euw2.cache.amazonaws.com"
     [(name, detail)] = failed(run(deployed))
     assert name == "realtime: wiring from state" and "REDIS_HOST" in detail
+
+
+def test_a_failed_smoke_step_fails_the_environment_and_its_junit_report(tmp_path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from modules.rehearsal.report import EnvironmentResult, StackResult, write_junit
+    from modules.rehearsal.smoke.deployment import SmokeStep
+
+    steps = [SmokeStep("realtime: connect", True, "200"), SmokeStep("realtime: message queued", False, "no message")]
+    result = EnvironmentResult(ENV, [StackResult(f"{ENV}-realtime")], steps)
+    assert not result.ok and EnvironmentResult(ENV, [StackResult(f"{ENV}-realtime")], steps[:1]).ok
+    write_junit([result], tmp_path / "junit.xml")
+    cases = {c.get("name"): c for c in ET.parse(tmp_path / "junit.xml").iter("testcase")}
+    assert cases["realtime: connect"].find("failure") is None
+    assert cases["realtime: message queued"].find("failure").get("message") == "no message"
+
+
+def test_the_smoke_runs_only_where_there_is_a_realtime_stack() -> None:
+    assert run(Deployment(ENV, {f"{ENV}-data": {}}, {}, "http://127.0.0.1:9")) == []
+    [step] = run(Deployment(ENV, {f"{ENV}-realtime": {}}, {}, "http://127.0.0.1:9"))
+    assert not step.passed and "no function for: connect, message, worker, disconnect" in step.detail

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from modules.rehearsal.smoke.deployment import Deployment, SmokeStep
 
+LAYERS = ("data", "realtime")  # the stacks whose states the smoke reads
+
 
 def run(deployment: Deployment) -> list[SmokeStep]:
     from modules.rehearsal.smoke import realtime
