@@ -178,6 +178,6 @@ def test_a_failed_smoke_step_fails_the_environment_and_its_junit_report(tmp_path
 
 
 def test_the_smoke_runs_only_where_there_is_a_realtime_stack() -> None:
-    assert run(Deployment(ENV, {f"{ENV}-data": {}}, {}, "http://127.0.0.1:9")) == []
+    assert run(Deployment(ENV, {f"{ENV}-data": {}}, {}, "http://127.0.0.1:9")) == []  # nor the gateway
     [step] = run(Deployment(ENV, {f"{ENV}-realtime": {}}, {}, "http://127.0.0.1:9"))
     assert not step.passed and "no function for: connect, message, worker, disconnect" in step.detail
