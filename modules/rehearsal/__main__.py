@@ -32,6 +32,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--junit", type=Path, help="JUnit XML report (default: WORK_DIR/junit.xml)")
     parser.add_argument("--parallel", type=int, default=3, help="stacks applied at once (default: %(default)s)")
     parser.add_argument("--mirror", type=Path, default=tf.MIRROR, help="local provider mirror (default: %(default)s)")
+    parser.add_argument("--smoke", action=argparse.BooleanOptionalAction, default=None,
+                        help="after apply, drive one request through what was deployed "
+                             "(default: on for environments with a realtime stack)")
     args = parser.parse_args(argv)
     # Terraform runs in each stack's directory: every path it is given must be absolute.
     args.work_dir, args.mirror = args.work_dir.resolve(), args.mirror.resolve()
@@ -45,7 +48,8 @@ def main(argv: list[str]) -> int:
         keys = endpoint_keys(toolchain, cli_config, args.work_dir / "provider")
         results = []
         for env in args.environments:
-            results.append(rehearse(env, synth_dir, toolchain, cli_config, keys, args.work_dir, args.parallel))
+            results.append(rehearse(env, synth_dir, toolchain, cli_config, keys, args.work_dir, args.parallel,
+                                    args.smoke))
     except (tf.ToolError, UnsafeCopy) as err:
         print(f"rehearsal: {err}", file=sys.stderr)
         return 2
@@ -64,7 +68,7 @@ def main(argv: list[str]) -> int:
 
 
 def rehearse(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Path, keys: tuple[str, ...],
-             work_dir: Path, workers: int) -> EnvironmentResult:
+             work_dir: Path, workers: int, smoke: bool | None = None) -> EnvironmentResult:
     stacks = load_stacks(synth_dir, env)
     order = dependency_order(stacks)
     account = account_of([s.doc for s in stacks.values()], MOTO_DEFAULT_ACCOUNT)
@@ -85,7 +89,9 @@ def rehearse(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Pat
             print(f"  seeded: certificate {configured} (emulator ARN {emulated})", flush=True)
         target = Target(endpoint=server.url, endpoint_keys=keys, account_id=account, state_dir=env_dir / "state",
                         provider_version=toolchain.provider_version)
-        result = Rehearsal(env, stacks, order, target, seeded, toolchain, cli_config, env_dir, server).run(workers)
+        smoke = f"{env}-realtime" in stacks if smoke is None else smoke
+        result = Rehearsal(env, stacks, order, target, seeded, toolchain, cli_config, env_dir, server,
+                           smoke).run(workers)
     print(f"  emulator stopped ({server.url})", flush=True)
     return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -32,10 +33,11 @@ class StackResult:
 class EnvironmentResult:
     environment: str
     stacks: list[StackResult]
+    smoke: list[Any] = field(default_factory=list)  # SmokeStep: after apply, the platform answers
 
     @property
     def ok(self) -> bool:
-        return all(s.ok for s in self.stacks)
+        return all(s.ok for s in self.stacks) and all(step.passed for step in self.smoke)
 
 
 def write_junit(results: list[EnvironmentResult], path: Path) -> None:
@@ -52,5 +54,10 @@ def write_junit(results: list[EnvironmentResult], path: Path) -> None:
                 failure.text = "\n".join(stack.failures)
             ET.SubElement(case, "system-out").text = "\n".join(
                 [f"created {stack.resources}; drift: {stack.drift}; destroy: {stack.destroy}", *stack.notes])
+        for step in env.smoke:
+            case = ET.SubElement(suite, "testcase", classname=f"rehearsal.{env.environment}.smoke", name=step.name)
+            if not step.passed:
+                ET.SubElement(case, "failure", message=step.detail)
+            ET.SubElement(case, "system-out").text = step.detail
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)

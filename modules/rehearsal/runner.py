@@ -18,6 +18,9 @@ from modules.rehearsal.emulator import MotoServer
 from modules.rehearsal.plan import Stack
 from modules.rehearsal.report import EnvironmentResult, StackResult
 from modules.rehearsal.rewrite import Target, rehearsal_copy
+from modules.rehearsal.smoke import LAYERS as SMOKE_LAYERS
+from modules.rehearsal.smoke import run as run_smoke
+from modules.rehearsal.smoke.deployment import Deployment, SmokeStep
 
 ALIAS_WARNING = re.compile(r'Only one of the following attributes should be set: (.*)')
 REFUSAL = "lifecycle.prevent_destroy"
@@ -87,9 +90,11 @@ class Rehearsal:
     planned for drift, then torn down in reverse order."""
 
     def __init__(self, env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
-                 toolchain: tf.Toolchain, cli_config: Path, env_dir: Path, server: MotoServer) -> None:
+                 toolchain: tf.Toolchain, cli_config: Path, env_dir: Path, server: MotoServer,
+                 smoke: bool = False) -> None:
         self.env, self.stacks, self.order, self.target, self.seeded = env, stacks, order, target, seeded
         self.toolchain, self.cli_config, self.env_dir, self.server = toolchain, cli_config, env_dir, server
+        self.smoke = smoke  # after apply and re-plan, one request through what was deployed
         self.results = {name: StackResult(name) for name in order}
         self.applied: set[str] = set()  # something may exist: destroy it
         self.applied_ok: set[str] = set()  # applied without error (drift is reported, dependents still apply)
@@ -102,14 +107,33 @@ class Rehearsal:
         if not self.server.alive():
             for name in self.order:
                 self.results[name].failures.append("the emulator stopped; see moto.log")
+        smoke = self.run_smoke() if self.smoke else []
         # Reverse order: a stack goes once every stack reading its outputs has gone.
         dependents = {name: {other for other in self.order if name in needs[other]} for name in self.order}
         run_graph(list(reversed(self.order)), dependents, self.tear_down, workers)
-        summary = EnvironmentResult(self.env, [self.results[name] for name in self.order])
+        summary = EnvironmentResult(self.env, [self.results[name] for name in self.order], smoke)
         print(f"{self.env}:")
         for stack_result in summary.stacks:
             print("  " + stack_result.line())
+        for step in smoke:
+            print("  smoke " + step.line())
         return summary
+
+    def run_smoke(self) -> list[SmokeStep]:
+        """The smoke (modules/rehearsal/smoke) on the applied stacks' states, before anything is destroyed."""
+        layers = [f"{self.env}-{layer}" for layer in SMOKE_LAYERS if f"{self.env}-{layer}" in self.stacks]
+        missing = [name for name in layers if name not in self.applied_ok]
+        if missing or not self.server.alive():
+            return [SmokeStep("smoke", False, f"not run: {', '.join(missing) or 'the emulator'} "
+                                              f"{'did not apply' if missing else 'stopped'}")]
+        states = {}
+        for name in layers:
+            shown = self.terraform(name, ["show", "-json"])
+            if shown.returncode != 0:
+                return [SmokeStep("smoke", False, f"not run: terraform show of {name} failed")]
+            states[name] = json.loads(shown.stdout)
+        self.say("smoke", f"one request through {', '.join(layers)}")
+        return run_smoke(Deployment(self.env, states, {name: self.env_dir / name for name in layers}, self.server.url))
 
     def say(self, name: str, text: str) -> None:
         with self._lock:

@@ -1,0 +1,276 @@
+"""The gateway smoke: the real LiteLLM proxy (the image's version, from PyPI, in its own virtual
+environment under .build/smoke/) started with the configuration and environment the proxy task
+definition in state renders, its secrets read from the emulator as ECS reads them (JSON keys
+included), Redis over TLS (`redis-server`) and a stand-in upstream for the self-hosted route.
+
+The proxy runs without its database: Prisma, its database client, downloads native engines at
+start, which cannot be had offline, so DATABASE_URL (which the task's start script builds from
+DB_*) is not set and virtual keys, spend and budgets are not exercised here (README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from modules.rehearsal.smoke.deployment import Deployment, SmokeFailure, SmokeStep
+from modules.rehearsal.smoke.standins import Authority, ModelServer, RedisTls, StandInError, free_port
+
+PREFIX = "gateway: "
+CONTAINER = "litellm"
+MIGRATION_SUFFIX = "-proxy-migrate"
+ROOT = Path(__file__).resolve().parents[3]
+VENVS = ROOT / ".build" / "smoke"
+START_SECONDS = 180
+# `litellm[proxy]==1.108.11` cannot be installed as such: its extra pins litellm-enterprise
+# 0.1.79.post2, which is not on PyPI. The extra's requirements, spelled out, with the one that is.
+PROXY_REQUIREMENTS = {"1.108.11": (
+    "litellm==1.108.11", "gunicorn>=23.0.0,<24.0", "uvicorn>=0.33.0,<1.0", "granian>=2.7.4,<3.0",
+    "uvloop>=0.22.1,<1.0", "fastapi>=0.136.3,<1.0", "starlette>=1.0.1,<2.0", "backoff>=2.2.1,<3.0",
+    "pyyaml>=6.0.3,<7.0", "rq>=2.7.0,<3.0", "orjson>=3.11.6,<4.0", "hiredis>=3.0.0,<4.0", "apscheduler>=3.11.2,<4.0",
+    "fastapi-sso>=0.19.0,<1.0", "pyjwt>=2.13.0,<3.0", "python-multipart>=0.0.27,<1.0", "cryptography>=49.0.0,<51.0",
+    "pynacl>=1.6.2,<2.0", "websockets>=15.0.1,<16.0", "boto3>=1.43.117,<2.0", "azure-identity>=1.25.2,<2.0",
+    "azure-storage-blob>=12.28.0,<13.0", "mcp>=2.3.0,<3", "httpx2>=2.10.0,<3", "pydantic>=2.12.0,<3",
+    "litellm-proxy-extras==0.4.110", "litellm-enterprise==0.1.79.post1", "restrictedpython>=8.5,<9.0",
+    "rich>=13.9.4,<14.0", "inquirerpy>=0.3.4,<1.0", "tomlkit>=0.13.3,<1.0", "polars>=1.38.1,<2.0",
+    "soundfile>=0.12.1,<1.0", "pyroscope-io>=0.8.16,<1.0", "expression>=5.6.0,<6.0", "prisma>=0.11.0,<1.0")}
+
+
+@dataclass(frozen=True)
+class Task:
+    """The proxy's container as its task definition in state has it."""
+
+    image: str
+    environment: dict[str, str]
+    secrets: dict[str, str]  # name -> valueFrom
+    command: list[str]
+
+    @property
+    def litellm_version(self) -> str:
+        found = re.search(r":v?(\d+\.\d+\.\d+)", self.image)
+        if not found:
+            raise SmokeFailure(f"no LiteLLM version in the image {self.image}")
+        return found.group(1)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(json.loads(self.environment["LITELLM_CONFIG_YAML"]))
+
+
+def proxy_task(deployment: Deployment) -> Task:
+    tasks = [v for v in deployment.resources("gateway", "aws_ecs_task_definition")
+             if not str(v.get("family", "")).endswith(MIGRATION_SUFFIX)]
+    if len(tasks) != 1:
+        raise SmokeFailure(f"expected one proxy task definition in {deployment.stack('gateway')}, found {len(tasks)}")
+    containers = [c for c in json.loads(tasks[0]["container_definitions"]) if c.get("name") == CONTAINER]
+    if len(containers) != 1:
+        raise SmokeFailure(f"the proxy task has no container named {CONTAINER}")
+    container = containers[0]
+    return Task(image=container["image"], command=[*container.get("entryPoint", []), *container.get("command", [])],
+                environment={e["name"]: e["value"] for e in container.get("environment", [])},
+                secrets={s["name"]: s["valueFrom"] for s in container.get("secrets", [])})
+
+
+def secret_value(client: Any, name: str, value_from: str) -> str:
+    """What ECS puts into `name`: the secret's string, or one JSON key of it
+    (valueFrom `arn:aws:secretsmanager:region:account:secret:id[:json-key[:version-stage[:version-id]]]`)."""
+    parts = value_from.split(":")
+    arn, extra = ":".join(parts[:7]), parts[7:] + ["", "", ""]
+    json_key, stage, version = extra[0], extra[1], extra[2]
+    request: dict[str, str] = {"SecretId": arn}
+    if stage:
+        request["VersionStage"] = stage
+    if version:
+        request["VersionId"] = version
+    try:
+        text = str(client.get_secret_value(**request)["SecretString"])
+    except Exception as err:  # the task would not start: ECS names the secret it could not read
+        raise SmokeFailure(f"{name}: cannot read {arn}: {type(err).__name__}: {err}") from None
+    if not json_key:
+        return text
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise SmokeFailure(f"{name}: {arn} is not JSON, but valueFrom asks for its key {json_key!r}") from None
+    if not isinstance(document, dict) or json_key not in document:
+        keys = sorted(document) if isinstance(document, dict) else []
+        raise SmokeFailure(f"{name}: {arn} has no JSON key {json_key!r} (it has {keys})")
+    return str(document[json_key])
+
+
+def venv(version: str, directory: Path = VENVS) -> Path:
+    """The proxy's own virtual environment (made once per version from PyPI): its bin directory."""
+    if version not in PROXY_REQUIREMENTS:
+        raise SmokeFailure(f"the image's LiteLLM {version} has no spelled-out requirements in "
+                           f"modules/rehearsal/smoke/gateway.py (known: {', '.join(PROXY_REQUIREMENTS)})")
+    root = directory / f"litellm-{version}"
+    done = root / ".installed"
+    if not done.is_file():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
+        installed = subprocess.run([str(root / "bin" / "pip"), "install", "-q", *PROXY_REQUIREMENTS[version]],
+                                   capture_output=True, text=True, check=False)
+        if installed.returncode != 0:
+            raise SmokeFailure(f"pip install of LiteLLM {version} failed: {installed.stderr.strip()[-400:]}")
+        done.write_text("\n".join(PROXY_REQUIREMENTS[version]) + "\n")
+    return root / "bin"
+
+
+class Proxy:
+    """One run: secrets, stand-ins, the proxy process and what it was given."""
+
+    def __init__(self, deployment: Deployment, task: Task, scratch: Path, authority: Authority,
+                 upstream: ModelServer, redis: RedisTls, secrets: dict[str, str], bin_dir: Path) -> None:
+        self.deployment, self.task, self.scratch, self.authority = deployment, task, scratch, authority
+        self.upstream, self.redis, self.secrets, self.bin_dir = upstream, redis, secrets, bin_dir
+        self.port = free_port()
+        self.mapped: dict[str, str] = {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = scratch / "proxy.log"
+
+    def config(self) -> dict[str, Any]:
+        """The rendered config with the self-hosted route's upstream host (which must be the llm
+        stack's endpoint) on the stand-in."""
+        config, endpoint = self.task.config, self.deployment.output("llm", "model_endpoint_url")
+        for route in config.get("model_list", []):
+            base = route.get("litellm_params", {}).get("api_base")
+            if base and str(base).startswith("https://") and urlsplit(base).hostname == urlsplit(endpoint).hostname:
+                loopback = str(base).replace(urlsplit(base).netloc, f"127.0.0.1:{self.upstream.port}", 1)
+                self.mapped[f"{route['model_name']}.api_base"] = f"{base} -> {loopback}"
+                route["litellm_params"]["api_base"] = loopback
+        return config
+
+    def environment(self) -> dict[str, str]:
+        variables = {**self.task.environment, **self.secrets}
+        group = next(iter(self.deployment.resources("data", "aws_elasticache_replication_group")), {})
+        for variable, deployed, loopback in (("REDIS_HOST", group.get("primary_endpoint_address"), "127.0.0.1"),
+                                             ("REDIS_PORT", str(group.get("port")), str(self.redis.port))):
+            if variables.get(variable) != deployed:
+                raise SmokeFailure(f"{variable} is {variables.get(variable)!r}, not the deployed {deployed!r}")
+            self.mapped[variable] = f"{deployed} -> {loopback}"
+            variables[variable] = loopback
+        return {"PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(self.scratch),
+                "LANG": "C.UTF-8", "SSL_CERT_FILE": str(self.authority.ca), **variables}
+
+    def start(self) -> str:
+        config = self.scratch / "litellm-config.yaml"
+        config.write_text(json.dumps(self.config()))  # YAML is a superset of JSON
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen([str(self.bin_dir / "litellm"), "--config", str(config), "--host",
+                                             "127.0.0.1", "--port", str(self.port)], stdout=out,
+                                            stderr=subprocess.STDOUT, env=self.environment(), cwd=self.scratch)
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SmokeFailure(f"the proxy exited ({self.process.returncode}): {self.log_tail()}")
+            try:
+                self.call("GET", "/health/liveliness")
+                return f"LiteLLM {self.task.litellm_version} answers on 127.0.0.1:{self.port}"
+            except (OSError, SmokeFailure):
+                time.sleep(1)
+        raise SmokeFailure(f"the proxy did not answer within {START_SECONDS} s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
+        errors = [line for line in lines if re.search(r"Error|Exception|error", line)]
+        return " | ".join((errors or lines)[-3:])[-600:]
+
+    def call(self, method: str, path: str, body: Any = None, key: str | None = None) -> Any:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json",
+                                                  **({"Authorization": f"Bearer {key}"} if key else {})})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            raise SmokeFailure(f"{method} {path} answered {err.code}: {err.read()[:300]!r}") from None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def self_hosted_route(proxy: Proxy) -> str:
+    routes = [k.split(".")[0] for k in proxy.mapped if k.endswith(".api_base")]
+    if not routes:
+        raise SmokeFailure("no route of the config goes to the llm stack's model endpoint")
+    return routes[0]
+
+
+def completion(proxy: Proxy) -> str:
+    route = self_hosted_route(proxy)
+    answer = proxy.call("POST", "/chat/completions", {"model": route, "messages": [
+        {"role": "user", "content": "Say hello to the rehearsal."}]}, key=proxy.secrets["LITELLM_MASTER_KEY"])
+    content = answer["choices"][0]["message"]["content"]
+    calls = proxy.upstream.calls
+    if content != "answer: Say hello to the rehearsal." or len(calls) != 1:
+        raise SmokeFailure(f"the proxy answered {content!r} after {len(calls)} upstream calls")
+    return f"{route}: the upstream was called with the route's key and its answer came back"
+
+
+def cached(proxy: Proxy) -> str:
+    route, key = self_hosted_route(proxy), proxy.secrets["LITELLM_MASTER_KEY"]
+    body = {"model": route, "messages": [{"role": "user", "content": "Cache this."}], "cache": {"use-cache": True}}
+    first, second = proxy.call("POST", "/chat/completions", body, key), proxy.call("POST", "/chat/completions", body, key)
+    asked = [c for c in proxy.upstream.calls if c.body["messages"][-1]["content"] == "Cache this."]
+    if len(asked) != 1 or first["choices"][0]["message"] != second["choices"][0]["message"]:
+        raise SmokeFailure(f"the repeated request reached the upstream {len(asked)} times: the Redis cache did not answer")
+    return f"the repeated request was answered from Redis over TLS ({len(proxy.redis.client().keys('*'))} keys)"
+
+
+STEPS: tuple[tuple[str, Callable[[Proxy], str]], ...] = (
+    ("proxy starts with the task's config and environment", Proxy.start),
+    ("completion through the self-hosted route", completion), ("response cache in Redis", cached))
+
+
+def run(deployment: Deployment, venvs: Path = VENVS) -> list[SmokeStep]:
+    started = time.monotonic()
+    with ExitStack() as stack:
+        try:
+            task = proxy_task(deployment)
+            region = task.environment.get("AWS_REGION", "us-east-1")
+            client = deployment.client("secretsmanager", region)
+            secrets = {name: secret_value(client, name, value_from) for name, value_from in task.secrets.items()}
+            bin_dir = venv(task.litellm_version, venvs)
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smoke-gateway-")))
+            authority = Authority.create(scratch / "tls")
+            upstream = stack.enter_context(ModelServer(authority))
+            upstream.key = secrets.get("VLLM_API_KEY", "")
+            proxy = Proxy(deployment, task, scratch, authority, upstream,
+                          stack.enter_context(RedisTls(authority, secrets["REDIS_PASSWORD"], scratch / "redis")),
+                          secrets, bin_dir)
+            stack.callback(proxy.stop)
+        except (SmokeFailure, StandInError, KeyError) as err:
+            return [SmokeStep(PREFIX + "task definition and secrets from state", False, str(err))]
+        steps = [SmokeStep(PREFIX + "task definition and secrets from state", True,
+                           f"{len(secrets)} secrets read as ECS reads them: {', '.join(sorted(secrets))}")]
+        for name, check in STEPS:
+            if not steps[-1].passed:
+                steps.append(SmokeStep(PREFIX + name, False, "not run: an earlier step failed"))
+                continue
+            try:
+                steps.append(SmokeStep(PREFIX + name, True, check(proxy)))
+            except SmokeFailure as err:
+                steps.append(SmokeStep(PREFIX + name, False, str(err)))
+            except Exception as err:  # the check's own call failed: this step fails, with why
+                steps.append(SmokeStep(PREFIX + name, False, f"{type(err).__name__}: {err}"))
+        steps[0] = SmokeStep(steps[0].name, True, steps[0].detail + "; mapped to loopback: " + "; ".join(
+            f"{k} {v}" for k, v in sorted(proxy.mapped.items())) + f" ({time.monotonic() - started:.0f} s in all)")
+        return steps

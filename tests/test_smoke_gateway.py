@@ -1,0 +1,125 @@
+"""The rehearsal's gateway smoke (modules/rehearsal/smoke/gateway.py) on dev's synthesized proxy task.
+
+The task definition's references are resolved to secrets made here in moto's server (what
+Terraform does on apply). Reading the secrets as ECS does is fast; starting the real LiteLLM
+proxy needs its own virtual environment from PyPI (minutes the first time), so those tests run
+with the pipeline's rehearsal (pytest --pipeline-rehearsal -m pipeline_rehearsal).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterator
+
+import boto3
+import pytest
+
+from modules.rehearsal.smoke import gateway
+from modules.rehearsal.smoke.deployment import Deployment
+
+REGION = "eu-west-2"
+ENV = "dev"
+REDIS_HOST = "master.llmlite-dev-redis.abc123.euw2.cache.amazonaws.com"
+MODEL_ENDPOINT = "https://llm.dev.internal.example.com/v1"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    from modules.rehearsal.emulator import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def secrets(url: str, suffix: str) -> dict[str, str]:
+    """The secrets the proxy task reads, made in moto: reference fragment -> ARN."""
+    client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=url, aws_access_key_id="test",
+                          aws_secret_access_key="test")
+
+    def made(name: str, value: str) -> str:
+        return str(client.create_secret(Name=f"{name}-{suffix}", SecretString=value)["ARN"])
+    return {"db_credentials_arn": made("db", json.dumps({"username": "llmlite", "password": "p#ss/w?rd%1"})),
+            "master_key_secret": made("master", "sk-master-smoke-0123456789"),
+            "salt_key_secret": made("salt", "salt-smoke-0123456789"),
+            "redis_auth_secret": made("redis", "redis-token-smoke-0123456789"),
+            "llm_api_key_secret": made("vllm", "vllm-key-smoke-0123456789")}
+
+
+def deployment(url: str, stacks: Any, made: dict[str, str], edit: Any = None) -> Deployment:
+    tasks = stacks[f"{ENV}-gateway"].resources("aws_ecs_task_definition")
+    resolved = {"primary_endpoint_address": REDIS_HOST, **made}
+
+    def one(match: re.Match[str]) -> str:
+        found = [v for fragment, v in resolved.items() if fragment in match.group(0)]
+        return found[0] if len(found) == 1 else f"unresolved-{len(found)}"
+
+    states = []
+    for task in tasks.values():
+        container = json.loads(re.sub(r"\$\{[^}]*\}", one, task["container_definitions"]))
+        if edit is not None and not task["family"].endswith(gateway.MIGRATION_SUFFIX):
+            edit(container[0])
+        states.append({"mode": "managed", "type": "aws_ecs_task_definition", "values": {
+            "family": task["family"], "container_definitions": json.dumps(container)}})
+    redis = {"mode": "managed", "type": "aws_elasticache_replication_group",
+             "values": {"primary_endpoint_address": REDIS_HOST, "port": 6379}}
+    return Deployment(ENV, {
+        f"{ENV}-gateway": {"values": {"root_module": {"resources": states}}},
+        f"{ENV}-data": {"values": {"root_module": {"resources": [redis]}}},
+        f"{ENV}-llm": {"values": {"outputs": {"model_endpoint_url": {"value": MODEL_ENDPOINT}}}}}, {}, url)
+
+
+def test_a_secret_read_with_a_json_key_it_does_not_have_fails(moto_url, stacks, tmp_path) -> None:
+    def misspelt(container: dict[str, Any]) -> None:
+        for secret in container["secrets"]:
+            secret["valueFrom"] = secret["valueFrom"].replace(":password::", ":pasword::")
+
+    [step] = gateway.run(deployment(moto_url, stacks, secrets(moto_url, "jsonkey"), misspelt), venvs=tmp_path)
+    assert not step.passed and step.name == "gateway: task definition and secrets from state"
+    assert "DB_PASSWORD" in step.detail and "no JSON key 'pasword'" in step.detail
+    assert "['password', 'username']" in step.detail and "p#ss" not in step.detail  # names keys, never values
+
+
+def test_secrets_are_read_as_ecs_reads_them(moto_url) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_url, aws_access_key_id="test",
+                          aws_secret_access_key="test")
+    arn = client.create_secret(Name="ecs-syntax", SecretString=json.dumps({"username": "u", "password": "p"}))["ARN"]
+    assert gateway.secret_value(client, "X", arn) == json.dumps({"username": "u", "password": "p"})
+    assert gateway.secret_value(client, "X", f"{arn}:password::") == "p"
+    assert gateway.secret_value(client, "X", f"{arn}:username:AWSCURRENT:") == "u"
+
+
+def test_the_proxy_version_comes_from_the_image_and_must_have_its_requirements(stacks, tmp_path) -> None:
+    task = gateway.Task(image="123.dkr.ecr.eu-west-2.amazonaws.com/ghcr/berriai/litellm:v1.999.0", environment={},
+                        secrets={}, command=[])
+    with pytest.raises(gateway.SmokeFailure, match="LiteLLM 1.999.0 has no spelled-out requirements"):
+        gateway.venv(task.litellm_version, tmp_path)
+    images = {json.loads(t["container_definitions"])[0]["image"]
+              for t in stacks[f"{ENV}-gateway"].resources("aws_ecs_task_definition").values()}
+    assert {gateway.Task(i, {}, {}, []).litellm_version for i in images} <= set(gateway.PROXY_REQUIREMENTS)
+
+
+@pytest.mark.pipeline_rehearsal
+def test_the_real_proxy_answers_with_the_tasks_config(moto_url, stacks) -> None:
+    steps = gateway.run(deployment(moto_url, stacks, secrets(moto_url, "ok")))
+    assert [(s.name, s.passed) for s in steps if not s.passed] == [], "\n".join(s.line() for s in steps)
+
+
+@pytest.mark.pipeline_rehearsal
+def test_a_config_field_the_proxy_rejects_fails_its_start(moto_url, stacks) -> None:
+    def rejected(container: dict[str, Any]) -> None:
+        for variable in container["environment"]:
+            if variable["name"] == "LITELLM_CONFIG_YAML":
+                config = json.loads(variable["value"])
+                config["router_settings"]["health_check_interval"] = 60  # a general_settings field
+                variable["value"] = json.dumps(config)
+
+    steps = gateway.run(deployment(moto_url, stacks, secrets(moto_url, "rejected"), rejected))
+    failed = [s for s in steps if not s.passed and not s.detail.startswith("not run")]
+    assert [s.name for s in failed] == ["gateway: proxy starts with the task's config and environment"]
+    assert "health_check_interval" in failed[0].detail
