@@ -4,7 +4,9 @@ Terraform (`python main.py --export-modules [--environment prod] [DIR]`).
 The same layer constructs build the module as build the stacks: their typed inputs come from
 module variables instead of other stacks (`<layer>_<field>`, e.g. `network_vpc_id`), and each
 field of their typed outputs becomes a module output of the same name. Modules declare
-`required_providers` with a version range and hold no provider or backend block. Structure
+`required_providers` with a version range and hold no provider or backend block; region,
+partition and account are the caller's provider's (data sources), per-region facts a lookup in
+the region table the module carries (modules/parts/context.py). Structure
 and sizing (zones, NAT per AZ, capacities, instance classes, names) are fixed at export from
 the chosen environment; each module's README says which.
 """
@@ -617,7 +619,11 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              f"`{env.name}` environment (`python main.py --export-modules --environment {env.name}`). Do not "
              "edit: regenerate.", "",
              "Settings with a default below may be changed by the caller, within their validation. "
-             "The region is the caller's provider's. "
+             "Region, partition and account are the caller's provider's (`data.aws_region`, `data.aws_partition`, "
+             "`data.aws_caller_identity`): the module names none of its own. What differs between regions (the "
+             "Bedrock geography of inference profiles, the ALB log-delivery account) is looked up in the local "
+             "`regions`, the platform's region table; a provider region outside it fails the plan, naming the "
+             "supported ones. "
              f"Fixed at export from `environments/{env.name}/environment.toml` (export another environment to "
              f"change them): {len(env.network.availability_zones)} zones, protection "
              f"{'on' if env.protect_stateful else 'off'}, "
