@@ -218,9 +218,10 @@ def test_straight_settings_are_variables_with_the_config_bounds(exported: Path) 
             assert f"${{var.{variable}}}" in json.dumps(module_doc(exported, layer)["resource"]), variable
 
 
-# Names of AWS regions (any partition) and 12-digit account ids: the caller's provider decides them.
+# Names of AWS regions (any partition) and their zones (`eu-west-2a`), and 12-digit account
+# ids: the caller's provider decides them.
 REGION_NAME = re.compile(r"\b(?:us|eu|ap|sa|ca|me|af|il|mx|cn)(?:-gov|-iso[a-z]?)?-"
-                         r"(?:north|south|east|west|central|northeast|northwest|southeast|southwest)-\d\b")
+                         r"(?:north|south|east|west|central|northeast|northwest|southeast|southwest)-\d+(?![0-9])")
 ACCOUNT_ID = re.compile(r"(?<![0-9A-Za-z])[0-9]{12}(?![0-9A-Za-z])")
 
 
@@ -259,6 +260,9 @@ def test_no_module_names_a_region_or_an_account(layer: str) -> None:
 def test_the_region_scan_finds_a_literal_region_or_account() -> None:
     doc = {"variable": {"zones": {"default": ["eu-west-2a"], "description": "zones of eu-west-2"}},
            "resource": {"aws_vpc_endpoint": {"s3": {"service_name": "com.amazonaws.eu-west-2.s3"}},
-                        "aws_iam_role": {"r": {"arn": "arn:aws:iam::111122223333:role/x"}}}}
+                        "aws_iam_role": {"r": {"arn": "arn:aws:iam::111122223333:role/x"}},
+                        "aws_elasticache_replication_group": {"g": {"preferred_cache_cluster_azs": ["eu-west-2a"]}}}}
     assert bound_to_a_region(doc) == [".resource.aws_vpc_endpoint.s3.service_name: eu-west-2",
-                                      ".resource.aws_iam_role.r.arn: 111122223333"]
+                                      ".resource.aws_iam_role.r.arn: 111122223333",
+                                      ".resource.aws_elasticache_replication_group.g.preferred_cache_cluster_azs[0]: "
+                                      "eu-west-2"]

@@ -22,9 +22,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from cdktn import App, Fn, TerraformOutput, TerraformStack, TerraformVariableValidationConfig
+from cdktn import App, Fn, TerraformOutput, TerraformResource, TerraformStack, TerraformVariableValidationConfig
 from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
+from cdktn_provider_aws.elasticache_replication_group import ElasticacheReplicationGroup
 from constructs import Construct
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -335,6 +336,10 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
     updates: dict[str, Any] = in_the_region(stack, env, layer, settings, region)
     if layer == "network":
         updates |= network_settings(variables, settings)
+    if layer == "data":  # where the Redis nodes go: the network's zones, the caller's region
+        updates["availability_zones"] = variables.per_zone(
+            "availability_zones", settings.availability_zones, "Zones of the network module (its availability_zones, "
+            "in order): the Redis nodes are placed in them, the primary in the first", DISTINCT_RULE)
     if layer in ("edge", "llm") or (layer == "realtime" and settings.custom_domain):
         purpose = {"edge": "ACM certificate of the HTTPS listeners (same region)",
                    "llm": "ACM certificate of the internal model listener: must cover the private name (same region)",
@@ -473,10 +478,11 @@ def provider_region(stack: TerraformStack) -> str:
     return region.id
 
 
-def refuse_zones_outside_the_region(network: Network) -> None:
-    """The region is the caller's provider's: the VPC's plan fails on a zone of another one."""
+def refuse_zones_outside_the_region(resource: TerraformResource) -> None:
+    """The region is the caller's provider's: the plan of what is placed in `var.availability_zones`
+    fails on a zone of another one."""
     condition, message = (part.format(region=PROVIDER_REGION) for part in ZONE_IN_REGION)
-    network.vpc.add_override("lifecycle.precondition", [{"condition": condition, "error_message": message}])
+    resource.add_override("lifecycle.precondition", [{"condition": condition, "error_message": message}])
 
 
 def in_the_region(stack: TerraformStack, env: Environment, layer: str, settings: Any, region: str) -> dict[str, Any]:
@@ -521,11 +527,14 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
         construct: Any = Foundation(stack, layer, **given)
     elif layer == "network":
         construct = Network(stack, layer, **given, kms_key_arn=inputs("foundation").kms_key_arn)
-        refuse_zones_outside_the_region(construct)
+        refuse_zones_outside_the_region(construct.vpc)
     elif layer == "edge":
         construct = Edge(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "data":
         construct = Data(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
+        for redis in construct.node.find_all():
+            if isinstance(redis, ElasticacheReplicationGroup):
+                refuse_zones_outside_the_region(redis)
     elif layer == "gateway":
         construct = Gateway(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"),
                             data=inputs("data"), edge=inputs("edge"), llm=inputs("llm"))
@@ -600,7 +609,8 @@ def fixed_settings(layer: str) -> list[str]:
     """The environment-file fields this layer's settings read that are not module variables."""
     kind = SETTINGS[layer]
     variables = variable_fields()
-    borrowed = getattr(kind, "BORROWED", {})  # another module's variable, fixed in this one
+    # another module's variable, fixed in this one (but the data module's own availability_zones)
+    borrowed = {name for name in getattr(kind, "BORROWED", {}) if (layer, name) != ("data", "availability_zones")}
     return sorted(source for name in kind.model_fields if (source := source_of(layer, name))
                   and (name in borrowed or not covered(source, variables)))
 

@@ -139,7 +139,7 @@ run "bedrock_routes_environment_and_arns_follow_the_provider_region" {
   }
   assert {
     condition = (strcontains(aws_ecs_task_definition.gateway_task_E6563306.container_definitions, "bedrock/apac.anthropic.claude-sonnet-4-5-20250929-v1:0")
-    && !strcontains(aws_ecs_task_definition.gateway_task_E6563306.container_definitions, "eu.anthropic")
+      && !strcontains(aws_ecs_task_definition.gateway_task_E6563306.container_definitions, "eu.anthropic")
     && strcontains(aws_ecs_task_definition.gateway_task_E6563306.container_definitions, "\\\"aws_region_name\\\": \\\"ap-southeast-2\\\""))
     error_message = "A Bedrock route does not use the provider region's geographic inference profile."
   }
