@@ -31,7 +31,6 @@ provider "aws" {
 locals {
   project     = "acme"
   environment = "sandbox"
-  zones       = ["us-west-2a", "us-west-2b", "us-west-2c"] # the provider region's
 }
 
 module "foundation" {
@@ -49,7 +48,7 @@ module "network" {
   environment            = local.environment
   log_retention_days     = 90
   vpc_cidr               = "10.40.0.0/16"
-  availability_zones     = local.zones
+  availability_zones     = ["us-west-2a", "us-west-2b", "us-west-2c"]
   public_subnet_cidrs    = ["10.40.0.0/24", "10.40.1.0/24", "10.40.2.0/24"]
   private_subnet_cidrs   = ["10.40.16.0/20", "10.40.32.0/20", "10.40.48.0/20"]
   database_subnet_cidrs  = ["10.40.64.0/24", "10.40.65.0/24", "10.40.66.0/24"]
@@ -81,7 +80,7 @@ module "data" {
   db_storage_gb               = 20
   db_max_storage_gb           = 50
   backup_retention_days       = 3
-  availability_zones          = local.zones # the Redis nodes, in the network's zones
+  availability_zones          = ["us-west-2a", "us-west-2b", "us-west-2c"] # the network's: Redis nodes
   foundation_kms_key_arn      = module.foundation.kms_key_arn
   network_database_subnet_ids = module.network.database_subnet_ids
   network_security_group_ids  = module.network.security_group_ids
