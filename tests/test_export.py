@@ -3,12 +3,16 @@ and the contract between the two."""
 
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import json
+import re
 import shutil
 import subprocess
 import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import hcl2
 import pytest
@@ -16,6 +20,8 @@ from pydantic import BaseModel
 
 from modules.config import load_environment
 from modules.config.models import Environment
+from modules.config.regions import REGIONS
+from modules.parts.context import REGION_TABLE
 from modules.rehearsal.validate import MODULE_CONSTRAINT
 from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, MODULES_DIR, OUTPUT_TYPES,
                             STRAIGHT_SETTINGS, TERRAFORM_TYPES, VARIABLE_NAMES, ExportError, blocks, bounds_rules,
@@ -210,3 +216,53 @@ def test_straight_settings_are_variables_with_the_config_bounds(exported: Path) 
             assert len(declared.get("validation", [])) == bounds + len(cross.get(variable, ())), variable
             assert declared["default"] == getattr(getattr(env, layer), name)
             assert f"${{var.{variable}}}" in json.dumps(module_doc(exported, layer)["resource"]), variable
+
+
+# Names of AWS regions (any partition) and their zones (`eu-west-2a`), and 12-digit account
+# ids: the caller's provider decides them.
+REGION_NAME = re.compile(r"\b(?:us|eu|ap|sa|ca|me|af|il|mx|cn)(?:-gov|-iso[a-z]?)?-"
+                         r"(?:north|south|east|west|central|northeast|northwest|southeast|southwest)-\d+(?![0-9])")
+ACCOUNT_ID = re.compile(r"(?<![0-9A-Za-z])[0-9]{12}(?![0-9A-Za-z])")
+
+
+def bound_to_a_region(doc: dict[str, Any]) -> list[str]:
+    """Where a module names a region or an account outside its variables' defaults and
+    descriptions and its region table (the local `regions`, which must be REGIONS itself)."""
+    doc = json.loads(json.dumps(doc))
+    table = doc.get("locals", {}).pop(REGION_TABLE, None)
+    assert table in (None, {name: {**dataclasses.asdict(r), "zones": list(r.zones)} for name, r in REGIONS.items()})
+    for variable in blocks(doc, "variable").values():
+        variable.pop("default", None)
+        variable.pop("description", None)
+
+    def leaks(value: Any, path: str) -> Iterator[str]:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield from leaks(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                yield from leaks(item, f"{path}[{i}]")
+        elif isinstance(value, str):
+            yield from (f"{path}: {found.group()}" for pattern in (REGION_NAME, ACCOUNT_ID)
+                        for found in pattern.finditer(value))
+
+    return list(leaks(doc, ""))
+
+
+@pytest.mark.parametrize("layer", EXPORTED_LAYERS)
+def test_no_module_names_a_region_or_an_account(layer: str) -> None:
+    """Region, partition and account come from the caller's provider (data sources), per-region
+    facts from the region table: a literal would hold in one region and break apply or run time
+    in another."""
+    assert bound_to_a_region(json.loads((MODULES_DIR / layer / "main.tf.json").read_text())) == []
+
+
+def test_the_region_scan_finds_a_literal_region_or_account() -> None:
+    doc = {"variable": {"zones": {"default": ["eu-west-2a"], "description": "zones of eu-west-2"}},
+           "resource": {"aws_vpc_endpoint": {"s3": {"service_name": "com.amazonaws.eu-west-2.s3"}},
+                        "aws_iam_role": {"r": {"arn": "arn:aws:iam::111122223333:role/x"}},
+                        "aws_elasticache_replication_group": {"g": {"preferred_cache_cluster_azs": ["eu-west-2a"]}}}}
+    assert bound_to_a_region(doc) == [".resource.aws_vpc_endpoint.s3.service_name: eu-west-2",
+                                      ".resource.aws_iam_role.r.arn: 111122223333",
+                                      ".resource.aws_elasticache_replication_group.g.preferred_cache_cluster_azs[0]: "
+                                      "eu-west-2"]

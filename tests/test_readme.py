@@ -33,7 +33,7 @@ def test_the_sections_come_from_their_sources(sections: dict[str, str], stacks, 
     assert "| CKV_AWS_252 | `prod` (1 resource) |" in sections["skips"]  # an environment's own skip
     assert f"synthesized {len(stacks) + len(account_stacks)} stacks of dev, prod, prod-us in " in sections["synth-output"]
     assert "  accounts: account-dev account-prod\n" in sections["synth-output"]
-    assert "| `modules/config/` | Typed, validated environment configuration. Modules: loader, models, rules, settings. |" \
+    assert "| `modules/config/` | Typed, validated environment configuration. Modules: loader, models, regions, rules, settings. |" \
         in sections["layout"]
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -61,3 +64,33 @@ def test_a_missing_record_or_version_is_one_clear_line(tmp_path, monkeypatch, ca
     assert release.main(["--record"]) == 2
     assert "no released version" in capsys.readouterr().err
     assert not (tmp_path / "interface.json").exists()
+
+
+def test_the_tag_is_the_newest_version_once_its_interface_is_recorded_and_kept() -> None:
+    record_2 = {"version": "2.0.0", "modules": RELEASED}
+    assert release.tag(CHANGELOG_2, record_2, RELEASED) == "modules/v2.0.0"
+    with pytest.raises(ValueError, match="records modules/v1.0.0, not v2.0.0"):
+        release.tag(CHANGELOG_2, RECORD, RELEASED)
+    with pytest.raises(ValueError, match="differ from the interface recorded for v2.0.0"):
+        release.tag(CHANGELOG_2, record_2, changed(outputs={}))
+
+
+def test_the_committed_release_is_ready_to_tag() -> None:
+    """What .github/workflows/release.yml runs on main: the newest CHANGELOG version is recorded."""
+    done = subprocess.run([sys.executable, str(release.ROOT / "modules" / "tools" / "release.py"), "--tag"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "modules/v" + ".".join(map(str, release.newest_version(release.CHANGELOG.read_text())))
+
+
+def test_docs_pin_no_tag_but_the_release_workflow_creates() -> None:
+    """A `modules/vX.Y.Z` a reader may pin is the newest release (tagged by the workflow on main)
+    or an existing tag: none that never was."""
+    tags = subprocess.run(["git", "tag", "--list", "modules/v*"], capture_output=True, text=True,
+                          cwd=release.ROOT).stdout.split()
+    newest = "modules/v" + ".".join(map(str, release.newest_version(release.CHANGELOG.read_text())))
+    docs = [release.ROOT / "README.md", release.CHANGELOG, *release.ROOT.glob("terraform-modules/*/README.md"),
+            *release.ROOT.glob("examples/*/*.tf"), *release.ROOT.glob("examples/*/README.md")]
+    pinned = {(path.relative_to(release.ROOT).as_posix(), ref) for path in docs
+              for ref in re.findall(r"modules/v\d+\.\d+\.\d+", path.read_text())}
+    assert {(path, ref) for path, ref in pinned if ref != newest and ref not in tags} == set()

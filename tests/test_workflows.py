@@ -81,7 +81,8 @@ def test_permissions_are_granted_per_job_and_oidc_only_where_aws_is_assumed() ->
             assert (granted.get("id-token") == "write") == assumes, f"{path.name}:{name}"
             assert all(v in ("read", "write") for v in granted.values())
             writes = {k for k, v in granted.items() if v == "write"} - {"id-token"}
-            assert writes <= {"security-events", "pull-requests", "issues"}, f"{path.name}:{name}: {writes}"
+            tags = {"contents"} if path.name == "release.yml" else set()  # the release creates its tag
+            assert writes <= {"security-events", "pull-requests", "issues", *tags}, f"{path.name}:{name}: {writes}"
         for step in steps(doc):
             if "actions/checkout" in step.get("uses", ""):
                 assert step["with"]["persist-credentials"] is False
@@ -129,6 +130,16 @@ def test_pull_requests_gate_rehearse_and_diff_and_the_nightly_plan_opens_an_issu
     assert "gh issue create" in drift_runs and "select(.title == " in drift_runs and "gh issue close" in drift_runs
     assert "deployments?environment=$ENVIRONMENT" in drift_runs  # what is deployed, not main
     assert "xargs" not in runs + drift_runs  # it turns a plan's exit 2 into 123
+
+
+def test_a_changelog_release_on_main_is_tagged_once_after_the_interface_check() -> None:
+    release = load(WORKFLOWS / "release.yml")
+    assert release["on"]["push"] == {"branches": ["main"], "paths": ["CHANGELOG.md", "terraform-modules/interface.json"]}
+    (job,) = release["jobs"].values()
+    assert job["permissions"] == {"contents": "write"} and job["concurrency"]["cancel-in-progress"] is False
+    runs = [s.get("run", "") for s in job["steps"]]
+    assert "tag=$(python3 modules/tools/release.py --tag)" in runs[1]  # fails the job unless recorded and kept
+    assert "git/ref/tags/$TAG" in runs[2] and runs[2].index("exit 0") < runs[2].index("git/refs\" -f ref")
 
 
 def test_the_toolchain_is_pinned_in_one_place() -> None:

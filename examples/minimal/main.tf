@@ -80,6 +80,7 @@ module "data" {
   db_storage_gb               = 20
   db_max_storage_gb           = 50
   backup_retention_days       = 3
+  availability_zones          = ["us-west-2a", "us-west-2b", "us-west-2c"] # the network's: Redis nodes
   foundation_kms_key_arn      = module.foundation.kms_key_arn
   network_database_subnet_ids = module.network.database_subnet_ids
   network_security_group_ids  = module.network.security_group_ids

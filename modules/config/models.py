@@ -12,15 +12,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic_core import PydanticCustomError
 
+from modules.config.regions import REGIONS
 
-# Availability zones per supported region (Bedrock is offered in each of these).
-REGION_AZS: dict[str, tuple[str, ...]] = {
-    "eu-west-1": ("eu-west-1a", "eu-west-1b", "eu-west-1c"),
-    "eu-west-2": ("eu-west-2a", "eu-west-2b", "eu-west-2c"),
-    "eu-central-1": ("eu-central-1a", "eu-central-1b", "eu-central-1c"),
-    "us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"),
-    "us-west-2": ("us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"),
-}
+
+# Availability zones per supported region (modules/config/regions.py says which and why).
+REGION_AZS: dict[str, tuple[str, ...]] = {name: region.zones for name, region in REGIONS.items()}
 
 # Fargate task sizes: cpu units -> allowed memory (MiB).
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {

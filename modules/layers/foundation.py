@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from cdktn import TerraformProvider, TerraformStack
+from cdktn import Fn, TerraformProvider, TerraformStack, Token
 
 from constructs import Construct
 from cdktn_provider_aws.cloudtrail import Cloudtrail
@@ -19,7 +19,7 @@ from modules.parts import iam
 from modules.parts.compliance import skip
 from modules.config import models
 from modules.config.settings import Identity
-from modules.parts.context import Account, current_account
+from modules.parts.context import Account, current_account, region_fact
 from modules.parts.outputs import publish
 from modules.parts.registry_cache import PullThroughCache
 from modules.parts.storage import SecureBucket, access_log_bucket, encrypted_log_group, protect
@@ -67,13 +67,10 @@ class Foundation(Construct):
         waf = bucket(
             "waf_logs", waf_name, kms_key_arn=self.key.arn, access_log_bucket=access_logs,
             policy_statements=_log_delivery_statements(account, f"arn:{account.partition}:s3:::{waf_name}"))
-        elb = DataAwsElbServiceAccount(self, "elb_account")
         alb_logs = bucket(
             "alb_logs", alb_name, kms_key_arn=None, access_log_bucket=access_logs,
             sse_s3_reason="Elastic Load Balancing access log delivery supports only SSE-S3 buckets.",
-            policy_statements=(iam.allow(
-                ["s3:PutObject"], [f"arn:{account.partition}:s3:::{alb_name}/*"], sid="ElbAccessLogDelivery",
-                principals={"AWS": elb.arn}),))
+            policy_statements=self._elb_log_delivery(account, f"arn:{account.partition}:s3:::{alb_name}"))
 
         if settings.cloudtrail:
             self._trail(account, trail_name, bucket, access_logs)
@@ -92,6 +89,23 @@ class Foundation(Construct):
             "pull_through_cache_secret_arns": (cache.secret_arns, "Secrets Manager ARNs, by ECR cache prefix, of the "
                                                "upstream credentials an operator puts in once"),
         })
+
+    def _elb_log_delivery(self, account: Account, bucket_arn: str) -> tuple[iam.Statement, ...]:
+        """Who writes the ALB's access logs: the region's ELB account, in regions opened before
+        August 2022; the log-delivery service principal in later ones (modules/config/regions.py).
+        A region known at synth asks the provider for its account; the provider's region (an
+        exported module) reads the region table and grants both, its own account standing in
+        for the ELB account where the region has none (no wider than the account's IAM)."""
+        if not Token.is_unresolved(account.region):
+            elb = DataAwsElbServiceAccount(self, "elb_account")
+            return (iam.allow(["s3:PutObject"], [f"{bucket_arn}/*"], sid="ElbAccessLogDelivery",
+                              principals={"AWS": elb.arn}),)
+        legacy = region_fact(self, account.region, "elb_account")
+        elb_account = Token.as_string(Fn.coalesce([legacy, account.id]))  # skips ""
+        return (iam.allow(["s3:PutObject"], [f"{bucket_arn}/*"], sid="ElbAccessLogDelivery",
+                          principals={"AWS": f"arn:{account.partition}:iam::{elb_account}:root"}),
+                iam.allow(["s3:PutObject"], [f"{bucket_arn}/AWSLogs/{account.id}/*"], sid="ElbLogDeliveryService",
+                          principals={"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}))
 
     def _keys(self, account: Account, trail_name: str,
               replica_providers: Mapping[str, TerraformProvider]) -> dict[str, str]:

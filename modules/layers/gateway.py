@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cdktn import Token
 from constructs import Construct
 from cdktn_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicy,
@@ -519,8 +520,11 @@ def bedrock_statements(account: Account, model_ids: list[str]) -> list[iam.State
     actions = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
     direct, profiles = [], []
     for model_id in sorted(set(model_ids)):
-        geo, _, base = model_id.partition(".")
-        if geo in INFERENCE_PROFILE_GEOS:
+        # <geography>.<provider>.<model>; the geography may be a plan-time lookup (an exported
+        # module's region), which a split on "." would cut.
+        parts = model_id.rsplit(".", 2)
+        geo, base = (parts[0], ".".join(parts[1:])) if len(parts) == 3 else ("", model_id)
+        if geo in INFERENCE_PROFILE_GEOS or Token.is_unresolved(geo):
             profiles.append((account.arn("bedrock", f"inference-profile/{model_id}"),
                              f"arn:{account.partition}:bedrock:*::foundation-model/{base}"))
         else:

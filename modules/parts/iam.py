@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,9 +46,12 @@ def registry_pull_statements(image: str, partition: str) -> list[Statement]:
     under a pull-through cache prefix may also import it from upstream, creating its repository
     on the first pull (ECR user guide: IAM permissions required to sync an upstream registry)."""
     registry = image.split("/", 1)[0]
-    if ".dkr.ecr." not in registry:
+    # <account>.dkr.ecr.<region>.amazonaws.com; either may be a plan-time value (an exported
+    # module's caller), whose token holds dots of its own.
+    found = re.fullmatch(r"(.+?)\.dkr\.ecr\.(.+?)\.amazonaws\.com(?:\.cn)?", registry)
+    if found is None:
         return []
-    account, _, _, region = registry.split(".")[:4]
+    account, region = found.groups()
     repository = image.split("/", 1)[1].split("@")[0].split(":")[0]
     arn = f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"
     statements = [

@@ -4,7 +4,9 @@ Terraform (`python main.py --export-modules [--environment prod] [DIR]`).
 The same layer constructs build the module as build the stacks: their typed inputs come from
 module variables instead of other stacks (`<layer>_<field>`, e.g. `network_vpc_id`), and each
 field of their typed outputs becomes a module output of the same name. Modules declare
-`required_providers` with a version range and hold no provider or backend block. Structure
+`required_providers` with a version range and hold no provider or backend block; region,
+partition and account are the caller's provider's (data sources), per-region facts a lookup in
+the region table the module carries (modules/parts/context.py). Structure
 and sizing (zones, NAT per AZ, capacities, instance classes, names) are fixed at export from
 the chosen environment; each module's README says which.
 """
@@ -20,8 +22,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from cdktn import App, Fn, TerraformOutput, TerraformStack, TerraformVariableValidationConfig
+from cdktn import App, Fn, TerraformOutput, TerraformResource, TerraformStack, TerraformVariableValidationConfig
+from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
+from cdktn_provider_aws.elasticache_replication_group import ElasticacheReplicationGroup
 from constructs import Construct
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -35,12 +39,13 @@ from modules.config.rules import MAX_WORKER_CONCURRENCY, MIN_WORKER_CONCURRENCY
 from modules.layers.data import Data, DataOutputs
 from modules.layers.edge import Edge, EdgeOutputs
 from modules.layers.foundation import Foundation, FoundationOutputs
-from modules.layers.gateway import Gateway, GatewayOutputs
+from modules.layers.gateway import INFERENCE_PROFILE_GEOS, Gateway, GatewayOutputs
 from modules.layers.llm import Llm, LlmOutputs
 from modules.engine.module_stack import ProviderRequirement, TFModuleOutput, TFModuleVariable
 from modules.layers.network import SECURITY_GROUPS, Network, NetworkOutputs
 from modules.layers.observability import Observability, Watched
 from modules.layers.realtime import Realtime, RealtimeOutputs
+from modules.parts.context import REGION_TABLE, region_fact, region_table
 from modules.engine.stacks import APP_CONTEXT, TARGET_VERSIONS, require_terraform
 from modules.tools.release import CHANGELOG, newest_version
 
@@ -192,7 +197,8 @@ HAND_MADE_SETTINGS = ("project", "name", "foundation.log_retention_days", "edge.
                       "llm.certificate_arn", "gateway.image", "gateway.capacity.min", "gateway.capacity.desired",
                       "gateway.capacity.max", "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max",
                       "network.vpc_cidr", "network.availability_zones", "network.public_subnets",
-                      "network.private_subnets", "network.database_subnets", "observability.alarm_emails")
+                      "network.private_subnets", "network.database_subnets", "observability.alarm_emails",
+                      "realtime.certificate_arn")
 
 # Every other field of the environment files, with why a module cannot take it as a variable
 # (a test keeps this, the two lists above and the config model in agreement).
@@ -210,7 +216,7 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "gateway.license_secret_arn", "gateway.models", "llm.spot_instance_types", "llm.scheduled_scaling",
         "llm.warm_pool_size", "llm.hf_token_secret_arn", "llm.dns_name", "llm.certificate_domains",
         "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.custom_domain",
-        "realtime.certificate_arn", "realtime.callback_urls",
+        "realtime.callback_urls",
         "realtime.logout_urls", "realtime.mfa", "observability.overrides"),
     "only the configuration's rules read it (where data may be copied), not the constructs": (
         "data.allowed_copy_regions",),
@@ -310,7 +316,7 @@ class ModuleVariables:
         return [Fn.element(var.list_value, i) for i in range(self.zones)]
 
 
-def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Identity, BaseModel]:
+def module_settings(stack: TerraformStack, env: Environment, layer: str, region: str) -> tuple[Identity, BaseModel]:
     """The layer's identity and settings with those a consumer changes replaced by module
     variables (their defaults are the exported environment's values), each validated by the
     rules of the environment files. Only settings that flow straight into resource arguments
@@ -318,6 +324,7 @@ def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Ide
     variables = ModuleVariables(stack, len(env.network.availability_zones), cross_rules(env, layer))
     variable = variables.scalar
     identity = {
+        "region": region,
         "project": variable("project", env.project, "Name prefix of every resource (`<project>-<environment>-…`)",
                             NAME_RULE),
         "environment": variable("environment", env.name, "Environment part of every resource name", NAME_RULE),
@@ -326,15 +333,21 @@ def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Ide
         identity["log_retention_days"] = variable("log_retention_days", env.foundation.log_retention_days,
                                                   "Retention of every log group (days)", RETENTION_RULE)
     settings: Any = settings_for(env, layer)
-    updates: dict[str, Any] = {}
+    updates: dict[str, Any] = in_the_region(stack, env, layer, settings, region)
     if layer == "network":
-        updates = network_settings(variables, settings)
-    if layer in ("edge", "llm"):
-        purpose = ("ACM certificate of the HTTPS listeners (same region)" if layer == "edge" else
-                   "ACM certificate of the internal model listener: must cover the private name (same region)")
-        updates["certificate_arn"] = variable("certificate_arn", settings.certificate_arn, purpose, CERTIFICATE_RULE)
+        updates |= network_settings(variables, settings)
+    if layer == "data":  # where the Redis nodes go: the network's zones, the caller's region
+        updates["availability_zones"] = variables.per_zone(
+            "availability_zones", settings.availability_zones, "Zones of the network module (its availability_zones, "
+            "in order): the Redis nodes are placed in them, the primary in the first", DISTINCT_RULE)
+    if layer in ("edge", "llm") or (layer == "realtime" and settings.custom_domain):
+        purpose = {"edge": "ACM certificate of the HTTPS listeners (same region)",
+                   "llm": "ACM certificate of the internal model listener: must cover the private name (same region)",
+                   "realtime": "ACM certificate of the WebSocket API's custom domain: must cover it (same region)"}
+        default = settings.certificate_arn or getattr(settings, "edge_certificate_arn", None)
+        updates["certificate_arn"] = variable("certificate_arn", default, purpose[layer], CERTIFICATE_RULE)
     if layer == "gateway":
-        updates = gateway_settings(variables, settings, pinned=env.protect_stateful)
+        updates |= gateway_settings(variables, settings, pinned=env.protect_stateful)
     if layer == "observability":
         updates["alarm_emails"] = variables.strings(
             "alarm_emails", settings.alarm_emails, "Addresses every alarm mails (each confirms its subscription)",
@@ -445,19 +458,66 @@ def cross_rules(env: Environment, layer: str) -> dict[str, tuple[tuple[str, str]
     return rules.get(layer, {})
 
 
-def refuse_zones_outside_the_region(stack: TerraformStack, network: Network) -> None:
-    """The region is the caller's provider's: the VPC's plan fails on a zone of another one."""
+# `id` is the region's name in provider 5 and 6 alike (6 deprecates `name` for `region`, which 5
+# lacks: terraform-provider-aws#42131).
+PROVIDER_REGION = "data.aws_region.region.id"
+UNSUPPORTED_REGION = ("${{contains(keys(local.{table}), self.id)}}",
+                      "The provider's region (${{self.id}}) is not one the modules support: Bedrock serves no "
+                      "geographic inference profile there. Fix: configure the aws provider with one of "
+                      "${{join(\", \", keys(local.{table}))}}.")
+
+
+def provider_region(stack: TerraformStack) -> str:
+    """The module's region: the caller's provider's, refused at plan unless the region table
+    (carried as a local) knows it."""
     region = DataAwsRegion(stack, "region")
     region.override_logical_id("region")
-    condition, message = (part.format(region="data.aws_region.region.name") for part in ZONE_IN_REGION)
-    network.vpc.add_override("lifecycle.precondition", [{"condition": condition, "error_message": message}])
+    region_table(stack)
+    condition, message = (part.format(table=REGION_TABLE) for part in UNSUPPORTED_REGION)
+    region.add_override("lifecycle.postcondition", [{"condition": condition, "error_message": message}])
+    return region.id
+
+
+def refuse_zones_outside_the_region(resource: TerraformResource) -> None:
+    """The region is the caller's provider's: the plan of what is placed in `var.availability_zones`
+    fails on a zone of another one."""
+    condition, message = (part.format(region=PROVIDER_REGION) for part in ZONE_IN_REGION)
+    resource.add_override("lifecycle.precondition", [{"condition": condition, "error_message": message}])
+
+
+def in_the_region(stack: TerraformStack, env: Environment, layer: str, settings: Any, region: str) -> dict[str, Any]:
+    """The exported environment's region-bound settings, made the caller's: a geographic
+    inference profile takes the region's geography (modules/config/regions.py), an image in the
+    environment's own registry the caller's registry."""
+    updates: dict[str, Any] = {}
+    routes = {"gateway": "models", "observability": "model_routes"}.get(layer)
+    if routes:
+        geography = region_fact(stack, region, "bedrock_geography")
+        updates[routes] = [route.model_copy(update={"bedrock_model_id": regional_profile(route.bedrock_model_id,
+                                                                                         geography)})
+                           for route in getattr(settings, routes)]
+    if layer == "llm":
+        own = f"{env.account_id}.dkr.ecr.{env.region}.amazonaws.com/"
+        if settings.vllm_image.startswith(own):
+            account = DataAwsCallerIdentity(stack, "account")
+            account.override_logical_id("account")
+            updates["vllm_image"] = (f"{account.account_id}.dkr.ecr.{region}.amazonaws.com/"
+                                     + settings.vllm_image.removeprefix(own))
+    return updates
+
+
+def regional_profile(model_id: str | None, geography: str) -> str | None:
+    """`eu.anthropic.…` -> `<geography>.anthropic.…`; a global profile or a model id stays."""
+    if model_id is None or model_id.split(".")[0] not in set(INFERENCE_PROFILE_GEOS) - {"global"}:
+        return model_id
+    return f"{geography}.{model_id.split('.', 1)[1]}"
 
 
 def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
     stack = TerraformStack(app, layer)
     require_terraform(stack)
     ProviderRequirement(stack, "aws", *AWS_PROVIDER)
-    identity, settings = module_settings(stack, env, layer)
+    identity, settings = module_settings(stack, env, layer, provider_region(stack))
     given = {"identity": identity, "settings": settings}
 
     def inputs(name: str) -> Any:
@@ -467,11 +527,14 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
         construct: Any = Foundation(stack, layer, **given)
     elif layer == "network":
         construct = Network(stack, layer, **given, kms_key_arn=inputs("foundation").kms_key_arn)
-        refuse_zones_outside_the_region(stack, construct)
+        refuse_zones_outside_the_region(construct.vpc)
     elif layer == "edge":
         construct = Edge(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "data":
         construct = Data(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
+        for redis in construct.node.find_all():
+            if isinstance(redis, ElasticacheReplicationGroup):
+                refuse_zones_outside_the_region(redis)
     elif layer == "gateway":
         construct = Gateway(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"),
                             data=inputs("data"), edge=inputs("edge"), llm=inputs("llm"))
@@ -546,7 +609,8 @@ def fixed_settings(layer: str) -> list[str]:
     """The environment-file fields this layer's settings read that are not module variables."""
     kind = SETTINGS[layer]
     variables = variable_fields()
-    borrowed = getattr(kind, "BORROWED", {})  # another module's variable, fixed in this one
+    # another module's variable, fixed in this one (but the data module's own availability_zones)
+    borrowed = {name for name in getattr(kind, "BORROWED", {}) if (layer, name) != ("data", "availability_zones")}
     return sorted(source for name in kind.model_fields if (source := source_of(layer, name))
                   and (name in borrowed or not covered(source, variables)))
 
@@ -565,7 +629,11 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              f"`{env.name}` environment (`python main.py --export-modules --environment {env.name}`). Do not "
              "edit: regenerate.", "",
              "Settings with a default below may be changed by the caller, within their validation. "
-             "The region is the caller's provider's. "
+             "Region, partition and account are the caller's provider's (`data.aws_region`, `data.aws_partition`, "
+             "`data.aws_caller_identity`): the module names none of its own. What differs between regions (the "
+             "Bedrock geography of inference profiles, the ALB log-delivery account) is looked up in the local "
+             "`regions`, the platform's region table; a provider region outside it fails the plan, naming the "
+             "supported ones. "
              f"Fixed at export from `environments/{env.name}/environment.toml` (export another environment to "
              f"change them): {len(env.network.availability_zones)} zones, protection "
              f"{'on' if env.protect_stateful else 'off'}, "

@@ -8,7 +8,11 @@ and outputs of the version it names. A change that removes or renames a variable
 or adds a variable without a default, breaks callers: it needs a new major version.
 
     python -m modules.tools.release            # check (what the tests run)
-    python -m modules.tools.release --record   # after a release: record the interface under its version
+    python -m modules.tools.release --record   # releasing: record the interface under the newest version
+    python modules/tools/release.py --tag      # the tag to create (the release workflow; standard library only)
+
+Releasing is a CHANGELOG heading `## [X.Y.Z] - date` and the interface recorded under it, merged
+to main: .github/workflows/release.yml then tags that commit `modules/vX.Y.Z` (once).
 """
 
 from __future__ import annotations
@@ -70,18 +74,42 @@ def problems(changelog: str, record: dict, current: Interface) -> list[str]:
     recorded = tuple(int(part) for part in record["version"].split("."))
     breaking = breaking_changes(record["modules"], current)
     if breaking and newest_version(changelog)[0] <= recorded[0]:
+        # While the newest version is being prepared (not tagged yet), its record is re-taken.
         return [f"{change} since modules/v{record['version']}: a breaking change needs a new major version. "
                 f"Fix: add a `## [{recorded[0] + 1}.0.0] - YYYY-MM-DD` entry to CHANGELOG.md saying what callers "
-                "must change (or keep the old name)." for change in breaking]
+                "must change (or keep the old name); if modules/v" + record["version"] + " is not tagged yet, "
+                "say what changed under its entry and run `python -m modules.tools.release --record`."
+                for change in breaking]
     return []
+
+
+def tag(changelog: str, record: dict, current: Interface) -> str:
+    """`modules/vX.Y.Z` of the newest released version, once its interface is recorded and kept;
+    ValueError says what is missing."""
+    version = ".".join(str(part) for part in newest_version(changelog))
+    if record["version"] != version:
+        raise ValueError(f"terraform-modules/interface.json records modules/v{record['version']}, not v{version}. "
+                         "Fix: run `python -m modules.tools.release --record` and commit it with the CHANGELOG entry")
+    if record["modules"] != current:
+        raise ValueError(f"the modules differ from the interface recorded for v{version}. Fix: run "
+                         "`python -m modules.tools.release --record` and commit it")
+    return f"modules/v{version}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="record the interface under the newest version")
+    parser.add_argument("--tag", action="store_true", help="print the tag of the newest version, ready to create")
     args = parser.parse_args(argv)
     try:
         changelog, current = CHANGELOG.read_text(), interface()
+        if args.tag:
+            try:
+                print(tag(changelog, json.loads(RECORD.read_text()), current))
+            except ValueError as err:
+                print(f"release: not ready to tag: {err}.", file=sys.stderr)
+                return 1
+            return 0
         if args.record:
             version = ".".join(str(part) for part in newest_version(changelog))
             RECORD.write_text(json.dumps({"version": version, "modules": current}, indent=1, sort_keys=True) + "\n")

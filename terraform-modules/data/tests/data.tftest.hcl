@@ -13,6 +13,7 @@ variables {
   foundation_kms_key_arn      = "arn:aws:kms:us-west-2:444455556666:key/11111111-2222-3333-4444-555555555555"
   network_database_subnet_ids = ["subnet-0a", "subnet-0b"]
   network_security_group_ids  = { alb = "sg-01", gateway = "sg-02", database = "sg-03", redis = "sg-04", lambda = "sg-05", llm_alb = "sg-06", gpu = "sg-07" }
+  availability_zones          = ["us-west-2a", "us-west-2b", "us-west-2c"]
 }
 
 run "stores_are_encrypted_protected_and_named_after_the_inputs" {
@@ -102,4 +103,27 @@ run "a_single_zone_store_when_multi_az_is_off" {
     condition     = aws_db_instance.data_postgres_BC6B9DCD.multi_az == false && aws_elasticache_replication_group.data_redis_E084F98E.multi_az_enabled == false
     error_message = "multi_az = false still places a standby in a second zone."
   }
+}
+
+run "redis_is_placed_in_the_given_zones_of_the_provider_region" {
+  command = plan
+
+  variables {
+    availability_zones = ["us-west-2c", "us-west-2a", "us-west-2b"]
+  }
+
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.preferred_cache_cluster_azs[0] == "us-west-2c"
+    error_message = "The Redis primary is not in the first given zone."
+  }
+}
+
+run "redis_zones_of_another_region_are_refused" {
+  command = plan
+
+  variables {
+    availability_zones = ["eu-west-2a", "eu-west-2b", "eu-west-2c"]
+  }
+
+  expect_failures = [aws_elasticache_replication_group.data_redis_E084F98E]
 }

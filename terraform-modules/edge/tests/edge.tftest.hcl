@@ -1,5 +1,11 @@
 # terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
-mock_provider "aws" {}
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = {
+      id = "eu-west-2"
+    }
+  }
+}
 
 variables {
   foundation_alb_log_bucket     = "alb-logs-111122223333"

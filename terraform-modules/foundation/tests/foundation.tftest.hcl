@@ -1,5 +1,10 @@
 # terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
 mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = {
+      id = "eu-west-2"
+    }
+  }
   mock_data "aws_caller_identity" {
     defaults = {
       account_id = "444455556666"
@@ -42,4 +47,76 @@ run "a_retention_that_is_not_a_cloudwatch_value_is_refused" {
   }
 
   expect_failures = [var.log_retention_days]
+}
+
+run "key_policy_principals_and_arns_follow_the_provider_region" {
+  command = plan
+
+  override_data {
+    target = data.aws_region.region
+    values = {
+      id = "ap-southeast-2"
+    }
+  }
+
+  # The bucket policy's TLS statement names the bucket's ARN, known after apply.
+  override_resource {
+    target          = aws_s3_bucket.foundation_alb_logs_bucket_08F7276B
+    override_during = plan
+    values = {
+      arn = "arn:aws:s3:::alb-logs"
+    }
+  }
+
+  assert {
+    condition = length([for s in jsondecode(aws_kms_key.foundation_key_B320B12C.policy).Statement : s
+      if try(s.Principal.Service == "logs.ap-southeast-2.amazonaws.com"
+    && s.Condition.ArnLike["kms:EncryptionContext:aws:logs:arn"] == "arn:aws:logs:ap-southeast-2:444455556666:*", false)]) == 1
+    error_message = "The key policy's CloudWatch Logs principal or log ARN is not the provider region's."
+  }
+  assert {
+    condition     = strcontains(aws_kms_key.foundation_key_B320B12C.policy, "arn:aws:cloudtrail:ap-southeast-2:444455556666:trail/")
+    error_message = "The key policy's trail ARN is not the provider region's."
+  }
+  assert {
+    condition     = !strcontains(aws_kms_key.foundation_key_B320B12C.policy, "eu-west-2")
+    error_message = "The key policy names the exported environment's region."
+  }
+  assert {
+    condition = contains([for s in jsondecode(aws_s3_bucket_policy.foundation_alb_logs_policy_9A7C58F3.policy).Statement :
+    try(s.Principal.AWS, "")], "arn:aws:iam::783225319266:root")
+    error_message = "ALB access logs are not delivered by the region's Elastic Load Balancing account."
+  }
+}
+
+run "a_region_opened_since_2022_takes_alb_logs_from_the_delivery_service" {
+  command = plan
+
+  override_data {
+    target = data.aws_region.region
+    values = {
+      id = "ap-southeast-4"
+    }
+  }
+
+  # The bucket policy's TLS statement names the bucket's ARN, known after apply.
+  override_resource {
+    target          = aws_s3_bucket.foundation_alb_logs_bucket_08F7276B
+    override_during = plan
+    values = {
+      arn = "arn:aws:s3:::alb-logs"
+    }
+  }
+
+  assert {
+    condition = length([for s in jsondecode(aws_s3_bucket_policy.foundation_alb_logs_policy_9A7C58F3.policy).Statement : s
+      if try(s.Principal.Service == "logdelivery.elasticloadbalancing.amazonaws.com"
+    && s.Resource == ["arn:aws:s3:::${aws_s3_bucket.foundation_alb_logs_bucket_08F7276B.bucket}/AWSLogs/444455556666/*"], false)]) == 1
+    error_message = "ALB access logs in a region without an ELB account are not granted to the log-delivery service."
+  }
+  assert {
+    condition = !contains([for s in jsondecode(aws_s3_bucket_policy.foundation_alb_logs_policy_9A7C58F3.policy).Statement :
+    try(s.Principal.AWS, "")], "arn:aws:iam::783225319266:root")
+    error_message = "Another region's Elastic Load Balancing account may write the ALB logs."
+  }
 }

@@ -99,3 +99,56 @@ run "an_unpinned_image_is_refused_in_a_protected_export" {
 
   expect_failures = [var.gateway_image]
 }
+
+# The same emulator, asked as a provider in another region.
+provider "aws" {
+  alias                       = "sydney"
+  region                      = "ap-southeast-2"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+}
+
+run "bedrock_routes_environment_and_arns_follow_the_provider_region" {
+  command = plan
+
+  providers = {
+    aws = aws.sydney
+  }
+
+  # The task's secrets get their ARNs at apply; the test reads the definition at plan.
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_master_key_secret_02A4AFDE
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:ap-southeast-2:444455556666:secret:master-AbCdEf"
+    }
+  }
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_salt_key_secret_0AD34069
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:ap-southeast-2:444455556666:secret:salt-AbCdEf"
+    }
+  }
+
+  assert {
+    condition = contains(jsondecode(aws_ecs_task_definition.gateway_task_E6563306.container_definitions)[0].environment,
+    { name = "AWS_REGION", value = "ap-southeast-2" })
+    error_message = "The proxy's AWS_REGION is not the provider region."
+  }
+  assert {
+    condition = (strcontains(aws_ecs_task_definition.gateway_task_E6563306.container_definitions, "bedrock/apac.anthropic.claude-sonnet-4-5-20250929-v1:0")
+      && !strcontains(aws_ecs_task_definition.gateway_task_E6563306.container_definitions, "eu.anthropic")
+    && strcontains(aws_ecs_task_definition.gateway_task_E6563306.container_definitions, "\\\"aws_region_name\\\": \\\"ap-southeast-2\\\""))
+    error_message = "A Bedrock route does not use the provider region's geographic inference profile."
+  }
+  assert {
+    condition     = can(regex("arn:aws:bedrock:ap-southeast-2:[0-9]{12}:inference-profile/apac\\.anthropic\\.claude-sonnet-4-5-20250929-v1:0", aws_iam_role_policy.gateway_task_role_policy_F34FB1E9.policy))
+    error_message = "The task may not invoke the provider region's inference profile."
+  }
+  assert {
+    condition     = strcontains(aws_iam_role_policy.gateway_task_role_policy_F34FB1E9.policy, "s3.ap-southeast-2.amazonaws.com") && !strcontains(aws_iam_role_policy.gateway_task_role_policy_F34FB1E9.policy, "eu-west-2")
+    error_message = "The task policy names another region."
+  }
+}

@@ -2,7 +2,7 @@
 mock_provider "aws" {
   mock_data "aws_region" {
     defaults = {
-      name = "eu-west-2"
+      id = "eu-west-2"
     }
   }
 }
@@ -57,7 +57,7 @@ run "another_cidr_and_region_by_variables_only" {
   override_data {
     target = data.aws_region.region
     values = {
-      name = "us-west-2"
+      id = "us-west-2"
     }
   }
 
@@ -128,4 +128,56 @@ run "a_name_with_capitals_is_refused" {
   }
 
   expect_failures = [var.project]
+}
+
+run "endpoint_service_names_follow_the_provider_region" {
+  command = plan
+
+  override_data {
+    target = data.aws_region.region
+    values = {
+      id = "ap-southeast-2"
+    }
+  }
+
+  variables {
+    availability_zones    = ["ap-southeast-2a", "ap-southeast-2b", "ap-southeast-2c"]
+    public_subnet_cidrs   = ["10.1.0.0/24", "10.1.1.0/24", "10.1.2.0/24"]
+    private_subnet_cidrs  = ["10.1.16.0/20", "10.1.32.0/20", "10.1.48.0/20"]
+    database_subnet_cidrs = ["10.1.64.0/24", "10.1.65.0/24", "10.1.66.0/24"]
+  }
+
+  assert {
+    condition = alltrue([for endpoint in [
+      aws_vpc_endpoint.network_endpoint_bedrock_runtime_1538AA0B, aws_vpc_endpoint.network_endpoint_dynamodb_9B966C8A,
+      aws_vpc_endpoint.network_endpoint_ecr_api_B2D82744, aws_vpc_endpoint.network_endpoint_ecr_dkr_DF447E50,
+      aws_vpc_endpoint.network_endpoint_kms_CFAD7DC1, aws_vpc_endpoint.network_endpoint_logs_22E1F105,
+      aws_vpc_endpoint.network_endpoint_s3_AD5B933C, aws_vpc_endpoint.network_endpoint_secretsmanager_3C5D0455,
+      aws_vpc_endpoint.network_endpoint_sns_D94891C4, aws_vpc_endpoint.network_endpoint_sqs_AA1C2014,
+      aws_vpc_endpoint.network_endpoint_ssm_8C5FA2D1, aws_vpc_endpoint.network_endpoint_ssmmessages_EC669DDE,
+      aws_vpc_endpoint.network_endpoint_sts_B3326E72,
+    ] : startswith(endpoint.service_name, "com.amazonaws.ap-southeast-2.")])
+    error_message = "An endpoint's service name is not the provider region's."
+  }
+  assert {
+    condition     = aws_vpc_endpoint.network_endpoint_bedrock_runtime_1538AA0B.service_name == "com.amazonaws.ap-southeast-2.bedrock-runtime"
+    error_message = "The Bedrock endpoint is not the provider region's."
+  }
+}
+
+run "a_region_without_the_platforms_services_is_refused" {
+  command = plan
+
+  override_data {
+    target = data.aws_region.region
+    values = {
+      id = "af-south-1"
+    }
+  }
+
+  variables {
+    availability_zones = ["af-south-1a", "af-south-1b", "af-south-1c"]
+  }
+
+  expect_failures = [data.aws_region.region]
 }

@@ -1,5 +1,10 @@
 # terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
 mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = {
+      id = "eu-west-2"
+    }
+  }
   mock_data "aws_partition" {
     defaults = {
       partition = "aws"
