@@ -296,8 +296,8 @@ def test_readme_shows_the_emulator_difference_table_and_the_provider_gap() -> No
 
 
 def test_junit_report_names_each_stack_and_its_unexplained_failure(tmp_path) -> None:
-    ok = StackResult("dev-network", resources=93, drift="16 explained", destroy="destroyed", seconds=12)
-    bad = StackResult("dev-edge", resources=20, drift="1 UNEXPLAINED", destroy="destroyed",
+    ok = StackResult("dev-network", created=93, drift="16 explained", destroy="destroyed", seconds=12)
+    bad = StackResult("dev-edge", created=20, drift="1 UNEXPLAINED", destroy="destroyed",
                       failures=["drift: aws_lb.x would update (idle_timeout)"])
     write_junit([EnvironmentResult("dev", [ok, bad])], tmp_path / "junit.xml")
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")

@@ -1,8 +1,9 @@
 """python -m modules.rehearsal ENV [ENV ...]: apply every stack of each environment to moto and back.
 
 Exit 0 when every stack applied, showed no unexplained drift and was destroyed (or, where the
-environment protects its data, refused destroy as it must); 1 otherwise; 2 when a tool is
-missing or the configuration is invalid (one line, no traceback).
+environment protects its data, refused destroy as it must); 1 otherwise, an unexpected error
+included (what was applied is still destroyed); 2 when a tool is missing or the configuration
+is invalid (one line, no traceback). Each environment's `WORK_DIR/<env>/report.json` says why.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import argparse
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from modules.rehearsal import terraform as tf
 from modules.rehearsal.differences import Seeded
 from modules.rehearsal.emulator import MOTO_DEFAULT_ACCOUNT, MotoServer, seed_certificates
 from modules.rehearsal.plan import ROOT, certificates_of, dependency_order, load_stacks, synth
-from modules.rehearsal.report import EnvironmentResult, write_junit
+from modules.rehearsal.report import EnvironmentResult, report_path, write_junit, write_report
 from modules.rehearsal.rewrite import Target, UnsafeCopy, account_of, certificate_arns
-from modules.rehearsal.runner import Rehearsal, endpoint_keys
+from modules.rehearsal.runner import AfterApply, Rehearsal, endpoint_keys
 
 
 def main(argv: list[str]) -> int:
@@ -28,43 +30,76 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--synth-dir", type=Path,
                         help="reuse this synth (default: cdktf.out if newer than the sources, else a fresh one)")
     parser.add_argument("--work-dir", type=Path, default=ROOT / ".build" / "rehearsal",
-                        help="rehearsal copies, states and logs (default: .build/rehearsal)")
+                        help="rehearsal copies, states, logs and reports (default: .build/rehearsal)")
     parser.add_argument("--junit", type=Path, help="JUnit XML report (default: WORK_DIR/junit.xml)")
-    parser.add_argument("--parallel", type=int, default=3, help="stacks applied at once (default: %(default)s)")
+    parser.add_argument("--parallel", type=int, default=3, help="stacks applied at once per environment "
+                                                                 "(default: %(default)s)")
+    parser.add_argument("--environments-at-once", type=int, default=3,
+                        help="environments rehearsed side by side, each on its own emulator (default: %(default)s)")
     parser.add_argument("--mirror", type=Path, default=tf.MIRROR, help="local provider mirror (default: %(default)s)")
     args = parser.parse_args(argv)
     # Terraform runs in each stack's directory: every path it is given must be absolute.
     args.work_dir, args.mirror = args.work_dir.resolve(), args.mirror.resolve()
     args.synth_dir = args.synth_dir.resolve() if args.synth_dir else None
     started = time.monotonic()
+    for env in args.environments:  # no earlier green report survives a run that fails or crashes
+        report_path(args.work_dir, env).unlink(missing_ok=True)
     try:
         toolchain = tf.find_toolchain(args.mirror)
         args.work_dir.mkdir(parents=True, exist_ok=True)
         cli_config = tf.write_cli_config(args.work_dir / "terraform.rc", toolchain.mirror)
         synth_dir = synth(args.environments, args.synth_dir, args.work_dir)
         keys = endpoint_keys(toolchain, cli_config, args.work_dir / "provider")
-        results = []
-        for env in args.environments:
-            results.append(rehearse(env, synth_dir, toolchain, cli_config, keys, args.work_dir, args.parallel))
     except (tf.ToolError, UnsafeCopy) as err:
+        for env in args.environments:
+            write_report(EnvironmentResult(env, [], error=str(err)), report_path(args.work_dir, env))
         print(f"rehearsal: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rehearsal: interrupted; the emulator was stopped", file=sys.stderr)
-        return 130
+    with ThreadPoolExecutor(max_workers=max(1, args.environments_at_once)) as pool:
+        futures = [pool.submit(rehearse_safely, env, synth_dir, toolchain, cli_config, keys, args.work_dir,
+                               args.parallel) for env in args.environments]
+        try:
+            results = [f.result() for f in futures]
+        except KeyboardInterrupt:
+            tf.STOPPING.set()  # no further Terraform command starts; each environment reports and stops
+            print("rehearsal: interrupted; the emulators are being stopped", file=sys.stderr)
+            [f.result() for f in futures]
+            return 130
     junit = args.junit or args.work_dir / "junit.xml"
     write_junit(results, junit)
     ok = all(r.ok for r in results)
     stacks = [s for r in results for s in r.stacks]
     print(f"rehearsal {'passed' if ok else 'FAILED'} for {', '.join(args.environments)} in "
-          f"{time.monotonic() - started:.0f} s (JUnit: {junit}; logs: {args.work_dir}/<env>/<stack>/terraform.log)")
+          f"{time.monotonic() - started:.0f} s (reports: {args.work_dir}/<env>/report.json; JUnit: {junit}; "
+          f"logs: {args.work_dir}/<env>/<stack>/terraform.log)")
     # The plain closing line CI tools read: one "test" per stack.
-    print(f"rehearsal: {sum(s.ok for s in stacks)} passed, {sum(not s.ok for s in stacks)} failed")
+    print(f"rehearsal: {sum(s.ok for s in stacks)} passed, {sum(not s.ok for s in stacks) + sum(bool(r.error) for r in results)} failed")
+    if any(r.usage_error for r in results):
+        return 2
     return 0 if ok else 1
 
 
+def rehearse_safely(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Path, keys: tuple[str, ...],
+                    work_dir: Path, workers: int, after_apply: AfterApply | None = None) -> EnvironmentResult:
+    """`rehearse`, whatever happens: its report is written, an error in it included (ok false)."""
+    started = time.monotonic()
+    try:
+        result = rehearse(env, synth_dir, toolchain, cli_config, keys, work_dir, workers, after_apply)
+    except (tf.ToolError, UnsafeCopy) as err:
+        print(f"rehearsal: {err}", file=sys.stderr)
+        result = EnvironmentResult(env, [], provider_version=toolchain.provider_version, error=str(err),
+                                   usage_error=True)
+    except Exception as err:  # noqa: BLE001 - the report and the exit code say it
+        print(f"rehearsal: {env}: {type(err).__name__}: {err}", file=sys.stderr)
+        result = EnvironmentResult(env, [], provider_version=toolchain.provider_version,
+                                   error=f"{type(err).__name__}: {err}")
+    result.seconds = time.monotonic() - started
+    write_report(result, report_path(work_dir, env))
+    return result
+
+
 def rehearse(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Path, keys: tuple[str, ...],
-             work_dir: Path, workers: int) -> EnvironmentResult:
+             work_dir: Path, workers: int, after_apply: AfterApply | None = None) -> EnvironmentResult:
     stacks = load_stacks(synth_dir, env)
     order = dependency_order(stacks)
     account = account_of([s.doc for s in stacks.values()], MOTO_DEFAULT_ACCOUNT)
@@ -85,8 +120,9 @@ def rehearse(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Pat
             print(f"  seeded: certificate {configured} (emulator ARN {emulated})", flush=True)
         target = Target(endpoint=server.url, endpoint_keys=keys, account_id=account, state_dir=env_dir / "state",
                         provider_version=toolchain.provider_version)
-        result = Rehearsal(env, stacks, order, target, seeded, toolchain, cli_config, env_dir, server).run(workers)
-    print(f"  emulator stopped ({server.url})", flush=True)
+        result = Rehearsal(env, stacks, order, target, seeded, toolchain, cli_config, env_dir, server).run(
+            workers, after_apply)
+    print(f"  {env}: emulator stopped ({server.url})", flush=True)
     return result
 
 
