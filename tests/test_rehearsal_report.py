@@ -199,3 +199,42 @@ def test_apply_json_gives_the_slowest_resources_and_its_errors() -> None:
     messages = tf.json_messages("\n".join(json.dumps(m) for m in lines) + "\nnot json\n")
     assert tf.slowest_resources(messages, 1) == [("aws_lb.public", 61.0)]
     assert tf.json_errors(messages) == ["Error: creating X boom on main.tf.json line 3"]
+
+
+def test_the_corrected_server_runs_ec2_requests_one_at_a_time(monkeypatch) -> None:
+    import threading
+    import time
+
+    from moto.core.responses import BaseResponse
+    from moto.ec2.responses import EC2Response
+    from moto.sqs.responses import SQSResponse
+
+    from modules.rehearsal import moto_corrected
+
+    running = {"ec2": 0, "sqs": 0}
+    most = {"ec2": 0, "sqs": 0}
+    lock = threading.Lock()
+
+    def slow_dispatch(self: BaseResponse, *args: Any, **kwargs: Any) -> str:
+        kind = "ec2" if isinstance(self, EC2Response) else "sqs"
+        with lock:
+            running[kind] += 1
+            most[kind] = max(most[kind], running[kind])
+        time.sleep(0.05)
+        with lock:
+            running[kind] -= 1
+        return "ok"
+
+    def most_at_once() -> dict[str, int]:
+        most.update(ec2=0, sqs=0)
+        threads = [threading.Thread(target=lambda r=r: r._dispatch(None)) for r in
+                   [EC2Response() for _ in range(4)] + [SQSResponse() for _ in range(4)]]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        return dict(most)
+
+    monkeypatch.setattr(BaseResponse, "_dispatch", slow_dispatch)
+    assert most_at_once()["ec2"] > 1  # moto's own server: EC2 requests overlap
+    moto_corrected.CORRECTIONS["ec2-requests-not-atomic"]()
+    at_once = most_at_once()
+    assert at_once["ec2"] == 1 and at_once["sqs"] > 1  # other services keep their threads

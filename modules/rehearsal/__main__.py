@@ -9,6 +9,8 @@ is invalid (one line, no traceback). Each environment's `WORK_DIR/<env>/report.j
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import subprocess
 import sys
 import time
@@ -22,6 +24,8 @@ from modules.rehearsal.plan import ROOT, certificates_of, dependency_order, load
 from modules.rehearsal.report import EnvironmentResult, report_path, write_junit, write_report
 from modules.rehearsal.rewrite import Target, UnsafeCopy, account_of, certificate_arns
 from modules.rehearsal.runner import AfterApply, Rehearsal, endpoint_keys
+
+SAVED = ROOT / "docs" / "rehearsal"  # the committed reports (README: modules/tools/readme.py)
 
 
 def main(argv: list[str]) -> int:
@@ -37,6 +41,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--environments-at-once", type=int, default=3,
                         help="environments rehearsed side by side, each on its own emulator (default: %(default)s)")
     parser.add_argument("--mirror", type=Path, default=tf.MIRROR, help="local provider mirror (default: %(default)s)")
+    parser.add_argument("--save", action="store_true",
+                        help=f"also save each report as {SAVED.relative_to(ROOT)}/<env>.json (the README's "
+                             f"rehearsal table is generated from those: commit them)")
     args = parser.parse_args(argv)
     # Terraform runs in each stack's directory: every path it is given must be absolute.
     args.work_dir, args.mirror = args.work_dir.resolve(), args.mirror.resolve()
@@ -65,6 +72,9 @@ def main(argv: list[str]) -> int:
             print("rehearsal: interrupted; the emulators are being stopped", file=sys.stderr)
             [f.result() for f in futures]
             return 130
+    if args.save:
+        for result in results:
+            write_report(result, SAVED / f"{result.environment}.json", work_dir=args.work_dir)
     junit = args.junit or args.work_dir / "junit.xml"
     write_junit(results, junit)
     ok = all(r.ok for r in results)
@@ -82,7 +92,8 @@ def main(argv: list[str]) -> int:
 def rehearse_safely(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Path, keys: tuple[str, ...],
                     work_dir: Path, workers: int, after_apply: AfterApply | None = None) -> EnvironmentResult:
     """`rehearse`, whatever happens: its report is written, an error in it included (ok false)."""
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     try:
         result = rehearse(env, synth_dir, toolchain, cli_config, keys, work_dir, workers, after_apply)
     except (tf.ToolError, UnsafeCopy) as err:
@@ -94,6 +105,7 @@ def rehearse_safely(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_conf
         result = EnvironmentResult(env, [], provider_version=toolchain.provider_version,
                                    error=f"{type(err).__name__}: {err}")
     result.seconds = time.monotonic() - started
+    result.date, result.load_average = date, [round(load, 1), round(os.getloadavg()[0], 1)]
     write_report(result, report_path(work_dir, env))
     return result
 

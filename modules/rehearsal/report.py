@@ -78,6 +78,8 @@ class EnvironmentResult:
     error: str = ""  # an unexpected failure of the rehearsal itself
     smoke: list[dict[str, Any]] = field(default_factory=list)  # {name, passed, detail} per step run after apply
     usage_error: bool = False  # the error is a missing tool or an invalid configuration (exit 2)
+    date: str = ""  # when the run started (UTC, minutes)
+    load_average: list[float] = field(default_factory=list)  # the machine's 1-minute load at start and end
 
     @property
     def ok(self) -> bool:
@@ -92,8 +94,8 @@ class EnvironmentResult:
         return {**total, "explained": dict(sorted(explained.items())), "seconds": round(self.seconds, 1)}
 
     def to_json(self) -> dict[str, Any]:
-        return {"environment": self.environment, "ok": self.ok, "error": self.error,
-                "provider_version": self.provider_version,
+        return {"environment": self.environment, "ok": self.ok, "error": self.error, "date": self.date,
+                "load_average": self.load_average, "provider_version": self.provider_version,
                 "rows": sorted({r for s in self.stacks for r in s.rows}),
                 "total": self.total(), "stacks": {s.stack: s.to_json() for s in self.stacks},
                 "smoke": {"steps": self.smoke, "passed": bool(self.smoke) and all(s["passed"] for s in self.smoke)}}
@@ -109,11 +111,15 @@ def report_path(work_dir: Path, env: str) -> Path:
     return work_dir / env / "report.json"
 
 
-def write_report(result: EnvironmentResult, path: Path) -> None:
-    """Atomically: a reader sees the old file or the whole new one, never half of it."""
+def write_report(result: EnvironmentResult, path: Path, work_dir: Path | None = None) -> None:
+    """Atomically: a reader sees the old file or the whole new one, never half of it. With
+    `work_dir`, its path reads `<work-dir>` (a report to commit names no machine's directories)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result.to_json(), indent=1) + "\n"
+    if work_dir is not None:
+        text = text.replace(str(work_dir), "<work-dir>")
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(result.to_json(), indent=1) + "\n")
+    partial.write_text(text)
     os.replace(partial, path)
 
 
