@@ -238,3 +238,21 @@ def test_the_corrected_server_runs_ec2_requests_one_at_a_time(monkeypatch) -> No
     moto_corrected.CORRECTIONS["ec2-requests-not-atomic"]()
     at_once = most_at_once()
     assert at_once["ec2"] == 1 and at_once["sqs"] > 1  # other services keep their threads
+
+
+def test_the_readme_table_is_the_reports_own_counts() -> None:
+    from modules.tools import readme
+
+    network = StackResult("prod-network", planned=90, created=90, clean_replan=81, explained={"row-a": 9},
+                          destroyed_by_terraform=90, destroy="destroyed")
+    data = StackResult("prod-data", planned=20, created=20, clean_replan=20, destroy="refused (prevent_destroy)",
+                       replaced=[{"address": "aws_x.y", "rows": ["row-b"], "explained": True, "attributes": []}],
+                       failures=["drift: aws_db_instance.main would update (engine)"])
+    report = EnvironmentResult("prod", [network, data], provider_version="5.100.0", seconds=301,
+                               date="2026-12-07 05:00 UTC", load_average=[2.0, 3.0]).to_json()
+    table = readme.rehearsal([report])
+    assert ("| prod | FAILED | 2 | 110 | 110 | 101 (92 %) | 9 | 0 | 1 | 0 | 90 | 1 | 0 | not run | 301 "
+            "| 2026-12-07 05:00 UTC, load [2.0, 3.0] |") in table
+    assert "prod-data: drift: aws_db_instance.main would update (engine)" in table
+    assert "`aws_x.y` (row-b)" in table
+    assert readme.rehearsal([]).startswith("No rehearsal report is committed")

@@ -122,6 +122,13 @@ def performance(bench: dict[str, Any]) -> str:
     lines += ["", "| target | figure | |", "|---|---|---|"]
     lines += [f"| {_cell(t['name'])} | {_cell(t['figure'])} | {'PASS' if t['met'] else 'MISS'} |"
               for t in bench["targets"]]
+    if "rehearsal" in bench:
+        run = bench["rehearsal"]
+        lines += ["", f"The offline rehearsal (`tests/benchmark.py --rehearsal`), last run {run['date']}, load "
+                      f"average {run['load_average']:.1f} at the start and {run['load_average_end']:.1f} at the end:",
+                  "", "| target | figure | |", "|---|---|---|"]
+        lines += [f"| {_cell(t['name'])} | {_cell(t['figure'])} | {'PASS' if t['met'] else 'MISS'} |"
+                  for t in run["targets"]]
     return "\n".join(lines)
 
 
