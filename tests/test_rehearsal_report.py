@@ -98,13 +98,25 @@ def test_outputs_only_changes_need_a_changed_resource_they_read() -> None:
     assert judge(plan(outputs={"group": {"actions": ["no-op"]}})).ok
 
 
-def test_refresh_only_drift_is_judged_like_a_change() -> None:
-    drifted = change("aws_sqs_queue.q", ["update"], {"delay_seconds": 0}, {"delay_seconds": 5})
-    verdict = judge(plan(drift=[drifted]))
+def test_refresh_drift_of_a_configured_or_read_attribute_is_judged_like_a_change() -> None:
+    drifted = change("aws_sqs_queue.q", ["update"], {"delay_seconds": 0, "arn": "a"}, {"delay_seconds": 5, "arn": "b"})
+    configured = {"aws_sqs_queue.q": ["var.delay"]}  # the configuration sets delay_seconds
+    verdict = judge(plan(drift=[drifted], references={"aws_sqs_queue.q": []}))
+    assert verdict.ok and verdict.changed == set()  # nothing configured or read drifted: only noted
+    assert "refresh read attributes other resources set (not drift): aws_sqs_queue.q" in verdict.notes
+    in_config = plan(drift=[drifted], references=configured)
+    in_config["configuration"]["root_module"]["resources"][0]["expressions"] = {"delay_seconds": {"references": []}}
+    verdict = judge(in_config)
     assert verdict.unexplained == ["aws_sqs_queue.q drifted on refresh (delay_seconds)"]
     assert verdict.changed == {"aws_sqs_queue.q"}
+    read = plan(drift=[drifted])
+    read["relevant_attributes"] = [{"resource": "aws_sqs_queue.q", "attribute": ["arn"]}]
+    assert judge(read).unexplained == ["aws_sqs_queue.q drifted on refresh (arn)"]
     explained = change("aws_autoscaling_group.gpu", ["update"], GROUP, {**GROUP, "instance_maintenance_policy": POLICY})
-    assert judge(plan(drift=[explained])).explained == {"autoscaling-instance-maintenance-policy": 1}
+    group_config = plan(drift=[explained])
+    group_config["configuration"]["root_module"]["resources"] = [
+        {"address": "aws_autoscaling_group.gpu", "expressions": {"instance_maintenance_policy": {}}}]
+    assert judge(group_config).explained == {"autoscaling-instance-maintenance-policy": 1}
     # drift of a resource the plan changes anyway is judged once, with the change
     assert judge(plan(EXPLAINED, drift=[explained])).explained == {"autoscaling-instance-maintenance-policy": 1}
 

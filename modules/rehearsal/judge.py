@@ -135,23 +135,36 @@ def _judge_knock_on(verdict: Judgement, knock_on: list[str], accepted: set[str],
 
 
 def _judge_refresh_drift(verdict: Judgement, plan: dict[str, Any]) -> None:
-    """Drift the refresh found on a resource the plan itself leaves alone."""
+    """Drift the refresh found on a resource the plan itself leaves alone. Drift of an attribute
+    the configuration sets, or that a change of the plan reads (`relevant_attributes`), needs a
+    row; drift of one only other resources set (a bucket's `versioning` after its
+    aws_s3_bucket_versioning, a security group's rules after its rule resources) is what AWS
+    shows too, and is only noted."""
+    configured = {r["address"]: set(r.get("expressions", {}))
+                  for r in plan.get("configuration", {}).get("root_module", {}).get("resources", [])}
+    relevant = {(r["resource"], str(r["attribute"][0])) for r in plan.get("relevant_attributes", []) if r.get("attribute")}
+    computed = []
     for drift in plan.get("resource_drift", []):
-        if drift["address"] in verdict.changed or drift.get("mode") == "data":
+        address = drift["address"]
+        if address in verdict.changed or drift.get("mode") == "data":
             continue
         before, after = drift["change"].get("before") or {}, drift["change"].get("after") or {}
-        changed = attribute_changes(before, after, {})
+        changed = {k: v for k, v in attribute_changes(before, after, {}).items()
+                   if k in configured.get(_base(address), set()) or (address, k) in relevant}
         if not changed:
+            computed += [address] if attribute_changes(before, after, {}) else []
             continue
-        verdict.changed.add(drift["address"])
+        verdict.changed.add(address)
         rows = explain_drift(drift["type"], changed, before)
         if rows:
             for row in rows:
                 verdict.explained[row.name] = verdict.explained.get(row.name, 0) + 1
-            verdict.notes.append(f"emulator difference {', '.join(r.name for r in rows)}: {drift['address']} "
+            verdict.notes.append(f"emulator difference {', '.join(r.name for r in rows)}: {address} "
                                  f"drifted on refresh ({', '.join(sorted(changed))})")
         else:
-            verdict.unexplained.append(f"{drift['address']} drifted on refresh ({', '.join(sorted(changed)[:6])})")
+            verdict.unexplained.append(f"{address} drifted on refresh ({', '.join(sorted(changed)[:6])})")
+    if computed:
+        verdict.notes.append(f"refresh read attributes other resources set (not drift): {', '.join(computed)}")
 
 
 def _judge_outputs(verdict: Judgement, plan: dict[str, Any], accepted: set[str]) -> None:

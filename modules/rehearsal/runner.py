@@ -204,7 +204,8 @@ class Rehearsal:
             result.failures += [f"plan: {e}" for e in tf.json_errors(messages)] or [
                 f"plan: exit {plan.returncode}: {tf.first_error(plan.stderr)}"]
             return False
-        result.planned += sum(1 for m in messages if m.get("type") == "planned_change")
+        result.planned += sum(1 for m in messages if m.get("type") == "planned_change"  # data sources read later:
+                              and m["change"]["resource"].get("resource_type") and m["change"]["action"] != "read")
         self.say(name, f"apply ({result.planned} planned)")
         with self._lock:
             self.applied.add(name)
@@ -264,7 +265,9 @@ class Rehearsal:
                 result.removed_by_rows += gone
                 result.notes.append(f"deleted directly before destroy (emulator difference): {', '.join(gone)}")
         before = _resource_count(state)
-        destroy = ["destroy", "-auto-approve", "-input=false"]
+        # The plan after apply has just refreshed every resource: a second refresh only costs time
+        # (the provider's own waits, e.g. 10 s per S3 lifecycle configuration read).
+        destroy = ["destroy", "-auto-approve", "-input=false", "-refresh=false"]
         done = self.terraform(name, destroy)
         output, errors = done.stdout + done.stderr, tf.errors(done.stdout + done.stderr)
         retry = None if protected or done.returncode == 0 else destroy_retry(errors, output)
