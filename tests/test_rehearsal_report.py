@@ -175,6 +175,13 @@ def test_an_unexpected_exception_still_tears_down_what_was_applied(tmp_path, mon
     result = rehearsal.run(workers=1)
     assert torn_down == ["t-b", "t-a"] and result.error == "RuntimeError: injected failure" and not result.ok
 
+    def failing_tear_down(self: Rehearsal, name: str) -> bool:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Rehearsal, "tear_down", failing_tear_down)
+    result = rehearsal.run(workers=1)
+    assert result.error == "RuntimeError: injected failure; teardown: OSError: disk full"
+
 
 def test_a_crashed_run_writes_its_error_exits_non_zero_and_leaves_no_old_green_report(tmp_path, monkeypatch) -> None:
     old = report_path(tmp_path, "dev")

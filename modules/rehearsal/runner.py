@@ -121,7 +121,10 @@ class Rehearsal:
         finally:
             # Reverse order: a stack goes once every stack reading its outputs has gone.
             dependents = {name: {other for other in self.order if name in needs[other]} for name in self.order}
-            run_graph(list(reversed(self.order)), dependents, self.tear_down, workers)
+            try:
+                run_graph(list(reversed(self.order)), dependents, self.tear_down, workers)
+            except Exception as err:  # noqa: BLE001 - the report says it; the emulator's stop discards the rest
+                summary.error = "; ".join(filter(None, [summary.error, f"teardown: {type(err).__name__}: {err}"]))
         print(f"{self.env}:")
         for stack_result in summary.stacks:
             print("  " + stack_result.line())
