@@ -275,3 +275,17 @@ def test_the_readme_table_is_the_reports_own_counts() -> None:
     assert "prod-data: drift: aws_db_instance.main would update (engine)" in table
     assert "`aws_x.y` (row-b)" in table
     assert readme.rehearsal([]).startswith("No rehearsal report is committed")
+
+
+def test_resources_a_row_leaves_out_of_the_copy_are_counted_as_removed(stacks, tmp_path) -> None:
+    from modules.rehearsal.differences import Seeded, apply_rewrites
+    from modules.rehearsal.rewrite import Target, rehearsal_copy
+    from modules.rehearsal.runner import _left_out
+
+    stack = stacks["dev-foundation"]
+    target = Target(endpoint="http://127.0.0.1:4566", endpoint_keys=("s3",), account_id="444455556666",
+                    state_dir=tmp_path, provider_version="5.100.0")
+    doc, _ = rehearsal_copy(stack.doc, "dev-foundation", target)
+    apply_rewrites(doc, Seeded(account_id="444455556666"))
+    rules = sorted(f"aws_ecr_pull_through_cache_rule.{n}" for n in stack.resources("aws_ecr_pull_through_cache_rule"))
+    assert rules and _left_out(stack.doc, doc) == rules
