@@ -289,3 +289,25 @@ def test_resources_a_row_leaves_out_of_the_copy_are_counted_as_removed(stacks, t
     apply_rewrites(doc, Seeded(account_id="444455556666"))
     rules = sorted(f"aws_ecr_pull_through_cache_rule.{n}" for n in stack.resources("aws_ecr_pull_through_cache_rule"))
     assert rules and _left_out(stack.doc, doc) == rules
+
+
+def test_smoke_steps_after_apply_land_in_the_report_and_a_failed_step_fails_the_run(tmp_path, monkeypatch) -> None:
+    stacks = {"t-a": Stack("t-a", tmp_path, {}, ())}
+    rehearsal = Rehearsal("t", stacks, ["t-a"], type("T", (), {"state_dir": tmp_path / "state"})(), None,
+                          tf.Toolchain("terraform", tmp_path, "5.100.0"), tmp_path, tmp_path,
+                          FakeServer())  # type: ignore[arg-type]
+
+    def bring_up(self: Rehearsal, name: str) -> bool:
+        self.applied_ok.add(name)
+        return True
+
+    monkeypatch.setattr(Rehearsal, "bring_up", bring_up)
+    monkeypatch.setattr(Rehearsal, "tear_down", lambda self, name: True)
+    steps = [{"name": "connect", "passed": True, "detail": ""},
+             type("Step", (), {"name": "answer", "passed": False, "detail": "no reply"})()]
+    result = rehearsal.run(workers=1, after_apply=lambda r: steps)
+    assert result.to_json()["smoke"] == {"steps": [{"name": "connect", "passed": True, "detail": ""},
+                                                   {"name": "answer", "passed": False, "detail": "no reply"}],
+                                         "passed": False}
+    assert not result.ok
+    assert rehearsal.run(workers=1, after_apply=lambda r: steps[:1]).to_json()["smoke"]["passed"] is True
