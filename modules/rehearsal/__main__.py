@@ -83,7 +83,8 @@ def main(argv: list[str]) -> int:
           f"{time.monotonic() - started:.0f} s (reports: {args.work_dir}/<env>/report.json; JUnit: {junit}; "
           f"logs: {args.work_dir}/<env>/<stack>/terraform.log)")
     # The plain closing line CI tools read: one "test" per stack.
-    print(f"rehearsal: {sum(s.ok for s in stacks)} passed, {sum(not s.ok for s in stacks) + sum(bool(r.error) for r in results)} failed")
+    failed = sum(not s.ok for s in stacks) + sum(bool(r.error) for r in results)
+    print(f"rehearsal: {sum(s.ok for s in stacks)} passed, {failed} failed")
     if any(r.usage_error for r in results):
         return 2
     return 0 if ok else 1

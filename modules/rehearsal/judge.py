@@ -142,7 +142,8 @@ def _judge_refresh_drift(verdict: Judgement, plan: dict[str, Any]) -> None:
     shows too, and is only noted."""
     configured = {r["address"]: set(r.get("expressions", {}))
                   for r in plan.get("configuration", {}).get("root_module", {}).get("resources", [])}
-    relevant = {(r["resource"], str(r["attribute"][0])) for r in plan.get("relevant_attributes", []) if r.get("attribute")}
+    relevant = {(r["resource"], str(r["attribute"][0])) for r in plan.get("relevant_attributes", [])
+                if r.get("attribute")}
     computed = []
     for drift in plan.get("resource_drift", []):
         address = drift["address"]

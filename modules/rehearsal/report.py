@@ -47,7 +47,8 @@ class StackResult:
     @property
     def rows(self) -> list[str]:
         """The difference rows this stack's rehearsal applied (every such note names its rows)."""
-        return sorted({n.strip() for note in self.notes for m in ROW_NOTE.finditer(note) for n in m.group(1).split(",")})
+        return sorted({name.strip() for note in self.notes for found in ROW_NOTE.finditer(note)
+                       for name in found.group(1).split(",")})
 
     def line(self) -> str:
         status = "ok" if self.ok else "FAILED"

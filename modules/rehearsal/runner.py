@@ -239,9 +239,10 @@ class Rehearsal:
         present = _addresses(self.target.state_dir / f"{name}.tfstate", instances=True)
         result.clean_replan = len(present - verdict.changed)
         result.notes += verdict.notes
-        result.notes += [f"replaced on re-plan ({'explained by ' + ', '.join(r['rows']) if r['explained'] else 'UNEXPLAINED'}"
-                         f"; plan guard: {r['plan_guard']}): {r['address']} ({', '.join(r['attributes'][:6])})"
-                         for r in verdict.replaced]
+        for r in verdict.replaced:
+            why = "explained by " + ", ".join(r["rows"]) if r["explained"] else "UNEXPLAINED"
+            result.notes.append(f"replaced on re-plan ({why}; plan guard: {r['plan_guard']}): {r['address']} "
+                                f"({', '.join(r['attributes'][:6])})")
         result.failures += [f"drift: {line}" for line in verdict.unexplained]
         parts = [f"{sum(verdict.explained.values())} explained"] if verdict.explained else []
         parts += [f"{len(verdict.replaced)} replaced"] if verdict.replaced else []
@@ -266,7 +267,8 @@ class Rehearsal:
             if gone:
                 removed = self.terraform(name, ["state", "rm", *gone])
                 if removed.returncode != 0:
-                    result.failures.append(f"state rm {' '.join(gone)}: {tf.first_error(removed.stdout + removed.stderr)}")
+                    result.failures.append(f"state rm {' '.join(gone)}: "
+                                           f"{tf.first_error(removed.stdout + removed.stderr)}")
                 result.removed_by_rows += gone
                 result.notes.append(f"deleted directly before destroy (emulator difference): {', '.join(gone)}")
         before = _resource_count(state)

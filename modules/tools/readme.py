@@ -308,7 +308,8 @@ def generate(outdir: Path, benchmark: Path = BENCHMARK, root: Path = ROOT) -> di
         "custom-policies": custom_policies,
         "skips": lambda: skips(stack_docs),
         "performance": lambda: performance(bench),
-        "rehearsal": lambda: rehearsal([json.loads(p.read_text()) for p in sorted(REHEARSALS.glob("*.json"), key=lambda p: p.stem)]),
+        "rehearsal": lambda: rehearsal([json.loads(p.read_text())
+                                        for p in sorted(REHEARSALS.glob("*.json"), key=lambda p: p.stem)]),
     }
     return {name: make() for name, make in makers.items()}
 
