@@ -19,6 +19,11 @@ reports from the cache equal the uncached ones (but for the run time). Then it p
 target with its figure and PASS or MISS. Progress goes to stderr. The result, with the date
 and a description of the machine, is saved to `docs/benchmark.json` (`--save`), which the
 README's performance section is generated from (`python -m modules.tools.readme --write`): commit both.
+
+    pipenv run python tests/benchmark.py --rehearsal
+
+times one offline rehearsal of dev, prod and prod-us instead (their reports saved to
+docs/rehearsal/), against its own targets, and records it under `rehearsal` in the same file.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ COLD_TOTAL_S = 10.0     # synth + gate of every environment, caches empty
 SYNTH_FLOOR_RATIO = 0.2  # cold synth / eager floor
 PEAK_PROCESS_MB = 300    # any single process
 WARM_TOTAL_S = 2.0      # synth + gate again, nothing changed
+# The offline rehearsal's targets (issue 32), on 2 cores.
+REHEARSAL_DEV_S = 180.0
+REHEARSAL_ALL_S = 480.0  # dev, prod and prod-us together
 
 
 @dataclass(frozen=True)
@@ -214,7 +222,12 @@ def main() -> int:
                         "(default: 3)")
     parser.add_argument("--save", type=Path, default=SAVED, help=f"where to save the result (default: {SAVED.name} "
                         "in docs/); --save '' saves nothing")
+    parser.add_argument("--rehearsal", action="store_true",
+                        help="instead: time the offline rehearsal of every environment (one run, saved reports) "
+                             "and record it under `rehearsal` in the saved file")
     args = parser.parse_args()
+    if args.rehearsal:
+        return rehearsal(args.save)
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CHECKPOINT_DISABLE": "1",
            "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
     load = os.getloadavg()[0]  # other work on the machine inflates every figure: say how much there was
@@ -292,8 +305,43 @@ def main() -> int:
                           for name, s in (("floor", floor), ("synth_serial", serial_synth),
                                           ("gate_serial", serial_gate), *rows.items())},
                  "targets": [{"name": t.name, "figure": t.figure, "met": t.met} for t in targets]}
+        if args.save.is_file() and "rehearsal" in json.loads(args.save.read_text()):  # measured on its own
+            saved["rehearsal"] = json.loads(args.save.read_text())["rehearsal"]
         args.save.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n")
         progress(f"saved to {args.save}; regenerate the README's figures: python -m modules.tools.readme --write")
+    return 0
+
+
+def rehearsal(save: Path) -> int:
+    """One `python -m modules.rehearsal dev prod prod-us --save`: its wall time, and each
+    environment's own (from its report; the three run side by side, each on its own emulator)."""
+    names = ["dev", "prod", "prod-us"]
+    load = os.getloadavg()[0]
+    progress(f"benchmark: the offline rehearsal of {', '.join(names)} (minutes); machine: {machine()}")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "modules.rehearsal", *names, "--save"], cwd=ROOT)
+    wall = time.monotonic() - started
+    reports = {n: json.loads((ROOT / "docs" / "rehearsal" / f"{n}.json").read_text()) for n in names}
+    seconds = {n: r["total"]["seconds"] for n, r in reports.items()}
+    targets = [Target(f"rehearsal of dev ≤ {REHEARSAL_DEV_S:.0f} s", f"{seconds['dev']:.0f} s (beside prod and "
+                      f"prod-us)", seconds["dev"] <= REHEARSAL_DEV_S),
+               Target(f"rehearsal of {', '.join(names)} together ≤ {REHEARSAL_ALL_S:.0f} s",
+                      f"{wall:.0f} s wall (" + ", ".join(f"{n} {s:.0f} s" for n, s in seconds.items()) + ")",
+                      wall <= REHEARSAL_ALL_S),
+               Target("every environment's rehearsal passes", ", ".join(
+                   f"{n} {'passed' if r['ok'] else 'FAILED'}" for n, r in reports.items()),
+                      done.returncode == 0)]
+    for target in targets:
+        print(f"{'PASS' if target.met else 'MISS'}  {target.name}: {target.figure}")
+    load_end = os.getloadavg()[0]
+    if str(save) not in ("", "."):
+        saved = json.loads(save.read_text()) if save.is_file() else {}
+        saved["rehearsal"] = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": machine(),
+                              "load_average": round(load, 1), "load_average_end": round(load_end, 1),
+                              "wall_s": round(wall), "seconds": seconds,
+                              "targets": [{"name": t.name, "figure": t.figure, "met": t.met} for t in targets]}
+        save.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n")
+        progress(f"saved to {save}; regenerate the README's figures: python -m modules.tools.readme --write")
     return 0
 
 

@@ -165,12 +165,13 @@ def test_a_redis_host_that_is_not_the_deployed_one_is_not_mapped(moto_url, stack
 def test_a_failed_smoke_step_fails_the_environment_and_its_junit_report(tmp_path) -> None:
     import xml.etree.ElementTree as ET
 
-    from modules.rehearsal.report import EnvironmentResult, StackResult, write_junit
+    from modules.rehearsal.report import EnvironmentResult, StackResult, smoke_step, write_junit
     from modules.rehearsal.smoke.deployment import SmokeStep
 
-    steps = [SmokeStep("realtime: connect", True, "200"), SmokeStep("realtime: message queued", False, "no message")]
-    result = EnvironmentResult(ENV, [StackResult(f"{ENV}-realtime")], steps)
-    assert not result.ok and EnvironmentResult(ENV, [StackResult(f"{ENV}-realtime")], steps[:1]).ok
+    steps = [smoke_step(s) for s in (SmokeStep("realtime: connect", True, "200"),
+                                     SmokeStep("realtime: message queued", False, "no message"))]
+    result = EnvironmentResult(ENV, [StackResult(f"{ENV}-realtime")], smoke=steps)
+    assert not result.ok and EnvironmentResult(ENV, [StackResult(f"{ENV}-realtime")], smoke=steps[:1]).ok
     write_junit([result], tmp_path / "junit.xml")
     cases = {c.get("name"): c for c in ET.parse(tmp_path / "junit.xml").iter("testcase")}
     assert cases["realtime: connect"].find("failure") is None

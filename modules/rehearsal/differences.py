@@ -319,6 +319,16 @@ DIFFERENCES: tuple[Difference, ...] = (
         "resource's tags (AWS Backup API, ListTags). The rehearsal's server reads the segment after `tags`.",
         corrected=True),
     Difference(
+        "ec2-requests-not-atomic", "aws_network_acl_rule (any EC2 resource)",
+        "Now and then, under load, a network apply fails with NetworkAclEntryAlreadyExists for an entry the "
+        "configuration declares once.",
+        "moto/server.py serves each request on its own thread (werkzeug `threaded=True`) and the EC2 "
+        "backend's dicts and lists change without a lock (moto/ec2/models/network_acls.py "
+        "`create_network_acl_entry` checks for the rule number, then appends). AWS applies each request "
+        "atomically. The rehearsal's server runs EC2 requests one at a time (the exact interleaving was "
+        "not reproduced).",
+        corrected=True),
+    Difference(
         "ec2-rule-revoke-not-found", "aws_vpc_security_group_ingress_rule / _egress_rule",
         "Now and then a destroy fails: revoking a rule by its id answers InvalidPermission.NotFound for a "
         "rule the destroy's own refresh had just read.",

@@ -616,6 +616,28 @@ def ecs_service_settings() -> None:
         return answer
 
     EC2ContainerServiceResponse.create_service = create_service
+def ec2_requests_one_at_a_time() -> None:
+    """moto's server answers each request on its own thread (werkzeug `threaded=True`,
+    moto/server.py), and the EC2 backend's models are plain dicts and lists changed without a
+    lock: `create_network_acl_entry` checks for an existing rule number, then appends
+    (moto/ec2/models/network_acls.py), while other threads iterate and change the same
+    structures. AWS applies each request atomically. EC2 requests here run one at a time; the
+    other services keep their threads (nothing in them waits on another request)."""
+    import threading
+
+    from moto.core.responses import BaseResponse
+    from moto.ec2.responses import EC2Response
+
+    dispatch = BaseResponse._dispatch
+    one_at_a_time = threading.Lock()
+
+    def serialized(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(self, EC2Response):
+            return dispatch(self, *args, **kwargs)
+        with one_at_a_time:
+            return dispatch(self, *args, **kwargs)
+
+    BaseResponse._dispatch = serialized
 
 
 CORRECTIONS: dict[str, Callable[[], None]] = {
@@ -634,6 +656,7 @@ CORRECTIONS: dict[str, Callable[[], None]] = {
     "backup-selection": backup_selections,
     "ecr-pull-through-cache-rule": ecr_pull_through_cache_rules,
     "ecs-service-settings": ecs_service_settings,
+    "ec2-requests-not-atomic": ec2_requests_one_at_a_time,
 }
 
 

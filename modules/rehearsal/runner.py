@@ -5,25 +5,28 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from threading import Lock
 from typing import Any
 
 from modules.rehearsal import terraform as tf
-from modules.rehearsal.differences import Seeded, apply_rewrites, destroy_retry, explain_drift
-from modules.rehearsal.differences import changes as attribute_changes
+from modules.rehearsal.differences import Seeded, apply_rewrites, destroy_retry
 from modules.rehearsal.emulator import MotoServer
+from modules.rehearsal.judge import judge
 from modules.rehearsal.plan import Stack
-from modules.rehearsal.report import EnvironmentResult, StackResult
+from modules.rehearsal.report import EnvironmentResult, StackResult, smoke_step
 from modules.rehearsal.rewrite import Target, rehearsal_copy
 from modules.rehearsal.smoke import LAYERS as SMOKE_LAYERS
 from modules.rehearsal.smoke import run as run_smoke
 from modules.rehearsal.smoke.deployment import Deployment, SmokeStep
+from modules.tools import plan_guard
 
 ALIAS_WARNING = re.compile(r'Only one of the following attributes should be set: (.*)')
 REFUSAL = "lifecycle.prevent_destroy"
+# Run once every stack applied (the smoke steps): steps with name, passed and detail.
+AfterApply = Callable[["Rehearsal"], Iterable[Any]]
 
 
 def endpoint_keys(toolchain: tf.Toolchain, cli_config: Path, probe_dir: Path) -> tuple[str, ...]:
@@ -87,91 +90,85 @@ def run_graph(order: list[str], needs: dict[str, set[str]], step: Callable[[str]
 
 class Rehearsal:
     """One environment's stacks brought up in dependency order (up to `workers` at a time),
-    planned for drift, then torn down in reverse order."""
+    planned for drift, then torn down in reverse order.
+
+    Per stack it runs the deploy pipeline's own steps: a saved plan, and apply of exactly that
+    plan; the plan after apply is judged (judge.py) and passed through the pipeline's plan guard."""
 
     def __init__(self, env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
-                 toolchain: tf.Toolchain, cli_config: Path, env_dir: Path, server: MotoServer,
-                 smoke: bool = False) -> None:
+                 toolchain: tf.Toolchain, cli_config: Path, env_dir: Path, server: MotoServer) -> None:
         self.env, self.stacks, self.order, self.target, self.seeded = env, stacks, order, target, seeded
         self.toolchain, self.cli_config, self.env_dir, self.server = toolchain, cli_config, env_dir, server
-        self.smoke = smoke  # after apply and re-plan, one request through what was deployed
         self.results = {name: StackResult(name) for name in order}
         self.applied: set[str] = set()  # something may exist: destroy it
         self.applied_ok: set[str] = set()  # applied without error (drift is reported, dependents still apply)
         self._lock = Lock()
 
-    def run(self, workers: int = 3) -> EnvironmentResult:
+    def run(self, workers: int = 3, after_apply: AfterApply | None = None) -> EnvironmentResult:
+        """Bring up, judge, tear down. An unexpected exception on the way up still tears down what
+        was applied; it is the result's `error` (the report says it, the run fails)."""
         self.target.state_dir.mkdir(parents=True, exist_ok=True)
         needs = {name: {d for d in self.stacks[name].dependencies if d in self.stacks} for name in self.order}
-        run_graph(self.order, needs, self.bring_up, workers)
-        if not self.server.alive():
-            for name in self.order:
-                self.results[name].failures.append("the emulator stopped; see moto.log")
-        smoke = self.run_smoke() if self.smoke else []
-        # Reverse order: a stack goes once every stack reading its outputs has gone.
-        dependents = {name: {other for other in self.order if name in needs[other]} for name in self.order}
-        run_graph(list(reversed(self.order)), dependents, self.tear_down, workers)
-        summary = EnvironmentResult(self.env, [self.results[name] for name in self.order], smoke)
+        summary = EnvironmentResult(self.env, [self.results[name] for name in self.order],
+                                    provider_version=self.toolchain.provider_version)
+        try:
+            run_graph(self.order, needs, self.bring_up, workers)
+            if not self.server.alive():
+                for name in self.order:
+                    self.results[name].failures.append("the emulator stopped; see moto.log")
+            elif after_apply is not None and self.applied_ok == set(self.order):
+                summary.smoke = [smoke_step(step) for step in after_apply(self)]
+        except Exception as err:  # noqa: BLE001 - reported as the run's error, after tearing down
+            summary.error = f"{type(err).__name__}: {err}"
+            print(f"{self.env}: rehearsal error, tearing down what was applied: {summary.error}", flush=True)
+        finally:
+            # Reverse order: a stack goes once every stack reading its outputs has gone.
+            dependents = {name: {other for other in self.order if name in needs[other]} for name in self.order}
+            try:
+                run_graph(list(reversed(self.order)), dependents, self.tear_down, workers)
+            except Exception as err:  # noqa: BLE001 - the report says it; the emulator's stop discards the rest
+                summary.error = "; ".join(filter(None, [summary.error, f"teardown: {type(err).__name__}: {err}"]))
         print(f"{self.env}:")
         for stack_result in summary.stacks:
             print("  " + stack_result.line())
-        for step in smoke:
-            print("  smoke " + step.line())
+        for step in summary.smoke:
+            print(f"  smoke {'ok    ' if step['passed'] else 'FAILED'} {step['name']}: {step['detail']}")
         return summary
-
-    def run_smoke(self) -> list[SmokeStep]:
-        """The smoke (modules/rehearsal/smoke) on the applied stacks' states, before anything is destroyed."""
-        layers = [f"{self.env}-{layer}" for layer in SMOKE_LAYERS if f"{self.env}-{layer}" in self.stacks]
-        missing = [name for name in layers if name not in self.applied_ok]
-        if missing or not self.server.alive():
-            return [SmokeStep("smoke", False, f"not run: {', '.join(missing) or 'the emulator'} "
-                                              f"{'did not apply' if missing else 'stopped'}")]
-        states = {}
-        for name in layers:
-            shown = self.terraform(name, ["show", "-json"])
-            if shown.returncode != 0:
-                return [SmokeStep("smoke", False, f"not run: terraform show of {name} failed")]
-            states[name] = json.loads(shown.stdout)
-        self.say("smoke", f"one request through {', '.join(layers)}")
-        return run_smoke(Deployment(self.env, states, {name: self.env_dir / name for name in layers}, self.server.url))
 
     def say(self, name: str, text: str) -> None:
         with self._lock:
             print(f"  {name}: {text}", flush=True)
 
     def terraform(self, name: str, args: list[str]) -> Any:
-        return tf.run(self.toolchain, self.cli_config, args, self.env_dir / name, self.env_dir / name / "terraform.log")
+        started = time.monotonic()
+        done = tf.run(self.toolchain, self.cli_config, args, self.env_dir / name,
+                      self.env_dir / name / "terraform.log")
+        commands = self.results[name].commands
+        commands[args[0]] = commands.get(args[0], 0.0) + time.monotonic() - started
+        return done
 
     def bring_up(self, name: str) -> bool:
         stack, result = self.stacks[name], self.results[name]
         started = time.monotonic()
-        missing = [d for d in stack.dependencies if d in self.results and d not in self.applied_ok]
-        if missing:
-            result.failures.append(f"not applied: {', '.join(missing)} did not apply")
-            return False
-        self._write_workdir(name)
-        if not self._init_and_validate(name):
-            return False
-        self.say(name, "apply")
-        apply = self.terraform(name, ["apply", "-auto-approve", "-input=false"])
-        with self._lock:
-            self.applied.add(name)
-        result.resources = _resource_count(self.target.state_dir / f"{name}.tfstate")
-        if apply.returncode != 0:
-            result.failures += [f"apply: {e}" for e in tf.errors(apply.stdout + apply.stderr)] or [
-                f"apply: exit {apply.returncode}"]
+        try:
+            missing = [d for d in stack.dependencies if d in self.results and d not in self.applied_ok]
+            if missing:
+                result.failures.append(f"not applied: {', '.join(missing)} did not apply")
+                return False
+            self._write_workdir(name)
+            if not self._init(name):
+                return False
+            if not self._plan_and_apply(name):
+                return False
+            with self._lock:
+                self.applied_ok.add(name)
+            self.say(name, "plan (no changes expected)")
+            self._replan(name)
+            self.say(name, f"{result.created} resources, drift: {result.drift} "
+                           f"({time.monotonic() - started:.0f} s)")
+            return True
+        finally:
             result.seconds += time.monotonic() - started
-            self.say(name, f"apply FAILED ({result.resources} resources created)")
-            return False
-        with self._lock:
-            self.applied_ok.add(name)
-        self.say(name, "plan (no changes expected)")
-        workdir = self.env_dir / name
-        result.drift = _drift(self.toolchain, self.cli_config, workdir, workdir / "terraform.log", result,
-                              stack.protected_resources)
-        result.seconds += time.monotonic() - started
-        self.say(name, f"{result.resources} resources, drift: {result.drift} ({result.seconds:.0f} s)")
-        return True
 
     def _write_workdir(self, name: str) -> dict[str, Any]:
         """The stack's rehearsal copy (pointed at the emulator, differences applied) in its own directory."""
@@ -181,6 +178,9 @@ class Rehearsal:
         doc, notes = rehearsal_copy(stack.doc, name, self.target)
         notes += apply_rewrites(doc, self.seeded)
         result.notes += notes
+        left_out = _left_out(stack.doc, doc)
+        result.removed_by_rows += left_out
+        result.planned += len(left_out)  # planned for AWS, not rehearsed: created = planned fails on them
         (workdir / "main.tf.json").write_text(json.dumps(doc, indent=1))
         if (stack.directory / "assets").is_dir():
             (workdir / "assets").symlink_to(stack.directory / "assets")
@@ -188,30 +188,85 @@ class Rehearsal:
             self.say(name, note)
         return doc
 
-    def _init_and_validate(self, name: str) -> bool:
+    def _init(self, name: str) -> bool:
+        """init from the mirror; no separate validate: the plan validates (one provider start fewer)."""
         result, workdir = self.results[name], self.env_dir / name
-        self.say(name, "init, validate")
+        self.say(name, "init, plan")
+        started = time.monotonic()
         try:
             tf.init(self.toolchain, self.cli_config, workdir, workdir / "terraform.log")
         except tf.ToolError as err:
             result.failures.append(str(err))
             return False
-        validate = self.terraform(name, ["validate"])
-        if validate.returncode != 0:
-            result.failures += [f"validate: {e}" for e in tf.errors(validate.stdout + validate.stderr)]
+        finally:
+            result.commands["init"] = time.monotonic() - started
+        return True
+
+    def _plan_and_apply(self, name: str) -> bool:
+        """The pipeline's way: a saved plan, then apply of exactly that plan."""
+        result = self.results[name]
+        plan = self.terraform(name, ["plan", "-json", "-input=false", "-out=apply.tfplan"])
+        messages = tf.json_messages(plan.stdout)
+        if plan.returncode != 0:
+            result.failures += [f"plan: {e}" for e in tf.json_errors(messages)] or [
+                f"plan: exit {plan.returncode}: {tf.first_error(plan.stderr)}"]
+            return False
+        result.planned += sum(1 for m in messages if m.get("type") == "planned_change"  # data sources read later:
+                              and m["change"]["resource"].get("resource_type") and m["change"]["action"] != "read")
+        self.say(name, f"apply ({result.planned} planned)")
+        with self._lock:
+            self.applied.add(name)
+        apply = self.terraform(name, ["apply", "-json", "-input=false", "apply.tfplan"])
+        messages = tf.json_messages(apply.stdout)
+        result.slowest = tf.slowest_resources(messages)
+        result.created = _resource_count(self.target.state_dir / f"{name}.tfstate")
+        if apply.returncode != 0:
+            result.failures += [f"apply: {e}" for e in tf.json_errors(messages)] or [
+                f"apply: exit {apply.returncode}: {tf.first_error(apply.stderr)}"]
+            self.say(name, f"apply FAILED ({result.created} resources created)")
             return False
         return True
+
+    def _replan(self, name: str) -> None:
+        result, workdir = self.results[name], self.env_dir / name
+        shown = _plan_after_apply(self, name, self.stacks[name].protected_resources)
+        if shown is None:
+            return
+        verdict = judge(shown)
+        guarded = {f.address for f in plan_guard.check(name, shown, allowances=[])}
+        for replacement in verdict.replaced:
+            replacement["plan_guard"] = "refused" if replacement["address"] in guarded else "not stateful"
+        result.explained, result.knock_on = verdict.explained, len(verdict.knock_on)
+        result.replaced, result.unexplained = verdict.replaced, len(verdict.unexplained)
+        present = _addresses(self.target.state_dir / f"{name}.tfstate", instances=True)
+        result.clean_replan = len(present - verdict.changed)
+        result.notes += verdict.notes
+        for r in verdict.replaced:
+            why = "explained by " + ", ".join(r["rows"]) if r["explained"] else "UNEXPLAINED"
+            result.notes.append(f"replaced on re-plan ({why}; plan guard: {r['plan_guard']}): {r['address']} "
+                                f"({', '.join(r['attributes'][:6])})")
+        result.failures += [f"drift: {line}" for line in verdict.unexplained]
+        parts = [f"{sum(verdict.explained.values())} explained"] if verdict.explained else []
+        parts += [f"{len(verdict.replaced)} replaced"] if verdict.replaced else []
+        parts += [f"{len(verdict.knock_on)} knock-on"] if verdict.knock_on else []
+        parts += [f"{len(verdict.unexplained)} UNEXPLAINED"] if verdict.unexplained else []
+        result.drift = ", ".join(parts) or "none"
+        (workdir / "replan.json").write_text(json.dumps(shown))
 
     def tear_down(self, name: str) -> bool:
         if name not in self.applied:
             return True
         started = time.monotonic()
         result = self.results[name]
+        state = self.target.state_dir / f"{name}.tfstate"
         # Only protected resources that exist can refuse (a failed apply may not have made them).
-        present = _addresses(self.target.state_dir / f"{name}.tfstate")
+        present = _addresses(state)
         protected = [a for a in self.stacks[name].protected_resources if a in present]
         self.say(name, "destroy" + (f" (refusal expected: {len(protected)} protected resources)" if protected else ""))
-        destroy = ["destroy", "-auto-approve", "-input=false"]
+        before = _resource_count(state)
+        # The plan after apply has just refreshed every resource: a second refresh only costs time
+        # (the provider's own waits, e.g. 10 s per S3 lifecycle configuration read).
+        destroy = ["destroy", "-auto-approve", "-input=false", "-refresh=false"]
         done = self.terraform(name, destroy)
         output, errors = done.stdout + done.stderr, tf.errors(done.stdout + done.stderr)
         retry = None if protected or done.returncode == 0 else destroy_retry(errors, output)
@@ -219,6 +274,7 @@ class Rehearsal:
             result.notes.append(f"emulator difference {retry.name}: destroy run once more after {'; '.join(errors)}")
             done = self.terraform(name, destroy)
             output = done.stdout + done.stderr
+        result.destroyed_by_terraform = before - _resource_count(state)
         self._judge_destroy(result, protected, done.returncode, output)
         result.seconds += time.monotonic() - started
         return True
@@ -241,12 +297,23 @@ class Rehearsal:
             result.failures += [f"destroy: {e}" for e in tf.errors(output)] or [f"destroy: exit {returncode}"]
 
 
-def _addresses(state: Path) -> set[str]:
+def _addresses(state: Path, instances: bool = False) -> set[str]:
+    """Managed resources in a state: `type.name`, or with `instances` each instance's address."""
     if not state.is_file():
         return set()
     doc = json.loads(state.read_text())
-    return {f"{r['type']}.{r['name']}" for r in doc.get("resources", []) if r.get("mode") == "managed"
-            and r.get("module") is None and r.get("instances")}
+    found = set()
+    for r in doc.get("resources", []):
+        if r.get("mode") != "managed" or r.get("module") is not None or not r.get("instances"):
+            continue
+        base = f"{r['type']}.{r['name']}"
+        if not instances:
+            found.add(base)
+            continue
+        for instance in r["instances"]:
+            key = instance.get("index_key")
+            found.add(base if key is None else f"{base}[{json.dumps(key)}]")
+    return found
 
 
 def _resource_count(state: Path) -> int:
@@ -256,54 +323,51 @@ def _resource_count(state: Path) -> int:
     return sum(len(r.get("instances", [])) for r in doc.get("resources", []) if r.get("mode") == "managed")
 
 
-def _drift(toolchain: tf.Toolchain, cli_config: Path, workdir: Path, log: Path, result: StackResult,
-           protected: list[str]) -> str:
+def _left_out(synthesized: dict[str, Any], copy: dict[str, Any]) -> list[str]:
+    """Resources of the stack that the rows' rewrites left out of the rehearsal copy."""
+    return [f"{type_}.{name}" for type_, blocks in synthesized.get("resource", {}).items() for name in blocks
+            if name not in copy.get("resource", {}).get(type_, {})]
+
+
+def smoke_after_apply(rehearsal: Rehearsal) -> list[SmokeStep]:
+    """The smoke (modules/rehearsal/smoke) on the applied stacks' states, before anything is destroyed."""
+    env = rehearsal.env
+    layers = [f"{env}-{layer}" for layer in SMOKE_LAYERS if f"{env}-{layer}" in rehearsal.stacks]
+    states = {}
+    for name in layers:
+        shown = rehearsal.terraform(name, ["show", "-json"])
+        if shown.returncode != 0:
+            return [SmokeStep("smoke", False, f"not run: terraform show of {name} failed")]
+        states[name] = json.loads(shown.stdout)
+    rehearsal.say("smoke", f"one request through {', '.join(layers)}")
+    return run_smoke(Deployment(env, states, {name: rehearsal.env_dir / name for name in layers},
+                                rehearsal.server.url))
+
+
+def _plan_after_apply(rehearsal: Rehearsal, name: str, protected: list[str]) -> dict[str, Any] | None:
+    """The plan right after apply, as `terraform show -json` gives it (None when it failed)."""
+    result, workdir = rehearsal.results[name], rehearsal.env_dir / name
     # prevent_destroy would turn a planned replacement into an error and hide the plan; an
     # override file lifts it for this plan only (the destroy step checks the protection).
     override = workdir / "drift_override.tf.json"
     if protected:
         lifted: dict[str, Any] = {}
         for address in protected:
-            type_, name = address.split(".", 1)
-            lifted.setdefault(type_, {})[name] = {"lifecycle": {"prevent_destroy": False}}
+            type_, resource = address.split(".", 1)
+            lifted.setdefault(type_, {})[resource] = {"lifecycle": {"prevent_destroy": False}}
         override.write_text(json.dumps({"resource": lifted}))
     try:
-        plan = tf.run(toolchain, cli_config, ["plan", "-detailed-exitcode", "-input=false", "-out=drift.tfplan"],
-                      workdir, log)
+        plan = rehearsal.terraform(name, ["plan", "-detailed-exitcode", "-input=false", "-out=drift.tfplan"])
     finally:
         override.unlink(missing_ok=True)
-    if plan.returncode == 0:
-        return "none"
-    if plan.returncode != 2:
+    if plan.returncode not in (0, 2):
         result.failures += [f"plan: {e}" for e in tf.errors(plan.stdout + plan.stderr)] or ["plan failed"]
-        return "plan failed"
-    shown = tf.run(toolchain, cli_config, ["show", "-json", "drift.tfplan"], workdir, Path("/dev/null"))
-    changes = [c for c in json.loads(shown.stdout).get("resource_changes", [])
-               if c["change"]["actions"] not in (["no-op"], ["read"])]
-    explained, explained_changes, knock_on = [], 0, []
-    for change in changes:
-        before, after = change["change"].get("before") or {}, change["change"].get("after") or {}
-        changed = attribute_changes(before, after, change["change"].get("after_unknown") or {})
-        if not changed and change["change"]["actions"] == ["update"]:
-            knock_on.append(change["address"])  # only values known after another change: its consequence
-            continue
-        rows = explain_drift(change["type"], changed, before)
-        if rows:
-            names = ", ".join(row.name for row in rows)
-            explained.extend(row.name for row in rows)
-            explained_changes += 1
-            result.notes.append(f"emulator difference {names}: {change['address']} "
-                                f"({'/'.join(change['change']['actions'])}) is a false drift")
-        else:
-            keys = list(changed) or sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-            result.failures.append(f"drift: {change['address']} would {'/'.join(change['change']['actions'])} "
-                                   f"({', '.join(keys[:6])})")
-    unexplained = len(changes) - explained_changes - len(knock_on)
-    if unexplained:
-        return f"{unexplained} UNEXPLAINED"
-    if knock_on:
-        if not explained:
-            result.failures.append(f"drift: {', '.join(knock_on)} would update (values known only after apply)")
-            return f"{len(knock_on)} UNEXPLAINED"
-        result.notes.append(f"updates that follow from the explained ones: {', '.join(knock_on)}")
-    return f"{len(explained)} explained ({', '.join(sorted(set(explained)))})" if explained else "outputs only"
+        result.drift = "plan failed"
+        return None
+    # Shown also when the plan is empty: refresh-only drift is judged too.
+    shown = rehearsal.terraform(name, ["show", "-json", "drift.tfplan"])
+    if shown.returncode != 0:
+        result.failures.append(f"show: {tf.first_error(shown.stdout + shown.stderr)}")
+        result.drift = "plan failed"
+        return None
+    return dict(json.loads(shown.stdout))

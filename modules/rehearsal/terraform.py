@@ -114,3 +114,28 @@ def provider_endpoint_keys(toolchain: Toolchain, cli_config: Path, initialised: 
         raise ToolError(f"terraform providers schema failed: {first_error(done.stderr)}")
     schema = json.loads(done.stdout)["provider_schemas"][AWS_PROVIDER]["provider"]["block"]
     return sorted(schema["block_types"]["endpoints"]["block"]["attributes"])
+
+
+def json_messages(stdout: str) -> list[dict[str, object]]:
+    """The messages of a `-json` command (machine-readable UI), one a line."""
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def json_errors(messages: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    """Every error diagnostic with its location, as `errors()` gives them for text output."""
+    found = []
+    for message in messages:
+        diagnostic = message.get("diagnostic") or {}
+        if message.get("type") == "diagnostic" and diagnostic.get("severity") == "error":
+            where = diagnostic.get("range") or {}
+            place = f" on {where['filename']} line {where['start']['line']}" if where.get("filename") else ""
+            detail = f" {diagnostic['detail'].splitlines()[0]}" if diagnostic.get("detail") else ""
+            found.append(f"Error: {diagnostic.get('summary', '')}{detail}{place}")
+    return found
+
+
+def slowest_resources(messages: list[dict], count: int = 5) -> list[tuple[str, float]]:  # type: ignore[type-arg]
+    """The resources an `apply -json` spent longest on (its apply_complete/apply_errored hooks)."""
+    seconds = {m["hook"]["resource"]["addr"]: float(m["hook"].get("elapsed_seconds", 0)) for m in messages
+               if m.get("type") in ("apply_complete", "apply_errored") and "resource" in m.get("hook", {})}
+    return sorted(seconds.items(), key=lambda item: -item[1])[:count]

@@ -15,7 +15,9 @@ session's synth. The sections and their sources:
 - `skips`: every Checkov skip declared in the synthesized stacks, with its reason;
 - `performance`: the benchmark's last run (`docs/benchmark.json`, written by
   `tests/benchmark.py`), with its date and machine: cold and warm figures, each target's
-  figure and PASS or MISS.
+  figure and PASS or MISS;
+- `rehearsal`: the offline rehearsal's committed reports (`docs/rehearsal/<env>.json`, saved by
+  `python -m modules.rehearsal ENV ... --save`): per environment its counts and result.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from modules.tools.synthesized import DEFAULT_OUTDIR, SynthError, plural, synth_
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 BENCHMARK = ROOT / "docs" / "benchmark.json"
+REHEARSALS = ROOT / "docs" / "rehearsal"
 COMMAND = "python -m modules.tools.readme --write"
 SKIP_KEY = "checkov_skip"  # as modules.parts.compliance writes it (not imported: no jsii here)
 
@@ -119,6 +122,47 @@ def performance(bench: dict[str, Any]) -> str:
     lines += ["", "| target | figure | |", "|---|---|---|"]
     lines += [f"| {_cell(t['name'])} | {_cell(t['figure'])} | {'PASS' if t['met'] else 'MISS'} |"
               for t in bench["targets"]]
+    if "rehearsal" in bench:
+        run = bench["rehearsal"]
+        lines += ["", f"The offline rehearsal (`tests/benchmark.py --rehearsal`), last run {run['date']}, load "
+                      f"average {run['load_average']:.1f} at the start and {run['load_average_end']:.1f} at the end:",
+                  "", "| target | figure | |", "|---|---|---|"]
+        lines += [f"| {_cell(t['name'])} | {_cell(t['figure'])} | {'PASS' if t['met'] else 'MISS'} |"
+                  for t in run["targets"]]
+    return "\n".join(lines)
+
+
+def rehearsal(reports: list[dict[str, Any]]) -> str:
+    """The committed rehearsal reports as a status table; the counts are the reports' own."""
+    if not reports:
+        return "No rehearsal report is committed (`python -m modules.rehearsal dev --save`)."
+    lines = ["| environment | result | stacks | planned | created | clean re-plan | explained | knock-on | replaced "
+             "| unexplained | destroyed by Terraform | refused (protected) | removed by rows | smoke | seconds | run |",
+             "|" + "---|" * 16]
+    for report in reports:
+        total, stacks = report["total"], report["stacks"].values()
+        clean = f"{total['clean_replan']} ({100 * total['clean_replan'] / max(total['created'], 1):.0f} %)"
+        smoke = report["smoke"]
+        smoked = ("passed" if smoke["passed"] else "FAILED") if smoke["steps"] else "not run"
+        refused = sum(s["destroy"].startswith("refused") for s in stacks)
+        lines.append(f"| {report['environment']} | {'passed' if report['ok'] else 'FAILED'} | {len(report['stacks'])} "
+                     f"| {total['planned']} | {total['created']} | {clean} | {sum(total['explained'].values())} "
+                     f"| {total['knock_on']} | {total['replaced']} | {total['unexplained']} "
+                     f"| {total['destroyed_by_terraform']} | {refused} | {total['removed_by_rows']} | {smoked} "
+                     f"| {total['seconds']:.0f} | {report.get('date', '?')}, load {report.get('load_average', '?')} |")
+    for report in reports:
+        problems = ([report["error"]] if report["error"] else []) + [
+            f"{name}: {failure}" for name, s in report["stacks"].items() for failure in s["failures"]]
+        if problems:
+            shown = problems[:5] + ([f"… and {len(problems) - 5} more"] if len(problems) > 5 else [])
+            lines += ["", f"{report['environment']} failed: " + "; ".join(_cell(p) for p in shown)]
+        replaced = [f"`{r['address']}` ({', '.join(r['rows']) or 'UNEXPLAINED'})"
+                    for s in report["stacks"].values() for r in s["replacements"]]
+        if replaced:
+            lines += ["", f"{report['environment']} replaced on re-plan: " + ", ".join(replaced)]
+    provider = sorted({r["provider_version"] for r in reports})
+    lines += ["", f"AWS provider {', '.join(provider)}; rows applied: "
+              + ", ".join(f"`{row}`" for row in sorted({row for r in reports for row in r["rows"]})) + "."]
     return "\n".join(lines)
 
 
@@ -264,6 +308,8 @@ def generate(outdir: Path, benchmark: Path = BENCHMARK, root: Path = ROOT) -> di
         "custom-policies": custom_policies,
         "skips": lambda: skips(stack_docs),
         "performance": lambda: performance(bench),
+        "rehearsal": lambda: rehearsal([json.loads(p.read_text())
+                                        for p in sorted(REHEARSALS.glob("*.json"), key=lambda p: p.stem)]),
     }
     return {name: make() for name, make in makers.items()}
 

@@ -209,11 +209,13 @@ class RedisTls:
         self.process.stdin.write(config.encode("utf-8"))
         self.process.stdin.close()
         deadline = time.monotonic() + 10
+        import redis
+
         while time.monotonic() < deadline:
             try:
                 if self.client().ping():
                     return self
-            except Exception:  # not listening yet
+            except (OSError, redis.RedisError):  # not listening yet
                 time.sleep(0.05)
         self.__exit__(None, None, None)
         raise StandInError(f"redis-server with TLS did not answer on 127.0.0.1:{self.port}")
