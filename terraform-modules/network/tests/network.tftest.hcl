@@ -5,6 +5,16 @@ mock_provider "aws" {
       name = "eu-west-2"
     }
   }
+  # Ids known at plan, so runs can compare what routes and outputs point at.
+  mock_resource "aws_nat_gateway" {
+    override_during = plan
+  }
+  mock_resource "aws_vpc_endpoint" {
+    override_during = plan
+  }
+  mock_resource "aws_route_table" {
+    override_during = plan
+  }
 }
 
 variables {
@@ -128,4 +138,80 @@ run "a_name_with_capitals_is_refused" {
   }
 
   expect_failures = [var.project]
+}
+
+run "one_nat_gateway_for_every_zone_when_single" {
+  command = plan
+
+  variables {
+    single_nat_gateway = true
+  }
+
+  assert {
+    condition     = length(aws_nat_gateway.network_nat_1_5B925A1F) == 0 && length(aws_nat_gateway.network_nat_2_4A47DCE9) == 0 && length(aws_eip.network_nat_eip_2_6F17A3A6) == 0
+    error_message = "single_nat_gateway still creates a NAT gateway (or its Elastic IP) per zone."
+  }
+  assert {
+    condition     = aws_route.network_private_2_default_route_A1D0C328.nat_gateway_id == aws_nat_gateway.network_nat_0_0DB24F13.id
+    error_message = "The third zone does not route through the first zone's NAT gateway."
+  }
+  assert {
+    condition     = length(output.nat_gateway_ids) == 3 && length(distinct(output.nat_gateway_ids)) == 1
+    error_message = "nat_gateway_ids does not name the one NAT gateway for each zone."
+  }
+}
+
+run "a_nat_gateway_per_zone_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_nat_gateway.network_nat_2_4A47DCE9) == 1 && aws_route.network_private_2_default_route_A1D0C328.nat_gateway_id == aws_nat_gateway.network_nat_2_4A47DCE9[0].id
+    error_message = "The third zone does not route through its own NAT gateway."
+  }
+  assert {
+    condition     = length(output.private_route_table_ids) == 3 && output.public_route_table_id == aws_route_table.network_public_route_table_209C6AB5.id
+    error_message = "The route table outputs do not name the module's route tables."
+  }
+}
+
+run "flow_logs_and_interface_endpoints_are_switches" {
+  command = plan
+
+  variables {
+    enable_flow_log     = false
+    interface_endpoints = ["sts", "logs"]
+  }
+
+  assert {
+    condition     = length(aws_flow_log.network_flow_log_D93D9BD4) == 0
+    error_message = "enable_flow_log = false still creates the flow log."
+  }
+  assert {
+    condition     = length(aws_vpc_endpoint.network_endpoint_sts_B3326E72) == 1 && length(aws_vpc_endpoint.network_endpoint_kms_CFAD7DC1) == 0
+    error_message = "interface_endpoints does not decide which interface endpoints exist."
+  }
+  assert {
+    condition     = output.vpc_endpoint_ids["kms"] == null && output.vpc_endpoint_ids["sts"] == aws_vpc_endpoint.network_endpoint_sts_B3326E72[0].id && output.vpc_endpoint_ids["s3"] == aws_vpc_endpoint.network_endpoint_s3_AD5B933C.id
+    error_message = "vpc_endpoint_ids does not follow the endpoints created."
+  }
+}
+
+run "an_unknown_interface_endpoint_is_refused" {
+  command = plan
+
+  variables {
+    interface_endpoints = ["sts", "ec2"]
+  }
+
+  expect_failures = [var.interface_endpoints]
+}
+
+run "overlapping_subnets_are_refused" {
+  command = plan
+
+  variables {
+    database_subnet_cidrs = ["10.1.21.0/24", "10.1.22.0/24", "10.1.12.128/25"]
+  }
+
+  expect_failures = [var.database_subnet_cidrs]
 }
