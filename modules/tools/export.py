@@ -153,7 +153,7 @@ CERTIFICATE_REGION_RULE = ("!can(split(\":\", var.certificate_arn)[3]) || "
                            "split(\":\", var.certificate_arn)[3] == data.aws_region.region.name",
                            "certificate_arn is a certificate of another region: a load balancer uses certificates "
                            "of its own region only; request or import it in the caller's provider region.")
-REDIS_NODE_TYPE_RULE = ("can(regex(\"^cache\\.[a-z0-9]+\\.[a-z0-9]+$\", var.{name}))",
+REDIS_NODE_TYPE_RULE = ("can(regex(\"^cache\\\\.[a-z0-9]+\\\\.[a-z0-9]+$\", var.{name}))",
                         "{name} must be an ElastiCache node type such as cache.t4g.small or cache.r7g.large.")
 # Versions ElastiCache runs with transit encryption, AUTH and auth_token_update_strategy.
 REDIS_VERSIONS = ("6.2", "7.0", "7.1")
@@ -161,7 +161,7 @@ REDIS_VERSION_RULE = (f"contains({json.dumps(list(REDIS_VERSIONS))}, var.{{name}
                       f"{{name}}: use a Redis engine version ElastiCache offers: {', '.join(REDIS_VERSIONS)}.")
 # RDS for PostgreSQL majors with standard support; a minor version may follow (16.4).
 POSTGRES_MAJORS = (13, 14, 15, 16, 17)
-POSTGRES_VERSION_RULE = (f"can(regex(\"^({'|'.join(map(str, POSTGRES_MAJORS))})(\\.[0-9]+)?$\", var.{{name}}))",
+POSTGRES_VERSION_RULE = (f"can(regex(\"^({'|'.join(map(str, POSTGRES_MAJORS))})(\\\\.[0-9]+)?$\", var.{{name}}))",
                          "{name}: use an RDS for PostgreSQL version: a major of "
                          f"{', '.join(map(str, POSTGRES_MAJORS))}, optionally with its minor (e.g. 16 or 16.4).")
 EMAILS_RULE = ("alltrue([for e in var.{name} : can(regex(\"^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$\", e))])",

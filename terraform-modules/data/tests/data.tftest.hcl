@@ -102,4 +102,58 @@ run "a_single_zone_store_when_multi_az_is_off" {
     condition     = aws_db_instance.data_postgres_BC6B9DCD.multi_az == false && aws_elasticache_replication_group.data_redis_E084F98E.multi_az_enabled == false
     error_message = "multi_az = false still places a standby in a second zone."
   }
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 1 && !aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled && length(aws_elasticache_replication_group.data_redis_E084F98E.preferred_cache_cluster_azs) == 1
+    error_message = "multi_az = false still runs a second Redis node."
+  }
+  assert {
+    condition     = output.redis_node_ids == ["${var.project}-${var.environment}-redis-001"]
+    error_message = "redis_node_ids still lists a second node."
+  }
+}
+
+run "two_redis_nodes_in_two_zones_by_default" {
+  command = plan
+
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 2 && aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled
+    error_message = "The exported Redis group lost its replica."
+  }
+}
+
+run "engine_versions_and_class_are_variables" {
+  command = plan
+
+  variables {
+    postgres_version  = "15.7"
+    db_instance_class = "db.r7g.large"
+    redis_version     = "7.0"
+    redis_node_type   = "cache.r7g.large"
+  }
+
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.engine_version == "15.7" && aws_db_parameter_group.data_db_parameters_969C1C9C.family == "postgres15"
+    error_message = "The database does not run the given version with its major's parameter family."
+  }
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.instance_class == "db.r7g.large" && one([for p in aws_db_parameter_group.data_db_parameters_969C1C9C.parameter : p.value if p.name == "max_connections"]) == "1351"
+    error_message = "max_connections does not follow db_instance_class."
+  }
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.engine_version == "7.0" && aws_elasticache_replication_group.data_redis_E084F98E.node_type == "cache.r7g.large"
+    error_message = "Redis does not take the given version and node type."
+  }
+}
+
+run "unsupported_engines_and_classes_are_refused" {
+  command = plan
+
+  variables {
+    postgres_version  = "9.6"
+    db_instance_class = "db.t4g.micro"
+    redis_version     = "5.0.6"
+    redis_node_type   = "t4g.small"
+  }
+
+  expect_failures = [var.postgres_version, var.db_instance_class, var.redis_version, var.redis_node_type]
 }

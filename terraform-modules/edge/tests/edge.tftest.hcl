@@ -1,7 +1,14 @@
 # terraform test: plan-only runs against a mocked AWS provider (no credentials, no AWS calls).
-mock_provider "aws" {}
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = {
+      name = "us-west-2"
+    }
+  }
+}
 
 variables {
+  certificate_arn               = "arn:aws:acm:us-west-2:444455556666:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
   foundation_alb_log_bucket     = "alb-logs-111122223333"
   foundation_waf_log_bucket_arn = "arn:aws:s3:::aws-waf-logs-111122223333"
   network_nat_public_ips        = ["198.51.100.10", "198.51.100.11"]
@@ -46,6 +53,16 @@ run "a_certificate_that_is_not_an_acm_arn_is_refused" {
 
   variables {
     certificate_arn = "arn:aws:iam::444455556666:server-certificate/edge"
+  }
+
+  expect_failures = [var.certificate_arn]
+}
+
+run "a_certificate_of_another_region_is_refused" {
+  command = plan
+
+  variables {
+    certificate_arn = "arn:aws:acm:eu-west-2:444455556666:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
   }
 
   expect_failures = [var.certificate_arn]
