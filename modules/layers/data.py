@@ -43,7 +43,7 @@ from modules.layers.network import NetworkOutputs, Port
 from modules.parts.secret import GeneratedSecret
 from modules.parts.outputs import publish
 from modules.parts.storage import encrypted_log_group, protect
-from modules.parts.switch import major_version, pick_number
+from modules.parts.switch import built, major_version, negate, only_if, pick_number, pick_or_none
 
 DATABASE_NAME = "litellm"
 MASTER_USERNAME = "litellm_admin"
@@ -180,8 +180,8 @@ class Data(Construct):
             # protected environments upgrade deliberately (README, "Upgrading PostgreSQL").
             auto_minor_version_upgrade=not protected,
             # Automated backups outlive the instance (restorable for their retention period).
-            delete_automated_backups=False, deletion_protection=protected, skip_final_snapshot=not protected,
-            final_snapshot_identifier=f"{identifier}-final" if protected else None,
+            delete_automated_backups=False, deletion_protection=protected, skip_final_snapshot=negate(protected),
+            final_snapshot_identifier=pick_or_none(protected, f"{identifier}-final"),
             depends_on=log_groups)
         if settings.restored.db_instance_identifier:
             db.import_from(identifier)  # README "Restore": the restored instance takes this address
@@ -232,9 +232,9 @@ class Data(Construct):
             # (README: rotating the Redis AUTH token), and neither it nor state keeps a copy.
             auth_token_wo=token.current_value(), auth_token_wo_version=settings.redis_auth_token_version,
             auth_token_update_strategy=settings.redis_auth_update_strategy,
-            snapshot_retention_limit=7 if protected else 1,
+            snapshot_retention_limit=pick_number(protected, 7, 1),
             snapshot_window=REDIS_SNAPSHOT_WINDOW, maintenance_window=REDIS_MAINTENANCE_WINDOW,
-            auto_minor_version_upgrade="true", final_snapshot_identifier=f"{name}-final" if protected else None,
+            auto_minor_version_upgrade="true", final_snapshot_identifier=pick_or_none(protected, f"{name}-final"),
             log_delivery_configuration=[ElasticacheReplicationGroupLogDeliveryConfiguration(
                 destination=slow_log.name, destination_type="cloudwatch-logs", log_format="json",
                 log_type="slow-log")])
@@ -307,14 +307,15 @@ class Data(Construct):
 
     def _vault(self, id: str, name: str, key: str, provider: TerraformProvider | None = None) -> BackupVault:
         protected = self._identity.protect_stateful
-        vault = BackupVault(self, id, name=name, kms_key_arn=key, force_destroy=not protected, provider=provider)
+        vault = BackupVault(self, id, name=name, kms_key_arn=key, force_destroy=negate(protected), provider=provider)
         protect(vault, protected)
-        if protected:
+        if built(protected):
             # Governance mode: recovery points cannot be deleted early or kept too briefly;
             # only a principal allowed backup:DeleteBackupVaultLockConfiguration can lift it.
-            BackupVaultLockConfiguration(self, f"{id}_lock", backup_vault_name=vault.name, provider=provider,
+            lock = BackupVaultLockConfiguration(self, f"{id}_lock", backup_vault_name=vault.name, provider=provider,
                                          min_retention_days=VAULT_LOCK_MIN_RETENTION_DAYS,
                                          max_retention_days=self._settings.backup_plan_retention_days)
+            only_if(lock, protected)
         return vault
 
 

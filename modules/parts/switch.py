@@ -22,6 +22,20 @@ def pick_number(switch: bool | Any, when_on: int, when_off: int) -> int | Any:
     return Token.as_number(Fn.conditional(switch, when_on, when_off))
 
 
+def negate(switch: bool | Any) -> bool | Any:
+    """The switch's opposite, for an argument that says the reverse (skip_final_snapshot)."""
+    if isinstance(switch, bool):
+        return not switch
+    return Fn.conditional(switch, False, True)
+
+
+def pick_or_none(switch: bool | Any, when_on: str) -> str | None:
+    """`when_on`, or no value (null) while the switch is off."""
+    if isinstance(switch, bool):
+        return when_on if switch else None
+    return Token.as_string(Fn.conditional(switch, when_on, None))
+
+
 def built(switch: bool | Any) -> bool:
     """Whether to build a resource at all: only a False decided now leaves it out; a variable
     builds it and lets `only_if` count it."""

@@ -112,9 +112,16 @@ class Inputs:
 NAME_RULE = ("can(regex(\"^[a-z][a-z0-9-]{{1,20}}$\", var.{name}))",
              "{name} must match ^[a-z][a-z0-9-]{{1,20}}$: lowercase letters, digits and hyphens, starting with "
              "a letter, 2 to 21 characters.")
-RETENTION_RULE = ("contains([" + ", ".join(str(d) for d in LOG_RETENTION_DAYS if d >= 90) + "], var.{name})",
+RETENTION_RULE = ("contains([" + ", ".join(str(d) for d in LOG_RETENTION_DAYS) + "], var.{name}) && "
+                  "(var.{name} >= 90 || !var.deletion_protection)",
                   "{name} is not an allowed retention: use a CloudWatch Logs retention value of at least 90 days "
-                  "(365 recommended).")
+                  "(365 recommended); a sandbox without deletion_protection may keep less.")
+# Modules hold no prevent_destroy (a lifecycle block takes no variable): this one switch guards
+# what a destroy would lose, and off lets a sandbox destroy cleanly.
+PROTECTION = ("Protect the stored data (protect_stateful): deletion protection on the database, tables, ALBs and "
+              "user pool, final snapshots, 30-day secret recovery windows, a locked backup vault, buckets that keep "
+              "their objects and a COMPLIANCE audit lock. false (a sandbox): all of these off, buckets emptied on "
+              "destroy, the audit lock in GOVERNANCE mode, log retention below 90 days allowed")
 CERTIFICATE_RULE = ("can(regex(\"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{{12}}:certificate/[0-9a-f-]+$\", var.{name}))",
                     "{name} must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>) in the "
                     "caller's region and account.")
@@ -271,7 +278,7 @@ OUTPUT_DESCRIPTIONS = {
 AS_TEXT = ("gateway.cpu", "gateway.memory", "realtime.connection_ttl_seconds", "realtime.cache_ttl_seconds",
            "realtime.max_frame_bytes")
 # What module_settings turns into variables by hand (the rest of the configuration is fixed).
-HAND_MADE_SETTINGS = ("project", "name", "foundation.log_retention_days", "edge.certificate_arn",
+HAND_MADE_SETTINGS = ("project", "name", "protect_stateful", "foundation.log_retention_days", "edge.certificate_arn",
                       "llm.certificate_arn", "gateway.image", "gateway.capacity.min", "gateway.capacity.desired",
                       "gateway.capacity.max", "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max",
                       "network.vpc_cidr", "network.availability_zones", "network.public_subnets",
@@ -285,7 +292,7 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "account_id", "deploy_role_arn", "region", "tags", "backend.type", "backend.bucket", "backend.key_prefix",
         "backend.region", "backend.kms_key_id"),
     "decides which resources exist (count or presence), fixed when the constructs run": (
-        "high_availability", "protect_stateful", "foundation.audit_object_lock",
+        "high_availability", "foundation.audit_object_lock",
         "foundation.cloudtrail", "edge.managed_rules_action",
         "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination",
         "data.redis_replicas", "data.dynamodb_replica_regions", "data.backup_copy_region",
@@ -407,8 +414,10 @@ def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Ide
         "environment": variable("environment", env.name, "Environment part of every resource name", NAME_RULE),
     }
     if layer != "observability":
+        identity["protect_stateful"] = variables.switch("deletion_protection", env.protect_stateful, PROTECTION)
         identity["log_retention_days"] = variable("log_retention_days", env.foundation.log_retention_days,
-                                                  "Retention of every log group (days)", RETENTION_RULE)
+                                                  "Retention of every log group (days); under 90 only without "
+                                                  "deletion_protection", RETENTION_RULE)
     settings: Any = settings_for(env, layer)
     updates: dict[str, Any] = {}
     if layer == "network":

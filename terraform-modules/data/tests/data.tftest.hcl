@@ -157,3 +157,44 @@ run "unsupported_engines_and_classes_are_refused" {
 
   expect_failures = [var.postgres_version, var.db_instance_class, var.redis_version, var.redis_node_type]
 }
+
+run "a_sandbox_without_deletion_protection_destroys_cleanly" {
+  command = plan
+
+  variables {
+    deletion_protection = false
+    log_retention_days  = 7
+  }
+
+  assert {
+    condition     = !aws_db_instance.data_postgres_BC6B9DCD.deletion_protection && aws_db_instance.data_postgres_BC6B9DCD.skip_final_snapshot && aws_db_instance.data_postgres_BC6B9DCD.final_snapshot_identifier == null
+    error_message = "Without deletion_protection the database still refuses deletion or leaves a final snapshot."
+  }
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.final_snapshot_identifier == null && aws_secretsmanager_secret.data_redis_auth_secret_08F6A792.recovery_window_in_days == 0
+    error_message = "Without deletion_protection Redis keeps a final snapshot or its secret a recovery window."
+  }
+  assert {
+    condition     = !aws_dynamodb_table.data_connections_table_BCB73545.deletion_protection_enabled && aws_backup_vault.data_backup_vault_968F0865.force_destroy && length(aws_backup_vault_lock_configuration.data_backup_vault_lock_94357442) == 0
+    error_message = "Without deletion_protection a table or the locked backup vault still blocks the destroy."
+  }
+}
+
+run "a_protected_store_keeps_its_guards" {
+  command = plan
+
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.final_snapshot_identifier == "llmlite-prod-postgres-final" && aws_secretsmanager_secret.data_redis_auth_secret_08F6A792.recovery_window_in_days == 30 && length(aws_backup_vault_lock_configuration.data_backup_vault_lock_94357442) == 1
+    error_message = "The protected default lost its final snapshot, recovery window or vault lock."
+  }
+}
+
+run "a_short_retention_needs_a_sandbox" {
+  command = plan
+
+  variables {
+    log_retention_days = 7
+  }
+
+  expect_failures = [var.log_retention_days]
+}

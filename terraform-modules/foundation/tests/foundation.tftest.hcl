@@ -43,3 +43,29 @@ run "a_retention_that_is_not_a_cloudwatch_value_is_refused" {
 
   expect_failures = [var.log_retention_days]
 }
+
+run "a_sandbox_empties_its_buckets_and_locks_in_governance_mode" {
+  command = plan
+
+  variables {
+    deletion_protection = false
+  }
+
+  assert {
+    condition     = aws_s3_bucket.foundation_audit_bucket_F1914CDE.force_destroy && aws_s3_bucket.foundation_access_logs_bucket_710BA06E.force_destroy
+    error_message = "Without deletion_protection the buckets still refuse a destroy while they hold objects."
+  }
+  assert {
+    condition     = aws_s3_bucket_object_lock_configuration.foundation_audit_object_lock_486468F9.rule[0].default_retention[0].mode == "GOVERNANCE"
+    error_message = "Without deletion_protection the audit lock is still COMPLIANCE (no one could delete the bucket)."
+  }
+}
+
+run "a_protected_audit_bucket_locks_in_compliance_mode" {
+  command = plan
+
+  assert {
+    condition     = !aws_s3_bucket.foundation_audit_bucket_F1914CDE.force_destroy && aws_s3_bucket_object_lock_configuration.foundation_audit_object_lock_486468F9.rule[0].default_retention[0].mode == "COMPLIANCE"
+    error_message = "The protected default lost its COMPLIANCE lock or empties its buckets on destroy."
+  }
+}
