@@ -706,13 +706,16 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              f"The `{layer}` layer of the LLM platform as a plain Terraform module, exported from the "
              f"`{env.name}` environment (`python main.py --export-modules --environment {env.name}`). Do not "
              "edit: regenerate.", "",
-             "Settings with a default below may be changed by the caller, within their validation. "
-             "The region is the caller's provider's. "
+             "What is a variable: exactly the inputs below; settings with a default may be changed by the "
+             "caller, within their validation. The region is the caller's provider's. "
              f"Fixed at export from `environments/{env.name}/environment.toml` (export another environment to "
-             f"change them): {len(env.network.availability_zones)} zones, protection "
-             f"{'on' if env.protect_stateful else 'off'}, "
-             + ", ".join(f"`{field}`" for field in fixed_settings(layer))
+             "change them): " + ", ".join([f"{len(env.network.availability_zones)} zones (every per-zone list has "
+                                           "that many entries)", *(f"`{f}`" for f in fixed_settings(layer))])
              + "; ECR pull rights follow the exported image's registry.", "",
+             *(["Protection: the module holds no `prevent_destroy` (a lifecycle block cannot follow a variable). "
+                "`deletion_protection` (default: the environment's `protect_stateful`) guards what a destroy would "
+                "lose instead; set it to false for a sandbox that must destroy cleanly.", ""]
+               if "deletion_protection" in variables else []),
              "## Usage", "", "```hcl", *usage(layer, variables), "```", "",
              "## Requirements", "", "| Name | Version |", "|---|---|",
              f"| terraform | {TARGET_VERSIONS['terraform']} |", f"| aws | {AWS_PROVIDER[0]} |", "",
