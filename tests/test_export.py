@@ -27,7 +27,7 @@ from policies.gate import Stack as GateStack, classify
 from policies.scan import scan
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = {name: ROOT / "examples" / name / "main.tf" for name in ("complete", "minimal")}
+EXAMPLES = {name: ROOT / "examples" / name / "main.tf" for name in ("complete", "minimal", "another-region")}
 # The dependency layer is built from PyPI wheels: its bytes (and hash) are checked by name,
 # which carries the hash of its pinned requirements.
 LAYER_ASSET = "dependencies_asset"
@@ -124,7 +124,8 @@ def test_example_root_honours_every_module_contract(example: str) -> None:
         assert required <= set(call), f"{name}: missing {required - set(call)}"
         for argument, expression in call.items():
             if not (isinstance(expression, str) and expression.startswith("${module.")):
-                expected = ("number" if isinstance(expression, (int, float)) else
+                expected = ("bool" if isinstance(expression, bool) else
+                            "number" if isinstance(expression, (int, float)) else
                             "list(string)" if isinstance(expression, list) else "string")
                 assert variables[argument]["type"] == expected, (name, argument)  # a setting of the root
                 continue

@@ -40,7 +40,7 @@ from cdktn_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3Bucke
 from modules.parts import iam
 from modules.parts.compliance import skip
 from modules.parts.context import Account
-from modules.parts.switch import negate, pick
+from modules.parts.switch import negate, only_if
 
 
 NONCURRENT_VERSION_DAYS = 365  # how long an overwritten or deleted log object stays recoverable
@@ -65,12 +65,6 @@ def protect(resource: TerraformResource, enabled: bool | Any) -> None:
              "destroyed and rebuilt, so destroy is not blocked.")
 
 
-def lock_mode(protect_data: bool | Any) -> str:
-    """COMPLIANCE: nobody, root included, shortens the lock. A module's sandbox (deletion_protection
-    off) locks in GOVERNANCE mode, which force_destroy may bypass, so the bucket can go."""
-    return "COMPLIANCE" if isinstance(protect_data, bool) else pick(protect_data, "COMPLIANCE", "GOVERNANCE")
-
-
 class SecureBucket(Construct):
     """A private, versioned, encrypted, TLS-only bucket with lifecycle and access logging.
 
@@ -85,8 +79,11 @@ class SecureBucket(Construct):
                  access_log_bucket: SecureBucket | str | None = None, object_lock_days: int | None = None,
                  policy_statements: tuple[iam.Statement, ...] = (), sse_s3_reason: str = "") -> None:
         super().__init__(scope, id)
+        # A module's sandbox (deletion_protection off) has no lock at all: S3 refuses to suspend
+        # the versioning of a bucket with Object Lock, so such a bucket could not be destroyed.
+        locked = bool(object_lock_days) and (True if isinstance(protect_data, bool) else protect_data)
         self.bucket = S3Bucket(self, "bucket", bucket=name, force_destroy=negate(protect_data),
-                               object_lock_enabled=True if object_lock_days else None)
+                               object_lock_enabled=locked if object_lock_days else None)
         protect(self.bucket, protect_data)
         self.name, self.arn = self.bucket.id, self.bucket.arn
 
@@ -118,9 +115,11 @@ class SecureBucket(Construct):
             S3BucketLoggingA(self, "access_logging", bucket=self.name, target_bucket=access_log_bucket,
                              target_prefix=f"{name}/")
         if object_lock_days:
-            S3BucketObjectLockConfigurationA(self, "object_lock", bucket=self.name, rule=S3BucketObjectLockConfigurationRuleA(
-                default_retention=S3BucketObjectLockConfigurationRuleDefaultRetentionA(
-                    mode=lock_mode(protect_data), days=object_lock_days)))
+            lock = S3BucketObjectLockConfigurationA(
+                self, "object_lock", bucket=self.name, rule=S3BucketObjectLockConfigurationRuleA(
+                    default_retention=S3BucketObjectLockConfigurationRuleDefaultRetentionA(
+                        mode="COMPLIANCE", days=object_lock_days)))
+            only_if(lock, locked)
         self.policy = S3BucketPolicy(self, "policy", bucket=self.name, depends_on=[public_access],
                        policy=iam.document(*_tls_only(self.arn), *policy_statements))
         skip(self.bucket, "CKV_AWS_144", "Log data is written and read in one region; versioning and "

@@ -29,11 +29,12 @@ def negate(switch: bool | Any) -> bool | Any:
     return Fn.conditional(switch, False, True)
 
 
-def pick_or_none(switch: bool | Any, when_on: str) -> str | None:
+def pick_or_none(switch: bool | Any, when_on: Any) -> Any:
     """`when_on`, or no value (null) while the switch is off."""
     if isinstance(switch, bool):
         return when_on if switch else None
-    return Token.as_string(Fn.conditional(switch, when_on, None))
+    chosen = Fn.conditional(switch, when_on, None)
+    return Token.as_string(chosen) if isinstance(when_on, str) else chosen
 
 
 def built(switch: bool | Any) -> bool:

@@ -121,7 +121,7 @@ RETENTION_RULE = ("contains([" + ", ".join(str(d) for d in LOG_RETENTION_DAYS) +
 PROTECTION = ("Protect the stored data (protect_stateful): deletion protection on the database, tables, ALBs and "
               "user pool, final snapshots, 30-day secret recovery windows, a locked backup vault, buckets that keep "
               "their objects and a COMPLIANCE audit lock. false (a sandbox): all of these off, buckets emptied on "
-              "destroy, the audit lock in GOVERNANCE mode, log retention below 90 days allowed")
+              "destroy, no audit Object Lock, log retention below 90 days allowed")
 CERTIFICATE_RULE = ("can(regex(\"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{{12}}:certificate/[0-9a-f-]+$\", var.{name}))",
                     "{name} must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>) in the "
                     "caller's region and account.")
