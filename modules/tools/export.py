@@ -87,8 +87,12 @@ class Inputs:
             raise AttributeError(field)
         if field not in self._values:
             kind = self._types[field]
-            variable = TFModuleVariable(self._stack, f"{self._layer}_{field}", type=TERRAFORM_TYPES[kind],
-                                        description=f"{field} output of the {self._layer} module")
+            name = f"{self._layer}_{field}"
+            description, validation = f"{field} output of the {self._layer} module", None
+            if name == "network_security_group_ids":  # also a bring-your-own VPC's groups
+                description, validation = security_group_map(name)
+            variable = TFModuleVariable(self._stack, name, type=TERRAFORM_TYPES[kind], description=description,
+                                        validation=validation)
             if kind == dict[str, str]:
                 self._values[field] = {key: Fn.lookup(variable.value, key) for key in self._keys(field)}
             elif kind == list[str]:
@@ -105,6 +109,20 @@ class Inputs:
         if field == "redis_node_ids":
             return 1 + self._env.data.redis_replicas
         return len(self._env.network.availability_zones)  # subnet lists: one per zone
+
+
+def security_group_map(name: str) -> tuple[str, list[TerraformVariableValidationConfig]]:
+    """The security-group map a module reads: the network module's output, or a bring-your-own
+    VPC's groups under the same keys (each key's group is attached to what it names)."""
+    keys = ", ".join(f"`{key}` ({purpose})" for key, purpose in SECURITY_GROUPS.items())
+    condition = (f"alltrue([for k in {json.dumps(list(SECURITY_GROUPS))} : contains(keys(var.{name}), k)]) && "
+                 f"alltrue([for k in keys(var.{name}) : contains({json.dumps(list(SECURITY_GROUPS))}, k)])")
+    return (f"Security group id by role: the network module's security_group_ids, or a VPC of your own's groups "
+            f"under the keys {keys}",
+            [TerraformVariableValidationConfig(
+                condition="${" + condition + "}",
+                error_message=f"{name} must map exactly the keys {', '.join(SECURITY_GROUPS)} to security group ids "
+                              "(the network module's security_group_ids output has them).")])
 
 
 # Module-side copies of the environment files' rules (modules/config), worded as there.
@@ -422,6 +440,8 @@ def module_settings(stack: Construct, env: Environment, layer: str) -> tuple[Ide
     updates: dict[str, Any] = {}
     if layer == "network":
         updates = network_settings(variables, settings)
+        # Endpoint service names (com.amazonaws.<region>.s3) are the caller's region's.
+        identity["region"] = caller_region(stack).name
     if layer in ("edge", "llm"):
         purpose = ("ACM certificate of the HTTPS listeners (same region)" if layer == "edge" else
                    "ACM certificate of the internal model listener: must cover the private name (same region)")

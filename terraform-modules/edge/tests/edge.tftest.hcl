@@ -67,3 +67,13 @@ run "a_certificate_of_another_region_is_refused" {
 
   expect_failures = [var.certificate_arn]
 }
+
+run "a_vpc_of_your_own_needs_every_security_group_role" {
+  command = plan
+
+  variables {
+    network_security_group_ids = { alb = "sg-01", gateway = "sg-02" }
+  }
+
+  expect_failures = [var.network_security_group_ids]
+}

@@ -88,6 +88,10 @@ run "another_cidr_and_region_by_variables_only" {
     && aws_subnet.network_private_subnet_1_FAF2D420.availability_zone == "us-west-2c")
     error_message = "The second private subnet is not the given range in the second zone."
   }
+  assert {
+    condition     = aws_vpc_endpoint.network_endpoint_s3_AD5B933C.service_name == "com.amazonaws.us-west-2.s3" && aws_vpc_endpoint.network_endpoint_sts_B3326E72[0].service_name == "com.amazonaws.us-west-2.sts"
+    error_message = "The endpoint service names are not the provider region's."
+  }
 }
 
 run "a_subnet_outside_the_vpc_is_refused" {
