@@ -20,10 +20,15 @@ def test_the_sandbox_is_in_another_region_across_three_zones_without_protection(
     root = hcl2.loads((EXAMPLE / "main.tf").read_text())
     provider = root["provider"][0]["aws"]
     calls = {name: body for block in root["module"] for name, body in block.items()}
-    assert provider["region"] == "ap-southeast-2"
-    assert calls["network"]["availability_zones"] == ["ap-southeast-2a", "ap-southeast-2b", "ap-southeast-2c"]
-    assert all(call["deletion_protection"] is False for call in calls.values())
-    assert calls["edge"]["certificate_arn"].startswith("arn:aws:acm:ap-southeast-2:")
+    assert _value(provider["region"]) == "ap-southeast-2"
+    assert _value(calls["network"]["availability_zones"]) == ["ap-southeast-2a", "ap-southeast-2b", "ap-southeast-2c"]
+    assert all(_value(call["deletion_protection"]) is False for call in calls.values())
+    assert _value(calls["edge"]["certificate_arn"]).startswith("arn:aws:acm:ap-southeast-2:")
+
+
+def _value(value):  # type: ignore[no-untyped-def]
+    """The HCL parser wraps attribute values in one-element lists."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
 
 
 def test_the_sandbox_plans_applies_and_destroys_against_the_emulator(tmp_path: Path) -> None:
