@@ -20,9 +20,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from cdktn import App, Fn, TerraformOutput, TerraformStack, TerraformVariableValidationConfig
+import jsii
+from cdktn import (App, Aspects, Fn, IAspect, TerraformOutput, TerraformResource, TerraformStack,
+                   TerraformVariableValidationConfig, Token)
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
-from constructs import Construct
+from constructs import Construct, IConstruct
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -614,11 +616,28 @@ def refuse_zones_outside_the_region(stack: TerraformStack, network: Network) -> 
     network.vpc.add_override("lifecycle.precondition", [{"condition": condition, "error_message": message}])
 
 
+@jsii.implements(IAspect)
+class MergedTags:
+    """The module's `tags` variable merged into the tags of every resource that takes tags
+    (a resource's own tags win on a shared key)."""
+
+    def __init__(self, tags: Any) -> None:
+        self.tags = tags
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, TerraformResource) and hasattr(node, "tags_input"):
+            own = node.tags_input or {}
+            node.tags = Token.as_string_map(Fn.merge([self.tags, own]))  # type: ignore[attr-defined]
+
+
 def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
     stack = TerraformStack(app, layer)
     require_terraform(stack)
     ProviderRequirement(stack, "aws", *AWS_PROVIDER)
     identity, settings = module_settings(stack, env, layer)
+    tags = TFModuleVariable(stack, "tags", type="map(string)", default={},
+                            description="Tags merged into every resource's tags (the provider's default_tags apply too)")
+    Aspects.of(stack).add(MergedTags(tags.value))
     given = {"identity": identity, "settings": settings}
 
     def inputs(name: str) -> Any:

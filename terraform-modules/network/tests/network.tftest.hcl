@@ -219,3 +219,20 @@ run "overlapping_subnets_are_refused" {
 
   expect_failures = [var.database_subnet_cidrs]
 }
+
+run "tags_are_merged_into_every_resource" {
+  command = plan
+
+  variables {
+    tags = { Team = "platform", CostCentre = "42" }
+  }
+
+  assert {
+    condition     = aws_vpc.network_vpc_4E8F0223.tags["Team"] == "platform" && aws_vpc.network_vpc_4E8F0223.tags["Name"] == "llmlite-prod-vpc"
+    error_message = "The VPC's tags are not the given tags merged with its own."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.network_flow_log_group_03070248.tags["CostCentre"] == "42" && aws_nat_gateway.network_nat_2_4A47DCE9[0].tags["Team"] == "platform"
+    error_message = "The given tags do not reach every resource."
+  }
+}
