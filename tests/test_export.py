@@ -23,7 +23,8 @@ from modules.config.models import Environment
 from modules.config.regions import REGIONS
 from modules.parts.context import REGION_TABLE
 from modules.rehearsal.validate import MODULE_CONSTRAINT
-from modules.tools.export import (EXPORTED_LAYERS, FIXED_AT_EXPORT, MODULES_DIR, OUTPUT_TYPES,
+from modules.tools.export import (EXPORTED_LAYERS, FIELD_RULES, FIXED_AT_EXPORT, MODULES_DIR, OUTPUT_DESCRIPTIONS,
+                            OUTPUT_TYPES,
                             STRAIGHT_SETTINGS, TERRAFORM_TYPES, VARIABLE_NAMES, ExportError, blocks, bounds_rules,
                             cross_rules,
                             export_modules, hand_written, straight_settings,
@@ -32,7 +33,7 @@ from policies.gate import Stack as GateStack, classify
 from policies.scan import scan
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = {name: ROOT / "examples" / name / "main.tf" for name in ("complete", "minimal")}
+EXAMPLES = {name: ROOT / "examples" / name / "main.tf" for name in ("complete", "minimal", "another-region")}
 # The dependency layer is built from PyPI wheels: its bytes (and hash) are checked by name,
 # which carries the hash of its pinned requirements.
 LAYER_ASSET = "dependencies_asset"
@@ -64,6 +65,18 @@ def test_every_layer_exports_a_provider_less_module(exported: Path) -> None:
         readme = (exported / layer / "README.md").read_text()
         for name in [*blocks(doc, "variable"), *outputs]:
             assert f"| {name} |" in readme, (layer, name)
+
+
+def test_every_output_says_what_it_is(exported: Path) -> None:
+    """No output is described by its own name; the table describes exactly the outputs the
+    layers do not publish themselves."""
+    for layer in EXPORTED_LAYERS:
+        outputs = blocks(module_doc(exported, layer), "output")
+        assert not [name for name, o in outputs.items() if o["description"] == f"{name} of the {layer} layer"
+                    or o["description"].startswith(name)], layer
+        published = {name for name, o in outputs.items() if "sensitive" in o}  # the layer's own (publish)
+        if layer in OUTPUT_TYPES:
+            assert set(OUTPUT_DESCRIPTIONS[layer]) == set(typing.get_type_hints(OUTPUT_TYPES[layer])) - published, layer
 
 
 def test_module_files_are_found_relative_to_the_module(exported: Path) -> None:
@@ -117,7 +130,8 @@ def test_example_root_honours_every_module_contract(example: str) -> None:
         assert required <= set(call), f"{name}: missing {required - set(call)}"
         for argument, expression in call.items():
             if not (isinstance(expression, str) and expression.startswith("${module.")):
-                expected = ("number" if isinstance(expression, (int, float)) else
+                expected = ("bool" if isinstance(expression, bool) else
+                            "number" if isinstance(expression, (int, float)) else
                             "list(string)" if isinstance(expression, list) else "string")
                 assert variables[argument]["type"] == expected, (name, argument)  # a setting of the root
                 continue
@@ -213,7 +227,8 @@ def test_straight_settings_are_variables_with_the_config_bounds(exported: Path) 
             bounds = len([m for m in field.metadata if hasattr(m, "ge") or hasattr(m, "le")]) + (
                 "Literal[" in str(field.annotation))  # a choice is one rule
             assert len(bounds_rules(field)) == bounds, variable
-            assert len(declared.get("validation", [])) == bounds + len(cross.get(variable, ())), variable
+            extra = len(FIELD_RULES.get(f"{layer}.{name}", ()))
+            assert len(declared.get("validation", [])) == bounds + extra + len(cross.get(variable, ())), variable
             assert declared["default"] == getattr(getattr(env, layer), name)
             assert f"${{var.{variable}}}" in json.dumps(module_doc(exported, layer)["resource"]), variable
 

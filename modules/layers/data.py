@@ -4,8 +4,9 @@ response cache) and DynamoDB (WebSocket connections, chat history)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from cdktn import TerraformLocal, TerraformProvider
+from cdktn import Fn, TerraformLocal, TerraformProvider, Token
 from constructs import Construct
 from cdktn_provider_aws.backup_plan import BackupPlan, BackupPlanRule, BackupPlanRuleCopyAction, \
     BackupPlanRuleCopyActionLifecycle, BackupPlanRuleLifecycle
@@ -33,7 +34,7 @@ from cdktn_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
 from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 
 from modules.parts import iam
-from modules.catalogue.alarms import max_connections
+from modules.catalogue.alarms import DB_MEMORY_GIB, max_connections
 from modules.parts.compliance import skip
 from modules.config.settings import DataSettings, Identity
 from modules.parts.context import current_account
@@ -42,6 +43,7 @@ from modules.layers.network import NetworkOutputs, Port
 from modules.parts.secret import GeneratedSecret
 from modules.parts.outputs import publish
 from modules.parts.storage import encrypted_log_group, protect
+from modules.parts.switch import built, major_version, negate, only_if, pick_number, pick_or_none
 
 DATABASE_NAME = "litellm"
 MASTER_USERNAME = "litellm_admin"
@@ -116,9 +118,7 @@ class Data(Construct):
             db_resource_id=db.resource_id,
             redis_address=redis.primary_endpoint_address, redis_port=Port.REDIS,
             redis_auth_secret_arn=redis_secret.arn, db_instance_id=db.identifier,
-            # ElastiCache names a replication group's nodes <group>-001, -002, …
-            redis_node_ids=[f"{identity.resource_name('redis')}-{i:03d}" for i in range(1,
-                                                                                        2 + settings.redis_replicas)],
+            redis_node_ids=redis_node_ids(identity.resource_name("redis"), settings),
             connections_table_name=connections.name, connections_table_arn=connections.arn,
             history_table_name=history.name, history_table_arn=history.arn)
         publish(self, {
@@ -142,7 +142,7 @@ class Data(Construct):
         account = self._account
         subnets = DbSubnetGroup(self, "db_subnet_group", name=identity.resource_name("db"),
                                 subnet_ids=network.database_subnet_ids)
-        major = settings.postgres_version.split(".")[0]
+        major = major_version(settings.postgres_version)
         parameters = DbParameterGroup(self, "db_parameters", name=identity.resource_name(f"postgres{major}"),
                                       family=f"postgres{major}", parameter=[
                                           DbParameterGroupParameter(name=name, value=value,
@@ -153,7 +153,7 @@ class Data(Construct):
                                                               ("log_statement", "ddl"),
                                                               # known, so rds-connections alarms on 80 % of it
                                                               ("max_connections",
-                                                               str(max_connections(settings.db_instance_class))))])
+                                                               connections_of(settings.db_instance_class)))])
         monitoring = iam.service_role(self, "db_monitoring_role", name=identity.resource_name("rds-monitoring"),
                                       service="monitoring.rds.amazonaws.com", source_account=account.id,
                                       statements=[])
@@ -180,8 +180,8 @@ class Data(Construct):
             # protected environments upgrade deliberately (README, "Upgrading PostgreSQL").
             auto_minor_version_upgrade=not protected,
             # Automated backups outlive the instance (restorable for their retention period).
-            delete_automated_backups=False, deletion_protection=protected, skip_final_snapshot=not protected,
-            final_snapshot_identifier=f"{identifier}-final" if protected else None,
+            delete_automated_backups=False, deletion_protection=protected, skip_final_snapshot=negate(protected),
+            final_snapshot_identifier=pick_or_none(protected, f"{identifier}-final"),
             depends_on=log_groups)
         if settings.restored.db_instance_identifier:
             db.import_from(identifier)  # README "Restore": the restored instance takes this address
@@ -214,31 +214,34 @@ class Data(Construct):
         slow_log = encrypted_log_group(self, "redis_slow_log", name=f"/aws/elasticache/{name}/slow-log",
                                        kms_key_arn=self._key, retention_days=identity.log_retention_days,
                                        protect_data=protected)
-        failover = settings.redis_replicas > 0
+        failover: bool | Any = settings.redis_replicas > 0
+        nodes = redis_nodes(settings)
+        if failover and not isinstance(settings.multi_az, bool):
+            failover = Fn.conditional(settings.multi_az, True, False)  # one node without Multi-AZ: no failover
         redis = ElasticacheReplicationGroup(
             self, "redis", replication_group_id=name,
             description=f"LiteLLM rate limits and response cache ({identity.environment})",
             engine="redis", engine_version=settings.redis_version, node_type=settings.redis_node_type, port=Port.REDIS,
-            num_cache_clusters=1 + settings.redis_replicas, automatic_failover_enabled=failover,
+            num_cache_clusters=nodes, automatic_failover_enabled=failover,
             # The primary in the first zone, each replica in the next: a lost zone keeps a copy.
-            preferred_cache_cluster_azs=redis_zones(settings.availability_zones, 1 + settings.redis_replicas),
-            multi_az_enabled=failover and settings.multi_az, subnet_group_name=subnets.name,
+            preferred_cache_cluster_azs=redis_zones(settings.availability_zones, 1 + settings.redis_replicas, nodes),
+            multi_az_enabled=settings.redis_replicas > 0 and settings.multi_az, subnet_group_name=subnets.name,
             security_group_ids=[network.security_group_ids["redis"]], at_rest_encryption_enabled="true",
             kms_key_id=self._key, transit_encryption_enabled=True,
             # Write-only: Redis gets the secret's current value when the version number changes
             # (README: rotating the Redis AUTH token), and neither it nor state keeps a copy.
             auth_token_wo=token.current_value(), auth_token_wo_version=settings.redis_auth_token_version,
             auth_token_update_strategy=settings.redis_auth_update_strategy,
-            snapshot_retention_limit=7 if protected else 1,
+            snapshot_retention_limit=pick_number(protected, 7, 1),
             snapshot_window=REDIS_SNAPSHOT_WINDOW, maintenance_window=REDIS_MAINTENANCE_WINDOW,
-            auto_minor_version_upgrade="true", final_snapshot_identifier=f"{name}-final" if protected else None,
+            auto_minor_version_upgrade="true", final_snapshot_identifier=pick_or_none(protected, f"{name}-final"),
             log_delivery_configuration=[ElasticacheReplicationGroupLogDeliveryConfiguration(
                 destination=slow_log.name, destination_type="cloudwatch-logs", log_format="json",
                 log_type="slow-log")])
         protect(redis, protected)
         skip(redis, "CKV_AWS_31", "Transit encryption is on and the AUTH token is set, through the write-only "
              "auth_token_wo (kept out of state), which this check does not read: it looks for auth_token only.")
-        if not failover:
+        if settings.redis_replicas == 0:
             skip(redis, "CKV2_AWS_50", DISPOSABLE + "one Redis node without failover is enough for development.")
         return redis, token
 
@@ -304,20 +307,46 @@ class Data(Construct):
 
     def _vault(self, id: str, name: str, key: str, provider: TerraformProvider | None = None) -> BackupVault:
         protected = self._identity.protect_stateful
-        vault = BackupVault(self, id, name=name, kms_key_arn=key, force_destroy=not protected, provider=provider)
+        vault = BackupVault(self, id, name=name, kms_key_arn=key, force_destroy=negate(protected), provider=provider)
         protect(vault, protected)
-        if protected:
+        if built(protected):
             # Governance mode: recovery points cannot be deleted early or kept too briefly;
             # only a principal allowed backup:DeleteBackupVaultLockConfiguration can lift it.
-            BackupVaultLockConfiguration(self, f"{id}_lock", backup_vault_name=vault.name, provider=provider,
+            lock = BackupVaultLockConfiguration(self, f"{id}_lock", backup_vault_name=vault.name, provider=provider,
                                          min_retention_days=VAULT_LOCK_MIN_RETENTION_DAYS,
                                          max_retention_days=self._settings.backup_plan_retention_days)
+            only_if(lock, protected)
         return vault
 
 
-def redis_zones(zones: list[str], nodes: int) -> list[str]:
+def redis_zones(zones: list[str], most: int, nodes: int | Any) -> list[str]:
     """The zone of each Redis node, the primary's first, round the environment's zones."""
-    return [zones[i % len(zones)] for i in range(nodes)]
+    listed = [zones[i % len(zones)] for i in range(most)]
+    return listed if isinstance(nodes, int) else Token.as_list(Fn.slice(listed, 0, nodes))
+
+
+def redis_nodes(settings: DataSettings) -> int | Any:
+    """Nodes of the Redis group: the primary and its replicas. A module's replicas stand by in
+    other zones for Multi-AZ: while its multi_az variable is off, the group has one node."""
+    nodes = 1 + settings.redis_replicas
+    if isinstance(settings.multi_az, bool) or nodes == 1:
+        return nodes
+    return pick_number(settings.multi_az, nodes, 1)
+
+
+def redis_node_ids(group: str, settings: DataSettings) -> list[str]:
+    """ElastiCache names a replication group's nodes <group>-001, -002, …"""
+    ids = [f"{group}-{i:03d}" for i in range(1, 2 + settings.redis_replicas)]
+    nodes = redis_nodes(settings)
+    return ids if isinstance(nodes, int) else Token.as_list(Fn.slice(ids, 0, nodes))
+
+
+def connections_of(instance_class: str) -> str:
+    """The max_connections the parameter group sets for the class (a module looks it up)."""
+    if not Token.is_unresolved(instance_class):
+        return str(max_connections(instance_class))
+    table = {name: str(max_connections(name)) for name in DB_MEMORY_GIB}
+    return Token.as_string(Fn.lookup(table, instance_class))
 
 
 def _postgres_skips(db: DbInstance, multi_az: bool, protected: bool) -> None:

@@ -3,9 +3,11 @@ flow logs, and the security groups every later layer attaches to."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
+from typing import Any
 
+from cdktn import Fn
 from constructs import Construct
 from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktn_provider_aws.eip import Eip
@@ -31,6 +33,7 @@ from modules.config.settings import Identity
 from modules.parts.context import current_account
 from modules.parts.outputs import publish
 from modules.parts.storage import encrypted_log_group
+from modules.parts.switch import address, attribute, built, only_if
 
 
 class Port:
@@ -62,6 +65,28 @@ SECURITY_GROUPS = {
 
 
 @dataclass(frozen=True)
+class NetworkShape:
+    """Which optional parts exist. An environment file decides them (nat_gateways; flow logs and
+    every interface endpoint always); the exported module takes each as a variable, which
+    Terraform applies through `count` (modules.parts.switch)."""
+
+    single_nat_gateway: bool | Any = False
+    enable_flow_log: bool | Any = True
+    # Interface endpoints to create: a name of INTERFACE_ENDPOINTS is checked by `contains`.
+    interface_endpoints: tuple[str, ...] | Any = INTERFACE_ENDPOINTS
+
+    @staticmethod
+    def of(settings: models.Network) -> NetworkShape:
+        return NetworkShape(single_nat_gateway=settings.nat_gateways == "single")
+
+    def endpoint(self, service: str) -> bool | Any:
+        """The switch of one interface endpoint."""
+        if isinstance(self.interface_endpoints, tuple):
+            return service in self.interface_endpoints
+        return Fn.contains(self.interface_endpoints, service)
+
+
+@dataclass(frozen=True)
 class NetworkOutputs:
     vpc_id: str
     vpc_cidr: str
@@ -71,6 +96,12 @@ class NetworkOutputs:
     security_group_ids: dict[str, str]
     # The NAT gateways' Elastic IPs: the platform's own calls to its public URL come from them.
     nat_public_ips: list[str]
+    nat_gateway_ids: list[str] = field(default_factory=list)
+    public_route_table_id: str = ""
+    private_route_table_ids: list[str] = field(default_factory=list)  # one per zone
+    database_route_table_id: str = ""
+    # Endpoint id by service (s3, dynamodb and each interface endpoint); null for one not created.
+    vpc_endpoint_ids: dict[str, str] = field(default_factory=dict)
 
 
 class Network(Construct):
@@ -78,9 +109,10 @@ class Network(Construct):
     (no route to the internet) tiers, each behind its own NACL."""
 
     def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: models.Network,
-                 kms_key_arn: str) -> None:
+                 kms_key_arn: str, shape: NetworkShape | None = None) -> None:
         super().__init__(scope, id)
         self._identity, self._settings = identity, settings
+        shape = shape or NetworkShape.of(settings)
         account = current_account(self, identity.region)
         self.vpc = Vpc(self, "vpc", cidr_block=str(settings.vpc_cidr), enable_dns_support=True,
                        enable_dns_hostnames=True, tags={"Name": identity.resource_name("vpc")})
@@ -97,25 +129,19 @@ class Network(Construct):
         Route(self, "public_default_route", route_table_id=public_rt.id, destination_cidr_block=ANYWHERE,
               gateway_id=igw.id)
 
-        nat_count = len(public) if settings.nat_gateways == "per_az" else 1
-        nats, nat_ips = [], []
-        for i in range(nat_count):
-            eip = Eip(self, f"nat_eip_{i}", domain="vpc", tags={"Name": identity.resource_name(f"nat-{i}")})
-            nats.append(NatGateway(self, f"nat_{i}", allocation_id=eip.id, subnet_id=public[i].id,
-                                   tags={"Name": identity.resource_name(f"nat-{i}")}, depends_on=[igw]))
-            nat_ips.append(eip.public_ip)
+        nats, nat_ips = self._nat_gateways(public, igw, shape.single_nat_gateway)
         private_rts = []
         for i, subnet in enumerate(private):
             rt = self._route_table(f"private_{i}", [subnet])
             Route(self, f"private_{i}_default_route", route_table_id=rt.id, destination_cidr_block=ANYWHERE,
-                  nat_gateway_id=nats[i % nat_count].id)
+                  nat_gateway_id=nats[i])
             private_rts.append(rt)
-        self._route_table("database", database)  # local routes only
+        database_rt = self._route_table("database", database)  # local routes only
 
-        self._endpoints(vpc_id, private, private_rts)
+        endpoints = self._endpoints(vpc_id, private, private_rts, shape)
 
         self._acls(public, private, database)
-        self._flow_logs(account.id, kms_key_arn)
+        self._flow_logs(account.id, kms_key_arn, shape.enable_flow_log)
         groups = {name: self._security_group(name, purpose) for name, purpose in SECURITY_GROUPS.items()}
         self._connect(groups)
 
@@ -123,7 +149,10 @@ class Network(Construct):
             vpc_id=vpc_id, vpc_cidr=str(settings.vpc_cidr),
             public_subnet_ids=[s.id for s in public], private_subnet_ids=[s.id for s in private],
             database_subnet_ids=[s.id for s in database],
-            security_group_ids={name: sg.id for name, sg in groups.items()}, nat_public_ips=nat_ips)
+            security_group_ids={name: sg.id for name, sg in groups.items()}, nat_public_ips=nat_ips,
+            nat_gateway_ids=nats, public_route_table_id=public_rt.id,
+            private_route_table_ids=[rt.id for rt in private_rts], database_route_table_id=database_rt.id,
+            vpc_endpoint_ids=endpoints)
         publish(self, {
             "vpc_id": (vpc_id, "VPC of the environment"),
             "public_subnet_ids": (self.outputs.public_subnet_ids, "Public subnets (ALB, NAT), one per AZ"),
@@ -134,24 +163,60 @@ class Network(Construct):
 
     # --- subnets and routes -------------------------------------------------------------------
 
-    def _endpoints(self, vpc_id: str, private: list[Subnet], private_rts: list[RouteTable]) -> None:
-        """Gateway endpoints on the private route tables, interface endpoints in the private subnets."""
+    def _nat_gateways(self, public: list[Subnet], igw: InternetGateway, single: bool | Any
+                      ) -> tuple[list[str], list[str] | Any]:
+        """The NAT gateway each private zone routes through, and the Elastic IPs: one per zone,
+        or the first zone's for all when `single` (the others are then not created)."""
+        identity = self._identity
+        ids: list[str] = []
+        eips: list[Eip] = []
+        first: NatGateway | None = None
+        for i, subnet in enumerate(public):
+            if first is not None and single is True:
+                ids.append(first.id)
+                continue
+            eip = Eip(self, f"nat_eip_{i}", domain="vpc", tags={"Name": identity.resource_name(f"nat-{i}")})
+            # The first zone's pair always exists; the others are counted by a variable `single`.
+            switch = False if first is None else single
+            nat = NatGateway(self, f"nat_{i}", allocation_id=attribute(eip, "id", switch), subnet_id=subnet.id,
+                             tags={"Name": identity.resource_name(f"nat-{i}")}, depends_on=[igw])
+            only_if(eip, switch, unless=True)
+            only_if(nat, switch, unless=True)
+            ids.append(attribute(nat, "id", switch, fallback=first))
+            first, eips = first or nat, [*eips, eip]
+        if isinstance(single, bool):
+            return ids, [eip.public_ip for eip in eips]
+        # Terraform leaves out the Elastic IPs of the NAT gateways it did not create.
+        return ids, f"${{compact([{', '.join(f'one({address(eip)}[*].public_ip)' for eip in eips)}])}}"
+
+    def _endpoints(self, vpc_id: str, private: list[Subnet], private_rts: list[RouteTable], shape: NetworkShape
+                   ) -> dict[str, str]:
+        """Gateway endpoints on the private route tables, interface endpoints in the private
+        subnets; their ids by service."""
         identity, settings = self._identity, self._settings
+        ids = {}
         for service in ("s3", "dynamodb"):
-            VpcEndpoint(self, f"endpoint_{service}", vpc_id=vpc_id, vpc_endpoint_type="Gateway",
-                        service_name=f"com.amazonaws.{identity.region}.{service}",
-                        route_table_ids=[rt.id for rt in private_rts],
-                        tags={"Name": identity.resource_name(f"{service}-endpoint")})
+            ids[service] = VpcEndpoint(
+                self, f"endpoint_{service}", vpc_id=vpc_id, vpc_endpoint_type="Gateway",
+                service_name=f"com.amazonaws.{identity.region}.{service}",
+                route_table_ids=[rt.id for rt in private_rts],
+                tags={"Name": identity.resource_name(f"{service}-endpoint")}).id
         endpoint_sg = self._security_group("endpoints", "interface VPC endpoints")
         VpcSecurityGroupIngressRule(self, "endpoints_https_from_vpc", security_group_id=endpoint_sg.id,
                                     ip_protocol="tcp", from_port=Port.HTTPS, to_port=Port.HTTPS,
                                     cidr_ipv4=str(settings.vpc_cidr), description="HTTPS from inside the VPC")
         for service in INTERFACE_ENDPOINTS:
-            VpcEndpoint(self, f"endpoint_{service.replace('.', '_').replace('-', '_')}", vpc_id=vpc_id,
-                        vpc_endpoint_type="Interface", service_name=f"com.amazonaws.{identity.region}.{service}",
-                        private_dns_enabled=True, subnet_ids=[s.id for s in private],
-                        security_group_ids=[endpoint_sg.id],
-                        tags={"Name": identity.resource_name(f"{service}-endpoint")})
+            switch = shape.endpoint(service)
+            if not built(switch):
+                continue
+            endpoint = VpcEndpoint(
+                self, f"endpoint_{service.replace('.', '_').replace('-', '_')}", vpc_id=vpc_id,
+                vpc_endpoint_type="Interface", service_name=f"com.amazonaws.{identity.region}.{service}",
+                private_dns_enabled=True, subnet_ids=[s.id for s in private], security_group_ids=[endpoint_sg.id],
+                tags={"Name": identity.resource_name(f"{service}-endpoint")})
+            only_if(endpoint, switch)
+            ids[service] = attribute(endpoint, "id", switch)
+        return ids
 
     def _subnets(self, tier: str, cidrs: list[IPv4Network]) -> list[Subnet]:
         identity, settings = self._identity, self._settings
@@ -220,7 +285,11 @@ class Network(Construct):
 
     # --- flow logs ----------------------------------------------------------------------------
 
-    def _flow_logs(self, account_id: str, kms_key_arn: str) -> None:
+    def _flow_logs(self, account_id: str, kms_key_arn: str, enabled: bool | Any) -> None:
+        """VPC flow logs to an encrypted group. Off, no flow log is created (in a module the
+        empty group and its role stay: they cost nothing)."""
+        if not built(enabled):
+            return
         identity = self._identity
         group = encrypted_log_group(self, "flow_log_group", name=f"/vpc/{identity.resource_name('flow-logs')}",
                                     kms_key_arn=kms_key_arn, retention_days=identity.log_retention_days,
@@ -230,8 +299,10 @@ class Network(Construct):
             source_account=account_id,
             statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                                   [group.arn, f"{group.arn}:*"])])
-        FlowLog(self, "flow_log", vpc_id=self.vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
-                log_destination=group.arn, iam_role_arn=role.arn, max_aggregation_interval=60)
+        flow_log = FlowLog(self, "flow_log", vpc_id=self.vpc.id, traffic_type="ALL",
+                           log_destination_type="cloud-watch-logs", log_destination=group.arn, iam_role_arn=role.arn,
+                           max_aggregation_interval=60)
+        only_if(flow_log, enabled)
 
     # --- security groups ----------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ from cdktn_provider_aws.sqs_queue_policy import SqsQueuePolicy
 
 from modules.parts import iam, packaging
 from modules.parts.compliance import skip
+from modules.parts.switch import pick, pick_number
 from modules.config.settings import Identity, RealtimeSettings
 from modules.parts.context import Account, current_account
 from modules.layers.data import USER_INDEX, DataOutputs
@@ -190,7 +191,7 @@ class Realtime(Construct):
             self, "model_api_key", name=f"{identity.project}/{identity.environment}/realtime-model-key",
             kms_key_id=self._key,
             description="LiteLLM virtual key the chat worker calls models with (set by an admin)",
-            recovery_window_in_days=30 if identity.protect_stateful else 0)
+            recovery_window_in_days=pick_number(identity.protect_stateful, 30, 0))
         protect(model_key, identity.protect_stateful)
         skip(model_key, "CKV2_AWS_57", "A LiteLLM virtual key is issued and revoked in LiteLLM; an admin "
              "rotates it with /key/regenerate and put-secret-value, no rotation Lambda can.")
@@ -347,7 +348,7 @@ class Realtime(Construct):
             account_recovery_setting=CognitoUserPoolAccountRecoverySetting(recovery_mechanism=[
                 CognitoUserPoolAccountRecoverySettingRecoveryMechanism(name="verified_email", priority=1)]),
             admin_create_user_config=CognitoUserPoolAdminCreateUserConfig(allow_admin_create_user_only=True),
-            deletion_protection="ACTIVE" if identity.protect_stateful else "INACTIVE")
+            deletion_protection=pick(identity.protect_stateful, "ACTIVE", "INACTIVE"))
         protect(pool, identity.protect_stateful)
         domain = CognitoUserPoolDomain(self, "domain", domain=f"{identity.resource_name('chat')}-{self._account.id}",
                                        user_pool_id=pool.id)

@@ -18,6 +18,7 @@ from modules.config.models import PULL_THROUGH_CACHES
 from modules.config.settings import Identity
 from modules.parts.compliance import skip
 from modules.parts.storage import protect
+from modules.parts.switch import pick_number
 
 SECRET_PREFIX = "ecr-pullthroughcache/"  # ECR reads only secrets named so (its service-linked role's policy)
 
@@ -38,7 +39,7 @@ class PullThroughCache(Construct):
                 self, f"{key}_credentials", name=credentials_secret_name(identity, prefix),
                 description=f"{upstream} credentials of the {identity.environment} pull-through cache: "
                             "JSON {\"username\": …, \"accessToken\": …}, put by an operator",
-                recovery_window_in_days=30 if identity.protect_stateful else 0)
+                recovery_window_in_days=pick_number(identity.protect_stateful, 30, 0))
             protect(secret, identity.protect_stateful)
             skip(secret, "CKV_AWS_149", "ECR reads this secret with its pull-through cache service-linked role, "
                  "whose AWS-managed policy grants secretsmanager:GetSecretValue but no kms:Decrypt, and that role "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from cdktn import TerraformStack
 from constructs import Construct
@@ -11,6 +12,7 @@ from cdktn_provider_aws.secretsmanager_secret_version import SecretsmanagerSecre
 
 from modules.parts.compliance import skip
 from modules.parts.storage import protect
+from modules.parts.switch import pick_number
 
 RANDOM_PASSWORD = "aws_secretsmanager_random_password"
 CURRENT_VERSION = "aws_secretsmanager_secret_version"
@@ -27,7 +29,7 @@ class GeneratedSecret(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, name: str, description: str, kms_key_arn: str,
-                 protect_data: bool, length: int = 48, prefix: str = "",
+                 protect_data: bool | Any, length: int = 48, prefix: str = "",
                  replica_keys: dict[str, str] | None = None) -> None:
         super().__init__(scope, id)
         # replica_keys: region -> KMS key there; Secrets Manager keeps a read-only copy in each.
@@ -35,7 +37,7 @@ class GeneratedSecret(Construct):
                     for region, key in (replica_keys or {}).items()]
         self.secret = SecretsmanagerSecret(self, "secret", name=name, description=description,
                                            kms_key_id=kms_key_arn, replica=replicas or None,
-                                           recovery_window_in_days=30 if protect_data else 0)
+                                           recovery_window_in_days=pick_number(protect_data, 30, 0))
         protect(self.secret, protect_data)
         skip(self.secret, "CKV2_AWS_57", "Rotation must be coordinated with its consumer (Redis AUTH update "
              "or LiteLLM restart); it is an operator runbook step, not an unattended rotation Lambda.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cdktn import TerraformResource
 from constructs import Construct
 from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
@@ -38,6 +40,7 @@ from cdktn_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3Bucke
 from modules.parts import iam
 from modules.parts.compliance import skip
 from modules.parts.context import Account
+from modules.parts.switch import negate, only_if
 
 
 NONCURRENT_VERSION_DAYS = 365  # how long an overwritten or deleted log object stays recoverable
@@ -47,9 +50,15 @@ STATEFUL_TYPES = ("aws_s3_bucket", "aws_kms_key", "aws_kms_replica_key", "aws_db
                   "aws_backup_vault")
 
 
-def protect(resource: TerraformResource, enabled: bool) -> None:
+def protect(resource: TerraformResource, enabled: bool | Any) -> None:
     """Refuse `terraform destroy` or replacement of a stateful resource in protected environments."""
-    if enabled:
+    if not isinstance(enabled, bool):
+        # An exported module: lifecycle blocks take no variables, so its deletion_protection
+        # variable guards destroys through each resource's own protection instead.
+        if resource.terraform_resource_type in STATEFUL_TYPES:
+            skip(resource, "CKV_LLM_1", "Exported module: Terraform's prevent_destroy cannot follow a variable, so "
+                 "the deletion_protection variable guards this resource through its own protection arguments.")
+    elif enabled:
         resource.add_override("lifecycle.prevent_destroy", True)
     elif resource.terraform_resource_type in STATEFUL_TYPES:
         skip(resource, "CKV_LLM_1", "Disposable environment (protect_stateful = false): it is meant to be "
@@ -66,12 +75,15 @@ class SecureBucket(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, name: str, kms_key_arn: str | None,
-                 protect_data: bool, archive_after_days: int | None, expire_after_days: int | None = None,
+                 protect_data: bool | Any, archive_after_days: int | None, expire_after_days: int | None = None,
                  access_log_bucket: SecureBucket | str | None = None, object_lock_days: int | None = None,
                  policy_statements: tuple[iam.Statement, ...] = (), sse_s3_reason: str = "") -> None:
         super().__init__(scope, id)
-        self.bucket = S3Bucket(self, "bucket", bucket=name, force_destroy=not protect_data,
-                               object_lock_enabled=True if object_lock_days else None)
+        # A module's sandbox (deletion_protection off) has no lock at all: S3 refuses to suspend
+        # the versioning of a bucket with Object Lock, so such a bucket could not be destroyed.
+        locked = bool(object_lock_days) and (True if isinstance(protect_data, bool) else protect_data)
+        self.bucket = S3Bucket(self, "bucket", bucket=name, force_destroy=negate(protect_data),
+                               object_lock_enabled=locked if object_lock_days else None)
         protect(self.bucket, protect_data)
         self.name, self.arn = self.bucket.id, self.bucket.arn
 
@@ -103,9 +115,11 @@ class SecureBucket(Construct):
             S3BucketLoggingA(self, "access_logging", bucket=self.name, target_bucket=access_log_bucket,
                              target_prefix=f"{name}/")
         if object_lock_days:
-            S3BucketObjectLockConfigurationA(self, "object_lock", bucket=self.name, rule=S3BucketObjectLockConfigurationRuleA(
-                default_retention=S3BucketObjectLockConfigurationRuleDefaultRetentionA(
-                    mode="COMPLIANCE", days=object_lock_days)))
+            lock = S3BucketObjectLockConfigurationA(
+                self, "object_lock", bucket=self.name, rule=S3BucketObjectLockConfigurationRuleA(
+                    default_retention=S3BucketObjectLockConfigurationRuleDefaultRetentionA(
+                        mode="COMPLIANCE", days=object_lock_days)))
+            only_if(lock, locked)
         self.policy = S3BucketPolicy(self, "policy", bucket=self.name, depends_on=[public_access],
                        policy=iam.document(*_tls_only(self.arn), *policy_statements))
         skip(self.bucket, "CKV_AWS_144", "Log data is written and read in one region; versioning and "

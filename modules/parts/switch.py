@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktn import Fn, Token
+from cdktn import Fn, TerraformResource, Token
 
 
 def pick(switch: bool | Any, when_on: str, when_off: str) -> str:
@@ -13,3 +13,62 @@ def pick(switch: bool | Any, when_on: str, when_off: str) -> str:
     if isinstance(switch, bool):
         return when_on if switch else when_off
     return Token.as_string(Fn.conditional(switch, when_on, when_off))
+
+
+def pick_number(switch: bool | Any, when_on: int, when_off: int) -> int | Any:
+    """`pick` for a number argument."""
+    if isinstance(switch, bool):
+        return when_on if switch else when_off
+    return Token.as_number(Fn.conditional(switch, when_on, when_off))
+
+
+def negate(switch: bool | Any) -> bool | Any:
+    """The switch's opposite, for an argument that says the reverse (skip_final_snapshot)."""
+    if isinstance(switch, bool):
+        return not switch
+    return Fn.conditional(switch, False, True)
+
+
+def pick_or_none(switch: bool | Any, when_on: Any) -> Any:
+    """`when_on`, or no value (null) while the switch is off."""
+    if isinstance(switch, bool):
+        return when_on if switch else None
+    chosen = Fn.conditional(switch, when_on, None)
+    return Token.as_string(chosen) if isinstance(when_on, str) else chosen
+
+
+def built(switch: bool | Any) -> bool:
+    """Whether to build a resource at all: only a False decided now leaves it out; a variable
+    builds it and lets `only_if` count it."""
+    return not isinstance(switch, bool) or switch
+
+
+def only_if(resource: TerraformResource, switch: bool | Any, *, unless: bool = False) -> None:
+    """Terraform creates `resource` only while the variable is on (off with `unless`): `count`
+    0 or 1. A bool switch was decided when the resource was built (see `built`)."""
+    if not isinstance(switch, bool):
+        resource.add_override("count", Fn.conditional(switch, 0 if unless else 1, 1 if unless else 0))
+
+
+def address(resource: TerraformResource) -> str:
+    """The resource's address in its module (`aws_vpc.network_vpc_4E8F0223`), for expressions
+    cdktn's tokens cannot write (splats of a counted resource)."""
+    return f"{resource.terraform_resource_type}.{resource.friendly_unique_id}"
+
+
+def attribute(resource: TerraformResource, name: str, switch: bool | Any, *, fallback: TerraformResource | None = None
+              ) -> str:
+    """`name` of a resource `only_if` may leave out: in Terraform, null while it is off, or the
+    `fallback` resource's instead."""
+    if isinstance(switch, bool):
+        return Token.as_string(resource.get_string_attribute(name))
+    if fallback is not None:
+        return f"${{concat({address(resource)}[*].{name}, [{address(fallback)}.{name}])[0]}}"
+    return f"${{one({address(resource)}[*].{name})}}"
+
+
+def major_version(version: str) -> str:
+    """`16` of `16.4`: now for a literal, by Terraform for a variable."""
+    if Token.is_unresolved(version):
+        return Token.as_string(Fn.element(Fn.split(".", version), 0))
+    return version.split(".")[0]

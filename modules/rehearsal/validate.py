@@ -132,3 +132,29 @@ def _test_modules(work: Path, toolchain: tf.Toolchain, cli_config: Path, project
     modules = [tests.parent for tests in sorted((project / "terraform-modules").glob("*/tests"))]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return dict(zip((m.name for m in modules), pool.map(test, modules)))
+
+
+def run_example_test(example: str, work: Path, toolchain: tf.Toolchain | None = None, project: Path = ROOT) -> str:
+    """`terraform test` of `examples/<example>` against an emulator on loopback, with the
+    exported modules it sources pinned to the mirror's provider version: the output of a
+    failed run ('' when it passed)."""
+    toolchain = toolchain or tf.find_toolchain()
+    for module_dir in sorted(p.parent for p in (project / "terraform-modules").glob("*/main.tf.json")):
+        copy = work / "terraform-modules" / module_dir.name
+        copy.mkdir(parents=True)
+        (copy / "main.tf.json").write_text(pinned_module((module_dir / "main.tf.json").read_text(),
+                                                         toolchain.provider_version))
+        if (module_dir / "assets").is_dir():
+            (copy / "assets").symlink_to(module_dir / "assets")
+    root = work / "examples" / example
+    shutil.copytree(project / "examples" / example, root)
+    for tf_file in root.glob("*.tf"):
+        tf_file.write_text(EXPORTED_CONSTRAINT.sub(f'version = "{toolchain.provider_version}"', tf_file.read_text()))
+    cli_config = tf.write_cli_config(work / "terraform.rc", toolchain.mirror)
+    log = work / f"{example}.log"
+    tf.init(toolchain, cli_config, root, log, backend=False)
+    with MotoServer(EMULATED_ACCOUNT, work / "moto.log") as server:
+        done = tf.run(toolchain, cli_config, ["test"], root, log, timeout=1200,
+                      extra_env={"AWS_ENDPOINT_URL": server.url, "AWS_ACCESS_KEY_ID": "test",
+                                 "AWS_SECRET_ACCESS_KEY": "test"})
+    return "" if done.returncode == 0 else done.stdout + done.stderr

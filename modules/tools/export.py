@@ -22,11 +22,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from cdktn import App, Fn, TerraformOutput, TerraformResource, TerraformStack, TerraformVariableValidationConfig
+import jsii
+from cdktn import (App, Aspects, Fn, IAspect, TerraformOutput, TerraformResource, TerraformStack,
+                   TerraformVariableValidationConfig, Token)
 from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
 from cdktn_provider_aws.elasticache_replication_group import ElasticacheReplicationGroup
-from constructs import Construct
+from constructs import Construct, IConstruct
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -36,13 +38,14 @@ from modules.config import models
 from modules.config.settings import SETTINGS, GatewaySettings, Identity, settings_for, source_of
 from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, Capacity
 from modules.config.rules import MAX_WORKER_CONCURRENCY, MIN_WORKER_CONCURRENCY
+from modules.catalogue.alarms import DB_MEMORY_GIB, max_connections
 from modules.layers.data import Data, DataOutputs
 from modules.layers.edge import Edge, EdgeOutputs
 from modules.layers.foundation import Foundation, FoundationOutputs
 from modules.layers.gateway import INFERENCE_PROFILE_GEOS, Gateway, GatewayOutputs
 from modules.layers.llm import Llm, LlmOutputs
 from modules.engine.module_stack import ProviderRequirement, TFModuleOutput, TFModuleVariable
-from modules.layers.network import SECURITY_GROUPS, Network, NetworkOutputs
+from modules.layers.network import INTERFACE_ENDPOINTS, SECURITY_GROUPS, Network, NetworkOutputs, NetworkShape
 from modules.layers.observability import Observability, Watched
 from modules.layers.realtime import Realtime, RealtimeOutputs
 from modules.parts.context import REGION_TABLE, region_fact, region_table
@@ -91,8 +94,12 @@ class Inputs:
             raise AttributeError(field)
         if field not in self._values:
             kind = self._types[field]
-            variable = TFModuleVariable(self._stack, f"{self._layer}_{field}", type=TERRAFORM_TYPES[kind],
-                                        description=f"{field} output of the {self._layer} module")
+            name = f"{self._layer}_{field}"
+            description, validation = f"{field} output of the {self._layer} module", None
+            if name == "network_security_group_ids":  # also a bring-your-own VPC's groups
+                description, validation = security_group_map(name)
+            variable = TFModuleVariable(self._stack, name, type=TERRAFORM_TYPES[kind], description=description,
+                                        validation=validation)
             if kind == dict[str, str]:
                 self._values[field] = {key: Fn.lookup(variable.value, key) for key in self._keys(field)}
             elif kind == list[str]:
@@ -111,14 +118,35 @@ class Inputs:
         return len(self._env.network.availability_zones)  # subnet lists: one per zone
 
 
+def security_group_map(name: str) -> tuple[str, list[TerraformVariableValidationConfig]]:
+    """The security-group map a module reads: the network module's output, or a bring-your-own
+    VPC's groups under the same keys (each key's group is attached to what it names)."""
+    keys = ", ".join(f"`{key}` ({purpose})" for key, purpose in SECURITY_GROUPS.items())
+    condition = (f"alltrue([for k in {json.dumps(list(SECURITY_GROUPS))} : contains(keys(var.{name}), k)]) && "
+                 f"alltrue([for k in keys(var.{name}) : contains({json.dumps(list(SECURITY_GROUPS))}, k)])")
+    return (f"Security group id by role: the network module's security_group_ids, or a VPC of your own's groups "
+            f"under the keys {keys}",
+            [TerraformVariableValidationConfig(
+                condition="${" + condition + "}",
+                error_message=f"{name} must map exactly the keys {', '.join(SECURITY_GROUPS)} to security group ids "
+                              "(the network module's security_group_ids output has them).")])
+
+
 # Module-side copies of the environment files' rules (modules/config), worded as there.
 # Each is (condition, message); Terraform checks them at plan, before any resource.
 NAME_RULE = ("can(regex(\"^[a-z][a-z0-9-]{{1,20}}$\", var.{name}))",
              "{name} must match ^[a-z][a-z0-9-]{{1,20}}$: lowercase letters, digits and hyphens, starting with "
              "a letter, 2 to 21 characters.")
-RETENTION_RULE = ("contains([" + ", ".join(str(d) for d in LOG_RETENTION_DAYS if d >= 90) + "], var.{name})",
+RETENTION_RULE = ("contains([" + ", ".join(str(d) for d in LOG_RETENTION_DAYS) + "], var.{name}) && "
+                  "(var.{name} >= 90 || !var.deletion_protection)",
                   "{name} is not an allowed retention: use a CloudWatch Logs retention value of at least 90 days "
-                  "(365 recommended).")
+                  "(365 recommended); a sandbox without deletion_protection may keep less.")
+# Modules hold no prevent_destroy (a lifecycle block takes no variable): this one switch guards
+# what a destroy would lose, and off lets a sandbox destroy cleanly.
+PROTECTION = ("Protect the stored data (protect_stateful): deletion protection on the database, tables, ALBs and "
+              "user pool, final snapshots, 30-day secret recovery windows, a locked backup vault, buckets that keep "
+              "their objects and a COMPLIANCE audit lock. false (a sandbox): all of these off, buckets emptied on "
+              "destroy, no audit Object Lock, log retention below 90 days allowed")
 CERTIFICATE_RULE = ("can(regex(\"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{{12}}:certificate/[0-9a-f-]+$\", var.{name}))",
                     "{name} must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>) in the "
                     "caller's region and account.")
@@ -143,6 +171,31 @@ SMALLEST_SUBNET_RULE = ("alltrue([for c in var.{name} : !can(cidrnetmask(c)) || 
 ZONE_IN_REGION = ("${{alltrue([for az in var.availability_zones : startswith(az, {region})])}}",
                   "availability_zones: every zone must be in the caller's provider region (${{{region}}}): use "
                   "zones of that region.")
+# Any two subnets of the three tiers overlap when their network addresses agree at the shorter
+# prefix (written out whole: it reads the three tiers' variables).
+_TIERS = "concat(var.public_subnet_cidrs, var.private_subnet_cidrs, var.database_subnet_cidrs)"
+_AT_SHORTER = ("cidrhost(format(\"%s/%s\", cidrhost({x}, 0), min(tonumber(split(\"/\", a)[1]), "
+               "tonumber(split(\"/\", b)[1]))), 0)")
+OVERLAP_RULE = (f"!alltrue([for c in {_TIERS} : can(cidrnetmask(c))]) || alltrue(flatten([for i, a in {_TIERS} : "
+                f"[for j, b in {_TIERS} : j <= i || {_AT_SHORTER.format(x='a')} != {_AT_SHORTER.format(x='b')}]]))",
+                "public_subnet_cidrs, private_subnet_cidrs and database_subnet_cidrs: two subnets overlap: give each "
+                "subnet its own range.")
+# A certificate is usable only by a load balancer of its own region (the caller's provider's).
+CERTIFICATE_REGION_RULE = ("!can(split(\":\", var.certificate_arn)[3]) || "
+                           "split(\":\", var.certificate_arn)[3] == data.aws_region.region.id",
+                           "certificate_arn is a certificate of another region: a load balancer uses certificates "
+                           "of its own region only; request or import it in the caller's provider region.")
+REDIS_NODE_TYPE_RULE = ("can(regex(\"^cache\\\\.[a-z0-9]+\\\\.[a-z0-9]+$\", var.{name}))",
+                        "{name} must be an ElastiCache node type such as cache.t4g.small or cache.r7g.large.")
+# Versions ElastiCache runs with transit encryption, AUTH and auth_token_update_strategy.
+REDIS_VERSIONS = ("6.2", "7.0", "7.1")
+REDIS_VERSION_RULE = (f"contains({json.dumps(list(REDIS_VERSIONS))}, var.{{name}})",
+                      f"{{name}}: use a Redis engine version ElastiCache offers: {', '.join(REDIS_VERSIONS)}.")
+# RDS for PostgreSQL majors with standard support; a minor version may follow (16.4).
+POSTGRES_MAJORS = (13, 14, 15, 16, 17)
+POSTGRES_VERSION_RULE = (f"can(regex(\"^({'|'.join(map(str, POSTGRES_MAJORS))})(\\\\.[0-9]+)?$\", var.{{name}}))",
+                         "{name}: use an RDS for PostgreSQL version: a major of "
+                         f"{', '.join(map(str, POSTGRES_MAJORS))}, optionally with its minor (e.g. 16 or 16.4).")
 EMAILS_RULE = ("alltrue([for e in var.{name} : can(regex(\"^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$\", e))])",
                "{name}: every entry must be an email address (name@example.com).")
 NOT_EMPTY_RULE = ("length(var.{name}) > 0", "{name} is empty in a protected environment: list at least one address "
@@ -159,7 +212,11 @@ DESCRIPTIONS = {
     "data.backup_retention_days": "Days RDS keeps automated backups (1-35)",
     "data.backup_plan_retention_days": "Days AWS Backup keeps the daily recovery points (7-3650)",
     "data.redis_node_type": "ElastiCache node type of the Redis group (e.g. cache.t4g.small)",
-    "data.redis_version": "Redis engine version",
+    "data.redis_version": "Redis engine version (6.2, 7.0 or 7.1)",
+    "data.postgres_version": "RDS for PostgreSQL engine version: a major (16) or major.minor (16.4); the parameter "
+                             "group follows the major",
+    "data.db_instance_class": "RDS instance class; the database's max_connections follows it, and it must allow at "
+                              "least the exported class's connections (the gateway's pool is sized for those)",
     "data.redis_auth_token_version": "Raise to send the AUTH secret's current value to Redis (write-only)",
     "data.redis_auth_update_strategy": "How Redis takes a new AUTH token: ROTATE keeps the previous one, SET drops it",
     "data.db_storage_gb": "Initial PostgreSQL storage (GB, gp3)",
@@ -188,17 +245,70 @@ DESCRIPTIONS = {
     "realtime.cache_ttl_seconds": "How long a cached answer lives (s)",
     "realtime.max_frame_bytes": "Largest chat frame the API accepts (bytes)",
 }
+# Rules of a field beyond its config bounds (formatted with the variable's name).
+FIELD_RULES = {"data.redis_node_type": (REDIS_NODE_TYPE_RULE,), "data.redis_version": (REDIS_VERSION_RULE,),
+               "data.postgres_version": (POSTGRES_VERSION_RULE,)}
+# What a typed output the layer does not publish itself means to a caller (its README row).
+OUTPUT_DESCRIPTIONS = {
+    "foundation": {
+        "audit_bucket_arn": "ARN of the audit bucket (CloudTrail logs, object lock)",
+        "waf_log_bucket_arn": "ARN of the bucket WAF writes its logs to (aws-waf-logs-…)",
+        "replica_kms_key_arns": "Key ARN by region for copies in other regions (empty: the module makes none)"},
+    "network": {
+        "vpc_cidr": "CIDR of the VPC",
+        "nat_public_ips": "Elastic IPs of the NAT gateways: the platform's own calls to its public URL come from them",
+        "nat_gateway_ids": "NAT gateway each private subnet routes through, in zone order (the first zone's for "
+                           "all with single_nat_gateway)",
+        "public_route_table_id": "Route table of the public subnets (default route to the internet gateway)",
+        "private_route_table_ids": "Route table of each private subnet, in zone order (default route to its NAT)",
+        "database_route_table_id": "Route table of the database subnets (local routes only)",
+        "vpc_endpoint_ids": "VPC endpoint id by service: s3 and dynamodb (gateway) and each interface endpoint; "
+                            "null for one not in interface_endpoints"},
+    "edge": {
+        "alb_arn": "ARN of the public ALB",
+        "alb_arn_suffix": "ARN suffix of the public ALB (CloudWatch LoadBalancer dimension)",
+        "target_group_arn": "ARN of the LiteLLM target group (the gateway's ECS service registers in it)",
+        "target_group_arn_suffix": "ARN suffix of the LiteLLM target group (CloudWatch TargetGroup dimension)",
+        "web_acl_name": "Name of the WAF web ACL on the ALB (CloudWatch WebACL dimension)"},
+    "data": {
+        "db_address": "PostgreSQL host name (port 5432, TLS required)",
+        "db_port": "PostgreSQL port",
+        "db_username": "PostgreSQL master user name (its password is in db_master_secret_arn)",
+        "db_resource_id": "RDS resource id, for rds-db:connect (IAM database authentication)",
+        "db_instance_id": "RDS instance identifier (CloudWatch DBInstanceIdentifier dimension)",
+        "redis_address": "Redis primary endpoint (TLS, AUTH)",
+        "redis_port": "Redis port",
+        "redis_node_ids": "Cache cluster id of each Redis node, primary first (CloudWatch CacheClusterId "
+                          "dimension); one while multi_az is off",
+        "connections_table_arn": "ARN of the DynamoDB table of WebSocket connections",
+        "history_table_arn": "ARN of the DynamoDB table of chat history"},
+    "gateway": {
+        "redeploy_state_machine_arn": "ARN of the Step Functions machine that redeploys the tasks when a secret "
+                                      "rotates",
+        "redeploy_dead_letter_queue_name": "SQS queue of redeploy events that failed (alarmed by observability)"},
+    "llm": {
+        "alb_arn_suffix": "ARN suffix of the internal model ALB (CloudWatch LoadBalancer dimension)",
+        "target_group_arn_suffix": "ARN suffix of the GPU hosts' target group (CloudWatch TargetGroup dimension)",
+        "endpoint_url": "HTTPS URL of the self-hosted model's OpenAI-compatible API (private DNS name)",
+        "metrics_namespace": "CloudWatch namespace of the GPU hosts' own metrics (GPU utilization)"},
+    "realtime": {
+        "api_id": "Id of the WebSocket API",
+        "stage": "Name of the WebSocket API's stage",
+        "request_queue_name": "SQS queue of chat requests the worker consumes",
+        "dead_letter_queue_name": "SQS queue of chat requests that failed max_receives times",
+        "function_names": "Lambda function name by role: authorizer, connect, disconnect, eraser, message, worker"},
+}
 # Numbers the constructs write into text (a task size, a function's environment): the layer
 # gets the variable as a string, Terraform converts the number where it is used.
 AS_TEXT = ("gateway.cpu", "gateway.memory", "realtime.connection_ttl_seconds", "realtime.cache_ttl_seconds",
            "realtime.max_frame_bytes")
 # What module_settings turns into variables by hand (the rest of the configuration is fixed).
-HAND_MADE_SETTINGS = ("project", "name", "foundation.log_retention_days", "edge.certificate_arn",
+HAND_MADE_SETTINGS = ("project", "name", "protect_stateful", "foundation.log_retention_days", "edge.certificate_arn",
                       "llm.certificate_arn", "gateway.image", "gateway.capacity.min", "gateway.capacity.desired",
                       "gateway.capacity.max", "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max",
                       "network.vpc_cidr", "network.availability_zones", "network.public_subnets",
-                      "network.private_subnets", "network.database_subnets", "observability.alarm_emails",
-                      "realtime.certificate_arn")
+                      "network.private_subnets", "network.database_subnets", "network.nat_gateways",
+                      "observability.alarm_emails", "realtime.certificate_arn")
 
 # Every other field of the environment files, with why a module cannot take it as a variable
 # (a test keeps this, the two lists above and the config model in agreement).
@@ -207,7 +317,7 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "account_id", "deploy_role_arn", "region", "tags", "backend.type", "backend.bucket", "backend.key_prefix",
         "backend.region", "backend.kms_key_id"),
     "decides which resources exist (count or presence), fixed when the constructs run": (
-        "high_availability", "protect_stateful", "network.nat_gateways", "foundation.audit_object_lock",
+        "high_availability", "foundation.audit_object_lock",
         "foundation.cloudtrail", "edge.managed_rules_action",
         "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination",
         "data.redis_replicas", "data.dynamodb_replica_regions", "data.backup_copy_region",
@@ -222,7 +332,7 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "data.allowed_copy_regions",),
     "the constructs compute with it (sizes, thresholds, derived settings or rendered files)": (
         "foundation.archive_after_days", "foundation.audit_retention_days", "edge.max_body_bytes",
-        "data.postgres_version", "data.db_instance_class", "gateway.cache_ttl_seconds",
+        "gateway.cache_ttl_seconds",
         "llm.scale_down_hour", "llm.scale_up_hour", "llm.schedule_time_zone", "llm.model_size_gb",
         "llm.served_model_name", "llm.weights_s3_prefix", "llm.hf_model_id",
         "llm.vllm_image", "llm.max_model_len", "llm.protocol_version", "llm.queue_target_per_instance",
@@ -330,8 +440,10 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
         "environment": variable("environment", env.name, "Environment part of every resource name", NAME_RULE),
     }
     if layer != "observability":
+        identity["protect_stateful"] = variables.switch("deletion_protection", env.protect_stateful, PROTECTION)
         identity["log_retention_days"] = variable("log_retention_days", env.foundation.log_retention_days,
-                                                  "Retention of every log group (days)", RETENTION_RULE)
+                                                  "Retention of every log group (days); under 90 only without "
+                                                  "deletion_protection", RETENTION_RULE)
     settings: Any = settings_for(env, layer)
     updates: dict[str, Any] = in_the_region(stack, env, layer, settings, region)
     if layer == "network":
@@ -345,7 +457,8 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
                    "llm": "ACM certificate of the internal model listener: must cover the private name (same region)",
                    "realtime": "ACM certificate of the WebSocket API's custom domain: must cover it (same region)"}
         default = settings.certificate_arn or getattr(settings, "edge_certificate_arn", None)
-        updates["certificate_arn"] = variable("certificate_arn", default, purpose[layer], CERTIFICATE_RULE)
+        updates["certificate_arn"] = variable("certificate_arn", default, purpose[layer], CERTIFICATE_RULE,
+                                              CERTIFICATE_REGION_RULE)
     if layer == "gateway":
         updates |= gateway_settings(variables, settings, pinned=env.protect_stateful)
     if layer == "observability":
@@ -363,13 +476,15 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
     for name in STRAIGHT_SETTINGS.get(layer, ()):
         source = source_of(layer, name)
         updates[name] = variable(VARIABLE_NAMES.get(source, name), getattr(settings, name),
-                                 describe(source), *bounds_rules(fields[name]), as_text=source in AS_TEXT)
+                                 describe(source), *bounds_rules(fields[name]), *FIELD_RULES.get(source, ()),
+                                 as_text=source in AS_TEXT)
     # model_copy does not validate: the tokens stand in for values validated at export.
     return Identity.of(env).model_copy(update=identity), settings.model_copy(update=updates)
 
 
 def network_settings(variables: ModuleVariables, net: models.Network) -> dict[str, Any]:
     subnet_rules = (INSIDE_VPC_RULE, SMALLEST_SUBNET_RULE)
+    overlap = {"database_subnets": (OVERLAP_RULE,)}  # checked once, on the last tier
     return {
         "vpc_cidr": variables.scalar("vpc_cidr", str(net.vpc_cidr), "CIDR of the VPC", CIDR_RULE),
         "availability_zones": variables.per_zone("availability_zones", net.availability_zones,
@@ -377,8 +492,29 @@ def network_settings(variables: ModuleVariables, net: models.Network) -> dict[st
                                                  DISTINCT_RULE),
         **{tier: variables.per_zone(f"{tier.removesuffix('s')}_cidrs", getattr(net, tier),
                                     f"{tier.split('_')[0].capitalize()} subnets, one per zone in the order of "
-                                    "availability_zones", *subnet_rules)
+                                    "availability_zones", *subnet_rules, *overlap.get(tier, ()))
            for tier in ("public_subnets", "private_subnets", "database_subnets")}}
+
+
+def network_shape(stack: Construct, env: Environment) -> NetworkShape:
+    """The network's optional parts as variables, named as terraform-aws-modules' vpc module names them."""
+    variables = ModuleVariables(stack, len(env.network.availability_zones), {})
+    known = json.dumps(list(INTERFACE_ENDPOINTS))
+    return NetworkShape(
+        single_nat_gateway=variables.switch(
+            "single_nat_gateway", env.network.nat_gateways == "single",
+            "One NAT gateway, in the first zone, for every private subnet (cheaper; a lost zone cuts the others' "
+            "egress) instead of one per zone (network.nat_gateways)"),
+        enable_flow_log=variables.switch("enable_flow_log", True, "VPC flow logs (all traffic) to the encrypted "
+                                         "flow-log group"),
+        interface_endpoints=variables.strings(
+            "interface_endpoints", list(INTERFACE_ENDPOINTS),
+            "Interface VPC endpoints to create (the S3 and DynamoDB gateway endpoints always exist); without one, "
+            "its service is reached through NAT",
+            (f"alltrue([for e in var.{{name}} : contains({known}, e)])",
+             f"{{name}}: an entry is not an interface endpoint of the platform: choose from "
+             f"{', '.join(INTERFACE_ENDPOINTS)}."),
+            ("length(distinct(var.{name})) == length(var.{name})", "{name} lists an endpoint twice: list each once.")))
 
 
 def gateway_settings(variables: ModuleVariables, gateway: GatewaySettings, pinned: bool) -> dict[str, Any]:
@@ -415,12 +551,7 @@ def cross_rules(env: Environment, layer: str) -> dict[str, tuple[tuple[str, str]
     fargate = "{" + ", ".join(f'"{cpu}" = [{", ".join(map(str, memory))}]'
                               for cpu, memory in FARGATE_SIZES.items()) + "}"
     rules: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
-        "data": {"db_max_storage_gb": (("var.db_max_storage_gb >= var.db_storage_gb",
-                                        "db_max_storage_gb is below db_storage_gb: set the autoscaling ceiling at or "
-                                        "above the initial size."),),
-                 "multi_az": (("!var.multi_az", "multi_az is true but redis_replicas is 0 (fixed at export): export "
-                               "an environment with a Redis replica for Multi-AZ."),)
-                 if env.data.redis_replicas < 1 else ()},
+        "data": data_rules(env),
         "gateway": {
             "gateway_memory": ((f"contains(lookup({fargate}, tostring(var.gateway_cpu), []), var.gateway_memory)",
                                 "gateway_cpu / gateway_memory is not a valid Fargate size: use cpu one of "
@@ -513,11 +644,47 @@ def regional_profile(model_id: str | None, geography: str) -> str | None:
     return f"{geography}.{model_id.split('.', 1)[1]}"
 
 
+def data_rules(env: Environment) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The data module's cross-field rules (see cross_rules)."""
+    connections = "{" + ", ".join(f'"{c}" = {max_connections(c)}' for c in DB_MEMORY_GIB) + "}"
+    exported_connections = max_connections(env.data.db_instance_class)
+    allowed = ", ".join(c for c in DB_MEMORY_GIB if max_connections(c) >= exported_connections)
+    return {"db_instance_class": ((f"contains(keys({connections}), var.db_instance_class) && "
+                                   f"lookup({connections}, var.db_instance_class, 0) >= {exported_connections}",
+                                   "db_instance_class is not a class the platform sizes max_connections for, or "
+                                   f"allows fewer than the exported {env.data.db_instance_class}'s "
+                                   f"{exported_connections} connections the gateway's pool is sized for: use one "
+                                   f"of {allowed}."),),
+            "db_max_storage_gb": (("var.db_max_storage_gb >= var.db_storage_gb",
+                                   "db_max_storage_gb is below db_storage_gb: set the autoscaling ceiling at or "
+                                   "above the initial size."),),
+            "multi_az": (("!var.multi_az", "multi_az is true but redis_replicas is 0 (fixed at export): export "
+                          "an environment with a Redis replica for Multi-AZ."),)
+            if env.data.redis_replicas < 1 else ()}
+
+
+@jsii.implements(IAspect)
+class MergedTags:
+    """The module's `tags` variable merged into the tags of every resource that takes tags
+    (a resource's own tags win on a shared key)."""
+
+    def __init__(self, tags: Any) -> None:
+        self.tags = tags
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, TerraformResource) and hasattr(node, "tags_input"):
+            own = node.tags_input or {}
+            node.tags = Token.as_string_map(Fn.merge([self.tags, own]))  # type: ignore[attr-defined]
+
+
 def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
     stack = TerraformStack(app, layer)
     require_terraform(stack)
     ProviderRequirement(stack, "aws", *AWS_PROVIDER)
     identity, settings = module_settings(stack, env, layer, provider_region(stack))
+    tags = TFModuleVariable(stack, "tags", type="map(string)", default={},
+                            description="Tags merged into every resource's tags (the provider's default_tags apply too)")
+    Aspects.of(stack).add(MergedTags(tags.value))
     given = {"identity": identity, "settings": settings}
 
     def inputs(name: str) -> Any:
@@ -526,7 +693,8 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
     if layer == "foundation":
         construct: Any = Foundation(stack, layer, **given)
     elif layer == "network":
-        construct = Network(stack, layer, **given, kms_key_arn=inputs("foundation").kms_key_arn)
+        construct = Network(stack, layer, **given, kms_key_arn=inputs("foundation").kms_key_arn,
+                            shape=network_shape(stack, env))
         refuse_zones_outside_the_region(construct.vpc)
     elif layer == "edge":
         construct = Edge(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
@@ -553,7 +721,7 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
         for field in dataclasses.fields(outputs):
             if field.name not in published:
                 TFModuleOutput(stack, field.name, value=getattr(outputs, field.name),
-                               description=f"{field.name} of the {layer} layer")
+                               description=OUTPUT_DESCRIPTIONS[layer][field.name])
     return stack
 
 
@@ -628,17 +796,21 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              f"The `{layer}` layer of the LLM platform as a plain Terraform module, exported from the "
              f"`{env.name}` environment (`python main.py --export-modules --environment {env.name}`). Do not "
              "edit: regenerate.", "",
-             "Settings with a default below may be changed by the caller, within their validation. "
+             "What is a variable: exactly the inputs below; settings with a default may be changed by the "
+             "caller, within their validation. "
              "Region, partition and account are the caller's provider's (`data.aws_region`, `data.aws_partition`, "
              "`data.aws_caller_identity`): the module names none of its own. What differs between regions (the "
              "Bedrock geography of inference profiles, the ALB log-delivery account) is looked up in the local "
              "`regions`, the platform's region table; a provider region outside it fails the plan, naming the "
              "supported ones. "
              f"Fixed at export from `environments/{env.name}/environment.toml` (export another environment to "
-             f"change them): {len(env.network.availability_zones)} zones, protection "
-             f"{'on' if env.protect_stateful else 'off'}, "
-             + ", ".join(f"`{field}`" for field in fixed_settings(layer))
+             "change them): " + ", ".join([f"{len(env.network.availability_zones)} zones (every per-zone list has "
+                                           "that many entries)", *(f"`{f}`" for f in fixed_settings(layer))])
              + "; ECR pull rights follow the exported image's registry.", "",
+             *(["Protection: the module holds no `prevent_destroy` (a lifecycle block cannot follow a variable). "
+                "`deletion_protection` (default: the environment's `protect_stateful`) guards what a destroy would "
+                "lose instead; set it to false for a sandbox that must destroy cleanly.", ""]
+               if "deletion_protection" in variables else []),
              "## Usage", "", "```hcl", *usage(layer, variables), "```", "",
              "## Requirements", "", "| Name | Version |", "|---|---|",
              f"| terraform | {TARGET_VERSIONS['terraform']} |", f"| aws | {AWS_PROVIDER[0]} |", "",

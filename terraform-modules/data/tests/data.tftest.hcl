@@ -103,6 +103,101 @@ run "a_single_zone_store_when_multi_az_is_off" {
     condition     = aws_db_instance.data_postgres_BC6B9DCD.multi_az == false && aws_elasticache_replication_group.data_redis_E084F98E.multi_az_enabled == false
     error_message = "multi_az = false still places a standby in a second zone."
   }
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 1 && !aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled && length(aws_elasticache_replication_group.data_redis_E084F98E.preferred_cache_cluster_azs) == 1
+    error_message = "multi_az = false still runs a second Redis node."
+  }
+  assert {
+    condition     = output.redis_node_ids == ["${var.project}-${var.environment}-redis-001"]
+    error_message = "redis_node_ids still lists a second node."
+  }
+}
+
+run "two_redis_nodes_in_two_zones_by_default" {
+  command = plan
+
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 2 && aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled
+    error_message = "The exported Redis group lost its replica."
+  }
+}
+
+run "engine_versions_and_class_are_variables" {
+  command = plan
+
+  variables {
+    postgres_version  = "15.7"
+    db_instance_class = "db.r7g.large"
+    redis_version     = "7.0"
+    redis_node_type   = "cache.r7g.large"
+  }
+
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.engine_version == "15.7" && aws_db_parameter_group.data_db_parameters_969C1C9C.family == "postgres15"
+    error_message = "The database does not run the given version with its major's parameter family."
+  }
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.instance_class == "db.r7g.large" && one([for p in aws_db_parameter_group.data_db_parameters_969C1C9C.parameter : p.value if p.name == "max_connections"]) == "1351"
+    error_message = "max_connections does not follow db_instance_class."
+  }
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.engine_version == "7.0" && aws_elasticache_replication_group.data_redis_E084F98E.node_type == "cache.r7g.large"
+    error_message = "Redis does not take the given version and node type."
+  }
+}
+
+run "unsupported_engines_and_classes_are_refused" {
+  command = plan
+
+  variables {
+    postgres_version  = "9.6"
+    db_instance_class = "db.t4g.micro"
+    redis_version     = "5.0.6"
+    redis_node_type   = "t4g.small"
+  }
+
+  expect_failures = [var.postgres_version, var.db_instance_class, var.redis_version, var.redis_node_type]
+}
+
+run "a_sandbox_without_deletion_protection_destroys_cleanly" {
+  command = plan
+
+  variables {
+    deletion_protection = false
+    log_retention_days  = 7
+  }
+
+  assert {
+    condition     = !aws_db_instance.data_postgres_BC6B9DCD.deletion_protection && aws_db_instance.data_postgres_BC6B9DCD.skip_final_snapshot && aws_db_instance.data_postgres_BC6B9DCD.final_snapshot_identifier == null
+    error_message = "Without deletion_protection the database still refuses deletion or leaves a final snapshot."
+  }
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.final_snapshot_identifier == null && aws_secretsmanager_secret.data_redis_auth_secret_08F6A792.recovery_window_in_days == 0
+    error_message = "Without deletion_protection Redis keeps a final snapshot or its secret a recovery window."
+  }
+  assert {
+    condition     = !aws_dynamodb_table.data_connections_table_BCB73545.deletion_protection_enabled && aws_backup_vault.data_backup_vault_968F0865.force_destroy && length(aws_backup_vault_lock_configuration.data_backup_vault_lock_94357442) == 0
+    error_message = "Without deletion_protection a table or the locked backup vault still blocks the destroy."
+  }
+}
+
+run "a_protected_store_keeps_its_guards" {
+  command = plan
+
+  assert {
+    condition     = aws_db_instance.data_postgres_BC6B9DCD.final_snapshot_identifier == "llmlite-prod-postgres-final" && aws_secretsmanager_secret.data_redis_auth_secret_08F6A792.recovery_window_in_days == 30 && length(aws_backup_vault_lock_configuration.data_backup_vault_lock_94357442) == 1
+    error_message = "The protected default lost its final snapshot, recovery window or vault lock."
+  }
+}
+
+run "a_short_retention_needs_a_sandbox" {
+  command = plan
+
+  variables {
+    log_retention_days = 7
+  }
+
+  expect_failures = [var.log_retention_days]
 }
 
 run "redis_is_placed_in_the_given_zones_of_the_provider_region" {

@@ -2,12 +2,13 @@
 mock_provider "aws" {
   mock_data "aws_region" {
     defaults = {
-      id = "eu-west-2"
+      id = "us-west-2"
     }
   }
 }
 
 variables {
+  certificate_arn               = "arn:aws:acm:us-west-2:444455556666:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
   foundation_alb_log_bucket     = "alb-logs-111122223333"
   foundation_waf_log_bucket_arn = "arn:aws:s3:::aws-waf-logs-111122223333"
   network_nat_public_ips        = ["198.51.100.10", "198.51.100.11"]
@@ -55,4 +56,24 @@ run "a_certificate_that_is_not_an_acm_arn_is_refused" {
   }
 
   expect_failures = [var.certificate_arn]
+}
+
+run "a_certificate_of_another_region_is_refused" {
+  command = plan
+
+  variables {
+    certificate_arn = "arn:aws:acm:eu-west-2:444455556666:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+  }
+
+  expect_failures = [var.certificate_arn]
+}
+
+run "a_vpc_of_your_own_needs_every_security_group_role" {
+  command = plan
+
+  variables {
+    network_security_group_ids = { alb = "sg-01", gateway = "sg-02" }
+  }
+
+  expect_failures = [var.network_security_group_ids]
 }

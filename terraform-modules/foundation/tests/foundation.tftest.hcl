@@ -120,3 +120,29 @@ run "a_region_opened_since_2022_takes_alb_logs_from_the_delivery_service" {
     error_message = "Another region's Elastic Load Balancing account may write the ALB logs."
   }
 }
+
+run "a_sandbox_empties_its_buckets_and_has_no_lock" {
+  command = plan
+
+  variables {
+    deletion_protection = false
+  }
+
+  assert {
+    condition     = aws_s3_bucket.foundation_audit_bucket_F1914CDE.force_destroy && aws_s3_bucket.foundation_access_logs_bucket_710BA06E.force_destroy
+    error_message = "Without deletion_protection the buckets still refuse a destroy while they hold objects."
+  }
+  assert {
+    condition     = length(aws_s3_bucket_object_lock_configuration.foundation_audit_object_lock_486468F9) == 0 && !aws_s3_bucket.foundation_audit_bucket_F1914CDE.object_lock_enabled
+    error_message = "Without deletion_protection the audit bucket is still locked (S3 refuses to suspend a locked bucket's versioning, so it cannot be destroyed)."
+  }
+}
+
+run "a_protected_audit_bucket_locks_in_compliance_mode" {
+  command = plan
+
+  assert {
+    condition     = !aws_s3_bucket.foundation_audit_bucket_F1914CDE.force_destroy && aws_s3_bucket.foundation_audit_bucket_F1914CDE.object_lock_enabled && aws_s3_bucket_object_lock_configuration.foundation_audit_object_lock_486468F9[0].rule[0].default_retention[0].mode == "COMPLIANCE"
+    error_message = "The protected default lost its COMPLIANCE lock or empties its buckets on destroy."
+  }
+}

@@ -18,6 +18,7 @@ override_data {
 }
 
 variables {
+  certificate_arn              = "arn:aws:acm:us-west-2:444455556666:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
   foundation_access_log_bucket = "acme-sandbox-access-logs-444455556666"
   foundation_alb_log_bucket    = "acme-sandbox-alb-logs-444455556666"
   foundation_kms_key_arn       = "arn:aws:kms:us-west-2:444455556666:key/11111111-2222-3333-4444-555555555555"
@@ -99,4 +100,14 @@ run "host_counts_out_of_order_are_refused" {
   }
 
   expect_failures = [var.gpu_min_hosts]
+}
+
+run "a_certificate_of_another_region_is_refused" {
+  command = plan
+
+  variables {
+    certificate_arn = "arn:aws:acm:eu-west-2:444455556666:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+  }
+
+  expect_failures = [var.certificate_arn]
 }

@@ -5,6 +5,16 @@ mock_provider "aws" {
       id = "eu-west-2"
     }
   }
+  # Ids known at plan, so runs can compare what routes and outputs point at.
+  mock_resource "aws_nat_gateway" {
+    override_during = plan
+  }
+  mock_resource "aws_vpc_endpoint" {
+    override_during = plan
+  }
+  mock_resource "aws_route_table" {
+    override_during = plan
+  }
 }
 
 variables {
@@ -78,6 +88,10 @@ run "another_cidr_and_region_by_variables_only" {
     && aws_subnet.network_private_subnet_1_FAF2D420.availability_zone == "us-west-2c")
     error_message = "The second private subnet is not the given range in the second zone."
   }
+  assert {
+    condition     = aws_vpc_endpoint.network_endpoint_s3_AD5B933C.service_name == "com.amazonaws.us-west-2.s3" && aws_vpc_endpoint.network_endpoint_sts_B3326E72[0].service_name == "com.amazonaws.us-west-2.sts"
+    error_message = "The endpoint service names are not the provider region's."
+  }
 }
 
 run "a_subnet_outside_the_vpc_is_refused" {
@@ -148,19 +162,19 @@ run "endpoint_service_names_follow_the_provider_region" {
   }
 
   assert {
-    condition = alltrue([for endpoint in [
-      aws_vpc_endpoint.network_endpoint_bedrock_runtime_1538AA0B, aws_vpc_endpoint.network_endpoint_dynamodb_9B966C8A,
-      aws_vpc_endpoint.network_endpoint_ecr_api_B2D82744, aws_vpc_endpoint.network_endpoint_ecr_dkr_DF447E50,
-      aws_vpc_endpoint.network_endpoint_kms_CFAD7DC1, aws_vpc_endpoint.network_endpoint_logs_22E1F105,
-      aws_vpc_endpoint.network_endpoint_s3_AD5B933C, aws_vpc_endpoint.network_endpoint_secretsmanager_3C5D0455,
-      aws_vpc_endpoint.network_endpoint_sns_D94891C4, aws_vpc_endpoint.network_endpoint_sqs_AA1C2014,
-      aws_vpc_endpoint.network_endpoint_ssm_8C5FA2D1, aws_vpc_endpoint.network_endpoint_ssmmessages_EC669DDE,
-      aws_vpc_endpoint.network_endpoint_sts_B3326E72,
-    ] : startswith(endpoint.service_name, "com.amazonaws.ap-southeast-2.")])
+    condition = alltrue([for endpoint in flatten([
+      aws_vpc_endpoint.network_endpoint_bedrock_runtime_1538AA0B[*], aws_vpc_endpoint.network_endpoint_dynamodb_9B966C8A[*],
+      aws_vpc_endpoint.network_endpoint_ecr_api_B2D82744[*], aws_vpc_endpoint.network_endpoint_ecr_dkr_DF447E50[*],
+      aws_vpc_endpoint.network_endpoint_kms_CFAD7DC1[*], aws_vpc_endpoint.network_endpoint_logs_22E1F105[*],
+      aws_vpc_endpoint.network_endpoint_s3_AD5B933C[*], aws_vpc_endpoint.network_endpoint_secretsmanager_3C5D0455[*],
+      aws_vpc_endpoint.network_endpoint_sns_D94891C4[*], aws_vpc_endpoint.network_endpoint_sqs_AA1C2014[*],
+      aws_vpc_endpoint.network_endpoint_ssm_8C5FA2D1[*], aws_vpc_endpoint.network_endpoint_ssmmessages_EC669DDE[*],
+      aws_vpc_endpoint.network_endpoint_sts_B3326E72[*],
+    ]) : startswith(endpoint.service_name, "com.amazonaws.ap-southeast-2.")])
     error_message = "An endpoint's service name is not the provider region's."
   }
   assert {
-    condition     = aws_vpc_endpoint.network_endpoint_bedrock_runtime_1538AA0B.service_name == "com.amazonaws.ap-southeast-2.bedrock-runtime"
+    condition     = aws_vpc_endpoint.network_endpoint_bedrock_runtime_1538AA0B[0].service_name == "com.amazonaws.ap-southeast-2.bedrock-runtime"
     error_message = "The Bedrock endpoint is not the provider region's."
   }
 }
@@ -180,4 +194,97 @@ run "a_region_without_the_platforms_services_is_refused" {
   }
 
   expect_failures = [data.aws_region.region]
+}
+
+run "one_nat_gateway_for_every_zone_when_single" {
+  command = plan
+
+  variables {
+    single_nat_gateway = true
+  }
+
+  assert {
+    condition     = length(aws_nat_gateway.network_nat_1_5B925A1F) == 0 && length(aws_nat_gateway.network_nat_2_4A47DCE9) == 0 && length(aws_eip.network_nat_eip_2_6F17A3A6) == 0
+    error_message = "single_nat_gateway still creates a NAT gateway (or its Elastic IP) per zone."
+  }
+  assert {
+    condition     = aws_route.network_private_2_default_route_A1D0C328.nat_gateway_id == aws_nat_gateway.network_nat_0_0DB24F13.id
+    error_message = "The third zone does not route through the first zone's NAT gateway."
+  }
+  assert {
+    condition     = length(output.nat_gateway_ids) == 3 && length(distinct(output.nat_gateway_ids)) == 1
+    error_message = "nat_gateway_ids does not name the one NAT gateway for each zone."
+  }
+}
+
+run "a_nat_gateway_per_zone_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_nat_gateway.network_nat_2_4A47DCE9) == 1 && aws_route.network_private_2_default_route_A1D0C328.nat_gateway_id == aws_nat_gateway.network_nat_2_4A47DCE9[0].id
+    error_message = "The third zone does not route through its own NAT gateway."
+  }
+  assert {
+    condition     = length(output.private_route_table_ids) == 3 && output.public_route_table_id == aws_route_table.network_public_route_table_209C6AB5.id
+    error_message = "The route table outputs do not name the module's route tables."
+  }
+}
+
+run "flow_logs_and_interface_endpoints_are_switches" {
+  command = plan
+
+  variables {
+    enable_flow_log     = false
+    interface_endpoints = ["sts", "logs"]
+  }
+
+  assert {
+    condition     = length(aws_flow_log.network_flow_log_D93D9BD4) == 0
+    error_message = "enable_flow_log = false still creates the flow log."
+  }
+  assert {
+    condition     = length(aws_vpc_endpoint.network_endpoint_sts_B3326E72) == 1 && length(aws_vpc_endpoint.network_endpoint_kms_CFAD7DC1) == 0
+    error_message = "interface_endpoints does not decide which interface endpoints exist."
+  }
+  assert {
+    condition     = output.vpc_endpoint_ids["kms"] == null && output.vpc_endpoint_ids["sts"] == aws_vpc_endpoint.network_endpoint_sts_B3326E72[0].id && output.vpc_endpoint_ids["s3"] == aws_vpc_endpoint.network_endpoint_s3_AD5B933C.id
+    error_message = "vpc_endpoint_ids does not follow the endpoints created."
+  }
+}
+
+run "an_unknown_interface_endpoint_is_refused" {
+  command = plan
+
+  variables {
+    interface_endpoints = ["sts", "ec2"]
+  }
+
+  expect_failures = [var.interface_endpoints]
+}
+
+run "overlapping_subnets_are_refused" {
+  command = plan
+
+  variables {
+    database_subnet_cidrs = ["10.1.21.0/24", "10.1.22.0/24", "10.1.12.128/25"]
+  }
+
+  expect_failures = [var.database_subnet_cidrs]
+}
+
+run "tags_are_merged_into_every_resource" {
+  command = plan
+
+  variables {
+    tags = { Team = "platform", CostCentre = "42" }
+  }
+
+  assert {
+    condition     = aws_vpc.network_vpc_4E8F0223.tags["Team"] == "platform" && aws_vpc.network_vpc_4E8F0223.tags["Name"] == "llmlite-prod-vpc"
+    error_message = "The VPC's tags are not the given tags merged with its own."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.network_flow_log_group_03070248.tags["CostCentre"] == "42" && aws_nat_gateway.network_nat_2_4A47DCE9[0].tags["Team"] == "platform"
+    error_message = "The given tags do not reach every resource."
+  }
 }
