@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -97,7 +97,7 @@ def yield_to_the_tests() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
 
 
-PIPELINE_REHEARSAL = "pipeline_rehearsal"  # the pipeline's commands applied to moto: minutes, not seconds
+PIPELINE_REHEARSAL = "pipeline_rehearsal"  # applies to moto (the pipeline's commands, an example, the proxy): minutes
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,8 +106,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{PIPELINE_REHEARSAL}: the pipeline's commands against Terraform and moto "
-                            "(run with --pipeline-rehearsal, beside the offline rehearsal)")
+    config.addinivalue_line("markers", f"{PIPELINE_REHEARSAL}: applies real plans to Terraform and moto (the "
+                            "pipeline's commands, the another-region example) or starts the real LiteLLM proxy; "
+                            "run with --pipeline-rehearsal, as CI's rehearsal step")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -207,3 +208,17 @@ def terraform_validation(request: pytest.FixtureRequest, tmp_path_factory: pytes
     job.start()
     yield job
     job.join()
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto's server on loopback (in this process, on its own thread), one per test module."""
+    from moto.server import ThreadedMotoServer
+
+    from modules.rehearsal.emulator import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

@@ -31,6 +31,7 @@ def _value(value):  # type: ignore[no-untyped-def]
     return value[0] if isinstance(value, list) and len(value) == 1 else value
 
 
+@pytest.mark.pipeline_rehearsal  # minutes: CI's rehearsal step runs it
 def test_the_sandbox_plans_applies_and_destroys_against_the_emulator(tmp_path: Path) -> None:
     try:
         toolchain = tf.find_toolchain()

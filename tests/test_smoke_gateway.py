@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -22,19 +22,6 @@ REGION = "eu-west-2"
 ENV = "dev"
 REDIS_HOST = "master.llmlite-dev-redis.abc123.euw2.cache.amazonaws.com"
 MODEL_ENDPOINT = "https://llm.dev.internal.example.com/v1"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    from modules.rehearsal.emulator import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def secrets(url: str, suffix: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -24,19 +24,6 @@ ENV = "dev"
 LAMBDA = Path(__file__).resolve().parent.parent / "lambda"
 API_ID = "smoke0api1"
 REDIS_HOST = "master.llmlite-dev-redis.abc123.euw2.cache.amazonaws.com"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    from modules.rehearsal.emulator import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def aws(url: str, service: str) -> Any:
