@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from modules.rehearsal.emulator import free_port
 from modules.rehearsal.smoke.deployment import Deployment, SmokeFailure, SmokeStep
-from modules.rehearsal.smoke.standins import Authority, ModelServer, RedisTls, StandInError, free_port
+from modules.rehearsal.smoke.standins import Authority, ModelServer, RedisTls, StandInError
 
 PREFIX = "gateway: "
 CONTAINER = "litellm"

@@ -12,7 +12,6 @@ import datetime
 import ipaddress
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -24,15 +23,11 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
+from modules.rehearsal.emulator import free_port
+
 
 class StandInError(RuntimeError):
     """A stand-in could not start (a missing tool): the smoke step fails with this message."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
