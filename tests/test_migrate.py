@@ -153,3 +153,21 @@ def test_a_plan_that_leaves_the_migration_alone_applies_without_one(tmp_path, mo
     monkeypatch.setattr(migrate, "migrate", lambda *a, **k: pytest.fail("no migration was planned"))
     monkeypatch.setattr(pipeline, "_terraform_shown", lambda stack_dir, *args: 0)
     assert pipeline.apply(saved_plans(tmp_path, {"resource_changes": []})) == 0
+
+
+def test_an_aws_refusal_stops_the_migration_in_one_line(monkeypatch, capsys) -> None:
+    """A refused call (here the snapshot) fails the deploy with the reason, not a traceback."""
+    made, stubs = clients()
+    stubs["rds"].add_client_error("create_db_snapshot", "InvalidDBInstanceState", "instance is not available")
+    stubs["rds"].activate()
+
+    class Session:
+        def __init__(self, region_name: str) -> None:
+            pass
+
+        def client(self, name: str):
+            return made[name]
+
+    monkeypatch.setattr(migrate.boto3, "Session", Session)
+    assert migrate.main(["prod"]) == 1
+    assert "::error::migration of prod stopped: An error occurred (InvalidDBInstanceState)" in capsys.readouterr().err

@@ -236,3 +236,58 @@ def test_bootstrap_creates_the_state_bucket_locally_then_moves_its_state_into_it
     assert [line.split()[0] for line in calls.read_text().splitlines()] == [
         "override=yes", "override=yes", "override=no", "override=no"]
     assert sorted(p.name for p in stack.iterdir()) == ["cdk.tf.json"]
+
+
+def cdktn_stack(version: str, resource: dict[str, Any], remote: str | None = None,
+                output: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A stack as cdktn writes it: S3 backend, cross-stack reads through terraform_remote_state."""
+    doc: dict[str, Any] = {
+        "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": version}},
+                      "backend": {"s3": {"bucket": "t-tfstate", "key": "t.tfstate", "region": REGION}}},
+        "provider": {"aws": [{"region": REGION, "allowed_account_ids": [ACCOUNT]}]},
+        "resource": resource}
+    if remote:
+        doc["data"] = {"terraform_remote_state": {f"cross-stack-reference-input-{remote}": {
+            "backend": "s3", "config": {"bucket": "t-tfstate", "key": f"{remote}.tfstate", "region": REGION}}}}
+    if output:
+        doc["output"] = output
+    return doc
+
+
+@pytest.mark.pipeline_rehearsal
+def test_the_rehearsal_deploys_through_the_pipelines_own_commands(moto, tmp_path: Path) -> None:
+    """Each stack goes through `pipeline plan` (saved plan, summary, guard) and `pipeline apply`
+    of that plan, and the drift job's `pipeline plan` judges it: no second code path."""
+    from modules.rehearsal.differences import Seeded
+    from modules.rehearsal.plan import Stack
+    from modules.rehearsal.rewrite import Target
+    from modules.rehearsal.runner import Rehearsal
+    from modules.rehearsal.smoke.deployment import SmokeStep
+
+    server, version, cli = moto
+    up = cdktn_stack(version, {"aws_ssm_parameter": {"upstream": {
+        "name": "/r/upstream", "type": "String", "insecure_value": "one"}}},
+        output={"value": {"value": "${aws_ssm_parameter.upstream.insecure_value}"}})
+    down = cdktn_stack(version, {"aws_ssm_parameter": {"downstream": {
+        "name": "/r/downstream", "type": "String",
+        "insecure_value": "${data.terraform_remote_state.cross-stack-reference-input-t-up.outputs.value}"}}},
+        remote="t-up")
+    stacks = {"t-up": Stack("t-up", tmp_path, up, ()), "t-down": Stack("t-down", tmp_path, down, ("t-up",))}
+    target = Target(endpoint=server.url, endpoint_keys=("iam", "s3", "ssm", "sts"), account_id=ACCOUNT,
+                    state_dir=tmp_path / "work" / "state", provider_version=version)
+
+    def read_downstream(rehearsal: Rehearsal) -> list[SmokeStep]:
+        value = server.client("ssm", REGION).get_parameter(Name="/r/downstream")["Parameter"]["Value"]
+        return [SmokeStep("downstream read the upstream's output", value == "one", value)]
+
+    result = Rehearsal("t", stacks, ["t-up", "t-down"], target, Seeded(account_id=ACCOUNT), find_toolchain(), cli,
+                       tmp_path / "work", server).run(workers=2, after_apply=read_downstream)
+
+    assert result.ok, [s.failures for s in result.stacks]
+    assert [(s.planned, s.created, s.clean_replan, s.destroyed_by_terraform, s.destroy) for s in result.stacks] == [
+        (1, 1, 1, 1, "destroyed")] * 2
+    assert result.smoke == [{"name": "downstream read the upstream's output", "passed": True, "detail": "one"}]
+    reviewed = (tmp_path / "work" / "plans" / "t-up" / "summary.md").read_text()
+    assert "| t-up | changes | 1 to create |" in reviewed and "Plan guard:" in reviewed
+    assert "| t-down | no changes |" in (tmp_path / "work" / "drift" / "t-down" / "summary.md").read_text()
+    assert set(result.stacks[0].commands) >= {"pipeline plan", "pipeline apply", "destroy"}

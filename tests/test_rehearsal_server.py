@@ -28,6 +28,7 @@ def _touched_classes() -> list[type]:
     from moto.cloudwatch.responses import CloudWatchResponse
     from moto.cognitoidp.responses import CognitoIdpResponse
     from moto.ecr.responses import ECRResponse
+    from moto.ecs.models import EC2ContainerServiceBackend
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.elasticache.models import ElastiCacheBackend
     from moto.elasticache.responses import ElastiCacheResponse
@@ -35,7 +36,7 @@ def _touched_classes() -> list[type]:
     from moto.stepfunctions.responses import StepFunctionResponse
 
     return [DomainName, ApplicationAutoScalingResponse, BackupResponse, CloudWatchResponse, CognitoIdpResponse,
-            ECRResponse, EC2ContainerServiceResponse, ElastiCacheBackend, ElastiCacheResponse, LogsResponse,
+            ECRResponse, EC2ContainerServiceBackend, EC2ContainerServiceResponse, ElastiCacheBackend, ElastiCacheResponse, LogsResponse,
             StepFunctionResponse]
 
 
@@ -309,3 +310,24 @@ def test_ecs_services_keep_their_settings(correct) -> None:
     assert {key: after.get(key) for key in settings} == settings and "launchType" not in after
     assert error_code(ecs.create_service, cluster="c", serviceName="both", launchType="FARGATE", **settings) \
         == "InvalidParameterException"
+
+
+@mock_aws
+def test_a_fargate_task_without_container_memory_runs(correct) -> None:
+    """The proxy's migration task sets memory on the task only, as Fargate allows."""
+    ecs, ec2 = client("ecs"), client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # as the network layer's VPC
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    ecs.create_cluster(clusterName="c")
+    ecs.register_task_definition(family="migrate", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+                                 cpu="256", memory="512", containerDefinitions=[{"name": "litellm", "image": "x"}])
+
+    def run() -> Any:
+        return ecs.run_task(cluster="c", taskDefinition="migrate", launchType="FARGATE", count=1,
+                            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}})
+
+    with pytest.raises(TypeError):  # moto's own: a 500 from its server
+        run()
+    correct("ecs-fargate-container-memory")
+    assert run()["tasks"][0]["containers"][0]["name"] == "litellm"

@@ -9,6 +9,7 @@ is invalid (one line, no traceback). Each environment's `WORK_DIR/<env>/report.j
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import subprocess
@@ -19,11 +20,12 @@ from pathlib import Path
 
 from modules.rehearsal import terraform as tf
 from modules.rehearsal.differences import Seeded
-from modules.rehearsal.emulator import MOTO_DEFAULT_ACCOUNT, MotoServer, seed_certificates
-from modules.rehearsal.plan import ROOT, certificates_of, dependency_order, load_stacks, synth
+from modules.rehearsal.emulator import MOTO_DEFAULT_ACCOUNT, MotoServer, arrange_imported_roles, seed_certificates
+from modules.rehearsal.plan import ROOT, Stack, certificates_of, dependency_order, load_stack, load_stacks, synth
 from modules.rehearsal.report import EnvironmentResult, report_path, write_junit, write_report
 from modules.rehearsal.rewrite import Target, UnsafeCopy, account_of, certificate_arns
 from modules.rehearsal.runner import AfterApply, Rehearsal, endpoint_keys, smoke_after_apply
+from modules.tools.pipeline import account_stack
 
 SAVED = ROOT / "docs" / "rehearsal"  # the committed reports (README: modules/tools/readme.py)
 
@@ -89,7 +91,7 @@ def main(argv: list[str]) -> int:
     stacks = [s for r in results for s in r.stacks]
     print(f"rehearsal {'passed' if ok else 'FAILED'} for {', '.join(args.environments)} in "
           f"{time.monotonic() - started:.0f} s (reports: {args.work_dir}/<env>/report.json; JUnit: {junit}; "
-          f"logs: {args.work_dir}/<env>/<stack>/terraform.log)")
+          f"logs: {args.work_dir}/<env>/synth/stacks/<stack>/terraform.log)")
     # The plain closing line CI tools read: one "test" per stack.
     failed = sum(not s.ok for s in stacks) + sum(bool(r.error) for r in results)
     print(f"rehearsal: {sum(s.ok for s in stacks)} passed, {failed} failed")
@@ -125,7 +127,7 @@ def rehearse(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Pat
              smoke: bool | None = None) -> EnvironmentResult:
     """One environment; `smoke` (default: where a realtime stack exists) drives one request
     through what was applied, unless another `after_apply` is given."""
-    stacks = load_stacks(synth_dir, env)
+    stacks = with_account_stack(load_stacks(synth_dir, env), synth_dir, env)
     if after_apply is None and (f"{env}-realtime" in stacks if smoke is None else smoke):
         after_apply = smoke_after_apply
     order = dependency_order(stacks)
@@ -145,12 +147,25 @@ def rehearse(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Pat
         seeded = Seeded(certificate_arns=seed_certificates(server, certificates), account_id=account)
         for configured, emulated in seeded.certificate_arns.items():
             print(f"  seeded: certificate {configured} (emulator ARN {emulated})", flush=True)
+        for line in arrange_imported_roles(server, [s.doc for s in stacks.values()]):
+            print(f"  {line}", flush=True)
         target = Target(endpoint=server.url, endpoint_keys=keys, account_id=account, state_dir=env_dir / "state",
                         provider_version=toolchain.provider_version)
         result = Rehearsal(env, stacks, order, target, seeded, toolchain, cli_config, env_dir, server).run(
             workers, after_apply)
     print(f"  {env}: emulator stopped ({server.url})", flush=True)
     return result
+
+
+def with_account_stack(stacks: dict[str, Stack], synth_dir: Path, env: str) -> dict[str, Stack]:
+    """The environment's stacks and, first, its account's stack where the environment's pipeline
+    deploys that (`pipeline.account_stack`): deployed before any of them, destroyed after."""
+    name = account_stack(env)
+    if name is None:
+        return stacks
+    account = load_stack(synth_dir, name)
+    return {name: account, **{n: dataclasses.replace(s, dependencies=(*s.dependencies, name))
+                              for n, s in stacks.items()}}
 
 
 def _clean(path: Path) -> None:

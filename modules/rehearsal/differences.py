@@ -483,6 +483,14 @@ DIFFERENCES: tuple[Difference, ...] = (
         "capacity provider strategy.",
         corrected=True),
     Difference(
+        "ecs-fargate-container-memory", "aws_ecs_task_definition",
+        "RunTask of a Fargate task whose container sets no memory of its own (the proxy's migration task, "
+        "run by `pipeline apply`) fails with a server error.",
+        "moto/ecs/models.py `_calculate_task_resource_requirements` adds each container's `memory` to a sum "
+        "and fails on None; AWS makes container memory optional on Fargate (ECS API, ContainerDefinition). "
+        "The rehearsal's server counts a container without one as 0.",
+        corrected=True),
+    Difference(
         "lambda-logging-config", "aws_lambda_function",
         "Functions read back without their logging configuration (JSON format, log group): the plan sets "
         "it again.",

@@ -616,6 +616,30 @@ def ecs_service_settings() -> None:
         return answer
 
     EC2ContainerServiceResponse.create_service = create_service
+def ecs_fargate_container_memory() -> None:
+    """A Fargate container may leave `memory` out: the task's memory is the limit (Amazon ECS API
+    Reference, ContainerDefinition `memory`: "If using the Fargate launch type, this parameter is
+    optional"). moto's RunTask adds every container's memory to its placement sums
+    (moto/ecs/models.py `_calculate_task_resource_requirements`: `+= None`) and answers 500. A
+    container without either figure counts 0 here, as a definition without a container
+    instance to fit on needs nothing more."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    calculate = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    def with_task_memory(task_definition: Any) -> dict[str, Any]:
+        containers = task_definition.container_definitions
+        task_definition.container_definitions = [
+            c if {"memory", "memoryReservation", "Memory", "MemoryReservation"} & set(c) else {**c, "memory": 0}
+            for c in containers]
+        try:
+            return dict(calculate(task_definition))
+        finally:
+            task_definition.container_definitions = containers
+
+    EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(with_task_memory)
+
+
 def ec2_requests_one_at_a_time() -> None:
     """moto's server answers each request on its own thread (werkzeug `threaded=True`,
     moto/server.py), and the EC2 backend's models are plain dicts and lists changed without a
@@ -656,6 +680,7 @@ CORRECTIONS: dict[str, Callable[[], None]] = {
     "backup-selection": backup_selections,
     "ecr-pull-through-cache-rule": ecr_pull_through_cache_rules,
     "ecs-service-settings": ecs_service_settings,
+    "ecs-fargate-container-memory": ecs_fargate_container_memory,
     "ec2-requests-not-atomic": ec2_requests_one_at_a_time,
 }
 

@@ -74,16 +74,18 @@ def synth(environments: list[str], given: Path | None, work_dir: Path) -> Path:
 
 
 def load_stacks(synth_dir: Path, env: str) -> dict[str, Stack]:
+    """The environment's stacks (named `<env>-<layer>`)."""
     manifest = json.loads((synth_dir / "manifest.json").read_text())["stacks"]
-    stacks = {}
-    for name, entry in manifest.items():
-        if name.rsplit("-", 1)[0] != env:
-            continue
-        path = synth_dir / entry["synthesizedStackPath"]
-        stacks[name] = Stack(name, path.parent, json.loads(path.read_text()), tuple(entry.get("dependencies", ())))
+    stacks = {name: load_stack(synth_dir, name, manifest) for name in manifest if name.rsplit("-", 1)[0] == env}
     if not stacks:
         raise ToolError(f"no stacks of environment {env!r} in {synth_dir}")
     return stacks
+
+
+def load_stack(synth_dir: Path, name: str, manifest: dict[str, Any] | None = None) -> Stack:
+    entry = (manifest or json.loads((synth_dir / "manifest.json").read_text())["stacks"])[name]
+    path = synth_dir / entry["synthesizedStackPath"]
+    return Stack(name, path.parent, json.loads(path.read_text()), tuple(entry.get("dependencies", ())))
 
 
 def dependency_order(stacks: dict[str, Stack]) -> list[str]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -21,10 +24,11 @@ from modules.rehearsal.rewrite import Target, rehearsal_copy
 from modules.rehearsal.smoke import LAYERS as SMOKE_LAYERS
 from modules.rehearsal.smoke import run as run_smoke
 from modules.rehearsal.smoke.deployment import Deployment, SmokeStep
-from modules.tools import plan_guard
+from modules.tools import pipeline, plan_guard
 
 ALIAS_WARNING = re.compile(r'Only one of the following attributes should be set: (.*)')
 REFUSAL = "lifecycle.prevent_destroy"
+ROOT = Path(__file__).resolve().parent.parent.parent
 # Run once every stack applied (the smoke steps): steps with name, passed and detail.
 AfterApply = Callable[["Rehearsal"], Iterable[Any]]
 
@@ -92,8 +96,11 @@ class Rehearsal:
     """One environment's stacks brought up in dependency order (up to `workers` at a time),
     planned for drift, then torn down in reverse order.
 
-    Per stack it runs the deploy pipeline's own steps: a saved plan, and apply of exactly that
-    plan; the plan after apply is judged (judge.py) and passed through the pipeline's plan guard."""
+    Per stack it runs the deploy pipeline's own commands (`python -m modules.tools.pipeline`, as
+    the workflows do): `plan` writes the saved plan, its summary and the guard's verdict, `apply`
+    applies exactly that plan (and runs the proxy's schema migration where the plan says so),
+    and the drift job's `plan` right after is judged (judge.py). The rehearsal copies are laid
+    out as a synth (synth/manifest.json, synth/stacks/<name>) for those commands to read."""
 
     def __init__(self, env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
                  toolchain: tf.Toolchain, cli_config: Path, env_dir: Path, server: MotoServer) -> None:
@@ -108,6 +115,7 @@ class Rehearsal:
         """Bring up, judge, tear down. An unexpected exception on the way up still tears down what
         was applied; it is the result's `error` (the report says it, the run fails)."""
         self.target.state_dir.mkdir(parents=True, exist_ok=True)
+        self.write_manifest()
         needs = {name: {d for d in self.stacks[name].dependencies if d in self.stacks} for name in self.order}
         summary = EnvironmentResult(self.env, [self.results[name] for name in self.order],
                                     provider_version=self.toolchain.provider_version)
@@ -139,13 +147,50 @@ class Rehearsal:
         with self._lock:
             print(f"  {name}: {text}", flush=True)
 
+    @property
+    def synth_dir(self) -> Path:
+        """The rehearsal copies laid out as a synth: what the pipeline's commands read."""
+        return self.env_dir / "synth"
+
+    def workdir(self, name: str) -> Path:
+        return self.synth_dir / "stacks" / name
+
     def terraform(self, name: str, args: list[str]) -> Any:
         started = time.monotonic()
-        done = tf.run(self.toolchain, self.cli_config, args, self.env_dir / name,
-                      self.env_dir / name / "terraform.log")
-        commands = self.results[name].commands
-        commands[args[0]] = commands.get(args[0], 0.0) + time.monotonic() - started
+        done = tf.run(self.toolchain, self.cli_config, args, self.workdir(name), self.workdir(name) / "terraform.log")
+        self._took(name, args[0], started)
         return done
+
+    def pipeline(self, name: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+        """`python -m modules.tools.pipeline ARGS`, as the deploy workflow runs it, in Terraform's
+        rehearsal environment. boto3 (the schema migration) reaches the emulator through
+        AWS_ENDPOINT_URL; apply reports its progress as JSON (the report's slowest resources)."""
+        if tf.STOPPING.is_set():
+            return subprocess.CompletedProcess(args, 130, "", "interrupted before it started")
+        started = time.monotonic()
+        env = {**self.toolchain.env(self.cli_config), "PYTHONPATH": str(ROOT), "AWS_ENDPOINT_URL": self.server.url,
+               "TF_CLI_ARGS_apply": "-json",
+               "PATH": os.pathsep.join([str(Path(self.toolchain.terraform).parent), os.environ.get("PATH", "")])}
+        try:
+            done = subprocess.run([sys.executable, "-m", "modules.tools.pipeline", *args], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=3600)
+        except subprocess.TimeoutExpired as err:
+            done = subprocess.CompletedProcess(err.cmd, 124, str(err.stdout or ""), "timed out after 3600 s")
+        with (self.workdir(name) / "terraform.log").open("a") as log:
+            log.write(f"$ pipeline {' '.join(args)}  (exit {done.returncode})\n{done.stdout}{done.stderr}\n")
+        self._took(name, f"pipeline {args[0]}", started)
+        return done
+
+    def _took(self, name: str, command: str, started: float) -> None:
+        commands = self.results[name].commands
+        commands[command] = commands.get(command, 0.0) + time.monotonic() - started
+
+    def write_manifest(self) -> None:
+        """synth/manifest.json naming every stack as cdktn's does (their copies follow, one by one)."""
+        self.synth_dir.mkdir(parents=True, exist_ok=True)
+        stacks = {name: {"synthesizedStackPath": f"stacks/{name}/main.tf.json", "workingDirectory": f"stacks/{name}",
+                         "dependencies": list(self.stacks[name].dependencies)} for name in self.order}
+        (self.synth_dir / "manifest.json").write_text(json.dumps({"stacks": stacks}, indent=1))
 
     def bring_up(self, name: str) -> bool:
         stack, result = self.stacks[name], self.results[name]
@@ -156,13 +201,11 @@ class Rehearsal:
                 result.failures.append(f"not applied: {', '.join(missing)} did not apply")
                 return False
             self._write_workdir(name)
-            if not self._init(name):
-                return False
             if not self._plan_and_apply(name):
                 return False
             with self._lock:
                 self.applied_ok.add(name)
-            self.say(name, "plan (no changes expected)")
+            self.say(name, "pipeline plan again (the drift job's: no changes expected)")
             self._replan(name)
             self.say(name, f"{result.created} resources, drift: {result.drift} "
                            f"({time.monotonic() - started:.0f} s)")
@@ -173,7 +216,7 @@ class Rehearsal:
     def _write_workdir(self, name: str) -> dict[str, Any]:
         """The stack's rehearsal copy (pointed at the emulator, differences applied) in its own directory."""
         stack, result = self.stacks[name], self.results[name]
-        workdir = self.env_dir / name
+        workdir = self.workdir(name)
         workdir.mkdir(parents=True)
         doc, notes = rehearsal_copy(stack.doc, name, self.target)
         notes += apply_rewrites(doc, self.seeded)
@@ -188,47 +231,33 @@ class Rehearsal:
             self.say(name, note)
         return doc
 
-    def _init(self, name: str) -> bool:
-        """init from the mirror; no separate validate: the plan validates (one provider start fewer)."""
-        result, workdir = self.results[name], self.env_dir / name
-        self.say(name, "init, plan")
-        started = time.monotonic()
-        try:
-            tf.init(self.toolchain, self.cli_config, workdir, workdir / "terraform.log")
-        except tf.ToolError as err:
-            result.failures.append(str(err))
-            return False
-        finally:
-            result.commands["init"] = time.monotonic() - started
-        return True
-
     def _plan_and_apply(self, name: str) -> bool:
-        """The pipeline's way: a saved plan, then apply of exactly that plan."""
-        result = self.results[name]
-        plan = self.terraform(name, ["plan", "-json", "-input=false", "-out=apply.tfplan"])
-        messages = tf.json_messages(plan.stdout)
-        if plan.returncode != 0:
-            result.failures += [f"plan: {e}" for e in tf.json_errors(messages)] or [
-                f"plan: exit {plan.returncode}: {tf.first_error(plan.stderr)}"]
+        """The deploy workflow's two jobs for this stack: `pipeline plan` (the saved plan, its
+        summary and the plan guard), then `pipeline apply` of exactly that plan."""
+        result, plans = self.results[name], self.env_dir / "plans" / name
+        self.say(name, "pipeline plan")
+        plan = self.pipeline(name, ["plan", "--stacks", name, "--out", str(plans), "--synth-dir",
+                                    str(self.synth_dir), "--markdown", str(plans / "summary.md")])
+        if plan.returncode not in (0, 2):
+            result.failures += [f"plan: {e}" for e in _plan_errors(plans, name, plan)]
             return False
-        result.planned += sum(1 for m in messages if m.get("type") == "planned_change"  # data sources read later:
-                              and m["change"]["resource"].get("resource_type") and m["change"]["action"] != "read")
-        self.say(name, f"apply ({result.planned} planned)")
+        result.planned += _planned_resources(json.loads((plans / f"{name}.json").read_text()))
+        self.say(name, f"pipeline apply ({result.planned} planned)")
         with self._lock:
             self.applied.add(name)
-        apply = self.terraform(name, ["apply", "-json", "-input=false", "apply.tfplan"])
+        apply = self.pipeline(name, ["apply", str(plans)])
         messages = tf.json_messages(apply.stdout)
         result.slowest = tf.slowest_resources(messages)
         result.created = _resource_count(self.target.state_dir / f"{name}.tfstate")
         if apply.returncode != 0:
             result.failures += [f"apply: {e}" for e in tf.json_errors(messages)] or [
-                f"apply: exit {apply.returncode}: {tf.first_error(apply.stderr)}"]
+                f"apply: exit {apply.returncode}: {_pipeline_error(apply)}"]
             self.say(name, f"apply FAILED ({result.created} resources created)")
             return False
         return True
 
     def _replan(self, name: str) -> None:
-        result, workdir = self.results[name], self.env_dir / name
+        result, workdir = self.results[name], self.workdir(name)
         shown = _plan_after_apply(self, name, self.stacks[name].protected_resources)
         if shown is None:
             return
@@ -340,13 +369,14 @@ def smoke_after_apply(rehearsal: Rehearsal) -> list[SmokeStep]:
             return [SmokeStep("smoke", False, f"not run: terraform show of {name} failed")]
         states[name] = json.loads(shown.stdout)
     rehearsal.say("smoke", f"one request through {', '.join(layers)}")
-    return run_smoke(Deployment(env, states, {name: rehearsal.env_dir / name for name in layers},
+    return run_smoke(Deployment(env, states, {name: rehearsal.workdir(name) for name in layers},
                                 rehearsal.server.url))
 
 
 def _plan_after_apply(rehearsal: Rehearsal, name: str, protected: list[str]) -> dict[str, Any] | None:
-    """The plan right after apply, as `terraform show -json` gives it (None when it failed)."""
-    result, workdir = rehearsal.results[name], rehearsal.env_dir / name
+    """The drift job's command right after apply (`pipeline plan`), as `terraform show -json`
+    gives its plan; None when it failed to plan (a plan the guard refuses is still judged)."""
+    result, workdir = rehearsal.results[name], rehearsal.workdir(name)
     # prevent_destroy would turn a planned replacement into an error and hide the plan; an
     # override file lifts it for this plan only (the destroy step checks the protection).
     override = workdir / "drift_override.tf.json"
@@ -356,18 +386,37 @@ def _plan_after_apply(rehearsal: Rehearsal, name: str, protected: list[str]) -> 
             type_, resource = address.split(".", 1)
             lifted.setdefault(type_, {})[resource] = {"lifecycle": {"prevent_destroy": False}}
         override.write_text(json.dumps({"resource": lifted}))
+    out = rehearsal.env_dir / "drift" / name
     try:
-        plan = rehearsal.terraform(name, ["plan", "-detailed-exitcode", "-input=false", "-out=drift.tfplan"])
+        plan = rehearsal.pipeline(name, ["plan", "--stacks", name, "--out", str(out), "--synth-dir",
+                                         str(rehearsal.synth_dir), "--markdown", str(out / "summary.md")])
     finally:
         override.unlink(missing_ok=True)
-    if plan.returncode not in (0, 2):
-        result.failures += [f"plan: {e}" for e in tf.errors(plan.stdout + plan.stderr)] or ["plan failed"]
+    shown = out / f"{name}.json"
+    if plan.returncode not in (0, 1, 2) or not shown.is_file():
+        result.failures += [f"plan: {e}" for e in _plan_errors(out, name, plan)]
         result.drift = "plan failed"
         return None
-    # Shown also when the plan is empty: refresh-only drift is judged too.
-    shown = rehearsal.terraform(name, ["show", "-json", "drift.tfplan"])
-    if shown.returncode != 0:
-        result.failures.append(f"show: {tf.first_error(shown.stdout + shown.stderr)}")
-        result.drift = "plan failed"
-        return None
-    return dict(json.loads(shown.stdout))
+    return dict(json.loads(shown.read_text()))
+
+
+def _planned_resources(plan: dict[str, Any]) -> int:
+    """Managed resources a plan creates, changes or imports (what its apply brings under Terraform)."""
+    return sum(1 for c in plan.get("resource_changes", []) if c.get("mode") == "managed" and (
+        c["change"]["actions"] not in (["no-op"], ["read"]) or c["change"].get("importing")))
+
+
+def _plan_errors(out: Path, name: str, done: subprocess.CompletedProcess[str]) -> list[str]:
+    """Why `pipeline plan` failed: Terraform's errors (its text is kept in OUT/NAME.txt), the
+    plan guard's refusals (the summary), else the command's last words."""
+    text = (out / f"{name}.txt").read_text() if (out / f"{name}.txt").is_file() else ""
+    summary = (out / "summary.md").read_text() if (out / "summary.md").is_file() else ""
+    refusals = [line.strip("- ") for line in summary.splitlines() if "**refused**" in line]
+    return tf.errors(text) or refusals or [f"exit {done.returncode}: {_pipeline_error(done)}"]
+
+
+def _pipeline_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The `::error::` a pipeline command printed, else Terraform's first error."""
+    said = [line.removeprefix("::error::") for line in (done.stdout + done.stderr).splitlines()
+            if line.startswith("::error::")]
+    return said[0] if said else tf.first_error(done.stdout + done.stderr)

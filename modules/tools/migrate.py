@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from modules.config import load_environment
 from modules.config.settings import Identity
@@ -108,13 +109,18 @@ def main(argv: list[str]) -> int:
 
 def migrate(env: Any, reviewed: dict[str, Any] | None = None) -> int:
     """Snapshot, then the one-off task (the reviewed definition when given and known); 0 when it
-    exited 0. `reviewed` not yet known: 2, nothing done (run again once the stack is applied)."""
+    exited 0, 1 when it did not or AWS refused a step (said in one line, not a traceback).
+    `reviewed` not yet known: 2, nothing done (run again once the stack is applied)."""
     n = names(env)
     session = boto3.Session(region_name=env.region)
-    if reviewed is not None and not register_reviewed(session.client("ecs"), reviewed):
-        return 2
-    print(f"snapshot {snapshot(session.client('rds'), n['db'])} of {n['db']} is available")
-    code, reason = run_migration(session.client("ecs"), n, network(session.client("ec2"), n))
+    try:
+        if reviewed is not None and not register_reviewed(session.client("ecs"), reviewed):
+            return 2
+        print(f"snapshot {snapshot(session.client('rds'), n['db'])} of {n['db']} is available")
+        code, reason = run_migration(session.client("ecs"), n, network(session.client("ec2"), n))
+    except (BotoCoreError, ClientError) as err:  # a waiter's timeout (WaiterError) included
+        print(f"::error::migration of {env.name} stopped: {err}; the service keeps its image", file=sys.stderr)
+        return 1
     if code != 0:
         print(f"::error::migration task of {env.name} ended with exit code {code} ({reason}); the service keeps "
               "its image; restore from the snapshot if the schema is damaged", file=sys.stderr)
