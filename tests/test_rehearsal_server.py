@@ -331,3 +331,22 @@ def test_a_fargate_task_without_container_memory_runs(correct) -> None:
         run()
     correct("ecs-fargate-container-memory")
     assert run()["tasks"][0]["containers"][0]["name"] == "litellm"
+
+
+def test_the_servers_one_off_task_has_stopped_when_first_described(tmp_path) -> None:
+    """`pipeline apply` waits for the migration task to stop; moto runs no container, so the
+    rehearsal's server reports it stopped (exit 0) at the first DescribeTasks."""
+    from modules.rehearsal.emulator import MotoServer
+
+    with MotoServer("123456789012", tmp_path / "moto.log") as server:
+        ecs, ec2 = server.client("ecs", REGION), server.client("ec2", REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        ecs.create_cluster(clusterName="c")
+        ecs.register_task_definition(family="migrate", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+                                     cpu="256", memory="512", containerDefinitions=[{"name": "litellm", "image": "x"}])
+        task = ecs.run_task(cluster="c", taskDefinition="migrate", launchType="FARGATE", count=1, networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}})["tasks"][0]["taskArn"]
+        described = ecs.describe_tasks(cluster="c", tasks=[task])["tasks"][0]
+    assert described["lastStatus"] == "STOPPED" and described["containers"][0]["exitCode"] == 0

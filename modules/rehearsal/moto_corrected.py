@@ -688,6 +688,11 @@ CORRECTIONS: dict[str, Callable[[], None]] = {
 def main(argv: list[str]) -> None:
     for correct in CORRECTIONS.values():
         correct()
+    from moto.moto_api import state_manager
+
+    # moto runs no container: a one-off task (the schema migration `pipeline apply` runs) reads
+    # as STOPPED at once, not one state further per DescribeTasks (four of the waiter's 15 s polls).
+    state_manager.set_transition(model_name="ecs::task", transition={"progression": "immediate"})
     from moto.server import main as serve
     serve(argv)
 
