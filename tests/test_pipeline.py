@@ -102,6 +102,9 @@ def test_the_plan_guard_refuses_replacing_a_database_and_passes_a_tag_change(mot
     assert tags.returncode == 2, tags.stdout + tags.stderr
     assert "| t-data | changes | 1 to update |" in (tmp_path / "tags.md").read_text()
     assert "Plan guard: no resource holding data is deleted or replaced." in (tmp_path / "tags.md").read_text()
+    # the readable plan is the plan's own output, without the refresh's progress lines
+    readable = (tmp_path / "p2" / "t-data.txt").read_text()
+    assert "aws_db_instance.data_postgres will be updated in-place" in readable and "Refreshing state" not in readable
 
     # a new master user name replaces the instance (the provider's ForceNew): refused (exit 1), named in the summary
     write_synth(synth, {"t-data": database(server.url, version, "owner", {"Owner": "a"}, tmp_path / "data.tfstate")}, {})

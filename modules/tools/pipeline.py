@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -94,8 +95,12 @@ def _counts(plan: dict[str, Any]) -> str:
     return ", ".join(f"{n} to {k}" for k, n in sorted(tally.items()) if k not in ("no-op", "read")) or "nothing"
 
 
+REFRESH_LINE = re.compile(r": (Refreshing state\.\.\.|Reading\.\.\.|Read complete after )")
+
+
 def plan_stack(synth_dir: Path, stack: str, out: Path, lock: bool) -> tuple[int, dict[str, Any] | None, str]:
-    """init, plan -out, show -json and show: the plan's exit code, its JSON and its text."""
+    """init, plan -out and show -json: the plan's exit code, its JSON and its text (the plan's
+    own output without the refresh lines: what `terraform show` would print, one provider start fewer)."""
     stack_dir = (synth_dir / "stacks" / stack).resolve()
     plan_file = (out / f"{stack}.tfplan").resolve()
     done = _terraform(stack_dir, "init", "-input=false", "-no-color", LOCK_TIMEOUT)
@@ -105,12 +110,12 @@ def plan_stack(synth_dir: Path, stack: str, out: Path, lock: bool) -> tuple[int,
     if done.returncode not in (0, 2):
         return 1, None, done.stdout + done.stderr
     shown = _terraform(stack_dir, "show", "-json", str(plan_file))
-    text = _terraform(stack_dir, "show", "-no-color", str(plan_file))
-    if shown.returncode or text.returncode:
-        return 1, None, shown.stderr + text.stderr
+    if shown.returncode:
+        return 1, None, shown.stderr
+    text = "\n".join(line for line in done.stdout.splitlines() if not REFRESH_LINE.search(line)).strip() + "\n"
     (out / f"{stack}.json").write_text(shown.stdout)
-    (out / f"{stack}.txt").write_text(text.stdout)
-    return done.returncode, json.loads(shown.stdout), text.stdout
+    (out / f"{stack}.txt").write_text(text)
+    return done.returncode, json.loads(shown.stdout), text
 
 
 def plan(synth_dir: Path, stacks: list[str], out: Path, markdown: Path | None, lock: bool = True,
