@@ -114,6 +114,13 @@ def test_the_deploy_role_writes_iam_only_under_its_environments_names(account_st
         "role/llmlite-prod-us-*", "instance-profile/llmlite-prod-us-*"]
     linked = next(s for s in statements if s["Sid"] == "ServiceLinkedRoles")
     assert linked["Action"] == ["iam:CreateServiceLinkedRole"] and "iam:AWSServiceName" in linked["Condition"]["StringEquals"]
+    # prod-us shares prod's account: its deploy role may not touch (or tag as) prod's resources
+    denied = {s["Sid"]: s for s in statements if s["Effect"] == "Deny"}
+    assert denied["NotAnotherEnvironmentsResources"]["Condition"] == {
+        "Null": {"aws:ResourceTag/Environment": "false"},
+        "StringNotEquals": {"aws:ResourceTag/Environment": "prod-us"}}
+    assert denied["NotAnotherEnvironmentsTag"]["Condition"]["StringNotEquals"] == {"aws:RequestTag/Environment": "prod-us"}
+    assert all(s["Action"] == ["*"] and s["Resource"] == ["*"] for s in denied.values())
 
 
 def test_every_role_session_the_workflows_ask_for_is_allowed(account_stacks) -> None:

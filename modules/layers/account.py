@@ -177,11 +177,18 @@ def plan_statements(account_id: str, partition: str, env: AccountEnvironment,
 
 def deploy_statements(account_id: str, partition: str, env: AccountEnvironment) -> list[iam.Statement]:
     """IAM writes on the environment's own names (`<project>-<env>-*`) and the service-linked
-    roles its services create; PowerUserAccess covers the rest and grants no other IAM writes."""
+    roles its services create; PowerUserAccess covers the rest and grants no other IAM writes;
+    nothing on another environment's tagged resources."""
     own = f"{env.project}-{env.name}-*"
     return [
         iam.allow(IAM_WRITES, [f"arn:{partition}:iam::{account_id}:role/{own}",
                                f"arn:{partition}:iam::{account_id}:instance-profile/{own}"], sid="OwnRoles"),
         iam.allow(["iam:CreateServiceLinkedRole"], [f"arn:{partition}:iam::{account_id}:role/aws-service-role/*"],
                   sid="ServiceLinkedRoles", conditions={"StringEquals": {"iam:AWSServiceName": list(LINKED_SERVICES)}}),
+        # Environments sharing an account (prod and prod-us) keep out of each other's resources:
+        # whatever carries another environment's tag (every resource does, by default tags),
+        # and creating or retagging anything with one. Untagged account resources are unaffected.
+        *(iam.deny(["*"], ["*"], sid=sid, conditions={"Null": {key: "false"}, "StringNotEquals": {key: env.name}})
+          for sid, key in (("NotAnotherEnvironmentsResources", "aws:ResourceTag/Environment"),
+                           ("NotAnotherEnvironmentsTag", "aws:RequestTag/Environment"))),
     ]
