@@ -119,15 +119,16 @@ def acl_rules(protocol: str, ports: list[tuple[int, int]], cidrs: Any, number: i
     """An entry's ACL rules as (protocol, number, count, low, high, cidr), numbered on from
     `number`, and the number after them: one rule per CIDR and port range, or, for a module's
     per-zone list, one rule counted over both."""
-    if not Token.is_unresolved(cidrs):
+    if isinstance(cidrs, str) or not Token.is_unresolved(cidrs):  # one CIDR, or the stacks' list
         pairs = [(c, p) for c in ([cidrs] if isinstance(cidrs, str) else cidrs) for p in ports]
         return ([(protocol, plus(number, 10 * i), None, low, high, cidr) for i, (cidr, (low, high)) in enumerate(pairs)],
                 plus(number, 10 * len(pairs)))
     instances = Op.mul(len(ports), Fn.length_of(cidrs))
     count = TerraformCount.of(Token.as_number(instances))
     at, lows, highs = count.index, [low for low, _ in ports], [high for _, high in ports]
-    return ([(protocol, Op.add(number, Op.mul(10, at)), count, Fn.element(lows, Op.mod(at, len(ports))),
-              Fn.element(highs, Op.mod(at, len(ports))),
+    return ([(protocol, Op.add(number, Op.mul(10, at)), count,
+              Token.as_number(Fn.element(lows, Op.mod(at, len(ports)))),
+              Token.as_number(Fn.element(highs, Op.mod(at, len(ports)))),
               Token.as_string(Fn.element(cidrs, Fn.floor(Op.div(at, len(ports))))))],
             Op.add(number, Op.mul(10, instances)))
 
@@ -179,7 +180,7 @@ class Network(Construct):
             public_subnet_ids=zones.all(public, "id"), private_subnet_ids=zones.all(private, "id"),
             database_subnet_ids=zones.all(database, "id"),
             security_group_ids={name: sg.id for name, sg in groups.items()}, nat_public_ips=nat_ips,
-            nat_gateway_ids=nats, public_route_table_id=public_rt.id,
+            nat_gateway_ids=zones.spread(nats, "id", public[0]), public_route_table_id=public_rt.id,
             private_route_table_ids=zones.all(private_rts, "id"), database_route_table_id=database_rt.id,
             vpc_endpoint_ids=endpoints)
         publish(self, {
@@ -193,7 +194,7 @@ class Network(Construct):
     # --- subnets and routes -------------------------------------------------------------------
 
     def _nat_gateways(self, public: list[Subnet], igw: InternetGateway, single: bool | Any
-                      ) -> tuple[list[str], list[str]]:
+                      ) -> tuple[list[NatGateway], list[str]]:
         """The NAT gateway each private zone routes through, and the Elastic IPs: one per zone,
         or the first zone's for all when `single`."""
         identity, zones = self._identity, self._zones
@@ -205,16 +206,16 @@ class Network(Construct):
                                    subnet_id=zone.own(public[zone.number], "id"),
                                    tags={"Name": identity.resource_name(f"nat-{zone.label}")}, depends_on=[igw]))
             eips.append(eip)
-        return zones.spread(nats, "id", public[0]), zones.all(eips, "public_ip")
+        return nats, zones.all(eips, "public_ip")
 
-    def _private_route_table(self, zone: Zone, private: list[Subnet], nats: list[str]) -> RouteTable:
+    def _private_route_table(self, zone: Zone, private: list[Subnet], nats: list[NatGateway]) -> RouteTable:
         """A zone's private route table: its default route leaves through the zone's NAT gateway."""
         rt = RouteTable(self, f"private_{zone.number}_route_table", count=zone.count, vpc_id=self.vpc.id,
                         tags={"Name": self._identity.resource_name(f"private-{zone.label}-rt")})
         RouteTableAssociation(self, f"private_{zone.number}_route_table_association_0", count=zone.count,
                               route_table_id=zone.own(rt, "id"), subnet_id=zone.own(private[zone.number], "id"))
         Route(self, f"private_{zone.number}_default_route", count=zone.count, route_table_id=zone.own(rt, "id"),
-              destination_cidr_block=ANYWHERE, nat_gateway_id=zone.of(nats))
+              destination_cidr_block=ANYWHERE, nat_gateway_id=zone.round(nats, "id"))
         return rt
 
     def _endpoints(self, vpc_id: str, private: list[Subnet], private_rts: list[RouteTable], shape: NetworkShape

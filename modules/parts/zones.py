@@ -30,6 +30,13 @@ class Zone:
         """The zone's number in names and tags."""
         return str(self.number) if self.count is None else Token.as_string(self.count.index)
 
+    def round(self, resources: list[TerraformResource], name: str) -> str:
+        """`name` of the resource serving this zone where there may be fewer than zones (one
+        NAT gateway for all): round the list, as Terraform's `element` does."""
+        if self.count is None:
+            return Token.as_string(resources[self.number % len(resources)].get_string_attribute(name))
+        return f"${{element({address(resources[0])}[*].{name}, count.index)}}"
+
     def own(self, resource: TerraformResource, name: str) -> str:
         """`name` of this zone's instance of another per-zone resource."""
         if self.count is None:
