@@ -146,12 +146,17 @@ def security_group_map(name: str) -> tuple[str, list[TerraformVariableValidation
     keys = ", ".join(f"`{key}` ({purpose})" for key, purpose in SECURITY_GROUPS.items())
     condition = (f"alltrue([for k in {json.dumps(list(SECURITY_GROUPS))} : contains(keys(var.{name}), k)]) && "
                  f"alltrue([for k in keys(var.{name}) : contains({json.dumps(list(SECURITY_GROUPS))}, k)])")
+    # Terraform fills in the keys the caller's map lacks and those it does not know.
+    roles = json.dumps(list(SECURITY_GROUPS))
+    missing = f'${{join(", ", [for k in {roles} : k if !contains(keys(var.{name}), k)])}}'
+    unknown = f'${{join(", ", [for k in keys(var.{name}) : k if !contains({roles}, k)])}}'
     return (f"Security group id by role: the network module's security_group_ids, or a VPC of your own's groups "
             f"under the keys {keys}",
             [TerraformVariableValidationConfig(
                 condition="${" + condition + "}",
                 error_message=f"{name} must map exactly the keys {', '.join(SECURITY_GROUPS)} to security group ids "
-                              "(the network module's security_group_ids output has them).")])
+                              f"(the network module's security_group_ids output has them): missing [{missing}], "
+                              f"unknown [{unknown}].")])
 
 
 # Module-side copies of the environment files' rules (modules/config), worded as there.
