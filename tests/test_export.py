@@ -281,3 +281,18 @@ def test_the_region_scan_finds_a_literal_region_or_account() -> None:
                                       ".resource.aws_iam_role.r.arn: 111122223333",
                                       ".resource.aws_elasticache_replication_group.g.preferred_cache_cluster_azs[0]: "
                                       "eu-west-2"]
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_a_security_group_map_of_your_own_is_told_its_missing_and_unknown_keys(tmp_path: Path) -> None:
+    """The variable alone, planned by Terraform: the error names what the caller's map lacks."""
+    variable = blocks(module_doc(MODULES_DIR, "edge"), "variable")["network_security_group_ids"]
+    (tmp_path / "main.tf.json").write_text(json.dumps({"variable": {"network_security_group_ids": variable}}))
+    env = {"CHECKPOINT_DISABLE": "1", "PATH": "/usr/bin:/bin:/usr/local/bin", "TF_IN_AUTOMATION": "1"}
+    subprocess.run(["terraform", "init", "-no-color"], cwd=tmp_path, env=env, capture_output=True, check=True)
+    plan = subprocess.run(["terraform", "plan", "-no-color", "-input=false",
+                           "-var", 'network_security_group_ids={alb="sg-1",gateway="sg-2",web="sg-9"}'],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    message = " ".join(plan.stderr.split())
+    assert plan.returncode != 0
+    assert "missing [database, redis, lambda, llm_alb, gpu], unknown [web]." in message

@@ -321,7 +321,9 @@ class Data(Construct):
 
 def redis_zones(zones: list[str], most: int, nodes: int | Any) -> list[str]:
     """The zone of each Redis node, the primary's first, round the environment's zones."""
-    listed = [zones[i % len(zones)] for i in range(most)]
+    # A module's zones are a list of any length: Terraform's element rounds it the same way.
+    listed = ([Token.as_string(Fn.element(zones, i)) for i in range(most)] if Token.is_unresolved(zones)
+              else [zones[i % len(zones)] for i in range(most)])
     return listed if isinstance(nodes, int) else Token.as_list(Fn.slice(listed, 0, nodes))
 
 

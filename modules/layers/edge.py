@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
 
+from cdktn import Fn, Token
 from constructs import Construct
 from cdktn_provider_aws.lb import Lb, LbAccessLogs
 from cdktn_provider_aws.lb_listener import (
@@ -216,7 +217,7 @@ class Edge(Construct):
         egress = Wafv2IpSet(self, "platform_egress_ip_set", name=self._identity.resource_name("platform-egress"),
                             scope="REGIONAL", ip_address_version="IPV4",
                             description="NAT gateway addresses: the platform's own worker, exempt from the rate limit",
-                            addresses=[f"{ip}/32" for ip in self._nat_public_ips])
+                            addresses=host_ranges(self._nat_public_ips))
         return {"rate_based_statement": {
             "limit": self._settings.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300,
             "scope_down_statement": {"not_statement": {"statement": {
@@ -273,3 +274,10 @@ def _managed_rule_groups(action: str, visibility: Callable[[str], Wafv2WebAclRul
                                      statement={"managed_rule_group_statement": statement},
                                      visibility_config=visibility(group)))
     return rules
+
+
+def host_ranges(ips: list[str]) -> list[str]:
+    """Each address as a /32: the stacks' addresses one by one, a module's list as Terraform formats it."""
+    if Token.is_unresolved(ips):
+        return Token.as_list(Fn.formatlist("%s/32", [ips]))
+    return [f"{ip}/32" for ip in ips]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
-from cdktn import Fn
+from cdktn import Fn, Op, TerraformCount, Token
 from constructs import Construct
 from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktn_provider_aws.eip import Eip
@@ -33,7 +33,8 @@ from modules.config.settings import Identity
 from modules.parts.context import current_account
 from modules.parts.outputs import publish
 from modules.parts.storage import encrypted_log_group
-from modules.parts.switch import address, attribute, built, only_if
+from modules.parts.switch import attribute, built, only_if
+from modules.parts.zones import Zone, Zones
 
 
 class Port:
@@ -104,6 +105,39 @@ class NetworkOutputs:
     vpc_endpoint_ids: dict[str, str] = field(default_factory=dict)
 
 
+# An ACL entry: protocol, port ranges (low, high), and one CIDR or a per-zone list of them.
+AclEntry = tuple[str, list[tuple[int, int]], Any]
+
+
+def cidr_list(cidrs: list[IPv4Network] | Any) -> list[str] | Any:
+    """A per-zone CIDR list as text: the stacks' networks, or a module's list variable as it is."""
+    return [str(c) for c in cidrs] if all(isinstance(c, IPv4Network) for c in cidrs) else cidrs
+
+
+def acl_rules(protocol: str, ports: list[tuple[int, int]], cidrs: Any, number: int | Any
+              ) -> tuple[list[tuple[str, Any, Any, Any, Any, Any]], int | Any]:
+    """An entry's ACL rules as (protocol, number, count, low, high, cidr), numbered on from
+    `number`, and the number after them: one rule per CIDR and port range, or, for a module's
+    per-zone list, one rule counted over both."""
+    if isinstance(cidrs, str) or not Token.is_unresolved(cidrs):  # one CIDR, or the stacks' list
+        pairs = [(c, p) for c in ([cidrs] if isinstance(cidrs, str) else cidrs) for p in ports]
+        return ([(protocol, plus(number, 10 * i), None, low, high, cidr) for i, (cidr, (low, high)) in enumerate(pairs)],
+                plus(number, 10 * len(pairs)))
+    instances = Op.mul(len(ports), Fn.length_of(cidrs))
+    count = TerraformCount.of(Token.as_number(instances))
+    at, lows, highs = count.index, [low for low, _ in ports], [high for _, high in ports]
+    return ([(protocol, Op.add(number, Op.mul(10, at)), count,
+              Token.as_number(Fn.element(lows, Op.mod(at, len(ports)))),
+              Token.as_number(Fn.element(highs, Op.mod(at, len(ports)))),
+              Token.as_string(Fn.element(cidrs, Fn.floor(Op.div(at, len(ports))))))],
+            Op.add(number, Op.mul(10, instances)))
+
+
+def plus(left: int | Any, right: int) -> int | Any:
+    """A rule number: a plain sum, or Terraform's after a counted rule."""
+    return left + right if isinstance(left, int) else Op.add(left, right)
+
+
 class Network(Construct):
     """VPC across the configured AZs: public (ALB, NAT), private (workloads) and database
     (no route to the internet) tiers, each behind its own NACL."""
@@ -120,6 +154,7 @@ class Network(Construct):
         # No rules: the default security group admits and emits nothing.
         DefaultSecurityGroup(self, "default_security_group", vpc_id=vpc_id, ingress=[], egress=[])
 
+        self._zones = zones = Zones(settings.availability_zones)
         public = self._subnets("public", settings.public_subnets)
         private = self._subnets("private", settings.private_subnets)
         database = self._subnets("database", settings.database_subnets)
@@ -130,12 +165,7 @@ class Network(Construct):
               gateway_id=igw.id)
 
         nats, nat_ips = self._nat_gateways(public, igw, shape.single_nat_gateway)
-        private_rts = []
-        for i, subnet in enumerate(private):
-            rt = self._route_table(f"private_{i}", [subnet])
-            Route(self, f"private_{i}_default_route", route_table_id=rt.id, destination_cidr_block=ANYWHERE,
-                  nat_gateway_id=nats[i])
-            private_rts.append(rt)
+        private_rts = [self._private_route_table(zone, private, nats) for zone in zones.each()]
         database_rt = self._route_table("database", database)  # local routes only
 
         endpoints = self._endpoints(vpc_id, private, private_rts, shape)
@@ -147,11 +177,11 @@ class Network(Construct):
 
         self.outputs = NetworkOutputs(
             vpc_id=vpc_id, vpc_cidr=str(settings.vpc_cidr),
-            public_subnet_ids=[s.id for s in public], private_subnet_ids=[s.id for s in private],
-            database_subnet_ids=[s.id for s in database],
+            public_subnet_ids=zones.all(public, "id"), private_subnet_ids=zones.all(private, "id"),
+            database_subnet_ids=zones.all(database, "id"),
             security_group_ids={name: sg.id for name, sg in groups.items()}, nat_public_ips=nat_ips,
-            nat_gateway_ids=nats, public_route_table_id=public_rt.id,
-            private_route_table_ids=[rt.id for rt in private_rts], database_route_table_id=database_rt.id,
+            nat_gateway_ids=zones.spread(nats, "id", public[0]), public_route_table_id=public_rt.id,
+            private_route_table_ids=zones.all(private_rts, "id"), database_route_table_id=database_rt.id,
             vpc_endpoint_ids=endpoints)
         publish(self, {
             "vpc_id": (vpc_id, "VPC of the environment"),
@@ -164,30 +194,29 @@ class Network(Construct):
     # --- subnets and routes -------------------------------------------------------------------
 
     def _nat_gateways(self, public: list[Subnet], igw: InternetGateway, single: bool | Any
-                      ) -> tuple[list[str], list[str] | Any]:
+                      ) -> tuple[list[NatGateway], list[str]]:
         """The NAT gateway each private zone routes through, and the Elastic IPs: one per zone,
-        or the first zone's for all when `single` (the others are then not created)."""
-        identity = self._identity
-        ids: list[str] = []
-        eips: list[Eip] = []
-        first: NatGateway | None = None
-        for i, subnet in enumerate(public):
-            if first is not None and single is True:
-                ids.append(first.id)
-                continue
-            eip = Eip(self, f"nat_eip_{i}", domain="vpc", tags={"Name": identity.resource_name(f"nat-{i}")})
-            # The first zone's pair always exists; the others are counted by a variable `single`.
-            switch = False if first is None else single
-            nat = NatGateway(self, f"nat_{i}", allocation_id=attribute(eip, "id", switch), subnet_id=subnet.id,
-                             tags={"Name": identity.resource_name(f"nat-{i}")}, depends_on=[igw])
-            only_if(eip, switch, unless=True)
-            only_if(nat, switch, unless=True)
-            ids.append(attribute(nat, "id", switch, fallback=first))
-            first, eips = first or nat, [*eips, eip]
-        if isinstance(single, bool):
-            return ids, [eip.public_ip for eip in eips]
-        # Terraform leaves out the Elastic IPs of the NAT gateways it did not create.
-        return ids, f"${{compact([{', '.join(f'one({address(eip)}[*].public_ip)' for eip in eips)}])}}"
+        or the first zone's for all when `single`."""
+        identity, zones = self._identity, self._zones
+        eips, nats = [], []
+        for zone in zones.each(first_only=single):
+            eip = Eip(self, f"nat_eip_{zone.number}", count=zone.count, domain="vpc",
+                      tags={"Name": identity.resource_name(f"nat-{zone.label}")})
+            nats.append(NatGateway(self, f"nat_{zone.number}", count=zone.count, allocation_id=zone.own(eip, "id"),
+                                   subnet_id=zone.own(public[zone.number], "id"),
+                                   tags={"Name": identity.resource_name(f"nat-{zone.label}")}, depends_on=[igw]))
+            eips.append(eip)
+        return nats, zones.all(eips, "public_ip")
+
+    def _private_route_table(self, zone: Zone, private: list[Subnet], nats: list[NatGateway]) -> RouteTable:
+        """A zone's private route table: its default route leaves through the zone's NAT gateway."""
+        rt = RouteTable(self, f"private_{zone.number}_route_table", count=zone.count, vpc_id=self.vpc.id,
+                        tags={"Name": self._identity.resource_name(f"private-{zone.label}-rt")})
+        RouteTableAssociation(self, f"private_{zone.number}_route_table_association_0", count=zone.count,
+                              route_table_id=zone.own(rt, "id"), subnet_id=zone.own(private[zone.number], "id"))
+        Route(self, f"private_{zone.number}_default_route", count=zone.count, route_table_id=zone.own(rt, "id"),
+              destination_cidr_block=ANYWHERE, nat_gateway_id=zone.round(nats, "id"))
+        return rt
 
     def _endpoints(self, vpc_id: str, private: list[Subnet], private_rts: list[RouteTable], shape: NetworkShape
                    ) -> dict[str, str]:
@@ -199,7 +228,7 @@ class Network(Construct):
             ids[service] = VpcEndpoint(
                 self, f"endpoint_{service}", vpc_id=vpc_id, vpc_endpoint_type="Gateway",
                 service_name=f"com.amazonaws.{identity.region}.{service}",
-                route_table_ids=[rt.id for rt in private_rts],
+                route_table_ids=self._zones.all(private_rts, "id"),
                 tags={"Name": identity.resource_name(f"{service}-endpoint")}).id
         endpoint_sg = self._security_group("endpoints", "interface VPC endpoints")
         VpcSecurityGroupIngressRule(self, "endpoints_https_from_vpc", security_group_id=endpoint_sg.id,
@@ -212,26 +241,30 @@ class Network(Construct):
             endpoint = VpcEndpoint(
                 self, f"endpoint_{service.replace('.', '_').replace('-', '_')}", vpc_id=vpc_id,
                 vpc_endpoint_type="Interface", service_name=f"com.amazonaws.{identity.region}.{service}",
-                private_dns_enabled=True, subnet_ids=[s.id for s in private], security_group_ids=[endpoint_sg.id],
+                private_dns_enabled=True, subnet_ids=self._zones.all(private, "id"), security_group_ids=[endpoint_sg.id],
                 tags={"Name": identity.resource_name(f"{service}-endpoint")})
             only_if(endpoint, switch)
             ids[service] = attribute(endpoint, "id", switch)
         return ids
 
-    def _subnets(self, tier: str, cidrs: list[IPv4Network]) -> list[Subnet]:
-        identity, settings = self._identity, self._settings
-        return [Subnet(self, f"{tier}_subnet_{i}", vpc_id=self.vpc.id, cidr_block=str(cidr),
-                       availability_zone=az, map_public_ip_on_launch=False,
-                       tags={"Name": identity.resource_name(f"{tier}-{az}"), "Tier": tier})
-                for i, (cidr, az) in enumerate(zip(cidrs, settings.availability_zones))]
+    def _subnets(self, tier: str, cidrs: list[IPv4Network] | Any) -> list[Subnet]:
+        identity, zones = self._identity, self._zones
+        subnets = []
+        for zone in zones.each():
+            az = zone.of(zones.names)
+            subnets.append(Subnet(self, f"{tier}_subnet_{zone.number}", count=zone.count, vpc_id=self.vpc.id,
+                                  cidr_block=str(zone.of(cidrs)), availability_zone=az, map_public_ip_on_launch=False,
+                                  tags={"Name": identity.resource_name(f"{tier}-{az}"), "Tier": tier}))
+        return subnets
 
     def _route_table(self, name: str, subnets: list[Subnet]) -> RouteTable:
+        """One route table for a tier's subnets in every zone."""
         identity = self._identity
         rt = RouteTable(self, f"{name}_route_table", vpc_id=self.vpc.id,
                         tags={"Name": identity.resource_name(f"{name.replace('_', '-')}-rt")})
-        for i, subnet in enumerate(subnets):
-            RouteTableAssociation(self, f"{name}_route_table_association_{i}", route_table_id=rt.id,
-                                  subnet_id=subnet.id)
+        for zone in self._zones.each():
+            RouteTableAssociation(self, f"{name}_route_table_association_{zone.number}", count=zone.count,
+                                  route_table_id=rt.id, subnet_id=zone.own(subnets[zone.number], "id"))
         return rt
 
     # --- network ACLs (stateless: return traffic needs explicit ephemeral-port rules) ---------
@@ -239,43 +272,50 @@ class Network(Construct):
     def _acls(self, public: list[Subnet], private: list[Subnet], database: list[Subnet]) -> None:
         settings = self._settings
         vpc = str(settings.vpc_cidr)
-        private_cidrs = [str(c) for c in settings.private_subnets]
-        database_cidrs = [str(c) for c in settings.database_subnets]
+        private_cidrs, database_cidrs = cidr_list(settings.private_subnets), cidr_list(settings.database_subnets)
+        either = (Token.as_list(Fn.concat([private_cidrs, database_cidrs])) if self._zones.counted
+                  else private_cidrs + database_cidrs)
+        ephemeral = [(1024, 65535)]
 
         self._acl("public", public, ingress=[
-            ("tcp", Port.HTTPS, Port.HTTPS, ANYWHERE),
-            ("tcp", Port.HTTP, Port.HTTP, ANYWHERE),
+            ("tcp", [(Port.HTTPS, Port.HTTPS)], ANYWHERE),
+            ("tcp", [(Port.HTTP, Port.HTTP)], ANYWHERE),
             # Replies to NAT and ALB connections arrive on any port 1024-65535 (3389
             # included: a gap would hang every connection whose source port lands there).
             # Security groups, which are stateful, keep RDP and everything else out.
-            ("tcp", 1024, 65535, ANYWHERE),
-        ], egress=[("-1", 0, 0, ANYWHERE)])
+            ("tcp", ephemeral, ANYWHERE),
+        ], egress=[("-1", [(0, 0)], ANYWHERE)])
         self._acl("private", private, ingress=[
-            ("tcp", Port.HTTPS, Port.HTTPS, vpc),
-            ("tcp", Port.GATEWAY, Port.GATEWAY, vpc),
-            ("tcp", Port.GPU_SERVICE, Port.GPU_SERVICE, vpc),
+            ("tcp", [(Port.HTTPS, Port.HTTPS)], vpc),
+            ("tcp", [(Port.GATEWAY, Port.GATEWAY)], vpc),
+            ("tcp", [(Port.GPU_SERVICE, Port.GPU_SERVICE)], vpc),
             # Replies to the workloads' own connections. Lambda's network interfaces and the
             # internal ALB's nodes use source ports 1024-65535 (VPC user guide, "Ephemeral
             # ports"), not only Linux's 32768-60999; and replies come from outside the VPC CIDR
             # too: through NAT, and from S3/DynamoDB gateway endpoints (public service ranges).
-            ("tcp", 1024, 65535, ANYWHERE),
-        ], egress=[("-1", 0, 0, ANYWHERE)])
+            ("tcp", ephemeral, ANYWHERE),
+        ], egress=[("-1", [(0, 0)], ANYWHERE)])
         self._acl(
             "database", database,
-            ingress=[("tcp", port, port, cidr) for cidr in private_cidrs for port in (Port.POSTGRES, Port.REDIS)]
-            # Replication between data nodes, and its replies.
-            + [("tcp", 1024, 65535, cidr) for cidr in database_cidrs],
-            egress=[("tcp", 1024, 65535, cidr) for cidr in private_cidrs + database_cidrs])
+            ingress=[("tcp", [(Port.POSTGRES, Port.POSTGRES), (Port.REDIS, Port.REDIS)], private_cidrs),
+                     ("tcp", ephemeral, database_cidrs)],  # replication between data nodes, and its replies
+            egress=[("tcp", ephemeral, either)])
 
-    def _acl(self, tier: str, subnets: list[Subnet], *,
-             ingress: list[tuple[str, int, int, str]], egress: list[tuple[str, int, int, str]]) -> NetworkAcl:
+    def _acl(self, tier: str, subnets: list[Subnet], *, ingress: list[AclEntry], egress: list[AclEntry]) -> NetworkAcl:
+        """The tier's ACL and its rules, numbered 100, 110, … in order: each entry opens its
+        port ranges to each of its CIDRs (CIDR by CIDR)."""
         identity = self._identity
-        acl = NetworkAcl(self, f"{tier}_acl", vpc_id=self.vpc.id, subnet_ids=[s.id for s in subnets],
+        acl = NetworkAcl(self, f"{tier}_acl", vpc_id=self.vpc.id, subnet_ids=self._zones.all(subnets, "id"),
                          tags={"Name": identity.resource_name(f"{tier}-acl")})
-        for direction, rules in (("ingress", ingress), ("egress", egress)):
-            for i, (protocol, low, high, cidr) in enumerate(rules):
-                rule = NetworkAclRule(self, f"{tier}_acl_{direction}_{i}", network_acl_id=acl.id,
-                                      egress=direction == "egress", rule_number=100 + 10 * i, rule_action="allow",
+        for direction, entries in (("ingress", ingress), ("egress", egress)):
+            rules: list[tuple[str, Any, Any, Any, Any, Any]] = []
+            number: int | Any = 100
+            for protocol, ports, cidrs in entries:
+                made, number = acl_rules(protocol, ports, cidrs, number)
+                rules += made
+            for i, (protocol, number, count, low, high, cidr) in enumerate(rules):
+                rule = NetworkAclRule(self, f"{tier}_acl_{direction}_{i}", count=count, network_acl_id=acl.id,
+                                      egress=direction == "egress", rule_number=number, rule_action="allow",
                                       protocol=protocol, from_port=low, to_port=high, cidr_block=cidr)
                 if direction == "ingress" and cidr == ANYWHERE and low <= 3389 <= high:
                     skip(rule, "CKV_AWS_231", "The stateless ACL must admit replies on every ephemeral port "

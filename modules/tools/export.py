@@ -98,10 +98,14 @@ class Inputs:
             description, validation = f"{field} output of the {self._layer} module", None
             if name == "network_security_group_ids":  # also a bring-your-own VPC's groups
                 description, validation = security_group_map(name)
+            if field in PER_ZONE_OUTPUTS:  # also a bring-your-own VPC's subnets
+                description, validation = per_zone_input(name, field)
             variable = TFModuleVariable(self._stack, name, type=TERRAFORM_TYPES[kind], description=description,
                                         validation=validation)
             if kind == dict[str, str]:
                 self._values[field] = {key: Fn.lookup(variable.value, key) for key in self._keys(field)}
+            elif field in PER_ZONE_OUTPUTS or field in ANY_LENGTH:  # as long as the caller's zones make it
+                self._values[field] = variable.list_value
             elif kind == list[str]:
                 self._values[field] = [Fn.element(variable.list_value, i) for i in range(self._length(field))]
             else:
@@ -115,7 +119,25 @@ class Inputs:
     def _length(self, field: str) -> int:
         if field == "redis_node_ids":
             return 1 + self._env.data.redis_replicas
-        return len(self._env.network.availability_zones)  # subnet lists: one per zone
+        raise ExportError(f"{self._layer}_{field}: a list input of unknown length. Fix: give its length here, or "
+                          "list it in PER_ZONE_OUTPUTS if it has an entry per zone.")
+
+
+# The network's outputs with an entry per zone: another module takes them at any length.
+# (NAT addresses: one per zone, or one with single_nat_gateway.)
+ANY_LENGTH = {"nat_public_ips"}
+PER_ZONE_OUTPUTS = {"public_subnet_ids": "public", "private_subnet_ids": "private", "database_subnet_ids": "database"}
+
+
+def per_zone_input(name: str, field: str) -> tuple[str, list[TerraformVariableValidationConfig]]:
+    """A subnet list another module reads: the network module's output, or a VPC of your own's
+    subnets, one per zone."""
+    return (f"{PER_ZONE_OUTPUTS[field].capitalize()} subnet ids, one per zone (at least {MIN_ZONES}): the network "
+            f"module's {field}, or a VPC of your own's",
+            [TerraformVariableValidationConfig(
+                condition=f"${{length(var.{name}) >= {MIN_ZONES} && length(distinct(var.{name})) == length(var.{name})}}",
+                error_message=f"{name} must list at least {MIN_ZONES} distinct subnet ids, one per zone (the network "
+                              f"module's {field} output has them).")])
 
 
 def security_group_map(name: str) -> tuple[str, list[TerraformVariableValidationConfig]]:
@@ -124,12 +146,17 @@ def security_group_map(name: str) -> tuple[str, list[TerraformVariableValidation
     keys = ", ".join(f"`{key}` ({purpose})" for key, purpose in SECURITY_GROUPS.items())
     condition = (f"alltrue([for k in {json.dumps(list(SECURITY_GROUPS))} : contains(keys(var.{name}), k)]) && "
                  f"alltrue([for k in keys(var.{name}) : contains({json.dumps(list(SECURITY_GROUPS))}, k)])")
+    # Terraform fills in the keys the caller's map lacks and those it does not know.
+    roles = json.dumps(list(SECURITY_GROUPS))
+    missing = f'${{join(", ", [for k in {roles} : k if !contains(keys(var.{name}), k)])}}'
+    unknown = f'${{join(", ", [for k in keys(var.{name}) : k if !contains({roles}, k)])}}'
     return (f"Security group id by role: the network module's security_group_ids, or a VPC of your own's groups "
             f"under the keys {keys}",
             [TerraformVariableValidationConfig(
                 condition="${" + condition + "}",
                 error_message=f"{name} must map exactly the keys {', '.join(SECURITY_GROUPS)} to security group ids "
-                              "(the network module's security_group_ids output has them).")])
+                              f"(the network module's security_group_ids output has them): missing [{missing}], "
+                              f"unknown [{unknown}].")])
 
 
 # Module-side copies of the environment files' rules (modules/config), worded as there.
@@ -154,9 +181,14 @@ PINNED_RULE = ("can(regex(\"@sha256:[0-9a-f]{{64}}$\", var.{name})) || !contains
                "\"main-latest\"], try(regex(\":([^:/]+)$\", var.{name})[0], \"\"))",
                "{name} is not pinned: pin a release tag (e.g. :v1.108.11) or a digest (@sha256:…) in protected "
                "environments.")
-ZONE_COUNT_RULE = ("length(var.{name}) == {count}",
-                   "{name} must list {count} entries, one per zone: the module's subnets, NAT gateways and routes "
-                   "are exported for {count} zones (export another environment for another count).")
+# Zones are a list of any length from two: every per-zone list follows availability_zones.
+MIN_ZONES = 2
+ZONES_RULE = (f"length(var.{{name}}) >= {MIN_ZONES}",
+              f"{{name}} lists fewer than {MIN_ZONES} zones: list {MIN_ZONES} or more zones of the caller's region "
+              "(the database standby and the load balancers need two).")
+PER_ZONE_RULE = ("length(var.{name}) == length(var.availability_zones)",
+                 "{name} must have one entry per zone, as many as availability_zones, in the same order: add or "
+                 "remove entries until the lengths agree.")
 DISTINCT_RULE = ("length(distinct(var.{name})) == length(var.{name})",
                  "{name} lists a zone twice: list each zone once.")
 CIDR_RULE = ("can(cidrnetmask(var.{name}))", "{name} must be an IPv4 CIDR such as 10.0.0.0/16.")
@@ -391,12 +423,12 @@ def bounds_rules(field: FieldInfo) -> tuple[tuple[str, str], ...]:
 class ModuleVariables:
     """Declares validated module variables and hands back the values the constructs read."""
 
-    def __init__(self, stack: Construct, zones: int, cross: dict[str, tuple[tuple[str, str], ...]]) -> None:
-        self.stack, self.zones, self.cross = stack, zones, cross
+    def __init__(self, stack: Construct, cross: dict[str, tuple[tuple[str, str], ...]]) -> None:
+        self.stack, self.cross = stack, cross
 
     def declare(self, name: str, kind: str, default: Any, description: str,
                 rules: tuple[tuple[str, str], ...]) -> TFModuleVariable:
-        rules = (*((c.format(name=name, count=self.zones), m.format(name=name, count=self.zones)) for c, m in rules),
+        rules = (*((c.format(name=name), m.format(name=name)) for c, m in rules),
                  *self.cross.get(name, ()))  # cross-field rules are written out whole
         validation = [TerraformVariableValidationConfig(condition="${" + condition + "}", error_message=message)
                       for condition, message in rules]
@@ -421,9 +453,11 @@ class ModuleVariables:
         return self.declare(name, "list(string)", default, description, rules).list_value
 
     def per_zone(self, name: str, default: list[Any], description: str, *rules: tuple[str, str]) -> list[str]:
-        var = self.declare(name, "list(string)", [str(item) for item in default], description,
-                           (ZONE_COUNT_RULE, *rules))
-        return [Fn.element(var.list_value, i) for i in range(self.zones)]
+        """A list with an entry per zone: `availability_zones` itself (two or more), or one as
+        long as it. The constructs count their per-zone resources over it (modules.parts.zones)."""
+        length = ZONES_RULE if name == "availability_zones" else PER_ZONE_RULE
+        return self.declare(name, "list(string)", [str(item) for item in default], description,
+                            (length, *rules)).list_value
 
 
 def module_settings(stack: TerraformStack, env: Environment, layer: str, region: str) -> tuple[Identity, BaseModel]:
@@ -431,7 +465,7 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
     variables (their defaults are the exported environment's values), each validated by the
     rules of the environment files. Only settings that flow straight into resource arguments
     qualify: a token cannot take part in Python arithmetic."""
-    variables = ModuleVariables(stack, len(env.network.availability_zones), cross_rules(env, layer))
+    variables = ModuleVariables(stack, cross_rules(env, layer))
     variable = variables.scalar
     identity = {
         "region": region,
@@ -498,7 +532,7 @@ def network_settings(variables: ModuleVariables, net: models.Network) -> dict[st
 
 def network_shape(stack: Construct, env: Environment) -> NetworkShape:
     """The network's optional parts as variables, named as terraform-aws-modules' vpc module names them."""
-    variables = ModuleVariables(stack, len(env.network.availability_zones), {})
+    variables = ModuleVariables(stack, {})
     known = json.dumps(list(INTERFACE_ENDPOINTS))
     return NetworkShape(
         single_nat_gateway=variables.switch(
@@ -803,9 +837,9 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
              "Bedrock geography of inference profiles, the ALB log-delivery account) is looked up in the local "
              "`regions`, the platform's region table; a provider region outside it fails the plan, naming the "
              "supported ones. "
-             f"Fixed at export from `environments/{env.name}/environment.toml` (export another environment to "
-             "change them): " + ", ".join([f"{len(env.network.availability_zones)} zones (every per-zone list has "
-                                           "that many entries)", *(f"`{f}`" for f in fixed_settings(layer))])
+             + (ZONES_TEXT if any(name in variables for name in ("availability_zones", *PER_ZONE_NAMES)) else "")
+             + f"Fixed at export from `environments/{env.name}/environment.toml` (export another environment to "
+             "change them): " + (", ".join(f"`{f}`" for f in fixed_settings(layer)) or "no setting")
              + "; ECR pull rights follow the exported image's registry.", "",
              *(["Protection: the module holds no `prevent_destroy` (a lifecycle block cannot follow a variable). "
                 "`deletion_protection` (default: the environment's `protect_stateful`) guards what a destroy would "
@@ -825,6 +859,13 @@ def module_readme(env: Environment, layer: str, doc: dict[str, Any]) -> str:
     lines += ["", "## Outputs", "", "| Name | Description |", "|---|---|"]
     lines += [f"| {name} | {v.get('description', '')} |" for name, v in sorted(outputs.items())]
     return "\n".join(lines) + "\n"
+
+
+PER_ZONE_NAMES = tuple(f"network_{field}" for field in PER_ZONE_OUTPUTS)
+ZONES_TEXT = (f"Zones: any number from {MIN_ZONES}. The per-zone lists (`availability_zones`, the subnet CIDRs, the "
+              "network's subnet ids) must agree in length and order; the subnets, NAT gateways (one with "
+              "`single_nat_gateway`), private route tables and their routes are counted over them, and the Redis "
+              "nodes go round them, the primary in the first. ")
 
 
 def usage(layer: str, variables: dict[str, dict[str, Any]]) -> list[str]:

@@ -93,6 +93,13 @@ run "network" {
     error_message = "The sandbox's three zones do not share one NAT gateway."
   }
   assert {
+    condition = (length(aws_subnet.network_public_subnet_0_5673B6E0) == 3 && length(aws_subnet.network_private_subnet_0_D39C5390) == 3
+      && length(aws_subnet.network_database_subnet_0_C9EEA676) == 3 && length(aws_route_table.network_private_0_route_table_8FA662C8) == 3
+      && length(aws_route.network_private_0_default_route_8C69925E) == 3 && length(aws_nat_gateway.network_nat_0_0DB24F13) == 1
+    && aws_subnet.network_private_subnet_0_D39C5390[2].availability_zone == "ap-southeast-2c")
+    error_message = "The sandbox's subnets, private route tables and routes do not follow its three zones."
+  }
+  assert {
     condition     = output.vpc_endpoint_ids["kms"] == null && output.vpc_endpoint_ids["sts"] != null
     error_message = "The sandbox's interface endpoints are not the ones it chose."
   }

@@ -222,3 +222,27 @@ run "redis_zones_of_another_region_are_refused" {
 
   expect_failures = [aws_elasticache_replication_group.data_redis_E084F98E]
 }
+
+run "two_zones_are_enough_for_redis_and_the_database" {
+  command = plan
+
+  variables {
+    availability_zones = ["us-west-2b", "us-west-2a"]
+  }
+
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.preferred_cache_cluster_azs == tolist(["us-west-2b", "us-west-2a"])
+    error_message = "The Redis nodes are not placed in the two given zones, the primary in the first."
+  }
+}
+
+run "one_zone_is_refused" {
+  command = plan
+
+  variables {
+    availability_zones          = ["us-west-2a"]
+    network_database_subnet_ids = ["subnet-0a"]
+  }
+
+  expect_failures = [var.availability_zones, var.network_database_subnet_ids]
+}

@@ -77,3 +77,13 @@ run "a_vpc_of_your_own_needs_every_security_group_role" {
 
   expect_failures = [var.network_security_group_ids]
 }
+
+run "a_vpc_of_your_own_needs_a_public_subnet_in_two_zones" {
+  command = plan
+
+  variables {
+    network_public_subnet_ids = ["subnet-0a"]
+  }
+
+  expect_failures = [var.network_public_subnet_ids]
+}

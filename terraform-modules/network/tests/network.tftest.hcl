@@ -15,6 +15,9 @@ mock_provider "aws" {
   mock_resource "aws_route_table" {
     override_during = plan
   }
+  mock_resource "aws_subnet" {
+    override_during = plan
+  }
 }
 
 variables {
@@ -48,15 +51,14 @@ run "a_subnet_per_tier_and_zone_inside_the_vpc" {
   command = plan
 
   assert {
-    condition = alltrue([for subnet in [
-      aws_subnet.network_public_subnet_0_5673B6E0, aws_subnet.network_public_subnet_1_6D5922CE,
-      aws_subnet.network_private_subnet_0_D39C5390, aws_subnet.network_private_subnet_1_FAF2D420,
-      aws_subnet.network_database_subnet_0_C9EEA676, aws_subnet.network_database_subnet_1_01EED8BE,
-    ] : cidrsubnet(subnet.cidr_block, 0, 0) == subnet.cidr_block && startswith(subnet.cidr_block, "10.1.")])
+    condition = alltrue([for subnet in concat(
+      aws_subnet.network_public_subnet_0_5673B6E0, aws_subnet.network_private_subnet_0_D39C5390,
+      aws_subnet.network_database_subnet_0_C9EEA676,
+    ) : cidrsubnet(subnet.cidr_block, 0, 0) == subnet.cidr_block && startswith(subnet.cidr_block, "10.1.")])
     error_message = "A subnet lies outside the VPC."
   }
   assert {
-    condition     = aws_subnet.network_public_subnet_0_5673B6E0.availability_zone != aws_subnet.network_public_subnet_1_6D5922CE.availability_zone
+    condition     = length(distinct(aws_subnet.network_public_subnet_0_5673B6E0[*].availability_zone)) == 3
     error_message = "The public subnets share a zone."
   }
 }
@@ -84,8 +86,8 @@ run "another_cidr_and_region_by_variables_only" {
     error_message = "The VPC does not take the given CIDR."
   }
   assert {
-    condition = (aws_subnet.network_private_subnet_1_FAF2D420.cidr_block == "172.20.32.0/20"
-    && aws_subnet.network_private_subnet_1_FAF2D420.availability_zone == "us-west-2c")
+    condition = (aws_subnet.network_private_subnet_0_D39C5390[1].cidr_block == "172.20.32.0/20"
+    && aws_subnet.network_private_subnet_0_D39C5390[1].availability_zone == "us-west-2c")
     error_message = "The second private subnet is not the given range in the second zone."
   }
   assert {
@@ -114,14 +116,109 @@ run "a_zone_of_another_region_is_refused" {
   expect_failures = [aws_vpc.network_vpc_4E8F0223]
 }
 
-run "a_zone_count_the_module_was_not_exported_for_is_refused" {
+run "fewer_than_two_zones_are_refused" {
   command = plan
 
   variables {
-    availability_zones = ["eu-west-2a", "eu-west-2b"]
+    availability_zones    = ["eu-west-2a"]
+    public_subnet_cidrs   = ["10.1.1.0/24"]
+    private_subnet_cidrs  = ["10.1.11.0/24"]
+    database_subnet_cidrs = ["10.1.21.0/24"]
   }
 
   expect_failures = [var.availability_zones]
+}
+
+run "a_per_zone_list_of_another_length_is_refused" {
+  command = plan
+
+  variables {
+    availability_zones    = ["eu-west-2a", "eu-west-2b"]
+    private_subnet_cidrs  = ["10.1.11.0/24", "10.1.12.0/24"]
+    database_subnet_cidrs = ["10.1.21.0/24", "10.1.22.0/24"]
+  }
+
+  expect_failures = [var.public_subnet_cidrs]
+}
+
+run "two_zones_make_two_of_each_per_zone_resource" {
+  command = plan
+
+  variables {
+    availability_zones    = ["eu-west-2a", "eu-west-2b"]
+    public_subnet_cidrs   = ["10.1.1.0/24", "10.1.2.0/24"]
+    private_subnet_cidrs  = ["10.1.11.0/24", "10.1.12.0/24"]
+    database_subnet_cidrs = ["10.1.21.0/24", "10.1.22.0/24"]
+  }
+
+  assert {
+    condition = alltrue([for n in [
+      length(aws_subnet.network_public_subnet_0_5673B6E0), length(aws_subnet.network_private_subnet_0_D39C5390),
+      length(aws_subnet.network_database_subnet_0_C9EEA676), length(aws_nat_gateway.network_nat_0_0DB24F13),
+      length(aws_eip.network_nat_eip_0_8B766712), length(aws_route_table.network_private_0_route_table_8FA662C8),
+      length(aws_route.network_private_0_default_route_8C69925E),
+      length(aws_route_table_association.network_private_0_route_table_association_0_281315A3),
+      length(aws_route_table_association.network_public_route_table_association_0_BD80F85A),
+      length(aws_route_table_association.network_database_route_table_association_0_775D85B9),
+    ] : n == 2])
+    error_message = "Two zones do not make two subnets per tier, NAT gateways, private route tables and routes."
+  }
+  assert {
+    condition     = aws_subnet.network_database_subnet_0_C9EEA676[1].availability_zone == "eu-west-2b" && aws_subnet.network_database_subnet_0_C9EEA676[1].cidr_block == "10.1.22.0/24"
+    error_message = "The second database subnet is not the second range in the second zone."
+  }
+  assert {
+    condition     = aws_route.network_private_0_default_route_8C69925E[1].nat_gateway_id == aws_nat_gateway.network_nat_0_0DB24F13[1].id && aws_nat_gateway.network_nat_0_0DB24F13[1].subnet_id == aws_subnet.network_public_subnet_0_5673B6E0[1].id
+    error_message = "The second zone does not route through its own NAT gateway in its own public subnet."
+  }
+  assert {
+    condition     = length(output.private_subnet_ids) == 2 && length(output.nat_gateway_ids) == 2 && length(output.private_route_table_ids) == 2
+    error_message = "The per-zone outputs do not have an entry per zone."
+  }
+  # The database ACL: PostgreSQL and Redis from each private subnet, replication between the
+  # database subnets, replies to both; every rule number once.
+  assert {
+    condition = (length(aws_network_acl_rule.network_database_acl_ingress_0_EAF6B26C) == 4
+      && length(aws_network_acl_rule.network_database_acl_ingress_1_8D054E77) == 2
+      && length(aws_network_acl_rule.network_database_acl_egress_0_9588D51E) == 4
+      && length(distinct(concat(aws_network_acl_rule.network_database_acl_ingress_0_EAF6B26C[*].rule_number,
+    aws_network_acl_rule.network_database_acl_ingress_1_8D054E77[*].rule_number))) == 6)
+    error_message = "The database ACL does not hold one rule per private subnet and port and per database subnet."
+  }
+  assert {
+    condition = (aws_network_acl_rule.network_database_acl_ingress_0_EAF6B26C[3].cidr_block == "10.1.12.0/24"
+      && aws_network_acl_rule.network_database_acl_ingress_0_EAF6B26C[3].from_port == 6379
+    && aws_network_acl_rule.network_database_acl_ingress_1_8D054E77[0].rule_number == 140)
+    error_message = "The database ACL's rules are not numbered in order, CIDR by CIDR."
+  }
+}
+
+run "four_zones_make_four_of_each_per_zone_resource" {
+  command = plan
+
+  override_data {
+    target = data.aws_region.region
+    values = {
+      id = "us-east-1"
+    }
+  }
+
+  variables {
+    availability_zones    = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]
+    public_subnet_cidrs   = ["10.1.1.0/24", "10.1.2.0/24", "10.1.3.0/24", "10.1.4.0/24"]
+    private_subnet_cidrs  = ["10.1.11.0/24", "10.1.12.0/24", "10.1.13.0/24", "10.1.14.0/24"]
+    database_subnet_cidrs = ["10.1.21.0/24", "10.1.22.0/24", "10.1.23.0/24", "10.1.24.0/24"]
+  }
+
+  assert {
+    condition = (length(aws_subnet.network_private_subnet_0_D39C5390) == 4 && length(aws_nat_gateway.network_nat_0_0DB24F13) == 4
+    && length(aws_route.network_private_0_default_route_8C69925E) == 4 && length(output.nat_public_ips) == 4)
+    error_message = "Four zones do not make four private subnets, NAT gateways and routes."
+  }
+  assert {
+    condition     = aws_subnet.network_public_subnet_0_5673B6E0[3].availability_zone == "us-east-1d"
+    error_message = "The fourth public subnet is not in the fourth zone."
+  }
 }
 
 run "a_short_retention_is_refused" {
@@ -204,11 +301,11 @@ run "one_nat_gateway_for_every_zone_when_single" {
   }
 
   assert {
-    condition     = length(aws_nat_gateway.network_nat_1_5B925A1F) == 0 && length(aws_nat_gateway.network_nat_2_4A47DCE9) == 0 && length(aws_eip.network_nat_eip_2_6F17A3A6) == 0
+    condition     = length(aws_nat_gateway.network_nat_0_0DB24F13) == 1 && length(aws_eip.network_nat_eip_0_8B766712) == 1
     error_message = "single_nat_gateway still creates a NAT gateway (or its Elastic IP) per zone."
   }
   assert {
-    condition     = aws_route.network_private_2_default_route_A1D0C328.nat_gateway_id == aws_nat_gateway.network_nat_0_0DB24F13.id
+    condition     = aws_route.network_private_0_default_route_8C69925E[2].nat_gateway_id == aws_nat_gateway.network_nat_0_0DB24F13[0].id
     error_message = "The third zone does not route through the first zone's NAT gateway."
   }
   assert {
@@ -221,7 +318,13 @@ run "a_nat_gateway_per_zone_by_default" {
   command = plan
 
   assert {
-    condition     = length(aws_nat_gateway.network_nat_2_4A47DCE9) == 1 && aws_route.network_private_2_default_route_A1D0C328.nat_gateway_id == aws_nat_gateway.network_nat_2_4A47DCE9[0].id
+    condition = (length(aws_subnet.network_public_subnet_0_5673B6E0) == 3 && length(aws_nat_gateway.network_nat_0_0DB24F13) == 3
+      && length(aws_eip.network_nat_eip_0_8B766712) == 3 && length(aws_route_table.network_private_0_route_table_8FA662C8) == 3
+    && length(aws_route.network_private_0_default_route_8C69925E) == 3)
+    error_message = "Three zones do not make three public subnets, NAT gateways, private route tables and routes."
+  }
+  assert {
+    condition     = aws_route.network_private_0_default_route_8C69925E[2].nat_gateway_id == aws_nat_gateway.network_nat_0_0DB24F13[2].id
     error_message = "The third zone does not route through its own NAT gateway."
   }
   assert {
@@ -284,7 +387,7 @@ run "tags_are_merged_into_every_resource" {
     error_message = "The VPC's tags are not the given tags merged with its own."
   }
   assert {
-    condition     = aws_cloudwatch_log_group.network_flow_log_group_03070248.tags["CostCentre"] == "42" && aws_nat_gateway.network_nat_2_4A47DCE9[0].tags["Team"] == "platform"
+    condition     = aws_cloudwatch_log_group.network_flow_log_group_03070248.tags["CostCentre"] == "42" && aws_nat_gateway.network_nat_0_0DB24F13[2].tags["Team"] == "platform"
     error_message = "The given tags do not reach every resource."
   }
 }
