@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktn import Fn, TerraformResource, Token
+from cdktn import Fn, TerraformLocal, TerraformResource, Token
+from constructs import Construct
 
 
 def pick(switch: bool | Any, when_on: str, when_off: str) -> str:
@@ -13,6 +14,15 @@ def pick(switch: bool | Any, when_on: str, when_off: str) -> str:
     if isinstance(switch, bool):
         return when_on if switch else when_off
     return Token.as_string(Fn.conditional(switch, when_on, when_off))
+
+
+def pick_text(scope: Construct, id: str, switch: bool | Any, when_on: str, when_off: str) -> str:
+    """`pick` for long text with quotes (a JSON document): Terraform picks between two locals,
+    since an expression cannot hold the text inline."""
+    if isinstance(switch, bool):
+        return when_on if switch else when_off
+    on, off = TerraformLocal(scope, f"{id}_on", when_on), TerraformLocal(scope, f"{id}_off", when_off)
+    return Token.as_string(Fn.conditional(switch, on.as_string, off.as_string))
 
 
 def pick_number(switch: bool | Any, when_on: int, when_off: int) -> int | Any:

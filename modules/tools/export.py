@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import jsii
-from cdktn import (App, Aspects, Fn, IAspect, TerraformOutput, TerraformResource, TerraformStack,
+from cdktn import (App, Aspects, Fn, IAspect, Op, TerraformOutput, TerraformResource, TerraformStack,
                    TerraformVariableValidationConfig, Token)
 from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
@@ -95,11 +95,16 @@ class Inputs:
         if field not in self._values:
             kind = self._types[field]
             name = f"{self._layer}_{field}"
-            description, validation = f"{field} output of the {self._layer} module", None
+            description, validation, optional = f"{field} output of the {self._layer} module", None, {}
             if name == "network_security_group_ids":  # also a bring-your-own VPC's groups
                 description, validation = security_group_map(name)
+            if name in OPTIONAL_INPUTS:  # "" (the default, or null) leaves out what uses it
+                description, rule = OPTIONAL_INPUTS[name]
+                validation = [TerraformVariableValidationConfig(condition="${" + rule[0].format(name=name) + "}",
+                                                                error_message=rule[1].format(name=name))]
+                optional = {"default": "", "nullable": False}
             variable = TFModuleVariable(self._stack, name, type=TERRAFORM_TYPES[kind], description=description,
-                                        validation=validation)
+                                        validation=validation, **optional)
             if kind == dict[str, str]:
                 self._values[field] = {key: Fn.lookup(variable.value, key) for key in self._keys(field)}
             elif kind == list[str]:
@@ -116,6 +121,19 @@ class Inputs:
         if field == "redis_node_ids":
             return 1 + self._env.data.redis_replicas
         return len(self._env.network.availability_zones)  # subnet lists: one per zone
+
+
+# Another module's outputs a module can do without: "" (the default; null too) leaves out what
+# reads them. Each is (description, rule).
+OPTIONAL_INPUTS = {
+    "llm_api_key_secret_arn": (
+        "api_key_secret_arn output of the llm module; empty (the default) without a GPU tier: the self-hosted routes "
+        "(and fallbacks to them) are left out of the LiteLLM config, the task gets no model secret and no grant on it",
+        ("var.{name} == \"\" || can(regex(\"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{{12}}:secret:.+$\", "
+         "var.{name}))",
+         "{name} must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>), the "
+         "llm module's api_key_secret_arn output, or empty without a GPU tier.")),
+}
 
 
 def security_group_map(name: str) -> tuple[str, list[TerraformVariableValidationConfig]]:
@@ -704,8 +722,10 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
             if isinstance(redis, ElasticacheReplicationGroup):
                 refuse_zones_outside_the_region(redis)
     elif layer == "gateway":
+        llm = inputs("llm")
         construct = Gateway(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"),
-                            data=inputs("data"), edge=inputs("edge"), llm=inputs("llm"))
+                            data=inputs("data"), edge=inputs("edge"), llm=llm,
+                            gpu_tier=Op.neq(llm.api_key_secret_arn, ""))
     elif layer == "llm":
         construct = Llm(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "realtime":
