@@ -281,3 +281,17 @@ def test_the_region_scan_finds_a_literal_region_or_account() -> None:
                                       ".resource.aws_iam_role.r.arn: 111122223333",
                                       ".resource.aws_elasticache_replication_group.g.preferred_cache_cluster_azs[0]: "
                                       "eu-west-2"]
+
+
+def test_realtime_custom_domain_is_a_variable_and_without_one_the_stage_url_is_given(exported: Path) -> None:
+    doc = module_doc(exported, "realtime")
+    assert doc["variable"]["domain_name"]["default"] == load_environment("prod").realtime.custom_domain
+    resources = doc["resource"]
+    counted = "${(var.domain_name != \"\") ? 1 : 0}"
+    (domain,) = resources["aws_apigatewayv2_domain_name"].values()
+    (mapping,) = resources["aws_apigatewayv2_api_mapping"].values()
+    assert domain["count"] == counted and mapping["count"] == counted
+    assert mapping["domain_name"].startswith("${one(aws_apigatewayv2_domain_name.")
+    url = blocks(doc, "output")["websocket_url"]["value"]
+    assert url.startswith("${(var.domain_name != \"\") ? \"wss://${var.domain_name}\" : \"wss://${aws_apigatewayv2_api.")
+    assert "execute-api.${data.aws_region.region.id}.amazonaws.com/live" in url

@@ -165,6 +165,8 @@ PROTECTION = ("Protect the stored data (protect_stateful): deletion protection o
               "user pool, final snapshots, 30-day secret recovery windows, a locked backup vault, buckets that keep "
               "their objects and a COMPLIANCE audit lock. false (a sandbox): all of these off, buckets emptied on "
               "destroy, no audit Object Lock, log retention below 90 days allowed")
+DOMAIN_RULE = ("var.{name} == \"\" || can(regex(\"^([a-z0-9-]+\\\\.)+[a-z]{{2,}}$\", var.{name}))",
+               "{name} must be a DNS name such as chat.example.com (lowercase), or empty for no custom domain.")
 CERTIFICATE_RULE = ("can(regex(\"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{{12}}:certificate/[0-9a-f-]+$\", var.{name}))",
                     "{name} must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>) in the "
                     "caller's region and account.")
@@ -199,8 +201,9 @@ OVERLAP_RULE = (f"!alltrue([for c in {_TIERS} : can(cidrnetmask(c))]) || alltrue
                 "public_subnet_cidrs, private_subnet_cidrs and database_subnet_cidrs: two subnets overlap: give each "
                 "subnet its own range.")
 # A certificate is usable only by a load balancer of its own region (the caller's provider's).
-CERTIFICATE_REGION_RULE = ("!can(split(\":\", var.certificate_arn)[3]) || "
-                           "split(\":\", var.certificate_arn)[3] == data.aws_region.region.id",
+# (Terraform's || evaluates both sides: try, so that an empty or malformed ARN is left to the ARN rule.)
+CERTIFICATE_REGION_RULE = ("try(split(\":\", var.certificate_arn)[3], data.aws_region.region.id) == "
+                           "data.aws_region.region.id",
                            "certificate_arn is a certificate of another region: a load balancer uses certificates "
                            "of its own region only; request or import it in the caller's provider region.")
 REDIS_NODE_TYPE_RULE = ("can(regex(\"^cache\\\\.[a-z0-9]+\\\\.[a-z0-9]+$\", var.{name}))",
@@ -326,7 +329,7 @@ HAND_MADE_SETTINGS = ("project", "name", "protect_stateful", "foundation.log_ret
                       "gateway.capacity.max", "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max",
                       "network.vpc_cidr", "network.availability_zones", "network.public_subnets",
                       "network.private_subnets", "network.database_subnets", "network.nat_gateways",
-                      "observability.alarm_emails", "realtime.certificate_arn")
+                      "observability.alarm_emails", "realtime.certificate_arn", "realtime.custom_domain")
 
 # Every other field of the environment files, with why a module cannot take it as a variable
 # (a test keeps this, the two lists above and the config model in agreement).
@@ -343,8 +346,7 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "gateway.ecs_exec",
         "gateway.license_secret_arn", "gateway.models", "llm.spot_instance_types", "llm.scheduled_scaling",
         "llm.warm_pool_size", "llm.hf_token_secret_arn", "llm.dns_name", "llm.certificate_domains",
-        "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.custom_domain",
-        "realtime.callback_urls",
+        "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.callback_urls",
         "realtime.logout_urls", "realtime.mfa", "observability.overrides"),
     "only the configuration's rules read it (where data may be copied), not the constructs": (
         "data.allowed_copy_regions",),
@@ -473,10 +475,18 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
     if layer in ("edge", "llm") or (layer == "realtime" and settings.custom_domain):
         purpose = {"edge": "ACM certificate of the HTTPS listeners (same region)",
                    "llm": "ACM certificate of the internal model listener: must cover the private name (same region)",
-                   "realtime": "ACM certificate of the WebSocket API's custom domain: must cover it (same region)"}
+                   "realtime": "ACM certificate of the WebSocket API's custom domain: must cover it (same region); "
+                               "unused without domain_name"}
         default = settings.certificate_arn or getattr(settings, "edge_certificate_arn", None)
-        updates["certificate_arn"] = variable("certificate_arn", default, purpose[layer], CERTIFICATE_RULE,
+        # Only a custom domain needs the realtime module's certificate.
+        rule = CERTIFICATE_RULE if layer != "realtime" else (
+            "var.domain_name == \"\" || " + CERTIFICATE_RULE[0], CERTIFICATE_RULE[1] + " Required with domain_name.")
+        updates["certificate_arn"] = variable("certificate_arn", default, purpose[layer], rule,
                                               CERTIFICATE_REGION_RULE)
+    if layer == "realtime" and settings.custom_domain:
+        updates["custom_domain"] = variable(
+            "domain_name", settings.custom_domain, "Custom domain of the WebSocket API (certificate_arn must cover "
+            "it); empty: none, clients use the stage's invoke URL (websocket_url says which)", DOMAIN_RULE)
     if layer == "gateway":
         updates |= gateway_settings(variables, settings, pinned=env.protect_stateful)
     if layer == "observability":
