@@ -295,3 +295,26 @@ def test_realtime_custom_domain_is_a_variable_and_without_one_the_stage_url_is_g
     url = blocks(doc, "output")["websocket_url"]["value"]
     assert url.startswith("${(var.domain_name != \"\") ? \"wss://${var.domain_name}\" : \"wss://${aws_apigatewayv2_api.")
     assert "execute-api.${data.aws_region.region.id}.amazonaws.com/live" in url
+
+
+def test_edge_creates_its_web_acl_or_attaches_the_callers(exported: Path) -> None:
+    doc = module_doc(exported, "edge")
+    variables, resources = blocks(doc, "variable"), doc["resource"]
+    assert variables["create_waf"]["default"] is True and variables["web_acl_arn"]["default"] == ""
+    assert any("var.create_waf != (var.web_acl_arn != \"\")" in v["condition"]
+               for v in variables["web_acl_arn"]["validation"])
+    counted = "${var.create_waf ? 1 : 0}"
+    for kind in ("aws_wafv2_web_acl", "aws_wafv2_ip_set", "aws_wafv2_web_acl_logging_configuration"):
+        assert all(r["count"] == counted for r in resources[kind].values()), kind
+    (association,) = resources["aws_wafv2_web_acl_association"].values()
+    assert "count" not in association  # the ALB is never without a web ACL
+    assert association["web_acl_arn"].startswith("${var.create_waf ? local.") and "var.web_acl_arn" in \
+        association["web_acl_arn"]
+    outputs = blocks(doc, "output")
+    assert "element(split(\"/\", var.web_acl_arn), 2)" in outputs["web_acl_name"]["value"]
+
+
+def test_an_edge_without_a_web_acl_of_either_kind_is_refused() -> None:
+    from modules.layers.edge import WafChoice
+    with pytest.raises(ValueError, match="web ACL"):
+        WafChoice(create=False)

@@ -82,3 +82,14 @@ def major_version(version: str) -> str:
     if Token.is_unresolved(version):
         return Token.as_string(Fn.element(Fn.split(".", version), 0))
     return version.split(".")[0]
+
+
+def attribute_or(resource: TerraformResource, name: str, switch: bool | Any, otherwise: str) -> str:
+    """`name` of a resource `only_if` may leave out while the switch is on, `otherwise` while it
+    is off. (Through a local: an expression token cannot hold the splat `attribute` writes.)"""
+    if isinstance(switch, bool):
+        return Token.as_string(resource.get_string_attribute(name)) if switch else otherwise
+    scope = resource.node.scope
+    assert scope is not None
+    local = TerraformLocal(scope, f"{resource.node.id}_{name}_if_created", attribute(resource, name, switch))
+    return Token.as_string(Fn.conditional(switch, local.as_string, otherwise))

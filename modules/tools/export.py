@@ -40,7 +40,7 @@ from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DA
 from modules.config.rules import MAX_WORKER_CONCURRENCY, MIN_WORKER_CONCURRENCY
 from modules.catalogue.alarms import DB_MEMORY_GIB, max_connections
 from modules.layers.data import Data, DataOutputs
-from modules.layers.edge import Edge, EdgeOutputs
+from modules.layers.edge import Edge, EdgeOutputs, WafChoice
 from modules.layers.foundation import Foundation, FoundationOutputs
 from modules.layers.gateway import INFERENCE_PROFILE_GEOS, Gateway, GatewayOutputs
 from modules.layers.llm import Llm, LlmOutputs
@@ -545,6 +545,26 @@ def network_shape(stack: Construct, env: Environment) -> NetworkShape:
             ("length(distinct(var.{name})) == length(var.{name})", "{name} lists an endpoint twice: list each once.")))
 
 
+WEB_ACL_ARN_RULE = ("var.{name} == \"\" || can(regex(\"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:[0-9]{{12}}:regional/webacl/"
+                    "[^/]+/[^/]+$\", var.{name}))",
+                    "{name} must be a regional WAFv2 web ACL ARN (arn:aws:wafv2:<region>:<account>:regional/webacl/"
+                    "<name>/<id>), or empty.")
+ONE_WEB_ACL_RULE = ("var.create_waf != (var.web_acl_arn != \"\")",
+                    "create_waf and web_acl_arn: choose exactly one: create_waf = true (the module's web ACL) with no "
+                    "web_acl_arn, or create_waf = false with the ARN of a web ACL of your own.")
+
+
+def waf_choice(stack: Construct, env: Environment) -> WafChoice:
+    """The edge's web ACL, named as terraform-aws-modules name such switches: created, or one of
+    the caller's attached (the ALB is never without one)."""
+    variables = ModuleVariables(stack, len(env.network.availability_zones), {})
+    create = variables.declare("create_waf", "bool", True, "Create the WAF web ACL (managed rules, rate limit, body "
+                               "size) and its logging; false: attach web_acl_arn, whose logging is its owner's", ())
+    arn = variables.declare("web_acl_arn", "string", "", "ARN of an existing regional WAFv2 web ACL to attach to "
+                            "the ALB instead (only with create_waf = false)", (WEB_ACL_ARN_RULE, ONE_WEB_ACL_RULE))
+    return WafChoice(create=create.boolean_value, web_acl_arn=arn.string_value)
+
+
 def gateway_settings(variables: ModuleVariables, gateway: GatewaySettings, pinned: bool) -> dict[str, Any]:
     return {"image": variables.scalar("gateway_image", gateway.image, "LiteLLM image (pinned tag or digest)",
                                       *([PINNED_RULE] if pinned else [])),
@@ -725,7 +745,8 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
                             shape=network_shape(stack, env))
         refuse_zones_outside_the_region(construct.vpc)
     elif layer == "edge":
-        construct = Edge(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
+        construct = Edge(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"),
+                         waf=waf_choice(stack, env))
     elif layer == "data":
         construct = Data(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
         for redis in construct.node.find_all():
