@@ -318,3 +318,20 @@ def test_an_edge_without_a_web_acl_of_either_kind_is_refused() -> None:
     from modules.layers.edge import WafChoice
     with pytest.raises(ValueError, match="web ACL"):
         WafChoice(create=False)
+
+
+def test_foundation_creates_the_trail_or_names_the_accounts_own(exported: Path) -> None:
+    doc = module_doc(exported, "foundation")
+    variables, resources = blocks(doc, "variable"), doc["resource"]
+    assert variables["create_cloudtrail"]["default"] is load_environment("prod").foundation.cloudtrail is True
+    assert variables["cloudtrail_arn"]["default"] == ""
+    counted = "${var.create_cloudtrail ? 1 : 0}"
+    trail_parts = [r for kind in ("aws_cloudtrail", "aws_cloudwatch_log_group", "aws_iam_role", "aws_iam_role_policy")
+                   for lid, r in resources[kind].items() if "trail" in lid]
+    assert len(trail_parts) == 4 and all(r["count"] == counted for r in trail_parts)
+    (key,) = resources["aws_kms_key"].values()
+    assert key["policy"].startswith("${var.create_cloudtrail ? local.")
+    policies = {k.split("_key_policy_")[1].split("_")[0]: v for k, v in doc["locals"].items()
+                if k.startswith("foundation_key_policy_")}
+    assert "CloudTrailEncrypt" in policies["on"] and "cloudtrail" not in policies["off"]
+    assert blocks(doc, "output")["cloudtrail_arn"]["value"].endswith(": var.cloudtrail_arn}")

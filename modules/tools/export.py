@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args, get_origin
 import jsii
 from cdktn import (App, Aspects, Fn, IAspect, Op, TerraformOutput, TerraformResource, TerraformStack,
                    TerraformVariableValidationConfig, Token)
+from cdktn_provider_aws.cloudtrail import Cloudtrail
 from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
 from cdktn_provider_aws.elasticache_replication_group import ElasticacheReplicationGroup
@@ -48,6 +49,7 @@ from modules.engine.module_stack import ProviderRequirement, TFModuleOutput, TFM
 from modules.layers.network import INTERFACE_ENDPOINTS, SECURITY_GROUPS, Network, NetworkOutputs, NetworkShape
 from modules.layers.observability import Observability, Watched
 from modules.layers.realtime import Realtime, RealtimeOutputs
+from modules.parts.switch import attribute_or
 from modules.parts.context import REGION_TABLE, region_fact, region_table
 from modules.engine.stacks import APP_CONTEXT, TARGET_VERSIONS, require_terraform
 from modules.tools.release import CHANGELOG, newest_version
@@ -329,7 +331,8 @@ HAND_MADE_SETTINGS = ("project", "name", "protect_stateful", "foundation.log_ret
                       "gateway.capacity.max", "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max",
                       "network.vpc_cidr", "network.availability_zones", "network.public_subnets",
                       "network.private_subnets", "network.database_subnets", "network.nat_gateways",
-                      "observability.alarm_emails", "realtime.certificate_arn", "realtime.custom_domain")
+                      "observability.alarm_emails", "realtime.certificate_arn", "realtime.custom_domain",
+                      "foundation.cloudtrail")
 
 # Every other field of the environment files, with why a module cannot take it as a variable
 # (a test keeps this, the two lists above and the config model in agreement).
@@ -338,8 +341,7 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "account_id", "deploy_role_arn", "region", "tags", "backend.type", "backend.bucket", "backend.key_prefix",
         "backend.region", "backend.kms_key_id"),
     "decides which resources exist (count or presence), fixed when the constructs run": (
-        "high_availability", "foundation.audit_object_lock",
-        "foundation.cloudtrail", "edge.managed_rules_action",
+        "high_availability", "foundation.audit_object_lock", "edge.managed_rules_action",
         "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination",
         "data.redis_replicas", "data.dynamodb_replica_regions", "data.backup_copy_region",
         "data.restored.db_instance_identifier", "data.restored.connections_table", "data.restored.history_table",
@@ -468,6 +470,11 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
     updates: dict[str, Any] = in_the_region(stack, env, layer, settings, region)
     if layer == "network":
         updates |= network_settings(variables, settings)
+    if layer == "foundation":  # terraform-aws-modules' name; an existing trail is cloudtrail_arn
+        updates["cloudtrail"] = variables.switch(
+            "create_cloudtrail", settings.cloudtrail, "Create the multi-region CloudTrail trail (its bucket, encrypted "
+            "log group and delivery role; one per account: a second bills management events twice); false: none, or "
+            "name the account's own trail (e.g. the organization's) in cloudtrail_arn")
     if layer == "data":  # where the Redis nodes go: the network's zones, the caller's region
         updates["availability_zones"] = variables.per_zone(
             "availability_zones", settings.availability_zones, "Zones of the network module (its availability_zones, "
@@ -543,6 +550,25 @@ def network_shape(stack: Construct, env: Environment) -> NetworkShape:
              f"{{name}}: an entry is not an interface endpoint of the platform: choose from "
              f"{', '.join(INTERFACE_ENDPOINTS)}."),
             ("length(distinct(var.{name})) == length(var.{name})", "{name} lists an endpoint twice: list each once.")))
+
+
+CLOUDTRAIL_ARN_RULE = ("var.{name} == \"\" || can(regex(\"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:[0-9]{{12}}:trail/.+$\", "
+                       "var.{name}))",
+                       "{name} must be a CloudTrail trail ARN (arn:aws:cloudtrail:<region>:<account>:trail/<name>), or "
+                       "empty.")
+ONE_TRAIL_RULE = ("!(var.create_cloudtrail && var.cloudtrail_arn != \"\")",
+                  "create_cloudtrail and cloudtrail_arn: choose one: the module's trail (create_cloudtrail = true) or "
+                  "the account's existing trail (create_cloudtrail = false with its ARN), not both.")
+
+
+def existing_trail(stack: Construct, env: Environment, created: Cloudtrail | None, switch: bool | Any) -> str:
+    """The trail recording the account: the module's while create_cloudtrail, else the caller's
+    cloudtrail_arn (empty: none named)."""
+    variables = ModuleVariables(stack, len(env.network.availability_zones), {})
+    given = variables.declare("cloudtrail_arn", "string", "", "ARN of the account's existing trail (e.g. the "
+                              "organization's), only with create_cloudtrail = false; given back as the cloudtrail_arn "
+                              "output", (CLOUDTRAIL_ARN_RULE, ONE_TRAIL_RULE)).string_value
+    return given if created is None else attribute_or(created, "arn", switch, given)
 
 
 WEB_ACL_ARN_RULE = ("var.{name} == \"\" || can(regex(\"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:[0-9]{{12}}:regional/webacl/"
@@ -740,6 +766,8 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
 
     if layer == "foundation":
         construct: Any = Foundation(stack, layer, **given)
+        TFModuleOutput(stack, "cloudtrail_arn", value=existing_trail(stack, env, construct.trail, settings.cloudtrail),
+                       description="ARN of the trail recording the account: the module's, or cloudtrail_arn")
     elif layer == "network":
         construct = Network(stack, layer, **given, kms_key_arn=inputs("foundation").kms_key_arn,
                             shape=network_shape(stack, env))
