@@ -159,6 +159,8 @@ class Foundation(Construct):
             trail_bucket.policy.policy = pick_text(self, "trail_bucket_policy", switch,
                                                    bucket_policy(trail_bucket.arn, *delivery),
                                                    bucket_policy(trail_bucket.arn))
+            skip(trail_bucket.policy, "CKV_LLM_2", "The policy is one of two locals chosen by create_cloudtrail, "
+                 "which the check cannot read; both deny requests without TLS (bucket_policy).")
         group = encrypted_log_group(self, "trail_log_group", name=f"/aws/cloudtrail/{trail_name}",
                                     kms_key_arn=self.key.arn, retention_days=identity.log_retention_days,
                                     protect_data=identity.protect_stateful)
