@@ -283,6 +283,60 @@ def test_the_region_scan_finds_a_literal_region_or_account() -> None:
                                       "eu-west-2"]
 
 
+def test_realtime_custom_domain_is_a_variable_and_without_one_the_stage_url_is_given(exported: Path) -> None:
+    doc = module_doc(exported, "realtime")
+    assert doc["variable"]["domain_name"]["default"] == load_environment("prod").realtime.custom_domain
+    resources = doc["resource"]
+    counted = "${(var.domain_name != \"\") ? 1 : 0}"
+    (domain,) = resources["aws_apigatewayv2_domain_name"].values()
+    (mapping,) = resources["aws_apigatewayv2_api_mapping"].values()
+    assert domain["count"] == counted and mapping["count"] == counted
+    assert mapping["domain_name"].startswith("${one(aws_apigatewayv2_domain_name.")
+    url = blocks(doc, "output")["websocket_url"]["value"]
+    assert url.startswith("${(var.domain_name != \"\") ? \"wss://${var.domain_name}\" : \"wss://${aws_apigatewayv2_api.")
+    assert "execute-api.${data.aws_region.region.id}.amazonaws.com/live" in url
+
+
+def test_edge_creates_its_web_acl_or_attaches_the_callers(exported: Path) -> None:
+    doc = module_doc(exported, "edge")
+    variables, resources = blocks(doc, "variable"), doc["resource"]
+    assert variables["create_waf"]["default"] is True and variables["web_acl_arn"]["default"] == ""
+    assert any("var.create_waf != (var.web_acl_arn != \"\")" in v["condition"]
+               for v in variables["web_acl_arn"]["validation"])
+    counted = "${var.create_waf ? 1 : 0}"
+    for kind in ("aws_wafv2_web_acl", "aws_wafv2_ip_set", "aws_wafv2_web_acl_logging_configuration"):
+        assert all(r["count"] == counted for r in resources[kind].values()), kind
+    (association,) = resources["aws_wafv2_web_acl_association"].values()
+    assert "count" not in association  # the ALB is never without a web ACL
+    assert association["web_acl_arn"].startswith("${var.create_waf ? local.") and "var.web_acl_arn" in \
+        association["web_acl_arn"]
+    outputs = blocks(doc, "output")
+    assert "element(split(\"/\", var.web_acl_arn), 2)" in outputs["web_acl_name"]["value"]
+
+
+def test_an_edge_without_a_web_acl_of_either_kind_is_refused() -> None:
+    from modules.layers.edge import WafChoice
+    with pytest.raises(ValueError, match="web ACL"):
+        WafChoice(create=False)
+
+
+def test_foundation_creates_the_trail_or_names_the_accounts_own(exported: Path) -> None:
+    doc = module_doc(exported, "foundation")
+    variables, resources = blocks(doc, "variable"), doc["resource"]
+    assert variables["create_cloudtrail"]["default"] is load_environment("prod").foundation.cloudtrail is True
+    assert variables["cloudtrail_arn"]["default"] == ""
+    counted = "${var.create_cloudtrail ? 1 : 0}"
+    trail_parts = [r for kind in ("aws_cloudtrail", "aws_cloudwatch_log_group", "aws_iam_role", "aws_iam_role_policy")
+                   for lid, r in resources[kind].items() if "trail" in lid]
+    assert len(trail_parts) == 4 and all(r["count"] == counted for r in trail_parts)
+    (key,) = resources["aws_kms_key"].values()
+    assert key["policy"].startswith("${var.create_cloudtrail ? local.")
+    policies = {k.split("_key_policy_")[1].split("_")[0]: v for k, v in doc["locals"].items()
+                if k.startswith("foundation_key_policy_")}
+    assert "CloudTrailEncrypt" in policies["on"] and "cloudtrail" not in policies["off"]
+    assert blocks(doc, "output")["cloudtrail_arn"]["value"].endswith(": var.cloudtrail_arn}")
+
+
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
 def test_a_security_group_map_of_your_own_is_told_its_missing_and_unknown_keys(tmp_path: Path) -> None:
     """The variable alone, planned by Terraform: the error names what the caller's map lacks."""

@@ -15,7 +15,8 @@ from conftest import ENVIRONMENTS, Stack
 from modules.engine.app import build_app
 from modules.config import ModelRoute, load_environment
 from modules.parts.context import Account
-from modules.layers.gateway import bedrock_statements
+from modules.config.settings import Identity, settings_for
+from modules.layers.gateway import bedrock_statements, litellm_config, without_gpu_tier
 from modules.parts.iam import registry_pull_statements
 
 SECRET_LOOKING = ("KEY", "PASSWORD", "SECRET", "TOKEN", "DATABASE_URL")
@@ -365,3 +366,37 @@ def test_the_gateway_sends_the_model_api_key_it_reads_from_the_llm_layers_secret
     assert "aws_secretsmanager_secretllm_api_key_secret" in reference
     readable = {s["Sid"]: s for s in role_policy(gateway, "-proxy-execution")}["OwnSecrets"]["Resource"]
     assert reference in readable
+
+
+def test_without_a_gpu_tier_no_self_hosted_route_nor_fallback_to_it() -> None:
+    settings = settings_for(load_environment("dev"), "gateway")
+    hosted = {route.name for route in settings.models if route.self_hosted}
+    assert hosted
+    # A Bedrock route falling back to the GPU tier: the fallback goes with the tier.
+    settings = settings.model_copy(update={"models": [
+        route.model_copy(update={"fallbacks": [*route.fallbacks, *hosted]}) if route.name == "claude-haiku-4-5"
+        else route for route in settings.models]})
+    config = litellm_config(Identity.of(load_environment("dev")), without_gpu_tier(settings))
+    names = {entry["model_name"] for entry in config["model_list"]}
+    assert names == {route.name for route in settings.models} - hosted
+    assert "hosted_vllm/" not in json.dumps(config)
+    assert not any(hosted & set(next(iter(f.values()))) for f in config["router_settings"].get("fallbacks", []))
+
+
+def test_the_exported_gateway_picks_the_model_secret_by_its_variable(tmp_path: Path) -> None:
+    """An exported module decides at plan: llm_api_key_secret_arn empty leaves the model secret
+    out of both task definitions and the execution role's policy."""
+    from modules.tools.export import export_modules
+    export_modules(load_environment("prod"), tmp_path, ("gateway",))
+    doc = json.loads((tmp_path / "gateway" / "main.tf.json").read_text())
+    locals_ = doc["locals"]
+    on = [name for name in locals_ if "_on_" in name]
+    assert len(on) == 3  # two task definitions and the execution policy
+    for name in on:
+        off = next(v for k, v in locals_.items() if k.startswith(name.split("_on_")[0] + "_off_"))
+        assert "var.llm_api_key_secret_arn" in locals_[name] and "var.llm_api_key_secret_arn" not in off
+        assert "VLLM_API_KEY" not in off and "hosted_vllm" not in off
+    picked = [r for kind in ("aws_ecs_task_definition", "aws_iam_role_policy") for r in doc["resource"][kind].values()
+              if "(var.llm_api_key_secret_arn != " in json.dumps(r)]
+    assert len(picked) == 3
+    assert doc["variable"]["llm_api_key_secret_arn"]["default"] == ""

@@ -3,9 +3,9 @@
 # region and address range than the environment the modules were exported from: everything
 # below is a variable of the modules, nothing is edited in them.
 #
-# Without the GPU tier the gateway's route to the self-hosted model has no upstream (it
-# answers errors); its Bedrock routes serve. The key the gateway would present to that model
-# is a secret of this root, to be filled when a model tier is added.
+# Without the GPU tier the gateway takes no llm_api_key_secret_arn: its route to the
+# self-hosted model (and fallbacks to it) is left out of the LiteLLM config; its Bedrock
+# routes serve. Add the llm module and pass its api_key_secret_arn to bring the route back.
 
 terraform {
   required_version = ">= 1.11"
@@ -86,11 +86,6 @@ module "data" {
   network_security_group_ids  = module.network.security_group_ids
 }
 
-resource "aws_secretsmanager_secret" "model_api_key" {
-  name_prefix = "${local.project}-${local.environment}-model-api-key-"
-  kms_key_id  = module.foundation.kms_key_arn
-}
-
 module "gateway" {
   source = "../../terraform-modules/gateway"
 
@@ -115,7 +110,6 @@ module "gateway" {
   foundation_audit_bucket_arn     = module.foundation.audit_bucket_arn
   foundation_kms_key_arn          = module.foundation.kms_key_arn
   foundation_replica_kms_key_arns = module.foundation.replica_kms_key_arns
-  llm_api_key_secret_arn          = aws_secretsmanager_secret.model_api_key.arn
   network_private_subnet_ids      = module.network.private_subnet_ids
   network_security_group_ids      = module.network.security_group_ids
 }

@@ -46,6 +46,7 @@ from modules.layers.foundation import FoundationOutputs
 from modules.layers.network import NetworkOutputs, Port
 from modules.parts.outputs import publish
 from modules.parts.storage import encrypted_log_group
+from modules.parts.switch import attribute, attribute_or, built, only_if
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # LiteLLM's /health calls every model; liveliness only says the proxy is up.
@@ -68,6 +69,18 @@ API_PATH_PREFIXES = ("/v1/", "/chat/completions", "/completions", "/embeddings",
 # (Azure style) too. WAF logs keep none of them.
 REDACTED_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
 API_PATH_LABEL = "platform:api-path"
+
+
+@dataclass(frozen=True)
+class WafChoice:
+    """The ALB's web ACL: created here (`create`, which a module variable may turn off) or an
+    existing one attached by `web_acl_arn` (then its logging is its owner's)."""
+    create: bool | Any = True
+    web_acl_arn: str = ""
+
+    def __post_init__(self) -> None:
+        if self.create is False and not self.web_acl_arn:
+            raise ValueError("the ALB needs a web ACL: create one or give web_acl_arn")
 
 
 @dataclass(frozen=True)
@@ -105,9 +118,9 @@ class Edge(Construct):
     """WAF (managed rules, rate limit, body size, optional geo and trusted IPs) and the public ALB."""
 
     def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: models.Edge, network: NetworkOutputs,
-                 foundation: FoundationOutputs) -> None:
+                 foundation: FoundationOutputs, waf: WafChoice = WafChoice()) -> None:
         super().__init__(scope, id)
-        self._identity, self._settings = identity, settings
+        self._identity, self._settings, self._create_waf = identity, settings, waf.create
         self._nat_public_ips = network.nat_public_ips
         self.alb = Lb(
             self, "alb", name=identity.resource_name("alb"), internal=False, load_balancer_type="application",
@@ -139,22 +152,24 @@ class Edge(Construct):
                    default_action=[LbListenerDefaultAction(type="redirect", redirect=LbListenerDefaultActionRedirect(
                        port=str(Port.HTTPS), protocol="HTTPS", status_code="HTTP_301"))])
 
-        self.web_acl = self._web_acl()
-        Wafv2WebAclAssociation(self, "web_acl_association", resource_arn=self.alb.arn,
-                               web_acl_arn=self.web_acl.arn)
-        self._logging(foundation)
+        acl_arn, acl_name = waf.web_acl_arn, Token.as_string(Fn.element(Fn.split("/", waf.web_acl_arn), 2))
+        if built(waf.create):
+            self.web_acl = self._web_acl()
+            acl_arn = attribute_or(self.web_acl, "arn", waf.create, acl_arn)
+            acl_name = attribute_or(self.web_acl, "name", waf.create, acl_name)
+            self._logging(foundation)
+        Wafv2WebAclAssociation(self, "web_acl_association", resource_arn=self.alb.arn, web_acl_arn=acl_arn)
 
         self.outputs = EdgeOutputs(
             alb_arn=self.alb.arn, alb_arn_suffix=self.alb.arn_suffix, alb_dns_name=self.alb.dns_name,
             alb_zone_id=self.alb.zone_id, target_group_arn=self.target_group.arn,
-            target_group_arn_suffix=self.target_group.arn_suffix, web_acl_arn=self.web_acl.arn,
-            web_acl_name=self.web_acl.name)
+            target_group_arn_suffix=self.target_group.arn_suffix, web_acl_arn=acl_arn, web_acl_name=acl_name)
         publish(self, {
             "alb_dns_name": (self.alb.dns_name,
                              "DNS name of the public ALB: point the API's domain at it (CNAME/alias)"),
             "alb_zone_id": (self.alb.zone_id, "Hosted zone id of the public ALB, for a Route 53 alias record"),
             "alb_url": (f"https://{self.alb.dns_name}", "HTTPS URL of the ALB (the certificate names your domain)"),
-            "web_acl_arn": (self.web_acl.arn, "WAF web ACL in front of the ALB"),
+            "web_acl_arn": (acl_arn, "WAF web ACL in front of the ALB"),
         })
 
     def _web_acl(self) -> Wafv2WebAcl:
@@ -178,7 +193,9 @@ class Edge(Construct):
         if settings.trusted_cidrs:
             trusted = Wafv2IpSet(self, "trusted_ip_set", name=identity.resource_name("trusted"), scope="REGIONAL",
                                  ip_address_version="IPV4", addresses=[str(c) for c in settings.trusted_cidrs])
-            rule("TrustedIps-Allow", 0, {"ip_set_reference_statement": {"arn": trusted.arn}}, "allow")
+            only_if(trusted, self._create_waf)
+            rule("TrustedIps-Allow", 0, {"ip_set_reference_statement": {
+                "arn": attribute(trusted, "arn", self._create_waf)}}, "allow")
 
         rules += _managed_rule_groups(settings.managed_rules_action, visibility)
 
@@ -205,6 +222,7 @@ class Edge(Construct):
             default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()), rule=rules,
             visibility_config=Wafv2WebAclVisibilityConfig(cloudwatch_metrics_enabled=True, metric_name=name,
                                                           sampled_requests_enabled=True))
+        only_if(acl, self._create_waf)
         if settings.managed_rules_action == "count":
             skip(acl, "CKV_AWS_192", "managed_rules_action = count: new managed rules are tuned in count "
                  "mode before they block (WAF operations runbook); production sets block.")
@@ -218,10 +236,11 @@ class Edge(Construct):
                             scope="REGIONAL", ip_address_version="IPV4",
                             description="NAT gateway addresses: the platform's own worker, exempt from the rate limit",
                             addresses=host_ranges(self._nat_public_ips))
+        only_if(egress, self._create_waf)
         return {"rate_based_statement": {
             "limit": self._settings.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300,
             "scope_down_statement": {"not_statement": {"statement": {
-                "ip_set_reference_statement": {"arn": egress.arn}}}}}}
+                "ip_set_reference_statement": {"arn": attribute(egress, "arn", self._create_waf)}}}}}}
 
     def _logging(self, foundation: FoundationOutputs) -> None:
         identity, settings = self._identity, self._settings
@@ -233,12 +252,15 @@ class Edge(Construct):
                                         kms_key_arn=foundation.kms_key_arn,
                                         retention_days=identity.log_retention_days,
                                         protect_data=identity.protect_stateful)
-            destination = group.arn
-        Wafv2WebAclLoggingConfiguration(
-            self, "waf_logging", resource_arn=self.web_acl.arn, log_destination_configs=[destination],
+            only_if(group, self._create_waf)
+            destination = attribute(group, "arn", self._create_waf)
+        logging = Wafv2WebAclLoggingConfiguration(
+            self, "waf_logging", resource_arn=attribute(self.web_acl, "arn", self._create_waf),
+            log_destination_configs=[destination],
             redacted_fields=[Wafv2WebAclLoggingConfigurationRedactedFields(
                 single_header=Wafv2WebAclLoggingConfigurationRedactedFieldsSingleHeader(name=header))
                 for header in REDACTED_HEADERS])
+        only_if(logging, self._create_waf)
 
 
 def _api_path() -> dict[str, Any]:

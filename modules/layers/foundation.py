@@ -22,7 +22,8 @@ from modules.config.settings import Identity
 from modules.parts.context import Account, current_account, region_fact
 from modules.parts.outputs import publish
 from modules.parts.registry_cache import PullThroughCache
-from modules.parts.storage import SecureBucket, access_log_bucket, encrypted_log_group, protect
+from modules.parts.storage import SecureBucket, access_log_bucket, bucket_policy, encrypted_log_group, protect
+from modules.parts.switch import attribute, built, only_if, pick_text
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ class Foundation(Construct):
             sse_s3_reason="Elastic Load Balancing access log delivery supports only SSE-S3 buckets.",
             policy_statements=self._elb_log_delivery(account, f"arn:{account.partition}:s3:::{alb_name}"))
 
-        if settings.cloudtrail:
-            self._trail(account, trail_name, bucket, access_logs)
+        # The trail (None without one); a module variable may still switch it off at plan.
+        self.trail = self._trail(account, trail_name, bucket, access_logs) if built(settings.cloudtrail) else None
         cache = PullThroughCache(self, "registry_cache", identity=identity)
 
         self.outputs = FoundationOutputs(
@@ -117,8 +118,10 @@ class Foundation(Construct):
             self, "key",
             description=f"{identity.resource_name('key')}: encrypts data and logs of {identity.environment}",
             enable_key_rotation=True, deletion_window_in_days=30, multi_region=bool(replica_providers),
-            policy=iam.document(*_key_policy(account, trail_name if settings.cloudtrail else None, autoscaling=True,
-                                             event_topics=[account.arn("sns", alarm_topic_name(identity))])))
+            policy=pick_text(self, "key_policy", settings.cloudtrail, *(
+                iam.document(*_key_policy(account, trail, autoscaling=True,
+                                          event_topics=[account.arn("sns", alarm_topic_name(identity))]))
+                for trail in (trail_name, None))))
         # The role once lived here; it moved to the account's stack, which imports it. Leaving
         # this stack must not delete it (every Auto Scaling group of the account needs it).
         TerraformStack.of(self).add_override("removed", [{
@@ -136,37 +139,52 @@ class Foundation(Construct):
         return replica_keys
 
     def _trail(self, account: Account, trail_name: str,
-               bucket: Callable[..., SecureBucket], access_log_bucket: SecureBucket) -> None:
-        identity = self._identity
+               bucket: Callable[..., SecureBucket], access_log_bucket: SecureBucket) -> Cloudtrail:
+        """The trail, its bucket, log group and delivery role. Off by a
+        module variable: no trail, group or role, and the bucket's policy admits no CloudTrail."""
+        identity, switch = self._identity, self._settings.cloudtrail
         trail_bucket_name = f"{identity.resource_name('trail')}-{account.id}"
         trail_bucket_arn = f"arn:{account.partition}:s3:::{trail_bucket_name}"
         trail_arn = account.arn("cloudtrail", f"trail/{trail_name}")
         source = {"StringEquals": {"aws:SourceArn": trail_arn}}
-        trail_bucket = bucket(
-            "trail_bucket", trail_bucket_name, kms_key_arn=self.key.arn, access_log_bucket=access_log_bucket,
-            policy_statements=(
-                iam.allow(["s3:GetBucketAcl"], [trail_bucket_arn], sid="CloudTrailAclCheck",
-                          principals={"Service": "cloudtrail.amazonaws.com"}, conditions=source),
-                iam.allow(["s3:PutObject"], [f"{trail_bucket_arn}/AWSLogs/{account.id}/*"], sid="CloudTrailWrite",
-                          principals={"Service": "cloudtrail.amazonaws.com"}, conditions=source),
-            ))
+        delivery = (
+            iam.allow(["s3:GetBucketAcl"], [trail_bucket_arn], sid="CloudTrailAclCheck",
+                      principals={"Service": "cloudtrail.amazonaws.com"}, conditions=source),
+            iam.allow(["s3:PutObject"], [f"{trail_bucket_arn}/AWSLogs/{account.id}/*"], sid="CloudTrailWrite",
+                      principals={"Service": "cloudtrail.amazonaws.com"}, conditions=source),
+        )
+        trail_bucket = bucket("trail_bucket", trail_bucket_name, kms_key_arn=self.key.arn,
+                              access_log_bucket=access_log_bucket, policy_statements=delivery)
+        if not isinstance(switch, bool):
+            trail_bucket.policy.policy = pick_text(self, "trail_bucket_policy", switch,
+                                                   bucket_policy(trail_bucket.arn, *delivery),
+                                                   bucket_policy(trail_bucket.arn))
+            skip(trail_bucket.policy, "CKV_LLM_2", "The policy is one of two locals chosen by create_cloudtrail, "
+                 "which the check cannot read; both deny requests without TLS (bucket_policy).")
         group = encrypted_log_group(self, "trail_log_group", name=f"/aws/cloudtrail/{trail_name}",
                                     kms_key_arn=self.key.arn, retention_days=identity.log_retention_days,
                                     protect_data=identity.protect_stateful)
+        group_arn = attribute(group, "arn", switch)
         # The CloudTrail user guide's role for CloudWatch Logs delivery trusts the service alone
         # (see iam.WITHOUT_SOURCE_ACCOUNT) and writes the group's log streams.
         role = iam.service_role(
             self, "trail_role", name=identity.resource_name("trail-logs"), service="cloudtrail.amazonaws.com",
             source_account=None,
-            statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{group.arn}:log-stream:*"])])
+            statements=[iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{group_arn}:log-stream:*"])])
+        assert role.policy is not None
+        role.policy.role = attribute(role.role, "id", switch)
         # CloudTrail checks its bucket policy, the bucket's encryption and its role when the
         # trail is created: all three must exist first.
         trail = Cloudtrail(self, "trail", name=trail_name, s3_bucket_name=trail_bucket.name, is_multi_region_trail=True,
                            include_global_service_events=True, enable_log_file_validation=True, kms_key_id=self.key.arn,
-                           cloud_watch_logs_group_arn=f"{group.arn}:*", cloud_watch_logs_role_arn=role.arn,
+                           cloud_watch_logs_group_arn=f"{group_arn}:*",
+                           cloud_watch_logs_role_arn=attribute(role.role, "arn", switch),
                            depends_on=[trail_bucket.policy, trail_bucket.encryption, role.policy])
+        for resource in (group, role.role, role.policy, trail):
+            only_if(resource, switch)
         skip(trail, "CKV_AWS_252", "Trail delivery is watched through its CloudWatch Logs integration; "
              "per-file SNS notifications would have no subscriber.")
+        return trail
 
 
 def _log_delivery_statements(account: Account, bucket_arn: str) -> tuple[iam.Statement, ...]:

@@ -61,7 +61,7 @@ from modules.layers.network import NetworkOutputs, Port
 from modules.parts.outputs import publish
 from modules.parts.secret import GeneratedSecret
 from modules.parts.storage import encrypted_log_group
-from modules.parts.switch import pick
+from modules.parts.switch import pick, pick_text
 
 CONTAINER = "litellm"
 CONFIG_PATH = "/tmp/litellm-config.yaml"
@@ -166,6 +166,14 @@ def _route(identity: Identity, settings: GatewaySettings, route: ModelRoute) -> 
     return {"model_name": route.name, "litellm_params": params}
 
 
+def without_gpu_tier(settings: GatewaySettings) -> GatewaySettings:
+    """The settings without the self-hosted routes, nor fallbacks to them."""
+    hosted = {route.name for route in settings.models if route.self_hosted}
+    return settings.model_copy(update={"models": [
+        route.model_copy(update={"fallbacks": [f for f in route.fallbacks if f not in hosted]})
+        for route in settings.models if not route.self_hosted]})
+
+
 def route_price(settings: GatewaySettings, route: ModelRoute) -> dict[str, float]:
     """A route's price per token: its own, or for the GPU tier one host-hour spread over the
     tokens a host serves in that hour (Bedrock routes are priced by LiteLLM's cost map)."""
@@ -253,9 +261,13 @@ class Gateway(Construct):
 
     def __init__(self, scope: Construct, id: str, *, identity: Identity, settings: GatewaySettings,
                  network: NetworkOutputs,
-                 foundation: FoundationOutputs, data: DataOutputs, edge: EdgeOutputs, llm: LlmOutputs) -> None:
+                 foundation: FoundationOutputs, data: DataOutputs, edge: EdgeOutputs, llm: LlmOutputs,
+                 gpu_tier: bool | Any = True) -> None:
+        """`gpu_tier`: whether the llm layer serves the self-hosted routes; off (an exported module
+        given no llm_api_key_secret_arn), they are left out with their secret and its grant."""
         super().__init__(scope, id)
         self._identity, self._settings = identity, settings
+        self._gpu_tier = gpu_tier if any(route.self_hosted for route in settings.models) else False
         account = current_account(self, identity.region)
         key = foundation.kms_key_arn
         name = identity.resource_name("proxy")
@@ -264,12 +276,11 @@ class Gateway(Construct):
         master_key, secrets, secret_arns = self._secrets(key, data, llm, foundation.replica_kms_key_arns)
         execution_role, task_role = self._roles(account, foundation, key, logs, exec_logs, secret_arns)
         task = self._task_definition("task", name, execution_role.arn, task_role.arn,
-                                     _container(identity, settings, data, secrets, logs.name))
+                                     self._containers(data, secrets, logs.name))
         # Same image, config and credentials, no port and no AWS permissions: run once per deploy
         # by `python -m modules.tools.migrate ENV`, before the service moves to the new image.
         self._task_definition("migration_task", identity.resource_name(MIGRATION_FAMILY_SUFFIX),
-                              execution_role.arn, None,
-                              _container(identity, settings, data, secrets, logs.name, migrate=True))
+                              execution_role.arn, None, self._containers(data, secrets, logs.name, migrate=True))
         service = self._service(name, cluster, task, network, edge, capacity_providers)
 
         self._autoscaling(cluster.name, service.name)
@@ -286,13 +297,26 @@ class Gateway(Construct):
                                  "Whether `aws ecs execute-command` into proxy tasks is switched on"),
         })
 
+    def _containers(self, data: DataOutputs, secrets: dict[str, str], log_group_name: str, *,
+                    migrate: bool = False) -> str:
+        """The container definitions, with the self-hosted routes or without them (Terraform
+        picks while the GPU tier is a variable)."""
+        def render(settings: GatewaySettings, secrets: dict[str, str]) -> str:
+            return json.dumps([_container(self._identity, settings, data, secrets, log_group_name, migrate=migrate)])
+        if self._gpu_tier is True:
+            return render(self._settings, secrets)
+        without = render(without_gpu_tier(self._settings),
+                         {k: v for k, v in secrets.items() if k != MODEL_API_KEY_VARIABLE})
+        return pick_text(self, f"{'migration' if migrate else 'task'}_containers", self._gpu_tier,
+                         render(self._settings, secrets), without)
+
     def _task_definition(self, id: str, family: str, execution_role_arn: str, task_role_arn: str | None,
-                         container: dict[str, Any]) -> EcsTaskDefinition:
+                         container_definitions: str) -> EcsTaskDefinition:
         settings = self._settings
         task = EcsTaskDefinition(
             self, id, family=family, network_mode="awsvpc", requires_compatibilities=["FARGATE"],
             cpu=str(settings.cpu), memory=str(settings.memory), execution_role_arn=execution_role_arn,
-            task_role_arn=task_role_arn, container_definitions=json.dumps([container]),
+            task_role_arn=task_role_arn, container_definitions=container_definitions,
             runtime_platform=EcsTaskDefinitionRuntimePlatform(operating_system_family="LINUX",
                                                               cpu_architecture="X86_64"))
         skip(task, "CKV_LLM_6", "LiteLLM writes at start-up (rendered config, Prisma engine and migration "
@@ -347,7 +371,7 @@ class Gateway(Construct):
         }
         if settings.license_secret_arn:
             secrets["LITELLM_LICENSE"] = settings.license_secret_arn
-        if any(route.self_hosted for route in settings.models):
+        if self._gpu_tier is not False:
             secrets[MODEL_API_KEY_VARIABLE] = llm.api_key_secret_arn
         secret_arns = [master_key.arn, salt_key.arn, data.db_master_secret_arn, data.redis_auth_secret_arn,
                        *([settings.license_secret_arn] if settings.license_secret_arn else []),
@@ -358,14 +382,21 @@ class Gateway(Construct):
                logs: CloudwatchLogGroup, exec_logs: CloudwatchLogGroup | None,
                secret_arns: list[str]) -> tuple[iam.ServiceRole, iam.ServiceRole]:
         identity, settings = self._identity, self._settings
+
+        def execution(secret_arns: list[str]) -> list[iam.Statement]:
+            return [iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{logs.arn}:*"], sid="Logs"),
+                    iam.allow(["secretsmanager:GetSecretValue"], secret_arns, sid="OwnSecrets"),
+                    iam.allow(["kms:Decrypt"], [key], sid="DecryptSecrets", conditions={
+                        "StringEquals": {"kms:ViaService": f"secretsmanager.{identity.region}.amazonaws.com"}}),
+                    *iam.registry_pull_statements(settings.image, account.partition)]
         execution_role = iam.service_role(
             self, "execution_role", name=identity.resource_name("proxy-execution"), service="ecs-tasks.amazonaws.com",
-            source_account=account.id, statements=[
-                iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{logs.arn}:*"], sid="Logs"),
-                iam.allow(["secretsmanager:GetSecretValue"], secret_arns, sid="OwnSecrets"),
-                iam.allow(["kms:Decrypt"], [key], sid="DecryptSecrets", conditions={
-                    "StringEquals": {"kms:ViaService": f"secretsmanager.{identity.region}.amazonaws.com"}}),
-                *iam.registry_pull_statements(settings.image, account.partition)])
+            source_account=account.id, statements=execution(secret_arns))
+        if self._gpu_tier is not True and self._gpu_tier is not False and execution_role.policy:
+            # Without the GPU tier the task may read no model secret (its ARN is the last one).
+            execution_role.policy.policy = pick_text(self, "execution_policy", self._gpu_tier,
+                                                     iam.document(*execution(secret_arns)),
+                                                     iam.document(*execution(secret_arns[:-1])))
         task_role = iam.service_role(
             self, "task_role", name=identity.resource_name("proxy-task"), service="ecs-tasks.amazonaws.com",
             source_account=account.id, statements=[

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdktn import AssetType, TerraformAsset, TerraformStack
+from cdktn import AssetType, Op, TerraformAsset, TerraformStack, Token
 from constructs import Construct
 from cdktn_provider_aws.apigatewayv2_api import Apigatewayv2Api
 from cdktn_provider_aws.apigatewayv2_api_mapping import Apigatewayv2ApiMapping
@@ -59,7 +59,7 @@ from cdktn_provider_aws.sqs_queue_policy import SqsQueuePolicy
 
 from modules.parts import iam, packaging
 from modules.parts.compliance import skip
-from modules.parts.switch import pick, pick_number
+from modules.parts.switch import attribute, only_if, pick, pick_number
 from modules.config.settings import Identity, RealtimeSettings
 from modules.parts.context import Account, current_account
 from modules.layers.data import USER_INDEX, DataOutputs
@@ -314,21 +314,29 @@ class Realtime(Construct):
         return built
 
     def _custom_domain(self, api: Apigatewayv2Api) -> tuple[str, dict[str, tuple[Any, str]]]:
-        """The clients' URL, and the extra output a custom domain needs (its DNS target)."""
+        """The clients' URL, and the extra output a custom domain needs (its DNS target). A
+        domain that is a module variable exists while it is not empty (Terraform counts it)."""
         identity, settings = self._identity, self._settings
-        if not settings.custom_domain:
-            return f"wss://{api.id}.execute-api.{identity.region}.amazonaws.com/{STAGE}", {}
+        stage_url = f"wss://{api.id}.execute-api.{identity.region}.amazonaws.com/{STAGE}"
+        domain = settings.custom_domain
+        if not domain:
+            return stage_url, {}
+        switch: bool | Any = True if not Token.is_unresolved(domain) else Op.neq(domain, "")
         domain_name = Apigatewayv2DomainName(
-            self, "custom_domain", domain_name=settings.custom_domain,
+            self, "custom_domain", domain_name=domain,
             domain_name_configuration=Apigatewayv2DomainNameDomainNameConfiguration(
                 certificate_arn=settings.certificate_arn or settings.edge_certificate_arn or "",
                 endpoint_type="REGIONAL",
                 security_policy="TLS_1_2"))
-        Apigatewayv2ApiMapping(self, "custom_domain_mapping", api_id=api.id, domain_name=domain_name.id,
-                               stage=STAGE, depends_on=[self._stage])
-        return f"wss://{settings.custom_domain}", {"custom_domain_target": (
-            domain_name.domain_name_configuration.target_domain_name,
-            "Point the custom domain at this name (CNAME or Route 53 alias)")}
+        mapping = Apigatewayv2ApiMapping(self, "custom_domain_mapping", api_id=api.id,
+                                         domain_name=attribute(domain_name, "id", switch), stage=STAGE,
+                                         depends_on=[self._stage])
+        only_if(domain_name, switch)
+        only_if(mapping, switch)
+        target = (domain_name.domain_name_configuration.target_domain_name if switch is True
+                  else attribute(domain_name, "domain_name_configuration[0].target_domain_name", switch))
+        return pick(switch, f"wss://{domain}", stage_url), {"custom_domain_target": (
+            target, "Point the custom domain at this name (CNAME or Route 53 alias)")}
 
     # --- Cognito ------------------------------------------------------------------------------
 

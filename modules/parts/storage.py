@@ -121,7 +121,7 @@ class SecureBucket(Construct):
                         mode="COMPLIANCE", days=object_lock_days)))
             only_if(lock, locked)
         self.policy = S3BucketPolicy(self, "policy", bucket=self.name, depends_on=[public_access],
-                       policy=iam.document(*_tls_only(self.arn), *policy_statements))
+                       policy=bucket_policy(self.arn, *policy_statements))
         skip(self.bucket, "CKV_AWS_144", "Log data is written and read in one region; versioning and "
              "S3's multi-AZ durability protect it, and cross-region copies are not required.")
         skip(self.bucket, "CKV2_AWS_62", "Nothing consumes object-created events for log archives; "
@@ -138,6 +138,11 @@ def _lifecycle_rule(archive_after_days: int | None, expire_after_days: int | Non
         abort_incomplete_multipart_upload=[AbortMultipart(days_after_initiation=7)],
         expiration=[Expiration(days=expire_after_days)] if expire_after_days else None,
     )
+
+
+def bucket_policy(bucket_arn: str, *statements: iam.Statement) -> str:
+    """A SecureBucket's policy document: TLS only, then `statements`."""
+    return iam.document(*_tls_only(bucket_arn), *statements)
 
 
 def _tls_only(bucket_arn: str) -> tuple[iam.Statement, ...]:

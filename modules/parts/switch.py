@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktn import Fn, TerraformResource, Token
+from cdktn import Fn, TerraformLocal, TerraformResource, Token
+from constructs import Construct
 
 
 def pick(switch: bool | Any, when_on: str, when_off: str) -> str:
@@ -13,6 +14,15 @@ def pick(switch: bool | Any, when_on: str, when_off: str) -> str:
     if isinstance(switch, bool):
         return when_on if switch else when_off
     return Token.as_string(Fn.conditional(switch, when_on, when_off))
+
+
+def pick_text(scope: Construct, id: str, switch: bool | Any, when_on: str, when_off: str) -> str:
+    """`pick` for long text with quotes (a JSON document): Terraform picks between two locals,
+    since an expression cannot hold the text inline."""
+    if isinstance(switch, bool):
+        return when_on if switch else when_off
+    on, off = TerraformLocal(scope, f"{id}_on", when_on), TerraformLocal(scope, f"{id}_off", when_off)
+    return Token.as_string(Fn.conditional(switch, on.as_string, off.as_string))
 
 
 def pick_number(switch: bool | Any, when_on: int, when_off: int) -> int | Any:
@@ -72,3 +82,14 @@ def major_version(version: str) -> str:
     if Token.is_unresolved(version):
         return Token.as_string(Fn.element(Fn.split(".", version), 0))
     return version.split(".")[0]
+
+
+def attribute_or(resource: TerraformResource, name: str, switch: bool | Any, otherwise: str) -> str:
+    """`name` of a resource `only_if` may leave out while the switch is on, `otherwise` while it
+    is off. (Through a local: an expression token cannot hold the splat `attribute` writes.)"""
+    if isinstance(switch, bool):
+        return Token.as_string(resource.get_string_attribute(name)) if switch else otherwise
+    scope = resource.node.scope
+    assert scope is not None
+    local = TerraformLocal(scope, f"{resource.node.id}_{name}_if_created", attribute(resource, name, switch))
+    return Token.as_string(Fn.conditional(switch, local.as_string, otherwise))

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import jsii
-from cdktn import (App, Aspects, Fn, IAspect, TerraformOutput, TerraformResource, TerraformStack,
+from cdktn import (App, Aspects, Fn, IAspect, Op, TerraformOutput, TerraformResource, TerraformStack,
                    TerraformVariableValidationConfig, Token)
+from cdktn_provider_aws.cloudtrail import Cloudtrail
 from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktn_provider_aws.data_aws_region import DataAwsRegion
 from cdktn_provider_aws.elasticache_replication_group import ElasticacheReplicationGroup
@@ -40,7 +41,7 @@ from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DA
 from modules.config.rules import MAX_WORKER_CONCURRENCY, MIN_WORKER_CONCURRENCY
 from modules.catalogue.alarms import DB_MEMORY_GIB, max_connections
 from modules.layers.data import Data, DataOutputs
-from modules.layers.edge import Edge, EdgeOutputs
+from modules.layers.edge import Edge, EdgeOutputs, WafChoice
 from modules.layers.foundation import Foundation, FoundationOutputs
 from modules.layers.gateway import INFERENCE_PROFILE_GEOS, Gateway, GatewayOutputs
 from modules.layers.llm import Llm, LlmOutputs
@@ -48,6 +49,7 @@ from modules.engine.module_stack import ProviderRequirement, TFModuleOutput, TFM
 from modules.layers.network import INTERFACE_ENDPOINTS, SECURITY_GROUPS, Network, NetworkOutputs, NetworkShape
 from modules.layers.observability import Observability, Watched
 from modules.layers.realtime import Realtime, RealtimeOutputs
+from modules.parts.switch import attribute_or
 from modules.parts.context import REGION_TABLE, region_fact, region_table
 from modules.engine.stacks import APP_CONTEXT, TARGET_VERSIONS, require_terraform
 from modules.tools.release import CHANGELOG, newest_version
@@ -95,13 +97,18 @@ class Inputs:
         if field not in self._values:
             kind = self._types[field]
             name = f"{self._layer}_{field}"
-            description, validation = f"{field} output of the {self._layer} module", None
+            description, validation, optional = f"{field} output of the {self._layer} module", None, {}
             if name == "network_security_group_ids":  # also a bring-your-own VPC's groups
                 description, validation = security_group_map(name)
             if field in PER_ZONE_OUTPUTS:  # also a bring-your-own VPC's subnets
                 description, validation = per_zone_input(name, field)
+            if name in OPTIONAL_INPUTS:  # "" (the default, or null) leaves out what uses it
+                description, rule = OPTIONAL_INPUTS[name]
+                validation = [TerraformVariableValidationConfig(condition="${" + rule[0].format(name=name) + "}",
+                                                                error_message=rule[1].format(name=name))]
+                optional = {"default": "", "nullable": False}
             variable = TFModuleVariable(self._stack, name, type=TERRAFORM_TYPES[kind], description=description,
-                                        validation=validation)
+                                        validation=validation, **optional)
             if kind == dict[str, str]:
                 self._values[field] = {key: Fn.lookup(variable.value, key) for key in self._keys(field)}
             elif field in PER_ZONE_OUTPUTS or field in ANY_LENGTH:  # as long as the caller's zones make it
@@ -140,6 +147,19 @@ def per_zone_input(name: str, field: str) -> tuple[str, list[TerraformVariableVa
                               f"module's {field} output has them).")])
 
 
+# Another module's outputs a module can do without: "" (the default; null too) leaves out what
+# reads them. Each is (description, rule).
+OPTIONAL_INPUTS = {
+    "llm_api_key_secret_arn": (
+        "api_key_secret_arn output of the llm module; empty (the default) without a GPU tier: the self-hosted routes "
+        "(and fallbacks to them) are left out of the LiteLLM config, the task gets no model secret and no grant on it",
+        ("var.{name} == \"\" || can(regex(\"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{{12}}:secret:.+$\", "
+         "var.{name}))",
+         "{name} must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>), the "
+         "llm module's api_key_secret_arn output, or empty without a GPU tier.")),
+}
+
+
 def security_group_map(name: str) -> tuple[str, list[TerraformVariableValidationConfig]]:
     """The security-group map a module reads: the network module's output, or a bring-your-own
     VPC's groups under the same keys (each key's group is attached to what it names)."""
@@ -174,6 +194,8 @@ PROTECTION = ("Protect the stored data (protect_stateful): deletion protection o
               "user pool, final snapshots, 30-day secret recovery windows, a locked backup vault, buckets that keep "
               "their objects and a COMPLIANCE audit lock. false (a sandbox): all of these off, buckets emptied on "
               "destroy, no audit Object Lock, log retention below 90 days allowed")
+DOMAIN_RULE = ("var.{name} == \"\" || can(regex(\"^([a-z0-9-]+\\\\.)+[a-z]{{2,}}$\", var.{name}))",
+               "{name} must be a DNS name such as chat.example.com (lowercase), or empty for no custom domain.")
 CERTIFICATE_RULE = ("can(regex(\"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{{12}}:certificate/[0-9a-f-]+$\", var.{name}))",
                     "{name} must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>) in the "
                     "caller's region and account.")
@@ -213,8 +235,9 @@ OVERLAP_RULE = (f"!alltrue([for c in {_TIERS} : can(cidrnetmask(c))]) || alltrue
                 "public_subnet_cidrs, private_subnet_cidrs and database_subnet_cidrs: two subnets overlap: give each "
                 "subnet its own range.")
 # A certificate is usable only by a load balancer of its own region (the caller's provider's).
-CERTIFICATE_REGION_RULE = ("!can(split(\":\", var.certificate_arn)[3]) || "
-                           "split(\":\", var.certificate_arn)[3] == data.aws_region.region.id",
+# (Terraform's || evaluates both sides: try, so that an empty or malformed ARN is left to the ARN rule.)
+CERTIFICATE_REGION_RULE = ("try(split(\":\", var.certificate_arn)[3], data.aws_region.region.id) == "
+                           "data.aws_region.region.id",
                            "certificate_arn is a certificate of another region: a load balancer uses certificates "
                            "of its own region only; request or import it in the caller's provider region.")
 REDIS_NODE_TYPE_RULE = ("can(regex(\"^cache\\\\.[a-z0-9]+\\\\.[a-z0-9]+$\", var.{name}))",
@@ -340,7 +363,8 @@ HAND_MADE_SETTINGS = ("project", "name", "protect_stateful", "foundation.log_ret
                       "gateway.capacity.max", "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max",
                       "network.vpc_cidr", "network.availability_zones", "network.public_subnets",
                       "network.private_subnets", "network.database_subnets", "network.nat_gateways",
-                      "observability.alarm_emails", "realtime.certificate_arn")
+                      "observability.alarm_emails", "realtime.certificate_arn", "realtime.custom_domain",
+                      "foundation.cloudtrail")
 
 # Every other field of the environment files, with why a module cannot take it as a variable
 # (a test keeps this, the two lists above and the config model in agreement).
@@ -349,16 +373,14 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
         "account_id", "deploy_role_arn", "region", "tags", "backend.type", "backend.bucket", "backend.key_prefix",
         "backend.region", "backend.kms_key_id"),
     "decides which resources exist (count or presence), fixed when the constructs run": (
-        "high_availability", "foundation.audit_object_lock",
-        "foundation.cloudtrail", "edge.managed_rules_action",
+        "high_availability", "foundation.audit_object_lock", "edge.managed_rules_action",
         "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination",
         "data.redis_replicas", "data.dynamodb_replica_regions", "data.backup_copy_region",
         "data.restored.db_instance_identifier", "data.restored.connections_table", "data.restored.history_table",
         "gateway.ecs_exec",
         "gateway.license_secret_arn", "gateway.models", "llm.spot_instance_types", "llm.scheduled_scaling",
         "llm.warm_pool_size", "llm.hf_token_secret_arn", "llm.dns_name", "llm.certificate_domains",
-        "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.custom_domain",
-        "realtime.callback_urls",
+        "realtime.models", "realtime.m2m_clients", "realtime.scopes", "realtime.callback_urls",
         "realtime.logout_urls", "realtime.mfa", "observability.overrides"),
     "only the configuration's rules read it (where data may be copied), not the constructs": (
         "data.allowed_copy_regions",),
@@ -482,6 +504,11 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
     updates: dict[str, Any] = in_the_region(stack, env, layer, settings, region)
     if layer == "network":
         updates |= network_settings(variables, settings)
+    if layer == "foundation":  # terraform-aws-modules' name; an existing trail is cloudtrail_arn
+        updates["cloudtrail"] = variables.switch(
+            "create_cloudtrail", settings.cloudtrail, "Create the multi-region CloudTrail trail (its bucket, encrypted "
+            "log group and delivery role; one per account: a second bills management events twice); false: none, or "
+            "name the account's own trail (e.g. the organization's) in cloudtrail_arn")
     if layer == "data":  # where the Redis nodes go: the network's zones, the caller's region
         updates["availability_zones"] = variables.per_zone(
             "availability_zones", settings.availability_zones, "Zones of the network module (its availability_zones, "
@@ -489,10 +516,18 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
     if layer in ("edge", "llm") or (layer == "realtime" and settings.custom_domain):
         purpose = {"edge": "ACM certificate of the HTTPS listeners (same region)",
                    "llm": "ACM certificate of the internal model listener: must cover the private name (same region)",
-                   "realtime": "ACM certificate of the WebSocket API's custom domain: must cover it (same region)"}
+                   "realtime": "ACM certificate of the WebSocket API's custom domain: must cover it (same region); "
+                               "unused without domain_name"}
         default = settings.certificate_arn or getattr(settings, "edge_certificate_arn", None)
-        updates["certificate_arn"] = variable("certificate_arn", default, purpose[layer], CERTIFICATE_RULE,
+        # Only a custom domain needs the realtime module's certificate.
+        rule = CERTIFICATE_RULE if layer != "realtime" else (
+            "var.domain_name == \"\" || " + CERTIFICATE_RULE[0], CERTIFICATE_RULE[1] + " Required with domain_name.")
+        updates["certificate_arn"] = variable("certificate_arn", default, purpose[layer], rule,
                                               CERTIFICATE_REGION_RULE)
+    if layer == "realtime" and settings.custom_domain:
+        updates["custom_domain"] = variable(
+            "domain_name", settings.custom_domain, "Custom domain of the WebSocket API (certificate_arn must cover "
+            "it); empty: none, clients use the stage's invoke URL (websocket_url says which)", DOMAIN_RULE)
     if layer == "gateway":
         updates |= gateway_settings(variables, settings, pinned=env.protect_stateful)
     if layer == "observability":
@@ -549,6 +584,45 @@ def network_shape(stack: Construct, env: Environment) -> NetworkShape:
              f"{{name}}: an entry is not an interface endpoint of the platform: choose from "
              f"{', '.join(INTERFACE_ENDPOINTS)}."),
             ("length(distinct(var.{name})) == length(var.{name})", "{name} lists an endpoint twice: list each once.")))
+
+
+CLOUDTRAIL_ARN_RULE = ("var.{name} == \"\" || can(regex(\"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:[0-9]{{12}}:trail/.+$\", "
+                       "var.{name}))",
+                       "{name} must be a CloudTrail trail ARN (arn:aws:cloudtrail:<region>:<account>:trail/<name>), or "
+                       "empty.")
+ONE_TRAIL_RULE = ("!(var.create_cloudtrail && var.cloudtrail_arn != \"\")",
+                  "create_cloudtrail and cloudtrail_arn: choose one: the module's trail (create_cloudtrail = true) or "
+                  "the account's existing trail (create_cloudtrail = false with its ARN), not both.")
+
+
+def existing_trail(stack: Construct, env: Environment, created: Cloudtrail | None, switch: bool | Any) -> str:
+    """The trail recording the account: the module's while create_cloudtrail, else the caller's
+    cloudtrail_arn (empty: none named)."""
+    variables = ModuleVariables(stack, len(env.network.availability_zones), {})
+    given = variables.declare("cloudtrail_arn", "string", "", "ARN of the account's existing trail (e.g. the "
+                              "organization's), only with create_cloudtrail = false; given back as the cloudtrail_arn "
+                              "output", (CLOUDTRAIL_ARN_RULE, ONE_TRAIL_RULE)).string_value
+    return given if created is None else attribute_or(created, "arn", switch, given)
+
+
+WEB_ACL_ARN_RULE = ("var.{name} == \"\" || can(regex(\"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:[0-9]{{12}}:regional/webacl/"
+                    "[^/]+/[^/]+$\", var.{name}))",
+                    "{name} must be a regional WAFv2 web ACL ARN (arn:aws:wafv2:<region>:<account>:regional/webacl/"
+                    "<name>/<id>), or empty.")
+ONE_WEB_ACL_RULE = ("var.create_waf != (var.web_acl_arn != \"\")",
+                    "create_waf and web_acl_arn: choose exactly one: create_waf = true (the module's web ACL) with no "
+                    "web_acl_arn, or create_waf = false with the ARN of a web ACL of your own.")
+
+
+def waf_choice(stack: Construct, env: Environment) -> WafChoice:
+    """The edge's web ACL, named as terraform-aws-modules name such switches: created, or one of
+    the caller's attached (the ALB is never without one)."""
+    variables = ModuleVariables(stack, len(env.network.availability_zones), {})
+    create = variables.declare("create_waf", "bool", True, "Create the WAF web ACL (managed rules, rate limit, body "
+                               "size) and its logging; false: attach web_acl_arn, whose logging is its owner's", ())
+    arn = variables.declare("web_acl_arn", "string", "", "ARN of an existing regional WAFv2 web ACL to attach to "
+                            "the ALB instead (only with create_waf = false)", (WEB_ACL_ARN_RULE, ONE_WEB_ACL_RULE))
+    return WafChoice(create=create.boolean_value, web_acl_arn=arn.string_value)
 
 
 def gateway_settings(variables: ModuleVariables, gateway: GatewaySettings, pinned: bool) -> dict[str, Any]:
@@ -726,20 +800,25 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
 
     if layer == "foundation":
         construct: Any = Foundation(stack, layer, **given)
+        TFModuleOutput(stack, "cloudtrail_arn", value=existing_trail(stack, env, construct.trail, settings.cloudtrail),
+                       description="ARN of the trail recording the account: the module's, or cloudtrail_arn")
     elif layer == "network":
         construct = Network(stack, layer, **given, kms_key_arn=inputs("foundation").kms_key_arn,
                             shape=network_shape(stack, env))
         refuse_zones_outside_the_region(construct.vpc)
     elif layer == "edge":
-        construct = Edge(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
+        construct = Edge(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"),
+                         waf=waf_choice(stack, env))
     elif layer == "data":
         construct = Data(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
         for redis in construct.node.find_all():
             if isinstance(redis, ElasticacheReplicationGroup):
                 refuse_zones_outside_the_region(redis)
     elif layer == "gateway":
+        llm = inputs("llm")
         construct = Gateway(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"),
-                            data=inputs("data"), edge=inputs("edge"), llm=inputs("llm"))
+                            data=inputs("data"), edge=inputs("edge"), llm=llm,
+                            gpu_tier=Op.neq(llm.api_key_secret_arn, ""))
     elif layer == "llm":
         construct = Llm(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
     elif layer == "realtime":

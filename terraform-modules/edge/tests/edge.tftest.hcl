@@ -39,7 +39,7 @@ run "https_with_the_given_certificate_and_plain_http_redirected" {
     error_message = "Plain HTTP is not redirected."
   }
   assert {
-    condition     = aws_lb.edge_alb_C6312A24.name == "acme-staging-alb" && aws_wafv2_web_acl.edge_web_acl_1FE8432E.name == "acme-staging-waf"
+    condition     = aws_lb.edge_alb_C6312A24.name == "acme-staging-alb" && aws_wafv2_web_acl.edge_web_acl_1FE8432E[0].name == "acme-staging-waf"
     error_message = "The ALB and the web ACL are not named after project and environment."
   }
   assert {
@@ -86,4 +86,80 @@ run "a_vpc_of_your_own_needs_a_public_subnet_in_two_zones" {
   }
 
   expect_failures = [var.network_public_subnet_ids]
+}
+
+run "an_existing_web_acl_is_attached_and_none_is_created" {
+  command = plan
+
+  variables {
+    create_waf  = false
+    web_acl_arn = "arn:aws:wafv2:us-west-2:444455556666:regional/webacl/acme-shared/a1b2c3d4-5678-90ab-cdef-111122223333"
+  }
+
+  assert {
+    condition = (length(aws_wafv2_web_acl.edge_web_acl_1FE8432E) == 0 && length(aws_wafv2_ip_set.edge_platform_egress_ip_set_BB23ECBE) == 0
+    && length(aws_wafv2_web_acl_logging_configuration.edge_waf_logging_D24170A8) == 0)
+    error_message = "A web ACL, IP set or WAF logging is planned although an existing web ACL is attached."
+  }
+  assert {
+    condition     = aws_wafv2_web_acl_association.edge_web_acl_association_7D7C4ACA.web_acl_arn == var.web_acl_arn
+    error_message = "The ALB is not associated with the given web ACL."
+  }
+  assert {
+    condition     = output.web_acl_arn == var.web_acl_arn && output.web_acl_name == "acme-shared"
+    error_message = "The outputs (read by the observability module's WAF alarms) do not name the attached web ACL."
+  }
+}
+
+run "the_created_web_acl_is_attached_and_logged" {
+  command = plan
+
+  override_resource {
+    target          = aws_wafv2_web_acl.edge_web_acl_1FE8432E
+    override_during = plan
+    values = {
+      arn = "arn:aws:wafv2:us-west-2:444455556666:regional/webacl/acme-staging-waf/0000"
+    }
+  }
+
+  assert {
+    condition = (aws_wafv2_web_acl_association.edge_web_acl_association_7D7C4ACA.web_acl_arn == aws_wafv2_web_acl.edge_web_acl_1FE8432E[0].arn
+    && aws_wafv2_web_acl_logging_configuration.edge_waf_logging_D24170A8[0].resource_arn == aws_wafv2_web_acl.edge_web_acl_1FE8432E[0].arn)
+    error_message = "The created web ACL is not the ALB's, or not logged."
+  }
+  assert {
+    condition     = output.web_acl_name == aws_wafv2_web_acl.edge_web_acl_1FE8432E[0].name
+    error_message = "web_acl_name is not the created web ACL's name."
+  }
+}
+
+run "creating_and_attaching_a_web_acl_at_once_is_refused" {
+  command = plan
+
+  variables {
+    web_acl_arn = "arn:aws:wafv2:us-west-2:444455556666:regional/webacl/acme-shared/a1b2c3d4-5678-90ab-cdef-111122223333"
+  }
+
+  expect_failures = [var.web_acl_arn]
+}
+
+run "an_alb_without_any_web_acl_is_refused" {
+  command = plan
+
+  variables {
+    create_waf = false
+  }
+
+  expect_failures = [var.web_acl_arn]
+}
+
+run "a_web_acl_arn_of_another_service_is_refused" {
+  command = plan
+
+  variables {
+    create_waf  = false
+    web_acl_arn = "arn:aws:wafv2:us-west-2:444455556666:regional/ipset/acme/a1b2"
+  }
+
+  expect_failures = [var.web_acl_arn]
 }

@@ -146,3 +146,77 @@ run "a_protected_audit_bucket_locks_in_compliance_mode" {
     error_message = "The protected default lost its COMPLIANCE lock or empties its buckets on destroy."
   }
 }
+
+run "without_a_trail_nothing_admits_cloudtrail" {
+  command = plan
+
+  variables {
+    create_cloudtrail = false
+    cloudtrail_arn    = "arn:aws:cloudtrail:us-east-1:999988887777:trail/organization"
+  }
+
+  override_resource {
+    target          = aws_s3_bucket.foundation_trail_bucket_5726A11F
+    override_during = plan
+    values = {
+      arn = "arn:aws:s3:::trail"
+    }
+  }
+
+  assert {
+    condition = (length(aws_cloudtrail.foundation_trail_4B2AE661) == 0 && length(aws_cloudwatch_log_group.foundation_trail_log_group_61B531F0) == 0
+    && length(aws_iam_role.foundation_trail_role_EF8A95C9) == 0 && length(aws_iam_role_policy.foundation_trail_role_policy_13BD9C44) == 0)
+    error_message = "A trail, its log group or its delivery role is planned with create_cloudtrail = false."
+  }
+  assert {
+    condition     = !strcontains(aws_kms_key.foundation_key_B320B12C.policy, "cloudtrail")
+    error_message = "The key policy still admits CloudTrail without a trail."
+  }
+  assert {
+    condition     = !strcontains(aws_s3_bucket_policy.foundation_trail_bucket_policy_22518F07.policy, "cloudtrail")
+    error_message = "The trail bucket's policy still admits CloudTrail without a trail."
+  }
+  assert {
+    condition     = output.cloudtrail_arn == var.cloudtrail_arn
+    error_message = "cloudtrail_arn does not give back the account's existing trail."
+  }
+}
+
+run "the_module_trail_delivers_to_its_group_through_its_role" {
+  command = plan
+
+  override_resource {
+    target          = aws_cloudwatch_log_group.foundation_trail_log_group_61B531F0
+    override_during = plan
+    values = {
+      arn = "arn:aws:logs:eu-west-2:444455556666:log-group:/aws/cloudtrail/trail"
+    }
+  }
+  override_resource {
+    target          = aws_iam_role.foundation_trail_role_EF8A95C9
+    override_during = plan
+    values = {
+      arn = "arn:aws:iam::444455556666:role/trail-logs"
+    }
+  }
+
+  assert {
+    condition = (aws_cloudtrail.foundation_trail_4B2AE661[0].cloud_watch_logs_group_arn == "${aws_cloudwatch_log_group.foundation_trail_log_group_61B531F0[0].arn}:*"
+    && aws_cloudtrail.foundation_trail_4B2AE661[0].cloud_watch_logs_role_arn == aws_iam_role.foundation_trail_role_EF8A95C9[0].arn)
+    error_message = "The trail does not deliver to its own log group through its own role."
+  }
+  assert {
+    condition     = strcontains(aws_kms_key.foundation_key_B320B12C.policy, "CloudTrailEncrypt")
+    error_message = "The key policy does not admit the module's trail."
+  }
+}
+
+run "a_created_and_an_existing_trail_at_once_are_refused" {
+  command = plan
+
+  variables {
+    cloudtrail_arn = "arn:aws:cloudtrail:us-east-1:999988887777:trail/organization"
+  }
+
+  expect_failures = [var.cloudtrail_arn]
+}

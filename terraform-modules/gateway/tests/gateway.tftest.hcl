@@ -152,3 +152,103 @@ run "bedrock_routes_environment_and_arns_follow_the_provider_region" {
     error_message = "The task policy names another region."
   }
 }
+
+run "without_a_gpu_tier_no_model_route_secret_or_grant" {
+  command = plan
+
+  variables {
+    llm_api_key_secret_arn = ""
+  }
+
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_master_key_secret_02A4AFDE
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:us-west-2:444455556666:secret:master-AbCdEf"
+    }
+  }
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_salt_key_secret_0AD34069
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:us-west-2:444455556666:secret:salt-AbCdEf"
+    }
+  }
+  override_resource {
+    target          = aws_cloudwatch_log_group.gateway_log_group_39D613DA
+    override_during = plan
+    values = {
+      arn = "arn:aws:logs:us-west-2:444455556666:log-group:proxy"
+    }
+  }
+
+  assert {
+    condition = alltrue([for task in [aws_ecs_task_definition.gateway_task_E6563306, aws_ecs_task_definition.gateway_migration_task_4D8D9699] :
+    !contains([for s in jsondecode(task.container_definitions)[0].secrets : s.name], "VLLM_API_KEY")])
+    error_message = "A task without a GPU tier still gets the model's API key."
+  }
+  assert {
+    condition = alltrue([for task in [aws_ecs_task_definition.gateway_task_E6563306, aws_ecs_task_definition.gateway_migration_task_4D8D9699] :
+    !strcontains(task.container_definitions, "hosted_vllm/") && !strcontains(task.container_definitions, "deepseek-r1-7b")])
+    error_message = "The LiteLLM config still routes (or falls back) to the self-hosted model."
+  }
+  assert {
+    condition     = strcontains(aws_ecs_task_definition.gateway_task_E6563306.container_definitions, "bedrock/")
+    error_message = "The Bedrock routes were left out with the self-hosted one."
+  }
+  assert {
+    condition = (length(jsondecode(aws_iam_role_policy.gateway_execution_role_policy_813CAEF2.policy).Statement[1].Resource) == 4
+    && !strcontains(aws_iam_role_policy.gateway_execution_role_policy_813CAEF2.policy, "vllm"))
+    error_message = "The execution role may still read a model secret."
+  }
+}
+
+run "with_a_gpu_tier_the_task_reads_the_model_secret" {
+  command = plan
+
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_master_key_secret_02A4AFDE
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:us-west-2:444455556666:secret:master-AbCdEf"
+    }
+  }
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_salt_key_secret_0AD34069
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:us-west-2:444455556666:secret:salt-AbCdEf"
+    }
+  }
+  override_resource {
+    target          = aws_cloudwatch_log_group.gateway_log_group_39D613DA
+    override_during = plan
+    values = {
+      arn = "arn:aws:logs:us-west-2:444455556666:log-group:proxy"
+    }
+  }
+
+  assert {
+    condition = contains(jsondecode(aws_ecs_task_definition.gateway_task_E6563306.container_definitions)[0].secrets,
+    { name = "VLLM_API_KEY", valueFrom = var.llm_api_key_secret_arn })
+    error_message = "The task does not get the model's API key from the llm module's secret."
+  }
+  assert {
+    condition     = strcontains(aws_ecs_task_definition.gateway_task_E6563306.container_definitions, "hosted_vllm/")
+    error_message = "The self-hosted route is missing although a GPU tier is given."
+  }
+  assert {
+    condition     = contains(jsondecode(aws_iam_role_policy.gateway_execution_role_policy_813CAEF2.policy).Statement[1].Resource, var.llm_api_key_secret_arn)
+    error_message = "The execution role may not read the model secret."
+  }
+}
+
+run "a_model_secret_of_another_service_is_refused" {
+  command = plan
+
+  variables {
+    llm_api_key_secret_arn = "arn:aws:ssm:us-west-2:444455556666:parameter/vllm-api-key"
+  }
+
+  expect_failures = [var.llm_api_key_secret_arn]
+}

@@ -100,3 +100,77 @@ run "a_worker_concurrency_sqs_refuses_is_refused" {
 
   expect_failures = [var.worker_concurrency]
 }
+
+run "without_a_custom_domain_clients_use_the_stage_url" {
+  command = plan
+
+  override_resource {
+    target          = aws_apigatewayv2_api.realtime_api_33613772
+    override_during = plan
+    values = {
+      id            = "abc123"
+      execution_arn = "arn:aws:execute-api:eu-west-2:444455556666:abc123"
+    }
+  }
+
+  variables {
+    domain_name     = ""
+    certificate_arn = ""
+  }
+
+  assert {
+    condition     = length(aws_apigatewayv2_domain_name.realtime_custom_domain_801721B9) == 0 && length(aws_apigatewayv2_api_mapping.realtime_custom_domain_mapping_6B742093) == 0
+    error_message = "A domain name or API mapping is planned without a custom domain."
+  }
+  assert {
+    condition     = output.websocket_url == "wss://abc123.execute-api.eu-west-2.amazonaws.com/live" && output.custom_domain_target == null
+    error_message = "Without a custom domain the outputs do not give the stage's invoke URL."
+  }
+  assert {
+    condition = alltrue([for f in [aws_lambda_function.realtime_worker_105E8F74, aws_lambda_function.realtime_message_31A24C53] :
+    f.environment[0].variables["WEBSOCKET_ENDPOINT"] == "https://abc123.execute-api.eu-west-2.amazonaws.com/live"])
+    error_message = "The functions do not post to the API's own management endpoint."
+  }
+}
+
+run "a_custom_domain_is_mapped_to_the_stage" {
+  command = plan
+
+  override_resource {
+    target          = aws_apigatewayv2_api.realtime_api_33613772
+    override_during = plan
+    values = {
+      id            = "abc123"
+      execution_arn = "arn:aws:execute-api:eu-west-2:444455556666:abc123"
+    }
+  }
+
+  variables {
+    domain_name     = "chat.acme.example"
+    certificate_arn = "arn:aws:acm:eu-west-2:444455556666:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_domain_name.realtime_custom_domain_801721B9[0].domain_name == "chat.acme.example" && aws_apigatewayv2_api_mapping.realtime_custom_domain_mapping_6B742093[0].stage == "live"
+    error_message = "The custom domain is not created and mapped to the stage."
+  }
+  assert {
+    condition     = output.websocket_url == "wss://chat.acme.example"
+    error_message = "The WebSocket URL is not the custom domain's."
+  }
+  assert {
+    condition     = aws_lambda_function.realtime_worker_105E8F74.environment[0].variables["WEBSOCKET_ENDPOINT"] == "https://abc123.execute-api.eu-west-2.amazonaws.com/live"
+    error_message = "The worker does not post to the API's management endpoint."
+  }
+}
+
+run "a_custom_domain_without_a_certificate_is_refused" {
+  command = plan
+
+  variables {
+    domain_name     = "chat.acme.example"
+    certificate_arn = ""
+  }
+
+  expect_failures = [var.certificate_arn]
+}
