@@ -598,7 +598,7 @@ ONE_TRAIL_RULE = ("!(var.create_cloudtrail && var.cloudtrail_arn != \"\")",
 def existing_trail(stack: Construct, env: Environment, created: Cloudtrail | None, switch: bool | Any) -> str:
     """The trail recording the account: the module's while create_cloudtrail, else the caller's
     cloudtrail_arn (empty: none named)."""
-    variables = ModuleVariables(stack, len(env.network.availability_zones), {})
+    variables = ModuleVariables(stack, {})
     given = variables.declare("cloudtrail_arn", "string", "", "ARN of the account's existing trail (e.g. the "
                               "organization's), only with create_cloudtrail = false; given back as the cloudtrail_arn "
                               "output", (CLOUDTRAIL_ARN_RULE, ONE_TRAIL_RULE)).string_value
@@ -617,7 +617,7 @@ ONE_WEB_ACL_RULE = ("var.create_waf != (var.web_acl_arn != \"\")",
 def waf_choice(stack: Construct, env: Environment) -> WafChoice:
     """The edge's web ACL, named as terraform-aws-modules name such switches: created, or one of
     the caller's attached (the ALB is never without one)."""
-    variables = ModuleVariables(stack, len(env.network.availability_zones), {})
+    variables = ModuleVariables(stack, {})
     create = variables.declare("create_waf", "bool", True, "Create the WAF web ACL (managed rules, rate limit, body "
                                "size) and its logging; false: attach web_acl_arn, whose logging is its owner's", ())
     arn = variables.declare("web_acl_arn", "string", "", "ARN of an existing regional WAFv2 web ACL to attach to "
