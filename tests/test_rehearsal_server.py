@@ -33,10 +33,16 @@ def _touched_classes() -> list[type]:
     from moto.elasticache.responses import ElastiCacheResponse
     from moto.logs.responses import LogsResponse
     from moto.stepfunctions.responses import StepFunctionResponse
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.awslambda.models import LambdaFunction
+    from moto.ec2.models.security_groups import SecurityGroupRule
+    from moto.kms import utils as kms_utils
+    from moto.secretsmanager.models import FakeSecret
 
     return [DomainName, ApplicationAutoScalingResponse, BackupResponse, CloudWatchResponse, CognitoIdpResponse,
             ECRResponse, EC2ContainerServiceResponse, ElastiCacheBackend, ElastiCacheResponse, LogsResponse,
-            StepFunctionResponse]
+            StepFunctionResponse, AutoScalingResponse, LambdaFunction, SecurityGroupRule, kms_utils,
+            FakeSecret]  # type: ignore[list-item]  # a module's functions are restored like a class's
 
 
 @pytest.fixture
@@ -309,3 +315,112 @@ def test_ecs_services_keep_their_settings(correct) -> None:
     assert {key: after.get(key) for key in settings} == settings and "launchType" not in after
     assert error_code(ecs.create_service, cluster="c", serviceName="both", launchType="FARGATE", **settings) \
         == "InvalidParameterException"
+
+
+def regional(service: str, region: str) -> Any:
+    return boto3.client(service, region_name=region, aws_access_key_id="test", aws_secret_access_key="test")
+
+
+@mock_aws
+def test_multi_region_keys_decrypt_what_they_encrypted_in_either_region(correct) -> None:
+    primary = regional("kms", "us-west-2").create_key(MultiRegion=True)["KeyMetadata"]
+    regional("kms", "us-west-2").replicate_key(KeyId=primary["KeyId"], ReplicaRegion="us-east-1")
+
+    def data_key() -> bytes:
+        return bytes(regional("kms", "us-west-2").generate_data_key(
+            KeyId=primary["Arn"], KeySpec="AES_256", EncryptionContext={"userSession": "u#s"})["CiphertextBlob"])
+
+    assert error_code(regional("kms", "us-west-2").decrypt, CiphertextBlob=data_key(),
+                      EncryptionContext={"userSession": "u#s"}) == "AccessDeniedException"
+    correct("kms-multi-region-ciphertext")
+    blob = data_key()
+    for region in ("us-west-2", "us-east-1"):
+        answer = regional("kms", region).decrypt(CiphertextBlob=blob, EncryptionContext={"userSession": "u#s"})
+        assert answer["KeyId"] == primary["Arn"].replace("us-west-2", region)
+    assert error_code(regional("kms", "us-west-2").decrypt, CiphertextBlob=blob,
+                      EncryptionContext={"userSession": "other"}) == "InvalidCiphertextException"
+    single = regional("kms", "us-west-2").create_key()["KeyMetadata"]["Arn"]
+    sealed = regional("kms", "us-west-2").encrypt(KeyId=single, Plaintext=b"x")["CiphertextBlob"]
+    assert regional("kms", "us-west-2").decrypt(CiphertextBlob=sealed)["Plaintext"] == b"x"
+
+
+@mock_aws
+def test_a_secrets_replica_reports_its_own_key(correct) -> None:
+    key = regional("kms", "us-east-1").create_key()["KeyMetadata"]["Arn"]
+    secrets = regional("secretsmanager", "us-west-2")
+
+    def replica_key(name: str) -> str:
+        secrets.create_secret(Name=name, SecretString="s", AddReplicaRegions=[{"Region": "us-east-1", "KmsKeyId": key}])
+        return str(secrets.describe_secret(SecretId=name)["ReplicationStatus"][0]["KmsKeyId"])
+
+    assert replica_key("before") == "alias/aws/secretsmanager"
+    correct("secretsmanager-replica-kms-key")
+    assert replica_key("after") == key
+    secrets.create_secret(Name="default", SecretString="s", AddReplicaRegions=[{"Region": "us-east-1"}])
+    assert secrets.describe_secret(SecretId="default")["ReplicationStatus"][0]["KmsKeyId"] == "alias/aws/secretsmanager"
+
+
+@mock_aws
+def test_a_rule_referencing_a_group_keeps_its_description(correct) -> None:
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    app, db = (ec2.create_security_group(GroupName=n, Description=n, VpcId=vpc)["GroupId"] for n in ("app", "db"))
+
+    def described(port: int) -> Any:
+        rule = ec2.authorize_security_group_ingress(GroupId=db, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+            "UserIdGroupPairs": [{"GroupId": app, "Description": "from app"}]}])["SecurityGroupRules"][0]
+        found = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+        return found["SecurityGroupRules"][0].get("Description")
+
+    assert described(5432) is None
+    correct("sg-rule-referenced-group-description")
+    assert described(6379) == "from app"
+
+
+def _zip() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+@mock_aws
+def test_functions_keep_their_logging_config(correct) -> None:
+    role = client("iam").create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    functions = client("lambda")
+    logging = {"LogFormat": "JSON", "LogGroup": "/llmlite/dev/worker"}
+
+    def created(name: str, **extra: Any) -> Any:
+        functions.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="index.handler",
+                                  Code={"ZipFile": _zip()}, **extra)
+        return functions.get_function_configuration(FunctionName=name).get("LoggingConfig")
+
+    assert created("before", LoggingConfig=logging) is None
+    correct("lambda-logging-config")
+    assert created("after", LoggingConfig=logging) == logging
+    assert created("default") == {"LogFormat": "Text", "LogGroup": "/aws/lambda/default"}
+    functions.update_function_configuration(FunctionName="default", LoggingConfig=logging)
+    assert functions.get_function_configuration(FunctionName="default")["LoggingConfig"] == logging
+
+
+@mock_aws
+def test_scaling_policies_keep_enabled(correct) -> None:
+    autoscaling = client("autoscaling")
+    autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId="ami-12c6146b",
+                                            InstanceType="t3.micro")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName="g", LaunchConfigurationName="lc", MinSize=0,
+                                          MaxSize=1, AvailabilityZones=[f"{REGION}a"])
+
+    def enabled(name: str, **extra: Any) -> Any:
+        autoscaling.put_scaling_policy(AutoScalingGroupName="g", PolicyName=name, PolicyType="SimpleScaling",
+                                       AdjustmentType="ChangeInCapacity", ScalingAdjustment=1, **extra)
+        return autoscaling.describe_policies(PolicyNames=[name])["ScalingPolicies"][0].get("Enabled")
+
+    assert not enabled("before")
+    correct("autoscaling-policy-enabled")
+    assert enabled("after") is True
+    assert enabled("off", Enabled=False) is False

@@ -188,11 +188,6 @@ def changes(before: dict[str, Any], after: dict[str, Any], unknown: dict[str, An
 SG_RULE_TYPES = ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
 
 
-def _referenced_group_rule_description(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return (type_ in SG_RULE_TYPES and set(changed) == {"description"} and not changed["description"][0]
-            and bool(before.get("referenced_security_group_id")))
-
-
 def _default_instance_warmup(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return type_ == "aws_autoscaling_group" and set(changed) == {"default_instance_warmup"} and not changed[
         "default_instance_warmup"][0]
@@ -208,10 +203,6 @@ def _instance_maintenance_policy(type_: str, changed: dict[str, tuple[Any, Any]]
             and _empty(changed["instance_maintenance_policy"][0]))
 
 
-def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_autoscaling_policy" and changed == {"enabled": (False, True)}
-
-
 def _performance_insights(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return (type_ == "aws_db_instance" and bool(changed) and set(changed) <= {
         "performance_insights_enabled", "performance_insights_kms_key_id", "performance_insights_retention_period"}
@@ -220,10 +211,6 @@ def _performance_insights(type_: str, changed: dict[str, tuple[Any, Any]], befor
 
 def _parameters_without_source(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     return type_ == "aws_db_parameter_group" and set(changed) == {"parameter"} and not changed["parameter"][0]
-
-
-def _lambda_logging_config(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_lambda_function" and set(changed) == {"logging_config"} and not changed["logging_config"][0]
 
 
 def _same_json(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
@@ -280,9 +267,10 @@ DIFFERENCES: tuple[Difference, ...] = (
         "A rule that references another security group reads back without its description: the plan "
         "after apply wants to add it again.",
         "moto/ec2/models/security_groups.py `SecurityGroupRule.description` returns "
-        "`ip_range.get(\"Description\")`, and a rule with a referenced group has no IP range; AWS "
-        "returns the description of every rule (EC2 API, SecurityGroupRule.Description).",
-        drift=_referenced_group_rule_description),
+        "`ip_range.get(\"Description\")`, and a rule with a referenced group has no IP range (its "
+        "description is kept in the group pair); AWS returns the description of every rule (EC2 API, "
+        "SecurityGroupRule.Description). The rehearsal's server reads the pair's description.",
+        corrected=True),
     Difference(
         "autoscaling-default-instance-warmup", "aws_autoscaling_group",
         "The group reads back `default_instance_warmup = 0`: the plan after apply sets it again.",
@@ -341,12 +329,11 @@ DIFFERENCES: tuple[Difference, ...] = (
         retry_destroy=("Error: deleting VPC Security Group Rule", r"InvalidPermission\.NotFound")),
     Difference(
         "autoscaling-policy-enabled", "aws_autoscaling_policy",
-        "Every scaling policy reads back disabled (and with an empty predictive block): the plan enables it "
-        "again.",
+        "Every scaling policy reads back disabled: the plan enables it again.",
         "moto/autoscaling/models.py `FakeScalingPolicy` keeps no Enabled flag (DescribePolicies omits it, so "
-        "it reads false), and responses.py stores an absent PredictiveScalingConfiguration as `{}`; AWS "
-        "returns Enabled=true for an enabled policy (Auto Scaling API, ScalingPolicy.Enabled).",
-        drift=_scaling_policy_enabled),
+        "it reads false); AWS keeps Enabled, true unless the request says false (Auto Scaling API, "
+        "PutScalingPolicy, ScalingPolicy.Enabled). The rehearsal's server keeps it.",
+        corrected=True),
     Difference(
         "launch-template-own-tags", "aws_launch_template",
         "The template's own tags (resource type `launch-template`, from default_tags) read back as part of "
@@ -412,6 +399,24 @@ DIFFERENCES: tuple[Difference, ...] = (
         "configured; AWS reports AVAILABLE with the endpoint and omits an absent mutual TLS (API Gateway v2 "
         "API, DomainName, DomainNameConfiguration). The rehearsal's server answers so; the API mappings are "
         "moto's own.",
+        corrected=True),
+    Difference(
+        "kms-multi-region-ciphertext", "aws_kms_key (multi-Region) / aws_kms_replica_key",
+        "Decrypting a data key generated under a multi-Region key fails with AccessDeniedException (the "
+        "realtime history check of prod-us).",
+        "moto/kms/utils.py packs the key id into a 36-byte ciphertext header (KEY_ID_LEN = 36), so a "
+        "multi-Region key's 40-character `mrk-…` id is cut short and `decrypt` finds no such key; AWS "
+        "decrypts with the key the ciphertext names, in the primary's or a replica's region (KMS API, "
+        "Decrypt; KMS developer guide, multi-Region keys). The rehearsal's server packs 40 bytes.",
+        corrected=True),
+    Difference(
+        "secretsmanager-replica-kms-key", "aws_secretsmanager_secret (replica)",
+        "A replicated secret's replica reads back with the AWS managed key: the plan sets the replica's "
+        "KMS key again.",
+        "moto/secretsmanager/models.py `ReplicaSecret.config` reports KmsKeyId `alias/aws/secretsmanager` "
+        "whatever AddReplicaRegions gave; AWS's DescribeSecret reports the replica's key as set (Secrets "
+        "Manager API, DescribeSecret ReplicationStatus, ReplicationStatusType.KmsKeyId). The rehearsal's "
+        "server keeps the requested key.",
         corrected=True),
     Difference(
         "kms-replica-key-policy", "aws_kms_replica_key",
@@ -487,8 +492,10 @@ DIFFERENCES: tuple[Difference, ...] = (
         "Functions read back without their logging configuration (JSON format, log group): the plan sets "
         "it again.",
         "moto/awslambda/models.py keeps no LoggingConfig (CreateFunction drops it, GetFunction omits it); "
-        "AWS returns it (Lambda API, FunctionConfiguration.LoggingConfig).",
-        drift=_lambda_logging_config),
+        "AWS returns it, its log group defaulting to /aws/lambda/<name> and its format to Text (Lambda API, "
+        "FunctionConfiguration.LoggingConfig, LoggingConfig). The rehearsal's server keeps it on create and "
+        "update.",
+        corrected=True),
     Difference(
         "sqs-redrive-policy-format", "aws_sqs_queue",
         "The redrive policy reads back as the same JSON with other spacing: the plan rewrites it "

@@ -616,6 +616,127 @@ def ecs_service_settings() -> None:
         return answer
 
     EC2ContainerServiceResponse.create_service = create_service
+
+# --- KMS, Secrets Manager -------------------------------------------------------------------
+
+MRK_KEY_ID_BYTES = 40  # "mrk-" and a 36-character UUID
+
+
+def kms_multi_region_ciphertext() -> None:
+    """moto's ciphertext header holds a 36-byte key id (moto/kms/utils.py KEY_ID_LEN), so a
+    multi-Region key's 40-character `mrk-…` id is cut short and Decrypt finds no key
+    (AccessDeniedException). AWS decrypts with the key named in the ciphertext's metadata, and
+    any related multi-Region key can decrypt it
+    (https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html,
+    https://docs.aws.amazon.com/kms/latest/developerguide/multi-region-keys-overview.html).
+    The header holds 40 bytes, padded."""
+    import struct
+
+    from moto.kms import utils
+
+    header_format = f">{MRK_KEY_ID_BYTES}s{utils.IV_LEN}s{utils.TAG_LEN}s"
+    header_bytes = struct.calcsize(header_format)
+
+    def serialize(ciphertext: Any) -> bytes:
+        header = struct.pack(header_format, ciphertext.key_id.encode("utf-8"), ciphertext.iv, ciphertext.tag)
+        return header + ciphertext.ciphertext  # type: ignore[no-any-return]
+
+    def deserialize(ciphertext_blob: bytes) -> Any:
+        key_id, iv, tag = struct.unpack(header_format, ciphertext_blob[:header_bytes])
+        return utils.Ciphertext(key_id=key_id.rstrip(b"\0").decode("utf-8"), iv=iv, tag=tag,
+                                ciphertext=ciphertext_blob[header_bytes:])
+
+    utils._serialize_ciphertext_blob = serialize
+    utils._deserialize_ciphertext_blob = deserialize
+
+
+def secretsmanager_replica_kms_key() -> None:
+    """A secret's replica reports the KMS key it was replicated with: DescribeSecret's
+    ReplicationStatus[].KmsKeyId is the key given in AddReplicaRegions/ReplicaRegionType
+    (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html,
+    API_ReplicationStatusType.html, API_ReplicaRegionType.html). moto's `ReplicaSecret.config`
+    always reports `alias/aws/secretsmanager`."""
+    from moto.secretsmanager.models import FakeSecret
+
+    create_replicas = FakeSecret.create_replicas
+
+    def create_replicas_with_their_keys(self: Any, replica_regions: list[dict[str, str]],
+                                        force_overwrite: bool) -> Any:
+        replicas = create_replicas(self, replica_regions, force_overwrite=force_overwrite)
+        for replica, wanted in zip(replicas, replica_regions or []):
+            if wanted.get("KmsKeyId"):
+                replica.config["KmsKeyId"] = wanted["KmsKeyId"]
+        return replicas
+
+    FakeSecret.create_replicas = create_replicas_with_their_keys
+
+
+# --- EC2, Lambda, Auto Scaling --------------------------------------------------------------
+
+
+def ec2_referenced_group_rule_description() -> None:
+    """A rule that references a security group (or a prefix list) keeps its description: moto's
+    `SecurityGroupRule.description` reads only the IP range, which such a rule lacks. AWS
+    returns every rule's description
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SecurityGroupRule.html,
+    API_UserIdGroupPair.html Description)."""
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    def description(self: Any) -> str | None:
+        return self.ip_range.get("Description") or self.source_group.get("Description")
+
+    SecurityGroupRule.description = property(description)
+
+
+def lambda_logging_config() -> None:
+    """CreateFunction and UpdateFunctionConfiguration keep the LoggingConfig, and the function's
+    configuration returns it, its log group defaulting to /aws/lambda/<name> and its format
+    to Text (https://docs.aws.amazon.com/lambda/latest/api/API_LoggingConfig.html,
+    API_FunctionConfiguration.html LoggingConfig). moto drops it."""
+    from moto.awslambda.models import LambdaFunction
+
+    init, configuration, update = (LambdaFunction.__init__, LambdaFunction.get_configuration,
+                                   LambdaFunction.update_configuration)
+
+    def with_logging_config(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        init(self, account_id, spec, *args, **kwargs)
+        self.logging_config = dict(spec.get("LoggingConfig") or {})
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = configuration(self, *args, **kwargs)
+        given = getattr(self, "logging_config", {})
+        answer["LoggingConfig"] = {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{self.function_name}", **given}
+        return answer  # type: ignore[no-any-return]
+
+    def update_configuration(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+        if config_updates.get("LoggingConfig") is not None:
+            self.logging_config = dict(config_updates["LoggingConfig"])
+        return update(self, config_updates)  # type: ignore[no-any-return]
+
+    LambdaFunction.__init__ = with_logging_config
+    LambdaFunction.get_configuration = get_configuration
+    LambdaFunction.update_configuration = update_configuration
+
+
+def autoscaling_policy_enabled() -> None:
+    """PutScalingPolicy keeps Enabled (true unless the request says false) and DescribePolicies
+    returns it (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutScalingPolicy.html,
+    API_ScalingPolicy.html Enabled). moto's FakeScalingPolicy has no Enabled, which reads false."""
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    put = AutoScalingResponse.put_scaling_policy
+
+    def put_scaling_policy(self: Any) -> Any:
+        answer = put(self)
+        enabled = self._get_param("Enabled")
+        with _LOCK:
+            policy = self.autoscaling_backend.policies[self._get_param("PolicyName")]
+            policy.enabled = enabled not in (False, "false")
+        return answer
+
+    AutoScalingResponse.put_scaling_policy = put_scaling_policy
+
+
 def ec2_requests_one_at_a_time() -> None:
     """moto's server answers each request on its own thread (werkzeug `threaded=True`,
     moto/server.py), and the EC2 backend's models are plain dicts and lists changed without a
@@ -657,6 +778,11 @@ CORRECTIONS: dict[str, Callable[[], None]] = {
     "ecr-pull-through-cache-rule": ecr_pull_through_cache_rules,
     "ecs-service-settings": ecs_service_settings,
     "ec2-requests-not-atomic": ec2_requests_one_at_a_time,
+    "kms-multi-region-ciphertext": kms_multi_region_ciphertext,
+    "secretsmanager-replica-kms-key": secretsmanager_replica_kms_key,
+    "sg-rule-referenced-group-description": ec2_referenced_group_rule_description,
+    "lambda-logging-config": lambda_logging_config,
+    "autoscaling-policy-enabled": autoscaling_policy_enabled,
 }
 
 
