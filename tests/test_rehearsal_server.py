@@ -38,11 +38,14 @@ def _touched_classes() -> list[type]:
     from moto.ec2.models.security_groups import SecurityGroupRule
     from moto.kms import utils as kms_utils
     from moto.secretsmanager.models import FakeSecret
+    from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.kms.responses import KmsResponse
+    from moto.route53.responses import Route53
 
     return [DomainName, ApplicationAutoScalingResponse, BackupResponse, CloudWatchResponse, CognitoIdpResponse,
             ECRResponse, EC2ContainerServiceResponse, ElastiCacheBackend, ElastiCacheResponse, LogsResponse,
             StepFunctionResponse, AutoScalingResponse, LambdaFunction, SecurityGroupRule, kms_utils,
-            FakeSecret]  # type: ignore[list-item]  # a module's functions are restored like a class's
+            FakeSecret, FakeAutoScalingGroup, KmsResponse, Route53]  # type: ignore[list-item]  # a module's functions are restored like a class's
 
 
 @pytest.fixture
@@ -407,13 +410,17 @@ def test_functions_keep_their_logging_config(correct) -> None:
     assert functions.get_function_configuration(FunctionName="default")["LoggingConfig"] == logging
 
 
+def _group_with(autoscaling: Any, name: str, **settings: Any) -> None:
+    autoscaling.create_launch_configuration(LaunchConfigurationName=name, ImageId="ami-12c6146b",
+                                            InstanceType="t3.micro")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0,
+                                          MaxSize=1, AvailabilityZones=[f"{REGION}a"], **settings)
+
+
 @mock_aws
 def test_scaling_policies_keep_enabled(correct) -> None:
     autoscaling = client("autoscaling")
-    autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId="ami-12c6146b",
-                                            InstanceType="t3.micro")
-    autoscaling.create_auto_scaling_group(AutoScalingGroupName="g", LaunchConfigurationName="lc", MinSize=0,
-                                          MaxSize=1, AvailabilityZones=[f"{REGION}a"])
+    _group_with(autoscaling, "g")
 
     def enabled(name: str, **extra: Any) -> Any:
         autoscaling.put_scaling_policy(AutoScalingGroupName="g", PolicyName=name, PolicyType="SimpleScaling",
@@ -424,3 +431,82 @@ def test_scaling_policies_keep_enabled(correct) -> None:
     correct("autoscaling-policy-enabled")
     assert enabled("after") is True
     assert enabled("off", Enabled=False) is False
+
+
+@mock_aws
+def test_groups_keep_their_warmup_and_maintenance_policy(correct) -> None:
+    autoscaling = client("autoscaling")
+    settings = {"DefaultInstanceWarmup": 300, "InstanceMaintenancePolicy": {"MinHealthyPercentage": 90,
+                                                                             "MaxHealthyPercentage": 120}}
+
+    def described(name: str) -> Any:
+        _group_with(autoscaling, name, **settings)
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        return {key: group.get(key) for key in settings}
+
+    assert described("before") == {"DefaultInstanceWarmup": None, "InstanceMaintenancePolicy": None}
+    correct("autoscaling-group-settings")
+    assert described("after") == settings
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="after", DefaultInstanceWarmup=60)
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["after"])["AutoScalingGroups"][0]
+    assert (group["DefaultInstanceWarmup"], group["InstanceMaintenancePolicy"]) == (
+        60, settings["InstanceMaintenancePolicy"])
+
+
+@mock_aws
+def test_an_update_that_names_no_policy_keeps_the_mixed_instances_policy(correct) -> None:
+    ec2, autoscaling = client("ec2"), client("autoscaling")
+    template = ec2.create_launch_template(LaunchTemplateName="gpu", LaunchTemplateData={
+        "ImageId": "ami-12c6146b"})["LaunchTemplate"]["LaunchTemplateId"]
+    policy = {"LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": template, "Version": "1"},
+                                 "Overrides": [{"InstanceType": "g5.xlarge"}, {"InstanceType": "g6.xlarge"}]}}
+
+    def after_update(name: str) -> Any:
+        autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, MixedInstancesPolicy=policy, MinSize=0,
+                                              MaxSize=1, AvailabilityZones=[f"{REGION}a"])
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, DesiredCapacity=1)
+        return autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0].get(
+            "MixedInstancesPolicy")
+
+    assert not after_update("before")
+    correct("autoscaling-update-clears-mixed-instances-policy")
+    kept = after_update("after")
+    assert [o["InstanceType"] for o in kept["LaunchTemplate"]["Overrides"]] == ["g5.xlarge", "g6.xlarge"]
+
+
+@mock_aws
+def test_a_zone_created_with_a_vpc_is_private(correct) -> None:
+    vpc = client("ec2").create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    route53 = client("route53")
+
+    def zone(name: str) -> Any:
+        created = route53.create_hosted_zone(Name=name, CallerReference=name, VPC={"VPCRegion": REGION, "VPCId": vpc})
+        return route53.get_hosted_zone(Id=created["HostedZone"]["Id"])
+
+    assert zone("before.internal.").get("VPCs") is None
+    correct("route53-private-zone-vpc")
+    after = zone("after.internal.")
+    assert after["HostedZone"]["Config"]["PrivateZone"] is True
+    assert [v["VPCId"] for v in after["VPCs"]] == [vpc]
+    public = route53.create_hosted_zone(Name="example.com.", CallerReference="public")["HostedZone"]
+    assert public["Config"]["PrivateZone"] is False
+
+
+@mock_aws
+def test_a_replica_key_gets_the_requests_description_policy_and_tags(correct) -> None:
+    kms = regional("kms", "us-west-2")
+    primary = kms.create_key(MultiRegion=True, Description="primary")["KeyMetadata"]["KeyId"]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Sid": "replica", "Effect": "Allow", "Principal": {
+        "AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"}]})
+    request = {"Description": "replica", "Policy": policy, "Tags": [{"TagKey": "Project", "TagValue": "x"}]}
+
+    def replica(region: str) -> Any:
+        answer = kms.replicate_key(KeyId=primary, ReplicaRegion=region, **request)
+        there = regional("kms", region)
+        return (answer["ReplicaKeyMetadata"]["Description"], there.describe_key(KeyId=primary)["KeyMetadata"][
+            "Description"], there.get_key_policy(KeyId=primary, PolicyName="default")["Policy"], there.list_resource_tags(KeyId=primary)["Tags"])
+
+    assert replica("us-east-1")[1:] != ("replica", policy, request["Tags"])
+    correct("kms-replicate-key-request")
+    assert replica("us-east-2") == ("replica", "replica", policy, request["Tags"])
+    assert kms.describe_key(KeyId=primary)["KeyMetadata"]["Description"] == "primary"

@@ -106,32 +106,8 @@ def _backup_vaults_kept_on_destroy(doc: Doc, seeded: Seeded) -> int:
     return len(vaults)
 
 
-def _replica_key_policy(doc: Doc, seeded: Seeded) -> int:
-    """Give each replica key its primary's policy: moto's replica always carries the primary's."""
-    keys = doc.get("resource", {}).get("aws_kms_key", {})
-    count = 0
-    for block in doc.get("resource", {}).get("aws_kms_replica_key", {}).values():
-        primary = re.fullmatch(r"\$\{aws_kms_key\.([A-Za-z0-9_-]+)\.arn\}", block.get("primary_key_arn", ""))
-        if primary and "policy" in block and keys.get(primary.group(1), {}).get("policy"):
-            block["policy"] = keys[primary.group(1)]["policy"]
-            count += 1
-    return count
 
 
-def _replica_key_tags(doc: Doc, seeded: Seeded) -> int:
-    """Rehearse replica keys untagged: drop their tags, and the default tags of a provider that
-    serves nothing but replica keys (so every other resource keeps its tags)."""
-    resources = doc.get("resource", {})
-    replicas = resources.get("aws_kms_replica_key", {})
-    count = sum(block.pop("tags", None) is not None for block in replicas.values())
-    aliases = {block["provider"].removeprefix("aws.") for block in replicas.values() if "provider" in block}
-    others = {block.get("provider", "aws").removeprefix("aws.")
-              for type_, blocks in [*resources.items(), *doc.get("data", {}).items()]
-              if type_ != "aws_kms_replica_key" for block in blocks.values()}
-    for provider in doc.get("provider", {}).get("aws", []):
-        if provider.get("alias") in aliases - others and provider.pop("default_tags", None) is not None:
-            count += 1
-    return count
 
 
 def _dynamodb_replicas(doc: Doc, seeded: Seeded) -> int:
@@ -188,19 +164,10 @@ def changes(before: dict[str, Any], after: dict[str, Any], unknown: dict[str, An
 SG_RULE_TYPES = ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
 
 
-def _default_instance_warmup(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_autoscaling_group" and set(changed) == {"default_instance_warmup"} and not changed[
-        "default_instance_warmup"][0]
 
 
-def _mixed_instances_policy_cleared(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return (type_ == "aws_autoscaling_group" and set(changed) == {"mixed_instances_policy"}
-            and _empty(changed["mixed_instances_policy"][0]) and bool(before.get("initial_lifecycle_hook")))
 
 
-def _instance_maintenance_policy(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return (type_ == "aws_autoscaling_group" and set(changed) == {"instance_maintenance_policy"}
-            and _empty(changed["instance_maintenance_policy"][0]))
 
 
 def _performance_insights(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
@@ -223,8 +190,6 @@ def _same_json(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str
         return False
 
 
-def _zone_vpc_dropped(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_route53_zone" and set(changed) == {"vpc"} and not changed["vpc"][0]
 
 
 def _launch_template_own_tags(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
@@ -234,8 +199,6 @@ def _launch_template_own_tags(type_: str, changed: dict[str, tuple[Any, Any]], b
     return [t for t in was or [] if t.get("resource_type") != "launch-template"] == (wanted or [])
 
 
-def _replica_key_description(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_kms_replica_key" and set(changed) == {"description"}
 
 
 DIFFERENCES: tuple[Difference, ...] = (
@@ -272,12 +235,14 @@ DIFFERENCES: tuple[Difference, ...] = (
         "SecurityGroupRule.Description). The rehearsal's server reads the pair's description.",
         corrected=True),
     Difference(
-        "autoscaling-default-instance-warmup", "aws_autoscaling_group",
-        "The group reads back `default_instance_warmup = 0`: the plan after apply sets it again.",
-        "moto/autoscaling (models.py, responses.py) has no DefaultInstanceWarmup: CreateAutoScalingGroup "
-        "drops it and DescribeAutoScalingGroups never returns it; AWS returns what was set (Auto Scaling API, "
-        "AutoScalingGroup.DefaultInstanceWarmup).",
-        drift=_default_instance_warmup),
+        "autoscaling-group-settings", "aws_autoscaling_group",
+        "The group reads back with `default_instance_warmup = 0` and without its instance maintenance policy: "
+        "the plan after apply sets them again.",
+        "moto/autoscaling (models.py, responses.py) has no DefaultInstanceWarmup or InstanceMaintenancePolicy: "
+        "CreateAutoScalingGroup and UpdateAutoScalingGroup drop them and DescribeAutoScalingGroups never "
+        "returns them; AWS returns what was set (Auto Scaling API, AutoScalingGroup.DefaultInstanceWarmup, "
+        "InstanceMaintenancePolicy). The rehearsal's server keeps both.",
+        corrected=True),
     Difference(
         "autoscaling-update-clears-mixed-instances-policy", "aws_autoscaling_group",
         "A group with an initial lifecycle hook reads back without its mixed instances policy: the plan "
@@ -287,8 +252,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "(internal/service/autoscaling/group.go, resourceGroupCreate); moto/autoscaling/models.py "
         "`FakeAutoScalingGroup.update` assigns the request's policy unconditionally, so the absent one "
         "clears it. AWS changes only the parameters an update names (Auto Scaling API, "
-        "UpdateAutoScalingGroup).",
-        drift=_mixed_instances_policy_cleared),
+        "UpdateAutoScalingGroup). The rehearsal's server keeps the policy an update does not name.",
+        corrected=True),
     Difference(
         "kms-replica-shares-primary-configuration", "aws_kms_key (multi-Region) / aws_kms_replica_key",
         "After the replica key is read, refreshing its primary fails: \"KMS Key (mrk-…) is not a "
@@ -348,8 +313,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "again.",
         "moto/route53/responses.py `create_hosted_zone` keeps the VPC only when HostedZoneConfig.PrivateZone "
         "is true, which the provider does not send; on AWS a VPC in CreateHostedZone makes the zone private "
-        "(Route 53 API, CreateHostedZone, VPC).",
-        drift=_zone_vpc_dropped),
+        "(Route 53 API, CreateHostedZone, VPC). The rehearsal's server does so.",
+        corrected=True),
     Difference(
         "rds-performance-insights", "aws_db_instance",
         "The instance reads back with Performance Insights off (no key, 0 days): the plan turns it on again.",
@@ -419,22 +384,15 @@ DIFFERENCES: tuple[Difference, ...] = (
         "server keeps the requested key.",
         corrected=True),
     Difference(
-        "kms-replica-key-policy", "aws_kms_replica_key",
-        "Creating a replica key times out after 10 minutes waiting for its policy.",
-        "moto/kms/responses.py `replicate_key` ignores the Policy parameter and the replica copies the "
-        "primary key (policy included), while the provider waits until the replica's policy equals the "
-        "configured one; AWS applies the given policy (KMS API, ReplicateKey Policy). The copy gives the "
-        "replica its primary's policy.",
-        rewrite=_replica_key_policy),
-    Difference(
-        "kms-replica-key-tags", "aws_kms_replica_key",
-        "Creating a tagged replica key times out after 10 minutes waiting for its tags.",
-        "moto/kms/responses.py `replicate_key` reads only KeyId and ReplicaRegion, so the replica is created "
-        "without the Tags of the request; the provider passes its tags (default tags included) to ReplicateKey "
-        "and waits until the replica's region lists them (internal/service/kms/replica_key.go, "
-        "WaitTagsPropagated); AWS tags the replica (KMS API, ReplicateKey Tags). The copy leaves the replica "
-        "keys untagged (their tags and their region's default tags): their tags are not rehearsed.",
-        rewrite=_replica_key_tags),
+        "kms-replicate-key-request", "aws_kms_replica_key",
+        "Creating a replica key times out waiting for its policy, then for its tags; once created, the plan "
+        "changes its description back to its own.",
+        "moto/kms/responses.py `replicate_key` reads only KeyId and ReplicaRegion and the backend copies the "
+        "primary key (description and policy included) without tags, while the provider passes the replica's "
+        "Description, Policy and Tags (default tags included) and waits until the replica's policy and tags "
+        "are as configured (internal/service/kms/replica_key.go); AWS gives the replica what the request says "
+        "(KMS API, ReplicateKey). The rehearsal's server applies them in the replica's region.",
+        corrected=True),
     Difference(
         "dynamodb-global-table-replicas", "aws_dynamodb_table (replica)",
         "Creating a table with a replica never completes: the provider waits for a replica that never "
@@ -446,21 +404,6 @@ DIFFERENCES: tuple[Difference, ...] = (
         "The copy drops the tables' `replica` blocks: replicas are not rehearsed (their region's KMS "
         "replica key is).",
         rewrite=_dynamodb_replicas),
-    Difference(
-        "kms-replica-key-description", "aws_kms_replica_key",
-        "After apply the plan changes the replica key's description back to its own: the replica reads "
-        "back with the primary key's description.",
-        "moto/kms/responses.py `replicate_key` reads only KeyId and ReplicaRegion and the backend copies the "
-        "primary key, description included; AWS gives the replica the Description of the request (KMS API, "
-        "ReplicateKey Description).",
-        drift=_replica_key_description),
-    Difference(
-        "autoscaling-instance-maintenance-policy", "aws_autoscaling_group",
-        "The group reads back without its instance maintenance policy: the plan after apply sets it again.",
-        "moto/autoscaling/responses.py `create_auto_scaling_group` and `update_auto_scaling_group` read no "
-        "InstanceMaintenancePolicy and DescribeAutoScalingGroups never returns one; AWS returns what was set "
-        "(Auto Scaling API, AutoScalingGroup.InstanceMaintenancePolicy).",
-        drift=_instance_maintenance_policy),
     Difference(
         "ecr-pull-through-cache-rule", "aws_ecr_pull_through_cache_rule",
         "Creating a pull-through cache rule fails: moto has no CreatePullThroughCacheRule.",

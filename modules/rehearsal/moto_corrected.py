@@ -737,6 +737,104 @@ def autoscaling_policy_enabled() -> None:
     AutoScalingResponse.put_scaling_policy = put_scaling_policy
 
 
+def autoscaling_group_settings() -> None:
+    """CreateAutoScalingGroup and UpdateAutoScalingGroup keep DefaultInstanceWarmup and
+    InstanceMaintenancePolicy and DescribeAutoScalingGroups returns them
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_CreateAutoScalingGroup.html,
+    API_AutoScalingGroup.html). moto reads neither."""
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    create, update = AutoScalingResponse.create_auto_scaling_group, AutoScalingResponse.update_auto_scaling_group
+
+    def keep_settings(self: Any) -> None:
+        warmup, policy = self._get_int_param("DefaultInstanceWarmup"), self._get_params().get("InstanceMaintenancePolicy")
+        with _LOCK:
+            group = self.autoscaling_backend.autoscaling_groups[self._get_param("AutoScalingGroupName")]
+            if warmup is not None:
+                group.default_instance_warmup = warmup
+            if policy is not None:
+                group.instance_maintenance_policy = {k: int(v) for k, v in policy.items()}
+
+    def create_auto_scaling_group(self: Any) -> Any:
+        answer = create(self)
+        keep_settings(self)
+        return answer
+
+    def update_auto_scaling_group(self: Any) -> Any:
+        answer = update(self)
+        keep_settings(self)
+        return answer
+
+    AutoScalingResponse.create_auto_scaling_group = create_auto_scaling_group
+    AutoScalingResponse.update_auto_scaling_group = update_auto_scaling_group
+
+
+def autoscaling_update_keeps_mixed_instances_policy() -> None:
+    """UpdateAutoScalingGroup changes only what it names: without a MixedInstancesPolicy the
+    group keeps its own (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html).
+    moto's `FakeAutoScalingGroup.update` assigns the absent policy, clearing it."""
+    from moto.autoscaling.models import FakeAutoScalingGroup
+
+    update = FakeAutoScalingGroup.update
+
+    def update_keeping_policy(self: Any, **kwargs: Any) -> None:
+        # the backend passes every argument by name; a launch configuration or template replaces the policy
+        kept = self.mixed_instances_policy
+        update(self, **kwargs)
+        if not any(kwargs.get(k) for k in ("mixed_instances_policy", "launch_config_name", "launch_template")):
+            self.mixed_instances_policy = kept
+
+    FakeAutoScalingGroup.update = update_keeping_policy
+
+
+def route53_zone_with_vpc_is_private() -> None:
+    """A hosted zone created with a VPC is private and associated with it
+    (https://docs.aws.amazon.com/Route53/latest/APIReference/API_CreateHostedZone.html, VPC:
+    "(Private hosted zones only) ... you can't convert a public hosted zone into a private hosted
+    zone"); moto keeps the VPC only when HostedZoneConfig.PrivateZone is true, which the
+    provider does not send."""
+    from moto.route53.responses import Route53
+
+    create = Route53.create_hosted_zone
+
+    def create_hosted_zone(self: Any) -> Any:
+        if self._get_param("VPC.VPCId"):
+            read = self._get_bool_param
+            self._get_bool_param = lambda name, default=None: True if name == "HostedZoneConfig.PrivateZone" \
+                else read(name, default)
+        return create(self)
+
+    Route53.create_hosted_zone = create_hosted_zone
+
+
+def kms_replicate_key_request() -> None:
+    """ReplicateKey gives the replica the request's Description, Policy and Tags
+    (https://docs.aws.amazon.com/kms/latest/APIReference/API_ReplicateKey.html: none of them is
+    shared with the primary); moto reads only KeyId and ReplicaRegion and copies the primary's
+    description and policy, without tags."""
+    from moto.kms.models import kms_backends
+    from moto.kms.responses import KmsResponse
+
+    replicate = KmsResponse.replicate_key
+
+    def replicate_key(self: Any) -> str:
+        answer = json.loads(replicate(self))
+        metadata = answer["ReplicaKeyMetadata"]
+        backend = kms_backends[self.current_account][self._get_param("ReplicaRegion")]
+        with _LOCK:
+            replica = backend.keys[metadata["KeyId"]]
+            for param, attribute in (("Description", "description"), ("Policy", "policy")):
+                if self._get_param(param) is not None:
+                    setattr(replica, attribute, self._get_param(param))
+            if self._get_param("Tags"):
+                backend.tagger.tag_resource(replica.id, self._get_param("Tags"))
+        metadata["Description"] = replica.description
+        answer["ReplicaPolicy"] = replica.policy
+        return json.dumps(answer)
+
+    KmsResponse.replicate_key = replicate_key
+
+
 def ec2_requests_one_at_a_time() -> None:
     """moto's server answers each request on its own thread (werkzeug `threaded=True`,
     moto/server.py), and the EC2 backend's models are plain dicts and lists changed without a
@@ -783,6 +881,10 @@ CORRECTIONS: dict[str, Callable[[], None]] = {
     "sg-rule-referenced-group-description": ec2_referenced_group_rule_description,
     "lambda-logging-config": lambda_logging_config,
     "autoscaling-policy-enabled": autoscaling_policy_enabled,
+    "autoscaling-group-settings": autoscaling_group_settings,
+    "autoscaling-update-clears-mixed-instances-policy": autoscaling_update_keeps_mixed_instances_policy,
+    "route53-private-zone-vpc": route53_zone_with_vpc_is_private,
+    "kms-replicate-key-request": kms_replicate_key_request,
 }
 
 
