@@ -425,12 +425,13 @@ def test_scaling_policies_keep_enabled(correct) -> None:
     def enabled(name: str, **extra: Any) -> Any:
         autoscaling.put_scaling_policy(AutoScalingGroupName="g", PolicyName=name, PolicyType="SimpleScaling",
                                        AdjustmentType="ChangeInCapacity", ScalingAdjustment=1, **extra)
-        return autoscaling.describe_policies(PolicyNames=[name])["ScalingPolicies"][0].get("Enabled")
+        policy = autoscaling.describe_policies(PolicyNames=[name])["ScalingPolicies"][0]
+        return policy.get("Enabled"), policy.get("PredictiveScalingConfiguration")
 
-    assert not enabled("before")
+    assert enabled("before") == (None, {})
     correct("autoscaling-policy-enabled")
-    assert enabled("after") is True
-    assert enabled("off", Enabled=False) is False
+    assert enabled("after") == (True, None)
+    assert enabled("off", Enabled=False) == (False, None)
 
 
 @mock_aws

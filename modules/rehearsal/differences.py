@@ -294,10 +294,12 @@ DIFFERENCES: tuple[Difference, ...] = (
         retry_destroy=("Error: deleting VPC Security Group Rule", r"InvalidPermission\.NotFound")),
     Difference(
         "autoscaling-policy-enabled", "aws_autoscaling_policy",
-        "Every scaling policy reads back disabled: the plan enables it again.",
+        "Every scaling policy reads back disabled and with an empty predictive block: the plan enables it "
+        "and removes the block.",
         "moto/autoscaling/models.py `FakeScalingPolicy` keeps no Enabled flag (DescribePolicies omits it, so "
-        "it reads false); AWS keeps Enabled, true unless the request says false (Auto Scaling API, "
-        "PutScalingPolicy, ScalingPolicy.Enabled). The rehearsal's server keeps it.",
+        "it reads false), and responses.py stores an absent PredictiveScalingConfiguration as `{}`; AWS keeps "
+        "Enabled, true unless the request says false, and answers a predictive configuration only for a "
+        "policy given one (Auto Scaling API, PutScalingPolicy, ScalingPolicy). The rehearsal's server does so.",
         corrected=True),
     Difference(
         "launch-template-own-tags", "aws_launch_template",

@@ -720,8 +720,10 @@ def lambda_logging_config() -> None:
 
 def autoscaling_policy_enabled() -> None:
     """PutScalingPolicy keeps Enabled (true unless the request says false) and DescribePolicies
-    returns it (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutScalingPolicy.html,
-    API_ScalingPolicy.html Enabled). moto's FakeScalingPolicy has no Enabled, which reads false."""
+    returns it, with a PredictiveScalingConfiguration only for a policy given one
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutScalingPolicy.html,
+    API_ScalingPolicy.html). moto's FakeScalingPolicy has no Enabled, which reads false, and
+    stores an absent predictive configuration as `{}`, which reads back as an empty block."""
     from moto.autoscaling.responses import AutoScalingResponse
 
     put = AutoScalingResponse.put_scaling_policy
@@ -732,6 +734,7 @@ def autoscaling_policy_enabled() -> None:
         with _LOCK:
             policy = self.autoscaling_backend.policies[self._get_param("PolicyName")]
             policy.enabled = enabled not in (False, "false")
+            policy.predictive_scaling_configuration = policy.predictive_scaling_configuration or None
         return answer
 
     AutoScalingResponse.put_scaling_policy = put_scaling_policy
