@@ -261,7 +261,7 @@ def test_only_the_known_false_drift_is_explained() -> None:
         is None
     tags = [{"resource_type": "instance", "tags": {"Name": "gpu"}}]
     template = {"tag_specifications": [*tags, {"resource_type": "launch-template", "tags": {"Project": "x"}}]}
-    assert _explained("aws_launch_template", template, {"tag_specifications": tags}) == "launch-template-own-tags"
+    assert _explained("aws_launch_template", template, {"tag_specifications": tags}) is None
     assert _explained("aws_launch_template", template, {"tag_specifications": []}) is None
     assert _explained("aws_route53_zone", {"vpc": []}, {"vpc": [{"vpc_id": "vpc-1"}]}) is None
     assert _explained("aws_route53_zone", {"vpc": [{"vpc_id": "vpc-1"}]}, {"vpc": [{"vpc_id": "vpc-2"}]}) is None

@@ -41,11 +41,13 @@ def _touched_classes() -> list[type]:
     from moto.autoscaling.models import FakeAutoScalingGroup
     from moto.kms.responses import KmsResponse
     from moto.route53.responses import Route53
+    from moto.ec2.models.launch_templates import LaunchTemplateBackend
 
     return [DomainName, ApplicationAutoScalingResponse, BackupResponse, CloudWatchResponse, CognitoIdpResponse,
             ECRResponse, EC2ContainerServiceResponse, ElastiCacheBackend, ElastiCacheResponse, LogsResponse,
             StepFunctionResponse, AutoScalingResponse, LambdaFunction, SecurityGroupRule, kms_utils,
-            FakeSecret, FakeAutoScalingGroup, KmsResponse, Route53]  # type: ignore[list-item]  # a module's functions are restored like a class's
+            FakeSecret, FakeAutoScalingGroup, KmsResponse, Route53,
+            LaunchTemplateBackend]  # type: ignore[list-item]  # a module's functions are restored like a class's
 
 
 @pytest.fixture
@@ -511,3 +513,22 @@ def test_a_replica_key_gets_the_requests_description_policy_and_tags(correct) ->
     correct("kms-replicate-key-request")
     assert replica("us-east-2") == ("replica", "replica", policy, request["Tags"])
     assert kms.describe_key(KeyId=primary)["KeyMetadata"]["Description"] == "primary"
+
+
+@mock_aws
+def test_a_launch_templates_own_tags_stay_out_of_its_data(correct) -> None:
+    ec2 = client("ec2")
+    data = {"ImageId": "ami-12c6146b", "TagSpecifications": [{"ResourceType": "instance", "Tags": [
+        {"Key": "Name", "Value": "gpu"}]}]}
+    own = [{"ResourceType": "launch-template", "Tags": [{"Key": "Project", "Value": "x"}]}]
+
+    def created(name: str) -> tuple[list[str], list[dict[str, str]]]:
+        ident = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data,
+                                           TagSpecifications=own)["LaunchTemplate"]["LaunchTemplateId"]
+        version = ec2.describe_launch_template_versions(LaunchTemplateId=ident)["LaunchTemplateVersions"][0]
+        template = ec2.describe_launch_templates(LaunchTemplateIds=[ident])["LaunchTemplates"][0]
+        return [t["ResourceType"] for t in version["LaunchTemplateData"]["TagSpecifications"]], template["Tags"]
+
+    assert created("before")[0] == ["instance", "launch-template"]
+    correct("launch-template-own-tags")
+    assert created("after") == (["instance"], [{"Key": "Project", "Value": "x"}])

@@ -192,11 +192,6 @@ def _same_json(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str
 
 
 
-def _launch_template_own_tags(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    if type_ != "aws_launch_template" or set(changed) != {"tag_specifications"}:
-        return False
-    was, wanted = changed["tag_specifications"]
-    return [t for t in was or [] if t.get("resource_type") != "launch-template"] == (wanted or [])
 
 
 
@@ -307,8 +302,9 @@ DIFFERENCES: tuple[Difference, ...] = (
         "its data: the plan removes them, and a new version would follow.",
         "moto/ec2/responses/launch_templates.py `create_launch_template` appends the request's "
         "TagSpecifications into LaunchTemplateData.TagSpecifications; AWS tags the template itself and "
-        "keeps them out of the version's data (EC2 API, CreateLaunchTemplate TagSpecifications).",
-        drift=_launch_template_own_tags),
+        "keeps them out of the version's data (EC2 API, CreateLaunchTemplate TagSpecifications). The "
+        "rehearsal's server keeps them out.",
+        corrected=True),
     Difference(
         "route53-private-zone-vpc", "aws_route53_zone",
         "A private zone (created with its VPC) reads back public and without the VPC: the plan adds the VPC "

@@ -838,6 +838,25 @@ def kms_replicate_key_request() -> None:
     KmsResponse.replicate_key = replicate_key
 
 
+def ec2_launch_template_own_tags() -> None:
+    """CreateLaunchTemplate's TagSpecifications tag the template itself (resource type
+    `launch-template`) and stay out of the version's LaunchTemplateData, whose tag
+    specifications name only the resources an instance launch creates
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplate.html,
+    API_LaunchTemplateTagSpecificationRequest.html). moto appends them to the data."""
+    from moto.ec2.models.launch_templates import LaunchTemplateBackend
+
+    create = LaunchTemplateBackend.create_launch_template
+
+    def create_launch_template(self: Any, name: str, description: str, template_data: dict[str, Any],
+                               tag_spec: dict[str, Any]) -> Any:
+        specs = [t for t in template_data.get("TagSpecifications", []) if t.get("ResourceType") != "launch-template"]
+        data = {k: v for k, v in template_data.items() if k != "TagSpecifications"}
+        return create(self, name, description, {**data, **({"TagSpecifications": specs} if specs else {})}, tag_spec)
+
+    LaunchTemplateBackend.create_launch_template = create_launch_template
+
+
 def ec2_requests_one_at_a_time() -> None:
     """moto's server answers each request on its own thread (werkzeug `threaded=True`,
     moto/server.py), and the EC2 backend's models are plain dicts and lists changed without a
@@ -888,6 +907,7 @@ CORRECTIONS: dict[str, Callable[[], None]] = {
     "autoscaling-update-clears-mixed-instances-policy": autoscaling_update_keeps_mixed_instances_policy,
     "route53-private-zone-vpc": route53_zone_with_vpc_is_private,
     "kms-replicate-key-request": kms_replicate_key_request,
+    "launch-template-own-tags": ec2_launch_template_own_tags,
 }
 
 
