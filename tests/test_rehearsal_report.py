@@ -21,8 +21,8 @@ from modules.rehearsal.plan import Stack
 from modules.rehearsal.report import EnvironmentResult, StackResult, report_path, write_report
 from modules.rehearsal.runner import Rehearsal
 
-POLICY = [{"min_healthy_percentage": 100, "max_healthy_percentage": 200}]
-GROUP = {"name": "gpu", "max_size": 4, "instance_maintenance_policy": []}  # read back without its policy
+POLICY = [{"name": "rds.force_ssl", "value": "1"}]
+GROUP = {"name": "pg", "family": "postgres16", "parameter": []}  # read back without its parameters
 
 
 def change(address: str, actions: list[str], before: dict | None, after: dict | None,
@@ -44,46 +44,46 @@ def plan(*changes: dict, references: dict[str, list[str]] | None = None, state_d
             "prior_state": {"values": {"root_module": {"resources": state}}}}
 
 
-EXPLAINED = change("aws_autoscaling_group.gpu", ["update"], GROUP, {**GROUP, "instance_maintenance_policy": POLICY})
-KNOCK_ON = change("aws_autoscaling_policy.scale", ["update"], {"arn": "a", "name": "scale"}, {"name": "scale"},
+EXPLAINED = change("aws_db_parameter_group.pg", ["update"], GROUP, {**GROUP, "parameter": POLICY})
+KNOCK_ON = change("aws_db_instance.db", ["update"], {"arn": "a", "identifier": "db"}, {"identifier": "db"},
                   {"arn": True})
 
 
 def test_a_change_is_accepted_only_when_a_row_explains_each_attribute() -> None:
     verdict = judge(plan(EXPLAINED, change("aws_sqs_queue.q", ["no-op"], {"a": 1}, {"a": 1})))
-    assert verdict.ok and verdict.explained == {"autoscaling-instance-maintenance-policy": 1}
-    assert verdict.changed == {"aws_autoscaling_group.gpu"}
-    both = change("aws_autoscaling_group.gpu", ["update"], GROUP,
-                  {**GROUP, "instance_maintenance_policy": POLICY, "max_size": 8})
+    assert verdict.ok and verdict.explained == {"rds-parameter-source": 1}
+    assert verdict.changed == {"aws_db_parameter_group.pg"}
+    both = change("aws_db_parameter_group.pg", ["update"], GROUP,
+                  {**GROUP, "parameter": POLICY, "family": "postgres17"})
     verdict = judge(plan(both))
-    assert not verdict.ok and verdict.explained == {} and "max_size" in verdict.unexplained[0]
+    assert not verdict.ok and verdict.explained == {} and "family" in verdict.unexplained[0]
 
 
 def test_a_knock_on_update_is_accepted_only_along_a_dependency_of_an_explained_change() -> None:
-    follows = plan(EXPLAINED, KNOCK_ON, references={"aws_autoscaling_policy.scale": ["aws_autoscaling_group.gpu.name",
-                                                                                      "aws_autoscaling_group.gpu"]})
+    follows = plan(EXPLAINED, KNOCK_ON, references={"aws_db_instance.db": ["aws_db_parameter_group.pg.name",
+                                                                                      "aws_db_parameter_group.pg"]})
     verdict = judge(follows)
-    assert verdict.ok and verdict.knock_on == ["aws_autoscaling_policy.scale"]
+    assert verdict.ok and verdict.knock_on == ["aws_db_instance.db"]
     # the same update with no edge to the explained change, or with nothing explained, fails
     assert judge(plan(EXPLAINED, KNOCK_ON)).unexplained == [
-        "aws_autoscaling_policy.scale would update with values known only after apply, "
+        "aws_db_instance.db would update with values known only after apply, "
         "and depends on no explained change"]
-    assert not judge(plan(KNOCK_ON, references={"aws_autoscaling_policy.scale": ["aws_autoscaling_group.gpu"]})).ok
+    assert not judge(plan(KNOCK_ON, references={"aws_db_instance.db": ["aws_db_parameter_group.pg"]})).ok
     # the state's recorded dependencies are edges too (they see through locals), and knock-ons chain
     alarm = change("aws_cloudwatch_metric_alarm.a", ["update"], {"arn": "x"}, {}, {"arn": True})
-    chained = plan(EXPLAINED, KNOCK_ON, alarm, state_deps={"aws_autoscaling_policy.scale": ["aws_autoscaling_group.gpu"],
-                                                           "aws_cloudwatch_metric_alarm.a": ["aws_autoscaling_policy.scale"]})
-    assert judge(chained).ok and judge(chained).knock_on == ["aws_autoscaling_policy.scale",
+    chained = plan(EXPLAINED, KNOCK_ON, alarm, state_deps={"aws_db_instance.db": ["aws_db_parameter_group.pg"],
+                                                           "aws_cloudwatch_metric_alarm.a": ["aws_db_instance.db"]})
+    assert judge(chained).ok and judge(chained).knock_on == ["aws_db_instance.db",
                                                              "aws_cloudwatch_metric_alarm.a"]
 
 
 def test_a_replacement_is_its_own_category_with_its_evidence_never_silently_accepted() -> None:
-    replaced = change("aws_autoscaling_group.gpu", ["delete", "create"], GROUP,
-                      {**GROUP, "instance_maintenance_policy": POLICY})
+    replaced = change("aws_db_parameter_group.pg", ["delete", "create"], GROUP,
+                      {**GROUP, "parameter": POLICY})
     verdict = judge(plan(replaced))
     assert verdict.explained == {} and verdict.replaced == [{
-        "address": "aws_autoscaling_group.gpu", "rows": ["autoscaling-instance-maintenance-policy"],
-        "explained": True, "attributes": ["instance_maintenance_policy"]}]
+        "address": "aws_db_parameter_group.pg", "rows": ["rds-parameter-source"],
+        "explained": True, "attributes": ["parameter"]}]
     unexplained = change("aws_db_instance.main", ["create", "delete"], {"engine": "postgres"},
                          {"engine": "mysql"}, replace_paths=[["engine"]])
     verdict = judge(plan(unexplained))
@@ -93,9 +93,9 @@ def test_a_replacement_is_its_own_category_with_its_evidence_never_silently_acce
 
 def test_outputs_only_changes_need_a_changed_resource_they_read() -> None:
     outputs = {"group": {"actions": ["update"], "before": "a", "after": "b"}}
-    alone = judge(plan(outputs=outputs, output_refs={"group": ["aws_autoscaling_group.gpu.name"]}))
+    alone = judge(plan(outputs=outputs, output_refs={"group": ["aws_db_parameter_group.pg.name"]}))
     assert alone.unexplained == ["output group would update though nothing it reads changed acceptably"]
-    following = judge(plan(EXPLAINED, outputs=outputs, output_refs={"group": ["aws_autoscaling_group.gpu.name"]}))
+    following = judge(plan(EXPLAINED, outputs=outputs, output_refs={"group": ["aws_db_parameter_group.pg.name"]}))
     assert following.ok
     assert judge(plan(outputs={"group": {"actions": ["no-op"]}})).ok
 
@@ -114,13 +114,13 @@ def test_refresh_drift_of_a_configured_or_read_attribute_is_judged_like_a_change
     read = plan(drift=[drifted])
     read["relevant_attributes"] = [{"resource": "aws_sqs_queue.q", "attribute": ["arn"]}]
     assert judge(read).unexplained == ["aws_sqs_queue.q drifted on refresh (arn)"]
-    explained = change("aws_autoscaling_group.gpu", ["update"], GROUP, {**GROUP, "instance_maintenance_policy": POLICY})
+    explained = change("aws_db_parameter_group.pg", ["update"], GROUP, {**GROUP, "parameter": POLICY})
     group_config = plan(drift=[explained])
     group_config["configuration"]["root_module"]["resources"] = [
-        {"address": "aws_autoscaling_group.gpu", "expressions": {"instance_maintenance_policy": {}}}]
-    assert judge(group_config).explained == {"autoscaling-instance-maintenance-policy": 1}
+        {"address": "aws_db_parameter_group.pg", "expressions": {"parameter": {}}}]
+    assert judge(group_config).explained == {"rds-parameter-source": 1}
     # drift of a resource the plan changes anyway is judged once, with the change
-    assert judge(plan(EXPLAINED, drift=[explained])).explained == {"autoscaling-instance-maintenance-policy": 1}
+    assert judge(plan(EXPLAINED, drift=[explained])).explained == {"rds-parameter-source": 1}
 
 
 def test_report_json_has_total_and_per_stack_counts_and_is_written_whole(tmp_path) -> None:

@@ -34,10 +34,21 @@ def _touched_classes() -> list[type]:
     from moto.elasticache.responses import ElastiCacheResponse
     from moto.logs.responses import LogsResponse
     from moto.stepfunctions.responses import StepFunctionResponse
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.awslambda.models import LambdaFunction
+    from moto.ec2.models.security_groups import SecurityGroupRule
+    from moto.kms import utils as kms_utils
+    from moto.secretsmanager.models import FakeSecret
+    from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.kms.responses import KmsResponse
+    from moto.route53.responses import Route53
+    from moto.ec2.models.launch_templates import LaunchTemplateBackend
 
     return [DomainName, ApplicationAutoScalingResponse, BackupResponse, CloudWatchResponse, CognitoIdpResponse,
             ECRResponse, EC2ContainerServiceBackend, EC2ContainerServiceResponse, ElastiCacheBackend, ElastiCacheResponse, LogsResponse,
-            StepFunctionResponse]
+            StepFunctionResponse, AutoScalingResponse, LambdaFunction, SecurityGroupRule, kms_utils,
+            FakeSecret, FakeAutoScalingGroup, KmsResponse, Route53,
+            LaunchTemplateBackend]  # type: ignore[list-item]  # a module's functions are restored like a class's
 
 
 @pytest.fixture
@@ -350,3 +361,215 @@ def test_the_servers_one_off_task_has_stopped_when_first_described(tmp_path) -> 
             "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}})["tasks"][0]["taskArn"]
         described = ecs.describe_tasks(cluster="c", tasks=[task])["tasks"][0]
     assert described["lastStatus"] == "STOPPED" and described["containers"][0]["exitCode"] == 0
+
+
+def regional(service: str, region: str) -> Any:
+    return boto3.client(service, region_name=region, aws_access_key_id="test", aws_secret_access_key="test")
+
+
+@mock_aws
+def test_multi_region_keys_decrypt_what_they_encrypted_in_either_region(correct) -> None:
+    primary = regional("kms", "us-west-2").create_key(MultiRegion=True)["KeyMetadata"]
+    regional("kms", "us-west-2").replicate_key(KeyId=primary["KeyId"], ReplicaRegion="us-east-1")
+
+    def data_key() -> bytes:
+        return bytes(regional("kms", "us-west-2").generate_data_key(
+            KeyId=primary["Arn"], KeySpec="AES_256", EncryptionContext={"userSession": "u#s"})["CiphertextBlob"])
+
+    assert error_code(regional("kms", "us-west-2").decrypt, CiphertextBlob=data_key(),
+                      EncryptionContext={"userSession": "u#s"}) == "AccessDeniedException"
+    correct("kms-multi-region-ciphertext")
+    blob = data_key()
+    for region in ("us-west-2", "us-east-1"):
+        answer = regional("kms", region).decrypt(CiphertextBlob=blob, EncryptionContext={"userSession": "u#s"})
+        assert answer["KeyId"] == primary["Arn"].replace("us-west-2", region)
+    assert error_code(regional("kms", "us-west-2").decrypt, CiphertextBlob=blob,
+                      EncryptionContext={"userSession": "other"}) == "InvalidCiphertextException"
+    single = regional("kms", "us-west-2").create_key()["KeyMetadata"]["Arn"]
+    sealed = regional("kms", "us-west-2").encrypt(KeyId=single, Plaintext=b"x")["CiphertextBlob"]
+    assert regional("kms", "us-west-2").decrypt(CiphertextBlob=sealed)["Plaintext"] == b"x"
+
+
+@mock_aws
+def test_a_secrets_replica_reports_its_own_key(correct) -> None:
+    key = regional("kms", "us-east-1").create_key()["KeyMetadata"]["Arn"]
+    secrets = regional("secretsmanager", "us-west-2")
+
+    def replica_key(name: str) -> str:
+        secrets.create_secret(Name=name, SecretString="s", AddReplicaRegions=[{"Region": "us-east-1", "KmsKeyId": key}])
+        return str(secrets.describe_secret(SecretId=name)["ReplicationStatus"][0]["KmsKeyId"])
+
+    assert replica_key("before") == "alias/aws/secretsmanager"
+    correct("secretsmanager-replica-kms-key")
+    assert replica_key("after") == key
+    secrets.create_secret(Name="default", SecretString="s", AddReplicaRegions=[{"Region": "us-east-1"}])
+    assert secrets.describe_secret(SecretId="default")["ReplicationStatus"][0]["KmsKeyId"] == "alias/aws/secretsmanager"
+
+
+@mock_aws
+def test_a_rule_referencing_a_group_keeps_its_description(correct) -> None:
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    app, db = (ec2.create_security_group(GroupName=n, Description=n, VpcId=vpc)["GroupId"] for n in ("app", "db"))
+
+    def described(port: int) -> Any:
+        rule = ec2.authorize_security_group_ingress(GroupId=db, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+            "UserIdGroupPairs": [{"GroupId": app, "Description": "from app"}]}])["SecurityGroupRules"][0]
+        found = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+        return found["SecurityGroupRules"][0].get("Description")
+
+    assert described(5432) is None
+    correct("sg-rule-referenced-group-description")
+    assert described(6379) == "from app"
+
+
+def _zip() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+@mock_aws
+def test_functions_keep_their_logging_config(correct) -> None:
+    role = client("iam").create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    functions = client("lambda")
+    logging = {"LogFormat": "JSON", "LogGroup": "/llmlite/dev/worker"}
+
+    def created(name: str, **extra: Any) -> Any:
+        functions.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="index.handler",
+                                  Code={"ZipFile": _zip()}, **extra)
+        return functions.get_function_configuration(FunctionName=name).get("LoggingConfig")
+
+    assert created("before", LoggingConfig=logging) is None
+    correct("lambda-logging-config")
+    assert created("after", LoggingConfig=logging) == logging
+    assert created("default") == {"LogFormat": "Text", "LogGroup": "/aws/lambda/default"}
+    functions.update_function_configuration(FunctionName="default", LoggingConfig=logging)
+    assert functions.get_function_configuration(FunctionName="default")["LoggingConfig"] == logging
+
+
+def _group_with(autoscaling: Any, name: str, **settings: Any) -> None:
+    autoscaling.create_launch_configuration(LaunchConfigurationName=name, ImageId="ami-12c6146b",
+                                            InstanceType="t3.micro")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0,
+                                          MaxSize=1, AvailabilityZones=[f"{REGION}a"], **settings)
+
+
+@mock_aws
+def test_scaling_policies_keep_enabled(correct) -> None:
+    autoscaling = client("autoscaling")
+    _group_with(autoscaling, "g")
+
+    def enabled(name: str, **extra: Any) -> Any:
+        autoscaling.put_scaling_policy(AutoScalingGroupName="g", PolicyName=name, PolicyType="SimpleScaling",
+                                       AdjustmentType="ChangeInCapacity", ScalingAdjustment=1, **extra)
+        policy = autoscaling.describe_policies(PolicyNames=[name])["ScalingPolicies"][0]
+        return policy.get("Enabled"), policy.get("PredictiveScalingConfiguration")
+
+    assert enabled("before") == (None, {})
+    correct("autoscaling-policy-enabled")
+    assert enabled("after") == (True, None)
+    assert enabled("off", Enabled=False) == (False, None)
+
+
+@mock_aws
+def test_groups_keep_their_warmup_and_maintenance_policy(correct) -> None:
+    autoscaling = client("autoscaling")
+    settings = {"DefaultInstanceWarmup": 300, "InstanceMaintenancePolicy": {"MinHealthyPercentage": 90,
+                                                                             "MaxHealthyPercentage": 120}}
+
+    def described(name: str) -> Any:
+        _group_with(autoscaling, name, **settings)
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        return {key: group.get(key) for key in settings}
+
+    assert described("before") == {"DefaultInstanceWarmup": None, "InstanceMaintenancePolicy": None}
+    correct("autoscaling-group-settings")
+    assert described("after") == settings
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="after", DefaultInstanceWarmup=60)
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["after"])["AutoScalingGroups"][0]
+    assert (group["DefaultInstanceWarmup"], group["InstanceMaintenancePolicy"]) == (
+        60, settings["InstanceMaintenancePolicy"])
+
+
+@mock_aws
+def test_an_update_that_names_no_policy_keeps_the_mixed_instances_policy(correct) -> None:
+    ec2, autoscaling = client("ec2"), client("autoscaling")
+    template = ec2.create_launch_template(LaunchTemplateName="gpu", LaunchTemplateData={
+        "ImageId": "ami-12c6146b"})["LaunchTemplate"]["LaunchTemplateId"]
+    policy = {"LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": template, "Version": "1"},
+                                 "Overrides": [{"InstanceType": "g5.xlarge"}, {"InstanceType": "g6.xlarge"}]}}
+
+    def after_update(name: str) -> Any:
+        autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, MixedInstancesPolicy=policy, MinSize=0,
+                                              MaxSize=1, AvailabilityZones=[f"{REGION}a"])
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, DesiredCapacity=1)
+        return autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0].get(
+            "MixedInstancesPolicy")
+
+    assert not after_update("before")
+    correct("autoscaling-update-clears-mixed-instances-policy")
+    kept = after_update("after")
+    assert [o["InstanceType"] for o in kept["LaunchTemplate"]["Overrides"]] == ["g5.xlarge", "g6.xlarge"]
+
+
+@mock_aws
+def test_a_zone_created_with_a_vpc_is_private(correct) -> None:
+    vpc = client("ec2").create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    route53 = client("route53")
+
+    def zone(name: str) -> Any:
+        created = route53.create_hosted_zone(Name=name, CallerReference=name, VPC={"VPCRegion": REGION, "VPCId": vpc})
+        return route53.get_hosted_zone(Id=created["HostedZone"]["Id"])
+
+    assert zone("before.internal.").get("VPCs") is None
+    correct("route53-private-zone-vpc")
+    after = zone("after.internal.")
+    assert after["HostedZone"]["Config"]["PrivateZone"] is True
+    assert [v["VPCId"] for v in after["VPCs"]] == [vpc]
+    public = route53.create_hosted_zone(Name="example.com.", CallerReference="public")["HostedZone"]
+    assert public["Config"]["PrivateZone"] is False
+
+
+@mock_aws
+def test_a_replica_key_gets_the_requests_description_policy_and_tags(correct) -> None:
+    kms = regional("kms", "us-west-2")
+    primary = kms.create_key(MultiRegion=True, Description="primary")["KeyMetadata"]["KeyId"]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Sid": "replica", "Effect": "Allow", "Principal": {
+        "AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"}]})
+    request = {"Description": "replica", "Policy": policy, "Tags": [{"TagKey": "Project", "TagValue": "x"}]}
+
+    def replica(region: str) -> Any:
+        answer = kms.replicate_key(KeyId=primary, ReplicaRegion=region, **request)
+        there = regional("kms", region)
+        return (answer["ReplicaKeyMetadata"]["Description"], there.describe_key(KeyId=primary)["KeyMetadata"][
+            "Description"], there.get_key_policy(KeyId=primary, PolicyName="default")["Policy"], there.list_resource_tags(KeyId=primary)["Tags"])
+
+    assert replica("us-east-1")[1:] != ("replica", policy, request["Tags"])
+    correct("kms-replicate-key-request")
+    assert replica("us-east-2") == ("replica", "replica", policy, request["Tags"])
+    assert kms.describe_key(KeyId=primary)["KeyMetadata"]["Description"] == "primary"
+
+
+@mock_aws
+def test_a_launch_templates_own_tags_stay_out_of_its_data(correct) -> None:
+    ec2 = client("ec2")
+    data = {"ImageId": "ami-12c6146b", "TagSpecifications": [{"ResourceType": "instance", "Tags": [
+        {"Key": "Name", "Value": "gpu"}]}]}
+    own = [{"ResourceType": "launch-template", "Tags": [{"Key": "Project", "Value": "x"}]}]
+
+    def created(name: str) -> tuple[list[str], list[dict[str, str]]]:
+        ident = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data,
+                                           TagSpecifications=own)["LaunchTemplate"]["LaunchTemplateId"]
+        version = ec2.describe_launch_template_versions(LaunchTemplateId=ident)["LaunchTemplateVersions"][0]
+        template = ec2.describe_launch_templates(LaunchTemplateIds=[ident])["LaunchTemplates"][0]
+        return [t["ResourceType"] for t in version["LaunchTemplateData"]["TagSpecifications"]], template["Tags"]
+
+    assert created("before")[0] == ["instance", "launch-template"]
+    correct("launch-template-own-tags")
+    assert created("after") == (["instance"], [{"Key": "Project", "Value": "x"}])

@@ -106,32 +106,8 @@ def _backup_vaults_kept_on_destroy(doc: Doc, seeded: Seeded) -> int:
     return len(vaults)
 
 
-def _replica_key_policy(doc: Doc, seeded: Seeded) -> int:
-    """Give each replica key its primary's policy: moto's replica always carries the primary's."""
-    keys = doc.get("resource", {}).get("aws_kms_key", {})
-    count = 0
-    for block in doc.get("resource", {}).get("aws_kms_replica_key", {}).values():
-        primary = re.fullmatch(r"\$\{aws_kms_key\.([A-Za-z0-9_-]+)\.arn\}", block.get("primary_key_arn", ""))
-        if primary and "policy" in block and keys.get(primary.group(1), {}).get("policy"):
-            block["policy"] = keys[primary.group(1)]["policy"]
-            count += 1
-    return count
 
 
-def _replica_key_tags(doc: Doc, seeded: Seeded) -> int:
-    """Rehearse replica keys untagged: drop their tags, and the default tags of a provider that
-    serves nothing but replica keys (so every other resource keeps its tags)."""
-    resources = doc.get("resource", {})
-    replicas = resources.get("aws_kms_replica_key", {})
-    count = sum(block.pop("tags", None) is not None for block in replicas.values())
-    aliases = {block["provider"].removeprefix("aws.") for block in replicas.values() if "provider" in block}
-    others = {block.get("provider", "aws").removeprefix("aws.")
-              for type_, blocks in [*resources.items(), *doc.get("data", {}).items()]
-              if type_ != "aws_kms_replica_key" for block in blocks.values()}
-    for provider in doc.get("provider", {}).get("aws", []):
-        if provider.get("alias") in aliases - others and provider.pop("default_tags", None) is not None:
-            count += 1
-    return count
 
 
 def _dynamodb_replicas(doc: Doc, seeded: Seeded) -> int:
@@ -188,28 +164,10 @@ def changes(before: dict[str, Any], after: dict[str, Any], unknown: dict[str, An
 SG_RULE_TYPES = ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
 
 
-def _referenced_group_rule_description(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return (type_ in SG_RULE_TYPES and set(changed) == {"description"} and not changed["description"][0]
-            and bool(before.get("referenced_security_group_id")))
 
 
-def _default_instance_warmup(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_autoscaling_group" and set(changed) == {"default_instance_warmup"} and not changed[
-        "default_instance_warmup"][0]
 
 
-def _mixed_instances_policy_cleared(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return (type_ == "aws_autoscaling_group" and set(changed) == {"mixed_instances_policy"}
-            and _empty(changed["mixed_instances_policy"][0]) and bool(before.get("initial_lifecycle_hook")))
-
-
-def _instance_maintenance_policy(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return (type_ == "aws_autoscaling_group" and set(changed) == {"instance_maintenance_policy"}
-            and _empty(changed["instance_maintenance_policy"][0]))
-
-
-def _scaling_policy_enabled(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_autoscaling_policy" and changed == {"enabled": (False, True)}
 
 
 def _performance_insights(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
@@ -222,10 +180,6 @@ def _parameters_without_source(type_: str, changed: dict[str, tuple[Any, Any]], 
     return type_ == "aws_db_parameter_group" and set(changed) == {"parameter"} and not changed["parameter"][0]
 
 
-def _lambda_logging_config(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_lambda_function" and set(changed) == {"logging_config"} and not changed["logging_config"][0]
-
-
 def _same_json(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
     if type_ != "aws_sqs_queue" or set(changed) != {"redrive_policy"}:
         return False
@@ -236,19 +190,10 @@ def _same_json(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str
         return False
 
 
-def _zone_vpc_dropped(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_route53_zone" and set(changed) == {"vpc"} and not changed["vpc"][0]
 
 
-def _launch_template_own_tags(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    if type_ != "aws_launch_template" or set(changed) != {"tag_specifications"}:
-        return False
-    was, wanted = changed["tag_specifications"]
-    return [t for t in was or [] if t.get("resource_type") != "launch-template"] == (wanted or [])
 
 
-def _replica_key_description(type_: str, changed: dict[str, tuple[Any, Any]], before: dict[str, Any]) -> bool:
-    return type_ == "aws_kms_replica_key" and set(changed) == {"description"}
 
 
 DIFFERENCES: tuple[Difference, ...] = (
@@ -280,16 +225,19 @@ DIFFERENCES: tuple[Difference, ...] = (
         "A rule that references another security group reads back without its description: the plan "
         "after apply wants to add it again.",
         "moto/ec2/models/security_groups.py `SecurityGroupRule.description` returns "
-        "`ip_range.get(\"Description\")`, and a rule with a referenced group has no IP range; AWS "
-        "returns the description of every rule (EC2 API, SecurityGroupRule.Description).",
-        drift=_referenced_group_rule_description),
+        "`ip_range.get(\"Description\")`, and a rule with a referenced group has no IP range (its "
+        "description is kept in the group pair); AWS returns the description of every rule (EC2 API, "
+        "SecurityGroupRule.Description). The rehearsal's server reads the pair's description.",
+        corrected=True),
     Difference(
-        "autoscaling-default-instance-warmup", "aws_autoscaling_group",
-        "The group reads back `default_instance_warmup = 0`: the plan after apply sets it again.",
-        "moto/autoscaling (models.py, responses.py) has no DefaultInstanceWarmup: CreateAutoScalingGroup "
-        "drops it and DescribeAutoScalingGroups never returns it; AWS returns what was set (Auto Scaling API, "
-        "AutoScalingGroup.DefaultInstanceWarmup).",
-        drift=_default_instance_warmup),
+        "autoscaling-group-settings", "aws_autoscaling_group",
+        "The group reads back with `default_instance_warmup = 0` and without its instance maintenance policy: "
+        "the plan after apply sets them again.",
+        "moto/autoscaling (models.py, responses.py) has no DefaultInstanceWarmup or InstanceMaintenancePolicy: "
+        "CreateAutoScalingGroup and UpdateAutoScalingGroup drop them and DescribeAutoScalingGroups never "
+        "returns them; AWS returns what was set (Auto Scaling API, AutoScalingGroup.DefaultInstanceWarmup, "
+        "InstanceMaintenancePolicy). The rehearsal's server keeps both.",
+        corrected=True),
     Difference(
         "autoscaling-update-clears-mixed-instances-policy", "aws_autoscaling_group",
         "A group with an initial lifecycle hook reads back without its mixed instances policy: the plan "
@@ -299,8 +247,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "(internal/service/autoscaling/group.go, resourceGroupCreate); moto/autoscaling/models.py "
         "`FakeAutoScalingGroup.update` assigns the request's policy unconditionally, so the absent one "
         "clears it. AWS changes only the parameters an update names (Auto Scaling API, "
-        "UpdateAutoScalingGroup).",
-        drift=_mixed_instances_policy_cleared),
+        "UpdateAutoScalingGroup). The rehearsal's server keeps the policy an update does not name.",
+        corrected=True),
     Difference(
         "kms-replica-shares-primary-configuration", "aws_kms_key (multi-Region) / aws_kms_replica_key",
         "After the replica key is read, refreshing its primary fails: \"KMS Key (mrk-…) is not a "
@@ -341,28 +289,30 @@ DIFFERENCES: tuple[Difference, ...] = (
         retry_destroy=("Error: deleting VPC Security Group Rule", r"InvalidPermission\.NotFound")),
     Difference(
         "autoscaling-policy-enabled", "aws_autoscaling_policy",
-        "Every scaling policy reads back disabled (and with an empty predictive block): the plan enables it "
-        "again.",
+        "Every scaling policy reads back disabled and with an empty predictive block: the plan enables it "
+        "and removes the block.",
         "moto/autoscaling/models.py `FakeScalingPolicy` keeps no Enabled flag (DescribePolicies omits it, so "
-        "it reads false), and responses.py stores an absent PredictiveScalingConfiguration as `{}`; AWS "
-        "returns Enabled=true for an enabled policy (Auto Scaling API, ScalingPolicy.Enabled).",
-        drift=_scaling_policy_enabled),
+        "it reads false), and responses.py stores an absent PredictiveScalingConfiguration as `{}`; AWS keeps "
+        "Enabled, true unless the request says false, and answers a predictive configuration only for a "
+        "policy given one (Auto Scaling API, PutScalingPolicy, ScalingPolicy). The rehearsal's server does so.",
+        corrected=True),
     Difference(
         "launch-template-own-tags", "aws_launch_template",
         "The template's own tags (resource type `launch-template`, from default_tags) read back as part of "
         "its data: the plan removes them, and a new version would follow.",
         "moto/ec2/responses/launch_templates.py `create_launch_template` appends the request's "
         "TagSpecifications into LaunchTemplateData.TagSpecifications; AWS tags the template itself and "
-        "keeps them out of the version's data (EC2 API, CreateLaunchTemplate TagSpecifications).",
-        drift=_launch_template_own_tags),
+        "keeps them out of the version's data (EC2 API, CreateLaunchTemplate TagSpecifications). The "
+        "rehearsal's server keeps them out.",
+        corrected=True),
     Difference(
         "route53-private-zone-vpc", "aws_route53_zone",
         "A private zone (created with its VPC) reads back public and without the VPC: the plan adds the VPC "
         "again.",
         "moto/route53/responses.py `create_hosted_zone` keeps the VPC only when HostedZoneConfig.PrivateZone "
         "is true, which the provider does not send; on AWS a VPC in CreateHostedZone makes the zone private "
-        "(Route 53 API, CreateHostedZone, VPC).",
-        drift=_zone_vpc_dropped),
+        "(Route 53 API, CreateHostedZone, VPC). The rehearsal's server does so.",
+        corrected=True),
     Difference(
         "rds-performance-insights", "aws_db_instance",
         "The instance reads back with Performance Insights off (no key, 0 days): the plan turns it on again.",
@@ -414,22 +364,33 @@ DIFFERENCES: tuple[Difference, ...] = (
         "moto's own.",
         corrected=True),
     Difference(
-        "kms-replica-key-policy", "aws_kms_replica_key",
-        "Creating a replica key times out after 10 minutes waiting for its policy.",
-        "moto/kms/responses.py `replicate_key` ignores the Policy parameter and the replica copies the "
-        "primary key (policy included), while the provider waits until the replica's policy equals the "
-        "configured one; AWS applies the given policy (KMS API, ReplicateKey Policy). The copy gives the "
-        "replica its primary's policy.",
-        rewrite=_replica_key_policy),
+        "kms-multi-region-ciphertext", "aws_kms_key (multi-Region) / aws_kms_replica_key",
+        "Decrypting a data key generated under a multi-Region key fails with AccessDeniedException (the "
+        "realtime history check of prod-us).",
+        "moto/kms/utils.py packs the key id into a 36-byte ciphertext header (KEY_ID_LEN = 36), so a "
+        "multi-Region key's 40-character `mrk-…` id is cut short and `decrypt` finds no such key; AWS "
+        "decrypts with the key the ciphertext names, in the primary's or a replica's region (KMS API, "
+        "Decrypt; KMS developer guide, multi-Region keys). The rehearsal's server packs 40 bytes.",
+        corrected=True),
     Difference(
-        "kms-replica-key-tags", "aws_kms_replica_key",
-        "Creating a tagged replica key times out after 10 minutes waiting for its tags.",
-        "moto/kms/responses.py `replicate_key` reads only KeyId and ReplicaRegion, so the replica is created "
-        "without the Tags of the request; the provider passes its tags (default tags included) to ReplicateKey "
-        "and waits until the replica's region lists them (internal/service/kms/replica_key.go, "
-        "WaitTagsPropagated); AWS tags the replica (KMS API, ReplicateKey Tags). The copy leaves the replica "
-        "keys untagged (their tags and their region's default tags): their tags are not rehearsed.",
-        rewrite=_replica_key_tags),
+        "secretsmanager-replica-kms-key", "aws_secretsmanager_secret (replica)",
+        "A replicated secret's replica reads back with the AWS managed key: the plan sets the replica's "
+        "KMS key again.",
+        "moto/secretsmanager/models.py `ReplicaSecret.config` reports KmsKeyId `alias/aws/secretsmanager` "
+        "whatever AddReplicaRegions gave; AWS's DescribeSecret reports the replica's key as set (Secrets "
+        "Manager API, DescribeSecret ReplicationStatus, ReplicationStatusType.KmsKeyId). The rehearsal's "
+        "server keeps the requested key.",
+        corrected=True),
+    Difference(
+        "kms-replicate-key-request", "aws_kms_replica_key",
+        "Creating a replica key times out waiting for its policy, then for its tags; once created, the plan "
+        "changes its description back to its own.",
+        "moto/kms/responses.py `replicate_key` reads only KeyId and ReplicaRegion and the backend copies the "
+        "primary key (description and policy included) without tags, while the provider passes the replica's "
+        "Description, Policy and Tags (default tags included) and waits until the replica's policy and tags "
+        "are as configured (internal/service/kms/replica_key.go); AWS gives the replica what the request says "
+        "(KMS API, ReplicateKey). The rehearsal's server applies them in the replica's region.",
+        corrected=True),
     Difference(
         "dynamodb-global-table-replicas", "aws_dynamodb_table (replica)",
         "Creating a table with a replica never completes: the provider waits for a replica that never "
@@ -441,21 +402,6 @@ DIFFERENCES: tuple[Difference, ...] = (
         "The copy drops the tables' `replica` blocks: replicas are not rehearsed (their region's KMS "
         "replica key is).",
         rewrite=_dynamodb_replicas),
-    Difference(
-        "kms-replica-key-description", "aws_kms_replica_key",
-        "After apply the plan changes the replica key's description back to its own: the replica reads "
-        "back with the primary key's description.",
-        "moto/kms/responses.py `replicate_key` reads only KeyId and ReplicaRegion and the backend copies the "
-        "primary key, description included; AWS gives the replica the Description of the request (KMS API, "
-        "ReplicateKey Description).",
-        drift=_replica_key_description),
-    Difference(
-        "autoscaling-instance-maintenance-policy", "aws_autoscaling_group",
-        "The group reads back without its instance maintenance policy: the plan after apply sets it again.",
-        "moto/autoscaling/responses.py `create_auto_scaling_group` and `update_auto_scaling_group` read no "
-        "InstanceMaintenancePolicy and DescribeAutoScalingGroups never returns one; AWS returns what was set "
-        "(Auto Scaling API, AutoScalingGroup.InstanceMaintenancePolicy).",
-        drift=_instance_maintenance_policy),
     Difference(
         "ecr-pull-through-cache-rule", "aws_ecr_pull_through_cache_rule",
         "Creating a pull-through cache rule fails: moto has no CreatePullThroughCacheRule.",
@@ -495,8 +441,10 @@ DIFFERENCES: tuple[Difference, ...] = (
         "Functions read back without their logging configuration (JSON format, log group): the plan sets "
         "it again.",
         "moto/awslambda/models.py keeps no LoggingConfig (CreateFunction drops it, GetFunction omits it); "
-        "AWS returns it (Lambda API, FunctionConfiguration.LoggingConfig).",
-        drift=_lambda_logging_config),
+        "AWS returns it, its log group defaulting to /aws/lambda/<name> and its format to Text (Lambda API, "
+        "FunctionConfiguration.LoggingConfig, LoggingConfig). The rehearsal's server keeps it on create and "
+        "update.",
+        corrected=True),
     Difference(
         "sqs-redrive-policy-format", "aws_sqs_queue",
         "The redrive policy reads back as the same JSON with other spacing: the plan rewrites it "

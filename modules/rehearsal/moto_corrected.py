@@ -640,6 +640,246 @@ def ecs_fargate_container_memory() -> None:
     EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(with_task_memory)
 
 
+# --- KMS, Secrets Manager -------------------------------------------------------------------
+
+MRK_KEY_ID_BYTES = 40  # "mrk-" and a 36-character UUID
+
+
+def kms_multi_region_ciphertext() -> None:
+    """moto's ciphertext header holds a 36-byte key id (moto/kms/utils.py KEY_ID_LEN), so a
+    multi-Region key's 40-character `mrk-…` id is cut short and Decrypt finds no key
+    (AccessDeniedException). AWS decrypts with the key named in the ciphertext's metadata, and
+    any related multi-Region key can decrypt it
+    (https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html,
+    https://docs.aws.amazon.com/kms/latest/developerguide/multi-region-keys-overview.html).
+    The header holds 40 bytes, padded."""
+    import struct
+
+    from moto.kms import utils
+
+    header_format = f">{MRK_KEY_ID_BYTES}s{utils.IV_LEN}s{utils.TAG_LEN}s"
+    header_bytes = struct.calcsize(header_format)
+
+    def serialize(ciphertext: Any) -> bytes:
+        header = struct.pack(header_format, ciphertext.key_id.encode("utf-8"), ciphertext.iv, ciphertext.tag)
+        return header + ciphertext.ciphertext  # type: ignore[no-any-return]
+
+    def deserialize(ciphertext_blob: bytes) -> Any:
+        key_id, iv, tag = struct.unpack(header_format, ciphertext_blob[:header_bytes])
+        return utils.Ciphertext(key_id=key_id.rstrip(b"\0").decode("utf-8"), iv=iv, tag=tag,
+                                ciphertext=ciphertext_blob[header_bytes:])
+
+    utils._serialize_ciphertext_blob = serialize
+    utils._deserialize_ciphertext_blob = deserialize
+
+
+def secretsmanager_replica_kms_key() -> None:
+    """A secret's replica reports the KMS key it was replicated with: DescribeSecret's
+    ReplicationStatus[].KmsKeyId is the key given in AddReplicaRegions/ReplicaRegionType
+    (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html,
+    API_ReplicationStatusType.html, API_ReplicaRegionType.html). moto's `ReplicaSecret.config`
+    always reports `alias/aws/secretsmanager`."""
+    from moto.secretsmanager.models import FakeSecret
+
+    create_replicas = FakeSecret.create_replicas
+
+    def create_replicas_with_their_keys(self: Any, replica_regions: list[dict[str, str]],
+                                        force_overwrite: bool) -> Any:
+        replicas = create_replicas(self, replica_regions, force_overwrite=force_overwrite)
+        for replica, wanted in zip(replicas, replica_regions or []):
+            if wanted.get("KmsKeyId"):
+                replica.config["KmsKeyId"] = wanted["KmsKeyId"]
+        return replicas
+
+    FakeSecret.create_replicas = create_replicas_with_their_keys
+
+
+# --- EC2, Lambda, Auto Scaling --------------------------------------------------------------
+
+
+def ec2_referenced_group_rule_description() -> None:
+    """A rule that references a security group (or a prefix list) keeps its description: moto's
+    `SecurityGroupRule.description` reads only the IP range, which such a rule lacks. AWS
+    returns every rule's description
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SecurityGroupRule.html,
+    API_UserIdGroupPair.html Description)."""
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    def description(self: Any) -> str | None:
+        return self.ip_range.get("Description") or self.source_group.get("Description")
+
+    SecurityGroupRule.description = property(description)
+
+
+def lambda_logging_config() -> None:
+    """CreateFunction and UpdateFunctionConfiguration keep the LoggingConfig, and the function's
+    configuration returns it, its log group defaulting to /aws/lambda/<name> and its format
+    to Text (https://docs.aws.amazon.com/lambda/latest/api/API_LoggingConfig.html,
+    API_FunctionConfiguration.html LoggingConfig). moto drops it."""
+    from moto.awslambda.models import LambdaFunction
+
+    init, configuration, update = (LambdaFunction.__init__, LambdaFunction.get_configuration,
+                                   LambdaFunction.update_configuration)
+
+    def with_logging_config(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        init(self, account_id, spec, *args, **kwargs)
+        self.logging_config = dict(spec.get("LoggingConfig") or {})
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = configuration(self, *args, **kwargs)
+        given = getattr(self, "logging_config", {})
+        answer["LoggingConfig"] = {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{self.function_name}", **given}
+        return answer  # type: ignore[no-any-return]
+
+    def update_configuration(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+        if config_updates.get("LoggingConfig") is not None:
+            self.logging_config = dict(config_updates["LoggingConfig"])
+        return update(self, config_updates)  # type: ignore[no-any-return]
+
+    LambdaFunction.__init__ = with_logging_config
+    LambdaFunction.get_configuration = get_configuration
+    LambdaFunction.update_configuration = update_configuration
+
+
+def autoscaling_policy_enabled() -> None:
+    """PutScalingPolicy keeps Enabled (true unless the request says false) and DescribePolicies
+    returns it, with a PredictiveScalingConfiguration only for a policy given one
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutScalingPolicy.html,
+    API_ScalingPolicy.html). moto's FakeScalingPolicy has no Enabled, which reads false, and
+    stores an absent predictive configuration as `{}`, which reads back as an empty block."""
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    put = AutoScalingResponse.put_scaling_policy
+
+    def put_scaling_policy(self: Any) -> Any:
+        answer = put(self)
+        enabled = self._get_param("Enabled")
+        with _LOCK:
+            policy = self.autoscaling_backend.policies[self._get_param("PolicyName")]
+            policy.enabled = enabled not in (False, "false")
+            policy.predictive_scaling_configuration = policy.predictive_scaling_configuration or None
+        return answer
+
+    AutoScalingResponse.put_scaling_policy = put_scaling_policy
+
+
+def autoscaling_group_settings() -> None:
+    """CreateAutoScalingGroup and UpdateAutoScalingGroup keep DefaultInstanceWarmup and
+    InstanceMaintenancePolicy and DescribeAutoScalingGroups returns them
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_CreateAutoScalingGroup.html,
+    API_AutoScalingGroup.html). moto reads neither."""
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    create, update = AutoScalingResponse.create_auto_scaling_group, AutoScalingResponse.update_auto_scaling_group
+
+    def keep_settings(self: Any) -> None:
+        warmup, policy = self._get_int_param("DefaultInstanceWarmup"), self._get_params().get("InstanceMaintenancePolicy")
+        with _LOCK:
+            group = self.autoscaling_backend.autoscaling_groups[self._get_param("AutoScalingGroupName")]
+            if warmup is not None:
+                group.default_instance_warmup = warmup
+            if policy is not None:
+                group.instance_maintenance_policy = {k: int(v) for k, v in policy.items()}
+
+    def create_auto_scaling_group(self: Any) -> Any:
+        answer = create(self)
+        keep_settings(self)
+        return answer
+
+    def update_auto_scaling_group(self: Any) -> Any:
+        answer = update(self)
+        keep_settings(self)
+        return answer
+
+    AutoScalingResponse.create_auto_scaling_group = create_auto_scaling_group
+    AutoScalingResponse.update_auto_scaling_group = update_auto_scaling_group
+
+
+def autoscaling_update_keeps_mixed_instances_policy() -> None:
+    """UpdateAutoScalingGroup changes only what it names: without a MixedInstancesPolicy the
+    group keeps its own (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html).
+    moto's `FakeAutoScalingGroup.update` assigns the absent policy, clearing it."""
+    from moto.autoscaling.models import FakeAutoScalingGroup
+
+    update = FakeAutoScalingGroup.update
+
+    def update_keeping_policy(self: Any, **kwargs: Any) -> None:
+        # the backend passes every argument by name; a launch configuration or template replaces the policy
+        kept = self.mixed_instances_policy
+        update(self, **kwargs)
+        if not any(kwargs.get(k) for k in ("mixed_instances_policy", "launch_config_name", "launch_template")):
+            self.mixed_instances_policy = kept
+
+    FakeAutoScalingGroup.update = update_keeping_policy
+
+
+def route53_zone_with_vpc_is_private() -> None:
+    """A hosted zone created with a VPC is private and associated with it
+    (https://docs.aws.amazon.com/Route53/latest/APIReference/API_CreateHostedZone.html, VPC:
+    "(Private hosted zones only) ... you can't convert a public hosted zone into a private hosted
+    zone"); moto keeps the VPC only when HostedZoneConfig.PrivateZone is true, which the
+    provider does not send."""
+    from moto.route53.responses import Route53
+
+    create = Route53.create_hosted_zone
+
+    def create_hosted_zone(self: Any) -> Any:
+        if self._get_param("VPC.VPCId"):
+            read = self._get_bool_param
+            self._get_bool_param = lambda name, default=None: True if name == "HostedZoneConfig.PrivateZone" \
+                else read(name, default)
+        return create(self)
+
+    Route53.create_hosted_zone = create_hosted_zone
+
+
+def kms_replicate_key_request() -> None:
+    """ReplicateKey gives the replica the request's Description, Policy and Tags
+    (https://docs.aws.amazon.com/kms/latest/APIReference/API_ReplicateKey.html: none of them is
+    shared with the primary); moto reads only KeyId and ReplicaRegion and copies the primary's
+    description and policy, without tags."""
+    from moto.kms.models import kms_backends
+    from moto.kms.responses import KmsResponse
+
+    replicate = KmsResponse.replicate_key
+
+    def replicate_key(self: Any) -> str:
+        answer = json.loads(replicate(self))
+        metadata = answer["ReplicaKeyMetadata"]
+        backend = kms_backends[self.current_account][self._get_param("ReplicaRegion")]
+        with _LOCK:
+            replica = backend.keys[metadata["KeyId"]]
+            for param, attribute in (("Description", "description"), ("Policy", "policy")):
+                if self._get_param(param) is not None:
+                    setattr(replica, attribute, self._get_param(param))
+            if self._get_param("Tags"):
+                backend.tagger.tag_resource(replica.id, self._get_param("Tags"))
+        metadata["Description"] = replica.description
+        answer["ReplicaPolicy"] = replica.policy
+        return json.dumps(answer)
+
+    KmsResponse.replicate_key = replicate_key
+
+
+def ec2_launch_template_own_tags() -> None:
+    """CreateLaunchTemplate's TagSpecifications tag the template itself (resource type
+    `launch-template`) and stay out of the version's LaunchTemplateData, whose tag
+    specifications name only the resources an instance launch creates
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplate.html,
+    API_LaunchTemplateTagSpecificationRequest.html). moto appends them to the data."""
+    from moto.ec2.models.launch_templates import LaunchTemplateBackend
+
+    create = LaunchTemplateBackend.create_launch_template
+
+    def create_launch_template(self: Any, name: str, description: str, template_data: dict[str, Any],
+                               tag_spec: dict[str, Any]) -> Any:
+        specs = [t for t in template_data.get("TagSpecifications", []) if t.get("ResourceType") != "launch-template"]
+        data = {k: v for k, v in template_data.items() if k != "TagSpecifications"}
+        return create(self, name, description, {**data, **({"TagSpecifications": specs} if specs else {})}, tag_spec)
+
+    LaunchTemplateBackend.create_launch_template = create_launch_template
+
+
 def ec2_requests_one_at_a_time() -> None:
     """moto's server answers each request on its own thread (werkzeug `threaded=True`,
     moto/server.py), and the EC2 backend's models are plain dicts and lists changed without a
@@ -682,6 +922,16 @@ CORRECTIONS: dict[str, Callable[[], None]] = {
     "ecs-service-settings": ecs_service_settings,
     "ecs-fargate-container-memory": ecs_fargate_container_memory,
     "ec2-requests-not-atomic": ec2_requests_one_at_a_time,
+    "kms-multi-region-ciphertext": kms_multi_region_ciphertext,
+    "secretsmanager-replica-kms-key": secretsmanager_replica_kms_key,
+    "sg-rule-referenced-group-description": ec2_referenced_group_rule_description,
+    "lambda-logging-config": lambda_logging_config,
+    "autoscaling-policy-enabled": autoscaling_policy_enabled,
+    "autoscaling-group-settings": autoscaling_group_settings,
+    "autoscaling-update-clears-mixed-instances-policy": autoscaling_update_keeps_mixed_instances_policy,
+    "route53-private-zone-vpc": route53_zone_with_vpc_is_private,
+    "kms-replicate-key-request": kms_replicate_key_request,
+    "launch-template-own-tags": ec2_launch_template_own_tags,
 }
 
 
