@@ -321,6 +321,17 @@ def test_missing_terraform_or_mirror_is_one_clear_line(tmp_path, monkeypatch) ->
         "rehearsal: terraform is not on PATH: install Terraform >= 1.11 (this project uses 1.11.4)."]
 
 
+def test_terraform_and_its_provider_run_with_the_laxer_garbage_collector_unless_the_caller_chose(tmp_path,
+                                                                                                  monkeypatch) -> None:
+    toolchain = tf.Toolchain("terraform", tmp_path, "5.100.0")
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.setenv("AWS_PROFILE", "someone")
+    env = toolchain.env(tmp_path / "terraform.rc")
+    assert env["GOGC"] == tf.PROVIDER_GOGC == "400" and "AWS_PROFILE" not in env
+    monkeypatch.setenv("GOGC", "150")
+    assert toolchain.env(tmp_path / "terraform.rc")["GOGC"] == "150"
+
+
 def test_the_emulator_keeps_a_replicated_primary_key_primary(monkeypatch) -> None:
     """moto's bug the row names exists, and the rehearsal's server corrects it."""
     import boto3
