@@ -243,6 +243,7 @@ class PostgresTls:
     password: str
     port: int = 0
     directory: Path | None = None
+    bin_dir: Path = Path("/usr/bin")
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def __enter__(self) -> PostgresTls:
@@ -255,6 +256,7 @@ class PostgresTls:
         if not found:
             raise StandInError("PostgreSQL is not installed (apt-get install postgresql)")
         bin_dir, owner = Path(found[-1]).parent, pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        self.bin_dir = bin_dir
         self.directory = Path(tempfile.mkdtemp(prefix="smoke-postgres-"))
         for name, source in (("server.crt", self.authority.cert), ("server.key", self.authority.key)):
             (self.directory / name).write_bytes(source.read_bytes())
@@ -293,6 +295,13 @@ class PostgresTls:
         if done.returncode != 0:
             self.__exit__(None, None, None)
             raise StandInError(f"PostgreSQL setup failed: {done.stderr.decode(errors='replace')[-300:]}")
+
+    def session(self, url: str) -> tuple[str, str]:
+        """`psql URL` (libpq, so the URL's own sslmode holds): (user|database|ssl, error)."""
+        query = "select current_user, current_database(), ssl from pg_stat_ssl where pid = pg_backend_pid()"
+        done = subprocess.run([str(self.bin_dir / "psql"), url, "-Atc", query], capture_output=True, text=True,
+                              check=False, env={"PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "5"})
+        return done.stdout.strip(), done.stderr.strip()
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         if self.process is not None and self.process.poll() is None:
