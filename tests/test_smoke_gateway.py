@@ -100,6 +100,22 @@ def test_the_proxy_version_comes_from_the_image_and_must_have_its_requirements(s
 def test_the_real_proxy_answers_with_the_tasks_config(moto_url, stacks) -> None:
     steps = gateway.run(deployment(moto_url, stacks, secrets(moto_url, "ok")))
     assert [(s.name, s.passed) for s in steps if not s.passed] == [], "\n".join(s.line() for s in steps)
+    [migrated] = [s for s in steps if s.name.endswith("(prisma migrate deploy)")]
+    assert re.match(r"\d{3} migrations applied by the task's `prisma migrate deploy`", migrated.detail)
+    print("\n".join(s.line() for s in steps))
+
+
+@pytest.mark.pipeline_rehearsal
+def test_a_database_name_the_instance_does_not_have_fails_the_database_steps(moto_url, stacks) -> None:
+    def renamed(container: dict[str, Any]) -> None:
+        for variable in container["environment"]:
+            if variable["name"] == "DB_NAME":
+                variable["value"] = "litellm_typo"
+
+    steps = gateway.run(deployment(moto_url, stacks, secrets(moto_url, "dbname"), renamed))
+    failed = [s for s in steps if not s.passed and not s.detail.startswith("not run")]
+    assert [s.name for s in failed] == ["gateway: the task's DATABASE_URL logs in to PostgreSQL over TLS"]
+    assert 'database "litellm_typo" does not exist' in failed[0].detail and "p#ss" not in failed[0].detail
 
 
 @pytest.mark.pipeline_rehearsal

@@ -5,9 +5,11 @@ included), Redis over TLS (`redis-server`) and a stand-in upstream for the self-
 
 The database is a throwaway PostgreSQL with TLS (`PostgresTls`), made as RDS makes it from the
 data stack's instance and its managed master secret; the task's own start script builds
-DATABASE_URL from DB_* and that URL must log in over TLS as the secret's user. The proxy itself
-still starts without DATABASE_URL: Prisma, its database client, downloads native engines at start,
-which cannot be had offline, so virtual keys, spend and budgets are not exercised here (README).
+DATABASE_URL from DB_* and that URL must log in over TLS as the secret's user. The migration
+task's own command then applies LiteLLM's schema (`prisma migrate deploy`, prisma.py: the real
+engines where they can be downloaded, stand-ins offline). The serving proxy still starts without
+DATABASE_URL: its query engine stand-in cannot yet answer prisma-client-py's GraphQL, so virtual
+keys, spend and budgets are not exercised here (README).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from modules.rehearsal.emulator import free_port
+from modules.rehearsal.smoke import prisma
 from modules.rehearsal.smoke.deployment import Deployment, SmokeFailure, SmokeStep
 from modules.rehearsal.smoke.standins import Authority, ModelServer, PostgresTls, RedisTls, StandInError
 
@@ -37,6 +40,7 @@ MIGRATION_SUFFIX = "-proxy-migrate"
 ROOT = Path(__file__).resolve().parents[3]
 VENVS = ROOT / ".build" / "smoke"
 START_SECONDS = 180
+MIGRATED = 'select count(finished_at), count(*) from "_prisma_migrations"'
 # `litellm[proxy]==1.108.11` cannot be installed as such: its extra pins litellm-enterprise
 # 0.1.79.post2, which is not on PyPI. The extra's requirements, spelled out, with the one that is.
 PROXY_REQUIREMENTS = {"1.108.11": (
@@ -72,11 +76,13 @@ class Task:
         return dict(json.loads(self.environment["LITELLM_CONFIG_YAML"]))
 
 
-def proxy_task(deployment: Deployment) -> Task:
+def proxy_task(deployment: Deployment, migration: bool = False) -> Task:
+    """The serving task's container, or the one-off migration task's (`…-proxy-migrate`)."""
     tasks = [v for v in deployment.resources("gateway", "aws_ecs_task_definition")
-             if not str(v.get("family", "")).endswith(MIGRATION_SUFFIX)]
+             if str(v.get("family", "")).endswith(MIGRATION_SUFFIX) == migration]
     if len(tasks) != 1:
-        raise SmokeFailure(f"expected one proxy task definition in {deployment.stack('gateway')}, found {len(tasks)}")
+        kind = "migration" if migration else "proxy"
+        raise SmokeFailure(f"expected one {kind} task definition in {deployment.stack('gateway')}, found {len(tasks)}")
     containers = [c for c in json.loads(tasks[0]["container_definitions"]) if c.get("name") == CONTAINER]
     if len(containers) != 1:
         raise SmokeFailure(f"the proxy task has no container named {CONTAINER}")
@@ -184,8 +190,9 @@ class Proxy:
                 route["litellm_params"]["api_base"] = loopback
         return config
 
-    def environment(self) -> dict[str, str]:
-        variables = {**self.task.environment, **self.secrets}
+    def environment(self, given: dict[str, str] | None = None) -> dict[str, str]:
+        """A task's environment and secrets (the serving task's unless `given`), endpoints on loopback."""
+        variables = dict(given) if given is not None else {**self.task.environment, **self.secrets}
         group = next(iter(self.deployment.resources("data", "aws_elasticache_replication_group")), {})
         db = next(iter(self.deployment.resources("data", "aws_db_instance")), {})
         for variable, deployed, loopback in (("REDIS_HOST", group.get("primary_endpoint_address"), "127.0.0.1"),
@@ -243,15 +250,42 @@ class Proxy:
                 self.process.wait()
 
 
+def redact(proxy: Proxy, text: str) -> str:
+    """A tool's output may quote what it was given: never a secret's value in a step's detail."""
+    for value in proxy.secrets.values():
+        text = text.replace(value, "***") if len(value) > 3 else text
+    return text[-500:]
+
+
 def database_login(proxy: Proxy) -> str:
     url, postgres = database_url(proxy.task, proxy.environment()), proxy.postgres
     found, error = postgres.session(url)
-    for value in proxy.secrets.values():  # psql may quote what it was given: never a secret's value
-        error = error.replace(value, "***") if len(value) > 3 else error
+    error = redact(proxy, error)
     if found != f"{postgres.user}|{postgres.database}|t":
         raise SmokeFailure(f"the task's DATABASE_URL did not log in to {postgres.database!r} as the master user "
                            f"over TLS: {error or found!r}")
     return f"logged in to {postgres.database!r} over TLS as the master user ({urlsplit(url).query})"
+
+
+def migrations(proxy: Proxy) -> str:
+    """The migration task's own command (its script, `litellm --skip_server_startup`: the proxy's
+    `prisma migrate deploy`) must exit 0 with every migration LiteLLM ships recorded as finished."""
+    task, started = proxy_task(proxy.deployment, migration=True), time.monotonic()
+    client = proxy.deployment.client("secretsmanager", task.environment.get("AWS_REGION", "us-east-1"))
+    given = {**task.environment, **{n: secret_value(client, n, v) for n, v in task.secrets.items()}}
+    engines = prisma.install()
+    variables, which = prisma.environment(engines, prisma.downloadable())
+    with (proxy.scratch / "migrate.log").open("ab") as out:
+        done = subprocess.run(task.command, env={**proxy.environment(given), **variables}, cwd=proxy.scratch,
+                              stdout=out, stderr=subprocess.STDOUT, timeout=START_SECONDS * 3, check=False)
+    shipped = list((proxy.bin_dir.parent / "lib").glob("python3*/site-packages/litellm_proxy_extras/migrations/*/"))
+    found, error = proxy.postgres.session(database_url(task, proxy.environment(given)), MIGRATED)
+    if done.returncode != 0 or found != f"{len(shipped)}|{len(shipped)}":
+        tail = redact(proxy, " | ".join((proxy.scratch / "migrate.log").read_text(errors="replace").splitlines()[-3:]))
+        raise SmokeFailure(f"the migration task exited {done.returncode}; migrations finished/recorded "
+                           f"{found or error!r} of {len(shipped)} shipped; with {which}: {tail}")
+    return (f"{len(shipped)} migrations applied by the task's `prisma migrate deploy` with {which}, "
+            f"{time.monotonic() - started:.0f} s")
 
 
 def self_hosted_route(proxy: Proxy) -> str:
@@ -284,6 +318,7 @@ def cached(proxy: Proxy) -> str:
 
 STEPS: tuple[tuple[str, Callable[[Proxy], str]], ...] = (
     ("the task's DATABASE_URL logs in to PostgreSQL over TLS", database_login),
+    ("the migration task applies the proxy's schema (prisma migrate deploy)", migrations),
     ("proxy starts with the task's config and environment", Proxy.start),
     ("completion through the self-hosted route", completion), ("response cache in Redis", cached))
 

@@ -296,9 +296,9 @@ class PostgresTls:
             self.__exit__(None, None, None)
             raise StandInError(f"PostgreSQL setup failed: {done.stderr.decode(errors='replace')[-300:]}")
 
-    def session(self, url: str) -> tuple[str, str]:
-        """`psql URL` (libpq, so the URL's own sslmode holds): (user|database|ssl, error)."""
-        query = "select current_user, current_database(), ssl from pg_stat_ssl where pid = pg_backend_pid()"
+    def session(self, url: str, query: str = "select current_user, current_database(), ssl from pg_stat_ssl "
+                                              "where pid = pg_backend_pid()") -> tuple[str, str]:
+        """`psql URL -c query` (libpq, so the URL's own sslmode holds): (rows as a|b|c, error)."""
         done = subprocess.run([str(self.bin_dir / "psql"), url, "-Atc", query], capture_output=True, text=True,
                               check=False, env={"PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "5"})
         return done.stdout.strip(), done.stderr.strip()
