@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from modules.rehearsal.smoke import gateway
+from modules.rehearsal.smoke import gateway, prisma
 from modules.rehearsal.smoke.deployment import Deployment
 from modules.rehearsal.smoke.standins import Authority
 
@@ -175,3 +175,16 @@ def test_a_task_command_that_does_not_export_the_database_url_fails(moto_url, st
                           [*task.command[:-1], task.command[-1].replace("export DATABASE_URL", "true")])
     with pytest.raises(gateway.SmokeFailure, match="does not export DATABASE_URL"):
         gateway.database_url(edited, environment)
+
+
+def test_the_engine_stand_ins_are_chosen_only_where_the_real_engines_cannot_be_downloaded(tmp_path) -> None:
+    real, said = prisma.environment(tmp_path, real=True)
+    offline, stood_in = prisma.environment(tmp_path, real=False)
+    assert real == {"PRISMA_BINARY_CACHE_DIR": str(tmp_path)} and "binaries.prisma.sh" in said
+    assert offline["PRISMA_SCHEMA_ENGINE_BINARY"] == str(tmp_path / "bin" / "schema-engine")
+    assert offline["PRISMA_QUERY_ENGINE_BINARY"] == str(tmp_path / "bin" / "query-engine")
+    assert stood_in.startswith("stand-in engines (binaries.prisma.sh unreachable")
+    # The CLI the lock pins is the one prisma-client-py runs, at the engine commit it expects.
+    lock = json.loads((prisma.SOURCE / "package-lock.json").read_text())["packages"]
+    assert lock["node_modules/prisma"]["version"] == "5.17.0"
+    assert lock["node_modules/@prisma/query-engine-wasm"]["version"].endswith(prisma.ENGINE_COMMIT)
