@@ -15,13 +15,15 @@ from typing import Any
 import boto3
 import pytest
 
-from modules.rehearsal.smoke import gateway
+from modules.rehearsal.smoke import gateway, prisma
 from modules.rehearsal.smoke.deployment import Deployment
+from modules.rehearsal.smoke.standins import Authority
 
 REGION = "eu-west-2"
 ENV = "dev"
 REDIS_HOST = "master.llmlite-dev-redis.abc123.euw2.cache.amazonaws.com"
 MODEL_ENDPOINT = "https://llm.dev.internal.example.com/v1"
+DB_HOST = "llmlite-dev-postgres.abc123.eu-west-2.rds.amazonaws.com"
 
 
 def secrets(url: str, suffix: str) -> dict[str, str]:
@@ -31,7 +33,7 @@ def secrets(url: str, suffix: str) -> dict[str, str]:
 
     def made(name: str, value: str) -> str:
         return str(client.create_secret(Name=f"{name}-{suffix}", SecretString=value)["ARN"])
-    return {"db_credentials_arn": made("db", json.dumps({"username": "llmlite", "password": "p#ss/w?rd%1"})),
+    return {"db_credentials_arn": made("db", json.dumps({"username": "litellm_admin", "password": "p#ss/w?rd%1"})),
             "master_key_secret": made("master", "sk-master-smoke-0123456789"),
             "salt_key_secret": made("salt", "salt-smoke-0123456789"),
             "redis_auth_secret": made("redis", "redis-token-smoke-0123456789"),
@@ -40,7 +42,7 @@ def secrets(url: str, suffix: str) -> dict[str, str]:
 
 def deployment(url: str, stacks: Any, made: dict[str, str], edit: Any = None) -> Deployment:
     tasks = stacks[f"{ENV}-gateway"].resources("aws_ecs_task_definition")
-    resolved = {"primary_endpoint_address": REDIS_HOST, **made}
+    resolved = {"primary_endpoint_address": REDIS_HOST, "aws_db_instance": DB_HOST, **made}
 
     def one(match: re.Match[str]) -> str:
         found = [v for fragment, v in resolved.items() if fragment in match.group(0)]
@@ -55,9 +57,12 @@ def deployment(url: str, stacks: Any, made: dict[str, str], edit: Any = None) ->
             "family": task["family"], "container_definitions": json.dumps(container)}})
     redis = {"mode": "managed", "type": "aws_elasticache_replication_group",
              "values": {"primary_endpoint_address": REDIS_HOST, "port": 6379}}
+    database = {"mode": "managed", "type": "aws_db_instance", "values": {
+        "address": DB_HOST, "port": 5432, "db_name": "litellm",
+        "master_user_secret": [{"secret_arn": made["db_credentials_arn"]}]}}
     return Deployment(ENV, {
         f"{ENV}-gateway": {"values": {"root_module": {"resources": states}}},
-        f"{ENV}-data": {"values": {"root_module": {"resources": [redis]}}},
+        f"{ENV}-data": {"values": {"root_module": {"resources": [redis, database]}}},
         f"{ENV}-llm": {"values": {"outputs": {"model_endpoint_url": {"value": MODEL_ENDPOINT}}}}}, {}, url)
 
 
@@ -95,6 +100,22 @@ def test_the_proxy_version_comes_from_the_image_and_must_have_its_requirements(s
 def test_the_real_proxy_answers_with_the_tasks_config(moto_url, stacks) -> None:
     steps = gateway.run(deployment(moto_url, stacks, secrets(moto_url, "ok")))
     assert [(s.name, s.passed) for s in steps if not s.passed] == [], "\n".join(s.line() for s in steps)
+    [migrated] = [s for s in steps if s.name.endswith("(prisma migrate deploy)")]
+    assert re.match(r"\d{3} migrations applied by the task's `prisma migrate deploy`", migrated.detail)
+    print("\n".join(s.line() for s in steps))
+
+
+@pytest.mark.pipeline_rehearsal
+def test_a_database_name_the_instance_does_not_have_fails_the_database_steps(moto_url, stacks) -> None:
+    def renamed(container: dict[str, Any]) -> None:
+        for variable in container["environment"]:
+            if variable["name"] == "DB_NAME":
+                variable["value"] = "litellm_typo"
+
+    steps = gateway.run(deployment(moto_url, stacks, secrets(moto_url, "dbname"), renamed))
+    failed = [s for s in steps if not s.passed and not s.detail.startswith("not run")]
+    assert [s.name for s in failed] == ["gateway: the task's DATABASE_URL logs in to PostgreSQL over TLS"]
+    assert 'database "litellm_typo" does not exist' in failed[0].detail and "p#ss" not in failed[0].detail
 
 
 @pytest.mark.pipeline_rehearsal
@@ -110,3 +131,60 @@ def test_a_config_field_the_proxy_rejects_fails_its_start(moto_url, stacks) -> N
     failed = [s for s in steps if not s.passed and not s.detail.startswith("not run")]
     assert [s.name for s in failed] == ["gateway: proxy starts with the task's config and environment"]
     assert "health_check_interval" in failed[0].detail
+
+
+def task_environment(made: Deployment, postgres_port: int) -> tuple[gateway.Task, dict[str, str]]:
+    """The proxy task's environment and secrets as ECS gives them, the database endpoint on loopback."""
+    task, client = gateway.proxy_task(made), made.client("secretsmanager", REGION)
+    environment = {**task.environment, **{n: gateway.secret_value(client, n, v) for n, v in task.secrets.items()}}
+    assert environment["DB_ENDPOINT"] == f"{DB_HOST}:5432"
+    return task, {**environment, "DB_ENDPOINT": f"127.0.0.1:{postgres_port}", "PATH": "/usr/bin:/bin"}
+
+
+def test_the_tasks_own_script_builds_a_database_url_that_logs_in_over_tls(moto_url, stacks, tmp_path) -> None:
+    made = deployment(moto_url, stacks, secrets(moto_url, "dburl"))
+    client = made.client("secretsmanager", REGION)
+    with gateway.database(made, client, Authority.create(tmp_path)) as postgres:
+        task, environment = task_environment(made, postgres.port)
+        url = gateway.database_url(task, environment)
+        assert url.startswith("postgresql://litellm_admin:p%23ss%2Fw%3Frd%251@127.0.0.1:")
+        assert url.endswith("/litellm?sslmode=require")
+        assert postgres.session(url) == ("litellm_admin|litellm|t", "")
+        # The server takes passwords over TLS only: the same URL without it is refused.
+        found, error = postgres.session(url.replace("sslmode=require", "sslmode=disable"))
+        assert found == "" and "no pg_hba.conf entry" in error
+
+
+def test_a_database_secret_key_wired_to_the_wrong_variable_fails_the_login(moto_url, stacks, tmp_path) -> None:
+    def swapped(container: dict[str, Any]) -> None:
+        for secret in container["secrets"]:
+            if secret["name"] == "DB_USERNAME":
+                secret["valueFrom"] = secret["valueFrom"].replace(":username::", ":password::")
+
+    made = deployment(moto_url, stacks, secrets(moto_url, "dbswap"), swapped)
+    with gateway.database(made, made.client("secretsmanager", REGION), Authority.create(tmp_path)) as postgres:
+        task, environment = task_environment(made, postgres.port)
+        found, error = postgres.session(gateway.database_url(task, environment))
+    assert found == "" and "password authentication failed" in error
+
+
+def test_a_task_command_that_does_not_export_the_database_url_fails(moto_url, stacks) -> None:
+    made = deployment(moto_url, stacks, secrets(moto_url, "noexport"))
+    task, environment = task_environment(made, 5432)
+    edited = gateway.Task(task.image, task.environment, task.secrets,
+                          [*task.command[:-1], task.command[-1].replace("export DATABASE_URL", "true")])
+    with pytest.raises(gateway.SmokeFailure, match="does not export DATABASE_URL"):
+        gateway.database_url(edited, environment)
+
+
+def test_the_engine_stand_ins_are_chosen_only_where_the_real_engines_cannot_be_downloaded(tmp_path) -> None:
+    real, said = prisma.environment(tmp_path, real=True)
+    offline, stood_in = prisma.environment(tmp_path, real=False)
+    assert real == {"PRISMA_BINARY_CACHE_DIR": str(tmp_path)} and "binaries.prisma.sh" in said
+    assert offline["PRISMA_SCHEMA_ENGINE_BINARY"] == str(tmp_path / "bin" / "schema-engine")
+    assert offline["PRISMA_QUERY_ENGINE_BINARY"] == str(tmp_path / "bin" / "query-engine")
+    assert stood_in.startswith("stand-in engines (binaries.prisma.sh unreachable")
+    # The CLI the lock pins is the one prisma-client-py runs, at the engine commit it expects.
+    lock = json.loads((prisma.SOURCE / "package-lock.json").read_text())["packages"]
+    assert lock["node_modules/prisma"]["version"] == "5.17.0"
+    assert lock["node_modules/@prisma/query-engine-wasm"]["version"].endswith(prisma.ENGINE_COMMIT)

@@ -3,9 +3,13 @@ environment under .build/smoke/) started with the configuration and environment 
 definition in state renders, its secrets read from the emulator as ECS reads them (JSON keys
 included), Redis over TLS (`redis-server`) and a stand-in upstream for the self-hosted route.
 
-The proxy runs without its database: Prisma, its database client, downloads native engines at
-start, which cannot be had offline, so DATABASE_URL (which the task's start script builds from
-DB_*) is not set and virtual keys, spend and budgets are not exercised here (README).
+The database is a throwaway PostgreSQL with TLS (`PostgresTls`), made as RDS makes it from the
+data stack's instance and its managed master secret; the task's own start script builds
+DATABASE_URL from DB_* and that URL must log in over TLS as the secret's user. The migration
+task's own command then applies LiteLLM's schema (`prisma migrate deploy`, prisma.py: the real
+engines where they can be downloaded, stand-ins offline). The serving proxy still starts without
+DATABASE_URL: its query engine stand-in cannot yet answer prisma-client-py's GraphQL, so virtual
+keys, spend and budgets are not exercised here (README).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from modules.rehearsal.emulator import free_port
+from modules.rehearsal.smoke import prisma
 from modules.rehearsal.smoke.deployment import Deployment, SmokeFailure, SmokeStep
-from modules.rehearsal.smoke.standins import Authority, ModelServer, RedisTls, StandInError
+from modules.rehearsal.smoke.standins import Authority, ModelServer, PostgresTls, RedisTls, StandInError
 
 PREFIX = "gateway: "
 CONTAINER = "litellm"
@@ -35,6 +40,7 @@ MIGRATION_SUFFIX = "-proxy-migrate"
 ROOT = Path(__file__).resolve().parents[3]
 VENVS = ROOT / ".build" / "smoke"
 START_SECONDS = 180
+MIGRATED = 'select count(finished_at), count(*) from "_prisma_migrations"'
 # `litellm[proxy]==1.108.11` cannot be installed as such: its extra pins litellm-enterprise
 # 0.1.79.post2, which is not on PyPI. The extra's requirements, spelled out, with the one that is.
 PROXY_REQUIREMENTS = {"1.108.11": (
@@ -70,11 +76,13 @@ class Task:
         return dict(json.loads(self.environment["LITELLM_CONFIG_YAML"]))
 
 
-def proxy_task(deployment: Deployment) -> Task:
+def proxy_task(deployment: Deployment, migration: bool = False) -> Task:
+    """The serving task's container, or the one-off migration task's (`…-proxy-migrate`)."""
     tasks = [v for v in deployment.resources("gateway", "aws_ecs_task_definition")
-             if not str(v.get("family", "")).endswith(MIGRATION_SUFFIX)]
+             if str(v.get("family", "")).endswith(MIGRATION_SUFFIX) == migration]
     if len(tasks) != 1:
-        raise SmokeFailure(f"expected one proxy task definition in {deployment.stack('gateway')}, found {len(tasks)}")
+        kind = "migration" if migration else "proxy"
+        raise SmokeFailure(f"expected one {kind} task definition in {deployment.stack('gateway')}, found {len(tasks)}")
     containers = [c for c in json.loads(tasks[0]["container_definitions"]) if c.get("name") == CONTAINER]
     if len(containers) != 1:
         raise SmokeFailure(f"the proxy task has no container named {CONTAINER}")
@@ -128,13 +136,43 @@ def venv(version: str, directory: Path = VENVS) -> Path:
     return root / "bin"
 
 
+def database(deployment: Deployment, client: Any, authority: Authority) -> PostgresTls:
+    """PostgreSQL as RDS creates it: the instance's database, its master credentials from the
+    managed secret (keys `username` and `password`, as RDS writes them)."""
+    instances = list(deployment.resources("data", "aws_db_instance"))
+    if len(instances) != 1:
+        raise SmokeFailure(f"expected one aws_db_instance in {deployment.stack('data')}, found {len(instances)}")
+    secret = (instances[0].get("master_user_secret") or [{}])[0].get("secret_arn")
+    if not secret:
+        raise SmokeFailure(f"the database in {deployment.stack('data')} has no managed master secret")
+    username = secret_value(client, "the master username", f"{secret}:username::")
+    password = secret_value(client, "the master password", f"{secret}:password::")
+    return PostgresTls(authority, str(instances[0]["db_name"]), username, password)
+
+
+def database_url(task: Task, environment: dict[str, str]) -> str:
+    """DATABASE_URL as the task's own command builds it: its script up to the export, run by the
+    shell it names with the task's environment and secrets (`python3` from the proxy's venv)."""
+    script, marker = task.command[-1] if task.command else "", "export DATABASE_URL\n"
+    if marker not in script:
+        raise SmokeFailure("the proxy task's command does not export DATABASE_URL")
+    prefix = script[:script.index(marker) + len(marker)] + 'printf %s "$DATABASE_URL"\n'
+    built = subprocess.run([*task.command[:-1], prefix], env=environment, capture_output=True, text=True,
+                           check=False)
+    if built.returncode != 0 or not built.stdout:
+        raise SmokeFailure(f"the task's script did not build DATABASE_URL: {built.stderr.strip()[-300:]}")
+    return built.stdout
+
+
 class Proxy:
     """One run: secrets, stand-ins, the proxy process and what it was given."""
 
     def __init__(self, deployment: Deployment, task: Task, scratch: Path, authority: Authority,
-                 upstream: ModelServer, redis: RedisTls, secrets: dict[str, str], bin_dir: Path) -> None:
+                 upstream: ModelServer, redis: RedisTls, postgres: PostgresTls, secrets: dict[str, str],
+                 bin_dir: Path) -> None:
         self.deployment, self.task, self.scratch, self.authority = deployment, task, scratch, authority
-        self.upstream, self.redis, self.secrets, self.bin_dir = upstream, redis, secrets, bin_dir
+        self.upstream, self.redis, self.postgres = upstream, redis, postgres
+        self.secrets, self.bin_dir = secrets, bin_dir
         self.port = free_port()
         self.mapped: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
@@ -152,11 +190,15 @@ class Proxy:
                 route["litellm_params"]["api_base"] = loopback
         return config
 
-    def environment(self) -> dict[str, str]:
-        variables = {**self.task.environment, **self.secrets}
+    def environment(self, given: dict[str, str] | None = None) -> dict[str, str]:
+        """A task's environment and secrets (the serving task's unless `given`), endpoints on loopback."""
+        variables = dict(given) if given is not None else {**self.task.environment, **self.secrets}
         group = next(iter(self.deployment.resources("data", "aws_elasticache_replication_group")), {})
+        db = next(iter(self.deployment.resources("data", "aws_db_instance")), {})
         for variable, deployed, loopback in (("REDIS_HOST", group.get("primary_endpoint_address"), "127.0.0.1"),
-                                             ("REDIS_PORT", str(group.get("port")), str(self.redis.port))):
+                                             ("REDIS_PORT", str(group.get("port")), str(self.redis.port)),
+                                             ("DB_ENDPOINT", f"{db.get('address')}:{db.get('port')}",
+                                              f"127.0.0.1:{self.postgres.port}")):
             if variables.get(variable) != deployed:
                 raise SmokeFailure(f"{variable} is {variables.get(variable)!r}, not the deployed {deployed!r}")
             self.mapped[variable] = f"{deployed} -> {loopback}"
@@ -208,6 +250,44 @@ class Proxy:
                 self.process.wait()
 
 
+def redact(proxy: Proxy, text: str) -> str:
+    """A tool's output may quote what it was given: never a secret's value in a step's detail."""
+    for value in proxy.secrets.values():
+        text = text.replace(value, "***") if len(value) > 3 else text
+    return text[-500:]
+
+
+def database_login(proxy: Proxy) -> str:
+    url, postgres = database_url(proxy.task, proxy.environment()), proxy.postgres
+    found, error = postgres.session(url)
+    error = redact(proxy, error)
+    if found != f"{postgres.user}|{postgres.database}|t":
+        raise SmokeFailure(f"the task's DATABASE_URL did not log in to {postgres.database!r} as the master user "
+                           f"over TLS: {error or found!r}")
+    return f"logged in to {postgres.database!r} over TLS as the master user ({urlsplit(url).query})"
+
+
+def migrations(proxy: Proxy) -> str:
+    """The migration task's own command (its script, `litellm --skip_server_startup`: the proxy's
+    `prisma migrate deploy`) must exit 0 with every migration LiteLLM ships recorded as finished."""
+    task, started = proxy_task(proxy.deployment, migration=True), time.monotonic()
+    client = proxy.deployment.client("secretsmanager", task.environment.get("AWS_REGION", "us-east-1"))
+    given = {**task.environment, **{n: secret_value(client, n, v) for n, v in task.secrets.items()}}
+    engines = prisma.install()
+    variables, which = prisma.environment(engines, prisma.downloadable())
+    with (proxy.scratch / "migrate.log").open("ab") as out:
+        done = subprocess.run(task.command, env={**proxy.environment(given), **variables}, cwd=proxy.scratch,
+                              stdout=out, stderr=subprocess.STDOUT, timeout=START_SECONDS * 3, check=False)
+    shipped = list((proxy.bin_dir.parent / "lib").glob("python3*/site-packages/litellm_proxy_extras/migrations/*/"))
+    found, error = proxy.postgres.session(database_url(task, proxy.environment(given)), MIGRATED)
+    if done.returncode != 0 or found != f"{len(shipped)}|{len(shipped)}":
+        tail = redact(proxy, " | ".join((proxy.scratch / "migrate.log").read_text(errors="replace").splitlines()[-3:]))
+        raise SmokeFailure(f"the migration task exited {done.returncode}; migrations finished/recorded "
+                           f"{found or error!r} of {len(shipped)} shipped; with {which}: {tail}")
+    return (f"{len(shipped)} migrations applied by the task's `prisma migrate deploy` with {which}, "
+            f"{time.monotonic() - started:.0f} s")
+
+
 def self_hosted_route(proxy: Proxy) -> str:
     routes = [k.split(".")[0] for k in proxy.mapped if k.endswith(".api_base")]
     if not routes:
@@ -237,6 +317,8 @@ def cached(proxy: Proxy) -> str:
 
 
 STEPS: tuple[tuple[str, Callable[[Proxy], str]], ...] = (
+    ("the task's DATABASE_URL logs in to PostgreSQL over TLS", database_login),
+    ("the migration task applies the proxy's schema (prisma migrate deploy)", migrations),
     ("proxy starts with the task's config and environment", Proxy.start),
     ("completion through the self-hosted route", completion), ("response cache in Redis", cached))
 
@@ -256,7 +338,7 @@ def run(deployment: Deployment, venvs: Path = VENVS) -> list[SmokeStep]:
             upstream.key = secrets.get("VLLM_API_KEY", "")
             proxy = Proxy(deployment, task, scratch, authority, upstream,
                           stack.enter_context(RedisTls(authority, secrets["REDIS_PASSWORD"], scratch / "redis")),
-                          secrets, bin_dir)
+                          stack.enter_context(database(deployment, client, authority)), secrets, bin_dir)
             stack.callback(proxy.stop)
         except (SmokeFailure, StandInError, KeyError) as err:
             return [SmokeStep(PREFIX + "task definition and secrets from state", False, str(err))]

@@ -229,3 +229,87 @@ class RedisTls:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@dataclass
+class PostgresTls:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 with TLS (RDS with `sslmode=require`): one
+    database and one owner whose password is set over a local socket, never on a command line.
+    As root the cluster runs as the `postgres` user (initdb refuses root)."""
+
+    authority: Authority
+    database: str
+    user: str
+    password: str
+    port: int = 0
+    directory: Path | None = None
+    bin_dir: Path = Path("/usr/bin")
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def __enter__(self) -> PostgresTls:
+        import glob
+        import os
+        import pwd
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise StandInError("PostgreSQL is not installed (apt-get install postgresql)")
+        bin_dir, owner = Path(found[-1]).parent, pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        self.bin_dir = bin_dir
+        self.directory = Path(tempfile.mkdtemp(prefix="smoke-postgres-"))
+        for name, source in (("server.crt", self.authority.cert), ("server.key", self.authority.key)):
+            (self.directory / name).write_bytes(source.read_bytes())
+            (self.directory / name).chmod(0o600)
+        if owner is not None:
+            for path in (self.directory, self.directory / "server.crt", self.directory / "server.key"):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        user = {"user": owner.pw_uid, "group": owner.pw_gid} if owner is not None else {}
+        data, self.port = self.directory / "data", free_port()
+        subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True, **user)
+        # Local socket: trust (the setup below); TCP: password over TLS only, as RDS with rds.force_ssl.
+        (data / "pg_hba.conf").write_text("local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+        self.process = subprocess.Popen(
+            [str(bin_dir / "postgres"), "-D", str(data), "-k", str(self.directory), "-h", "127.0.0.1",
+             "-p", str(self.port), "-c", "ssl=on", "-c", f"ssl_cert_file={self.directory / 'server.crt'}",
+             "-c", f"ssl_key_file={self.directory / 'server.key'}", "-c", "fsync=off"],
+            stdout=subprocess.DEVNULL, stderr=(self.directory / "postgres.log").open("ab"), **user)
+        self._setup(bin_dir, user)
+        return self
+
+    def _setup(self, bin_dir: Path, user: dict[str, int]) -> None:
+        deadline = time.monotonic() + 30
+        while subprocess.run([str(bin_dir / "pg_isready"), "-q", "-h", str(self.directory), "-p", str(self.port)],
+                             check=False, **user).returncode != 0:
+            if time.monotonic() > deadline or (self.process is not None and self.process.poll() is not None):
+                self.__exit__(None, None, None)
+                raise StandInError(f"PostgreSQL did not start on 127.0.0.1:{self.port}")
+            time.sleep(0.1)
+        quoted = self.password.replace("'", "''")
+        script = (f'CREATE ROLE "{self.user}" LOGIN PASSWORD \'{quoted}\';\n'
+                  f'CREATE DATABASE "{self.database}" OWNER "{self.user}";\n')
+        done = subprocess.run([str(bin_dir / "psql"), "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.directory),
+                               "-p", str(self.port), "-U", "postgres", "-d", "postgres"], input=script.encode(),
+                              capture_output=True, check=False, **user)
+        if done.returncode != 0:
+            self.__exit__(None, None, None)
+            raise StandInError(f"PostgreSQL setup failed: {done.stderr.decode(errors='replace')[-300:]}")
+
+    def session(self, url: str, query: str = "select current_user, current_database(), ssl from pg_stat_ssl "
+                                              "where pid = pg_backend_pid()") -> tuple[str, str]:
+        """`psql URL -c query` (libpq, so the URL's own sslmode holds): (rows as a|b|c, error)."""
+        done = subprocess.run([str(self.bin_dir / "psql"), url, "-Atc", query], capture_output=True, text=True,
+                              check=False, env={"PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "5"})
+        return done.stdout.strip(), done.stderr.strip()
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: PostgreSQL's smart shutdown
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,62 @@
+// Stand-in for Prisma's native query engine binary (offline, where it cannot be downloaded): the
+// HTTP server prisma-client-py spawns (`query-engine -p PORT`, datamodel in PRISMA_DML_PATH),
+// answered by the same engine commit compiled to WebAssembly over node-postgres.
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import pg from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { bindAdapter } from '@prisma/driver-adapter-utils';
+
+const require = createRequire(import.meta.url);
+const wasmDir = require.resolve('@prisma/query-engine-wasm/package.json').replace(/package\.json$/, 'postgresql/');
+const bg = await import(wasmDir + 'query_engine_bg.js');
+const { version } = JSON.parse(readFileSync(wasmDir + '../package.json', 'utf8'));
+const commit = version.split('.').pop();
+
+const args = process.argv.slice(2);
+if (args.includes('--version')) {
+  console.log(`query-engine ${commit}`);
+  process.exit(0);
+}
+const { instance } = await WebAssembly.instantiate(readFileSync(wasmDir + 'query_engine_bg.wasm'),
+  { './query_engine_bg.js': bg });
+bg.__wbg_set_wasm(instance.exports);
+
+const datamodel = readFileSync(process.env.PRISMA_DML_PATH, 'utf8');
+const overrides = process.env.OVERWRITE_DATASOURCES ? JSON.parse(process.env.OVERWRITE_DATASOURCES) : [];
+const url = overrides.length ? overrides[0].url : process.env.DATABASE_URL;
+const pool = new pg.Pool({ connectionString: url });
+const engine = new bg.QueryEngine({ datamodel, logLevel: 'error', logQueries: false },
+  (line) => process.stderr.write(line + '\n'), bindAdapter(new PrismaPg(pool)));
+await engine.connect('{}');
+
+const routes = {
+  'GET /status': async () => '{"status":"ok"}',
+  'GET /metrics': async () => '{"counters":[],"gauges":[],"histograms":[]}',
+  'POST /': (body, tx) => engine.query(body, '{}', tx),
+  'POST /transaction/start': (body) => engine.startTransaction(body, '{}'),
+};
+const server = createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', async () => {
+    const path = req.url.split('?')[0];
+    const tx = req.headers['x-transaction-id'] || undefined;
+    const done = path.match(/^\/transaction\/([^/]+)\/(commit|rollback)$/);
+    const route = done ? () => engine[`${done[2]}Transaction`](done[1], '{}') : routes[`${req.method} ${path}`];
+    try {
+      const out = route ? await route(Buffer.concat(chunks).toString('utf8'), tx) : null;
+      res.writeHead(route ? 200 : 404, { 'Content-Type': 'application/json' });
+      res.end(out ?? '{"errors":[{"error":"not found"}]}');
+    } catch (err) {
+      res.writeHead(500, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ error: String(err), user_facing_error: { message: String(err) } }] }));
+    }
+  });
+});
+const port = Number(args[args.indexOf('-p') + 1]);
+server.listen(port, '127.0.0.1');
+const stop = async () => { server.close(); await engine.disconnect('{}'); await pool.end(); process.exit(0); };
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
