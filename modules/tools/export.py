@@ -514,20 +514,7 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
             "availability_zones", settings.availability_zones, "Zones of the network module (its availability_zones, "
             "in order): the Redis nodes are placed in them, the primary in the first", DISTINCT_RULE)
     if layer in ("edge", "llm") or (layer == "realtime" and settings.custom_domain):
-        purpose = {"edge": "ACM certificate of the HTTPS listeners (same region)",
-                   "llm": "ACM certificate of the internal model listener: must cover the private name (same region)",
-                   "realtime": "ACM certificate of the WebSocket API's custom domain: must cover it (same region); "
-                               "unused without domain_name"}
-        default = settings.certificate_arn or getattr(settings, "edge_certificate_arn", None)
-        # Only a custom domain needs the realtime module's certificate.
-        rule = CERTIFICATE_RULE if layer != "realtime" else (
-            "var.domain_name == \"\" || " + CERTIFICATE_RULE[0], CERTIFICATE_RULE[1] + " Required with domain_name.")
-        updates["certificate_arn"] = variable("certificate_arn", default, purpose[layer], rule,
-                                              CERTIFICATE_REGION_RULE)
-    if layer == "realtime" and settings.custom_domain:
-        updates["custom_domain"] = variable(
-            "domain_name", settings.custom_domain, "Custom domain of the WebSocket API (certificate_arn must cover "
-            "it); empty: none, clients use the stage's invoke URL (websocket_url says which)", DOMAIN_RULE)
+        updates |= certificate_settings(variables, layer, settings)
     if layer == "gateway":
         updates |= gateway_settings(variables, settings, pinned=env.protect_stateful)
     if layer == "observability":
@@ -549,6 +536,25 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
                                  as_text=source in AS_TEXT)
     # model_copy does not validate: the tokens stand in for values validated at export.
     return Identity.of(env).model_copy(update=identity), settings.model_copy(update=updates)
+
+
+def certificate_settings(variables: ModuleVariables, layer: str, settings: Any) -> dict[str, Any]:
+    """The certificate (and realtime's custom domain) as variables: same region, covering the name."""
+    purpose = {"edge": "ACM certificate of the HTTPS listeners (same region)",
+               "llm": "ACM certificate of the internal model listener: must cover the private name (same region)",
+               "realtime": "ACM certificate of the WebSocket API's custom domain: must cover it (same region); "
+                           "unused without domain_name"}
+    default = settings.certificate_arn or getattr(settings, "edge_certificate_arn", None)
+    # Only a custom domain needs the realtime module's certificate.
+    rule = CERTIFICATE_RULE if layer != "realtime" else (
+        "var.domain_name == \"\" || " + CERTIFICATE_RULE[0], CERTIFICATE_RULE[1] + " Required with domain_name.")
+    updates = {"certificate_arn": variables.scalar("certificate_arn", default, purpose[layer], rule,
+                                                   CERTIFICATE_REGION_RULE)}
+    if layer == "realtime":
+        updates["custom_domain"] = variables.scalar(
+            "domain_name", settings.custom_domain, "Custom domain of the WebSocket API (certificate_arn must cover "
+            "it); empty: none, clients use the stage's invoke URL (websocket_url says which)", DOMAIN_RULE)
+    return updates
 
 
 def network_settings(variables: ModuleVariables, net: models.Network) -> dict[str, Any]:
