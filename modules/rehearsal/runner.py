@@ -18,17 +18,16 @@ from modules.rehearsal import terraform as tf
 from modules.rehearsal.differences import Seeded, apply_rewrites, destroy_retry
 from modules.rehearsal.emulator import MotoServer
 from modules.rehearsal.judge import judge
-from modules.rehearsal.plan import Stack
+from modules.rehearsal.plan import ROOT, Stack
 from modules.rehearsal.report import EnvironmentResult, StackResult, smoke_step
 from modules.rehearsal.rewrite import Target, rehearsal_copy
 from modules.rehearsal.smoke import LAYERS as SMOKE_LAYERS
 from modules.rehearsal.smoke import run as run_smoke
 from modules.rehearsal.smoke.deployment import Deployment, SmokeStep
-from modules.tools import pipeline, plan_guard
+from modules.tools import plan_guard
 
 ALIAS_WARNING = re.compile(r'Only one of the following attributes should be set: (.*)')
 REFUSAL = "lifecycle.prevent_destroy"
-ROOT = Path(__file__).resolve().parent.parent.parent
 # Run once every stack applied (the smoke steps): steps with name, passed and detail.
 AfterApply = Callable[["Rehearsal"], Iterable[Any]]
 
@@ -181,6 +180,11 @@ class Rehearsal:
         self._took(name, f"pipeline {args[0]}", started)
         return done
 
+    def pipeline_plan(self, name: str, out: Path) -> subprocess.CompletedProcess[str]:
+        """`pipeline plan` of one stack into OUT: its plan, JSON, text and summary (OUT/summary.md)."""
+        return self.pipeline(name, ["plan", "--stacks", name, "--out", str(out), "--synth-dir", str(self.synth_dir),
+                                    "--markdown", str(out / "summary.md")])
+
     def _took(self, name: str, command: str, started: float) -> None:
         commands = self.results[name].commands
         commands[command] = commands.get(command, 0.0) + time.monotonic() - started
@@ -236,8 +240,7 @@ class Rehearsal:
         summary and the plan guard), then `pipeline apply` of exactly that plan."""
         result, plans = self.results[name], self.env_dir / "plans" / name
         self.say(name, "pipeline plan")
-        plan = self.pipeline(name, ["plan", "--stacks", name, "--out", str(plans), "--synth-dir",
-                                    str(self.synth_dir), "--markdown", str(plans / "summary.md")])
+        plan = self.pipeline_plan(name, plans)
         if plan.returncode not in (0, 2):
             result.failures += [f"plan: {e}" for e in _plan_errors(plans, name, plan)]
             return False
@@ -388,8 +391,7 @@ def _plan_after_apply(rehearsal: Rehearsal, name: str, protected: list[str]) -> 
         override.write_text(json.dumps({"resource": lifted}))
     out = rehearsal.env_dir / "drift" / name
     try:
-        plan = rehearsal.pipeline(name, ["plan", "--stacks", name, "--out", str(out), "--synth-dir",
-                                         str(rehearsal.synth_dir), "--markdown", str(out / "summary.md")])
+        plan = rehearsal.pipeline_plan(name, out)
     finally:
         override.unlink(missing_ok=True)
     shown = out / f"{name}.json"

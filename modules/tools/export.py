@@ -601,7 +601,7 @@ ONE_TRAIL_RULE = ("!(var.create_cloudtrail && var.cloudtrail_arn != \"\")",
                   "the account's existing trail (create_cloudtrail = false with its ARN), not both.")
 
 
-def existing_trail(stack: Construct, env: Environment, created: Cloudtrail | None, switch: bool | Any) -> str:
+def existing_trail(stack: Construct, created: Cloudtrail | None, switch: bool | Any) -> str:
     """The trail recording the account: the module's while create_cloudtrail, else the caller's
     cloudtrail_arn (empty: none named)."""
     variables = ModuleVariables(stack, {})
@@ -620,7 +620,7 @@ ONE_WEB_ACL_RULE = ("var.create_waf != (var.web_acl_arn != \"\")",
                     "web_acl_arn, or create_waf = false with the ARN of a web ACL of your own.")
 
 
-def waf_choice(stack: Construct, env: Environment) -> WafChoice:
+def waf_choice(stack: Construct) -> WafChoice:
     """The edge's web ACL, named as terraform-aws-modules name such switches: created, or one of
     the caller's attached (the ALB is never without one)."""
     variables = ModuleVariables(stack, {})
@@ -806,7 +806,7 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
 
     if layer == "foundation":
         construct: Any = Foundation(stack, layer, **given)
-        TFModuleOutput(stack, "cloudtrail_arn", value=existing_trail(stack, env, construct.trail, settings.cloudtrail),
+        TFModuleOutput(stack, "cloudtrail_arn", value=existing_trail(stack, construct.trail, settings.cloudtrail),
                        description="ARN of the trail recording the account: the module's, or cloudtrail_arn")
     elif layer == "network":
         construct = Network(stack, layer, **given, kms_key_arn=inputs("foundation").kms_key_arn,
@@ -814,7 +814,7 @@ def build_module(app: App, env: Environment, layer: str) -> TerraformStack:
         refuse_zones_outside_the_region(construct.vpc)
     elif layer == "edge":
         construct = Edge(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"),
-                         waf=waf_choice(stack, env))
+                         waf=waf_choice(stack))
     elif layer == "data":
         construct = Data(stack, layer, **given, network=inputs("network"), foundation=inputs("foundation"))
         for redis in construct.node.find_all():
