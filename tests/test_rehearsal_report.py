@@ -9,6 +9,7 @@ import dataclasses
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,7 @@ def test_an_unexpected_exception_still_tears_down_what_was_applied(tmp_path, mon
         return True
 
     monkeypatch.setattr(Rehearsal, "bring_up", bring_up)
+    monkeypatch.setattr(Rehearsal, "check_drift", lambda self, name: True)
     monkeypatch.setattr(Rehearsal, "tear_down", tear_down)
     result = rehearsal.run(workers=1)
     assert torn_down == ["t-b", "t-a"] and result.error == "RuntimeError: injected failure" and not result.ok
@@ -310,6 +312,7 @@ def test_smoke_steps_after_apply_land_in_the_report_and_a_failed_step_fails_the_
         return True
 
     monkeypatch.setattr(Rehearsal, "bring_up", bring_up)
+    monkeypatch.setattr(Rehearsal, "check_drift", lambda self, name: True)
     monkeypatch.setattr(Rehearsal, "tear_down", lambda self, name: True)
     steps = [{"name": "connect", "passed": True, "detail": ""},
              type("Step", (), {"name": "answer", "passed": False, "detail": "no reply"})()]
@@ -319,3 +322,35 @@ def test_smoke_steps_after_apply_land_in_the_report_and_a_failed_step_fails_the_
                                          "passed": False}
     assert not result.ok
     assert rehearsal.run(workers=1, after_apply=lambda r: steps[:1]).to_json()["smoke"]["passed"] is True
+
+
+def test_drift_is_planned_once_every_stack_is_up_and_beside_the_smoke(tmp_path, monkeypatch) -> None:
+    """As the drift job meets a deployed environment; the smoke does not wait for it (both only read)."""
+    stacks = {n: Stack(n, tmp_path, {}, deps) for n, deps in (("t-a", ()), ("t-b", ("t-a",)))}
+    rehearsal = Rehearsal("t", stacks, ["t-a", "t-b"], type("T", (), {"state_dir": tmp_path / "state"})(), None,
+                          tf.Toolchain("terraform", tmp_path, "5.100.0"), tmp_path, tmp_path,
+                          FakeServer())  # type: ignore[arg-type]
+    events: list[tuple[str, str, bool]] = []
+    drifting, smoking = threading.Event(), threading.Event()
+
+    def bring_up(self: Rehearsal, name: str) -> bool:
+        events.append(("up", name, True))
+        self.applied_ok.add(name)
+        return True
+
+    def check_drift(self: Rehearsal, name: str) -> bool:
+        drifting.set()
+        events.append(("drift", name, smoking.wait(10)))
+        return True
+
+    def smoke(r: Rehearsal) -> list[dict[str, Any]]:
+        smoking.set()
+        return [{"name": "answer", "passed": drifting.wait(10), "detail": ""}]
+
+    monkeypatch.setattr(Rehearsal, "bring_up", bring_up)
+    monkeypatch.setattr(Rehearsal, "check_drift", check_drift)
+    monkeypatch.setattr(Rehearsal, "tear_down", lambda self, name: True)
+    result = rehearsal.run(workers=2, after_apply=smoke)
+    assert events[:2] == [("up", "t-a", True), ("up", "t-b", True)]
+    assert sorted(events[2:]) == [("drift", "t-a", True), ("drift", "t-b", True)]
+    assert result.smoke == [{"name": "answer", "passed": True, "detail": ""}]

@@ -1,4 +1,5 @@
-"""The per-stack steps: init, validate, apply, plan (no changes expected); destroy in reverse order."""
+"""The per-stack steps: plan and apply in dependency order; once all are up, a drift plan of each
+(no changes expected) beside the smoke; destroy in reverse order."""
 
 from __future__ import annotations
 
@@ -93,12 +94,13 @@ def run_graph(order: list[str], needs: dict[str, set[str]], step: Callable[[str]
 
 class Rehearsal:
     """One environment's stacks brought up in dependency order (up to `workers` at a time),
-    planned for drift, then torn down in reverse order.
+    planned for drift once all are up (as the drift job plans a deployed environment), then torn
+    down in reverse order.
 
     Per stack it runs the deploy pipeline's own commands (`python -m modules.tools.pipeline`, as
     the workflows do): `plan` writes the saved plan, its summary and the guard's verdict, `apply`
     applies exactly that plan (and runs the proxy's schema migration where the plan says so),
-    and the drift job's `plan` right after is judged (judge.py). The rehearsal copies are laid
+    and the drift job's `plan`, once every stack is up, is judged (judge.py). The rehearsal copies are laid
     out as a synth (synth/manifest.json, synth/stacks/<name>) for those commands to read."""
 
     def __init__(self, env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
@@ -109,6 +111,7 @@ class Rehearsal:
         self.applied: set[str] = set()  # something may exist: destroy it
         self.applied_ok: set[str] = set()  # applied without error (drift is reported, dependents still apply)
         self._lock = Lock()
+        self._turns = {name: Lock() for name in order}  # one Terraform command at a time per working directory
 
     def run(self, workers: int = 3, after_apply: AfterApply | None = None) -> EnvironmentResult:
         """Bring up, judge, tear down. An unexpected exception on the way up still tears down what
@@ -123,8 +126,8 @@ class Rehearsal:
             if not self.server.alive():
                 for name in self.order:
                     self.results[name].failures.append("the emulator stopped; see moto.log")
-            elif after_apply is not None and self.applied_ok == set(self.order):
-                summary.smoke = [smoke_step(step) for step in after_apply(self)]
+            else:
+                summary.smoke = self.check(workers, after_apply)
         except Exception as err:  # noqa: BLE001 - reported as the run's error, after tearing down
             summary.error = f"{type(err).__name__}: {err}"
             print(f"{self.env}: rehearsal error, tearing down what was applied: {summary.error}", flush=True)
@@ -156,7 +159,9 @@ class Rehearsal:
 
     def terraform(self, name: str, args: list[str]) -> Any:
         started = time.monotonic()
-        done = tf.run(self.toolchain, self.cli_config, args, self.workdir(name), self.workdir(name) / "terraform.log")
+        with self._turns[name]:
+            done = tf.run(self.toolchain, self.cli_config, args, self.workdir(name),
+                          self.workdir(name) / "terraform.log")
         self._took(name, args[0], started)
         return done
 
@@ -171,8 +176,9 @@ class Rehearsal:
                "TF_CLI_ARGS_apply": "-json",
                "PATH": os.pathsep.join([str(Path(self.toolchain.terraform).parent), os.environ.get("PATH", "")])}
         try:
-            done = subprocess.run([sys.executable, "-m", "modules.tools.pipeline", *args], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=3600)
+            with self._turns[name]:
+                done = subprocess.run([sys.executable, "-m", "modules.tools.pipeline", *args], cwd=ROOT, env=env,
+                                      capture_output=True, text=True, timeout=3600)
         except subprocess.TimeoutExpired as err:
             done = subprocess.CompletedProcess(err.cmd, 124, str(err.stdout or ""), "timed out after 3600 s")
         with (self.workdir(name) / "terraform.log").open("a") as log:
@@ -209,13 +215,30 @@ class Rehearsal:
                 return False
             with self._lock:
                 self.applied_ok.add(name)
-            self.say(name, "pipeline plan again (the drift job's: no changes expected)")
-            self._replan(name)
-            self.say(name, f"{result.created} resources, drift: {result.drift} "
-                           f"({time.monotonic() - started:.0f} s)")
+            self.say(name, f"{result.created} resources applied ({time.monotonic() - started:.0f} s)")
             return True
         finally:
             result.seconds += time.monotonic() - started
+
+    def check(self, workers: int, after_apply: AfterApply | None) -> list[dict[str, Any]]:
+        """Once every stack is up, as the drift job and a first user meet them: each applied
+        stack's drift plan (judged), while `after_apply` (the smoke) drives a request through.
+        Both only read, so they run side by side; a stack's Terraform commands take turns."""
+        applied = [name for name in self.order if name in self.applied_ok]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            smoke = pool.submit(after_apply, self) if after_apply and set(applied) == set(self.order) else None
+            run_graph(applied, {name: set() for name in applied}, self.check_drift, workers)
+            return [smoke_step(step) for step in smoke.result()] if smoke else []
+
+    def check_drift(self, name: str) -> bool:
+        result, started = self.results[name], time.monotonic()
+        self.say(name, "pipeline plan again (the drift job's: no changes expected)")
+        try:
+            self._replan(name)
+        finally:
+            result.seconds += time.monotonic() - started
+        self.say(name, f"drift: {result.drift} ({time.monotonic() - started:.0f} s)")
+        return True
 
     def _write_workdir(self, name: str) -> dict[str, Any]:
         """The stack's rehearsal copy (pointed at the emulator, differences applied) in its own directory."""
