@@ -361,8 +361,8 @@ OUTPUT_DESCRIPTIONS = {
         "db_instance_id": "RDS instance identifier (CloudWatch DBInstanceIdentifier dimension)",
         "redis_address": "Redis primary endpoint (TLS, AUTH)",
         "redis_port": "Redis port",
-        "redis_node_ids": "Cache cluster id of each Redis node, 1 + redis_replicas of them, <group>-001 first "
-                          "(CloudWatch CacheClusterId dimension; the observability module's alarms follow it)",
+        "redis_node_ids": "Cache cluster id of each Redis node, 1 + redis_replicas of them from `…-redis-001` "
+                          "(CloudWatch CacheClusterId dimension; the observability module's alarms follow the list)",
         "connections_table_arn": "ARN of the DynamoDB table of WebSocket connections",
         "history_table_arn": "ARN of the DynamoDB table of chat history"},
     "gateway": {
