@@ -350,3 +350,49 @@ def test_a_security_group_map_of_your_own_is_told_its_missing_and_unknown_keys(t
     message = " ".join(plan.stderr.split())
     assert plan.returncode != 0
     assert "missing [database, redis, lambda, llm_alb, gpu], unknown [web]." in message
+
+
+def test_redis_nodes_are_a_data_variable_the_modules_follow(exported: Path) -> None:
+    """The node count is `redis_replicas`, not the exported environment's: the group, its zones
+    and `redis_node_ids` are computed from the variable, and the observability module counts its
+    per-node alarms over the list it is given (no node's alarm is written out)."""
+    data = module_doc(exported, "data")
+    replicas = blocks(data, "variable")["redis_replicas"]
+    assert replicas["default"] == load_environment("prod").data.redis_replicas and replicas["type"] == "number"
+    assert [v["condition"] for v in replicas["validation"]] == [
+        "${var.redis_replicas >= 0 && var.redis_replicas <= 5 && floor(var.redis_replicas) == var.redis_replicas}",
+        "${var.redis_replicas >= 1 || !var.multi_az}"]
+    (group,) = data["resource"]["aws_elasticache_replication_group"].values()
+    assert group["num_cache_clusters"] == "${(1 + var.redis_replicas)}"
+    assert group["automatic_failover_enabled"] == "${(var.redis_replicas > 0)}"
+    assert group["multi_az_enabled"] == "${var.multi_az}"
+    assert group["preferred_cache_cluster_azs"].endswith(", 0, (1 + var.redis_replicas))}")
+    node_ids = blocks(data, "output")["redis_node_ids"]["value"]
+    assert "var.redis_replicas" in node_ids and "-001" not in node_ids
+    observability = module_doc(exported, "observability")
+    alarms = observability["resource"]["aws_cloudwatch_metric_alarm"]
+    per_node = {name: alarm for name, alarm in alarms.items()
+                if "CacheClusterId" in json.dumps(alarm) and "no_primary" not in name}
+    assert sorted(name.rsplit("_", 1)[0] for name in per_node) == [
+        "observability_alarm_redis_cpu_001", "observability_alarm_redis_evictions_001",
+        "observability_alarm_redis_memory_001"]
+    assert all(a["count"] == "${length(var.data_redis_node_ids)}" and
+               a["dimensions"] == {"CacheClusterId": "${element(var.data_redis_node_ids, count.index)}"}
+               for a in per_node.values())
+    (primary,) = [a for name, a in alarms.items() if "no_primary" in name]
+    assert primary["dynamic"]["metric_query"]["for_each"] == "${var.data_redis_node_ids}"
+    assert [q["id"] for q in primary["metric_query"]] == ["primaries"]
+
+
+def test_the_redis_node_count_is_not_baked_into_the_modules(exported: Path, tmp_path: Path) -> None:
+    """An environment with another replica count exports the same modules: only the default
+    of `redis_replicas` differs."""
+    env = load_environment("prod")
+    three = env.model_copy(update={"data": env.data.model_copy(update={"redis_replicas": 2})})
+    export_modules(three, tmp_path, ("data", "observability"))
+    assert module_doc(tmp_path, "observability") == module_doc(exported, "observability")
+    data = module_doc(tmp_path, "data")
+    assert data["variable"]["redis_replicas"].pop("default") == 2
+    expected = module_doc(exported, "data")
+    expected["variable"]["redis_replicas"].pop("default")
+    assert data == expected

@@ -79,7 +79,8 @@ module "data" {
   environment                 = local.environment
   deletion_protection         = false
   log_retention_days          = 14
-  multi_az                    = false # one database and one Redis node
+  multi_az                    = false # one database in one zone
+  redis_replicas              = 0     # and one Redis node (no failover)
   db_instance_class           = "db.t4g.medium"
   postgres_version            = "16"
   redis_node_type             = "cache.t4g.micro"

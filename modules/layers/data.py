@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cdktn import Fn, TerraformLocal, TerraformProvider, Token
+from cdktn import Fn, Op, TerraformLocal, TerraformProvider, Token
 from constructs import Construct
 from cdktn_provider_aws.backup_plan import BackupPlan, BackupPlanRule, BackupPlanRuleCopyAction, \
     BackupPlanRuleCopyActionLifecycle, BackupPlanRuleLifecycle
@@ -36,6 +36,7 @@ from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachmen
 from modules.parts import iam
 from modules.catalogue.alarms import DB_MEMORY_GIB, max_connections
 from modules.parts.compliance import skip
+from modules.parts.counted import ORDINAL_WIDTH
 from modules.config.settings import DataSettings, Identity
 from modules.parts.context import current_account
 from modules.layers.foundation import FoundationOutputs
@@ -66,6 +67,10 @@ REDIS_MAINTENANCE_WINDOW = "sun:06:00-sun:07:00"
 BACKUP_SCHEDULE = "cron(0 1 * * ? *)"
 BACKUP_START_WINDOW_MINUTES = 60
 BACKUP_COMPLETION_WINDOW_MINUTES = 120
+# A replication group without cluster mode: a primary and at most five replicas (ElastiCache's
+# CreateReplicationGroup: NumCacheClusters 1 to 6), the environment files' bound.
+MAX_REDIS_REPLICAS = next(bound.le for bound in DataSettings.model_fields["redis_replicas"].metadata
+                          if hasattr(bound, "le"))
 # A locked vault refuses recovery points kept for less than this (and deletions before it).
 VAULT_LOCK_MIN_RETENTION_DAYS = 7
 
@@ -118,7 +123,7 @@ class Data(Construct):
             db_resource_id=db.resource_id,
             redis_address=redis.primary_endpoint_address, redis_port=Port.REDIS,
             redis_auth_secret_arn=redis_secret.arn, db_instance_id=db.identifier,
-            redis_node_ids=redis_node_ids(identity.resource_name("redis"), settings),
+            redis_node_ids=redis_node_ids(identity.resource_name("redis"), settings.redis_replicas),
             connections_table_name=connections.name, connections_table_arn=connections.arn,
             history_table_name=history.name, history_table_arn=history.arn)
         publish(self, {
@@ -214,18 +219,15 @@ class Data(Construct):
         slow_log = encrypted_log_group(self, "redis_slow_log", name=f"/aws/elasticache/{name}/slow-log",
                                        kms_key_arn=self._key, retention_days=identity.log_retention_days,
                                        protect_data=protected)
-        failover: bool | Any = settings.redis_replicas > 0
-        nodes = redis_nodes(settings)
-        if failover and not isinstance(settings.multi_az, bool):
-            failover = Fn.conditional(settings.multi_az, True, False)  # one node without Multi-AZ: no failover
+        replicas = settings.redis_replicas
         redis = ElasticacheReplicationGroup(
             self, "redis", replication_group_id=name,
             description=f"LiteLLM rate limits and response cache ({identity.environment})",
             engine="redis", engine_version=settings.redis_version, node_type=settings.redis_node_type, port=Port.REDIS,
-            num_cache_clusters=nodes, automatic_failover_enabled=failover,
+            num_cache_clusters=redis_nodes(replicas), automatic_failover_enabled=redis_failover(replicas),
             # The primary in the first zone, each replica in the next: a lost zone keeps a copy.
-            preferred_cache_cluster_azs=redis_zones(settings.availability_zones, 1 + settings.redis_replicas, nodes),
-            multi_az_enabled=settings.redis_replicas > 0 and settings.multi_az, subnet_group_name=subnets.name,
+            preferred_cache_cluster_azs=redis_zones(settings.availability_zones, replicas),
+            multi_az_enabled=redis_multi_az(replicas, settings.multi_az), subnet_group_name=subnets.name,
             security_group_ids=[network.security_group_ids["redis"]], at_rest_encryption_enabled="true",
             kms_key_id=self._key, transit_encryption_enabled=True,
             # Write-only: Redis gets the secret's current value when the version number changes
@@ -241,7 +243,11 @@ class Data(Construct):
         protect(redis, protected)
         skip(redis, "CKV_AWS_31", "Transit encryption is on and the AUTH token is set, through the write-only "
              "auth_token_wo (kept out of state), which this check does not read: it looks for auth_token only.")
-        if settings.redis_replicas == 0:
+        if not isinstance(replicas, int):
+            skip(redis, "CKV2_AWS_50", "Exported module: automatic failover follows the redis_replicas variable, which "
+                 "this check cannot evaluate: on with 1 or more replicas (the default), off only for a one-node group "
+                 "the caller chooses (refused with multi_az).")
+        elif replicas == 0:
             skip(redis, "CKV2_AWS_50", DISPOSABLE + "one Redis node without failover is enough for development.")
         return redis, token
 
@@ -319,28 +325,39 @@ class Data(Construct):
         return vault
 
 
-def redis_zones(zones: list[str], most: int, nodes: int | Any) -> list[str]:
-    """The zone of each Redis node, the primary's first, round the environment's zones."""
-    # A module's zones are a list of any length: Terraform's element rounds it the same way.
-    listed = ([Token.as_string(Fn.element(zones, i)) for i in range(most)] if Token.is_unresolved(zones)
-              else [zones[i % len(zones)] for i in range(most)])
-    return listed if isinstance(nodes, int) else Token.as_list(Fn.slice(listed, 0, nodes))
+def redis_nodes(replicas: int | Any) -> int | Any:
+    """Nodes of the Redis group: the primary and its replicas (a module's redis_replicas
+    variable: Terraform adds)."""
+    return 1 + replicas if isinstance(replicas, int) else Token.as_number(Op.add(1, replicas))
 
 
-def redis_nodes(settings: DataSettings) -> int | Any:
-    """Nodes of the Redis group: the primary and its replicas. A module's replicas stand by in
-    other zones for Multi-AZ: while its multi_az variable is off, the group has one node."""
-    nodes = 1 + settings.redis_replicas
-    if isinstance(settings.multi_az, bool) or nodes == 1:
-        return nodes
-    return pick_number(settings.multi_az, nodes, 1)
+def redis_failover(replicas: int | Any) -> bool | Any:
+    """Automatic failover promotes a replica: on whenever the group has one."""
+    return replicas > 0 if isinstance(replicas, int) else Op.gt(replicas, 0)
 
 
-def redis_node_ids(group: str, settings: DataSettings) -> list[str]:
-    """ElastiCache names a replication group's nodes <group>-001, -002, …"""
-    ids = [f"{group}-{i:03d}" for i in range(1, 2 + settings.redis_replicas)]
-    nodes = redis_nodes(settings)
-    return ids if isinstance(nodes, int) else Token.as_list(Fn.slice(ids, 0, nodes))
+def redis_multi_az(replicas: int | Any, multi_az: bool | Any) -> bool | Any:
+    """Multi-AZ needs automatic failover, so a replica: a module's variables are validated to
+    agree (redis_replicas refuses 0 with multi_az)."""
+    return replicas > 0 and multi_az if isinstance(replicas, int) else multi_az
+
+
+def redis_zones(zones: list[str] | Any, replicas: int | Any) -> list[str]:
+    """The zone of each Redis node, the primary's first, round the zones. A module's nodes:
+    the zones of the most a group may have (Terraform's element rounds the list the same way),
+    sliced to the group's."""
+    if isinstance(replicas, int) and not Token.is_unresolved(zones):
+        return [zones[i % len(zones)] for i in range(redis_nodes(replicas))]
+    most = [Token.as_string(Fn.element(zones, i)) for i in range(redis_nodes(MAX_REDIS_REPLICAS))]
+    return Token.as_list(Fn.slice(most, 0, redis_nodes(replicas)))
+
+
+def redis_node_ids(group: str, replicas: int | Any) -> list[str]:
+    """ElastiCache names a replication group's nodes <group>-001, -002, …: as many as the
+    group has, a list of any length in a module."""
+    if isinstance(replicas, int):
+        return [f"{group}-{i:0{ORDINAL_WIDTH}d}" for i in range(1, 1 + redis_nodes(replicas))]
+    return Token.as_list(Fn.formatlist(f"%s-%0{ORDINAL_WIDTH}d", [group, Fn.range(1, Op.add(2, replicas))]))
 
 
 def connections_of(instance_class: str) -> str:

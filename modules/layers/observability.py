@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from cdktn import TerraformIterator, Token
+from cdktn import Fn, TerraformIterator, Token
 from constructs import Construct
 from cdktn_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
 from cdktn_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
@@ -32,6 +32,7 @@ from modules.catalogue.queries import QUERIES
 from modules.config.models import ModelRoute
 from modules.config.settings import Identity, ObservabilitySettings
 from modules.parts.context import current_account
+from modules.parts.counted import Item, Items
 from modules.layers.data import DataOutputs
 from modules.layers.edge import EdgeOutputs
 from modules.layers.foundation import FoundationOutputs, alarm_topic_name
@@ -101,8 +102,8 @@ class Observability(Construct):
             spec = self._configured(spec, watched)
             if spec is None:
                 continue
-            for suffix, dimensions in self._dimension_sets(spec, watched):
-                alarm = self._alarm(spec, suffix, dimensions, watched)
+            for suffix, dimensions, node in self._dimension_sets(spec, watched):
+                alarm = self._alarm(spec, suffix, dimensions, watched, node)
                 if spec.critical:
                     critical.append(alarm.alarm_name)
         degraded = CloudwatchCompositeAlarm(
@@ -144,7 +145,9 @@ class Observability(Construct):
                            periods=override.periods or spec.periods)
         return spec
 
-    def _dimension_sets(self, spec: AlarmSpec, watched: Watched) -> list[tuple[str, dict[str, str]]]:
+    def _dimension_sets(self, spec: AlarmSpec, watched: Watched
+                        ) -> list[tuple[str, dict[str, str], Item | None]]:
+        """The alarm's suffix and dimensions per alarm, and the Redis node a per-node alarm watches."""
         values = {
             "web_acl": watched.edge.web_acl_name, "region": self._identity.region, "rule": "ALL",
             "alb": watched.edge.alb_arn_suffix, "target_group": watched.edge.target_group_arn_suffix,
@@ -157,27 +160,33 @@ class Observability(Construct):
             "redeploy_dlq": watched.gateway.redeploy_dead_letter_queue_name,
         }
         if spec.kind == "redis_primary":
-            return [("", {})]  # one alarm over every node (_redis_primary)
-        items = {"function": watched.realtime.function_names, "redis_node": {
-            f"{i:03d}": node for i, node in enumerate(watched.data.redis_node_ids, start=1)},
-            "table": {"connections": watched.data.connections_table_name,
-                      "history": watched.data.history_table_name},
-            "bedrock_model": {route.name: route.bedrock_model_id for route in self._settings.model_routes
-                              if route.bedrock_model_id}}.get(spec.per)
+            return [("", {}, None)]  # one alarm over every node (_redis_primary)
+        if spec.per == "redis_node":  # per node in a stack, one counted over a module's list
+            nodes = Items(watched.data.redis_node_ids)
+            return [(f"-{node.ordinal}", {DIMENSION_NAMES[spec.per]: node.of(nodes.values)}, node)
+                    for node in nodes.each()]
+        items = {"function": watched.realtime.function_names,
+                 "table": {"connections": watched.data.connections_table_name,
+                           "history": watched.data.history_table_name},
+                 "bedrock_model": {route.name: route.bedrock_model_id for route in self._settings.model_routes
+                                   if route.bedrock_model_id}}.get(spec.per)
         if items is None:
-            return [("", {DIMENSION_NAMES[k]: values[k] for k in spec.dimensions})]
+            return [("", {DIMENSION_NAMES[k]: values[k] for k in spec.dimensions}, None)]
         if spec.kind == "replication":
-            return [(f"-{key}-{region}", {DIMENSION_NAMES[spec.per]: value, "ReceivingRegion": region})
+            return [(f"-{key}-{region}", {DIMENSION_NAMES[spec.per]: value, "ReceivingRegion": region}, None)
                     for key, value in items.items() for region in self._settings.dynamodb_replica_regions]
-        return [(f"-{key}", {DIMENSION_NAMES[spec.per]: value}) for key, value in items.items()]
+        return [(f"-{key}", {DIMENSION_NAMES[spec.per]: value}, None) for key, value in items.items()]
 
-    def _alarm(self, spec: AlarmSpec, suffix: str, dimensions: dict[str, str],
-               watched: Watched) -> CloudwatchMetricAlarm:
+    def _alarm(self, spec: AlarmSpec, suffix: str, dimensions: dict[str, str], watched: Watched,
+               node: Item | None = None) -> CloudwatchMetricAlarm:
         identity, settings = self._identity, self._settings
         common: dict[str, Any] = dict(
             alarm_name=identity.resource_name(f"{spec.name}{suffix}"), alarm_description=f"{spec.meaning}. First: "
             f"{spec.first_action}.", comparison_operator=spec.comparison, evaluation_periods=spec.periods,
             treat_missing_data=spec.missing_data, alarm_actions=[self._topic], ok_actions=[self._topic])
+        if node is not None and node.count is not None:  # one alarm counted over a module's nodes
+            common["count"] = node.count
+            suffix = f"-{replace(node, count=None).ordinal}"  # its address: the first node's
         id_ = f"alarm_{spec.name.replace('-', '_')}{re.sub(r'[^a-z0-9_]', '_', suffix.lower())}"
         if spec.kind == "redis_primary":
             return self._redis_primary(spec, id_, common, watched)
@@ -231,16 +240,26 @@ class Observability(Construct):
 
     def _redis_primary(self, spec: AlarmSpec, id_: str, common: dict[str, Any],
                        watched: Watched) -> CloudwatchMetricAlarm:
-        """Whether any node of the group is primary: the sum of IsMaster over the nodes."""
+        """Whether any node of the group is primary: the sum of IsMaster over the nodes. A
+        module's nodes are a list of any length: a dynamic block makes their queries."""
         nodes = watched.data.redis_node_ids
-        return CloudwatchMetricAlarm(self, id_, threshold=spec.threshold, **common, metric_query=[
-            *(CloudwatchMetricAlarmMetricQuery(id=f"node{i}", return_data=False, metric={
-                "namespace": spec.namespace, "metric_name": spec.metric, "period": spec.period,
-                "stat": spec.statistic, "dimensions": {DIMENSION_NAMES["redis_node"]: node}})
-              for i, node in enumerate(nodes)),
-            CloudwatchMetricAlarmMetricQuery(
-                id="primaries", label="nodes serving as primary", return_data=True,
-                expression="SUM([" + ", ".join(f"node{i}" for i in range(len(nodes))) + "])")])
+        counted = Items(nodes).counted
+
+        def metric(node: str) -> dict[str, Any]:
+            return {"namespace": spec.namespace, "metric_name": spec.metric, "period": spec.period,
+                    "stat": spec.statistic, "dimensions": {DIMENSION_NAMES["redis_node"]: node}}
+        queries = [] if counted else [CloudwatchMetricAlarmMetricQuery(id=f"node{i}", return_data=False,
+                                                                       metric=metric(node))
+                                      for i, node in enumerate(nodes)]
+        names = (", ".join(f"node{i}" for i in range(len(nodes))) if not counted
+                 else Fn.join(", ", Token.as_list(Fn.formatlist("node%d", [Fn.range(0, Fn.length_of(nodes))]))))
+        alarm = CloudwatchMetricAlarm(self, id_, threshold=spec.threshold, **common, metric_query=[
+            *queries, CloudwatchMetricAlarmMetricQuery(id="primaries", label="nodes serving as primary",
+                                                       return_data=True, expression=f"SUM([{names}])")])
+        if counted:
+            alarm.add_override("dynamic.metric_query", {"for_each": nodes, "iterator": "node", "content": {
+                "id": "node${node.key}", "return_data": False, "metric": [metric("${node.value}")]}})
+        return alarm
 
     def _healthy_while_wanted(self, spec: AlarmSpec, id_: str, common: dict[str, Any], dimensions: dict[str, str],
                               watched: Watched) -> CloudwatchMetricAlarm:

@@ -1,6 +1,7 @@
 """Resources made once per zone. The stacks know their zones (a plain list): one resource per
 zone, addressed `<name>_<i>`. An exported module takes the zones as a variable of any length:
-the same construct code makes one resource, `<name>_0`, counted over the list."""
+the same construct code makes one resource, `<name>_0`, counted over the list
+(modules.parts.counted, with what only zones need: one NAT gateway for all)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,13 @@ from typing import Any
 
 from cdktn import Fn, TerraformCount, TerraformResource, Token
 
+from modules.parts.counted import Item, Items
 from modules.parts.switch import address
 
 
 @dataclass(frozen=True)
-class Zone:
+class Zone(Item):
     """One zone's resource (`count` None), or the counted resource standing for every zone."""
-
-    number: int
-    count: TerraformCount | None = None
-
-    def of(self, values: list[Any] | Any) -> Any:
-        """This zone's entry of a per-zone list (literal, or a list token)."""
-        if self.count is None:
-            return values[self.number]
-        return Token.as_string(Fn.element(values, self.count.index))
-
-    @property
-    def label(self) -> str:
-        """The zone's number in names and tags."""
-        return str(self.number) if self.count is None else Token.as_string(self.count.index)
 
     def round(self, resources: list[TerraformResource], name: str) -> str:
         """`name` of the resource serving this zone where there may be fewer than zones (one
@@ -44,12 +32,12 @@ class Zone:
         return f"${{{address(resource)}[count.index].{name}}}"
 
 
-class Zones:
+class Zones(Items):
     """The zones a construct spreads over: a list of names, or a module's list variable."""
 
     def __init__(self, names: list[str] | Any) -> None:
+        super().__init__(names)
         self.names = names
-        self.counted = Token.is_unresolved(names)
 
     def each(self, first_only: bool | Any = False) -> list[Zone]:
         """A Zone per zone (the first only, while `first_only`), or one counted Zone."""

@@ -40,7 +40,7 @@ from modules.config.settings import SETTINGS, GatewaySettings, Identity, setting
 from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, Capacity
 from modules.config.rules import MAX_WORKER_CONCURRENCY, MIN_WORKER_CONCURRENCY
 from modules.catalogue.alarms import DB_MEMORY_GIB, max_connections
-from modules.layers.data import Data, DataOutputs
+from modules.layers.data import MAX_REDIS_REPLICAS, Data, DataOutputs
 from modules.layers.edge import Edge, EdgeOutputs, WafChoice
 from modules.layers.foundation import Foundation, FoundationOutputs
 from modules.layers.gateway import INFERENCE_PROFILE_GEOS, Gateway, GatewayOutputs
@@ -102,6 +102,8 @@ class Inputs:
                 description, validation = security_group_map(name)
             if field in PER_ZONE_OUTPUTS:  # also a bring-your-own VPC's subnets
                 description, validation = per_zone_input(name, field)
+            if name in LIST_INPUTS:
+                description, validation = list_input(name)
             if name in OPTIONAL_INPUTS:  # "" (the default, or null) leaves out what uses it
                 description, rule = OPTIONAL_INPUTS[name]
                 validation = [TerraformVariableValidationConfig(condition="${" + rule[0].format(name=name) + "}",
@@ -124,15 +126,13 @@ class Inputs:
                 "function_names": list(packaging.FUNCTIONS)}[field]
 
     def _length(self, field: str) -> int:
-        if field == "redis_node_ids":
-            return 1 + self._env.data.redis_replicas
         raise ExportError(f"{self._layer}_{field}: a list input of unknown length. Fix: give its length here, or "
                           "list it in PER_ZONE_OUTPUTS if it has an entry per zone.")
 
 
 # The network's outputs with an entry per zone: another module takes them at any length.
-# (NAT addresses: one per zone, or one with single_nat_gateway.)
-ANY_LENGTH = {"nat_public_ips"}
+# (NAT addresses: one per zone, or one with single_nat_gateway; Redis nodes: 1 + redis_replicas.)
+ANY_LENGTH = {"nat_public_ips", "redis_node_ids"}
 PER_ZONE_OUTPUTS = {"public_subnet_ids": "public", "private_subnet_ids": "private", "database_subnet_ids": "database"}
 
 
@@ -145,6 +145,23 @@ def per_zone_input(name: str, field: str) -> tuple[str, list[TerraformVariableVa
                 condition=f"${{length(var.{name}) >= {MIN_ZONES} && length(distinct(var.{name})) == length(var.{name})}}",
                 error_message=f"{name} must list at least {MIN_ZONES} distinct subnet ids, one per zone (the network "
                               f"module's {field} output has them).")])
+
+
+# List inputs of bounded length: (description, rule).
+LIST_INPUTS = {
+    "data_redis_node_ids": (
+        "redis_node_ids output of the data module: the cache cluster id of each Redis node, as many as the group has "
+        f"(1 to {1 + MAX_REDIS_REPLICAS}); each gets its alarms",
+        (f"length(var.{{name}}) >= 1 && length(var.{{name}}) <= {1 + MAX_REDIS_REPLICAS}",
+         f"{{name}} must list 1 to {1 + MAX_REDIS_REPLICAS} cache cluster ids, one per Redis node (a primary and up "
+         f"to {MAX_REDIS_REPLICAS} replicas): pass the data module's redis_node_ids output.")),
+}
+
+
+def list_input(name: str) -> tuple[str, list[TerraformVariableValidationConfig]]:
+    description, (condition, message) = LIST_INPUTS[name]
+    return description, [TerraformVariableValidationConfig(condition="${" + condition.format(name=name) + "}",
+                                                           error_message=message.format(name=name))]
 
 
 # Another module's outputs a module can do without: "" (the default; null too) leaves out what
@@ -251,6 +268,15 @@ POSTGRES_MAJORS = (13, 14, 15, 16, 17)
 POSTGRES_VERSION_RULE = (f"can(regex(\"^({'|'.join(map(str, POSTGRES_MAJORS))})(\\\\.[0-9]+)?$\", var.{{name}}))",
                          "{name}: use an RDS for PostgreSQL version: a major of "
                          f"{', '.join(map(str, POSTGRES_MAJORS))}, optionally with its minor (e.g. 16 or 16.4).")
+# ElastiCache: a replication group without cluster mode has a primary and 0 to 5 replicas, and
+# Multi-AZ needs automatic failover, which needs a replica to promote (CreateReplicationGroup).
+REDIS_REPLICAS_RULE = (f"var.{{name}} >= 0 && var.{{name}} <= {MAX_REDIS_REPLICAS} && floor(var.{{name}}) == var.{{name}}",
+                       f"{{name}} must be a whole number from 0 to {MAX_REDIS_REPLICAS}: a Redis replication group "
+                       f"has one primary and up to {MAX_REDIS_REPLICAS} replicas. Use 0 for one node, 1 or more for "
+                       "automatic failover and Multi-AZ.")
+MULTI_AZ_REPLICA_RULE = ("var.redis_replicas >= 1 || !var.multi_az",
+                         "redis_replicas is 0 but multi_az is true: Multi-AZ fails over to a replica in another zone. "
+                         "Fix: set redis_replicas to 1 or more, or multi_az = false.")
 EMAILS_RULE = ("alltrue([for e in var.{name} : can(regex(\"^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$\", e))])",
                "{name}: every entry must be an email address (name@example.com).")
 NOT_EMPTY_RULE = ("length(var.{name}) > 0", "{name} is empty in a protected environment: list at least one address "
@@ -262,7 +288,9 @@ SWITCHES: dict[str, tuple[str, ...]] = {"data": ("multi_az",), "gateway": ("farg
 VARIABLE_NAMES = {"gateway.cpu": "gateway_cpu", "gateway.memory": "gateway_memory"}
 # What a variable is for (its README row); a field without one is described by its path.
 DESCRIPTIONS = {
-    "data.multi_az": "A standby database and Redis replica in a second zone",
+    "data.multi_az": "A standby database in a second zone, and Redis Multi-AZ (needs redis_replicas of 1 or more)",
+    "data.redis_replicas": "Read replicas of the Redis primary (0-5): the group has 1 + redis_replicas nodes, the "
+                           "replicas in the zones after the primary's; automatic failover with 1 or more",
     "gateway.fargate_spot": "Run the LiteLLM tasks on Fargate Spot (interruptible, cheaper) instead of Fargate",
     "data.backup_retention_days": "Days RDS keeps automated backups (1-35)",
     "data.backup_plan_retention_days": "Days AWS Backup keeps the daily recovery points (7-3650)",
@@ -333,8 +361,8 @@ OUTPUT_DESCRIPTIONS = {
         "db_instance_id": "RDS instance identifier (CloudWatch DBInstanceIdentifier dimension)",
         "redis_address": "Redis primary endpoint (TLS, AUTH)",
         "redis_port": "Redis port",
-        "redis_node_ids": "Cache cluster id of each Redis node, primary first (CloudWatch CacheClusterId "
-                          "dimension); one while multi_az is off",
+        "redis_node_ids": "Cache cluster id of each Redis node, 1 + redis_replicas of them from `…-redis-001` "
+                          "(CloudWatch CacheClusterId dimension; the observability module's alarms follow the list)",
         "connections_table_arn": "ARN of the DynamoDB table of WebSocket connections",
         "history_table_arn": "ARN of the DynamoDB table of chat history"},
     "gateway": {
@@ -362,7 +390,7 @@ HAND_MADE_SETTINGS = ("project", "name", "protect_stateful", "foundation.log_ret
                       "llm.certificate_arn", "gateway.image", "gateway.capacity.min", "gateway.capacity.desired",
                       "gateway.capacity.max", "llm.capacity.min", "llm.capacity.desired", "llm.capacity.max",
                       "network.vpc_cidr", "network.availability_zones", "network.public_subnets",
-                      "network.private_subnets", "network.database_subnets", "network.nat_gateways",
+                      "network.private_subnets", "network.database_subnets", "network.nat_gateways", "data.redis_replicas",
                       "observability.alarm_emails", "realtime.certificate_arn", "realtime.custom_domain",
                       "foundation.cloudtrail")
 
@@ -375,7 +403,7 @@ FIXED_AT_EXPORT: dict[str, tuple[str, ...]] = {
     "decides which resources exist (count or presence), fixed when the constructs run": (
         "high_availability", "foundation.audit_object_lock", "edge.managed_rules_action",
         "edge.allowed_countries", "edge.trusted_cidrs", "edge.waf_log_destination",
-        "data.redis_replicas", "data.dynamodb_replica_regions", "data.backup_copy_region",
+        "data.dynamodb_replica_regions", "data.backup_copy_region",
         "data.restored.db_instance_identifier", "data.restored.connections_table", "data.restored.history_table",
         "gateway.ecs_exec",
         "gateway.license_secret_arn", "gateway.models", "llm.spot_instance_types", "llm.scheduled_scaling",
@@ -513,6 +541,8 @@ def module_settings(stack: TerraformStack, env: Environment, layer: str, region:
         updates["availability_zones"] = variables.per_zone(
             "availability_zones", settings.availability_zones, "Zones of the network module (its availability_zones, "
             "in order): the Redis nodes are placed in them, the primary in the first", DISTINCT_RULE)
+        updates["redis_replicas"] = variable("redis_replicas", settings.redis_replicas,
+                                             describe("data.redis_replicas"), REDIS_REPLICAS_RULE)
     if layer in ("edge", "llm") or (layer == "realtime" and settings.custom_domain):
         updates |= certificate_settings(variables, layer, settings)
     if layer == "gateway":
@@ -772,9 +802,7 @@ def data_rules(env: Environment) -> dict[str, tuple[tuple[str, str], ...]]:
             "db_max_storage_gb": (("var.db_max_storage_gb >= var.db_storage_gb",
                                    "db_max_storage_gb is below db_storage_gb: set the autoscaling ceiling at or "
                                    "above the initial size."),),
-            "multi_az": (("!var.multi_az", "multi_az is true but redis_replicas is 0 (fixed at export): export "
-                          "an environment with a Redis replica for Multi-AZ."),)
-            if env.data.redis_replicas < 1 else ()}
+            "redis_replicas": (MULTI_AZ_REPLICA_RULE,)}
 
 
 @jsii.implements(IAspect)

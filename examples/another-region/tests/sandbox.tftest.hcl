@@ -19,8 +19,8 @@ run "the_root_plans_across_three_zones_of_its_region" {
     error_message = "The sandbox does not span three zones."
   }
   assert {
-    condition     = module.data.redis_node_ids == ["acme-sandbox-redis-001"]
-    error_message = "multi_az = false still plans a second Redis node."
+    condition     = module.data.redis_node_ids == tolist(["acme-sandbox-redis-001"])
+    error_message = "redis_replicas = 0 still plans a second Redis node."
   }
 }
 

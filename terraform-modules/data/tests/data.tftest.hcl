@@ -96,7 +96,8 @@ run "a_single_zone_store_when_multi_az_is_off" {
   command = plan
 
   variables {
-    multi_az = false
+    multi_az       = false
+    redis_replicas = 0
   }
 
   assert {
@@ -104,11 +105,11 @@ run "a_single_zone_store_when_multi_az_is_off" {
     error_message = "multi_az = false still places a standby in a second zone."
   }
   assert {
-    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 1 && !aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled && length(aws_elasticache_replication_group.data_redis_E084F98E.preferred_cache_cluster_azs) == 1
-    error_message = "multi_az = false still runs a second Redis node."
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 1 && !aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled && aws_elasticache_replication_group.data_redis_E084F98E.preferred_cache_cluster_azs == tolist(["us-west-2a"])
+    error_message = "redis_replicas = 0 still runs a second Redis node."
   }
   assert {
-    condition     = output.redis_node_ids == ["${var.project}-${var.environment}-redis-001"]
+    condition     = output.redis_node_ids == tolist(["${var.project}-${var.environment}-redis-001"])
     error_message = "redis_node_ids still lists a second node."
   }
 }
@@ -117,9 +118,93 @@ run "two_redis_nodes_in_two_zones_by_default" {
   command = plan
 
   assert {
-    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 2 && aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 2 && aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled && aws_elasticache_replication_group.data_redis_E084F98E.multi_az_enabled
     error_message = "The exported Redis group lost its replica."
   }
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.preferred_cache_cluster_azs == tolist(["us-west-2a", "us-west-2b"]) && output.redis_node_ids == tolist(["llmlite-prod-redis-001", "llmlite-prod-redis-002"])
+    error_message = "The default replica is not in the second zone, or redis_node_ids does not list both nodes."
+  }
+}
+
+run "three_redis_nodes_follow_redis_replicas" {
+  command = plan
+
+  variables {
+    project        = "acme"
+    environment    = "sandbox"
+    redis_replicas = 2
+  }
+
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 3 && aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled && aws_elasticache_replication_group.data_redis_E084F98E.preferred_cache_cluster_azs == tolist(["us-west-2a", "us-west-2b", "us-west-2c"])
+    error_message = "redis_replicas = 2 does not make three nodes, one per zone, the primary in the first."
+  }
+  assert {
+    condition     = output.redis_node_ids == tolist(["acme-sandbox-redis-001", "acme-sandbox-redis-002", "acme-sandbox-redis-003"])
+    error_message = "redis_node_ids does not list the three nodes."
+  }
+}
+
+run "more_nodes_than_zones_go_round_the_zones" {
+  command = plan
+
+  variables {
+    availability_zones          = ["us-west-2b", "us-west-2a"]
+    network_database_subnet_ids = ["subnet-0a", "subnet-0b"]
+    redis_replicas              = 5
+  }
+
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 6 && aws_elasticache_replication_group.data_redis_E084F98E.preferred_cache_cluster_azs == tolist(["us-west-2b", "us-west-2a", "us-west-2b", "us-west-2a", "us-west-2b", "us-west-2a"]) && length(output.redis_node_ids) == 6
+    error_message = "Six nodes are not placed round the two zones, or redis_node_ids does not list six."
+  }
+}
+
+run "replicas_without_multi_az_still_fail_over" {
+  command = plan
+
+  variables {
+    multi_az       = false
+    redis_replicas = 1
+  }
+
+  assert {
+    condition     = aws_elasticache_replication_group.data_redis_E084F98E.num_cache_clusters == 2 && aws_elasticache_replication_group.data_redis_E084F98E.automatic_failover_enabled && !aws_elasticache_replication_group.data_redis_E084F98E.multi_az_enabled
+    error_message = "A replica without multi_az is not a failover target, or Multi-AZ is on."
+  }
+}
+
+run "multi_az_without_a_redis_replica_is_refused" {
+  command = plan
+
+  variables {
+    multi_az       = true
+    redis_replicas = 0
+  }
+
+  expect_failures = [var.redis_replicas]
+}
+
+run "more_than_five_redis_replicas_are_refused" {
+  command = plan
+
+  variables {
+    redis_replicas = 6
+  }
+
+  expect_failures = [var.redis_replicas]
+}
+
+run "a_fraction_of_a_redis_replica_is_refused" {
+  command = plan
+
+  variables {
+    multi_az       = false
+    redis_replicas = 0.5
+  }
+
+  expect_failures = [var.redis_replicas]
 }
 
 run "engine_versions_and_class_are_variables" {

@@ -94,3 +94,104 @@ run "no_address_is_refused_in_a_protected_export" {
 
   expect_failures = [var.alarm_emails]
 }
+
+run "one_redis_node_gets_its_alarms" {
+  command = plan
+
+  variables {
+    project             = "acme"
+    environment         = "sandbox"
+    data_redis_node_ids = ["acme-sandbox-redis-001"]
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.observability_alarm_redis_cpu_001_93FC9970) == 1 && length(aws_cloudwatch_metric_alarm.observability_alarm_redis_memory_001_F2AE1C8E) == 1 && length(aws_cloudwatch_metric_alarm.observability_alarm_redis_evictions_001_0B74FA79) == 1
+    error_message = "Not one CPU, memory and evictions alarm per Redis node (1)."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.observability_alarm_redis_cpu_001_93FC9970[*].alarm_name == ["acme-sandbox-redis-cpu-001"] && aws_cloudwatch_metric_alarm.observability_alarm_redis_cpu_001_93FC9970[0].dimensions.CacheClusterId == "acme-sandbox-redis-001"
+    error_message = "The per-node alarms are not named and dimensioned after their nodes."
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.observability_alarm_redis_no_primary_62DC9C38.metric_query) == 2 && one([for q in aws_cloudwatch_metric_alarm.observability_alarm_redis_no_primary_62DC9C38.metric_query : q.expression if q.id == "primaries"]) == "SUM([node0])"
+    error_message = "The no-primary alarm does not sum IsMaster over the 1 node(s)."
+  }
+  assert {
+    condition     = sort([for q in aws_cloudwatch_metric_alarm.observability_alarm_redis_no_primary_62DC9C38.metric_query : one(q.metric).dimensions.CacheClusterId if q.id != "primaries"]) == tolist(["acme-sandbox-redis-001"])
+    error_message = "The no-primary alarm does not query every node's IsMaster."
+  }
+}
+
+run "two_redis_nodes_get_their_alarms" {
+  command = plan
+
+  variables {
+    project             = "acme"
+    environment         = "sandbox"
+    data_redis_node_ids = ["acme-sandbox-redis-001", "acme-sandbox-redis-002"]
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.observability_alarm_redis_cpu_001_93FC9970) == 2 && length(aws_cloudwatch_metric_alarm.observability_alarm_redis_memory_001_F2AE1C8E) == 2 && length(aws_cloudwatch_metric_alarm.observability_alarm_redis_evictions_001_0B74FA79) == 2
+    error_message = "Not one CPU, memory and evictions alarm per Redis node (2)."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.observability_alarm_redis_cpu_001_93FC9970[*].alarm_name == ["acme-sandbox-redis-cpu-001", "acme-sandbox-redis-cpu-002"] && aws_cloudwatch_metric_alarm.observability_alarm_redis_cpu_001_93FC9970[1].dimensions.CacheClusterId == "acme-sandbox-redis-002"
+    error_message = "The per-node alarms are not named and dimensioned after their nodes."
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.observability_alarm_redis_no_primary_62DC9C38.metric_query) == 3 && one([for q in aws_cloudwatch_metric_alarm.observability_alarm_redis_no_primary_62DC9C38.metric_query : q.expression if q.id == "primaries"]) == "SUM([node0, node1])"
+    error_message = "The no-primary alarm does not sum IsMaster over the 2 node(s)."
+  }
+  assert {
+    condition     = sort([for q in aws_cloudwatch_metric_alarm.observability_alarm_redis_no_primary_62DC9C38.metric_query : one(q.metric).dimensions.CacheClusterId if q.id != "primaries"]) == tolist(["acme-sandbox-redis-001", "acme-sandbox-redis-002"])
+    error_message = "The no-primary alarm does not query every node's IsMaster."
+  }
+}
+
+run "three_redis_nodes_get_their_alarms" {
+  command = plan
+
+  variables {
+    project             = "acme"
+    environment         = "sandbox"
+    data_redis_node_ids = ["acme-sandbox-redis-001", "acme-sandbox-redis-002", "acme-sandbox-redis-003"]
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.observability_alarm_redis_cpu_001_93FC9970) == 3 && length(aws_cloudwatch_metric_alarm.observability_alarm_redis_memory_001_F2AE1C8E) == 3 && length(aws_cloudwatch_metric_alarm.observability_alarm_redis_evictions_001_0B74FA79) == 3
+    error_message = "Not one CPU, memory and evictions alarm per Redis node (3)."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.observability_alarm_redis_cpu_001_93FC9970[*].alarm_name == ["acme-sandbox-redis-cpu-001", "acme-sandbox-redis-cpu-002", "acme-sandbox-redis-cpu-003"] && aws_cloudwatch_metric_alarm.observability_alarm_redis_cpu_001_93FC9970[2].dimensions.CacheClusterId == "acme-sandbox-redis-003"
+    error_message = "The per-node alarms are not named and dimensioned after their nodes."
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.observability_alarm_redis_no_primary_62DC9C38.metric_query) == 4 && one([for q in aws_cloudwatch_metric_alarm.observability_alarm_redis_no_primary_62DC9C38.metric_query : q.expression if q.id == "primaries"]) == "SUM([node0, node1, node2])"
+    error_message = "The no-primary alarm does not sum IsMaster over the 3 node(s)."
+  }
+  assert {
+    condition     = sort([for q in aws_cloudwatch_metric_alarm.observability_alarm_redis_no_primary_62DC9C38.metric_query : one(q.metric).dimensions.CacheClusterId if q.id != "primaries"]) == tolist(["acme-sandbox-redis-001", "acme-sandbox-redis-002", "acme-sandbox-redis-003"])
+    error_message = "The no-primary alarm does not query every node's IsMaster."
+  }
+}
+
+run "no_redis_node_is_refused" {
+  command = plan
+
+  variables {
+    data_redis_node_ids = []
+  }
+
+  expect_failures = [var.data_redis_node_ids]
+}
+
+run "more_redis_nodes_than_a_group_holds_are_refused" {
+  command = plan
+
+  variables {
+    data_redis_node_ids = ["n1", "n2", "n3", "n4", "n5", "n6", "n7"]
+  }
+
+  expect_failures = [var.data_redis_node_ids]
+}
