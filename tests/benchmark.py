@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -313,24 +314,29 @@ def main() -> int:
 
 
 def rehearsal(save: Path) -> int:
-    """One `python -m modules.rehearsal dev prod prod-us --save`: its wall time, and each
-    environment's own (from its report; the three run side by side, each on its own emulator)."""
+    """dev alone, then `python -m modules.rehearsal dev prod prod-us --save` (side by side, each on
+    its own emulator): wall time, CPU time of the whole process tree, and two floors no change of
+    ours can beat — the provider's own waits along dev's longest chain of stacks, and the CPU
+    time spread over every core."""
     names = ["dev", "prod", "prod-us"]
     load = os.getloadavg()[0]
-    progress(f"benchmark: the offline rehearsal of {', '.join(names)} (minutes); machine: {machine()}")
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "modules.rehearsal", *names, "--save"], cwd=ROOT)
-    wall = time.monotonic() - started
+    progress(f"benchmark: the offline rehearsal of dev alone, then of {', '.join(names)} (minutes); "
+             f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="rehearsal-dev-") as work:
+        alone = timed_rehearsal(["dev", "--work-dir", work])
+        dev_floor = provider_wait_floor(Path(work) / "dev")
+    together = timed_rehearsal([*names, "--save"])
     reports = {n: json.loads((ROOT / "docs" / "rehearsal" / f"{n}.json").read_text()) for n in names}
-    seconds = {n: r["total"]["seconds"] for n, r in reports.items()}
-    targets = [Target(f"rehearsal of dev ≤ {REHEARSAL_DEV_S:.0f} s", f"{seconds['dev']:.0f} s (beside prod and "
-                      f"prod-us)", seconds["dev"] <= REHEARSAL_DEV_S),
+    cores = os.cpu_count() or 1
+    targets = [Target(f"rehearsal of dev ≤ {REHEARSAL_DEV_S:.0f} s",
+                      f"{alone.wall:.0f} s alone ({alone.cpu:.0f} CPU s); the provider's own waits on its longest "
+                      f"chain of stacks take {dev_floor:.0f} s by themselves", alone.wall <= REHEARSAL_DEV_S),
                Target(f"rehearsal of {', '.join(names)} together ≤ {REHEARSAL_ALL_S:.0f} s",
-                      f"{wall:.0f} s wall (" + ", ".join(f"{n} {s:.0f} s" for n, s in seconds.items()) + ")",
-                      wall <= REHEARSAL_ALL_S),
+                      f"{together.wall:.0f} s wall; {together.cpu:.0f} CPU s on {cores} cores need at least "
+                      f"{together.cpu / cores:.0f} s", together.wall <= REHEARSAL_ALL_S),
                Target("every environment's rehearsal passes", ", ".join(
                    f"{n} {'passed' if r['ok'] else 'FAILED'}" for n, r in reports.items()),
-                      done.returncode == 0)]
+                      alone.code == 0 and together.code == 0)]
     for target in targets:
         print(f"{'PASS' if target.met else 'MISS'}  {target.name}: {target.figure}")
     load_end = os.getloadavg()[0]
@@ -338,11 +344,42 @@ def rehearsal(save: Path) -> int:
         saved = json.loads(save.read_text()) if save.is_file() else {}
         saved["rehearsal"] = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": machine(),
                               "load_average": round(load, 1), "load_average_end": round(load_end, 1),
-                              "wall_s": round(wall), "seconds": seconds,
+                              "dev_alone": {"wall_s": round(alone.wall), "cpu_s": round(alone.cpu),
+                                            "provider_wait_floor_s": round(dev_floor)},
+                              "together": {"wall_s": round(together.wall), "cpu_s": round(together.cpu),
+                                           "seconds": {n: r["total"]["seconds"] for n, r in reports.items()}},
                               "targets": [{"name": t.name, "figure": t.figure, "met": t.met} for t in targets]}
         save.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n")
         progress(f"saved to {save}; regenerate the README's figures: python -m modules.tools.readme --write")
     return 0
+
+
+@dataclass(frozen=True)
+class Timed:
+    wall: float
+    cpu: float  # user + system of the rehearsal and every process under it (Terraform, providers, moto)
+    code: int
+
+
+def timed_rehearsal(args: list[str]) -> Timed:
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "modules.rehearsal", *args], cwd=ROOT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timed(time.monotonic() - started, cpu, done.returncode)
+
+
+def provider_wait_floor(env_dir: Path) -> float:
+    """The longest chain of stacks (the rehearsal's manifest) weighed by each stack's slowest
+    resource in its apply (`slowest` in the report: the provider's own waits, e.g. an RDS
+    instance's): no faster emulator or fewer processes can bring the bring-up under it."""
+    stacks = json.loads((env_dir / "synth" / "manifest.json").read_text())["stacks"]
+    report = json.loads((env_dir / "report.json").read_text())["stacks"]
+    slowest = {name: max((s for _, s in report[name]["slowest"]), default=0.0) for name in stacks}
+    chain: dict[str, float] = {}
+    for name in stacks:  # the manifest lists a stack after the stacks it reads
+        chain[name] = slowest[name] + max((chain[d] for d in stacks[name]["dependencies"] if d in chain), default=0.0)
+    return max(chain.values(), default=0.0)
 
 
 def judge(rows: dict[str, Sample], floor: Sample, serial_synth: Sample, serial_gate: Sample,
