@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,6 +22,16 @@ class SmokeStep:
 
 class SmokeFailure(Exception):
     """The step's check did not hold; the message says what was expected and what was found."""
+
+
+@contextmanager
+def installing(directory: Path) -> Iterator[None]:
+    """One installer at a time into `directory`, across threads and processes: environments
+    rehearsed side by side, and the tests beside them, share what .build/smoke holds."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.with_name(directory.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from modules.rehearsal.emulator import free_port
 from modules.rehearsal.smoke import prisma
-from modules.rehearsal.smoke.deployment import Deployment, SmokeFailure, SmokeStep
+from modules.rehearsal.smoke.deployment import Deployment, SmokeFailure, SmokeStep, installing
 from modules.rehearsal.smoke.standins import Authority, ModelServer, PostgresTls, RedisTls, StandInError
 
 PREFIX = "gateway: "
@@ -126,13 +126,14 @@ def venv(version: str, directory: Path = VENVS) -> Path:
                            f"modules/rehearsal/smoke/gateway.py (known: {', '.join(PROXY_REQUIREMENTS)})")
     root = directory / f"litellm-{version}"
     done = root / ".installed"
-    if not done.is_file():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
-        installed = subprocess.run([str(root / "bin" / "pip"), "install", "-q", *PROXY_REQUIREMENTS[version]],
-                                   capture_output=True, text=True, check=False)
-        if installed.returncode != 0:
-            raise SmokeFailure(f"pip install of LiteLLM {version} failed: {installed.stderr.strip()[-400:]}")
-        done.write_text("\n".join(PROXY_REQUIREMENTS[version]) + "\n")
+    with installing(root):
+        if not done.is_file():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
+            installed = subprocess.run([str(root / "bin" / "pip"), "install", "-q", *PROXY_REQUIREMENTS[version]],
+                                       capture_output=True, text=True, check=False)
+            if installed.returncode != 0:
+                raise SmokeFailure(f"pip install of LiteLLM {version} failed: {installed.stderr.strip()[-400:]}")
+            done.write_text("\n".join(PROXY_REQUIREMENTS[version]) + "\n")
     return root / "bin"
 
 

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from modules.rehearsal.smoke.deployment import SmokeFailure
+from modules.rehearsal.smoke.deployment import SmokeFailure, installing
 
 SOURCE = Path(__file__).with_name("engines")
 ROOT = Path(__file__).resolve().parents[3]
@@ -36,24 +36,25 @@ def install(directory: Path = INSTALLED) -> Path:
     stand-ins' launchers; redone when the lock or a stand-in changes."""
     sources = [SOURCE / "package.json", SOURCE / "package-lock.json", *(SOURCE / f"{n}.mjs" for n in STAND_INS)]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
-    done = directory / ".installed"
-    if done.is_file() and done.read_text() == digest:
-        return directory
-    if shutil.which("npm") is None:
-        raise SmokeFailure("npm is not installed: Prisma's CLI and the engine stand-ins come from npm")
-    directory.mkdir(parents=True, exist_ok=True)
-    for source in sources:
-        shutil.copyfile(source, directory / source.name)
-    installed = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=directory,
-                               capture_output=True, text=True, check=False)
-    if installed.returncode != 0:
-        raise SmokeFailure(f"npm ci in {directory} failed: {installed.stderr.strip()[-400:]}")
-    (directory / "bin").mkdir(exist_ok=True)
-    for name in STAND_INS:  # node trusts the process's SSL_CERT_FILE only with --use-openssl-ca
-        launcher = directory / "bin" / name
-        launcher.write_text(f'#!/bin/sh\nexec node --use-openssl-ca "$(dirname "$0")/../{name}.mjs" "$@"\n')
-        launcher.chmod(0o755)
-    done.write_text(digest)
+    with installing(directory):
+        done = directory / ".installed"
+        if done.is_file() and done.read_text() == digest:
+            return directory
+        if shutil.which("npm") is None:
+            raise SmokeFailure("npm is not installed: Prisma's CLI and the engine stand-ins come from npm")
+        directory.mkdir(parents=True, exist_ok=True)
+        for source in sources:
+            shutil.copyfile(source, directory / source.name)
+        installed = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=directory,
+                                   capture_output=True, text=True, check=False)
+        if installed.returncode != 0:
+            raise SmokeFailure(f"npm ci in {directory} failed: {installed.stderr.strip()[-400:]}")
+        (directory / "bin").mkdir(exist_ok=True)
+        for name in STAND_INS:  # node trusts the process's SSL_CERT_FILE only with --use-openssl-ca
+            launcher = directory / "bin" / name
+            launcher.write_text(f'#!/bin/sh\nexec node --use-openssl-ca "$(dirname "$0")/../{name}.mjs" "$@"\n')
+            launcher.chmod(0o755)
+        done.write_text(digest)
     return directory
 
 
