@@ -6,9 +6,10 @@ module variables instead of other stacks (`<layer>_<field>`, e.g. `network_vpc_i
 field of their typed outputs becomes a module output of the same name. Modules declare
 `required_providers` with a version range and hold no provider or backend block; region,
 partition and account are the caller's provider's (data sources), per-region facts a lookup in
-the region table the module carries (modules/parts/context.py). Structure
-and sizing (zones, NAT per AZ, capacities, instance classes, names) are fixed at export from
-the chosen environment; each module's README says which.
+the region table the module carries (modules/parts/context.py). Zones, NAT layout, the
+switches, sizes, engine versions, Redis nodes, tags and protection are validated variables;
+the remaining settings are fixed at export from the chosen environment, and each module's
+README names them.
 """
 
 from __future__ import annotations
