@@ -29,12 +29,14 @@ ENGINE_COMMIT = "393aa359c9ad4a4bb28630fb5613f9c281cde053"  # prisma-client-py 0
 DOWNLOAD_PROBE = (f"https://binaries.prisma.sh/all_commits/{ENGINE_COMMIT}/debian-openssl-3.0.x/"
                   "query-engine.gz.sha256")
 STAND_INS = ("query-engine", "schema-engine")
+MODULES = ("graphql.mjs",)  # what the stand-ins import
 
 
 def install(directory: Path = INSTALLED) -> Path:
     """The pinned packages (npm ci, no install scripts: the CLI's would download engines) and the
     stand-ins' launchers; redone when the lock or a stand-in changes."""
-    sources = [SOURCE / "package.json", SOURCE / "package-lock.json", *(SOURCE / f"{n}.mjs" for n in STAND_INS)]
+    sources = [SOURCE / "package.json", SOURCE / "package-lock.json", *(SOURCE / f"{n}.mjs" for n in STAND_INS),
+               *(SOURCE / n for n in MODULES)]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
     done = directory / ".installed"
     if done.is_file() and done.read_text() == digest:
@@ -74,3 +76,20 @@ def environment(directory: Path, real: bool) -> tuple[dict[str, str], str]:
     return {**variables, "PRISMA_ENGINES_CHECKSUM_IGNORE_MISSING": "1",
             **{f"PRISMA_{n.split('-')[0].upper()}_ENGINE_BINARY": str(directory / "bin" / n) for n in STAND_INS}}, (
         f"stand-in engines (binaries.prisma.sh unreachable; engine commit {ENGINE_COMMIT[:7]})")
+
+
+def generate(venv: Path, environment: dict[str, str], which: str) -> None:
+    """prisma-client-py's client for LiteLLM's schema (`prisma generate`), which the image bakes at
+    build time; redone when the engines change, since the client records their paths."""
+    schemas = sorted(venv.glob("lib/python3*/site-packages/litellm/proxy/schema.prisma"))
+    if not schemas:
+        raise SmokeFailure(f"no litellm/proxy/schema.prisma in {venv}")
+    done = venv / ".prisma-client"
+    if done.is_file() and done.read_text() == which:
+        return
+    made = subprocess.run([str(venv / "bin" / "prisma"), "generate", "--schema", str(schemas[0])], env=environment,
+                          cwd=schemas[0].parent, capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        raise SmokeFailure(f"prisma generate failed with {which}: {(made.stdout + made.stderr).strip()[-400:]}")
+    done.write_text(which)
+
