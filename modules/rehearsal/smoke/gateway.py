@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -232,7 +233,10 @@ class Proxy:
         config = self.scratch / "litellm-config.yaml"
         config.write_text(json.dumps(self.config()))  # YAML is a superset of JSON
         environment = self.serving_environment()
-        prisma.generate(self.bin_dir.parent, environment, self.prisma()[1])
+        # The image runs in /app, which holds LiteLLM's schema.prisma (its start-up schema check reads
+        # ./schema.prisma) and the client `prisma generate` baked from it.
+        schema = prisma.generate(self.bin_dir.parent, environment, self.prisma()[1])
+        shutil.copyfile(schema, self.scratch / "schema.prisma")
         with self.log.open("ab") as out:
             self.process = subprocess.Popen([str(self.bin_dir / "litellm"), "--config", str(config), "--host",
                                              "127.0.0.1", "--port", str(self.port)], stdout=out,
@@ -243,10 +247,11 @@ class Proxy:
                 raise SmokeFailure(f"the proxy exited ({self.process.returncode}): {redact(self, self.log_tail())}")
             try:
                 self.call("GET", "/health/liveliness")
-                return (f"LiteLLM {self.task.litellm_version} answers on 127.0.0.1:{self.port}, its database "
-                        f"through {self.prisma()[1]}; {schema_check(self)}")
             except (OSError, SmokeFailure):
                 time.sleep(1)
+                continue
+            return (f"LiteLLM {self.task.litellm_version} answers on 127.0.0.1:{self.port}, its database "
+                    f"through {self.prisma()[1]}; {schema_check(self)}")
         raise SmokeFailure(f"the proxy did not answer within {START_SECONDS} s: {redact(self, self.log_tail())}")
 
     def log_tail(self) -> str:
@@ -360,6 +365,9 @@ def schema_check(proxy: Proxy) -> str:
         raise SmokeFailure("the migrated database differs from the proxy's schema: "
                            + redact(proxy, log[log.index("Changes to DB Schema detected"):][:400]))
     if "Failed to generate migration diff" in log:
+        said = " ".join(log[log.index("Failed to generate migration diff"):][:400].split())
+        if "the stand-in does not implement diff" not in said:
+            raise SmokeFailure(f"the start-up schema check failed: {redact(proxy, said)}")
         return "its start-up `prisma migrate diff` check was declined by the stand-in schema engine (logged, ignored)"
     return "its start-up `prisma migrate diff` check found no difference"
 

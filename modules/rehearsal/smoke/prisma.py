@@ -78,18 +78,20 @@ def environment(directory: Path, real: bool) -> tuple[dict[str, str], str]:
         f"stand-in engines (binaries.prisma.sh unreachable; engine commit {ENGINE_COMMIT[:7]})")
 
 
-def generate(venv: Path, environment: dict[str, str], which: str) -> None:
+def generate(venv: Path, environment: dict[str, str], which: str) -> Path:
     """prisma-client-py's client for LiteLLM's schema (`prisma generate`), which the image bakes at
-    build time; redone when the engines change, since the client records their paths."""
+    build time; redone when the engines change, since the client records their paths. Returns
+    the schema."""
     schemas = sorted(venv.glob("lib/python3*/site-packages/litellm/proxy/schema.prisma"))
     if not schemas:
         raise SmokeFailure(f"no litellm/proxy/schema.prisma in {venv}")
     done = venv / ".prisma-client"
     if done.is_file() and done.read_text() == which:
-        return
+        return schemas[0]
     made = subprocess.run([str(venv / "bin" / "prisma"), "generate", "--schema", str(schemas[0])], env=environment,
                           cwd=schemas[0].parent, capture_output=True, text=True, check=False)
     if made.returncode != 0:
         raise SmokeFailure(f"prisma generate failed with {which}: {(made.stdout + made.stderr).strip()[-400:]}")
     done.write_text(which)
+    return schemas[0]
 

@@ -29,8 +29,24 @@ bg.__wbg_set_wasm(instance.exports);
 const datamodel = readFileSync(process.env.PRISMA_DML_PATH, 'utf8');
 const overrides = process.env.OVERWRITE_DATASOURCES ? JSON.parse(process.env.OVERWRITE_DATASOURCES) : [];
 const url = overrides.length ? overrides[0].url : process.env.DATABASE_URL;
+// Postgres's `name` and `name[]` (pg_catalog's identifiers, e.g. pg_views.viewname) the native
+// engine reads as text and text[]; this commit's adapter refuses them (UnsupportedNativeDataType).
+const AS_TEXT = { 19: [25, (v) => v], 1003: [1009, pg.types.getTypeParser(1009)] };
+class Adapter extends PrismaPg {
+  async performIO(query) {
+    const result = await super.performIO(query);
+    for (const [i, field] of (result.ok ? result.value.fields : []).entries()) {
+      const [text, parse] = AS_TEXT[field.dataTypeID] || [];
+      if (!text) continue;
+      field.dataTypeID = text;
+      for (const row of result.value.rows) row[i] = row[i] === null ? null : parse(row[i]);
+    }
+    return result;
+  }
+}
+
 const pool = new pg.Pool({ connectionString: url });
-const adapter = bindAdapter(new PrismaPg(pool));
+const adapter = bindAdapter(new Adapter(pool));
 const engine = new bg.QueryEngine({ datamodel, logLevel: 'error', logQueries: false },
   (line) => process.stderr.write(line + '\n'), adapter);
 const schema = models(datamodel);
