@@ -32,6 +32,10 @@ class Reader {
     this.at = 0;
   }
 
+  near() {
+    return `“${this.text.slice(this.at, this.at + 40).replace(/[\s,]+/g, ' ').trim()}…”`;
+  }
+
   peek() {
     TOKEN.lastIndex = this.at;
     const m = TOKEN.exec(this.text);
@@ -42,7 +46,7 @@ class Reader {
   take(expected) {
     const t = this.peek();
     if (t.bad || t.end || (expected && t.punct !== expected && t.name !== expected)) {
-      throw new Untranslatable(`expected ${expected || 'a token'} at …${this.text.slice(this.at, this.at + 40)}`);
+      throw new Untranslatable(`expected ${expected || 'a token'} at ${this.near()}`);
     }
     this.at = t.next;
     return t;
@@ -53,7 +57,7 @@ class Reader {
     const out = {};
     while (this.peek().punct !== close) {
       const { name } = this.take();
-      if (!name) throw new Untranslatable(`expected a field name at …${this.text.slice(this.at, this.at + 40)}`);
+      if (!name) throw new Untranslatable(`expected a field name at ${this.near()}`);
       this.take(':');
       out[name] = this.value();
     }
@@ -87,7 +91,7 @@ class Reader {
     this.take('{');
     while (this.peek().punct !== '}') {
       const { name } = this.take();
-      if (!name) throw new Untranslatable(`expected a field to select at …${this.text.slice(this.at, this.at + 40)}`);
+      if (!name) throw new Untranslatable(`expected a field to select at ${this.near()}`);
       const nested = {};
       if (this.peek().punct === '(') nested.arguments = (this.take('('), this.fields(')'));
       if (this.peek().punct === '{') nested.selection = this.selection();

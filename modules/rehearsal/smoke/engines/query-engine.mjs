@@ -59,10 +59,14 @@ function explained(out) {
   });
 }
 
-await engine.connect('{}').catch((err) => {
-  process.stderr.write(`query-engine stand-in: cannot connect: ${explained(JSON.stringify(String(err.message)))}\n`);
+// The native engine logs in when it starts, and stops if it cannot; the adapter would wait for a query.
+try {
+  await pool.query('SELECT 1');
+  await engine.connect('{}');
+} catch (err) {
+  process.stderr.write(`query-engine stand-in: cannot connect: ${JSON.parse(explained(JSON.stringify(String(err.message))))}\n`);
   process.exit(1);
-});
+}
 
 async function query(body, tx) {
   const [json, back] = request(body, schema);
