@@ -1,14 +1,16 @@
 """Prisma, the proxy's database client, outside the image: its CLI (the version prisma-client-py
-pins) and, where its native engines cannot be downloaded, stand-ins for the two engine binaries.
+pins), the client `prisma generate` makes (the image bakes it at build time) and, where its
+native engines cannot be downloaded, stand-ins for the two engine binaries.
 
 The CLI and prisma-client-py download the native query and schema engines of one engine commit
 from binaries.prisma.sh. Where that host answers (the pipeline), they do. Offline, the stand-ins
 in engines/ are used: the schema engine's `can-connect-to-database` and the JSON-RPC that
-`prisma migrate deploy` speaks, over node-postgres; the query engine's HTTP server, driving the
-same engine commit compiled to WebAssembly (`@prisma/query-engine-wasm` with `@prisma/adapter-pg`).
-That engine speaks Prisma's JSON protocol only, while prisma-client-py sends GraphQL: so far the
-CLI only asks the query engine stand-in its `--version`. All npm packages are pinned by
-engines/package-lock.json and installed once into .build/smoke/engines.
+`prisma migrate deploy` speaks, over node-postgres (`prisma migrate diff` is refused by name);
+the query engine's HTTP server, driving the same engine commit compiled to WebAssembly
+(`@prisma/query-engine-wasm` with `@prisma/adapter-pg`). That engine speaks only Prisma's JSON
+protocol while prisma-client-py sends GraphQL, so engines/graphql.mjs translates prisma-client-py's
+documents and the engine's answers. All npm packages are pinned by engines/package-lock.json and
+installed once into .build/smoke/engines.
 """
 
 from __future__ import annotations
