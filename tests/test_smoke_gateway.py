@@ -102,7 +102,29 @@ def test_the_real_proxy_answers_with_the_tasks_config(moto_url, stacks) -> None:
     assert [(s.name, s.passed) for s in steps if not s.passed] == [], "\n".join(s.line() for s in steps)
     [migrated] = [s for s in steps if s.name.endswith("(prisma migrate deploy)")]
     assert re.match(r"\d{3} migrations applied by the task's `prisma migrate deploy`", migrated.detail)
+    details = {s.name.removeprefix(gateway.PREFIX): s.detail for s in steps}
+    assert details["virtual key with a budget (POST /key/generate)"].startswith(
+        "rehearsal-smoke: max_budget 1e-06 for deepseek-r1-7b, its row in LiteLLM_VerificationToken")
+    assert re.match(r"8\.74e-06 in the key's row after \d+ s", details["spend recorded for the key"])
+    assert "Budget has been exceeded! Key=rehearsal-smoke" in details["budget refusal once the key's budget is spent"]
     print("\n".join(s.line() for s in steps))
+
+
+@pytest.mark.pipeline_rehearsal
+def test_a_self_hosted_route_without_its_price_fails_the_spend_step(moto_url, stacks) -> None:
+    def unpriced(container: dict[str, Any]) -> None:
+        for variable in container["environment"]:
+            if variable["name"] == "LITELLM_CONFIG_YAML":
+                config = json.loads(variable["value"])
+                for route in config["model_list"]:
+                    for price in ("input_cost_per_token", "output_cost_per_token"):
+                        route["litellm_params"].pop(price, None)
+                variable["value"] = json.dumps(config)
+
+    steps = gateway.run(deployment(moto_url, stacks, secrets(moto_url, "unpriced"), unpriced))
+    failed = [s for s in steps if not s.passed and not s.detail.startswith("not run")]
+    assert [s.name for s in failed] == ["gateway: spend recorded for the key"], "\n".join(s.line() for s in steps)
+    assert "not over its budget 1e-06" in failed[0].detail
 
 
 @pytest.mark.pipeline_rehearsal
@@ -188,3 +210,12 @@ def test_the_engine_stand_ins_are_chosen_only_where_the_real_engines_cannot_be_d
     lock = json.loads((prisma.SOURCE / "package-lock.json").read_text())["packages"]
     assert lock["node_modules/prisma"]["version"] == "5.17.0"
     assert lock["node_modules/@prisma/query-engine-wasm"]["version"].endswith(prisma.ENGINE_COMMIT)
+
+
+def test_the_tasks_script_writes_its_config_where_no_other_environment_does(tmp_path) -> None:
+    from modules.layers.gateway import CONFIG_PATH, MIGRATE_SCRIPT
+    from modules.rehearsal.smoke.gateway import own_config_path
+
+    command = own_config_path(["/bin/sh", "-c", MIGRATE_SCRIPT], tmp_path)
+    assert command[:2] == ["/bin/sh", "-c"] and CONFIG_PATH not in command[2]
+    assert f"> {tmp_path}/litellm-config-task.yaml" in command[2] and f"--config {tmp_path}/" in command[2]

@@ -7,16 +7,19 @@ The database is a throwaway PostgreSQL with TLS (`PostgresTls`), made as RDS mak
 data stack's instance and its managed master secret; the task's own start script builds
 DATABASE_URL from DB_* and that URL must log in over TLS as the secret's user. The migration
 task's own command then applies LiteLLM's schema (`prisma migrate deploy`, prisma.py: the real
-engines where they can be downloaded, stand-ins offline). The serving proxy still starts without
-DATABASE_URL: its query engine stand-in cannot yet answer prisma-client-py's GraphQL, so virtual
-keys, spend and budgets are not exercised here (README).
+engines where they can be downloaded, stand-ins offline). The serving proxy gets the DATABASE_URL
+its task's script builds and Prisma's client generated as the image bakes it: then a virtual key
+with a small budget is made through the admin API, a completion with it is charged, the batch
+writer records its spend in PostgreSQL and the next request with it is refused (README).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,8 +30,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+from modules.layers.gateway import CONFIG_PATH
 from modules.rehearsal.emulator import free_port
 from modules.rehearsal.smoke import prisma
 from modules.rehearsal.smoke.deployment import Deployment, SmokeFailure, SmokeStep, installing
@@ -40,6 +44,10 @@ MIGRATION_SUFFIX = "-proxy-migrate"
 ROOT = Path(__file__).resolve().parents[3]
 VENVS = ROOT / ".build" / "smoke"
 START_SECONDS = 180
+SPEND_SECONDS = 45  # the proxy writes spend every PROXY_BATCH_WRITE_AT (10 s) plus 0-5 s of jitter
+# Below one completion's cost (10 stand-in tokens at the route's price), so one request spends it.
+KEY_BUDGET = 1e-6
+KEY_ALIAS = "rehearsal-smoke"
 MIGRATED = 'select count(finished_at), count(*) from "_prisma_migrations"'
 # `litellm[proxy]==1.108.11` cannot be installed as such: its extra pins litellm-enterprise
 # 0.1.79.post2, which is not on PyPI. The extra's requirements, spelled out, with the one that is.
@@ -178,6 +186,14 @@ class Proxy:
         self.mapped: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = scratch / "proxy.log"
+        self.engines: tuple[dict[str, str], str] | None = None
+        self.virtual_key = ""
+
+    def prisma(self) -> tuple[dict[str, str], str]:
+        """Prisma's variables (the real engines or the stand-ins) and which, decided once a run."""
+        if self.engines is None:
+            self.engines = prisma.environment(prisma.install(), prisma.downloadable())
+        return self.engines
 
     def config(self) -> dict[str, Any]:
         """The rendered config with the self-hosted route's upstream host (which must be the llm
@@ -207,39 +223,66 @@ class Proxy:
         return {"PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(self.scratch),
                 "LANG": "C.UTF-8", "SSL_CERT_FILE": str(self.authority.ca), **variables}
 
+    def serving_environment(self) -> dict[str, str]:
+        """What the serving task's script execs `litellm` with: its environment and secrets,
+        DATABASE_URL as the script builds it, DB_PASSWORD unset as the script unsets it, and
+        Prisma's engines."""
+        variables = self.environment()
+        url = database_url(self.task, variables)
+        variables.pop("DB_PASSWORD", None)
+        return {**variables, "DATABASE_URL": url, **self.prisma()[0]}
+
     def start(self) -> str:
         config = self.scratch / "litellm-config.yaml"
         config.write_text(json.dumps(self.config()))  # YAML is a superset of JSON
+        environment = self.serving_environment()
+        # The image runs in /app, which holds LiteLLM's schema.prisma (its start-up schema check reads
+        # ./schema.prisma) and the client `prisma generate` baked from it.
+        schema = prisma.generate(self.bin_dir.parent, environment, self.prisma()[1])
+        shutil.copyfile(schema, self.scratch / "schema.prisma")
         with self.log.open("ab") as out:
             self.process = subprocess.Popen([str(self.bin_dir / "litellm"), "--config", str(config), "--host",
                                              "127.0.0.1", "--port", str(self.port)], stdout=out,
-                                            stderr=subprocess.STDOUT, env=self.environment(), cwd=self.scratch)
+                                            stderr=subprocess.STDOUT, env=environment, cwd=self.scratch)
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SmokeFailure(f"the proxy exited ({self.process.returncode}): {self.log_tail()}")
+                raise SmokeFailure(f"the proxy exited ({self.process.returncode}): {redact(self, self.log_tail())}")
             try:
                 self.call("GET", "/health/liveliness")
-                return f"LiteLLM {self.task.litellm_version} answers on 127.0.0.1:{self.port}"
             except (OSError, SmokeFailure):
                 time.sleep(1)
-        raise SmokeFailure(f"the proxy did not answer within {START_SECONDS} s: {self.log_tail()}")
+                continue
+            return (f"LiteLLM {self.task.litellm_version} answers on 127.0.0.1:{self.port}, its database "
+                    f"through {self.prisma()[1]}; {schema_check(self)}")
+        raise SmokeFailure(f"the proxy did not answer within {START_SECONDS} s: {redact(self, self.log_tail())}")
 
     def log_tail(self) -> str:
         lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
         errors = [line for line in lines if re.search(r"Error|Exception|error", line)]
         return " | ".join((errors or lines)[-3:])[-600:]
 
-    def call(self, method: str, path: str, body: Any = None, key: str | None = None) -> Any:
+    def answer(self, method: str, path: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:
+        """(HTTP status, JSON body) of one request to the proxy."""
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
                                          data=None if body is None else json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json",
                                                   **({"Authorization": f"Bearer {key}"} if key else {})})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                return json.loads(response.read() or b"null")
+                return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as err:
-            raise SmokeFailure(f"{method} {path} answered {err.code}: {err.read()[:300]!r}") from None
+            text = err.read()
+            try:
+                return err.code, json.loads(text)
+            except ValueError:
+                return err.code, text[:300].decode(errors="replace")
+
+    def call(self, method: str, path: str, body: Any = None, key: str | None = None) -> Any:
+        status, found = self.answer(method, path, body, key)
+        if status != 200:
+            raise SmokeFailure(f"{method} {path} answered {status}: {str(found)[:300]}")
+        return found
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -254,7 +297,8 @@ class Proxy:
 def redact(proxy: Proxy, text: str) -> str:
     """A tool's output may quote what it was given: never a secret's value in a step's detail."""
     for value in proxy.secrets.values():
-        text = text.replace(value, "***") if len(value) > 3 else text
+        for form in (value, quote(value, safe="")):  # as given, and as DATABASE_URL carries it
+            text = text.replace(form, "***") if len(value) > 3 else text
     return text[-500:]
 
 
@@ -268,16 +312,22 @@ def database_login(proxy: Proxy) -> str:
     return f"logged in to {postgres.database!r} over TLS as the master user ({urlsplit(url).query})"
 
 
+def own_config_path(command: list[str], scratch: Path) -> list[str]:
+    """The task's command writing its config into SCRATCH: a container's /tmp is its own, while
+    here environments rehearsed side by side share one host's."""
+    return [*command[:-1], command[-1].replace(CONFIG_PATH, str(scratch / "litellm-config-task.yaml"))]
+
+
 def migrations(proxy: Proxy) -> str:
     """The migration task's own command (its script, `litellm --skip_server_startup`: the proxy's
     `prisma migrate deploy`) must exit 0 with every migration LiteLLM ships recorded as finished."""
-    task, started = proxy_task(proxy.deployment, migration=True), time.monotonic()
+    task = proxy_task(proxy.deployment, migration=True)
     client = proxy.deployment.client("secretsmanager", task.environment.get("AWS_REGION", "us-east-1"))
     given = {**task.environment, **{n: secret_value(client, n, v) for n, v in task.secrets.items()}}
-    engines = prisma.install()
-    variables, which = prisma.environment(engines, prisma.downloadable())
+    variables, which = proxy.prisma()
+    command = own_config_path(task.command, proxy.scratch)
     with (proxy.scratch / "migrate.log").open("ab") as out:
-        done = subprocess.run(task.command, env={**proxy.environment(given), **variables}, cwd=proxy.scratch,
+        done = subprocess.run(command, env={**proxy.environment(given), **variables}, cwd=proxy.scratch,
                               stdout=out, stderr=subprocess.STDOUT, timeout=START_SECONDS * 3, check=False)
     shipped = list((proxy.bin_dir.parent / "lib").glob("python3*/site-packages/litellm_proxy_extras/migrations/*/"))
     found, error = proxy.postgres.session(database_url(task, proxy.environment(given)), MIGRATED)
@@ -285,8 +335,7 @@ def migrations(proxy: Proxy) -> str:
         tail = redact(proxy, " | ".join((proxy.scratch / "migrate.log").read_text(errors="replace").splitlines()[-3:]))
         raise SmokeFailure(f"the migration task exited {done.returncode}; migrations finished/recorded "
                            f"{found or error!r} of {len(shipped)} shipped; with {which}: {tail}")
-    return (f"{len(shipped)} migrations applied by the task's `prisma migrate deploy` with {which}, "
-            f"{time.monotonic() - started:.0f} s")
+    return f"{len(shipped)} migrations applied by the task's `prisma migrate deploy` with {which}"
 
 
 def self_hosted_route(proxy: Proxy) -> str:
@@ -317,11 +366,90 @@ def cached(proxy: Proxy) -> str:
     return f"the repeated request was answered from Redis over TLS ({len(proxy.redis.client().keys('*'))} keys)"
 
 
+def schema_check(proxy: Proxy) -> str:
+    """What the start-up schema check said. With DISABLE_SCHEMA_UPDATE=true (the serving task's)
+    the proxy runs `prisma migrate diff` against the database and only logs the result."""
+    log = proxy.log.read_text(errors="replace")
+    if "Changes to DB Schema detected" in log:
+        raise SmokeFailure("the migrated database differs from the proxy's schema: "
+                           + redact(proxy, log[log.index("Changes to DB Schema detected"):][:400]))
+    if "Failed to generate migration diff" in log:
+        said = " ".join(log[log.index("Failed to generate migration diff"):][:400].split())
+        if "the stand-in does not implement diff" not in said:
+            raise SmokeFailure(f"the start-up schema check failed: {redact(proxy, said)}")
+        return "its start-up `prisma migrate diff` check was declined by the stand-in schema engine (logged, ignored)"
+    return "its start-up `prisma migrate diff` check found no difference"
+
+
+def virtual_key(proxy: Proxy) -> str:
+    """POST /key/generate with the master key: a key for the self-hosted route with a budget one
+    completion exceeds, stored (hashed) in the database."""
+    route = self_hosted_route(proxy)
+    made = proxy.call("POST", "/key/generate", {"models": [route], "max_budget": KEY_BUDGET, "key_alias": KEY_ALIAS},
+                      key=proxy.secrets["LITELLM_MASTER_KEY"])
+    key = str(made.get("key") or "")
+    if not key.startswith("sk-") or made.get("max_budget") != KEY_BUDGET:
+        raise SmokeFailure(f"/key/generate answered no key with max_budget {KEY_BUDGET}: {sorted(made)}")
+    proxy.virtual_key = key
+    found, error = proxy.postgres.session(proxy.serving_environment()["DATABASE_URL"], (
+        f'select max_budget, models from "LiteLLM_VerificationToken" where key_alias = \'{KEY_ALIAS}\''))
+    if found != f"{KEY_BUDGET:g}|{{{route}}}":
+        raise SmokeFailure(f"the key's row in PostgreSQL is {found or error!r}")
+    return f"{KEY_ALIAS}: max_budget {KEY_BUDGET:g} for {route}, its row in LiteLLM_VerificationToken"
+
+
+def key_completion(proxy: Proxy) -> str:
+    route, before = self_hosted_route(proxy), len(proxy.upstream.calls)
+    answer = proxy.call("POST", "/chat/completions", {"model": route, "messages": [
+        {"role": "user", "content": "Spend the key's budget."}]}, key=proxy.virtual_key)
+    content = answer["choices"][0]["message"]["content"]
+    if content != "answer: Spend the key's budget." or len(proxy.upstream.calls) != before + 1:
+        raise SmokeFailure(f"the proxy answered {content!r} after {len(proxy.upstream.calls) - before} upstream calls")
+    return f"{route} answered the virtual key"
+
+
+def spend_recorded(proxy: Proxy) -> str:
+    """The proxy's batch writer puts the key's spend into its row in PostgreSQL (every
+    PROXY_BATCH_WRITE_AT, which the task leaves at its default); /key/info reads it back."""
+    url, started = proxy.serving_environment()["DATABASE_URL"], time.monotonic()
+    query = f'select spend from "LiteLLM_VerificationToken" where key_alias = \'{KEY_ALIAS}\''
+    found, error = "", ""
+    while time.monotonic() - started < SPEND_SECONDS:
+        found, error = proxy.postgres.session(url, query)
+        if found and float(found) > KEY_BUDGET:
+            break
+        time.sleep(2)
+    else:
+        raise SmokeFailure(f"the key's spend in PostgreSQL was {found or error!r} after {SPEND_SECONDS} s, "
+                           f"not over its budget {KEY_BUDGET:g}")
+    info = proxy.call("GET", f"/key/info?key={proxy.virtual_key}", key=proxy.secrets["LITELLM_MASTER_KEY"])
+    if not math.isclose(float(info.get("info", {}).get("spend") or 0), float(found)):
+        raise SmokeFailure(f"/key/info says spend {info.get('info', {}).get('spend')}, the row {found}")
+    return f"{float(found):.3g} in the key's row after {time.monotonic() - started:.0f} s (the batch writer), as /key/info says"
+
+
+def budget_refusal(proxy: Proxy) -> str:
+    """Over budget, the proxy refuses before any upstream call: BudgetExceededError, whose status
+    is LiteLLM's `budget_exceeded_status_code` (422 in 1.108.11; 400 or 429 in other releases)."""
+    route, before = self_hosted_route(proxy), len(proxy.upstream.calls)
+    status, found = proxy.answer("POST", "/chat/completions", {"model": route, "messages": [
+        {"role": "user", "content": "One more."}]}, key=proxy.virtual_key)
+    message = str((found.get("error") or {}).get("message") if isinstance(found, dict) else found)
+    if status not in (400, 422, 429) or "Budget has been exceeded" not in message or len(proxy.upstream.calls) != before:
+        raise SmokeFailure(f"a request over the key's budget answered {status} ({message[:200]!r}) after "
+                           f"{len(proxy.upstream.calls) - before} upstream calls")
+    return f"refused with {status}: {message[:120]}"
+
+
 STEPS: tuple[tuple[str, Callable[[Proxy], str]], ...] = (
     ("the task's DATABASE_URL logs in to PostgreSQL over TLS", database_login),
     ("the migration task applies the proxy's schema (prisma migrate deploy)", migrations),
     ("proxy starts with the task's config and environment", Proxy.start),
-    ("completion through the self-hosted route", completion), ("response cache in Redis", cached))
+    ("completion through the self-hosted route", completion), ("response cache in Redis", cached),
+    ("virtual key with a budget (POST /key/generate)", virtual_key),
+    ("completion with the virtual key", key_completion),
+    ("spend recorded for the key", spend_recorded),
+    ("budget refusal once the key's budget is spent", budget_refusal))
 
 
 def run(deployment: Deployment, venvs: Path = VENVS) -> list[SmokeStep]:
@@ -349,8 +477,9 @@ def run(deployment: Deployment, venvs: Path = VENVS) -> list[SmokeStep]:
             if not steps[-1].passed:
                 steps.append(SmokeStep(PREFIX + name, False, "not run: an earlier step failed"))
                 continue
+            began = time.monotonic()
             try:
-                steps.append(SmokeStep(PREFIX + name, True, check(proxy)))
+                steps.append(SmokeStep(PREFIX + name, True, f"{check(proxy)} ({time.monotonic() - began:.0f} s)"))
             except SmokeFailure as err:
                 steps.append(SmokeStep(PREFIX + name, False, str(err)))
             except Exception as err:  # the check's own call failed: this step fails, with why

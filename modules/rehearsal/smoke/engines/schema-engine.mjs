@@ -74,8 +74,16 @@ if (args.includes('--version')) {
   await client.connect().catch((err) => fail('P1001', `Can't reach database server: ${err.message}`));
   await client.end();
 } else {
-  const client = new pg.Client({ connectionString: schemaUrl() });
-  await client.connect().catch((err) => fail('P1001', `Can't reach database server: ${err.message}`));
+  // The schema files' datasource, connected when a method needs it: `prisma migrate diff` (the
+  // proxy's start-up check) starts the engine without schema files, and is refused by name.
+  let client;
+  const connected = async () => {
+    if (!client) {
+      client = new pg.Client({ connectionString: schemaUrl() });
+      await client.connect().catch((err) => fail('P1001', `Can't reach database server: ${err.message}`));
+    }
+    return client;
+  };
   for await (const line of createInterface({ input: process.stdin })) {
     if (!line.trim()) continue;
     const request = JSON.parse(line);
@@ -83,12 +91,12 @@ if (args.includes('--version')) {
     let reply;
     try {
       if (!method) throw Object.assign(new Error(`the stand-in does not implement ${request.method}`), { code: 'P1000' });
-      reply = { result: await method(client, request.params || {}) };
+      reply = { result: await method(await connected(), request.params || {}) };
     } catch (err) {
       reply = { error: { code: 4466, message: 'An error happened. Check the data field for details.',
         data: { is_panic: false, message: err.message, error_code: err.code, meta: {} } } };
     }
     process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: request.id, ...reply }) + '\n');
   }
-  await client.end();
+  await client?.end();
 }
