@@ -285,13 +285,13 @@ NOT_EMPTY_RULE = ("length(var.{name}) > 0", "{name} is empty in a protected envi
 # The environment files' connection budget (modules/config/rules.py): every task at the deploy
 # peak keeps a workable pool of the data module's db_max_connections.
 # (max(1, …): Terraform evaluates every operand, and a count below 1 is the first rule's to report.)
-POOL_RULES = (("var.gateway_max_tasks >= 1", "gateway_max_tasks: Input should be greater than or equal to 1."), (
-    f"floor((var.data_db_max_connections - {RESERVED_CONNECTIONS}) / max(1, floor(var.gateway_max_tasks * "
-    f"{DEPLOY_MAXIMUM_PERCENT} / 100))) >= {MIN_POOL_PER_TASK}",
-             f"gateway_max_tasks: {DEPLOY_MAXIMUM_PERCENT // 100} x gateway_max_tasks tasks during a deploy leave fewer "
-             f"than {MIN_POOL_PER_TASK} database connections per task of data_db_max_connections "
-             f"({RESERVED_CONNECTIONS} of them reserved): lower gateway_max_tasks or choose a larger db_instance_class "
-             "in the data module."))
+POOL_RULES = (
+    ("var.gateway_max_tasks >= 1", "gateway_max_tasks: Input should be greater than or equal to 1."),
+    (f"floor((var.data_db_max_connections - {RESERVED_CONNECTIONS}) / max(1, floor(var.gateway_max_tasks * "
+     f"{DEPLOY_MAXIMUM_PERCENT} / 100))) >= {MIN_POOL_PER_TASK}",
+     f"gateway_max_tasks: {DEPLOY_MAXIMUM_PERCENT // 100} x gateway_max_tasks tasks during a deploy leave fewer than "
+     f"{MIN_POOL_PER_TASK} database connections per task of data_db_max_connections ({RESERVED_CONNECTIONS} of them "
+     "reserved): lower gateway_max_tasks or choose a larger db_instance_class in the data module."))
 # Switches a layer applies with modules.parts.switch (or passes straight to an argument): bool
 # variables named after the field.
 SWITCHES: dict[str, tuple[str, ...]] = {"data": ("multi_az",), "gateway": ("fargate_spot",)}
