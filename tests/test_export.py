@@ -396,3 +396,49 @@ def test_the_redis_node_count_is_not_baked_into_the_modules(exported: Path, tmp_
     expected = module_doc(exported, "data")
     expected["variable"]["redis_replicas"].pop("default")
     assert data == expected
+
+
+def test_the_database_size_is_not_baked_into_the_gateway_or_observability(exported: Path, tmp_path: Path) -> None:
+    """Another class and storage export the same gateway and observability modules: their pool
+    and database alarms are expressions over the data module's outputs, and only the data
+    module's defaults differ."""
+    env = load_environment("prod")
+    larger = env.model_copy(update={"data": env.data.model_copy(update={"db_instance_class": "db.r7g.xlarge",
+                                                                         "db_storage_gb": 50})})
+    export_modules(larger, tmp_path, ("data", "gateway", "observability"))
+    for layer in ("gateway", "observability"):
+        assert module_doc(tmp_path, layer) == module_doc(exported, layer), layer
+        fixed = (tmp_path / layer / "README.md").read_text().split("Fixed at export")[1].split("\n")[0]
+        assert "`data.db_instance_class`" not in fixed and "`data.db_storage_gb`" not in fixed, layer
+    data = module_doc(tmp_path, "data")
+    assert data["variable"]["db_instance_class"].pop("default") == "db.r7g.xlarge"
+    assert data["variable"]["db_storage_gb"].pop("default") == 50
+    expected = module_doc(exported, "data")
+    expected["variable"]["db_instance_class"].pop("default")
+    expected["variable"]["db_storage_gb"].pop("default")
+    assert data == expected
+
+
+def test_the_database_size_reaches_the_pool_and_alarms_through_the_data_outputs(exported: Path) -> None:
+    """The data module's db_max_connections is the lookup its parameter group sets; the gateway's
+    pool and the observability module's thresholds are arithmetic over the inputs wired from it."""
+    from modules.catalogue.alarms import DB_MEMORY_GIB, max_connections
+    data = module_doc(exported, "data")
+    (table,) = [value for name, value in data["locals"].items() if name.startswith("data_db_max_connections_by_class")]
+    assert table == {name: max_connections(name) for name in DB_MEMORY_GIB}
+    (parameters,) = data["resource"]["aws_db_parameter_group"].values()
+    (set_by_group,) = [p["value"] for p in parameters["parameter"] if p["name"] == "max_connections"]
+    assert blocks(data, "output")["db_max_connections"]["value"] == set_by_group
+    assert "[var.db_instance_class]" in set_by_group
+    assert blocks(data, "output")["db_storage_gb"]["value"] == "${var.db_storage_gb}"
+    alarms = module_doc(exported, "observability")["resource"]["aws_cloudwatch_metric_alarm"]
+    thresholds = {name.rsplit("_", 1)[0]: alarm.get("threshold") for name, alarm in alarms.items()}
+    assert thresholds["observability_alarm_rds_connections"] == \
+        "${floor((((var.data_db_max_connections * 80) / 100) + 0.5))}"
+    assert "var.data_db_storage_gb * 1073741824" in thresholds["observability_alarm_rds_free_storage_share"]
+    gateway = module_doc(exported, "gateway")
+    configs = [local for name, local in gateway["locals"].items() if "_containers_" in name]
+    pool = ("\\\"database_connection_pool_limit\\\": ${floor(((var.data_db_max_connections - 10) / "
+            "floor(((var.gateway_max_tasks * 200) / 100))))}, ")
+    assert configs and all(pool in config for config in configs)
+    assert blocks(gateway, "variable")["data_db_max_connections"]["type"] == "number"

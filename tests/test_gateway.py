@@ -284,7 +284,8 @@ def test_responses_are_cached_only_on_request_and_limits_are_shared(stacks) -> N
     routes = [env.gateway.models[0].model_copy(update={"rpm": 60, "tpm": 100_000}), *env.gateway.models[1:]]
     gateway = env.gateway.model_copy(update={
         "models": routes, "license_secret_arn": "arn:aws:secretsmanager:eu-west-2:111122223333:secret:licence"})
-    limited = litellm_config(Identity.of(env), settings_for(env.model_copy(update={"gateway": gateway}), "gateway"))
+    limited = litellm_config(Identity.of(env), settings_for(env.model_copy(update={"gateway": gateway}), "gateway"),
+                             db_max_connections=100)
     assert limited["router_settings"]["routing_strategy"] == "usage-based-routing-v2"
     assert limited["router_settings"]["num_retries"] == 0  # an over-limit request gets its 429 at once
     # the router admits rpm - 1 per minute: rendering rpm + 1 admits the configured 60
@@ -376,7 +377,7 @@ def test_without_a_gpu_tier_no_self_hosted_route_nor_fallback_to_it() -> None:
     settings = settings.model_copy(update={"models": [
         route.model_copy(update={"fallbacks": [*route.fallbacks, *hosted]}) if route.name == "claude-haiku-4-5"
         else route for route in settings.models]})
-    config = litellm_config(Identity.of(load_environment("dev")), without_gpu_tier(settings))
+    config = litellm_config(Identity.of(load_environment("dev")), without_gpu_tier(settings), db_max_connections=100)
     names = {entry["model_name"] for entry in config["model_list"]}
     assert names == {route.name for route in settings.models} - hosted
     assert "hosted_vllm/" not in json.dumps(config)

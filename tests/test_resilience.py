@@ -21,7 +21,7 @@ KEYS = json.loads((Path(__file__).parent / "litellm_config_keys.json").read_text
 
 def rendered(env_name: str) -> dict:
     env = load_environment(env_name)
-    return litellm_config(Identity.of(env), settings_for(env, "gateway"))
+    return litellm_config(Identity.of(env), settings_for(env, "gateway"), max_connections(env.data.db_instance_class))
 
 
 def unknown_keys(config: dict) -> list[str]:
@@ -57,7 +57,7 @@ def test_pool_fits_max_connections_at_the_deploy_peak(env_name: str) -> None:
     env = load_environment(env_name)
     general = rendered(env_name)["general_settings"]
     peak_tasks = env.gateway.capacity.max * DEPLOY_MAXIMUM_PERCENT // 100
-    assert general["database_connection_pool_limit"] == pool_per_task(env.data.db_instance_class,
+    assert general["database_connection_pool_limit"] == pool_per_task(max_connections(env.data.db_instance_class),
                                                                        env.gateway.capacity.max)
     assert (general["database_connection_pool_limit"] * peak_tasks + RESERVED_CONNECTIONS
             <= max_connections(env.data.db_instance_class))

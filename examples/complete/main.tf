@@ -71,6 +71,7 @@ module "gateway" {
 
   data_db_address                 = module.data.db_address
   data_db_master_secret_arn       = module.data.db_master_secret_arn
+  data_db_max_connections         = module.data.db_max_connections
   data_db_name                    = module.data.db_name
   data_db_port                    = module.data.db_port
   data_redis_address              = module.data.redis_address
@@ -118,6 +119,8 @@ module "observability" {
 
   data_connections_table_name             = module.data.connections_table_name
   data_db_instance_id                     = module.data.db_instance_id
+  data_db_max_connections                 = module.data.db_max_connections
+  data_db_storage_gb                      = module.data.db_storage_gb
   data_history_table_name                 = module.data.history_table_name
   data_redis_node_ids                     = module.data.redis_node_ids
   edge_alb_arn_suffix                     = module.edge.alb_arn_suffix

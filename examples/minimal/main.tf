@@ -77,6 +77,7 @@ module "data" {
   environment                 = local.environment
   log_retention_days          = 90
   redis_node_type             = "cache.t4g.micro"
+  db_instance_class           = "db.t4g.micro" # the gateway's pool follows it (db_max_connections)
   db_storage_gb               = 20
   db_max_storage_gb           = 50
   backup_retention_days       = 3
@@ -101,6 +102,7 @@ module "gateway" {
 
   data_db_address                 = module.data.db_address
   data_db_master_secret_arn       = module.data.db_master_secret_arn
+  data_db_max_connections         = module.data.db_max_connections
   data_db_name                    = module.data.db_name
   data_db_port                    = module.data.db_port
   data_redis_address              = module.data.redis_address

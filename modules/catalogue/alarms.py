@@ -294,12 +294,16 @@ DEPLOY_MAXIMUM_PERCENT = 200
 MIN_POOL_PER_TASK = 5
 
 
-def pool_per_task(instance_class: str, max_tasks: int) -> int:
-    """The proxy's database pool per task: max_connections less the reserve, shared by the most
-    tasks that can run at once (the task maximum during a deploy at DEPLOY_MAXIMUM_PERCENT).
+def peak_tasks(max_tasks: int) -> int:
+    """The most proxy tasks that can run at once: the task maximum during a deploy."""
+    return max_tasks * DEPLOY_MAXIMUM_PERCENT // 100
+
+
+def pool_per_task(db_max_connections: int, max_tasks: int) -> int:
+    """The proxy's database pool per task: the database's max_connections (the data layer's
+    db_max_connections) less the reserve, shared by the most tasks that can run at once.
     One worker process per task (LiteLLM's default), so one pool per task."""
-    tasks = max_tasks * DEPLOY_MAXIMUM_PERCENT // 100
-    return (max_connections(instance_class) - RESERVED_CONNECTIONS) // tasks
+    return (db_max_connections - RESERVED_CONNECTIONS) // peak_tasks(max_tasks)
 
 
 def storage_autoscaling_trigger(allocated_gib: int) -> int:

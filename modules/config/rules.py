@@ -16,9 +16,8 @@ from ipaddress import IPv4Network
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from modules.catalogue.alarms import (BY_NAME, DB_MEMORY_GIB, DEPLOY_MAXIMUM_PERCENT, MIN_POOL_PER_TASK,
-                                      RESERVED_CONNECTIONS, max_connections, pool_per_task,
-                                      storage_autoscaling_trigger)
+from modules.catalogue.alarms import (BY_NAME, DB_MEMORY_GIB, MIN_POOL_PER_TASK, RESERVED_CONNECTIONS,
+                                      max_connections, peak_tasks, pool_per_task, storage_autoscaling_trigger)
 from modules.config.models import (FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, PULL_THROUGH_CACHES, REGION_AZS,
                                    Capacity, Environment, upstream_of)
 
@@ -344,9 +343,9 @@ def _request_timeouts(env: Environment) -> Iterator[Problem]:
 def _connection_budget(env: Environment) -> Iterator[Problem]:
     if env.data.db_instance_class not in DB_MEMORY_GIB:
         return  # the database class rule reports it
-    pool = pool_per_task(env.data.db_instance_class, env.gateway.capacity.max)
+    pool = pool_per_task(max_connections(env.data.db_instance_class), env.gateway.capacity.max)
     if pool < MIN_POOL_PER_TASK:
-        tasks = env.gateway.capacity.max * DEPLOY_MAXIMUM_PERCENT // 100
+        tasks = peak_tasks(env.gateway.capacity.max)
         yield Problem("gateway.capacity.max", f"{env.gateway.capacity.max} tasks (up to {tasks} during a deploy) "
                       f"leave {pool} database connections per task: {env.data.db_instance_class} allows "
                       f"{max_connections(env.data.db_instance_class)}, {RESERVED_CONNECTIONS} of them reserved.",

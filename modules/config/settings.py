@@ -53,7 +53,6 @@ class GatewaySettings(models.Gateway):
                                           "self_hosted_model_name": "llm.served_model_name",
                                           "self_hosted_dns_name": "llm.dns_name",
                                           "request_timeout_seconds": "edge.request_timeout_seconds",
-                                          "db_instance_class": "data.db_instance_class",
                                           "gpu_host_cost_per_hour_usd": "llm.host_cost_per_hour_usd",
                                           "gpu_tokens_per_second": "llm.tokens_per_second",
                                           "salt_key_replica_region": "data.backup_copy_region"}
@@ -61,7 +60,6 @@ class GatewaySettings(models.Gateway):
     self_hosted_model_name: str
     self_hosted_dns_name: str | None
     request_timeout_seconds: int  # model calls end, and tasks drain, within the ALB's idle timeout
-    db_instance_class: str  # the pool per task is sized from the class's max_connections
     gpu_host_cost_per_hour_usd: float  # the self-hosted route's price per token
     gpu_tokens_per_second: int
     # The salt key goes where the database's copies go: without it a copy's stored
@@ -83,7 +81,6 @@ class ObservabilitySettings(models.Observability):
         "model_routes": "gateway.models", "gpu_capacity": "llm.capacity",
         "gpu_scheduled_scaling": "llm.scheduled_scaling",
         "gpu_queue_target_per_instance": "llm.queue_target_per_instance",
-        "db_instance_class": "data.db_instance_class", "db_storage_gb": "data.db_storage_gb",
         "waf_log_destination": "edge.waf_log_destination",
         "dynamodb_replica_regions": "data.dynamodb_replica_regions"}
     # Thresholds and widgets follow the sizing and the routes they watch.
@@ -91,8 +88,6 @@ class ObservabilitySettings(models.Observability):
     gpu_capacity: Capacity
     gpu_scheduled_scaling: bool
     gpu_queue_target_per_instance: int
-    db_instance_class: str
-    db_storage_gb: int  # the free-storage share alarm's allocation
     waf_log_destination: Literal["s3", "cloudwatch"]
     dynamodb_replica_regions: list[str]  # a replication-latency alarm per table and replica region
 

@@ -87,6 +87,9 @@ class DataOutputs:
     redis_port: int
     redis_auth_secret_arn: str
     db_instance_id: str
+    # What the parameter group sets: the gateway's pool and the connections alarm follow it.
+    db_max_connections: int
+    db_storage_gb: int  # the initial allocation: the free-storage share alarm's
     redis_node_ids: list[str]  # one cache cluster per node: ElastiCache metrics are per node
     connections_table_name: str
     connections_table_arn: str
@@ -104,6 +107,7 @@ class Data(Construct):
         self._key = foundation.kms_key_arn
         self._account = current_account(self, identity.region)
         restored = settings.restored
+        self._max_connections = db_max_connections(self, settings.db_instance_class)
         db = self._postgres(network)
         redis, redis_secret = self._redis(network)
         connections = self._table(foundation, "connections_table",
@@ -123,6 +127,7 @@ class Data(Construct):
             db_resource_id=db.resource_id,
             redis_address=redis.primary_endpoint_address, redis_port=Port.REDIS,
             redis_auth_secret_arn=redis_secret.arn, db_instance_id=db.identifier,
+            db_max_connections=self._max_connections, db_storage_gb=settings.db_storage_gb,
             redis_node_ids=redis_node_ids(identity.resource_name("redis"), settings.redis_replicas),
             connections_table_name=connections.name, connections_table_arn=connections.arn,
             history_table_name=history.name, history_table_arn=history.arn)
@@ -158,7 +163,7 @@ class Data(Construct):
                                                               ("log_statement", "ddl"),
                                                               # known, so rds-connections alarms on 80 % of it
                                                               ("max_connections",
-                                                               connections_of(settings.db_instance_class)))])
+                                                               as_text(self._max_connections)))])
         monitoring = iam.service_role(self, "db_monitoring_role", name=identity.resource_name("rds-monitoring"),
                                       service="monitoring.rds.amazonaws.com", source_account=account.id,
                                       statements=[])
@@ -360,12 +365,20 @@ def redis_node_ids(group: str, replicas: int | Any) -> list[str]:
     return Token.as_list(Fn.formatlist(f"%s-%0{ORDINAL_WIDTH}d", [group, Fn.range(1, Op.add(2, replicas))]))
 
 
-def connections_of(instance_class: str) -> str:
-    """The max_connections the parameter group sets for the class (a module looks it up)."""
+def db_max_connections(scope: Construct, instance_class: str) -> int | Any:
+    """The max_connections the parameter group sets for the class. A module looks it up in a
+    local table of every class the platform sizes (its db_instance_class variable is validated
+    against the same table), so the parameter group and the db_max_connections output agree."""
     if not Token.is_unresolved(instance_class):
-        return str(max_connections(instance_class))
-    table = {name: str(max_connections(name)) for name in DB_MEMORY_GIB}
-    return Token.as_string(Fn.lookup(table, instance_class))
+        return max_connections(instance_class)
+    table = TerraformLocal(scope, "db_max_connections_by_class",
+                           {name: max_connections(name) for name in DB_MEMORY_GIB})
+    return Token.as_number(Fn.lookup(table.as_number_map, instance_class))
+
+
+def as_text(number: int | Any) -> str:
+    """A number for a text argument: a module's expression as Terraform interpolates it."""
+    return str(number) if isinstance(number, int) else Token.as_string(number)
 
 
 def _postgres_skips(db: DbInstance, multi_az: bool, protected: bool) -> None:

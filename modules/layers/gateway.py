@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cdktn import Token
+from cdktn import Fn, Op, Token
 from constructs import Construct
 from cdktn_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicy,
@@ -49,7 +49,7 @@ from cdktn_provider_aws.sfn_state_machine import (
 
 from modules.parts import iam
 from modules.parts.compliance import skip
-from modules.catalogue.alarms import DEPLOYMENT_ALARMS, pool_per_task
+from modules.catalogue.alarms import DEPLOY_MAXIMUM_PERCENT, DEPLOYMENT_ALARMS, RESERVED_CONNECTIONS, pool_per_task
 from modules.config.models import KeyLimits, ModelRoute
 from modules.config.settings import Identity, GatewaySettings
 from modules.parts.context import Account, current_account
@@ -106,8 +106,9 @@ class GatewayOutputs:
     redeploy_dead_letter_queue_name: str
 
 
-def litellm_config(identity: Identity, settings: GatewaySettings) -> dict[str, Any]:
-    """LiteLLM's config: routes from the environment's model list, Redis shared by all tasks.
+def litellm_config(identity: Identity, settings: GatewaySettings, db_max_connections: int | Any) -> dict[str, Any]:
+    """LiteLLM's config: routes from the environment's model list, Redis shared by all tasks,
+    a database pool per task sized from the data layer's db_max_connections.
 
     Holds no secret: every credential is an `os.environ/NAME` reference filled by ECS from
     Secrets Manager. Redis is shared by all tasks: virtual-key RPM/TPM counters and the router's
@@ -139,8 +140,16 @@ def litellm_config(identity: Identity, settings: GatewaySettings) -> dict[str, A
                              "ttl": settings.cache_ttl_seconds, **timeouts},
             "default_key_generate_params": _key_limits(settings.key_defaults),
             "upperbound_key_generate_params": _key_limits(settings.key_upper_bounds)},
-        "general_settings": _general_settings(settings),
+        "general_settings": _general_settings(settings, db_max_connections),
     }
+
+
+def config_text(config: dict[str, Any]) -> str:
+    """The config as JSON, which YAML reads. In a module the pool is a Terraform expression:
+    written bare, so that Terraform fills in a number, not a quoted string."""
+    text = json.dumps(config, sort_keys=True)
+    pool = config["general_settings"]["database_connection_pool_limit"]
+    return text.replace(json.dumps(pool), pool) if isinstance(pool, str) else text
 
 
 def _route(identity: Identity, settings: GatewaySettings, route: ModelRoute) -> dict[str, Any]:
@@ -190,11 +199,19 @@ def _key_limits(limits: KeyLimits) -> dict[str, Any]:
             "budget_duration": limits.budget_duration}
 
 
-def _general_settings(settings: GatewaySettings) -> dict[str, Any]:
+def pool_limit(db_max_connections: int | Any, max_tasks: int | Any) -> int | Any:
+    """pool_per_task, or in a module the same arithmetic in Terraform over its inputs."""
+    if isinstance(db_max_connections, int) and isinstance(max_tasks, int):
+        return pool_per_task(db_max_connections, max_tasks)
+    peak = Fn.floor(Op.div(Op.mul(max_tasks, DEPLOY_MAXIMUM_PERCENT), 100))
+    return Token.as_string(Fn.floor(Op.div(Op.sub(db_max_connections, RESERVED_CONNECTIONS), peak)))
+
+
+def _general_settings(settings: GatewaySettings, db_max_connections: int | Any) -> dict[str, Any]:
     general: dict[str, Any] = {
         "master_key": "os.environ/LITELLM_MASTER_KEY",
         # Every task at the deploy peak fits max_connections (the rule checks it is workable).
-        "database_connection_pool_limit": pool_per_task(settings.db_instance_class, settings.capacity.max),
+        "database_connection_pool_limit": pool_limit(db_max_connections, settings.capacity.max),
         "database_connection_timeout": 60,
         "allow_requests_on_db_unavailable": settings.allow_requests_on_db_unavailable,
         "maximum_spend_logs_retention_period": f"{settings.spend_logs_retention_days}d",
@@ -224,7 +241,7 @@ def _container(identity: Identity, settings: GatewaySettings, data: DataOutputs,
         "REDIS_HOST": data.redis_address,
         "REDIS_PORT": str(data.redis_port),
         "REDIS_SSL": "True",  # gives the router's Redis client TLS
-        "LITELLM_CONFIG_YAML": json.dumps(litellm_config(identity, settings), sort_keys=True),
+        "LITELLM_CONFIG_YAML": config_text(litellm_config(identity, settings, data.db_max_connections)),
         **({} if migrate else {"DISABLE_SCHEMA_UPDATE": "true"}),
     }
     serving: dict[str, Any] = {

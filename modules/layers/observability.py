@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from cdktn import Fn, TerraformIterator, Token
+from cdktn import Fn, Op, TerraformIterator, Token
 from constructs import Construct
 from cdktn_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
 from cdktn_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
@@ -27,7 +27,7 @@ from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktn_provider_aws.sns_topic_subscription import SnsTopicSubscription
 
 from modules.parts import iam
-from modules.catalogue.alarms import CATALOGUE, GIB, TABLE_OPERATIONS, AlarmSpec, max_connections
+from modules.catalogue.alarms import CATALOGUE, GIB, TABLE_OPERATIONS, AlarmSpec
 from modules.catalogue.queries import QUERIES
 from modules.config.models import ModelRoute
 from modules.config.settings import Identity, ObservabilitySettings
@@ -56,6 +56,15 @@ DIMENSION_NAMES = {
     "table": "TableName", "bedrock_model": "ModelId", "state_machine": "StateMachineArn",
     "redeploy_dlq": "QueueName",
 }
+
+
+def percent_of(amount: int | Any, percent: float, unit: int = 1) -> int | Any:
+    """`percent` % of `amount` × `unit`, rounded: a number when the amount is known, else (a
+    module's data_* input) the same arithmetic in Terraform, rounding halves up."""
+    if isinstance(amount, int):
+        return round(amount * unit * percent / 100)
+    total = amount if unit == 1 else Op.mul(amount, unit)
+    return Token.as_number(Fn.floor(Op.add(Op.div(Op.mul(total, percent), 100), 0.5)))
 
 
 @dataclass(frozen=True)
@@ -227,10 +236,10 @@ class Observability(Construct):
         if spec.kind == "hosts_wanted" and (settings.gpu_capacity.min == 0 or settings.gpu_scheduled_scaling):
             return self._healthy_while_wanted(spec, id_, common, dimensions, watched)
         threshold = spec.threshold
-        if spec.kind == "connections":
-            threshold = round(max_connections(settings.db_instance_class) * spec.threshold / 100)
+        if spec.kind == "connections":  # of what the data layer's parameter group sets
+            threshold = percent_of(watched.data.db_max_connections, spec.threshold)
         if spec.kind == "storage_share":
-            threshold = round(settings.db_storage_gb * GIB * spec.threshold / 100)
+            threshold = percent_of(watched.data.db_storage_gb, spec.threshold, GIB)
         namespace = spec.namespace or self._metrics_namespace
         return CloudwatchMetricAlarm(
             self, id_, namespace=namespace, metric_name=spec.metric, dimensions=dimensions or None,

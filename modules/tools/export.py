@@ -40,7 +40,7 @@ from modules.config import models
 from modules.config.settings import SETTINGS, GatewaySettings, Identity, settings_for, source_of
 from modules.config.models import FARGATE_SIZES, GPU_MEMORY_GB, LOG_RETENTION_DAYS, Capacity
 from modules.config.rules import MAX_WORKER_CONCURRENCY, MIN_WORKER_CONCURRENCY
-from modules.catalogue.alarms import DB_MEMORY_GIB, max_connections
+from modules.catalogue.alarms import DB_MEMORY_GIB, DEPLOY_MAXIMUM_PERCENT, MIN_POOL_PER_TASK, RESERVED_CONNECTIONS
 from modules.layers.data import MAX_REDIS_REPLICAS, Data, DataOutputs
 from modules.layers.edge import Edge, EdgeOutputs, WafChoice
 from modules.layers.foundation import Foundation, FoundationOutputs
@@ -282,6 +282,16 @@ EMAILS_RULE = ("alltrue([for e in var.{name} : can(regex(\"^[^@\\\\s]+@[^@\\\\s]
                "{name}: every entry must be an email address (name@example.com).")
 NOT_EMPTY_RULE = ("length(var.{name}) > 0", "{name} is empty in a protected environment: list at least one address "
                   "so alarms reach someone.")
+# The environment files' connection budget (modules/config/rules.py): every task at the deploy
+# peak keeps a workable pool of the data module's db_max_connections.
+# (max(1, …): Terraform evaluates every operand, and a count below 1 is the first rule's to report.)
+POOL_RULES = (
+    ("var.gateway_max_tasks >= 1", "gateway_max_tasks: Input should be greater than or equal to 1."),
+    (f"floor((var.data_db_max_connections - {RESERVED_CONNECTIONS}) / max(1, floor(var.gateway_max_tasks * "
+     f"{DEPLOY_MAXIMUM_PERCENT} / 100))) >= {MIN_POOL_PER_TASK}",
+     f"gateway_max_tasks: {DEPLOY_MAXIMUM_PERCENT // 100} x gateway_max_tasks tasks during a deploy leave fewer than "
+     f"{MIN_POOL_PER_TASK} database connections per task of data_db_max_connections ({RESERVED_CONNECTIONS} of them "
+     "reserved): lower gateway_max_tasks or choose a larger db_instance_class in the data module."))
 # Switches a layer applies with modules.parts.switch (or passes straight to an argument): bool
 # variables named after the field.
 SWITCHES: dict[str, tuple[str, ...]] = {"data": ("multi_az",), "gateway": ("fargate_spot",)}
@@ -299,8 +309,8 @@ DESCRIPTIONS = {
     "data.redis_version": "Redis engine version (6.2, 7.0 or 7.1)",
     "data.postgres_version": "RDS for PostgreSQL engine version: a major (16) or major.minor (16.4); the parameter "
                              "group follows the major",
-    "data.db_instance_class": "RDS instance class; the database's max_connections follows it, and it must allow at "
-                              "least the exported class's connections (the gateway's pool is sized for those)",
+    "data.db_instance_class": "RDS instance class; the database's max_connections follows it (the db_max_connections "
+                              "output, which the gateway's pool and the connections alarm read)",
     "data.redis_auth_token_version": "Raise to send the AUTH secret's current value to Redis (write-only)",
     "data.redis_auth_update_strategy": "How Redis takes a new AUTH token: ROTATE keeps the previous one, SET drops it",
     "data.db_storage_gb": "Initial PostgreSQL storage (GB, gp3)",
@@ -360,6 +370,9 @@ OUTPUT_DESCRIPTIONS = {
         "db_username": "PostgreSQL master user name (its password is in db_master_secret_arn)",
         "db_resource_id": "RDS resource id, for rds-db:connect (IAM database authentication)",
         "db_instance_id": "RDS instance identifier (CloudWatch DBInstanceIdentifier dimension)",
+        "db_max_connections": "max_connections the parameter group sets for db_instance_class: the gateway module "
+                              "sizes its pool per task from it, the observability module its connections alarm",
+        "db_storage_gb": "Initial PostgreSQL storage (GB): the observability module's free-storage share alarm",
         "redis_address": "Redis primary endpoint (TLS, AUTH)",
         "redis_port": "Redis port",
         "redis_node_ids": "Cache cluster id of each Redis node, 1 + redis_replicas of them from `…-redis-001` "
@@ -698,6 +711,7 @@ def cross_rules(env: Environment, layer: str) -> dict[str, tuple[tuple[str, str]
     rules: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
         "data": data_rules(env),
         "gateway": {
+            "gateway_max_tasks": POOL_RULES,
             "gateway_memory": ((f"contains(lookup({fargate}, tostring(var.gateway_cpu), []), var.gateway_memory)",
                                 "gateway_cpu / gateway_memory is not a valid Fargate size: use cpu one of "
                                 f"{', '.join(map(str, FARGATE_SIZES))} with a memory Fargate allows for it (e.g. cpu "
@@ -790,16 +804,11 @@ def regional_profile(model_id: str | None, geography: str) -> str | None:
 
 
 def data_rules(env: Environment) -> dict[str, tuple[tuple[str, str], ...]]:
-    """The data module's cross-field rules (see cross_rules)."""
-    connections = "{" + ", ".join(f'"{c}" = {max_connections(c)}' for c in DB_MEMORY_GIB) + "}"
-    exported_connections = max_connections(env.data.db_instance_class)
-    allowed = ", ".join(c for c in DB_MEMORY_GIB if max_connections(c) >= exported_connections)
-    return {"db_instance_class": ((f"contains(keys({connections}), var.db_instance_class) && "
-                                   f"lookup({connections}, var.db_instance_class, 0) >= {exported_connections}",
-                                   "db_instance_class is not a class the platform sizes max_connections for, or "
-                                   f"allows fewer than the exported {env.data.db_instance_class}'s "
-                                   f"{exported_connections} connections the gateway's pool is sized for: use one "
-                                   f"of {allowed}."),),
+    """The data module's cross-field rules (see cross_rules). The class is any the platform sizes
+    max_connections for: the gateway module checks its pool against db_max_connections."""
+    return {"db_instance_class": ((f"contains({json.dumps(list(DB_MEMORY_GIB))}, var.db_instance_class)",
+                                   "db_instance_class is not a class the platform sizes max_connections for: use "
+                                   f"one of {', '.join(DB_MEMORY_GIB)}."),),
             "db_max_storage_gb": (("var.db_max_storage_gb >= var.db_storage_gb",
                                    "db_max_storage_gb is below db_storage_gb: set the autoscaling ceiling at or "
                                    "above the initial size."),),

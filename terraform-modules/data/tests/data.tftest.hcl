@@ -226,8 +226,30 @@ run "engine_versions_and_class_are_variables" {
     error_message = "max_connections does not follow db_instance_class."
   }
   assert {
+    condition     = output.db_max_connections == 1351
+    error_message = "db_max_connections (what the gateway's pool and the connections alarm read) is not the db.r7g.large parameter group's max_connections."
+  }
+  assert {
     condition     = aws_elasticache_replication_group.data_redis_E084F98E.engine_version == "7.0" && aws_elasticache_replication_group.data_redis_E084F98E.node_type == "cache.r7g.large"
     error_message = "Redis does not take the given version and node type."
+  }
+}
+
+run "the_database_size_outputs_follow_the_class_and_storage" {
+  command = plan
+
+  variables {
+    db_instance_class = "db.t4g.micro"
+    db_storage_gb     = 50
+  }
+
+  assert {
+    condition     = output.db_max_connections == 84 && one([for p in aws_db_parameter_group.data_db_parameters_969C1C9C.parameter : p.value if p.name == "max_connections"]) == tostring(output.db_max_connections)
+    error_message = "db_max_connections is not the db.t4g.micro parameter group's max_connections (84)."
+  }
+  assert {
+    condition     = output.db_storage_gb == 50 && aws_db_instance.data_postgres_BC6B9DCD.allocated_storage == output.db_storage_gb
+    error_message = "db_storage_gb is not the database's allocation."
   }
 }
 
@@ -236,7 +258,7 @@ run "unsupported_engines_and_classes_are_refused" {
 
   variables {
     postgres_version  = "9.6"
-    db_instance_class = "db.t4g.micro"
+    db_instance_class = "db.x2g.large"
     redis_version     = "5.0.6"
     redis_node_type   = "t4g.small"
   }

@@ -17,6 +17,7 @@ override_resource {
 variables {
   data_db_address                 = "acme-sandbox-postgres.example.internal"
   data_db_master_secret_arn       = "arn:aws:secretsmanager:us-west-2:444455556666:secret:rds-master-AbCdEf"
+  data_db_max_connections         = 168
   data_db_name                    = "litellm"
   data_db_port                    = 5432
   data_redis_address              = "redis.example.internal"
@@ -251,4 +252,79 @@ run "a_model_secret_of_another_service_is_refused" {
   }
 
   expect_failures = [var.llm_api_key_secret_arn]
+}
+
+run "the_pool_per_task_follows_a_small_database" {
+  command = plan
+
+  variables {
+    data_db_max_connections = 168 # db.t4g.small
+    gateway_max_tasks       = 3
+  }
+
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_master_key_secret_02A4AFDE
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:us-west-2:444455556666:secret:master-AbCdEf"
+    }
+  }
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_salt_key_secret_0AD34069
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:us-west-2:444455556666:secret:salt-AbCdEf"
+    }
+  }
+
+  # (max_connections - 10 reserved) shared by 2 x gateway_max_tasks tasks during a deploy
+  assert {
+    condition = alltrue([for task in [aws_ecs_task_definition.gateway_task_E6563306, aws_ecs_task_definition.gateway_migration_task_4D8D9699] :
+    jsondecode(one([for e in jsondecode(task.container_definitions)[0].environment : e.value if e.name == "LITELLM_CONFIG_YAML"])).general_settings.database_connection_pool_limit == 26])
+    error_message = "The LiteLLM pool per task is not (168 - 10) / (2 x 3) = 26, from the data module's db_max_connections."
+  }
+}
+
+run "the_pool_per_task_follows_a_large_database" {
+  command = plan
+
+  variables {
+    data_db_max_connections = 2703 # db.r7g.xlarge
+    gateway_max_tasks       = 5
+  }
+
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_master_key_secret_02A4AFDE
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:us-west-2:444455556666:secret:master-AbCdEf"
+    }
+  }
+  override_resource {
+    target          = aws_secretsmanager_secret.gateway_salt_key_secret_0AD34069
+    override_during = plan
+    values = {
+      arn = "arn:aws:secretsmanager:us-west-2:444455556666:secret:salt-AbCdEf"
+    }
+  }
+
+  # (max_connections - 10 reserved) shared by 2 x gateway_max_tasks tasks during a deploy
+  assert {
+    condition = alltrue([for task in [aws_ecs_task_definition.gateway_task_E6563306, aws_ecs_task_definition.gateway_migration_task_4D8D9699] :
+    jsondecode(one([for e in jsondecode(task.container_definitions)[0].environment : e.value if e.name == "LITELLM_CONFIG_YAML"])).general_settings.database_connection_pool_limit == 269])
+    error_message = "The LiteLLM pool per task is not (2703 - 10) / (2 x 5) = 269, from the data module's db_max_connections."
+  }
+}
+
+run "more_tasks_than_the_database_connections_allow_are_refused" {
+  command = plan
+
+  variables {
+    data_db_max_connections = 84 # db.t4g.micro: 74 / 20 = 3 per task, below 5
+    gateway_min_tasks       = 1
+    gateway_desired_tasks   = 1
+    gateway_max_tasks       = 10
+  }
+
+  expect_failures = [var.gateway_max_tasks]
 }

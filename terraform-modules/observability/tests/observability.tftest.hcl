@@ -15,6 +15,8 @@ mock_provider "aws" {
 variables {
   data_connections_table_name             = "acme-sandbox-connections"
   data_db_instance_id                     = "acme-sandbox-postgres"
+  data_db_max_connections                 = 168
+  data_db_storage_gb                      = 20
   data_history_table_name                 = "acme-sandbox-chat-history"
   data_redis_node_ids                     = ["acme-sandbox-redis-001", "acme-sandbox-redis-002", "acme-sandbox-redis-003"]
   edge_alb_arn_suffix                     = "app/acme-sandbox-alb/0123456789abcdef"
@@ -194,4 +196,40 @@ run "more_redis_nodes_than_a_group_holds_are_refused" {
   }
 
   expect_failures = [var.data_redis_node_ids]
+}
+
+run "database_alarms_follow_a_small_class_and_storage" {
+  command = plan
+
+  variables {
+    data_db_max_connections = 168 # db.t4g.small
+    data_db_storage_gb      = 20
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.observability_alarm_rds_connections_281EB262.threshold == 134
+    error_message = "The connections alarm is not at 80 % of the data module's db_max_connections (168)."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.observability_alarm_rds_free_storage_share_035CB989.threshold == 1073741824
+    error_message = "The free-storage share alarm is not at 5 % of the data module's db_storage_gb (20 GiB)."
+  }
+}
+
+run "database_alarms_follow_a_large_class_and_storage" {
+  command = plan
+
+  variables {
+    data_db_max_connections = 2703 # db.r7g.xlarge
+    data_db_storage_gb      = 500
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.observability_alarm_rds_connections_281EB262.threshold == 2162
+    error_message = "The connections alarm is not at 80 % of the data module's db_max_connections (2703)."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.observability_alarm_rds_free_storage_share_035CB989.threshold == 26843545600
+    error_message = "The free-storage share alarm is not at 5 % of the data module's db_storage_gb (500 GiB)."
+  }
 }
