@@ -100,8 +100,9 @@ class Rehearsal:
     Per stack it runs the deploy pipeline's own commands (`python -m modules.tools.pipeline`, as
     the workflows do): `plan` writes the saved plan, its summary and the guard's verdict, `apply`
     applies exactly that plan (and runs the proxy's schema migration where the plan says so),
-    and the drift job's `plan`, once every stack is up, is judged (judge.py). The rehearsal copies are laid
-    out as a synth (synth/manifest.json, synth/stacks/<name>) for those commands to read."""
+    and the drift job's `plan`, once every stack is up, is judged (judge.py). The rehearsal
+    copies are laid out as a synth (synth/manifest.json, synth/stacks/<name>) for those
+    commands to read."""
 
     def __init__(self, env: str, stacks: dict[str, Stack], order: list[str], target: Target, seeded: Seeded,
                  toolchain: tf.Toolchain, cli_config: Path, env_dir: Path, server: MotoServer) -> None:
