@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
-from modules.layers.gateway import CONFIG_PATH
 from modules.rehearsal.emulator import free_port
 from modules.rehearsal.smoke import prisma
 from modules.rehearsal.smoke.deployment import Deployment, SmokeFailure, SmokeStep, installing
@@ -314,8 +313,13 @@ def database_login(proxy: Proxy) -> str:
 
 def own_config_path(command: list[str], scratch: Path) -> list[str]:
     """The task's command writing its config into SCRATCH: a container's /tmp is its own, while
-    here environments rehearsed side by side share one host's."""
-    return [*command[:-1], command[-1].replace(CONFIG_PATH, str(scratch / "litellm-config-task.yaml"))]
+    here environments rehearsed side by side share one host's. (The path is read from the
+    script's `--config`: importing the layer for it would load the provider bindings.)"""
+    script = command[-1] if command else ""
+    named = re.search(r"--config (\S+)", script)
+    if named is None:
+        raise SmokeFailure("the task's script names no `--config` file")
+    return [*command[:-1], script.replace(named[1], str(scratch / "litellm-config-task.yaml"))]
 
 
 def migrations(proxy: Proxy) -> str:
