@@ -205,6 +205,27 @@ def test_a_crashed_run_writes_its_error_exits_non_zero_and_leaves_no_old_green_r
     assert report["ok"] is False and report["error"] == "KeyError: 'injected'"
 
 
+def test_the_closing_lines_repeat_why_each_failed_environment_failed(tmp_path, monkeypatch, capsys) -> None:
+    """A CI log keeps only its tail: the reasons come last, after every environment's table."""
+    monkeypatch.setattr(tf, "find_toolchain", lambda mirror: tf.Toolchain("terraform", mirror, "5.100.0"))
+    monkeypatch.setattr(cli, "synth", lambda envs, given, work_dir: tmp_path)
+    monkeypatch.setattr(cli, "endpoint_keys", lambda *args: ("s3",))
+    failed = StackResult("prod-us-edge", created=9, planned=9, drift="plan failed",
+                         failures=["pipeline plan (drift): Error: connection refused"])
+    results = {"dev": EnvironmentResult("dev", [StackResult("dev-edge", created=1, planned=1)]),
+               "prod-us": EnvironmentResult("prod-us", [StackResult("prod-us-network"), failed],
+                                            smoke=[{"name": "gateway: proxy starts", "passed": False,
+                                                    "detail": "exited 1"}])}
+    monkeypatch.setattr(cli, "rehearse", lambda env, *args: results[env])
+    assert cli.main(["dev", "prod-us", "--work-dir", str(tmp_path)]) == 1
+    tail = capsys.readouterr().out.splitlines()[-5:]
+    assert tail[0] == "prod-us: FAILED"
+    assert tail[1].strip().startswith("prod-us-edge") and "FAILED" in tail[1]
+    assert tail[2].strip() == "! pipeline plan (drift): Error: connection refused"
+    assert tail[3] == "  smoke FAILED gateway: proxy starts: exited 1"
+    assert tail[4] == "rehearsal: 2 passed, 1 failed"
+
+
 def test_a_missing_tool_still_replaces_the_old_report_with_its_error(tmp_path, monkeypatch) -> None:
     write_report(EnvironmentResult("dev", []), report_path(tmp_path, "dev"))
     monkeypatch.setattr(tf.shutil, "which", lambda name: None)

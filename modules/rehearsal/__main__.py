@@ -92,12 +92,27 @@ def main(argv: list[str]) -> int:
     print(f"rehearsal {'passed' if ok else 'FAILED'} for {', '.join(args.environments)} in "
           f"{time.monotonic() - started:.0f} s (reports: {args.work_dir}/<env>/report.json; JUnit: {junit}; "
           f"logs: {args.work_dir}/<env>/synth/stacks/<stack>/terraform.log)")
+    for line in failure_lines(results):  # last, where a CI log's tail shows them
+        print(line)
     # The plain closing line CI tools read: one "test" per stack.
     failed = sum(not s.ok for s in stacks) + sum(bool(r.error) for r in results)
     print(f"rehearsal: {sum(s.ok for s in stacks)} passed, {failed} failed")
     if any(r.usage_error for r in results):
         return 2
     return 0 if ok else 1
+
+
+def failure_lines(results: list[EnvironmentResult]) -> list[str]:
+    """Why each failed environment failed, repeated at the end: its error, each failed stack's
+    line and failures, each failed smoke step."""
+    lines: list[str] = []
+    for result in results:
+        if result.ok:
+            continue
+        lines.append(f"{result.environment}: FAILED" + (f": {result.error}" if result.error else ""))
+        lines += [f"  {stack.line()}" for stack in result.stacks if not stack.ok]
+        lines += [f"  smoke FAILED {step['name']}: {step['detail']}" for step in result.smoke if not step["passed"]]
+    return lines
 
 
 def rehearse_safely(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Path, keys: tuple[str, ...],
