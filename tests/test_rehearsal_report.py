@@ -226,6 +226,41 @@ def test_the_closing_lines_repeat_why_each_failed_environment_failed(tmp_path, m
     assert tail[4] == "rehearsal: 2 passed, 1 failed"
 
 
+def test_a_failed_environment_is_rehearsed_again_from_scratch_and_its_first_attempt_is_kept(
+        tmp_path, monkeypatch, capsys) -> None:
+    """--attempts 2: a failing environment runs once more (its earlier directory and reasons
+    kept, printed before the rerun); one that passed is not rerun; one failing twice fails."""
+    monkeypatch.setattr(tf, "find_toolchain", lambda mirror: tf.Toolchain("terraform", mirror, "5.100.0"))
+    monkeypatch.setattr(cli, "synth", lambda envs, given, work_dir: tmp_path)
+    monkeypatch.setattr(cli, "endpoint_keys", lambda *args: ("s3",))
+    (tmp_path / "prod.attempt-1").mkdir()  # left by an earlier run: removed before anything runs
+    runs: list[str] = []
+    outcomes = {"dev": [True], "prod": [False, True], "prod-us": [False, False]}
+
+    def rehearse(env: str, *args: Any) -> EnvironmentResult:
+        passed = outcomes[env][runs.count(env)]
+        runs.append(env)
+        (tmp_path / env).mkdir(exist_ok=True)
+        (tmp_path / env / "moto.log").write_text(f"attempt {runs.count(env)}")
+        failures = [] if passed else [f"apply: attempt {runs.count(env)} failed"]
+        return EnvironmentResult(env, [StackResult(f"{env}-edge", created=1, planned=1, failures=failures)])
+
+    monkeypatch.setattr(cli, "rehearse", rehearse)
+    assert cli.main(["dev", "prod", "prod-us", "--attempts", "2", "--work-dir", str(tmp_path)]) == 1
+    assert sorted(runs) == ["dev", "prod", "prod", "prod-us", "prod-us"]
+    out = capsys.readouterr().out
+    assert out.index("! apply: attempt 1 failed") < out.index("rehearsed again from scratch (attempt 2 of 2)")
+    assert (tmp_path / "prod.attempt-1" / "moto.log").read_text() == "attempt 1"
+    assert (tmp_path / "prod" / "moto.log").read_text() == "attempt 2"
+    prod = json.loads(report_path(tmp_path, "prod").read_text())
+    assert prod["ok"] is True and prod["earlier_attempts"][0][0] == "prod: FAILED"
+    assert "! apply: attempt 1 failed" in prod["earlier_attempts"][0][1]
+    prod_us = json.loads(report_path(tmp_path, "prod-us").read_text())
+    assert prod_us["ok"] is False and len(prod_us["earlier_attempts"]) == 1
+    assert out.splitlines()[-1] == "rehearsal: 2 passed, 1 failed"
+    assert json.loads(report_path(tmp_path, "dev").read_text())["earlier_attempts"] == []
+
+
 def test_a_missing_tool_still_replaces_the_old_report_with_its_error(tmp_path, monkeypatch) -> None:
     write_report(EnvironmentResult("dev", []), report_path(tmp_path, "dev"))
     monkeypatch.setattr(tf.shutil, "which", lambda name: None)
@@ -298,6 +333,9 @@ def test_the_readme_table_is_the_reports_own_counts() -> None:
     assert ("| prod | FAILED | 2 | 110 | 110 | 101 (92 %) | 9 | 0 | 1 | 0 | 90 | 1 | 0 | not run | 301 "
             "| 2026-12-07 05:00 UTC, load [2.0, 3.0] |") in table
     assert "prod-data: drift: aws_db_instance.main would update (engine)" in table
+    report["ok"], report["earlier_attempts"] = True, [["prod: FAILED", "  prod-edge FAILED"]]
+    table = readme.rehearsal([report])
+    assert "| prod | passed (attempt 2) | 2 |" in table and "prod attempt 1 failed: prod: FAILED; prod-edge FAILED" in table
     assert "`aws_x.y` (row-b)" in table
     assert readme.rehearsal([]).startswith("No rehearsal report is committed")
 

@@ -42,6 +42,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                                                                  "(default: %(default)s)")
     parser.add_argument("--environments-at-once", type=int, default=3,
                         help="environments rehearsed side by side, each on its own emulator (default: %(default)s)")
+    parser.add_argument("--attempts", type=int, default=1, choices=range(1, 4), metavar="N",
+                        help="rehearse a failed environment again from scratch, up to N attempts in all; each "
+                             "earlier attempt's reasons are printed and kept in the report, its directory as "
+                             "WORK_DIR/<env>.attempt-K (default: %(default)s)")
     parser.add_argument("--mirror", type=Path, default=tf.MIRROR, help="local provider mirror (default: %(default)s)")
     parser.add_argument("--smoke", action=argparse.BooleanOptionalAction, default=None,
                         help="after apply, drive one request through what was deployed "
@@ -61,6 +65,8 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     for env in args.environments:  # no earlier green report survives a run that fails or crashes
         report_path(args.work_dir, env).unlink(missing_ok=True)
+        for kept in args.work_dir.glob(f"{env}.attempt-*"):
+            _clean(kept)
     try:
         toolchain = tf.find_toolchain(args.mirror)
         args.work_dir.mkdir(parents=True, exist_ok=True)
@@ -72,16 +78,36 @@ def main(argv: list[str]) -> int:
             write_report(EnvironmentResult(env, [], error=str(err)), report_path(args.work_dir, env))
         print(f"rehearsal: {err}", file=sys.stderr)
         return 2
-    with ThreadPoolExecutor(max_workers=max(1, args.environments_at_once)) as pool:
-        futures = [pool.submit(rehearse_safely, env, synth_dir, toolchain, cli_config, keys, args.work_dir,
-                               args.parallel, smoke=args.smoke) for env in args.environments]
-        try:
-            results = [f.result() for f in futures]
-        except KeyboardInterrupt:
-            tf.STOPPING.set()  # no further Terraform command starts; each environment reports and stops
-            print("rehearsal: interrupted; the emulators are being stopped", file=sys.stderr)
-            [f.result() for f in futures]
-            return 130
+    results: dict[str, EnvironmentResult] = {}
+    for attempt in range(1, args.attempts + 1):
+        again = [env for env in args.environments if env not in results or not results[env].ok]
+        if attempt > 1:
+            again = [env for env in again if not results[env].usage_error]
+            if not again:
+                break
+            for line in failure_lines([results[env] for env in again]):
+                print(line)
+            print(f"rehearsal: {', '.join(again)} rehearsed again from scratch (attempt {attempt} of "
+                  f"{args.attempts}); attempt {attempt - 1} kept in {args.work_dir}/<env>.attempt-{attempt - 1}",
+                  flush=True)
+            for env in again:
+                _keep_attempt(args.work_dir, env, attempt - 1)
+        with ThreadPoolExecutor(max_workers=max(1, args.environments_at_once)) as pool:
+            futures = {env: pool.submit(rehearse_safely, env, synth_dir, toolchain, cli_config, keys, args.work_dir,
+                                        args.parallel, smoke=args.smoke) for env in again}
+            try:
+                done = {env: f.result() for env, f in futures.items()}
+            except KeyboardInterrupt:
+                tf.STOPPING.set()  # no further Terraform command starts; each environment reports and stops
+                print("rehearsal: interrupted; the emulators are being stopped", file=sys.stderr)
+                [f.result() for f in futures.values()]
+                return 130
+        for env, result in done.items():
+            if env in results:  # what the earlier attempts failed on stays in the report
+                result.earlier_attempts = [*results[env].earlier_attempts, failure_lines([results[env]])]
+                write_report(result, report_path(args.work_dir, env))
+            results[env] = result
+    results = [results[env] for env in args.environments]
     if args.save:
         for result in results:
             write_report(result, SAVED / f"{result.environment}.json", work_dir=args.work_dir)
@@ -89,7 +115,9 @@ def main(argv: list[str]) -> int:
     write_junit(results, junit)
     ok = all(r.ok for r in results)
     stacks = [s for r in results for s in r.stacks]
-    print(f"rehearsal {'passed' if ok else 'FAILED'} for {', '.join(args.environments)} in "
+    retried = [f"{r.environment} on attempt {len(r.earlier_attempts) + 1}" for r in results if r.earlier_attempts]
+    print(f"rehearsal {'passed' if ok else 'FAILED'} for {', '.join(args.environments)}"
+          f"{' (' + ', '.join(retried) + ')' if retried and ok else ''} in "
           f"{time.monotonic() - started:.0f} s (reports: {args.work_dir}/<env>/report.json; JUnit: {junit}; "
           f"logs: {args.work_dir}/<env>/synth/stacks/<stack>/terraform.log)")
     for line in failure_lines(results):  # last, where a CI log's tail shows them
@@ -181,6 +209,14 @@ def with_account_stack(stacks: dict[str, Stack], synth_dir: Path, env: str) -> d
     account = load_stack(synth_dir, name)
     return {name: account, **{n: dataclasses.replace(s, dependencies=(*s.dependencies, name))
                               for n, s in stacks.items()}}
+
+
+def _keep_attempt(work_dir: Path, env: str, attempt: int) -> None:
+    """An attempt's directory (logs, states, plans, report) kept beside the next one's."""
+    kept = work_dir / f"{env}.attempt-{attempt}"
+    _clean(kept)
+    if (work_dir / env).exists():
+        (work_dir / env).rename(kept)
 
 
 def _clean(path: Path) -> None:

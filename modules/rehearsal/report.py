@@ -81,6 +81,7 @@ class EnvironmentResult:
     usage_error: bool = False  # the error is a missing tool or an invalid configuration (exit 2)
     date: str = ""  # when the run started (UTC, minutes)
     load_average: list[float] = field(default_factory=list)  # the machine's 1-minute load at start and end
+    earlier_attempts: list[list[str]] = field(default_factory=list)  # per failed earlier attempt: why it failed
 
     @property
     def ok(self) -> bool:
@@ -96,7 +97,8 @@ class EnvironmentResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"environment": self.environment, "ok": self.ok, "error": self.error, "date": self.date,
-                "load_average": self.load_average, "provider_version": self.provider_version,
+                "load_average": self.load_average, "earlier_attempts": self.earlier_attempts,
+                "provider_version": self.provider_version,
                 "rows": sorted({r for s in self.stacks for r in s.rows}),
                 "total": self.total(), "stacks": {s.stack: s.to_json() for s in self.stacks},
                 "smoke": {"steps": self.smoke, "passed": bool(self.smoke) and all(s["passed"] for s in self.smoke)}}

@@ -145,7 +145,9 @@ def rehearsal(reports: list[dict[str, Any]]) -> str:
         smoke = report["smoke"]
         smoked = ("passed" if smoke["passed"] else "FAILED") if smoke["steps"] else "not run"
         refused = sum(s["destroy"].startswith("refused") for s in stacks)
-        lines.append(f"| {report['environment']} | {'passed' if report['ok'] else 'FAILED'} | {len(report['stacks'])} "
+        earlier = report.get("earlier_attempts", [])
+        result = ("passed" if report["ok"] else "FAILED") + (f" (attempt {len(earlier) + 1})" if earlier else "")
+        lines.append(f"| {report['environment']} | {result} | {len(report['stacks'])} "
                      f"| {total['planned']} | {total['created']} | {clean} | {sum(total['explained'].values())} "
                      f"| {total['knock_on']} | {total['replaced']} | {total['unexplained']} "
                      f"| {total['destroyed_by_terraform']} | {refused} | {total['removed_by_rows']} | {smoked} "
@@ -156,6 +158,9 @@ def rehearsal(reports: list[dict[str, Any]]) -> str:
         if problems:
             shown = problems[:5] + ([f"… and {len(problems) - 5} more"] if len(problems) > 5 else [])
             lines += ["", f"{report['environment']} failed: " + "; ".join(_cell(p) for p in shown)]
+        for number, reasons in enumerate(report.get("earlier_attempts", []), 1):
+            lines += ["", f"{report['environment']} attempt {number} failed: "
+                      + "; ".join(_cell(r.strip()) for r in reasons)]
         replaced = [f"`{r['address']}` ({', '.join(r['rows']) or 'UNEXPLAINED'})"
                     for s in report["stacks"].values() for r in s["replacements"]]
         if replaced:
