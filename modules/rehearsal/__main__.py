@@ -78,36 +78,16 @@ def main(argv: list[str]) -> int:
             write_report(EnvironmentResult(env, [], error=str(err)), report_path(args.work_dir, env))
         print(f"rehearsal: {err}", file=sys.stderr)
         return 2
-    results: dict[str, EnvironmentResult] = {}
-    for attempt in range(1, args.attempts + 1):
-        again = [env for env in args.environments if env not in results or not results[env].ok]
-        if attempt > 1:
-            again = [env for env in again if not results[env].usage_error]
-            if not again:
-                break
-            for line in failure_lines([results[env] for env in again]):
-                print(line)
-            print(f"rehearsal: {', '.join(again)} rehearsed again from scratch (attempt {attempt} of "
-                  f"{args.attempts}); attempt {attempt - 1} kept in {args.work_dir}/<env>.attempt-{attempt - 1}",
-                  flush=True)
-            for env in again:
-                _keep_attempt(args.work_dir, env, attempt - 1)
-        with ThreadPoolExecutor(max_workers=max(1, args.environments_at_once)) as pool:
-            futures = {env: pool.submit(rehearse_safely, env, synth_dir, toolchain, cli_config, keys, args.work_dir,
-                                        args.parallel, smoke=args.smoke) for env in again}
-            try:
-                done = {env: f.result() for env, f in futures.items()}
-            except KeyboardInterrupt:
-                tf.STOPPING.set()  # no further Terraform command starts; each environment reports and stops
-                print("rehearsal: interrupted; the emulators are being stopped", file=sys.stderr)
-                [f.result() for f in futures.values()]
-                return 130
-        for env, result in done.items():
-            if env in results:  # what the earlier attempts failed on stays in the report
-                result.earlier_attempts = [*results[env].earlier_attempts, failure_lines([results[env]])]
-                write_report(result, report_path(args.work_dir, env))
-            results[env] = result
-    results = [results[env] for env in args.environments]
+    with ThreadPoolExecutor(max_workers=max(1, args.environments_at_once)) as pool:
+        futures = [pool.submit(rehearse_attempts, env, synth_dir, toolchain, cli_config, keys, args.work_dir,
+                               args.parallel, args.attempts, smoke=args.smoke) for env in args.environments]
+        try:
+            results = [f.result() for f in futures]
+        except KeyboardInterrupt:
+            tf.STOPPING.set()  # no further Terraform command starts; each environment reports and stops
+            print("rehearsal: interrupted; the emulators are being stopped", file=sys.stderr)
+            [f.result() for f in futures]
+            return 130
     if args.save:
         for result in results:
             write_report(result, SAVED / f"{result.environment}.json", work_dir=args.work_dir)
@@ -141,6 +121,26 @@ def failure_lines(results: list[EnvironmentResult]) -> list[str]:
         lines += [f"  {stack.line()}" for stack in result.stacks if not stack.ok]
         lines += [f"  smoke FAILED {step['name']}: {step['detail']}" for step in result.smoke if not step["passed"]]
     return lines
+
+
+def rehearse_attempts(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Path, keys: tuple[str, ...],
+                      work_dir: Path, workers: int, attempts: int, smoke: bool | None = None) -> EnvironmentResult:
+    """`rehearse_safely`, and while it fails (not for a usage error) and attempts remain, once
+    more from scratch: the failed attempt's reasons printed and kept in the next report, its
+    directory kept as WORK_DIR/<env>.attempt-K."""
+    earlier: list[list[str]] = []
+    while True:
+        result = rehearse_safely(env, synth_dir, toolchain, cli_config, keys, work_dir, workers, smoke=smoke)
+        result.earlier_attempts = earlier
+        if result.ok or result.usage_error or len(earlier) + 1 >= attempts or tf.STOPPING.is_set():
+            write_report(result, report_path(work_dir, env))
+            return result
+        earlier = [*earlier, failure_lines([result])]
+        kept = work_dir / f"{env}.attempt-{len(earlier)}"
+        _clean(kept)
+        (work_dir / env).rename(kept)
+        print("\n".join([*earlier[-1], f"rehearsal: {env} rehearsed again from scratch (attempt {len(earlier) + 1} "
+                                        f"of {attempts}); attempt {len(earlier)} kept in {kept}"]), flush=True)
 
 
 def rehearse_safely(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Path, keys: tuple[str, ...],
@@ -209,14 +209,6 @@ def with_account_stack(stacks: dict[str, Stack], synth_dir: Path, env: str) -> d
     account = load_stack(synth_dir, name)
     return {name: account, **{n: dataclasses.replace(s, dependencies=(*s.dependencies, name))
                               for n, s in stacks.items()}}
-
-
-def _keep_attempt(work_dir: Path, env: str, attempt: int) -> None:
-    """An attempt's directory (logs, states, plans, report) kept beside the next one's."""
-    kept = work_dir / f"{env}.attempt-{attempt}"
-    _clean(kept)
-    if (work_dir / env).exists():
-        (work_dir / env).rename(kept)
 
 
 def _clean(path: Path) -> None:
