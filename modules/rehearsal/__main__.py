@@ -130,10 +130,9 @@ def rehearse_attempts(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_co
     directory kept as WORK_DIR/<env>.attempt-K."""
     earlier: list[list[str]] = []
     while True:
-        result = rehearse_safely(env, synth_dir, toolchain, cli_config, keys, work_dir, workers, smoke=smoke)
-        result.earlier_attempts = earlier
+        result = rehearse_safely(env, synth_dir, toolchain, cli_config, keys, work_dir, workers, smoke=smoke,
+                                 earlier_attempts=earlier)
         if result.ok or result.usage_error or len(earlier) + 1 >= attempts or tf.STOPPING.is_set():
-            write_report(result, report_path(work_dir, env))
             return result
         earlier = [*earlier, failure_lines([result])]
         kept = work_dir / f"{env}.attempt-{len(earlier)}"
@@ -145,8 +144,9 @@ def rehearse_attempts(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_co
 
 def rehearse_safely(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_config: Path, keys: tuple[str, ...],
                     work_dir: Path, workers: int, after_apply: AfterApply | None = None,
-                    smoke: bool | None = None) -> EnvironmentResult:
-    """`rehearse`, whatever happens: its report is written, an error in it included (ok false)."""
+                    smoke: bool | None = None, earlier_attempts: list[list[str]] | None = None) -> EnvironmentResult:
+    """`rehearse`, whatever happens: its report is written (with why EARLIER_ATTEMPTS failed),
+    an error in it included (ok false)."""
     started, load = time.monotonic(), os.getloadavg()[0]
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     try:
@@ -161,6 +161,7 @@ def rehearse_safely(env: str, synth_dir: Path, toolchain: tf.Toolchain, cli_conf
                                    error=f"{type(err).__name__}: {err}")
     result.seconds = time.monotonic() - started
     result.date, result.load_average = date, [round(load, 1), round(os.getloadavg()[0], 1)]
+    result.earlier_attempts = earlier_attempts or []
     write_report(result, report_path(work_dir, env))
     return result
 
